@@ -1,0 +1,34 @@
+#!/bin/sh
+# install-deps.sh: install the Debian packages hearsay needs to build, test
+# and run, skipping those already installed. Works as root or through sudo.
+set -eu
+
+PKGS="build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-cjson
+lua-busted lua-check libmsgpack-dev libcjson-dev libssl-dev zlib1g-dev serf iproute2 procps"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    echo "install-deps: all packages present"
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+else
+    echo "install-deps: need root or sudo to install:$missing" >&2
+    exit 1
+fi
+
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,59 @@
+/* broadcast.h: the transmit-limited broadcast queue (memberlist's
+ * TransmitLimitedQueue).
+ *
+ * Messages wait here to be piggybacked on pings and acks and sent in
+ * gossip rounds. Order: fewest transmits first; within a tier, larger
+ * messages first, then newer first. A message is dropped once sent
+ * retransmit_mult * ceil(log10(n+1)) times. A queued message about a
+ * member is replaced by newer news about the same member (memberlist keys
+ * by node name; broadcast.go). The queue owns its messages. */
+#ifndef HS_BROADCAST_H
+#define HS_BROADCAST_H
+
+#include "buf.h"
+#include "wire.h"
+
+struct member;
+
+struct bcast {
+    uint32_t transmits;
+    uint32_t len;
+    uint64_t id;
+    struct member *owner; /* invalidation key, or NULL */
+    bool notify;          /* call the queue's on_finished when done */
+    uint8_t msg[];
+};
+
+struct bqueue {
+    struct bcast **items; /* sorted as described above */
+    size_t n, cap;
+    uint64_t next_id;
+    size_t max_items;     /* oldest tier-0... the newest are kept */
+    uint64_t dropped;     /* pushed out by the bound */
+    void (*on_finished)(void *ud, struct bcast *b);
+    void *ud;
+};
+
+void bqueue_init(struct bqueue *q, size_t max_items);
+void bqueue_close(struct bqueue *q);
+/* Queue a copy of msg. With an owner, an older message about the same
+ * member is dropped first. Returns 0 or HS_ENOMEM. */
+int bqueue_push(struct bqueue *q, struct member *owner, const void *msg,
+                size_t len, bool notify);
+/* Forget the owner link (the member is being freed). */
+void bqueue_disown(struct bqueue *q, struct member *owner);
+/* Take messages that fit in `limit` bytes, counting `overhead` bytes per
+ * message: each is appended to `out` and its length to lens[*n]. Takes at
+ * most `max` messages. Messages reaching `transmit_limit` are dropped. */
+void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
+                 int transmit_limit, struct buf *out, size_t *lens,
+                 size_t max, size_t *n);
+static inline size_t bqueue_len(const struct bqueue *q)
+{
+    return q->n;
+}
+
+/* retransmit_mult * ceil(log10(n + 1)) (memberlist retransmitLimit). */
+int retransmit_limit(int mult, size_t n);
+
+#endif

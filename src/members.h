@@ -1,0 +1,105 @@
+/* members.h: the member table and the alive/suspect/dead/left rules.
+ *
+ * The table belongs to the node (one struct members per node). It keeps
+ * every member by name, plus the probe order: an array walked round-robin
+ * and shuffled at each wrap (SWIM section 4.3). Only this module changes
+ * a member's state; everyone else asks through members_on_alive(),
+ * members_on_suspect() and members_on_dead(), so the incarnation rules
+ * live in one place (memberlist's aliveNode, suspectNode, deadNode). */
+#ifndef HS_MEMBERS_H
+#define HS_MEMBERS_H
+
+#include "addr.h"
+#include "wire.h"
+
+struct node;
+struct suspicion;
+struct bcast;
+
+enum member_state {
+    MEMBER_ALIVE = WIRE_STATE_ALIVE,
+    MEMBER_SUSPECT = WIRE_STATE_SUSPECT,
+    MEMBER_DEAD = WIRE_STATE_DEAD,
+    MEMBER_LEFT = WIRE_STATE_LEFT
+};
+
+const char *member_state_name(int state);
+/* -1 if unknown */
+int member_state_parse(const char *s);
+
+struct member {
+    const char *name;     /* NUL-terminated, stored with the member */
+    size_t name_len;
+    struct hs_addr addr;  /* exactly as announced (4 or 16 bytes) */
+    uint8_t *meta;        /* owned; NULL when empty */
+    uint16_t meta_len;
+    uint8_t state;
+    uint8_t vsn[6];       /* pmin pmax pcur dmin dmax dcur */
+    uint32_t incarnation;
+    uint64_t state_change; /* ms, node clock */
+    /* Owned by other modules, cleared when they let go. */
+    struct suspicion *suspicion;
+    struct bcast *bcast;  /* our queued broadcast about this member */
+    uint32_t index;       /* position in the probe order */
+    uint32_t hash;
+};
+
+static inline bool member_dead_or_left(const struct member *m)
+{
+    return m->state == MEMBER_DEAD || m->state == MEMBER_LEFT;
+}
+
+struct members {
+    struct member **order; /* probe order; every member, self included */
+    size_t n, cap;
+    struct member **slots; /* open addressing by name hash */
+    size_t nslots;
+    size_t count[4];       /* members per state */
+};
+
+void members_init(struct members *t);
+/* Frees every member; owners of suspicions/broadcasts let go first. */
+void members_close(struct members *t);
+struct member *members_find(const struct members *t, const char *name,
+                            size_t len);
+/* Add a new member at a random position of the probe order (`r` is a
+ * random number). The member starts dead with incarnation 0, as in Go, so
+ * the alive that created it reads as a join. */
+int members_add(struct members *t, const char *name, size_t len,
+                const struct hs_addr *addr, uint64_t r, struct member **out);
+/* Remove and free. */
+void members_remove(struct members *t, struct member *m);
+void members_set_state(struct members *t, struct member *m, int state,
+                       uint64_t now);
+int members_set_meta(struct member *m, const uint8_t *p, size_t n);
+static inline size_t members_count(const struct members *t)
+{
+    return t->n;
+}
+
+/* ===== Rules (they act on a node: broadcasts, timers, hooks) ===== */
+
+/* An alive message. `bootstrap` is set only for our own first alive. */
+void members_on_alive(struct node *nd, const struct wire_alive *a,
+                      bool bootstrap);
+void members_on_suspect(struct node *nd, const struct wire_suspect *s);
+void members_on_dead(struct node *nd, const struct wire_suspect *d);
+/* Push/pull merge of remote states (after verification). */
+void members_merge(struct node *nd, const struct wire_node_state *states,
+                   size_t n);
+/* Refute an accusation against ourselves: bump the incarnation past
+ * `accused` and broadcast alive. */
+void members_refute(struct node *nd, uint32_t accused);
+/* Broadcast a fresh alive about ourselves with the next incarnation
+ * (private data changed, or a resume after a pause). */
+void members_announce_self(struct node *nd);
+/* Reap dead (and left) members whose state changed longer ago than
+ * gossip_to_the_dead_time; shuffle the probe order. */
+void members_reset(struct node *nd);
+
+/* memberlist's verifyProtocol over remote states and our table. */
+int members_verify_protocol(const struct members *t,
+                            const struct wire_node_state *states, size_t n,
+                            char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,758 @@
+/* node.c: node lifecycle, the UDP send and receive paths, gossip rounds,
+ * leave and pause. */
+#include "node_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Bounds for one datagram (the stream bounds are configuration keys). */
+#define PACKET_MAX_DECOMPRESSED (1u << 20)
+#define PACKET_MAX_DEPTH 4
+#define USER_QUEUE_MAX 1024
+#define QUEUE_MAX 65536
+
+const char *hook_event_name(int event)
+{
+    static const char *names[HOOK_EVENT_COUNT] = {
+        "join", "update", "suspect", "alive", "dead", "left"};
+    return event >= 0 && event < HOOK_EVENT_COUNT ? names[event] : "?";
+}
+
+const char *node_drop_name(int reason)
+{
+    static const char *names[NODE_DROP_COUNT] = {
+#define NODE_DROP_NAME(name, text) text,
+        NODE_DROPS(NODE_DROP_NAME)
+#undef NODE_DROP_NAME
+    };
+    return reason >= 0 && reason < NODE_DROP_COUNT ? names[reason] : "?";
+}
+
+/* ===== Randomness (xoshiro256**) ===== */
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t node_rand(struct node *nd)
+{
+    uint64_t *s = nd->rng;
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+size_t node_rand_n(struct node *nd, size_t n)
+{
+    return n ? (size_t)(node_rand(nd) % n) : 0;
+}
+
+/* ===== Timers ===== */
+
+static void reschedule(struct node *nd)
+{
+    if (nd->in_timers)
+        return;
+    uint64_t next = timers_next(&nd->timers);
+    if (next != nd->wakeup_at) {
+        nd->wakeup_at = next;
+        nd->io.wakeup(nd->io.ctx, next);
+    }
+}
+
+void node_arm(struct node *nd, struct timer *t, uint64_t at)
+{
+    if (timer_start(&nd->timers, t, at)) {
+        HS_ERROR(nd->log, "out of memory arming a timer");
+        return;
+    }
+    reschedule(nd);
+}
+
+void node_disarm(struct node *nd, struct timer *t)
+{
+    timer_stop(&nd->timers, t);
+    reschedule(nd);
+}
+
+void node_io_timers(struct node *nd)
+{
+    nd->in_timers = true;
+    timers_run(&nd->timers, node_now(nd));
+    nd->in_timers = false;
+    nd->wakeup_at = 0; /* force a fresh request */
+    reschedule(nd);
+}
+
+/* ===== Helpers ===== */
+
+void node_vsn(const struct node *nd, uint8_t vsn[6])
+{
+    vsn[0] = WIRE_PROTO_MIN;
+    vsn[1] = WIRE_PROTO_MAX;
+    vsn[2] = (uint8_t)nd->cfg.protocol_version;
+    vsn[3] = (uint8_t)nd->cfg.delegate_protocol_min;
+    vsn[4] = (uint8_t)nd->cfg.delegate_protocol_max;
+    vsn[5] = (uint8_t)nd->cfg.delegate_protocol_version;
+}
+
+bool node_ip_allowed(const struct node *nd, const struct hs_addr *a)
+{
+    if (nd->ncidrs == 0)
+        return true;
+    for (size_t i = 0; i < nd->ncidrs; i++)
+        if (cidr_contains(&nd->cidrs[i], a))
+            return true;
+    return false;
+}
+
+void node_event(struct node *nd, int event, const struct member *m)
+{
+    if (nd->hooks.on_member)
+        nd->hooks.on_member(nd->hooks.ud, event, m);
+}
+
+void node_count_drop(struct node *nd, int reason, const struct hs_addr *from,
+                     const char *what, const char *why)
+{
+    char ab[HS_ADDRSTRLEN];
+    nd->stats.dropped[reason]++;
+    HS_DEBUG(nd->log, "dropped %s: reason=%s from=%s detail=%s",
+             what ? what : "packet", node_drop_name(reason),
+             from ? addr_format(from, ab, sizeof ab) : "-",
+             why ? why : "-");
+}
+
+size_t node_pick(struct node *nd, struct member **out, size_t k,
+                 bool (*ok)(const struct node *, const struct member *))
+{
+    /* memberlist kRandomNodes: up to 3n random tries. */
+    const struct members *t = &nd->members;
+    size_t got = 0, n = t->n;
+    for (size_t tries = 0; tries < 3 * n && got < k; tries++) {
+        struct member *m = t->order[node_rand_n(nd, n)];
+        if (m == nd->self || !ok(nd, m))
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < got; j++)
+            dup |= out[j] == m;
+        if (!dup)
+            out[got++] = m;
+    }
+    return got;
+}
+
+/* ===== Sending ===== */
+
+static void count_out(struct node *nd, const uint8_t *msg, size_t len)
+{
+    if (len == 0)
+        return;
+    if (msg[0] == WIRE_COMPOUND && len >= 2) {
+        struct wire_part parts[WIRE_COMPOUND_MAX];
+        size_t n, trunc;
+        if (wire_split_compound(msg + 1, len - 1, parts, &n, &trunc) == 0) {
+            for (size_t i = 0; i < n; i++)
+                if (parts[i].n && parts[i].p[0] < WIRE_TYPE_COUNT)
+                    nd->stats.msgs_out[parts[i].p[0]]++;
+            return;
+        }
+    }
+    if (msg[0] < WIRE_TYPE_COUNT)
+        nd->stats.msgs_out[msg[0]]++;
+}
+
+int node_send_raw(struct node *nd, const struct hs_addr *to,
+                  const struct member *to_member, const uint8_t *msg,
+                  size_t len)
+{
+    if (nd->paused)
+        return 0;
+    count_out(nd, msg, len);
+    struct buf *b = &nd->scratch;
+    buf_reset(b);
+    if (nd->cfg.enable_compression) {
+        wire_put_compress(b, msg, len);
+        if (b->err || b->len >= len) /* only when it is smaller */
+            buf_reset(b);
+    }
+    if (b->len == 0)
+        buf_append(b, msg, len);
+    if (to_member && to_member->vsn[1] >= 5)
+        wire_add_crc(b, 0);
+    if (b->err)
+        return b->err;
+    char ab[HS_ADDRSTRLEN];
+    HS_DEBUG(nd->log, "send packet: to=%s type=%s bytes=%zu",
+             addr_format(to, ab, sizeof ab), wire_type_name(msg[0]), b->len);
+    int rc = nd->io.send_packet(nd->io.ctx, to, b->data, b->len);
+    if (rc) {
+        nd->stats.send_errors++;
+        return rc;
+    }
+    nd->stats.packets_out++;
+    nd->stats.bytes_out += b->len;
+    return 0;
+}
+
+/* Fill up to `limit` bytes with broadcasts: memberlist's first, then user
+ * messages (memberlist getBroadcasts). */
+static size_t take_broadcasts(struct node *nd, size_t overhead, size_t limit,
+                              struct buf *out, size_t *lens, size_t max)
+{
+    size_t n = 0, m = 0, used = 0;
+    size_t members = members_count(&nd->members);
+    int tl = retransmit_limit(nd->cfg.retransmit_mult, members);
+    bqueue_take(&nd->queue, overhead, limit, tl, out, lens, max, &n);
+    for (size_t i = 0; i < n; i++)
+        used += lens[i] + overhead;
+    if (limit > used && limit - used > overhead + 1 && n < max)
+        bqueue_take(&nd->user_queue, overhead, limit - used, tl, out,
+                    lens + n, max - n, &m);
+    return n + m;
+}
+
+/* Turn msgs laid end to end in `all` into one message: itself if single,
+ * else a compound. The result goes to `out`. */
+static int pack(const struct buf *all, const size_t *lens, size_t n,
+                struct buf *out)
+{
+    if (n == 1)
+        return buf_append(out, all->data, all->len);
+    struct wire_part parts[WIRE_COMPOUND_MAX];
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        parts[i].p = all->data + off;
+        parts[i].n = lens[i];
+        off += lens[i];
+    }
+    return wire_put_compound(out, parts, n);
+}
+
+static size_t overhead_per_packet(const struct node *nd)
+{
+    (void)nd; /* label and encryption overheads join here */
+    return 0;
+}
+
+int node_send_msg(struct node *nd, const struct hs_addr *to,
+                  const uint8_t *msg, size_t len)
+{
+    size_t limit = (size_t)nd->cfg.udp_buffer_size;
+    size_t fixed = len + WIRE_COMPOUND_HEADER + overhead_per_packet(nd);
+    struct buf extra = BUF_INIT, pkt = BUF_INIT;
+    size_t lens[WIRE_COMPOUND_MAX];
+    size_t n = 0;
+    if (fixed < limit && !nd->paused)
+        n = take_broadcasts(nd, WIRE_COMPOUND_OVERHEAD, limit - fixed, &extra,
+                            lens + 1, WIRE_COMPOUND_MAX - 1);
+    /* Go looks the destination up by its bare IP as a node name, so the
+     * generic path gets a CRC only when a node is named by its IP. */
+    char ipname[HS_ADDRSTRLEN];
+    addr_ip_format(to, ipname, sizeof ipname);
+    const struct member *named =
+        members_find(&nd->members, ipname, strlen(ipname));
+    int rc;
+    if (n == 0) {
+        rc = node_send_raw(nd, to, named, msg, len);
+    } else {
+        struct wire_part parts[WIRE_COMPOUND_MAX];
+        parts[0].p = msg;
+        parts[0].n = len;
+        size_t off = 0;
+        for (size_t i = 0; i < n; i++) {
+            parts[i + 1].p = extra.data + off;
+            parts[i + 1].n = lens[i + 1];
+            off += lens[i + 1];
+        }
+        rc = wire_put_compound(&pkt, parts, n + 1);
+        if (rc == 0)
+            rc = node_send_raw(nd, to, named, pkt.data, pkt.len);
+    }
+    buf_free(&extra);
+    buf_free(&pkt);
+    return rc;
+}
+
+void node_queue_broadcast(struct node *nd, struct member *about,
+                          const struct buf *msg, bool notify)
+{
+    if (msg->err)
+        return;
+    if (bqueue_push(&nd->queue, about, msg->data, msg->len, notify) == 0)
+        nd->stats.broadcasts_queued++;
+}
+
+/* ===== Gossip (SWIM's dissemination component, piggyback-free round) */
+
+static bool gossip_target(const struct node *nd, const struct member *m)
+{
+    switch (m->state) {
+    case MEMBER_ALIVE:
+    case MEMBER_SUSPECT:
+        return true;
+    case MEMBER_DEAD:
+        return node_now(nd) - m->state_change <=
+               nd->cfg.gossip_to_the_dead_time;
+    default:
+        return false;
+    }
+}
+
+static void gossip_tick(struct timer *t)
+{
+    struct node *nd = HS_CONTAINER_OF(t, struct node, gossip_tick);
+    node_arm(nd, t, node_now(nd) + nd->cfg.gossip_interval);
+    if (nd->paused || nd->cfg.gossip_nodes <= 0)
+        return;
+    struct member *peers[1024];
+    size_t k = node_pick(nd, peers,
+                         HS_MIN((size_t)nd->cfg.gossip_nodes, 1024),
+                         gossip_target);
+    size_t limit = (size_t)nd->cfg.udp_buffer_size - WIRE_COMPOUND_HEADER -
+                   overhead_per_packet(nd);
+    struct buf all = BUF_INIT, pkt = BUF_INIT;
+    size_t lens[WIRE_COMPOUND_MAX];
+    for (size_t i = 0; i < k; i++) {
+        buf_reset(&all);
+        buf_reset(&pkt);
+        size_t n = take_broadcasts(nd, WIRE_COMPOUND_OVERHEAD, limit, &all,
+                                   lens, WIRE_COMPOUND_MAX);
+        if (n == 0)
+            break;
+        if (pack(&all, lens, n, &pkt) == 0)
+            node_send_raw(nd, &peers[i]->addr, peers[i], pkt.data, pkt.len);
+    }
+    buf_free(&all);
+    buf_free(&pkt);
+}
+
+/* ===== Receiving ===== */
+
+struct rx {
+    struct node *nd;
+    const struct hs_addr *from;
+};
+
+static void on_leaf(void *ud, uint8_t type, const uint8_t *body, size_t n)
+{
+    struct rx *rx = ud;
+    struct node *nd = rx->nd;
+    struct mp_reader r;
+    WIRE_SCRATCH(sc);
+    const char *why = NULL;
+    if (type < WIRE_TYPE_COUNT)
+        nd->stats.msgs_in[type]++;
+    char ab[HS_ADDRSTRLEN];
+    HS_DEBUG(nd->log, "recv message: from=%s type=%s bytes=%zu",
+             addr_format(rx->from, ab, sizeof ab), wire_type_name(type), n);
+    switch (type) {
+    case WIRE_PING:
+        probe_on_ping(nd, rx->from, body, n);
+        return;
+    case WIRE_INDIRECT_PING:
+        probe_on_indirect(nd, rx->from, body, n);
+        return;
+    case WIRE_ACK:
+        probe_on_ack(nd, rx->from, body, n);
+        return;
+    case WIRE_NACK:
+        probe_on_nack(nd, rx->from, body, n);
+        return;
+    case WIRE_ALIVE: {
+        struct wire_alive a;
+        if (!node_ip_allowed(nd, rx->from)) {
+            node_count_drop(nd, NODE_DROP_CIDR, rx->from, "alive",
+                            "source not in cidrs_allowed");
+            return;
+        }
+        mp_reader_init(&r, body, n);
+        int rc = wire_get_alive(&r, &a, &sc, &why);
+        if (rc) {
+            node_count_drop(nd, rc == HS_ETRUNC ? NODE_DROP_TRUNCATED
+                                                : NODE_DROP_MALFORMED,
+                            rx->from, "alive", why);
+            return;
+        }
+        if (a.port == 0 || nd->cfg.protocol_version < 2)
+            a.port = nd->advertise.port;
+        members_on_alive(nd, &a, false);
+        return;
+    }
+    case WIRE_SUSPECT:
+    case WIRE_DEAD: {
+        struct wire_suspect s;
+        mp_reader_init(&r, body, n);
+        int rc = wire_get_suspect(&r, &s, &sc, &why);
+        if (rc) {
+            node_count_drop(nd, rc == HS_ETRUNC ? NODE_DROP_TRUNCATED
+                                                : NODE_DROP_MALFORMED,
+                            rx->from, wire_type_name(type), why);
+            return;
+        }
+        if (type == WIRE_SUSPECT)
+            members_on_suspect(nd, &s);
+        else
+            members_on_dead(nd, &s);
+        return;
+    }
+    case WIRE_USER:
+        nd->stats.user_messages_in++;
+        if (nd->hooks.on_message)
+            nd->hooks.on_message(nd->hooks.ud, body, n);
+        return;
+    default:
+        node_count_drop(nd, NODE_DROP_UNKNOWN_TYPE, rx->from, "packet",
+                        wire_type_name(type));
+        return;
+    }
+}
+
+void node_io_packet(struct node *nd, const struct hs_addr *from,
+                    const uint8_t *p, size_t n)
+{
+    nd->stats.packets_in++;
+    nd->stats.bytes_in += n;
+    if (nd->paused) {
+        nd->stats.dropped[NODE_DROP_PAUSED]++;
+        return;
+    }
+    if (nd->phase == PHASE_NEW)
+        return;
+    struct wire_limits lim = {PACKET_MAX_DECOMPRESSED, PACKET_MAX_DEPTH};
+    struct rx rx = {nd, from};
+    size_t trunc = 0;
+    const char *why = NULL;
+    int rc = wire_walk_packet(p, n, &lim, on_leaf, &rx, &trunc, &why);
+    if (rc) {
+        int reason = rc == HS_ECRC       ? NODE_DROP_CRC
+                     : rc == HS_ETRUNC   ? NODE_DROP_TRUNCATED
+                     : rc == HS_ETOOBIG  ? NODE_DROP_TOO_BIG
+                     : rc == HS_EUNSUPP  ? NODE_DROP_DECOMPRESS
+                     : why && strstr(why, "LZW") ? NODE_DROP_DECOMPRESS
+                                                 : NODE_DROP_MALFORMED;
+        node_count_drop(nd, reason, from, "packet", why);
+    }
+}
+
+/* ===== Lifecycle ===== */
+
+static void leave_finished(void *ud, struct bcast *b);
+
+int node_new(const struct config *cfg, const struct io *io,
+             const struct hooks *hooks, const struct hs_logger *log,
+             struct node **out)
+{
+    struct node *nd = hs_calloc(1, sizeof *nd);
+    if (nd == NULL)
+        return HS_ENOMEM;
+    if (config_copy(&nd->cfg, cfg)) {
+        hs_free(nd);
+        return HS_ENOMEM;
+    }
+    nd->io = *io;
+    if (hooks)
+        nd->hooks = *hooks;
+    nd->log = log;
+    nd->self_name_len = strlen(nd->cfg.name);
+    io->random(io->ctx, nd->rng, sizeof nd->rng);
+    if (!(nd->rng[0] | nd->rng[1] | nd->rng[2] | nd->rng[3]))
+        nd->rng[0] = 1;
+    timers_init(&nd->timers);
+    nd->wakeup_at = UINT64_MAX;
+    members_init(&nd->members);
+    bqueue_init(&nd->queue, QUEUE_MAX);
+    nd->queue.on_finished = leave_finished;
+    nd->queue.ud = nd;
+    bqueue_init(&nd->user_queue, USER_QUEUE_MAX);
+    timer_init(&nd->probe_tick, probe_tick);
+    timer_init(&nd->gossip_tick, gossip_tick);
+    timer_init(&nd->pushpull_tick, pushpull_tick);
+    timer_init(&nd->leave_timer, NULL);
+    probe_init(nd);
+    if (nd->cfg.cidrs_allowed.n) {
+        nd->cidrs = hs_calloc(nd->cfg.cidrs_allowed.n, sizeof *nd->cidrs);
+        if (nd->cidrs == NULL) {
+            node_close(nd);
+            return HS_ENOMEM;
+        }
+        for (size_t i = 0; i < nd->cfg.cidrs_allowed.n; i++)
+            if (cidr_parse(nd->cfg.cidrs_allowed.v[i], &nd->cidrs[i]) == 0)
+                nd->ncidrs++;
+    }
+    *out = nd;
+    return 0;
+}
+
+static int fetch_meta(struct node *nd, struct buf *out)
+{
+    if (nd->hooks.node_meta == NULL)
+        return HS_ENOTFOUND;
+    struct buf b = BUF_INIT;
+    int rc = nd->hooks.node_meta(nd->hooks.ud, WIRE_META_MAX, &b);
+    if (rc == 0 && b.len > WIRE_META_MAX)
+        rc = HS_ETOOBIG;
+    if (rc == 0 && b.err)
+        rc = b.err;
+    if (rc == 0) {
+        buf_reset(out);
+        buf_append(out, b.data, b.len);
+    }
+    buf_free(&b);
+    return rc;
+}
+
+int node_start(struct node *nd, const struct hs_addr *advertise)
+{
+    if (nd->phase != PHASE_NEW)
+        return HS_ESTATE;
+    nd->advertise = *advertise;
+    fetch_meta(nd, &nd->meta);
+    uint8_t vsn[6];
+    node_vsn(nd, vsn);
+    nd->incarnation = 1;
+    struct wire_alive a = {
+        .incarnation = 1,
+        .node = wire_raw(nd->cfg.name, nd->self_name_len),
+        .addr = wire_raw(advertise->ip, advertise->len),
+        .port = advertise->port,
+        .meta = nd->meta.len ? wire_raw(nd->meta.data, nd->meta.len)
+                             : (struct wire_raw){0},
+        .vsn = wire_raw(vsn, 6),
+    };
+    members_on_alive(nd, &a, true);
+    nd->self = members_find(&nd->members, nd->cfg.name, nd->self_name_len);
+    if (nd->self == NULL)
+        return HS_ENOMEM;
+    nd->phase = PHASE_RUNNING;
+    uint64_t now = node_now(nd);
+    /* Random stagger so that nodes started together do not tick
+     * together (memberlist triggerFunc). */
+    node_arm(nd, &nd->probe_tick,
+             now + node_rand_n(nd, nd->cfg.probe_interval));
+    node_arm(nd, &nd->gossip_tick,
+             now + node_rand_n(nd, nd->cfg.gossip_interval));
+    if (nd->cfg.push_pull_interval > 0)
+        node_arm(nd, &nd->pushpull_tick,
+                 now + node_rand_n(nd, nd->cfg.push_pull_interval));
+    char ab[HS_ADDRSTRLEN];
+    HS_INFO(nd->log, "node started: name=%s addr=%s", nd->cfg.name,
+            addr_format(advertise, ab, sizeof ab));
+    return 0;
+}
+
+void node_close(struct node *nd)
+{
+    if (nd == NULL)
+        return;
+    stream_close_all(nd);
+    probe_close(nd);
+    for (size_t i = 0; i < nd->members.n; i++)
+        suspicion_cancel(nd, nd->members.order[i]);
+    nd->queue.on_finished = NULL;
+    bqueue_close(&nd->queue);
+    bqueue_close(&nd->user_queue);
+    members_close(&nd->members);
+    timers_close(&nd->timers);
+    buf_free(&nd->meta);
+    buf_free(&nd->scratch);
+    hs_free(nd->cidrs);
+    config_free(&nd->cfg);
+    hs_free(nd);
+}
+
+/* ===== Leave, pause ===== */
+
+static void leave_done(struct node *nd, int err)
+{
+    node_disarm(nd, &nd->leave_timer);
+    nd->phase = PHASE_LEFT;
+    node_leave_cb cb = nd->leave_cb;
+    nd->leave_cb = NULL;
+    HS_INFO(nd->log, "left the cluster%s",
+            err ? " (timed out waiting for the leave to spread)" : "");
+    if (cb)
+        cb(nd->leave_ud, err);
+}
+
+static void leave_finished(void *ud, struct bcast *b)
+{
+    struct node *nd = ud;
+    (void)b;
+    if (nd->phase == PHASE_LEAVING)
+        leave_done(nd, 0);
+}
+
+static void leave_timeout(struct timer *t)
+{
+    struct node *nd = HS_CONTAINER_OF(t, struct node, leave_timer);
+    if (nd->phase == PHASE_LEAVING)
+        leave_done(nd, HS_ETIMEDOUT);
+}
+
+static bool is_alive(const struct node *nd, const struct member *m)
+{
+    (void)nd;
+    return m->state == MEMBER_ALIVE;
+}
+
+int node_leave(struct node *nd, uint64_t timeout_ms, node_leave_cb cb,
+               void *ud)
+{
+    if (nd->phase != PHASE_RUNNING)
+        return HS_ESTATE;
+    if (nd->paused)
+        node_resume(nd);
+    nd->phase = PHASE_LEAVING;
+    nd->leave_cb = cb;
+    nd->leave_ud = ud;
+    HS_INFO(nd->log, "leaving the cluster: inc=%u", nd->incarnation);
+    struct wire_suspect d = {nd->incarnation,
+                             wire_raw(nd->cfg.name, nd->self_name_len),
+                             wire_raw(nd->cfg.name, nd->self_name_len)};
+    members_on_dead(nd, &d);
+    struct member *any;
+    if (nd->phase == PHASE_LEAVING && node_pick(nd, &any, 1, is_alive) == 0) {
+        leave_done(nd, 0); /* nobody to tell */
+        return 0;
+    }
+    if (nd->phase == PHASE_LEAVING && timeout_ms > 0) {
+        timer_init(&nd->leave_timer, leave_timeout);
+        node_arm(nd, &nd->leave_timer, node_now(nd) + timeout_ms);
+    }
+    return 0;
+}
+
+bool node_left(const struct node *nd)
+{
+    return nd->phase >= PHASE_LEAVING;
+}
+
+void node_pause(struct node *nd)
+{
+    if (nd->paused || nd->phase != PHASE_RUNNING)
+        return;
+    nd->paused = true;
+    probe_close(nd);
+    probe_init(nd);
+    HS_INFO(nd->log, "heartbeat stopped: name=%s", nd->cfg.name);
+}
+
+void node_resume(struct node *nd)
+{
+    if (!nd->paused)
+        return;
+    nd->paused = false;
+    HS_INFO(nd->log, "heartbeat started: name=%s", nd->cfg.name);
+    /* Announce ourselves afresh; a state sync tells us what the cluster
+     * thinks of us, and anything it says against us is refuted. */
+    members_announce_self(nd);
+    struct member *peer;
+    if (node_pick(nd, &peer, 1, is_alive) == 1)
+        pushpull_start(nd, &peer->addr, false, NULL);
+}
+
+bool node_paused(const struct node *nd)
+{
+    return nd->paused;
+}
+
+/* ===== Private data, user messages ===== */
+
+int node_update_meta(struct node *nd)
+{
+    if (nd->phase != PHASE_RUNNING)
+        return HS_ESTATE;
+    int rc = fetch_meta(nd, &nd->meta);
+    if (rc)
+        return rc;
+    members_announce_self(nd);
+    HS_INFO(nd->log, "private data updated: bytes=%zu inc=%u", nd->meta.len,
+            nd->incarnation);
+    return 0;
+}
+
+int node_broadcast(struct node *nd, const void *p, size_t n)
+{
+    if (n + 1 > (size_t)nd->cfg.udp_buffer_size - WIRE_COMPOUND_HEADER -
+                    WIRE_COMPOUND_OVERHEAD)
+        return HS_ETOOBIG;
+    struct buf b = BUF_INIT;
+    buf_putc(&b, WIRE_USER);
+    buf_append(&b, p, n);
+    int rc = b.err ? b.err
+                   : bqueue_push(&nd->user_queue, NULL, b.data, b.len, false);
+    buf_free(&b);
+    if (rc == 0)
+        nd->stats.user_messages_out++;
+    return rc;
+}
+
+int node_send(struct node *nd, const char *name, const void *p, size_t n,
+              bool reliable)
+{
+    const struct member *m = members_find(&nd->members, name, strlen(name));
+    if (m == NULL)
+        return HS_ENOTFOUND;
+    struct buf b = BUF_INIT;
+    int rc;
+    if (reliable) {
+        wire_put_user_header(&b, (int64_t)n);
+        buf_append(&b, p, n);
+        struct stream *s = b.err ? NULL
+                                 : stream_open(nd, STREAM_USER, &m->addr,
+                                               nd->cfg.tcp_timeout);
+        rc = b.err ? b.err : s ? stream_set_request(s, b.data, b.len)
+                               : HS_EIO;
+    } else {
+        if (n + 1 > (size_t)nd->cfg.udp_buffer_size) {
+            buf_free(&b);
+            return HS_ETOOBIG;
+        }
+        buf_putc(&b, WIRE_USER);
+        buf_append(&b, p, n);
+        rc = b.err ? b.err : node_send_raw(nd, &m->addr, m, b.data, b.len);
+    }
+    buf_free(&b);
+    if (rc == 0)
+        nd->stats.user_messages_out++;
+    return rc;
+}
+
+/* ===== Queries ===== */
+
+const struct member *node_self(const struct node *nd)
+{
+    return nd->self;
+}
+
+const struct members *node_members(const struct node *nd)
+{
+    return &nd->members;
+}
+
+const struct node_stats *node_stats(const struct node *nd)
+{
+    return &nd->stats;
+}
+
+const struct config *node_config(const struct node *nd)
+{
+    return &nd->cfg;
+}
+
+int node_health(const struct node *nd)
+{
+    return nd->awareness;
+}
+
+size_t node_broadcast_queue_len(const struct node *nd)
+{
+    return bqueue_len(&nd->queue) + bqueue_len(&nd->user_queue);
+}

@@ -1,0 +1,205 @@
+/* node_int.h: struct node, shared by the protocol core's modules only
+ * (node.c, members.c, probe.c, stream.c, pushpull.c, suspicion.c). */
+#ifndef HS_NODE_INT_H
+#define HS_NODE_INT_H
+
+#include "broadcast.h"
+#include "node.h"
+#include "suspicion.h"
+#include "timers.h"
+
+enum node_phase { PHASE_NEW, PHASE_RUNNING, PHASE_LEAVING, PHASE_LEFT };
+
+/* Our own probe in flight (at most one; SWIM section 3.1). */
+struct probe {
+    bool active;
+    uint32_t seq;
+    struct member *target;
+    uint64_t sent;
+    uint64_t interval;       /* probe_interval scaled by awareness */
+    int expected_nacks, nacks;
+    bool tcp_ok;             /* the TCP fallback ping was answered */
+    struct stream *tcp;      /* the TCP fallback ping, while open */
+    struct timer indirect;   /* probe_timeout: go indirect */
+    struct timer expire;     /* interval: judge the probe */
+};
+
+/* An ack we wait for on behalf of another node (indirect probe relay). */
+struct relay {
+    struct relay *next;
+    struct node *nd;
+    uint32_t seq;            /* our ping's sequence number */
+    uint32_t their_seq;      /* the requester's */
+    struct hs_addr reply_to;
+    char *reply_name;
+    bool want_nack, acked;
+    struct timer timeout;    /* probe_timeout */
+};
+
+enum stream_kind {
+    STREAM_IN,               /* accepted: read one request, answer */
+    STREAM_PUSHPULL,         /* we dialled: send state, read state */
+    STREAM_PING,             /* we dialled: fallback ping, read ack */
+    STREAM_USER              /* we dialled: send a user message */
+};
+
+struct join_op;
+
+struct stream {
+    struct stream *next, *prev;
+    struct node *nd;
+    struct io_stream *io;
+    int kind;
+    bool connected, done;
+    struct hs_addr peer;
+    struct buf in;
+    struct wire_stream_scan scan;
+    size_t need;
+    struct buf out;          /* request to write once connected */
+    struct timer deadline;
+    bool join;               /* push/pull with Join=true */
+    struct join_op *op;      /* the join this push/pull belongs to */
+    uint32_t seq;            /* fallback ping */
+};
+
+struct join_op {
+    size_t pending;
+    int joined;
+    int err;
+    char why[160];
+    node_join_cb cb;
+    void *ud;
+};
+
+struct node {
+    struct config cfg;
+    struct io io;
+    struct hooks hooks;
+    const struct hs_logger *log;
+    int phase;
+    bool paused;
+    uint64_t rng[4];
+
+    struct timers timers;
+    uint64_t wakeup_at;
+    bool in_timers;
+
+    struct members members;
+    struct member *self;
+    size_t self_name_len;
+    struct hs_addr advertise;
+    struct buf meta;          /* our private data */
+    uint32_t incarnation;
+    uint32_t seq;
+    int awareness;
+
+    struct bqueue queue;      /* memberlist messages, keyed by member */
+    struct bqueue user_queue; /* user broadcasts */
+
+    struct timer probe_tick, gossip_tick, pushpull_tick;
+    size_t probe_index;
+    bool probe_missed_tick;
+    struct probe probe;
+    struct relay *relays;
+
+    struct stream *streams;
+    int inbound_streams;
+
+    struct hs_cidr *cidrs;
+    size_t ncidrs;
+
+    node_leave_cb leave_cb;
+    void *leave_ud;
+    struct timer leave_timer;
+
+    struct buf scratch;       /* packet being built */
+    struct node_stats stats;
+};
+
+/* ===== node.c helpers for the other core modules ===== */
+
+static inline uint64_t node_now(const struct node *nd)
+{
+    return nd->io.now(nd->io.ctx);
+}
+uint64_t node_rand(struct node *nd);
+/* Uniform in [0, n). */
+size_t node_rand_n(struct node *nd, size_t n);
+void node_arm(struct node *nd, struct timer *t, uint64_t at);
+void node_disarm(struct node *nd, struct timer *t);
+/* Send one message (or compound) by UDP: compress when smaller, CRC when
+ * `to_member` speaks protocol 5, then the wire. */
+int node_send_raw(struct node *nd, const struct hs_addr *to,
+                  const struct member *to_member, const uint8_t *msg,
+                  size_t len);
+/* Send a message with piggybacked broadcasts (memberlist's sendMsg). */
+int node_send_msg(struct node *nd, const struct hs_addr *to,
+                  const uint8_t *msg, size_t len);
+/* Queue a memberlist broadcast about `about` (may be NULL). */
+void node_queue_broadcast(struct node *nd, struct member *about,
+                          const struct buf *msg, bool notify);
+void node_event(struct node *nd, int event, const struct member *m);
+bool node_ip_allowed(const struct node *nd, const struct hs_addr *a);
+/* The six version bytes we announce. */
+void node_vsn(const struct node *nd, uint8_t vsn[6]);
+/* k random members (excluding self) for which `ok` holds. */
+size_t node_pick(struct node *nd, struct member **out, size_t k,
+                 bool (*ok)(const struct node *, const struct member *));
+void node_count_drop(struct node *nd, int reason,
+                     const struct hs_addr *from, const char *what,
+                     const char *why);
+
+/* Lifeguard local health (awareness.go): the score stays within
+ * [0, awareness_max_multiplier - 1] and scales the probe interval. */
+static inline void node_awareness(struct node *nd, int delta)
+{
+    int v = nd->awareness + delta, max = nd->cfg.awareness_max_multiplier - 1;
+    nd->awareness = v < 0 ? 0 : v > max ? max : v;
+}
+
+/* ===== probe.c ===== */
+void probe_init(struct node *nd);
+void probe_close(struct node *nd);
+void probe_tick(struct timer *t);
+void probe_on_ping(struct node *nd, const struct hs_addr *from,
+                   const uint8_t *body, size_t n);
+void probe_on_indirect(struct node *nd, const struct hs_addr *from,
+                       const uint8_t *body, size_t n);
+void probe_on_ack(struct node *nd, const struct hs_addr *from,
+                  const uint8_t *body, size_t n);
+void probe_on_nack(struct node *nd, const struct hs_addr *from,
+                   const uint8_t *body, size_t n);
+/* The TCP fallback ping finished (ok: acked). */
+void probe_tcp_done(struct node *nd, struct stream *s, bool ok);
+/* A member is going away: forget it in the probe state. */
+void probe_forget(struct node *nd, struct member *m);
+
+/* ===== stream.c ===== */
+struct stream *stream_open(struct node *nd, int kind,
+                           const struct hs_addr *to, uint64_t timeout_ms);
+/* Wrap msg for the wire (compress when enabled) into s->out. */
+int stream_set_request(struct stream *s, const uint8_t *msg, size_t len);
+void stream_finish(struct stream *s);
+void stream_close_all(struct node *nd);
+/* Encode a message for a stream: compressed when enabled. */
+int stream_wrap(struct node *nd, const uint8_t *msg, size_t len,
+                struct buf *out);
+
+/* ===== pushpull.c ===== */
+/* Our full state: 06 header, node states, user state. */
+int pushpull_encode(struct node *nd, bool join, struct buf *out);
+/* A complete push/pull message (after the type byte) from a peer.
+ * Returns 0 or an error with why. */
+int pushpull_merge(struct node *nd, const uint8_t *body, size_t len,
+                   bool *join, char *why, size_t whylen);
+void pushpull_tick(struct timer *t);
+/* Push/pull with one address (periodic: join=false). */
+int pushpull_start(struct node *nd, const struct hs_addr *to, bool join,
+                   struct join_op *op);
+/* A push/pull we started ended: err 0 if merged. */
+void pushpull_done(struct node *nd, struct stream *s, int err,
+                   const char *why);
+/* memberlist pushPullScale. */
+uint64_t pushpull_scale(uint64_t interval, size_t n);
+
+#endif

@@ -1,0 +1,407 @@
+/* stream.c: TCP streams of the protocol (memberlist net.go, streams).
+ *
+ * A stream carries one exchange and is closed after it: a push/pull (both
+ * ways), a fallback ping and its ack, or a user message. Each side reads
+ * until one whole message has arrived (messages are self-delimiting), with
+ * a deadline of tcp_timeout and a size bound; the io layer only moves
+ * bytes. A stream is owned by the node's list until stream_finish. */
+#include "node_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void deadline_fired(struct timer *t);
+
+static struct stream *stream_new(struct node *nd, int kind,
+                                 const struct hs_addr *peer,
+                                 uint64_t timeout_ms)
+{
+    struct stream *s = hs_calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->nd = nd;
+    s->kind = kind;
+    s->peer = *peer;
+    wire_stream_scan_init(&s->scan);
+    timer_init(&s->deadline, deadline_fired);
+    s->next = nd->streams;
+    if (nd->streams)
+        nd->streams->prev = s;
+    nd->streams = s;
+    node_arm(nd, &s->deadline, node_now(nd) + timeout_ms);
+    return s;
+}
+
+void stream_finish(struct stream *s)
+{
+    struct node *nd = s->nd;
+    node_disarm(nd, &s->deadline);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        nd->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    if (s->kind == STREAM_IN)
+        nd->inbound_streams--;
+    if (s->io)
+        nd->io.stream_close(nd->io.ctx, s->io);
+    if (nd->probe.tcp == s)
+        nd->probe.tcp = NULL;
+    buf_free(&s->in);
+    buf_free(&s->out);
+    hs_free(s);
+}
+
+void stream_close_all(struct node *nd)
+{
+    while (nd->streams) {
+        struct stream *s = nd->streams;
+        if (s->kind == STREAM_PUSHPULL)
+            pushpull_done(nd, s, HS_ECLOSED, "node closed");
+        stream_finish(s);
+    }
+}
+
+int stream_wrap(struct node *nd, const uint8_t *msg, size_t len,
+                struct buf *out)
+{
+    /* Streams are compressed whenever compression is on, even when that
+     * makes them larger (memberlist rawSendMsgStream). */
+    if (nd->cfg.enable_compression)
+        wire_put_compress(out, msg, len);
+    else
+        buf_append(out, msg, len);
+    return out->err;
+}
+
+struct stream *stream_open(struct node *nd, int kind,
+                           const struct hs_addr *to, uint64_t timeout_ms)
+{
+    if (nd->paused)
+        return NULL;
+    struct stream *s = stream_new(nd, kind, to, timeout_ms);
+    if (s == NULL)
+        return NULL;
+    int rc = nd->io.stream_open(nd->io.ctx, to, s, &s->io);
+    if (rc) {
+        char ab[HS_ADDRSTRLEN];
+        HS_DEBUG(nd->log, "stream open failed: to=%s error=%s",
+                 addr_format(to, ab, sizeof ab), hs_strerror(rc));
+        s->io = NULL;
+        stream_finish(s);
+        return NULL;
+    }
+    nd->stats.streams_out++;
+    return s;
+}
+
+int stream_set_request(struct stream *s, const uint8_t *msg, size_t len)
+{
+    buf_reset(&s->out);
+    return stream_wrap(s->nd, msg, len, &s->out);
+}
+
+/* Our side of the stream is over; report to whoever waits on it. */
+static void stream_fail(struct stream *s, int err, const char *why)
+{
+    struct node *nd = s->nd;
+    char ab[HS_ADDRSTRLEN];
+    HS_DEBUG(nd->log, "stream failed: peer=%s kind=%d error=%s detail=%s",
+             addr_format(&s->peer, ab, sizeof ab), s->kind, hs_strerror(err),
+             why ? why : "-");
+    switch (s->kind) {
+    case STREAM_PUSHPULL:
+        pushpull_done(nd, s, err, why ? why : hs_strerror(err));
+        break;
+    case STREAM_PING:
+        probe_tcp_done(nd, s, false);
+        break;
+    default:
+        break;
+    }
+    stream_finish(s);
+}
+
+static void deadline_fired(struct timer *t)
+{
+    struct stream *s = HS_CONTAINER_OF(t, struct stream, deadline);
+    if (s->kind == STREAM_IN)
+        node_count_drop(s->nd, NODE_DROP_STREAM_TIMEOUT, &s->peer, "stream",
+                        "no complete message before tcp_timeout");
+    stream_fail(s, HS_ETIMEDOUT, "timed out");
+}
+
+static void reply(struct stream *s, const struct buf *msg)
+{
+    struct node *nd = s->nd;
+    struct buf w = BUF_INIT;
+    if (msg->err == 0 && stream_wrap(nd, msg->data, msg->len, &w) == 0)
+        nd->io.stream_write(nd->io.ctx, s->io, w.data, w.len);
+    buf_free(&w);
+}
+
+/* Tell the dialler why we could not read its request (errResp). */
+static void reply_err(struct stream *s, const char *text)
+{
+    struct buf b = BUF_INIT;
+    struct wire_err e = {wire_str(text)};
+    wire_put_err(&b, &e);
+    reply(s, &b);
+    buf_free(&b);
+}
+
+/* ===== Handling one whole message ===== */
+
+static void serve(struct stream *s, const uint8_t *p, size_t n)
+{
+    struct node *nd = s->nd;
+    char why[200] = "";
+    struct mp_reader r;
+    WIRE_SCRATCH(sc);
+    const char *w = NULL;
+    char ab[HS_ADDRSTRLEN];
+    switch (p[0]) {
+    case WIRE_PING: {
+        struct wire_ping ping;
+        mp_reader_init(&r, p + 1, n - 1);
+        if (wire_get_ping(&r, &ping, &sc, &w)) {
+            node_count_drop(nd, NODE_DROP_MALFORMED, &s->peer, "stream ping",
+                            w);
+            reply_err(s, "malformed ping");
+            return;
+        }
+        if (ping.node.n && !wire_raw_eq(ping.node, nd->cfg.name)) {
+            nd->stats.dropped[NODE_DROP_WRONG_NODE]++;
+            return; /* close without an answer, as Go does */
+        }
+        struct wire_ack ack = {ping.seq, {0}};
+        struct buf b = BUF_INIT;
+        wire_put_ack(&b, &ack);
+        reply(s, &b);
+        buf_free(&b);
+        return;
+    }
+    case WIRE_PUSHPULL: {
+        nd->stats.push_pulls_in++;
+        /* Read it all, answer with ours, then merge (memberlist order). */
+        bool join = false;
+        struct wire_pushpull_header h;
+        mp_reader_init(&r, p + 1, n - 1);
+        if (wire_get_pushpull_header(&r, &h, &sc, &w) == 0)
+            join = h.join;
+        struct buf b = BUF_INIT;
+        if (pushpull_encode(nd, join, &b) == 0)
+            reply(s, &b);
+        buf_free(&b);
+        if (pushpull_merge(nd, p + 1, n - 1, &join, why, sizeof why)) {
+            nd->stats.push_pull_errors++;
+            HS_WARN(nd->log, "state sync from %s refused: %s",
+                    addr_format(&s->peer, ab, sizeof ab), why);
+        } else {
+            HS_INFO(nd->log, "state sync answered: peer=%s join=%s",
+                    addr_format(&s->peer, ab, sizeof ab),
+                    join ? "true" : "false");
+        }
+        return;
+    }
+    case WIRE_USER: {
+        struct wire_user_header h;
+        mp_reader_init(&r, p + 1, n - 1);
+        if (wire_get_user_header(&r, &h, &sc, &w) || h.len < 0 ||
+            (uint64_t)h.len > mp_left(&r)) {
+            node_count_drop(nd, NODE_DROP_MALFORMED, &s->peer,
+                            "stream user message", w);
+            return;
+        }
+        nd->stats.user_messages_in++;
+        if (nd->hooks.on_message)
+            nd->hooks.on_message(nd->hooks.ud, p + 1 + r.off, (size_t)h.len);
+        return;
+    }
+    default:
+        node_count_drop(nd, NODE_DROP_UNKNOWN_TYPE, &s->peer, "stream",
+                        wire_type_name(p[0]));
+        reply_err(s, "unexpected message type");
+        return;
+    }
+}
+
+static void answered(struct stream *s, const uint8_t *p, size_t n)
+{
+    struct node *nd = s->nd;
+    struct mp_reader r;
+    WIRE_SCRATCH(sc);
+    const char *w = NULL;
+    char why[200] = "";
+    if (s->kind == STREAM_PING) {
+        struct wire_ack ack;
+        mp_reader_init(&r, p + 1, n - 1);
+        bool ok = p[0] == WIRE_ACK &&
+                  wire_get_ack(&r, &ack, &sc, &w) == 0 && ack.seq == s->seq;
+        probe_tcp_done(nd, s, ok);
+        return;
+    }
+    /* STREAM_PUSHPULL */
+    if (p[0] == WIRE_ERR) {
+        struct wire_err e;
+        mp_reader_init(&r, p + 1, n - 1);
+        if (wire_get_err(&r, &e, &sc, &w) == 0)
+            snprintf(why, sizeof why, "remote error: %.*s",
+                     (int)HS_MIN(e.error.n, 150u), (const char *)e.error.p);
+        else
+            snprintf(why, sizeof why, "remote error");
+        pushpull_done(nd, s, HS_EREFUSED, why);
+        return;
+    }
+    if (p[0] != WIRE_PUSHPULL) {
+        pushpull_done(nd, s, HS_EBADMSG, "answer is not a push/pull");
+        return;
+    }
+    bool join = s->join;
+    int rc = pushpull_merge(nd, p + 1, n - 1, &join, why, sizeof why);
+    pushpull_done(nd, s, rc, rc ? why : NULL);
+}
+
+/* A whole message arrived in p[0..n): unwrap and handle it. */
+static void message(struct stream *s, const uint8_t *p, size_t n)
+{
+    struct node *nd = s->nd;
+    struct buf plain = BUF_INIT;
+    const char *why = NULL;
+    if (p[0] == WIRE_ENCRYPT) {
+        node_count_drop(nd, NODE_DROP_ENCRYPTED, &s->peer, "stream",
+                        "encrypted, and no keyring is installed");
+        if (s->kind == STREAM_IN)
+            reply_err(s, "encryption is not configured");
+        stream_fail(s, HS_EREFUSED, "peer uses encryption");
+        return;
+    }
+    if (p[0] == WIRE_COMPRESS) {
+        int rc = wire_decompress(p + 1, n - 1, nd->cfg.max_decompressed_size,
+                                 &plain, &why);
+        struct wire_stream_scan scan;
+        size_t end = 0, need = 0;
+        wire_stream_scan_init(&scan);
+        if (rc == 0 && (plain.len == 0 || plain.data[0] == WIRE_COMPRESS ||
+                        plain.data[0] == WIRE_ENCRYPT)) {
+            rc = HS_EBADMSG;
+            why = "bad compressed payload";
+        }
+        if (rc == 0)
+            rc = wire_scan_stream(&scan, plain.data, plain.len,
+                                  nd->cfg.max_push_pull_nodes,
+                                  nd->cfg.max_stream_size, &end, &need, &why);
+        if (rc) {
+            node_count_drop(nd, rc == HS_ETOOBIG ? NODE_DROP_TOO_BIG
+                                                 : NODE_DROP_DECOMPRESS,
+                            &s->peer, "stream", why ? why : hs_strerror(rc));
+            if (s->kind == STREAM_IN)
+                reply_err(s, "cannot read the compressed message");
+            buf_free(&plain);
+            stream_fail(s, rc, why);
+            return;
+        }
+        p = plain.data;
+        n = end;
+    }
+    if (p[0] < WIRE_TYPE_COUNT)
+        nd->stats.msgs_in[p[0]]++;
+    if (s->kind == STREAM_IN)
+        serve(s, p, n);
+    else
+        answered(s, p, n);
+    buf_free(&plain);
+    stream_finish(s);
+}
+
+/* ===== io callbacks ===== */
+
+void *node_io_stream_accepted(struct node *nd, struct io_stream *io,
+                              const struct hs_addr *from)
+{
+    if (nd->paused || nd->phase == PHASE_NEW ||
+        nd->inbound_streams >= nd->cfg.max_inbound_streams) {
+        node_count_drop(nd, nd->paused ? NODE_DROP_PAUSED
+                                       : NODE_DROP_STREAM_LIMIT,
+                        from, "stream", "refused at accept");
+        nd->io.stream_close(nd->io.ctx, io);
+        return NULL;
+    }
+    struct stream *s = stream_new(nd, STREAM_IN, from, nd->cfg.tcp_timeout);
+    if (s == NULL) {
+        nd->io.stream_close(nd->io.ctx, io);
+        return NULL;
+    }
+    s->io = io;
+    s->connected = true;
+    nd->inbound_streams++;
+    nd->stats.streams_in++;
+    return s;
+}
+
+void node_io_stream_connected(struct node *nd, void *owner, int status)
+{
+    struct stream *s = owner;
+    if (status) {
+        stream_fail(s, status, "connect failed");
+        return;
+    }
+    s->connected = true;
+    if (s->out.len)
+        nd->io.stream_write(nd->io.ctx, s->io, s->out.data, s->out.len);
+    if (s->kind == STREAM_USER)
+        stream_finish(s); /* nothing comes back; writes are flushed */
+}
+
+void node_io_stream_data(struct node *nd, void *owner, const uint8_t *p,
+                         size_t n)
+{
+    struct stream *s = owner;
+    if (s->done || n == 0)
+        return;
+    uint64_t cap = nd->cfg.max_stream_size + 64;
+    if (s->in.len + n > cap) {
+        node_count_drop(nd, NODE_DROP_TOO_BIG, &s->peer, "stream",
+                        "over max_stream_size");
+        if (s->kind == STREAM_IN)
+            reply_err(s, "message too large");
+        stream_fail(s, HS_ETOOBIG, "stream over max_stream_size");
+        return;
+    }
+    if (buf_append(&s->in, p, n)) {
+        stream_fail(s, HS_ENOMEM, "out of memory");
+        return;
+    }
+    if (s->in.len < s->need)
+        return;
+    size_t end = 0, need = 0;
+    const char *why = NULL;
+    int rc = wire_scan_stream(&s->scan, s->in.data, s->in.len,
+                              nd->cfg.max_push_pull_nodes,
+                              nd->cfg.max_stream_size, &end, &need, &why);
+    if (rc == HS_ETRUNC) {
+        s->need = need;
+        return;
+    }
+    if (rc) {
+        node_count_drop(nd, rc == HS_ETOOBIG ? NODE_DROP_TOO_BIG
+                            : rc == HS_EUNSUPP ? NODE_DROP_UNKNOWN_TYPE
+                                               : NODE_DROP_MALFORMED,
+                        &s->peer, "stream", why);
+        if (s->kind == STREAM_IN)
+            reply_err(s, why ? why : "malformed message");
+        stream_fail(s, rc, why);
+        return;
+    }
+    s->done = true;
+    message(s, s->in.data, end);
+}
+
+void node_io_stream_end(struct node *nd, void *owner, int err)
+{
+    struct stream *s = owner;
+    (void)nd;
+    stream_fail(s, err ? err : HS_ECLOSED,
+                err ? hs_strerror(err) : "closed before a whole message");
+}
