@@ -14,33 +14,57 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wundef -Wno-format-nonliteral
 OPT     ?= -O2 -g
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(PKG_CFLAGS) -fPIC $(EXTRA_CFLAGS)
-LDFLAGS_ALL = $(EXTRA_LDFLAGS)
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(PKG_CFLAGS) -fPIC \
+             $(EXTRA_CFLAGS)
+LDLIBS_ALL = $(EXTRA_LDFLAGS) $(PKG_LIBS) -lm
 
 BUILD   ?= build
 BIN     ?= bin
 LIBDIR  ?= lib
+Q       := @
 
 # The protocol core: pure C, no libuv, no Lua.
-CORE    := hs buf log addr mp lzw wire config timers members broadcast suspicion probe stream pushpull node
-CORE_OBJ := $(CORE:%=$(BUILD)/%.o)
+CORE    := hs buf log addr mp lzw wire config timers members broadcast \
+           suspicion probe stream pushpull node sim
+# The runtime: libuv, the control endpoint, Lua.
+RUNTIME := transport control cli lua_config
+CORE_OBJ    := $(CORE:%=$(BUILD)/%.o)
+RUNTIME_OBJ := $(RUNTIME:%=$(BUILD)/%.o)
+MODULE_OBJ  := $(BUILD)/lua_module.o
 
+HEADERS := $(wildcard src/*.h)
 CTESTS  := $(patsubst spec/c/%.c,%,$(wildcard spec/c/test_*.c))
 
-.PHONY: all clean ctest
-all: $(CORE_OBJ)
+.PHONY: all clean ctest test run asan deps check busted lint
 
-$(BUILD)/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+all: $(BIN)/hearsay $(LIBDIR)/hearsay/core.so
 
-$(BUILD):
-	mkdir -p $@
+$(BUILD)/%.o: src/%.c $(HEADERS) | $(BUILD)
+	@echo "  CC $<"
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(BUILD)/test_%: spec/c/test_%.c spec/c/test.h $(CORE_OBJ)
-	$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) -o $@ $(LDFLAGS_ALL) $(PKG_LIBS) -lm
+$(BUILD) $(BIN) $(LIBDIR)/hearsay:
+	$(Q)mkdir -p $@
+
+$(BIN)/hearsay: $(BUILD)/main.o $(RUNTIME_OBJ) $(CORE_OBJ) | $(BIN)
+	@echo "  LD $@"
+	$(Q)$(CC) $^ -o $@ $(LDLIBS_ALL)
+
+$(LIBDIR)/hearsay/core.so: $(MODULE_OBJ) $(CORE_OBJ) | $(LIBDIR)/hearsay
+	@echo "  LD $@"
+	$(Q)$(CC) -shared $^ -o $@ $(LDLIBS_ALL)
+
+$(BUILD)/test_%: spec/c/test_%.c $(wildcard spec/c/*.h) $(CORE_OBJ)
+	@echo "  CC $<"
+	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) -o $@ $(LDLIBS_ALL)
+
+# The transport check also needs libuv's side of the runtime.
+$(BUILD)/test_transport: spec/c/test_transport.c $(wildcard spec/c/*.h) $(CORE_OBJ) $(BUILD)/transport.o
+	@echo "  CC $<"
+	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(BUILD)/transport.o -o $@ $(LDLIBS_ALL)
 
 ctest: $(CTESTS:%=$(BUILD)/%)
-	@set -e; for t in $(CTESTS); do $(BUILD)/$$t; done
+	$(Q)set -e; for t in $(CTESTS); do $(BUILD)/$$t; done
 
 clean:
 	rm -rf build bin lib

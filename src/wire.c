@@ -591,6 +591,7 @@ int wire_scan_stream(struct wire_stream_scan *s, const uint8_t *p,
             }
             s->type = p[0];
             s->off = 1;
+            r.off = 1;
             switch (s->type) {
             case WIRE_ENCRYPT:
                 if (len < 5) {

@@ -1,0 +1,1117 @@
+/* lua_module.c: the `hearsay.core` Lua module: the C core for busted specs
+ * and users' own tests (codec, protocol math, configuration, simulation).
+ *
+ * Conventions (luv's): a wrong argument type raises; a runtime failure
+ * returns nil, message, code. Byte strings are Lua strings. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <string.h>
+
+#include "broadcast.h"
+#include "lzw.h"
+#include "node_int.h"
+#include "sim.h"
+#include "suspicion.h"
+#include "wire.h"
+
+#define HS_VERSION_STRING "0.1.0"
+
+static int fail(lua_State *L, int rc, const char *why)
+{
+    luaL_pushfail(L);
+    lua_pushstring(L, why ? why : hs_strerror(rc));
+    lua_pushinteger(L, rc);
+    return 3;
+}
+
+/* ===== Codec: wire structs <-> Lua tables ===== */
+
+static void set_raw(lua_State *L, const char *k, struct wire_raw r)
+{
+    if (!r.set)
+        return;
+    lua_pushlstring(L, (const char *)r.p, r.n);
+    lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_bool(lua_State *L, const char *k, bool v)
+{
+    lua_pushboolean(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* Read fields from the table at `t`. Strings stay valid while the table
+ * is on the stack. */
+static struct wire_raw get_raw(lua_State *L, int t, const char *k)
+{
+    struct wire_raw r = {0};
+    if (lua_getfield(L, t, k) == LUA_TSTRING) {
+        size_t n;
+        const char *p = lua_tolstring(L, -1, &n);
+        r = wire_raw(p, n);
+    }
+    lua_pop(L, 1);
+    return r;
+}
+
+static lua_Integer get_int(lua_State *L, int t, const char *k)
+{
+    lua_getfield(L, t, k);
+    lua_Integer v = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static bool get_bool(lua_State *L, int t, const char *k)
+{
+    lua_getfield(L, t, k);
+    bool v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static void push_body(lua_State *L, uint8_t type, const uint8_t *p,
+                      size_t n, bool stream);
+
+/* Decode one message (type byte first) into a new table on the stack. */
+static void push_message(lua_State *L, const uint8_t *p, size_t n,
+                         bool stream)
+{
+    if (n == 0) {
+        lua_newtable(L);
+        lua_pushstring(L, "empty");
+        lua_setfield(L, -2, "error");
+        return;
+    }
+    push_body(L, p[0], p + 1, n - 1, stream);
+}
+
+static void push_error(lua_State *L, int rc, const char *why)
+{
+    lua_pushstring(L, why ? why : hs_strerror(rc));
+    lua_setfield(L, -2, "error");
+}
+
+static void push_body(lua_State *L, uint8_t type, const uint8_t *p,
+                      size_t n, bool stream)
+{
+    struct mp_reader r;
+    WIRE_SCRATCH(sc);
+    const char *why = NULL;
+    int rc = 0;
+    mp_reader_init(&r, p, n);
+    lua_newtable(L);
+    lua_pushstring(L, wire_type_name(type));
+    lua_setfield(L, -2, "type");
+    switch (type) {
+    case WIRE_PING: {
+        struct wire_ping m;
+        if ((rc = wire_get_ping(&r, &m, &sc, &why)))
+            break;
+        set_raw(L, "Node", m.node);
+        set_int(L, "SeqNo", m.seq);
+        set_raw(L, "SourceAddr", m.source_addr);
+        set_raw(L, "SourceNode", m.source_node);
+        set_int(L, "SourcePort", m.source_port);
+        break;
+    }
+    case WIRE_INDIRECT_PING: {
+        struct wire_indirect_ping m;
+        if ((rc = wire_get_indirect_ping(&r, &m, &sc, &why)))
+            break;
+        set_bool(L, "Nack", m.nack);
+        set_raw(L, "Node", m.node);
+        set_int(L, "Port", m.port);
+        set_int(L, "SeqNo", m.seq);
+        set_raw(L, "SourceAddr", m.source_addr);
+        set_raw(L, "SourceNode", m.source_node);
+        set_int(L, "SourcePort", m.source_port);
+        set_raw(L, "Target", m.target);
+        break;
+    }
+    case WIRE_ACK: {
+        struct wire_ack m;
+        if ((rc = wire_get_ack(&r, &m, &sc, &why)))
+            break;
+        set_raw(L, "Payload", m.payload);
+        set_int(L, "SeqNo", m.seq);
+        break;
+    }
+    case WIRE_NACK: {
+        struct wire_nack m;
+        if ((rc = wire_get_nack(&r, &m, &sc, &why)))
+            break;
+        set_int(L, "SeqNo", m.seq);
+        break;
+    }
+    case WIRE_ERR: {
+        struct wire_err m;
+        if ((rc = wire_get_err(&r, &m, &sc, &why)))
+            break;
+        set_raw(L, "Error", m.error);
+        break;
+    }
+    case WIRE_SUSPECT:
+    case WIRE_DEAD: {
+        struct wire_suspect m;
+        if ((rc = wire_get_suspect(&r, &m, &sc, &why)))
+            break;
+        set_raw(L, "From", m.from);
+        set_int(L, "Incarnation", m.incarnation);
+        set_raw(L, "Node", m.node);
+        break;
+    }
+    case WIRE_ALIVE: {
+        struct wire_alive m;
+        if ((rc = wire_get_alive(&r, &m, &sc, &why)))
+            break;
+        set_raw(L, "Addr", m.addr);
+        set_int(L, "Incarnation", m.incarnation);
+        set_raw(L, "Meta", m.meta);
+        set_raw(L, "Node", m.node);
+        set_int(L, "Port", m.port);
+        set_raw(L, "Vsn", m.vsn);
+        break;
+    }
+    case WIRE_COMPOUND: {
+        struct wire_part parts[WIRE_COMPOUND_MAX];
+        size_t np, trunc;
+        if ((rc = wire_split_compound(p, n, parts, &np, &trunc))) {
+            why = "compound length table cut short";
+            break;
+        }
+        lua_createtable(L, (int)np, 0);
+        for (size_t i = 0; i < np; i++) {
+            push_message(L, parts[i].p, parts[i].n, false);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        lua_setfield(L, -2, "parts");
+        if (trunc) {
+            set_int(L, "truncated", (lua_Integer)trunc);
+            rc = HS_ETRUNC;
+            why = "compound parts cut short";
+        }
+        break;
+    }
+    case WIRE_COMPRESS: {
+        struct buf out = BUF_INIT;
+        struct wire_compress c;
+        if ((rc = wire_get_compress(&r, &c, &sc, &why)) == 0)
+            set_int(L, "Algo", c.algo);
+        r.off = 0;
+        if (rc == 0 &&
+            (rc = wire_decompress(p, n, 64u << 20, &out, &why)) == 0) {
+            push_message(L, out.data, out.len, stream);
+            lua_setfield(L, -2, "message");
+        }
+        buf_free(&out);
+        break;
+    }
+    case WIRE_HASCRC: {
+        if (n < 4) {
+            rc = HS_ETRUNC;
+            break;
+        }
+        set_int(L, "crc", hs_be32(p));
+        bool ok = wire_crc32(p + 4, n - 4) == hs_be32(p);
+        set_bool(L, "crc_ok", ok);
+        push_message(L, p + 4, n - 4, false);
+        lua_setfield(L, -2, "message");
+        break;
+    }
+    case WIRE_USER:
+        if (stream) {
+            struct wire_user_header h;
+            if ((rc = wire_get_user_header(&r, &h, &sc, &why)))
+                break;
+            set_int(L, "UserMsgLen", h.len);
+            lua_pushlstring(L, (const char *)p + r.off, n - r.off);
+        } else {
+            lua_pushlstring(L, (const char *)p, n);
+        }
+        lua_setfield(L, -2, "payload");
+        break;
+    case WIRE_PUSHPULL: {
+        struct wire_pushpull_header h;
+        if ((rc = wire_get_pushpull_header(&r, &h, &sc, &why)))
+            break;
+        set_bool(L, "Join", h.join);
+        set_int(L, "Nodes", h.nodes);
+        set_int(L, "UserStateLen", h.user_state_len);
+        if (h.nodes < 0 || (uint64_t)h.nodes > mp_left(&r)) {
+            rc = HS_ETOOBIG;
+            why = "node count larger than the message";
+            break;
+        }
+        lua_createtable(L, (int)h.nodes, 0);
+        for (int64_t i = 0; i < h.nodes; i++) {
+            struct wire_node_state ns;
+            if ((rc = wire_get_node_state(&r, &ns, &sc, &why)))
+                break;
+            lua_newtable(L);
+            set_raw(L, "Addr", ns.addr);
+            set_int(L, "Incarnation", ns.incarnation);
+            set_raw(L, "Meta", ns.meta);
+            set_raw(L, "Name", ns.name);
+            set_int(L, "Port", ns.port);
+            set_int(L, "State", ns.state);
+            set_raw(L, "Vsn", ns.vsn);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        lua_setfield(L, -2, "states");
+        if (rc)
+            break;
+        if (h.user_state_len < 0 ||
+            (uint64_t)h.user_state_len > mp_left(&r)) {
+            rc = HS_ETRUNC;
+            why = "user state cut short";
+            break;
+        }
+        lua_pushlstring(L, (const char *)p + r.off,
+                        (size_t)h.user_state_len);
+        lua_setfield(L, -2, "user_state");
+        r.off += (size_t)h.user_state_len;
+        break;
+    }
+    default:
+        set_int(L, "code", type);
+        lua_pushlstring(L, (const char *)p, n);
+        lua_setfield(L, -2, "body");
+        return;
+    }
+    if (rc)
+        push_error(L, rc, why);
+    else if (type != WIRE_COMPOUND && type != WIRE_HASCRC &&
+             type != WIRE_USER && r.off < n && type != WIRE_COMPRESS) {
+        lua_pushlstring(L, (const char *)p + r.off, n - r.off);
+        lua_setfield(L, -2, "trailing");
+    }
+}
+
+/* core.decode(bytes [, "packet"|"stream"]) -> table */
+static int l_decode(lua_State *L)
+{
+    size_t n;
+    const uint8_t *p = (const uint8_t *)luaL_checklstring(L, 1, &n);
+    static const char *const modes[] = {"packet", "stream", NULL};
+    bool stream = luaL_checkoption(L, 2, "packet", modes) == 1;
+    push_message(L, p, n, stream);
+    return 1;
+}
+
+static int encode_table(lua_State *L, int t, struct buf *b, bool stream);
+
+static int encode_type(lua_State *L, int t)
+{
+    lua_getfield(L, t, "type");
+    const char *name = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    if (name == NULL)
+        return luaL_error(L, "message table without a type");
+    for (int i = 0; i < WIRE_TYPE_COUNT; i++)
+        if (!strcmp(name, wire_type_name(i)))
+            return i;
+    return luaL_error(L, "unknown message type '%s'", name);
+}
+
+static int encode_table(lua_State *L, int t, struct buf *b, bool stream)
+{
+    t = lua_absindex(L, t);
+    luaL_checktype(L, t, LUA_TTABLE);
+    int type = encode_type(L, t);
+    switch (type) {
+    case WIRE_PING: {
+        struct wire_ping m = {(uint32_t)get_int(L, t, "SeqNo"),
+                              get_raw(L, t, "Node"),
+                              get_raw(L, t, "SourceAddr"),
+                              (uint16_t)get_int(L, t, "SourcePort"),
+                              get_raw(L, t, "SourceNode")};
+        wire_put_ping(b, &m);
+        break;
+    }
+    case WIRE_INDIRECT_PING: {
+        struct wire_indirect_ping m = {
+            (uint32_t)get_int(L, t, "SeqNo"), get_raw(L, t, "Target"),
+            (uint16_t)get_int(L, t, "Port"), get_raw(L, t, "Node"),
+            get_bool(L, t, "Nack"), get_raw(L, t, "SourceAddr"),
+            (uint16_t)get_int(L, t, "SourcePort"),
+            get_raw(L, t, "SourceNode")};
+        wire_put_indirect_ping(b, &m);
+        break;
+    }
+    case WIRE_ACK: {
+        struct wire_ack m = {(uint32_t)get_int(L, t, "SeqNo"),
+                             get_raw(L, t, "Payload")};
+        wire_put_ack(b, &m);
+        break;
+    }
+    case WIRE_NACK: {
+        struct wire_nack m = {(uint32_t)get_int(L, t, "SeqNo")};
+        wire_put_nack(b, &m);
+        break;
+    }
+    case WIRE_ERR: {
+        struct wire_err m = {get_raw(L, t, "Error")};
+        wire_put_err(b, &m);
+        break;
+    }
+    case WIRE_SUSPECT:
+    case WIRE_DEAD: {
+        struct wire_suspect m = {(uint32_t)get_int(L, t, "Incarnation"),
+                                 get_raw(L, t, "Node"),
+                                 get_raw(L, t, "From")};
+        if (type == WIRE_SUSPECT)
+            wire_put_suspect(b, &m);
+        else
+            wire_put_dead(b, &m);
+        break;
+    }
+    case WIRE_ALIVE: {
+        struct wire_alive m = {(uint32_t)get_int(L, t, "Incarnation"),
+                               get_raw(L, t, "Node"), get_raw(L, t, "Addr"),
+                               (uint16_t)get_int(L, t, "Port"),
+                               get_raw(L, t, "Meta"), get_raw(L, t, "Vsn")};
+        wire_put_alive(b, &m);
+        break;
+    }
+    case WIRE_COMPOUND: {
+        lua_getfield(L, t, "parts");
+        int pt = lua_gettop(L);
+        luaL_checktype(L, pt, LUA_TTABLE);
+        size_t np = (size_t)luaL_len(L, pt);
+        if (np == 0 || np > WIRE_COMPOUND_MAX)
+            return luaL_error(L, "a compound needs 1 to 255 parts");
+        struct buf all = BUF_INIT;
+        size_t lens[WIRE_COMPOUND_MAX];
+        for (size_t i = 0; i < np; i++) {
+            size_t before = all.len;
+            lua_rawgeti(L, pt, (lua_Integer)i + 1);
+            encode_table(L, -1, &all, false);
+            lua_pop(L, 1);
+            lens[i] = all.len - before;
+        }
+        struct wire_part parts[WIRE_COMPOUND_MAX];
+        size_t off = 0;
+        for (size_t i = 0; i < np; i++) {
+            parts[i].p = all.data + off;
+            parts[i].n = lens[i];
+            off += lens[i];
+        }
+        wire_put_compound(b, parts, np);
+        buf_free(&all);
+        lua_pop(L, 1);
+        break;
+    }
+    case WIRE_COMPRESS:
+    case WIRE_HASCRC: {
+        struct buf inner = BUF_INIT;
+        lua_getfield(L, t, "message");
+        encode_table(L, -1, &inner, stream && type == WIRE_COMPRESS);
+        lua_pop(L, 1);
+        if (type == WIRE_COMPRESS) {
+            wire_put_compress(b, inner.data, inner.len);
+        } else {
+            size_t start = b->len;
+            buf_append(b, inner.data, inner.len);
+            wire_add_crc(b, start);
+        }
+        buf_free(&inner);
+        break;
+    }
+    case WIRE_USER: {
+        struct wire_raw payload = get_raw(L, t, "payload");
+        if (stream)
+            wire_put_user_header(b, (int64_t)payload.n);
+        else
+            buf_putc(b, WIRE_USER);
+        buf_append(b, payload.p, payload.n);
+        break;
+    }
+    case WIRE_PUSHPULL: {
+        struct wire_raw user = get_raw(L, t, "user_state");
+        lua_getfield(L, t, "states");
+        int st = lua_gettop(L);
+        size_t ns = lua_istable(L, st) ? (size_t)luaL_len(L, st) : 0;
+        struct wire_pushpull_header h = {(int64_t)ns, (int64_t)user.n,
+                                         get_bool(L, t, "Join")};
+        wire_put_pushpull_header(b, &h);
+        for (size_t i = 0; i < ns; i++) {
+            lua_rawgeti(L, st, (lua_Integer)i + 1);
+            int e = lua_gettop(L);
+            struct wire_node_state s = {
+                get_raw(L, e, "Name"), get_raw(L, e, "Addr"),
+                (uint16_t)get_int(L, e, "Port"), get_raw(L, e, "Meta"),
+                (uint32_t)get_int(L, e, "Incarnation"),
+                get_int(L, e, "State"), get_raw(L, e, "Vsn")};
+            wire_put_node_state(b, &s);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        buf_append(b, user.p, user.n);
+        break;
+    }
+    default:
+        return luaL_error(L, "cannot encode a %s message",
+                          wire_type_name(type));
+    }
+    return 0;
+}
+
+/* core.encode(table [, "packet"|"stream"]) -> bytes */
+static int l_encode(lua_State *L)
+{
+    static const char *const modes[] = {"packet", "stream", NULL};
+    bool stream = luaL_checkoption(L, 2, "packet", modes) == 1;
+    struct buf b = BUF_INIT;
+    encode_table(L, 1, &b, stream);
+    if (b.err) {
+        buf_free(&b);
+        return fail(L, HS_ENOMEM, NULL);
+    }
+    lua_pushlstring(L, (const char *)b.data, b.len);
+    buf_free(&b);
+    return 1;
+}
+
+static int l_lzw_compress(lua_State *L)
+{
+    size_t n;
+    const uint8_t *p = (const uint8_t *)luaL_checklstring(L, 1, &n);
+    struct buf b = BUF_INIT;
+    int rc = lzw_encode(p, n, &b);
+    if (rc == 0)
+        lua_pushlstring(L, (const char *)b.data, b.len);
+    buf_free(&b);
+    return rc ? fail(L, rc, NULL) : 1;
+}
+
+static int l_lzw_decompress(lua_State *L)
+{
+    size_t n;
+    const uint8_t *p = (const uint8_t *)luaL_checklstring(L, 1, &n);
+    lua_Integer max = luaL_optinteger(L, 2, 64 << 20);
+    luaL_argcheck(L, max >= 0, 2, "must not be negative");
+    struct buf b = BUF_INIT;
+    int rc = lzw_decode(p, n, (size_t)max, &b);
+    if (rc == 0)
+        lua_pushlstring(L, (const char *)b.data, b.len);
+    buf_free(&b);
+    return rc ? fail(L, rc, NULL) : 1;
+}
+
+static int l_crc32(lua_State *L)
+{
+    size_t n;
+    const uint8_t *p = (const uint8_t *)luaL_checklstring(L, 1, &n);
+    lua_pushinteger(L, wire_crc32(p, n));
+    return 1;
+}
+
+/* ===== Protocol math ===== */
+
+static int l_suspicion_timeout(lua_State *L)
+{
+    lua_Integer mult = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2);
+    lua_Integer interval = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, n >= 0, 2, "must not be negative");
+    lua_pushinteger(L, (lua_Integer)suspicion_timeout(
+                           (int)mult, (size_t)n, (uint64_t)interval));
+    return 1;
+}
+
+static int l_suspicion_remaining(lua_State *L)
+{
+    lua_pushinteger(L, suspicion_remaining(
+                           (int)luaL_checkinteger(L, 1),
+                           (int)luaL_checkinteger(L, 2),
+                           (uint64_t)luaL_checkinteger(L, 3),
+                           (uint64_t)luaL_checkinteger(L, 4),
+                           (uint64_t)luaL_checkinteger(L, 5)));
+    return 1;
+}
+
+static int l_retransmit_limit(lua_State *L)
+{
+    lua_pushinteger(L, retransmit_limit((int)luaL_checkinteger(L, 1),
+                                        (size_t)luaL_checkinteger(L, 2)));
+    return 1;
+}
+
+static int l_pushpull_scale(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)pushpull_scale(
+                           (uint64_t)luaL_checkinteger(L, 1),
+                           (size_t)luaL_checkinteger(L, 2)));
+    return 1;
+}
+
+/* ===== Configuration ===== */
+
+/* Build a config from a profile and a table of key = value overrides.
+ * Raises with the config's own sentence on a bad key or value. */
+static void check_config(lua_State *L, int idx, struct config *c)
+{
+    const char *profile = "lan";
+    if (lua_istable(L, idx)) {
+        lua_getfield(L, idx, "profile");
+        if (lua_isstring(L, -1))
+            profile = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    if (config_defaults(c, profile))
+        luaL_error(L, "profile: \"%s\" is not one of lan, wan, local",
+                   profile);
+    if (!lua_istable(L, idx))
+        return;
+    char err[256];
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            continue;
+        }
+        const char *k = lua_tostring(L, -2);
+        if (!strcmp(k, "profile") || !strcmp(k, "hooks") ||
+            !strcmp(k, "seed")) {
+            lua_pop(L, 1);
+            continue;
+        }
+        int rc = 0;
+        if (lua_istable(L, -1)) {
+            config_set(c, k, "", err, sizeof err);
+            lua_Integer len = luaL_len(L, -1);
+            for (lua_Integer i = 1; i <= len && rc == 0; i++) {
+                lua_rawgeti(L, -1, i);
+                rc = config_set(c, k, luaL_tolstring(L, -1, NULL), err,
+                                sizeof err);
+                lua_pop(L, 2);
+            }
+        } else {
+            rc = config_set(c, k, luaL_tolstring(L, -1, NULL), err,
+                            sizeof err);
+            lua_pop(L, 1);
+        }
+        if (rc) {
+            config_free(c);
+            luaL_error(L, "%s", err);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* core.config([overrides]) -> table of every key in text form */
+static int l_config(lua_State *L)
+{
+    struct config c;
+    check_config(L, 1, &c);
+    lua_newtable(L);
+    char v[1024];
+    for (size_t i = 0; i < config_key_count(); i++) {
+        const struct config_key_info *k = config_key(i);
+        config_get(&c, k->name, v, sizeof v);
+        lua_pushstring(L, v);
+        lua_setfield(L, -2, k->name);
+    }
+    config_free(&c);
+    return 1;
+}
+
+/* core.config_keys() -> array of {name, alias, memberlist, kind, doc} */
+static int l_config_keys(lua_State *L)
+{
+    static const char *kinds[] = {"string", "address", "integer",
+                                  "duration", "size", "boolean", "list",
+                                  "enum"};
+    lua_createtable(L, (int)config_key_count(), 0);
+    for (size_t i = 0; i < config_key_count(); i++) {
+        const struct config_key_info *k = config_key(i);
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, k->name);
+        lua_setfield(L, -2, "name");
+        if (k->alias) {
+            lua_pushstring(L, k->alias);
+            lua_setfield(L, -2, "alias");
+        }
+        if (k->memberlist) {
+            lua_pushstring(L, k->memberlist);
+            lua_setfield(L, -2, "memberlist");
+        }
+        lua_pushstring(L, kinds[k->kind]);
+        lua_setfield(L, -2, "kind");
+        lua_pushstring(L, k->doc);
+        lua_setfield(L, -2, "doc");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+/* ===== Members as tables ===== */
+
+static void push_member(lua_State *L, const struct member *m)
+{
+    char ip[HS_ADDRSTRLEN];
+    lua_createtable(L, 0, 9);
+    lua_pushlstring(L, m->name, m->name_len);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, addr_ip_format(&m->addr, ip, sizeof ip));
+    lua_setfield(L, -2, "addr");
+    set_int(L, "port", m->addr.port);
+    lua_pushstring(L, member_state_name(m->state));
+    lua_setfield(L, -2, "state");
+    set_int(L, "incarnation", m->incarnation);
+    lua_pushlstring(L, m->meta ? (const char *)m->meta : "", m->meta_len);
+    lua_setfield(L, -2, "private_data");
+    lua_createtable(L, 0, 3);
+    set_int(L, "min", m->vsn[0]);
+    set_int(L, "max", m->vsn[1]);
+    set_int(L, "cur", m->vsn[2]);
+    lua_setfield(L, -2, "protocol");
+    lua_createtable(L, 0, 3);
+    set_int(L, "min", m->vsn[3]);
+    set_int(L, "max", m->vsn[4]);
+    set_int(L, "cur", m->vsn[5]);
+    lua_setfield(L, -2, "delegate");
+}
+
+static void push_stats(lua_State *L, const struct node *nd)
+{
+    const struct node_stats *s = node_stats(nd);
+    lua_newtable(L);
+#define S(f) set_int(L, #f, (lua_Integer)s->f)
+    S(packets_in); S(packets_out); S(bytes_in); S(bytes_out);
+    S(send_errors); S(probes); S(probes_failed); S(indirect_probes);
+    S(tcp_pings); S(tcp_ping_rescues); S(nacks_received); S(suspicions);
+    S(refutations); S(deaths); S(conflicts); S(push_pulls_out);
+    S(push_pulls_in); S(push_pull_errors); S(streams_in); S(streams_out);
+    S(broadcasts_queued); S(user_messages_in); S(user_messages_out);
+    S(members_refused);
+#undef S
+    lua_newtable(L);
+    for (int i = 0; i < NODE_DROP_COUNT; i++)
+        set_int(L, node_drop_name(i), (lua_Integer)s->dropped[i]);
+    lua_setfield(L, -2, "dropped");
+    lua_newtable(L);
+    for (int i = 0; i < WIRE_TYPE_COUNT; i++)
+        set_int(L, wire_type_name(i), (lua_Integer)s->msgs_in[i]);
+    lua_setfield(L, -2, "msgs_in");
+    lua_newtable(L);
+    for (int i = 0; i < WIRE_TYPE_COUNT; i++)
+        set_int(L, wire_type_name(i), (lua_Integer)s->msgs_out[i]);
+    lua_setfield(L, -2, "msgs_out");
+    set_int(L, "health", node_health(nd));
+    set_int(L, "queue", (lua_Integer)node_broadcast_queue_len(nd));
+    const struct members *t = node_members(nd);
+    lua_newtable(L);
+    for (int i = 0; i < 4; i++)
+        set_int(L, member_state_name(i), (lua_Integer)t->count[i]);
+    lua_setfield(L, -2, "members");
+}
+
+/* ===== Simulation ===== */
+
+#define SIM_MT "hearsay.sim"
+#define SIMNODE_MT "hearsay.sim.node"
+
+struct lsim {
+    struct sim *sim;
+    lua_State *L;
+    int trace_ref;  /* table collecting log lines, or LUA_NOREF */
+    bool print;     /* print log lines to stderr */
+};
+
+static struct lsim *check_sim(lua_State *L, int i)
+{
+    struct lsim *ls = luaL_checkudata(L, i, SIM_MT);
+    luaL_argcheck(L, ls->sim != NULL, i, "simulation is closed");
+    return ls;
+}
+
+static void sim_sink(void *ud, const char *node, uint64_t now, int level,
+                     const char *msg)
+{
+    struct lsim *ls = ud;
+    char line[1200];
+    snprintf(line, sizeof line, "%10.3f %s [%s] %s", (double)now / 1000.0,
+             node, hs_log_level_name(level), msg);
+    if (ls->print)
+        fprintf(stderr, "%s\n", line);
+    if (ls->trace_ref != LUA_NOREF) {
+        lua_State *L = ls->L;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ls->trace_ref);
+        lua_pushstring(L, line);
+        lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+        lua_pop(L, 1);
+    }
+}
+
+/* core.sim{seed=, latency=, jitter=, loss=, log="info", print=false,
+ *          trace=false} */
+static int l_sim_new(lua_State *L)
+{
+    lua_Integer seed = 1;
+    struct sim_link link = {1, 0, 0.0};
+    int level = HS_LOG_INFO;
+    bool print = false, trace = false;
+    if (lua_istable(L, 1)) {
+        lua_getfield(L, 1, "seed");
+        seed = luaL_optinteger(L, -1, 1);
+        lua_getfield(L, 1, "latency");
+        link.latency_ms = (uint64_t)luaL_optinteger(L, -1, 1);
+        lua_getfield(L, 1, "jitter");
+        link.jitter_ms = (uint64_t)luaL_optinteger(L, -1, 0);
+        lua_getfield(L, 1, "loss");
+        link.loss = luaL_optnumber(L, -1, 0.0);
+        lua_getfield(L, 1, "log");
+        if (lua_isstring(L, -1)) {
+            level = hs_log_level_parse(lua_tostring(L, -1));
+            luaL_argcheck(L, level >= 0, 1, "log: unknown level");
+        }
+        lua_getfield(L, 1, "print");
+        print = lua_toboolean(L, -1);
+        lua_getfield(L, 1, "trace");
+        trace = lua_toboolean(L, -1);
+        lua_pop(L, 7);
+    }
+    struct lsim *ls = lua_newuserdatauv(L, sizeof *ls, 1);
+    memset(ls, 0, sizeof *ls);
+    ls->trace_ref = LUA_NOREF;
+    luaL_setmetatable(L, SIM_MT);
+    int rc = sim_new((uint64_t)seed, &ls->sim);
+    if (rc)
+        return fail(L, rc, NULL);
+    ls->L = L;
+    ls->print = print;
+    sim_set_link(ls->sim, &link);
+    if (trace) {
+        lua_newtable(L);
+        ls->trace_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    if (print || trace)
+        sim_set_log(ls->sim, level, sim_sink, ls);
+    return 1;
+}
+
+static int l_sim_gc(lua_State *L)
+{
+    struct lsim *ls = luaL_checkudata(L, 1, SIM_MT);
+    sim_free(ls->sim);
+    ls->sim = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, ls->trace_ref);
+    ls->trace_ref = LUA_NOREF;
+    return 0;
+}
+
+/* sim:add(config_table) -> index (1-based) */
+static int l_sim_add(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    struct config c;
+    check_config(L, 2, &c);
+    size_t idx;
+    int rc = sim_add(ls->sim, &c, NULL, &idx);
+    config_free(&c);
+    if (rc)
+        return fail(L, rc, rc == HS_EINVAL ? "name already in use" : NULL);
+    lua_pushinteger(L, (lua_Integer)idx + 1);
+    return 1;
+}
+
+static size_t check_index(lua_State *L, struct lsim *ls, int i)
+{
+    if (lua_type(L, i) == LUA_TSTRING) {
+        long idx = sim_find(ls->sim, lua_tostring(L, i));
+        luaL_argcheck(L, idx >= 0, i, "no such node");
+        return (size_t)idx;
+    }
+    lua_Integer idx = luaL_checkinteger(L, i);
+    luaL_argcheck(L, idx >= 1 && (size_t)idx <= sim_count(ls->sim), i,
+                  "no such node");
+    return (size_t)idx - 1;
+}
+
+static struct node *check_live(lua_State *L, struct lsim *ls, int i)
+{
+    struct node *nd = sim_node(ls->sim, check_index(L, ls, i));
+    if (nd == NULL)
+        luaL_error(L, "node is not running");
+    return nd;
+}
+
+static int l_sim_run(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    lua_Integer ms = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, ms >= 0, 2, "must not be negative");
+    sim_run(ls->sim, (uint64_t)ms);
+    return 0;
+}
+
+static int l_sim_step(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    lua_Integer until = luaL_checkinteger(L, 2);
+    lua_pushboolean(L, sim_step(ls->sim, (uint64_t)until));
+    return 1;
+}
+
+static int l_sim_now(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)sim_now(check_sim(L, 1)->sim));
+    return 1;
+}
+
+static int l_sim_count(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)sim_count(check_sim(L, 1)->sim));
+    return 1;
+}
+
+static int l_sim_name(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    lua_pushstring(L, sim_name(ls->sim, check_index(L, ls, 2)));
+    return 1;
+}
+
+static int l_sim_addr(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    struct hs_addr a = sim_addr(ls->sim, check_index(L, ls, 2));
+    char b[HS_ADDRSTRLEN];
+    lua_pushstring(L, addr_format(&a, b, sizeof b));
+    return 1;
+}
+
+static int l_sim_alive(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    lua_pushboolean(L, sim_alive(ls->sim, check_index(L, ls, 2)));
+    return 1;
+}
+
+static int l_sim_kill(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    sim_kill(ls->sim, check_index(L, ls, 2));
+    return 0;
+}
+
+static int l_sim_restart(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    int rc = sim_restart(ls->sim, check_index(L, ls, 2));
+    if (rc)
+        return fail(L, rc, NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_sim_pause(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    size_t idx = check_index(L, ls, 2);
+    lua_Integer ms = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, ms >= 0, 3, "must not be negative");
+    sim_pause(ls->sim, idx, (uint64_t)ms);
+    return 0;
+}
+
+static int l_sim_group(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    sim_set_group(ls->sim, check_index(L, ls, 2),
+                  (int)luaL_checkinteger(L, 3));
+    return 0;
+}
+
+static int l_sim_heal(lua_State *L)
+{
+    sim_heal(check_sim(L, 1)->sim);
+    return 0;
+}
+
+static int l_sim_set_link(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    struct sim_link link;
+    lua_getfield(L, 2, "latency");
+    link.latency_ms = (uint64_t)luaL_optinteger(L, -1, 1);
+    lua_getfield(L, 2, "jitter");
+    link.jitter_ms = (uint64_t)luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 2, "loss");
+    link.loss = luaL_optnumber(L, -1, 0.0);
+    lua_pop(L, 3);
+    sim_set_link(ls->sim, &link);
+    return 0;
+}
+
+/* sim:join(i, j...) node i joins nodes j... (push/pull at join) */
+static int l_sim_join(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    struct node *nd = check_live(L, ls, 2);
+    int top = lua_gettop(L);
+    luaL_argcheck(L, top >= 3 && top - 2 <= 64, 3, "1 to 64 seeds");
+    struct hs_addr addrs[64];
+    for (int i = 3; i <= top; i++)
+        addrs[i - 3] = sim_addr(ls->sim, check_index(L, ls, i));
+    int rc = node_join(nd, addrs, NULL, (size_t)(top - 2), NULL, NULL);
+    if (rc)
+        return fail(L, rc, NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* sim:leave(i [, timeout_ms]) */
+static int l_sim_leave(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    struct node *nd = check_live(L, ls, 2);
+    lua_Integer timeout = luaL_optinteger(L, 3, 5000);
+    int rc = node_leave(nd, (uint64_t)timeout, NULL, NULL);
+    if (rc)
+        return fail(L, rc, NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_sim_stop(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    node_pause(check_live(L, ls, 2));
+    return 0;
+}
+
+static int l_sim_start(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    node_resume(check_live(L, ls, 2));
+    return 0;
+}
+
+/* sim:members(i) -> array of member tables (table order) */
+static int l_sim_members(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    const struct members *t = node_members(check_live(L, ls, 2));
+    lua_createtable(L, (int)t->n, 0);
+    for (size_t i = 0; i < t->n; i++) {
+        push_member(L, t->order[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+/* sim:member(i, name) -> member table or nil */
+static int l_sim_member(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    struct node *nd = check_live(L, ls, 2);
+    size_t n;
+    const char *name = luaL_checklstring(L, 3, &n);
+    const struct member *m = members_find(node_members(nd), name, n);
+    if (m == NULL)
+        return 0;
+    push_member(L, m);
+    return 1;
+}
+
+static int l_sim_stats(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    if (lua_isnoneornil(L, 2)) {
+        const struct sim_stats *s = sim_stats(ls->sim);
+        lua_newtable(L);
+        set_int(L, "packets", (lua_Integer)s->packets);
+        set_int(L, "bytes", (lua_Integer)s->bytes);
+        set_int(L, "lost", (lua_Integer)s->lost);
+        set_int(L, "blocked", (lua_Integer)s->blocked);
+        set_int(L, "streams", (lua_Integer)s->streams);
+        return 1;
+    }
+    push_stats(L, check_live(L, ls, 2));
+    return 1;
+}
+
+/* sim:inject(i, bytes [, from "ip:port"]): deliver a datagram to node i
+ * at once, as if it came from the network. */
+static int l_sim_inject(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    struct node *nd = check_live(L, ls, 2);
+    size_t n;
+    const uint8_t *p = (const uint8_t *)luaL_checklstring(L, 3, &n);
+    struct hs_addr from;
+    if (addr_parse(luaL_optstring(L, 4, "10.255.255.254:7946"), 7946, &from))
+        return luaL_argerror(L, 4, "not ip:port");
+    node_io_packet(nd, &from, p, n);
+    return 0;
+}
+
+static int l_sim_trace(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    if (ls->trace_ref == LUA_NOREF)
+        return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->trace_ref);
+    return 1;
+}
+
+static const luaL_Reg sim_methods[] = {
+    {"add", l_sim_add},         {"run", l_sim_run},
+    {"step", l_sim_step},       {"now", l_sim_now},
+    {"count", l_sim_count},     {"name", l_sim_name},
+    {"addr", l_sim_addr},       {"alive", l_sim_alive},
+    {"kill", l_sim_kill},       {"restart", l_sim_restart},
+    {"pause", l_sim_pause},     {"group", l_sim_group},
+    {"heal", l_sim_heal},       {"set_link", l_sim_set_link},
+    {"join", l_sim_join},       {"leave", l_sim_leave},
+    {"stop", l_sim_stop},       {"start", l_sim_start},
+    {"members", l_sim_members}, {"member", l_sim_member},
+    {"stats", l_sim_stats},     {"inject", l_sim_inject},
+    {"trace", l_sim_trace},     {"close", l_sim_gc},
+    {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {
+    {"decode", l_decode},
+    {"encode", l_encode},
+    {"lzw_compress", l_lzw_compress},
+    {"lzw_decompress", l_lzw_decompress},
+    {"crc32", l_crc32},
+    {"suspicion_timeout", l_suspicion_timeout},
+    {"suspicion_remaining", l_suspicion_remaining},
+    {"retransmit_limit", l_retransmit_limit},
+    {"pushpull_scale", l_pushpull_scale},
+    {"config", l_config},
+    {"config_keys", l_config_keys},
+    {"sim", l_sim_new},
+    {NULL, NULL}};
+
+int luaopen_hearsay_core(lua_State *L);
+
+int luaopen_hearsay_core(lua_State *L)
+{
+    if (luaL_newmetatable(L, SIM_MT)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, sim_methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_sim_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_sim_gc);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
+    lua_pushstring(L, HS_VERSION_STRING);
+    lua_setfield(L, -2, "version");
+    return 1;
+}

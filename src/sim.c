@@ -1,0 +1,631 @@
+/* sim.c: simulated network and virtual clock for the protocol core. */
+#include "sim.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ===== Events ===== */
+
+enum ev_type { EV_WAKE, EV_PACKET, EV_CONNECT, EV_CONNECTED, EV_DATA,
+               EV_END };
+
+struct half;
+
+struct event {
+    uint64_t at, seq;
+    int type;
+    uint32_t node;     /* receiving node */
+    uint32_t epoch;    /* the node's epoch when the event was made */
+    uint64_t gen;      /* EV_WAKE: the request it belongs to */
+    struct hs_addr from;
+    struct half *h;    /* stream half the event is for */
+    int status;
+    size_t len;
+    uint8_t data[];
+};
+
+/* One side of a simulated TCP connection. */
+struct half {
+    struct half *peer;
+    struct sim *sim;
+    uint32_t node, epoch;
+    void *owner;
+    bool closed;       /* the core called stream_close */
+    bool ended;        /* the core was told the stream ended */
+    uint64_t last;     /* time of the last data sent to the peer */
+    int refs;          /* events and the core pointing here */
+};
+
+struct snode {
+    struct sim *sim;
+    uint32_t idx;
+    uint32_t epoch;
+    struct node *nd;    /* NULL while killed */
+    struct config cfg;
+    struct hooks hooks;
+    struct hs_addr addr;
+    struct io io;
+    struct hs_logger log;
+    uint64_t wake_gen;
+    uint64_t paused_until;
+    int group;
+};
+
+struct sim {
+    uint64_t now, seq;
+    uint64_t rng[4];
+    struct event **heap;
+    size_t n, cap;
+    struct snode **nodes;
+    size_t nnodes, capnodes;
+    struct sim_link link;
+    struct sim_stats stats;
+    int log_level;
+    void (*sink)(void *ud, const char *node, uint64_t now, int level,
+                 const char *msg);
+    void *sink_ud;
+};
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rnd(struct sim *s)
+{
+    uint64_t *r = s->rng;
+    uint64_t result = rotl(r[1] * 5, 7) * 9, t = r[1] << 17;
+    r[2] ^= r[0];
+    r[3] ^= r[1];
+    r[1] ^= r[2];
+    r[0] ^= r[3];
+    r[2] ^= t;
+    r[3] = rotl(r[3], 45);
+    return result;
+}
+
+static double rnd01(struct sim *s)
+{
+    return (double)(rnd(s) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static bool ev_before(const struct event *a, const struct event *b)
+{
+    return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
+static void push(struct sim *s, struct event *e)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        struct event **h = hs_realloc(s->heap, cap * sizeof *h);
+        if (h == NULL) {
+            hs_free(e);
+            return;
+        }
+        s->heap = h;
+        s->cap = cap;
+    }
+    e->seq = s->seq++;
+    size_t i = s->n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!ev_before(e, s->heap[p]))
+            break;
+        s->heap[i] = s->heap[p];
+        i = p;
+    }
+    s->heap[i] = e;
+}
+
+static struct event *pop(struct sim *s)
+{
+    struct event *top = s->heap[0];
+    struct event *last = s->heap[--s->n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const struct event *best = last;
+        if (l < s->n && ev_before(s->heap[l], best)) {
+            m = l;
+            best = s->heap[l];
+        }
+        if (r < s->n && ev_before(s->heap[r], best))
+            m = r;
+        if (m == i)
+            break;
+        s->heap[i] = s->heap[m];
+        i = m;
+    }
+    if (s->n)
+        s->heap[i] = last;
+    return top;
+}
+
+static struct event *event_new(int type, uint64_t at, const struct snode *to,
+                               const void *data, size_t len)
+{
+    struct event *e = hs_calloc(1, sizeof *e + len);
+    if (e == NULL)
+        return NULL;
+    e->type = type;
+    e->at = at;
+    e->node = to->idx;
+    e->epoch = to->epoch;
+    e->len = len;
+    if (len)
+        memcpy(e->data, data, len);
+    return e;
+}
+
+static uint64_t delay(struct sim *s)
+{
+    uint64_t d = s->link.latency_ms;
+    if (s->link.jitter_ms)
+        d += rnd(s) % (s->link.jitter_ms + 1);
+    return d;
+}
+
+static bool reachable(const struct sim *s, const struct snode *a,
+                      const struct snode *b)
+{
+    (void)s;
+    return a->group == b->group;
+}
+
+static struct snode *by_addr(struct sim *s, const struct hs_addr *a)
+{
+    struct hs_addr u = addr_unmap(a);
+    if (u.len != 4 || u.ip[0] != 10 || u.port != 7946)
+        return NULL;
+    size_t idx = ((size_t)u.ip[1] << 16 | (size_t)u.ip[2] << 8 | u.ip[3]);
+    if (idx == 0 || idx > s->nnodes)
+        return NULL;
+    return s->nodes[idx - 1];
+}
+
+/* ===== Streams ===== */
+
+static void half_unref(struct half *h)
+{
+    if (--h->refs == 0) {
+        if (h->peer)
+            h->peer->peer = NULL;
+        hs_free(h);
+    }
+}
+
+static struct half *half_new(struct sim *s, struct snode *sn, void *owner)
+{
+    struct half *h = hs_calloc(1, sizeof *h);
+    if (h == NULL)
+        return NULL;
+    h->sim = s;
+    h->node = sn->idx;
+    h->epoch = sn->epoch;
+    h->owner = owner;
+    h->refs = 1; /* the core's reference, dropped by stream_close */
+    return h;
+}
+
+/* Queue an event for a half (it keeps the half alive). */
+static void half_event(struct sim *s, struct half *h, int type, uint64_t at,
+                       int status, const void *data, size_t len)
+{
+    struct snode *to = s->nodes[h->node];
+    struct event *e = event_new(type, at, to, data, len);
+    if (e == NULL)
+        return;
+    e->epoch = h->epoch;
+    e->h = h;
+    e->status = status;
+    h->refs++;
+    push(s, e);
+}
+
+/* ===== io implementation ===== */
+
+static uint64_t io_now(void *ctx)
+{
+    return ((struct snode *)ctx)->sim->now;
+}
+
+static void io_wakeup(void *ctx, uint64_t at)
+{
+    struct snode *sn = ctx;
+    sn->wake_gen++;
+    if (at == UINT64_MAX)
+        return;
+    struct sim *s = sn->sim;
+    struct event *e = event_new(EV_WAKE, at < s->now ? s->now : at, sn,
+                                NULL, 0);
+    if (e) {
+        e->gen = sn->wake_gen;
+        push(s, e);
+    }
+}
+
+static void io_random(void *ctx, void *p, size_t n)
+{
+    struct sim *s = ((struct snode *)ctx)->sim;
+    uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(rnd(s) >> 32);
+}
+
+static int io_send(void *ctx, const struct hs_addr *to, const void *p,
+                   size_t n)
+{
+    struct snode *sn = ctx;
+    struct sim *s = sn->sim;
+    s->stats.packets++;
+    s->stats.bytes += n;
+    struct snode *dst = by_addr(s, to);
+    if (dst == NULL)
+        return 0; /* nobody there: UDP does not tell */
+    if (!reachable(s, sn, dst)) {
+        s->stats.blocked++;
+        return 0;
+    }
+    if (s->link.loss > 0 && rnd01(s) < s->link.loss) {
+        s->stats.lost++;
+        return 0;
+    }
+    struct event *e = event_new(EV_PACKET, s->now + delay(s), dst, p, n);
+    if (e) {
+        e->from = sn->addr;
+        push(s, e);
+    }
+    return 0;
+}
+
+static int io_stream_open(void *ctx, const struct hs_addr *to, void *owner,
+                          struct io_stream **out)
+{
+    struct snode *sn = ctx;
+    struct sim *s = sn->sim;
+    struct half *h = half_new(s, sn, owner);
+    if (h == NULL)
+        return HS_ENOMEM;
+    s->stats.streams++;
+    struct snode *dst = by_addr(s, to);
+    uint64_t at = s->now + delay(s);
+    if (dst == NULL || dst->nd == NULL) {
+        /* Nobody listens: the connection is refused. */
+        half_event(s, h, EV_CONNECTED, at, HS_EREFUSED, NULL, 0);
+    } else if (reachable(s, sn, dst)) {
+        struct event *e = event_new(EV_CONNECT, at, dst, NULL, 0);
+        if (e) {
+            e->from = sn->addr;
+            e->h = h;
+            h->refs++;
+            push(s, e);
+        }
+    }
+    /* Unreachable: the SYN is lost; the core's deadline fires. */
+    *out = (struct io_stream *)h;
+    return 0;
+}
+
+static int io_stream_write(void *ctx, struct io_stream *st, const void *p,
+                           size_t n)
+{
+    struct half *h = (struct half *)st;
+    struct sim *s = ((struct snode *)ctx)->sim;
+    if (h->peer == NULL || h->peer->closed)
+        return 0;
+    uint64_t at = s->now + delay(s);
+    if (at < h->last)
+        at = h->last; /* TCP keeps order */
+    h->last = at;
+    half_event(s, h->peer, EV_DATA, at, 0, p, n);
+    return 0;
+}
+
+static void io_stream_close(void *ctx, struct io_stream *st)
+{
+    struct half *h = (struct half *)st;
+    struct sim *s = ((struct snode *)ctx)->sim;
+    h->closed = true;
+    if (h->peer && !h->peer->closed) {
+        uint64_t at = s->now + delay(s);
+        if (at < h->last)
+            at = h->last;
+        half_event(s, h->peer, EV_END, at, 0, NULL, 0);
+    }
+    half_unref(h);
+}
+
+/* ===== Logging ===== */
+
+static void log_sink(void *ud, int level, const char *msg)
+{
+    struct snode *sn = ud;
+    struct sim *s = sn->sim;
+    if (s->sink)
+        s->sink(s->sink_ud, sn->cfg.name, s->now, level, msg);
+}
+
+/* ===== Nodes ===== */
+
+int sim_new(uint64_t seed, struct sim **out)
+{
+    struct sim *s = hs_calloc(1, sizeof *s);
+    if (s == NULL)
+        return HS_ENOMEM;
+    /* splitmix64 to spread the seed over the state */
+    uint64_t z = seed;
+    for (int i = 0; i < 4; i++) {
+        z += 0x9e3779b97f4a7c15ull;
+        uint64_t x = z;
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+        s->rng[i] = x ^ (x >> 31);
+    }
+    s->link.latency_ms = 1;
+    s->log_level = HS_LOG_OFF;
+    *out = s;
+    return 0;
+}
+
+static void drop_event(struct event *e)
+{
+    if (e->h)
+        half_unref(e->h);
+    hs_free(e);
+}
+
+void sim_free(struct sim *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->nnodes; i++) {
+        struct snode *sn = s->nodes[i];
+        node_close(sn->nd);
+        config_free(&sn->cfg);
+        hs_free(sn);
+    }
+    while (s->n)
+        drop_event(pop(s));
+    hs_free(s->heap);
+    hs_free(s->nodes);
+    hs_free(s);
+}
+
+void sim_set_link(struct sim *s, const struct sim_link *l)
+{
+    s->link = *l;
+}
+
+void sim_set_log(struct sim *s, int level,
+                 void (*sink)(void *ud, const char *node, uint64_t now,
+                              int level, const char *msg),
+                 void *ud)
+{
+    s->log_level = level;
+    s->sink = sink;
+    s->sink_ud = ud;
+    for (size_t i = 0; i < s->nnodes; i++)
+        s->nodes[i]->log.level = sink ? level : HS_LOG_OFF;
+}
+
+static int boot(struct snode *sn)
+{
+    struct node *nd;
+    int rc = node_new(&sn->cfg, &sn->io, &sn->hooks, &sn->log, &nd);
+    if (rc)
+        return rc;
+    sn->nd = nd;
+    rc = node_start(nd, &sn->addr);
+    if (rc) {
+        node_close(nd);
+        sn->nd = NULL;
+    }
+    return rc;
+}
+
+int sim_add(struct sim *s, const struct config *cfg,
+            const struct hooks *hooks, size_t *idx)
+{
+    if (s->nnodes >= (1u << 24) - 2 || sim_find(s, cfg->name) >= 0)
+        return HS_EINVAL;
+    if (s->nnodes == s->capnodes) {
+        size_t cap = s->capnodes ? s->capnodes * 2 : 16;
+        struct snode **nn = hs_realloc(s->nodes, cap * sizeof *nn);
+        if (nn == NULL)
+            return HS_ENOMEM;
+        s->nodes = nn;
+        s->capnodes = cap;
+    }
+    struct snode *sn = hs_calloc(1, sizeof *sn);
+    if (sn == NULL || config_copy(&sn->cfg, cfg)) {
+        hs_free(sn);
+        return HS_ENOMEM;
+    }
+    sn->sim = s;
+    sn->idx = (uint32_t)s->nnodes;
+    size_t id = s->nnodes + 1;
+    uint8_t ip[4] = {10, (uint8_t)(id >> 16), (uint8_t)(id >> 8),
+                     (uint8_t)id};
+    addr_from_raw(ip, 4, 7946, &sn->addr);
+    if (hooks)
+        sn->hooks = *hooks;
+    sn->io = (struct io){sn, io_now, io_wakeup, io_random, io_send,
+                         io_stream_open, io_stream_write, io_stream_close};
+    sn->log = (struct hs_logger){s->sink ? s->log_level : HS_LOG_OFF,
+                                 log_sink, sn};
+    s->nodes[s->nnodes++] = sn;
+    int rc = boot(sn);
+    if (rc)
+        return rc;
+    *idx = sn->idx;
+    return 0;
+}
+
+size_t sim_count(const struct sim *s)
+{
+    return s->nnodes;
+}
+
+struct node *sim_node(struct sim *s, size_t idx)
+{
+    return idx < s->nnodes ? s->nodes[idx]->nd : NULL;
+}
+
+const char *sim_name(const struct sim *s, size_t idx)
+{
+    return idx < s->nnodes ? s->nodes[idx]->cfg.name : NULL;
+}
+
+struct hs_addr sim_addr(const struct sim *s, size_t idx)
+{
+    return s->nodes[idx]->addr;
+}
+
+long sim_find(const struct sim *s, const char *name)
+{
+    for (size_t i = 0; i < s->nnodes; i++)
+        if (!strcmp(s->nodes[i]->cfg.name, name))
+            return (long)i;
+    return -1;
+}
+
+bool sim_alive(const struct sim *s, size_t idx)
+{
+    return idx < s->nnodes && s->nodes[idx]->nd != NULL;
+}
+
+void sim_kill(struct sim *s, size_t idx)
+{
+    if (idx >= s->nnodes || s->nodes[idx]->nd == NULL)
+        return;
+    struct snode *sn = s->nodes[idx];
+    /* A crash: the core never hears about its streams again; the peers
+     * see their connections reset. */
+    struct node *nd = sn->nd;
+    sn->nd = NULL;
+    sn->epoch++;
+    sn->wake_gen++;
+    sn->paused_until = 0;
+    node_close(nd); /* closes its streams through io_stream_close */
+}
+
+int sim_restart(struct sim *s, size_t idx)
+{
+    if (idx >= s->nnodes)
+        return HS_EINVAL;
+    sim_kill(s, idx);
+    return boot(s->nodes[idx]);
+}
+
+void sim_pause(struct sim *s, size_t idx, uint64_t ms)
+{
+    if (idx < s->nnodes)
+        s->nodes[idx]->paused_until = s->now + ms;
+}
+
+void sim_set_group(struct sim *s, size_t idx, int group)
+{
+    if (idx < s->nnodes)
+        s->nodes[idx]->group = group;
+}
+
+void sim_heal(struct sim *s)
+{
+    for (size_t i = 0; i < s->nnodes; i++)
+        s->nodes[i]->group = 0;
+}
+
+uint64_t sim_now(const struct sim *s)
+{
+    return s->now;
+}
+
+const struct sim_stats *sim_stats(const struct sim *s)
+{
+    return &s->stats;
+}
+
+/* ===== Running ===== */
+
+static void deliver(struct sim *s, struct event *e)
+{
+    struct snode *sn = s->nodes[e->node];
+    struct node *nd = sn->nd;
+    bool live = nd != NULL && e->epoch == sn->epoch;
+    switch (e->type) {
+    case EV_WAKE:
+        if (live && e->gen == sn->wake_gen)
+            node_io_timers(nd);
+        break;
+    case EV_PACKET:
+        if (live)
+            node_io_packet(nd, &e->from, e->data, e->len);
+        break;
+    case EV_CONNECT: {
+        struct half *a = e->h;
+        struct snode *from = s->nodes[a->node];
+        if (a->closed)
+            break;
+        if (!live) {
+            half_event(s, a, EV_CONNECTED, s->now + delay(s), HS_EREFUSED,
+                       NULL, 0);
+            break;
+        }
+        struct half *b = half_new(s, sn, NULL);
+        if (b == NULL)
+            break;
+        a->peer = b;
+        b->peer = a;
+        b->refs++; /* hold it: a refusing core closes it in the call */
+        b->owner = node_io_stream_accepted(nd, (struct io_stream *)b,
+                                           &from->addr);
+        if (b->owner != NULL)
+            half_event(s, a, EV_CONNECTED, s->now + delay(s), 0, NULL, 0);
+        half_unref(b);
+        break;
+    }
+    case EV_CONNECTED:
+        if (live && !e->h->closed)
+            node_io_stream_connected(nd, e->h->owner, e->status);
+        break;
+    case EV_DATA:
+        if (live && !e->h->closed && !e->h->ended && e->h->owner)
+            node_io_stream_data(nd, e->h->owner, e->data, e->len);
+        break;
+    case EV_END:
+        if (live && !e->h->closed && !e->h->ended && e->h->owner) {
+            e->h->ended = true;
+            node_io_stream_end(nd, e->h->owner, e->status);
+        }
+        break;
+    }
+}
+
+bool sim_step(struct sim *s, uint64_t until)
+{
+    while (s->n > 0 && s->heap[0]->at <= until) {
+        struct event *e = pop(s);
+        struct snode *sn = s->nodes[e->node];
+        if (e->at > s->now)
+            s->now = e->at;
+        /* A frozen process handles nothing until it thaws. */
+        if (sn->paused_until > s->now && sn->nd && e->epoch == sn->epoch) {
+            e->at = sn->paused_until;
+            push(s, e);
+            continue;
+        }
+        deliver(s, e);
+        drop_event(e);
+        return true;
+    }
+    return false;
+}
+
+void sim_run(struct sim *s, uint64_t ms)
+{
+    uint64_t until = s->now + ms;
+    while (sim_step(s, until))
+        ;
+    s->now = until;
+}

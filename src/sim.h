@@ -1,0 +1,67 @@
+/* sim.h: a simulated network under a virtual clock: the in-memory
+ * implementation of io.h (compare raft's fixture.c and memberlist's
+ * MockNetwork).
+ *
+ * Many nodes run the real protocol core in one process. Time advances only
+ * when the simulation runs events, so the same seed and the same calls
+ * give the same run, event for event. Node i gets the address
+ * 10.a.b.c:7946 with a.b.c = i + 1. The simulation owns its nodes. */
+#ifndef HS_SIM_H
+#define HS_SIM_H
+
+#include "node.h"
+
+struct sim;
+
+struct sim_link {
+    uint64_t latency_ms;  /* one-way delay of packets and stream data */
+    uint64_t jitter_ms;   /* extra delay, uniform in [0, jitter] */
+    double loss;          /* probability a packet is lost */
+};
+
+int sim_new(uint64_t seed, struct sim **out);
+void sim_free(struct sim *s);
+/* Default link for every pair of nodes. */
+void sim_set_link(struct sim *s, const struct sim_link *l);
+/* Log sink for all nodes (NULL: silent) and level. */
+void sim_set_log(struct sim *s, int level,
+                 void (*sink)(void *ud, const char *node, uint64_t now,
+                              int level, const char *msg),
+                 void *ud);
+
+/* Add and start a node (cfg->name must be unique; bind/advertise are set
+ * by the simulation). Returns its index. */
+int sim_add(struct sim *s, const struct config *cfg,
+            const struct hooks *hooks, size_t *idx);
+size_t sim_count(const struct sim *s);
+struct node *sim_node(struct sim *s, size_t idx); /* NULL when killed */
+const char *sim_name(const struct sim *s, size_t idx);
+struct hs_addr sim_addr(const struct sim *s, size_t idx);
+/* Index of the node with that name, or -1. */
+long sim_find(const struct sim *s, const char *name);
+
+uint64_t sim_now(const struct sim *s);
+/* Run every event due within the next `ms` milliseconds. */
+void sim_run(struct sim *s, uint64_t ms);
+/* Run the next event, if any before `until`; false when none. */
+bool sim_step(struct sim *s, uint64_t until);
+
+/* Crash a node (no goodbye; its sockets vanish) and start it again with
+ * the same name, address, config and hooks and a fresh state. */
+void sim_kill(struct sim *s, size_t idx);
+int sim_restart(struct sim *s, size_t idx);
+bool sim_alive(const struct sim *s, size_t idx);
+/* Freeze a node for `ms` (as SIGSTOP would): its packets wait in its
+ * socket buffer and its timers fire late. */
+void sim_pause(struct sim *s, size_t idx, uint64_t ms);
+/* Nodes in different groups cannot reach each other; group 0 is the
+ * default. sim_heal puts everyone back in group 0. */
+void sim_set_group(struct sim *s, size_t idx, int group);
+void sim_heal(struct sim *s);
+
+struct sim_stats {
+    uint64_t packets, bytes, lost, blocked, streams;
+};
+const struct sim_stats *sim_stats(const struct sim *s);
+
+#endif
