@@ -717,14 +717,46 @@ static void push_stats(lua_State *L, const struct node *nd)
 /* ===== Simulation ===== */
 
 #define SIM_MT "hearsay.sim"
-#define SIMNODE_MT "hearsay.sim.node"
+
+struct lsim;
+
+/* What a simulated node's hooks need to find their way back. */
+struct simctx {
+    struct simctx *next;
+    struct lsim *ls;
+    size_t idx;
+};
 
 struct lsim {
     struct sim *sim;
     lua_State *L;
     int trace_ref;  /* table collecting log lines, or LUA_NOREF */
+    int events_ref; /* table collecting membership events, or LUA_NOREF */
     bool print;     /* print log lines to stderr */
+    struct simctx *ctxs;
 };
+
+/* on_member: record {t, node, event, member, incarnation}. */
+static void sim_on_member(void *ud, int event, const struct member *m)
+{
+    struct simctx *c = ud;
+    struct lsim *ls = c->ls;
+    if (ls->events_ref == LUA_NOREF)
+        return;
+    lua_State *L = ls->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->events_ref);
+    lua_createtable(L, 0, 5);
+    set_int(L, "t", (lua_Integer)sim_now(ls->sim));
+    lua_pushstring(L, sim_name(ls->sim, c->idx));
+    lua_setfield(L, -2, "node");
+    lua_pushstring(L, hook_event_name(event));
+    lua_setfield(L, -2, "event");
+    lua_pushlstring(L, m->name, m->name_len);
+    lua_setfield(L, -2, "member");
+    set_int(L, "incarnation", m->incarnation);
+    lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+    lua_pop(L, 1);
+}
 
 static struct lsim *check_sim(lua_State *L, int i)
 {
@@ -758,7 +790,7 @@ static int l_sim_new(lua_State *L)
     lua_Integer seed = 1;
     struct sim_link link = {1, 0, 0.0};
     int level = HS_LOG_INFO;
-    bool print = false, trace = false;
+    bool print = false, trace = false, events = false;
     if (lua_istable(L, 1)) {
         lua_getfield(L, 1, "seed");
         seed = luaL_optinteger(L, -1, 1);
@@ -777,11 +809,13 @@ static int l_sim_new(lua_State *L)
         print = lua_toboolean(L, -1);
         lua_getfield(L, 1, "trace");
         trace = lua_toboolean(L, -1);
-        lua_pop(L, 7);
+        lua_getfield(L, 1, "events");
+        events = lua_toboolean(L, -1);
+        lua_pop(L, 8);
     }
     struct lsim *ls = lua_newuserdatauv(L, sizeof *ls, 1);
     memset(ls, 0, sizeof *ls);
-    ls->trace_ref = LUA_NOREF;
+    ls->trace_ref = ls->events_ref = LUA_NOREF;
     luaL_setmetatable(L, SIM_MT);
     int rc = sim_new((uint64_t)seed, &ls->sim);
     if (rc)
@@ -792,6 +826,10 @@ static int l_sim_new(lua_State *L)
     if (trace) {
         lua_newtable(L);
         ls->trace_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    if (events) {
+        lua_newtable(L);
+        ls->events_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     if (print || trace)
         sim_set_log(ls->sim, level, sim_sink, ls);
@@ -804,7 +842,13 @@ static int l_sim_gc(lua_State *L)
     sim_free(ls->sim);
     ls->sim = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, ls->trace_ref);
-    ls->trace_ref = LUA_NOREF;
+    luaL_unref(L, LUA_REGISTRYINDEX, ls->events_ref);
+    ls->trace_ref = ls->events_ref = LUA_NOREF;
+    while (ls->ctxs) {
+        struct simctx *c = ls->ctxs;
+        ls->ctxs = c->next;
+        hs_free(c);
+    }
     return 0;
 }
 
@@ -815,8 +859,18 @@ static int l_sim_add(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     struct config c;
     check_config(L, 2, &c);
+    struct simctx *ctx = hs_calloc(1, sizeof *ctx);
+    if (ctx == NULL) {
+        config_free(&c);
+        return fail(L, HS_ENOMEM, NULL);
+    }
+    ctx->ls = ls;
+    ctx->idx = sim_count(ls->sim);
+    ctx->next = ls->ctxs;
+    ls->ctxs = ctx;
+    struct hooks hooks = {.ud = ctx, .on_member = sim_on_member};
     size_t idx;
-    int rc = sim_add(ls->sim, &c, NULL, &idx);
+    int rc = sim_add(ls->sim, &c, &hooks, &idx);
     config_free(&c);
     if (rc)
         return fail(L, rc, rc == HS_EINVAL ? "name already in use" : NULL);
@@ -1057,6 +1111,53 @@ static int l_sim_inject(lua_State *L)
     return 0;
 }
 
+/* sim:block(a, b [, "udp"|"all"|"none"]): one-way link block a -> b */
+static int l_sim_block(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    size_t a = check_index(L, ls, 2), b = check_index(L, ls, 3);
+    static const char *const what[] = {"none", "udp", "all", NULL};
+    int w = luaL_checkoption(L, 4, "all", what);
+    sim_block(ls->sim, a, b, w);
+    return 0;
+}
+
+/* sim:inject_stream(i, bytes [, close]) */
+static int l_sim_inject_stream(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    size_t idx = check_index(L, ls, 2);
+    size_t n;
+    const char *p = luaL_checklstring(L, 3, &n);
+    int rc = sim_inject_stream(ls->sim, idx, p, n, lua_toboolean(L, 4));
+    if (rc)
+        return fail(L, rc, NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_sim_events(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    if (ls->events_ref == LUA_NOREF)
+        return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->events_ref);
+    return 1;
+}
+
+static int l_sim_health(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    lua_pushinteger(L, node_health(check_live(L, ls, 2)));
+    return 1;
+}
+
+static int l_mem_live(lua_State *L)
+{
+    lua_pushinteger(L, hs_mem_live());
+    return 1;
+}
+
 static int l_sim_trace(lua_State *L)
 {
     struct lsim *ls = check_sim(L, 1);
@@ -1079,6 +1180,8 @@ static const luaL_Reg sim_methods[] = {
     {"members", l_sim_members}, {"member", l_sim_member},
     {"stats", l_sim_stats},     {"inject", l_sim_inject},
     {"trace", l_sim_trace},     {"close", l_sim_gc},
+    {"block", l_sim_block},     {"inject_stream", l_sim_inject_stream},
+    {"events", l_sim_events},   {"health", l_sim_health},
     {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
@@ -1094,6 +1197,7 @@ static const luaL_Reg funcs[] = {
     {"config", l_config},
     {"config_keys", l_config_keys},
     {"sim", l_sim_new},
+    {"mem_live", l_mem_live},
     {NULL, NULL}};
 
 int luaopen_hearsay_core(lua_State *L);

@@ -132,11 +132,40 @@ void node_count_drop(struct node *nd, int reason, const struct hs_addr *from,
 size_t node_pick(struct node *nd, struct member **out, size_t k,
                  bool (*ok)(const struct node *, const struct member *))
 {
-    /* memberlist kRandomNodes: up to 3n random tries. */
     const struct members *t = &nd->members;
     size_t got = 0, n = t->n;
-    for (size_t tries = 0; tries < 3 * n && got < k; tries++) {
+    if (n <= 256) {
+        /* Small tables: a partial Fisher-Yates shuffle, so no candidate
+         * is missed by bad luck (memberlist's latest kRandomNodes). */
+        uint16_t idx[256];
+        for (size_t i = 0; i < n; i++)
+            idx[i] = (uint16_t)i;
+        for (size_t i = 0; i < n && got < k; i++) {
+            size_t j = i + node_rand_n(nd, n - i);
+            uint16_t x = idx[j];
+            idx[j] = idx[i];
+            idx[i] = x;
+            struct member *m = t->order[x];
+            if (m != nd->self && ok(nd, m))
+                out[got++] = m;
+        }
+        return got;
+    }
+    /* Large tables: random tries (memberlist 0.2.2), then a scan from a
+     * random place if the candidates are scarce. */
+    for (size_t tries = 0; tries < 3 * k + 32 && got < k; tries++) {
         struct member *m = t->order[node_rand_n(nd, n)];
+        if (m == nd->self || !ok(nd, m))
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < got; j++)
+            dup |= out[j] == m;
+        if (!dup)
+            out[got++] = m;
+    }
+    size_t start = node_rand_n(nd, n);
+    for (size_t i = 0; i < n && got < k; i++) {
+        struct member *m = t->order[(start + i) % n];
         if (m == nd->self || !ok(nd, m))
             continue;
         bool dup = false;

@@ -51,8 +51,15 @@ struct snode {
     int group;
 };
 
+struct block {
+    uint32_t a, b;
+    int what;
+};
+
 struct sim {
     uint64_t now, seq;
+    struct block *blocks;
+    size_t nblocks;
     uint64_t rng[4];
     struct event **heap;
     size_t n, cap;
@@ -166,11 +173,23 @@ static uint64_t delay(struct sim *s)
     return d;
 }
 
-static bool reachable(const struct sim *s, const struct snode *a,
-                      const struct snode *b)
+static int blocked(const struct sim *s, const struct snode *a,
+                   const struct snode *b)
 {
-    (void)s;
-    return a->group == b->group;
+    for (size_t i = 0; i < s->nblocks; i++)
+        if (s->blocks[i].a == a->idx && s->blocks[i].b == b->idx)
+            return s->blocks[i].what;
+    return SIM_BLOCK_NONE;
+}
+
+/* Can a packet (stream: a connection) get from a to b? */
+static bool reachable(const struct sim *s, const struct snode *a,
+                      const struct snode *b, bool stream)
+{
+    if (a->group != b->group)
+        return false;
+    int w = s->nblocks ? blocked(s, a, b) : SIM_BLOCK_NONE;
+    return w == SIM_BLOCK_NONE || (stream && w == SIM_BLOCK_UDP);
 }
 
 static struct snode *by_addr(struct sim *s, const struct hs_addr *a)
@@ -212,6 +231,8 @@ static struct half *half_new(struct sim *s, struct snode *sn, void *owner)
 static void half_event(struct sim *s, struct half *h, int type, uint64_t at,
                        int status, const void *data, size_t len)
 {
+    if (h->node >= s->nnodes)
+        return; /* a fake peer: nothing reads it */
     struct snode *to = s->nodes[h->node];
     struct event *e = event_new(type, at, to, data, len);
     if (e == NULL)
@@ -263,7 +284,7 @@ static int io_send(void *ctx, const struct hs_addr *to, const void *p,
     struct snode *dst = by_addr(s, to);
     if (dst == NULL)
         return 0; /* nobody there: UDP does not tell */
-    if (!reachable(s, sn, dst)) {
+    if (!reachable(s, sn, dst, false)) {
         s->stats.blocked++;
         return 0;
     }
@@ -293,7 +314,8 @@ static int io_stream_open(void *ctx, const struct hs_addr *to, void *owner,
     if (dst == NULL || dst->nd == NULL) {
         /* Nobody listens: the connection is refused. */
         half_event(s, h, EV_CONNECTED, at, HS_EREFUSED, NULL, 0);
-    } else if (reachable(s, sn, dst)) {
+    } else if (reachable(s, sn, dst, true) &&
+               reachable(s, dst, sn, true)) {
         struct event *e = event_new(EV_CONNECT, at, dst, NULL, 0);
         if (e) {
             e->from = sn->addr;
@@ -387,6 +409,7 @@ void sim_free(struct sim *s)
     }
     while (s->n)
         drop_event(pop(s));
+    hs_free(s->blocks);
     hs_free(s->heap);
     hs_free(s->nodes);
     hs_free(s);
@@ -534,6 +557,64 @@ void sim_heal(struct sim *s)
 {
     for (size_t i = 0; i < s->nnodes; i++)
         s->nodes[i]->group = 0;
+    hs_free(s->blocks);
+    s->blocks = NULL;
+    s->nblocks = 0;
+}
+
+int sim_block(struct sim *s, size_t a, size_t b, int what)
+{
+    if (a >= s->nnodes || b >= s->nnodes)
+        return HS_EINVAL;
+    for (size_t i = 0; i < s->nblocks; i++) {
+        if (s->blocks[i].a == a && s->blocks[i].b == b) {
+            s->blocks[i].what = what;
+            return 0;
+        }
+    }
+    struct block *nb = hs_realloc(s->blocks,
+                                  (s->nblocks + 1) * sizeof *nb);
+    if (nb == NULL)
+        return HS_ENOMEM;
+    s->blocks = nb;
+    s->blocks[s->nblocks++] = (struct block){(uint32_t)a, (uint32_t)b, what};
+    return 0;
+}
+
+/* The fake peer's half is never read by a core; events to it are
+ * dropped because no node owns it. */
+int sim_inject_stream(struct sim *s, size_t idx, const void *p, size_t n,
+                      bool close_after)
+{
+    if (idx >= s->nnodes || s->nodes[idx]->nd == NULL)
+        return HS_EINVAL;
+    struct snode *dst = s->nodes[idx];
+    struct half *a = hs_calloc(1, sizeof *a), *b = hs_calloc(1, sizeof *b);
+    if (a == NULL || b == NULL) {
+        hs_free(a);
+        hs_free(b);
+        return HS_ENOMEM;
+    }
+    a->sim = b->sim = s;
+    a->node = UINT32_MAX; /* nobody */
+    a->refs = 1;
+    b->node = dst->idx;
+    b->epoch = dst->epoch;
+    b->refs = 2; /* the core's, and ours for the call below */
+    a->peer = b;
+    b->peer = a;
+    struct hs_addr from;
+    addr_parse("10.255.255.254:40000", 0, &from);
+    b->owner = node_io_stream_accepted(dst->nd, (struct io_stream *)b,
+                                       &from);
+    if (b->owner && n)
+        half_event(s, b, EV_DATA, s->now + delay(s), 0, p, n);
+    if (b->owner && close_after)
+        half_event(s, b, EV_END, s->now + delay(s), 0, NULL, 0);
+    half_unref(b);
+    a->closed = true;
+    half_unref(a);
+    return 0;
 }
 
 uint64_t sim_now(const struct sim *s)

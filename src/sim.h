@@ -57,7 +57,15 @@ void sim_pause(struct sim *s, size_t idx, uint64_t ms);
 /* Nodes in different groups cannot reach each other; group 0 is the
  * default. sim_heal puts everyone back in group 0. */
 void sim_set_group(struct sim *s, size_t idx, int group);
+/* Block the link from node a to node b (one way): packets only, or
+ * packets and streams. sim_heal also clears every block. */
+enum { SIM_BLOCK_NONE, SIM_BLOCK_UDP, SIM_BLOCK_ALL };
+int sim_block(struct sim *s, size_t a, size_t b, int what);
 void sim_heal(struct sim *s);
+/* Open a stream from a fake peer to node idx, write `p` and keep it
+ * open (a peer that never finishes). */
+int sim_inject_stream(struct sim *s, size_t idx, const void *p, size_t n,
+                      bool close_after);
 
 struct sim_stats {
     uint64_t packets, bytes, lost, blocked, streams;

@@ -1,0 +1,36 @@
+/* agent.h: the state of a running `hearsay agent`, shared by main.c (which
+ * owns it: start-up, signals, leave, shutdown) and control.c (which serves
+ * the control endpoint from it).
+ *
+ * control.c reaches main.c only through the `leave` pointer, never by a
+ * symbol: control.o is also linked into the Lua module, which has no
+ * main.o. */
+#ifndef HS_AGENT_H
+#define HS_AGENT_H
+
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+
+struct node;
+struct transport;
+struct control;
+struct control_join;
+
+struct agent {
+    uv_loop_t loop;
+    struct config cfg;       /* owned; config_free at exit */
+    struct hs_logger log;    /* every log line of the node goes here */
+    struct transport *tp;    /* owned; NULL once closed */
+    struct node *node;       /* owned; NULL once closed */
+    struct control *ctl;     /* owned; NULL once closed */
+    struct control_join *joins; /* joins in flight (control.c's list) */
+    /* Start the graceful leave (the path SIGTERM takes): 0 if it started
+     * or is already under way, else an HS_E* code. control_left() is
+     * called when it completes; the agent then shuts down and exits 0. */
+    int (*leave)(struct agent *a);
+    bool leaving;            /* a leave started: refuse join/pause/resume */
+};
+
+#endif

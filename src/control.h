@@ -1,0 +1,72 @@
+/* control.h: the agent's control endpoint, and the join operation shared
+ * by the endpoint and the agent's start-up.
+ *
+ * The endpoint is a TCP server (loopback by default) speaking JSON lines:
+ * each request is one JSON object on one line, each answer one JSON object
+ * on one line, in order; the connection stays open for more requests.
+ *
+ *   {"cmd":"members","status":"alive"}  status optional: alive, suspect,
+ *                                       dead (or failed), left
+ *   {"cmd":"join","addrs":["host:port", "name/host:port", ...]}
+ *   {"cmd":"leave"}      answered once the graceful leave completed
+ *   {"cmd":"pause"}  {"cmd":"resume"}
+ *   {"cmd":"version"}  {"cmd":"stats"}
+ *
+ * Answers are {"ok":true, ...} or {"ok":false,"error":"sentence"}. A line
+ * longer than CONTROL_LINE_MAX bytes is answered with an error and the
+ * connection closed. */
+#ifndef HS_CONTROL_H
+#define HS_CONTROL_H
+
+#include <stddef.h>
+
+/* The one place the version lives (agent banner, CLI, control answers). */
+#define HS_VERSION "0.1.0"
+
+/* Where the CLI and the agent meet unless told otherwise: the default
+ * address, overridden by the environment variable, overridden by the
+ * --control flag. */
+#define CONTROL_DEFAULT_ADDR "127.0.0.1:7374"
+#define CONTROL_ENV "HEARSAY_CONTROL"
+
+#define CONTROL_LINE_MAX (64 * 1024) /* longest request line */
+#define CONTROL_CONN_MAX 64          /* concurrent connections */
+
+struct agent;
+struct control;
+struct control_join;
+
+/* Listen on a->cfg.control (host names resolved synchronously: this runs
+ * before the loop does). Sets a->ctl. Returns 0, or an HS_E* code with a
+ * sentence in err. */
+int control_start(struct agent *a, char *err, size_t errlen);
+
+/* The graceful leave finished (err is 0 or HS_ETIMEDOUT): answer every
+ * connection waiting on a leave request. */
+void control_left(struct control *c, int err);
+
+/* Stop accepting, stop serving requests, flush the answers already
+ * written and close every connection; cb(ud) runs once all handles are
+ * closed and the struct is freed. Requests still waiting (join) are
+ * dropped unanswered. */
+void control_close(struct control *c, void (*cb)(void *ud), void *ud);
+
+/* ===== Join =====
+ * Resolve each address ("host:port", "[v6]:port", "host", or
+ * "name/host:port" to give the node name for require_node_names) without
+ * blocking, then push/pull with every address found in one node_join.
+ * cb(ud, joined, 0, NULL) when at least one succeeded, else
+ * cb(ud, 0, err, sentence). *out is set before cb can run, and cb may run
+ * before control_join returns (when every step finishes at once). An
+ * error return means cb never runs. */
+typedef void (*control_join_cb)(void *ud, int joined, int err,
+                                const char *why);
+int control_join(struct agent *a, const char *const *specs, size_t n,
+                 control_join_cb cb, void *ud, struct control_join **out);
+/* The caller no longer wants the answer (its connection went away). */
+void control_join_cancel(struct control_join *j);
+/* The node was closed: joins waiting on it will never hear back. Frees
+ * what no longer waits on a resolve. */
+void control_join_node_closed(struct agent *a);
+
+#endif
