@@ -1,0 +1,283 @@
+/* test_core.c: unit checks of the broadcast queue, timers, member table,
+ * addresses and configuration. */
+#include "test.h"
+
+#include "../../src/broadcast.h"
+#include "../../src/config.h"
+#include "../../src/members.h"
+#include "../../src/timers.h"
+
+static void take(struct bqueue *q, size_t limit, int tl, char *out,
+                 size_t outlen)
+{
+    struct buf b = BUF_INIT;
+    size_t lens[64], n;
+    bqueue_take(q, 2, limit, tl, &b, lens, 64, &n);
+    size_t o = 0, off = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && o + 2 < outlen; i++) {
+        o += (size_t)snprintf(out + o, outlen - o, "%s%.*s", i ? "," : "",
+                              (int)lens[i], (const char *)b.data + off);
+        off += lens[i];
+    }
+    buf_free(&b);
+}
+
+/* memberlist queue.go: fewest transmits first, then larger, then newer;
+ * a message is dropped at the transmit limit; news about a member
+ * replaces older news about it. */
+static void test_queue_order(void)
+{
+    struct bqueue q;
+    bqueue_init(&q, 0);
+    char out[256];
+    bqueue_push(&q, NULL, "a", 1, false);
+    bqueue_push(&q, NULL, "bbb", 3, false);
+    bqueue_push(&q, NULL, "cc", 2, false);
+    bqueue_push(&q, NULL, "dd", 2, false);
+    /* Largest first; equal sizes newest first. */
+    take(&q, 1000, 3, out, sizeof out);
+    CHECK(!strcmp(out, "bbb,dd,cc,a"));
+    /* With 5 bytes, the fresh 4-byte message does not fit (2 bytes of
+     * overhead): the largest that fits, from the next tier, goes. */
+    bqueue_push(&q, NULL, "eeee", 4, false);
+    take(&q, 5, 3, out, sizeof out);
+    CHECK(!strcmp(out, "bbb"));
+    /* With 6 it fits, and fresh messages go first. */
+    take(&q, 6, 3, out, sizeof out);
+    CHECK(!strcmp(out, "eeee"));
+    /* bbb reaches the limit of 3 transmits here and is dropped. */
+    take(&q, 1000, 3, out, sizeof out);
+    CHECK(!strcmp(out, "eeee,dd,cc,a,bbb"));
+    CHECK_EQ(bqueue_len(&q), 4);
+    take(&q, 1000, 3, out, sizeof out);
+    CHECK(!strcmp(out, "eeee,dd,cc,a"));
+    CHECK_EQ(bqueue_len(&q), 0);
+    bqueue_close(&q);
+}
+
+static int finished;
+static void on_finished(void *ud, struct bcast *b)
+{
+    (void)ud;
+    (void)b;
+    finished++;
+}
+
+static void test_queue_invalidate(void)
+{
+    struct bqueue q;
+    bqueue_init(&q, 0);
+    q.on_finished = on_finished;
+    struct member m1 = {0}, m2 = {0};
+    char out[256];
+    bqueue_push(&q, &m1, "alive-1", 7, true);
+    bqueue_push(&q, &m2, "other", 5, false);
+    finished = 0;
+    bqueue_push(&q, &m1, "dead-1", 6, false);
+    CHECK_EQ(finished, 1); /* the replaced one is finished */
+    CHECK_EQ(bqueue_len(&q), 2);
+    take(&q, 1000, 1, out, sizeof out);
+    CHECK(!strcmp(out, "dead-1,other"));
+    CHECK(m1.bcast == NULL && m2.bcast == NULL);
+    bqueue_close(&q);
+
+    /* The bound keeps the freshest. */
+    bqueue_init(&q, 3);
+    for (int i = 0; i < 5; i++) {
+        char msg[2] = {(char)('a' + i), 0};
+        bqueue_push(&q, NULL, msg, 1, false);
+    }
+    CHECK_EQ(bqueue_len(&q), 3);
+    CHECK_EQ(q.dropped, 2);
+    bqueue_close(&q);
+}
+
+static int fired[8];
+static int nfired;
+static struct timers *ts_under_test;
+static struct timer tm[8];
+
+static void timer_cb(struct timer *t)
+{
+    int i = (int)(t - tm);
+    fired[nfired++] = i;
+    if (i == 2 && nfired < 6) { /* re-arm itself later, stop another */
+        timer_start(ts_under_test, t, 100);
+        timer_stop(ts_under_test, &tm[4]);
+    }
+}
+
+static void test_timers(void)
+{
+    struct timers ts;
+    timers_init(&ts);
+    ts_under_test = &ts;
+    for (int i = 0; i < 8; i++)
+        timer_init(&tm[i], timer_cb);
+    uint64_t at[8] = {50, 10, 30, 10, 40, 70, 60, 20};
+    for (int i = 0; i < 8; i++)
+        timer_start(&ts, &tm[i], at[i]);
+    CHECK_EQ(timers_next(&ts), 10);
+    timer_stop(&ts, &tm[6]);
+    nfired = 0;
+    CHECK_EQ(timers_run(&ts, 55), 5);
+    /* 10 (armed 1st: tm1), 10 (tm3), 20, 30 (tm2 re-arms at 100 and stops
+     * tm4), 50 */
+    int want[] = {1, 3, 7, 2, 0};
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(fired[i], want[i]);
+    CHECK(!timer_active(&tm[4]));
+    CHECK_EQ(timers_next(&ts), 70);
+    CHECK_EQ(timers_run(&ts, 1000), 2);
+    CHECK_EQ(timers_next(&ts), UINT64_MAX);
+    timers_close(&ts);
+}
+
+static void test_member_table(void)
+{
+    struct members t;
+    members_init(&t);
+    struct hs_addr a;
+    addr_parse("10.0.0.1:7946", 7946, &a);
+    char name[16];
+    struct member *m;
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof name, "node-%d", i);
+        CHECK_EQ(members_add(&t, name, strlen(name), &a, (uint64_t)i * 7919,
+                             &m), 0);
+    }
+    CHECK_EQ(members_count(&t), 200);
+    CHECK_EQ(t.count[MEMBER_DEAD], 200);
+    for (int i = 0; i < 200; i += 2) {
+        snprintf(name, sizeof name, "node-%d", i);
+        m = members_find(&t, name, strlen(name));
+        CHECK(m != NULL);
+        if (m)
+            members_remove(&t, m);
+    }
+    CHECK_EQ(members_count(&t), 100);
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof name, "node-%d", i);
+        m = members_find(&t, name, strlen(name));
+        CHECK((m != NULL) == (i % 2 == 1));
+        if (m)
+            CHECK_EQ(t.order[m->index] == m, 1);
+    }
+    CHECK(members_find(&t, "node-1x", 7) == NULL);
+    members_close(&t);
+}
+
+static void test_addr(void)
+{
+    struct hs_addr a;
+    char b[HS_ADDRSTRLEN];
+    CHECK_EQ(addr_parse("127.0.0.1:7946", 1, &a), 0);
+    CHECK_EQ(a.len, 4);
+    CHECK(!strcmp(addr_format(&a, b, sizeof b), "127.0.0.1:7946"));
+    CHECK_EQ(addr_parse("[::1]:80", 1, &a), 0);
+    CHECK(!strcmp(addr_format(&a, b, sizeof b), "[::1]:80"));
+    CHECK_EQ(addr_parse("10.1.2.3", 7946, &a), 0);
+    CHECK_EQ(a.port, 7946);
+    CHECK_EQ(addr_parse("10.1.2.3:99999", 1, &a), HS_EADDR);
+    CHECK_EQ(addr_parse("host.example:1", 1, &a), HS_EADDR);
+    CHECK_EQ(addr_parse("", 1, &a), HS_EADDR);
+    /* IPv4-mapped equals IPv4 by IP, not by bytes (Go semantics). */
+    uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
+                          10, 1, 2, 3};
+    struct hs_addr m6, v4;
+    addr_from_raw(mapped, 16, 7946, &m6);
+    addr_parse("10.1.2.3:7946", 1, &v4);
+    CHECK(addr_ip_eq(&m6, &v4));
+    CHECK(!addr_eq(&m6, &v4));
+    struct hs_cidr c;
+    CHECK_EQ(cidr_parse("10.0.0.0/8", &c), 0);
+    CHECK(cidr_contains(&c, &v4));
+    CHECK(cidr_contains(&c, &m6));
+    CHECK_EQ(cidr_parse("192.168.1.0/24", &c), 0);
+    CHECK(!cidr_contains(&c, &v4));
+    CHECK_EQ(cidr_parse("10.0.0.0/33", &c), HS_EADDR);
+    CHECK_EQ(cidr_parse("nonsense", &c), HS_EADDR);
+}
+
+static void test_config(void)
+{
+    struct config c;
+    char err[256], v[64];
+    CHECK_EQ(config_defaults(&c, "lan"), 0);
+    CHECK_EQ(c.probe_interval, 1000);
+    CHECK_EQ(c.gossip_nodes, 3);
+    CHECK_EQ(config_defaults(&c, "wan"), 0);
+    CHECK_EQ(c.probe_timeout, 3000);
+    CHECK_EQ(c.suspicion_mult, 6);
+    CHECK_EQ(config_defaults(&c, "local"), 0);
+    CHECK_EQ(c.tcp_timeout, 1000);
+    CHECK_EQ(c.indirect_checks, 1);
+    CHECK_EQ(config_defaults(&c, "moon"), HS_EINVAL);
+
+    config_defaults(&c, "lan");
+    CHECK_EQ(config_set(&c, "probe_interval", "1m30s", err, sizeof err), 0);
+    CHECK_EQ(c.probe_interval, 90000);
+    CHECK_EQ(config_set(&c, "probe_timeout", "1.5s", err, sizeof err), 0);
+    CHECK_EQ(c.probe_timeout, 1500);
+    CHECK_EQ(config_set(&c, "fanout", "7", err, sizeof err), 0);
+    CHECK_EQ(c.gossip_nodes, 7);
+    CHECK_EQ(config_set(&c, "packet_size", "9000", err, sizeof err), 0);
+    CHECK_EQ(c.udp_buffer_size, 9000);
+    CHECK_EQ(config_set(&c, "protocol", "tcp", err, sizeof err), 0);
+    CHECK_EQ(c.transport, TRANSPORT_TCP);
+    CHECK_EQ(config_set(&c, "print_events", "false", err, sizeof err), 0);
+    CHECK_EQ(c.log_level, 2);
+    CHECK_EQ(config_set(&c, "max_stream_size", "1MiB", err, sizeof err), 0);
+    CHECK_EQ(c.max_stream_size, 1 << 20);
+    CHECK_EQ(config_set(&c, "cidrs_allowed", "10.0.0.0/8", err, sizeof err),
+             0);
+    CHECK_EQ(c.cidrs_allowed.n, 1);
+
+    CHECK_EQ(config_set(&c, "probe_intervall", "1s", err, sizeof err),
+             HS_EINVAL);
+    CHECK(strstr(err, "unknown configuration key") != NULL);
+    CHECK_EQ(config_set(&c, "probe_interval", "fast", err, sizeof err),
+             HS_EINVAL);
+    CHECK(strstr(err, "not a duration") != NULL);
+    CHECK_EQ(config_set(&c, "gossip_nodes", "-1", err, sizeof err),
+             HS_EINVAL);
+    CHECK(strstr(err, "out of range") != NULL);
+    CHECK_EQ(config_set(&c, "transport", "sctp", err, sizeof err),
+             HS_EINVAL);
+    CHECK(strstr(err, "udp, tcp") != NULL);
+    CHECK_EQ(config_set(&c, "cidrs_allowed", "10/8/8", err, sizeof err),
+             HS_EINVAL);
+    CHECK_EQ(config_set(&c, "bind", "nowhere:port", err, sizeof err),
+             HS_EINVAL);
+
+    CHECK_EQ(config_get(&c, "probe_interval", v, sizeof v), 0);
+    CHECK(!strcmp(v, "90s"));
+    /* probe_timeout larger than the interval is refused */
+    config_set(&c, "probe_interval", "1s", err, sizeof err);
+    config_set(&c, "probe_timeout", "2s", err, sizeof err);
+    CHECK_EQ(config_validate(&c, err, sizeof err), HS_EINVAL);
+    config_set(&c, "probe_timeout", "500ms", err, sizeof err);
+    CHECK_EQ(config_validate(&c, err, sizeof err), 0);
+    /* every key has a doc and round-trips through get/set */
+    for (size_t i = 0; i < config_key_count(); i++) {
+        const struct config_key_info *k = config_key(i);
+        CHECK(k->doc && strlen(k->doc) > 10);
+        char val[512];
+        CHECK_EQ(config_get(&c, k->name, val, sizeof val), 0);
+        if (k->kind != CONFIG_LIST)
+            CHECK_EQ(config_set(&c, k->name, val, err, sizeof err), 0);
+    }
+    config_free(&c);
+}
+
+int main(void)
+{
+    RUN(test_queue_order);
+    RUN(test_queue_invalidate);
+    RUN(test_timers);
+    RUN(test_member_table);
+    RUN(test_addr);
+    RUN(test_config);
+    return test_report("core");
+}

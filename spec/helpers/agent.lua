@@ -1,0 +1,194 @@
+-- agent.lua: start real hearsay and serf agents on loopback for specs,
+-- talk to them with their CLIs, and make sure none is left behind.
+local cjson = require "cjson"
+
+local M = {}
+
+local started = {}
+local tmp = os.getenv("HEARSAY_SPEC_TMP") or "/tmp/hearsay-spec"
+os.execute("mkdir -p " .. tmp)
+
+local function sh_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Run a command; returns stdout, exit status.
+function M.run(cmd)
+  local f = io.popen(cmd .. " 2>&1; echo \"__status=$?\"")
+  local out = f:read("a")
+  f:close()
+  local status = tonumber(out:match("__status=(%d+)%s*$"))
+  return out:gsub("__status=%d+%s*$", ""), status
+end
+
+function M.sleep(s)
+  os.execute("sleep " .. s)
+end
+
+-- Poll pred every 0.1s until it holds or `timeout` seconds pass.
+function M.wait(pred, timeout)
+  local deadline = os.time() + timeout
+  repeat
+    local ok, v = pcall(pred)
+    if ok and v then return true end
+    M.sleep(0.1)
+  until os.time() > deadline
+  local ok, v = pcall(pred)
+  return ok and v or false
+end
+
+local Proc = {}
+Proc.__index = Proc
+
+-- Start `argv` (array) in the background with its own log file.
+local function spawn(label, argv, env)
+  local id = label .. "-" .. #started + 1 .. "-" .. os.time()
+  local dir = tmp .. "/" .. id
+  os.execute("rm -rf " .. dir .. " && mkdir -p " .. dir)
+  local words = {}
+  for i, a in ipairs(argv) do words[i] = sh_quote(a) end
+  local envs = ""
+  for k, v in pairs(env or {}) do envs = envs .. k .. "=" .. sh_quote(v) .. " " end
+  local cmd = string.format(
+    "(%s%s > %s/log 2>&1 & echo $! > %s/pid; wait $!; echo $? > %s/exit) "
+    .. "> /dev/null 2>&1 &", envs, table.concat(words, " "), dir, dir, dir)
+  os.execute(cmd)
+  local p = setmetatable({ label = label, dir = dir }, Proc)
+  assert(M.wait(function()
+    p.pid = tonumber(read_file(dir .. "/pid") or "")
+    return p.pid
+  end, 5), "could not start " .. label)
+  started[#started + 1] = p
+  return p
+end
+
+function Proc:log() return read_file(self.dir .. "/log") or "" end
+
+function Proc:running()
+  return read_file(self.dir .. "/exit") == nil
+end
+
+function Proc:signal(sig)
+  if self:running() then os.execute("kill -" .. sig .. " " .. self.pid
+    .. " 2>/dev/null") end
+end
+
+-- Wait for the process to end; returns its exit status or nil.
+function Proc:wait_exit(timeout)
+  local status
+  M.wait(function()
+    status = tonumber(read_file(self.dir .. "/exit") or "")
+    return status
+  end, timeout or 10)
+  return status
+end
+
+function Proc:stop()
+  if self:running() then
+    self:signal("CONT")
+    self:signal("KILL")
+    self:wait_exit(5)
+  end
+end
+
+-- ===== hearsay =====
+
+M.bin = os.getenv("HEARSAY_BIN") or "./bin/hearsay"
+
+-- opts: name, bind, control, join (list), profile, log, set (table of
+-- key=value), args (extra list), env
+function M.hearsay(opts)
+  local argv = { M.bin, "agent", "--name", opts.name, "--bind", opts.bind,
+                 "--control", opts.control,
+                 "--log-level", opts.log or "debug" }
+  if opts.profile then
+    argv[#argv + 1] = "--profile"
+    argv[#argv + 1] = opts.profile
+  end
+  for _, j in ipairs(opts.join or {}) do
+    argv[#argv + 1] = "--join"
+    argv[#argv + 1] = j
+  end
+  for k, v in pairs(opts.set or {}) do
+    argv[#argv + 1] = "--set"
+    argv[#argv + 1] = k .. "=" .. tostring(v)
+  end
+  for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
+  local p = spawn("hearsay-" .. opts.name, argv, opts.env)
+  p.kind = "hearsay"
+  p.name = opts.name
+  p.control = opts.control
+  p.bind = opts.bind
+  return p
+end
+
+-- Run the hearsay CLI against this agent: stdout, status.
+function Proc:cli(...)
+  local words = { M.bin }
+  for _, a in ipairs{ ... } do words[#words + 1] = sh_quote(a) end
+  words[#words + 1] = "--control"
+  words[#words + 1] = sh_quote(self.control)
+  return M.run(table.concat(words, " "))
+end
+
+-- Members as a table keyed by name (hearsay or serf).
+function Proc:members()
+  local out, status
+  if self.kind == "serf" then
+    out, status = M.run(string.format("serf members -rpc-addr=%s "
+      .. "-format=json", self.rpc))
+  else
+    out, status = self:cli("members", "--format", "json")
+  end
+  if status ~= 0 then return nil, out end
+  local ok, doc = pcall(cjson.decode, out)
+  if not ok then return nil, out end
+  local list = doc.members or doc
+  local r = {}
+  for _, m in ipairs(list) do r[m.name] = m end
+  return r
+end
+
+-- The status of `name` as this agent sees it (nil if unknown).
+function Proc:status_of(name)
+  local ms = self:members()
+  return ms and ms[name] and ms[name].status
+end
+
+-- ===== serf =====
+
+function M.serf(opts)
+  local argv = { "serf", "agent", "-node=" .. opts.name,
+                 "-bind=" .. opts.bind, "-rpc-addr=" .. opts.rpc,
+                 "-log-level=" .. (opts.log or "debug") }
+  if opts.profile then argv[#argv + 1] = "-profile=" .. opts.profile end
+  for _, j in ipairs(opts.join or {}) do argv[#argv + 1] = "-join=" .. j end
+  for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
+  local p = spawn("serf-" .. opts.name, argv)
+  p.kind = "serf"
+  p.name = opts.name
+  p.rpc = opts.rpc
+  p.bind = opts.bind
+  return p
+end
+
+function M.have_serf()
+  local _, status = M.run("command -v serf")
+  return status == 0
+end
+
+-- Kill every process started so far (spec teardown).
+function M.cleanup()
+  for _, p in ipairs(started) do p:stop() end
+  started = {}
+end
+
+return M
