@@ -4,9 +4,15 @@
 #ifndef HS_CLI_H
 #define HS_CLI_H
 
+#include <stdio.h>
+
 /* Run the client command argv[0] with its arguments (argc may be 0: no
  * command). Returns the process exit status: 0 on success, 1 on any
  * error, an unknown command or a usage error, as serf does. */
 int cli_main(int argc, char **argv);
+
+/* Print `text` as a paragraph indented by `indent` spaces and wrapped at
+ * 78 columns (help texts). */
+void cli_wrap(FILE *f, const char *text, int indent);
 
 #endif

@@ -80,6 +80,7 @@ struct control_join {
     size_t resolving;     /* resolves not yet answered */
     bool node_waiting;    /* node_join in flight */
     struct jres *res;     /* one per address asked for */
+    char **specs;         /* copies of the addresses asked for */
     char **spec_names;    /* the "name/" part of each, or NULL */
     struct hs_addr *addrs;       /* every address found */
     const char **names;          /* the node name of each ("" unknown) */
@@ -97,9 +98,11 @@ static void join_free(struct control_join *j)
         a->joins = j->next;
     if (j->next)
         j->next->prev = j->prev;
-    if (j->spec_names)
-        for (size_t i = 0; i < j->n; i++)
-            hs_free(j->spec_names[i]);
+    for (size_t i = 0; i < j->n; i++) {
+        hs_free(j->specs ? j->specs[i] : NULL);
+        hs_free(j->spec_names ? j->spec_names[i] : NULL);
+    }
+    hs_free(j->specs);
     hs_free(j->spec_names);
     hs_free(j->res);
     hs_free(j->addrs);
@@ -160,8 +163,9 @@ static void on_resolved(void *ud, int err, const struct hs_addr *addrs,
         err = HS_ENOTFOUND;
     if (err && j->err == 0) {
         j->err = err;
-        snprintf(j->why, sizeof j->why, "cannot resolve address %zu: %s",
-                 r->idx + 1, hs_strerror(err));
+        snprintf(j->why, sizeof j->why, "cannot resolve \"%.128s\": %s",
+                 j->specs[r->idx] ? j->specs[r->idx] : "?",
+                 hs_strerror(err));
     }
     /* memberlist joins every address a name resolves to. */
     for (size_t i = 0; err == 0 && i < n; i++) {
@@ -200,8 +204,9 @@ int control_join(struct agent *a, const char *const *specs, size_t n,
     j->ud = ud;
     j->n = n;
     j->res = hs_calloc(n, sizeof *j->res);
+    j->specs = hs_calloc(n, sizeof *j->specs);
     j->spec_names = hs_calloc(n, sizeof *j->spec_names);
-    if (j->res == NULL || j->spec_names == NULL) {
+    if (j->res == NULL || j->specs == NULL || j->spec_names == NULL) {
         join_free(j);
         return HS_ENOMEM;
     }
@@ -218,12 +223,13 @@ int control_join(struct agent *a, const char *const *specs, size_t n,
         const char *slash = strchr(specs[i], '/');
         j->res[i].j = j;
         j->res[i].idx = i;
+        j->specs[i] = hs_strndup(specs[i], strlen(specs[i]));
         if (slash) { /* "name/host:port" */
             j->spec_names[i] = hs_strndup(specs[i],
                                           (size_t)(slash - specs[i]));
             hostport = slash + 1;
         }
-        int rc = slash && j->spec_names[i] == NULL
+        int rc = j->specs[i] == NULL || (slash && j->spec_names[i] == NULL)
                      ? HS_ENOMEM
                      : transport_resolve(&a->loop, hostport, 7946,
                                          on_resolved, &j->res[i]);
@@ -790,7 +796,8 @@ static void maybe_closed(struct control *ctl)
         return;
     void (*cb)(void *) = ctl->close_cb;
     void *ud = ctl->close_ud;
-    ctl->a->ctl = NULL;
+    if (ctl->a->ctl == ctl)
+        ctl->a->ctl = NULL;
     hs_free(ctl);
     if (cb)
         cb(ud);
@@ -926,7 +933,8 @@ int control_start(struct agent *a, char *err, size_t errlen)
     if (rc) {
         snprintf(err, errlen, "control: cannot listen on %s: %s",
                  a->cfg.control, uv_strerror(rc));
-        control_close(ctl, NULL, NULL);
+        control_close(ctl, NULL, NULL); /* frees it once closed */
+        a->ctl = NULL;
         return rc == UV_EADDRINUSE ? HS_EBUSY : HS_EIO;
     }
     return 0;

@@ -38,7 +38,8 @@ struct control_join;
 
 /* Listen on a->cfg.control (host names resolved synchronously: this runs
  * before the loop does). Sets a->ctl. Returns 0, or an HS_E* code with a
- * sentence in err. */
+ * sentence in err; then a->ctl stays NULL and the handles opened close as
+ * the loop runs. */
 int control_start(struct agent *a, char *err, size_t errlen);
 
 /* The graceful leave finished (err is 0 or HS_ETIMEDOUT): answer every

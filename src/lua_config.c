@@ -185,7 +185,9 @@ static void apply_key(lua_State *L, const struct job *j, const char *key)
     const char *v = scalar_text(L, j, -1, key, num, sizeof num);
     if (v == NULL) {
         lua_pushfstring(L, "%s: expected a string, number, boolean or list, "
-                        "got %s", key, luaL_typename(L, -1));
+                        "got %s", key, lua_islightuserdata(L, -1)
+                                           ? "null" /* cjson.null */
+                                           : luaL_typename(L, -1));
         fail(L, j, lua_tostring(L, -1));
     }
     if (!strcmp(info->name, "profile") && j->keep_profile) {

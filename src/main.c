@@ -1,0 +1,482 @@
+/* main.c: the hearsay program. `hearsay agent` runs a gossip node (flags,
+ * config file, wiring, the uv loop, signals, graceful leave); every other
+ * command is a client of a running agent (cli.c).
+ *
+ * Exit status of the agent: 0 after a graceful leave, 1 on a runtime
+ * failure (a bind error), 2 on a usage or configuration error. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "agent.h"
+#include "cli.h"
+#include "control.h"
+#include "lua_config.h"
+#include "node.h"
+#include "transport.h"
+
+#define EXIT_USAGE 2
+/* Beyond leave_timeout the node itself gives up; this net only catches a
+ * leave callback that never comes. */
+#define LEAVE_BACKSTOP_MS 2000
+
+/* ===== Flags and configuration ===== */
+
+static const struct option agent_opts[] = {
+    {"name", required_argument, NULL, 'n'},
+    {"node", required_argument, NULL, 'n'}, /* serf's spelling */
+    {"bind", required_argument, NULL, 'b'},
+    {"advertise", required_argument, NULL, 'a'},
+    {"join", required_argument, NULL, 'j'},
+    {"profile", required_argument, NULL, 'p'},
+    {"config", required_argument, NULL, 'f'},
+    {"config-file", required_argument, NULL, 'f'}, /* serf's spelling */
+    {"control", required_argument, NULL, 'c'},
+    {"log-level", required_argument, NULL, 'l'},
+    {"transport", required_argument, NULL, 't'},
+    {"set", required_argument, NULL, 's'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
+/* The flags that are plain configuration keys, by getopt value. */
+static const char *flag_key(int ch)
+{
+    switch (ch) {
+    case 'n': return "name";
+    case 'b': return "bind";
+    case 'a': return "advertise";
+    case 'j': return "join";
+    case 'c': return "control";
+    case 'l': return "log_level";
+    case 't': return "transport";
+    default: return NULL;
+    }
+}
+
+static const char *const kind_names[] = {
+    [CONFIG_STRING] = "string",    [CONFIG_ADDR] = "host:port",
+    [CONFIG_INT] = "integer",      [CONFIG_DURATION] = "duration",
+    [CONFIG_SIZE] = "size",        [CONFIG_BOOL] = "boolean",
+    [CONFIG_LIST] = "list",        [CONFIG_ENUM] = "choice"};
+
+static void agent_help(FILE *f)
+{
+    fprintf(f,
+        "Usage: hearsay agent [options]\n\n"
+        "  Starts a hearsay agent: a gossip node that speaks memberlist's\n"
+        "  wire protocol and can join Serf and memberlist clusters. Values\n"
+        "  come from the profile, then the config file, then the flags.\n"
+        "  SIGINT or SIGTERM leave the cluster gracefully (a second one\n"
+        "  exits at once).\n\n"
+        "Options:\n\n"
+        "  --name=NAME          Node name, unique in the cluster.\n"
+        "  --bind=ADDR:PORT     Address to listen on (UDP and TCP).\n"
+        "  --advertise=ADDR:PORT  Address other nodes reach this one at.\n"
+        "  --join=ADDR:PORT     Join at start-up (repeatable; host names\n"
+        "                       and name/host:port allowed).\n"
+        "  --profile=PROFILE    Timings: lan (default), wan or local.\n"
+        "  --config=FILE        Lua config file (globals such as\n"
+        "                       name = \"a\"), or JSON when FILE ends in\n"
+        "                       .json.\n"
+        "  --control=ADDR:PORT  Control endpoint for the CLI (default\n"
+        "                       $%s, else %s).\n"
+        "  --log-level=LEVEL    debug, info, warn, error or off.\n"
+        "  --transport=KIND     udp (memberlist) or tcp.\n"
+        "  --set=KEY=VALUE      Set any configuration key below\n"
+        "                       (repeatable).\n\n"
+        "Configuration keys (config file, or --set KEY=VALUE):\n\n",
+        CONTROL_ENV, CONTROL_DEFAULT_ADDR);
+    for (size_t i = 0; i < config_key_count(); i++) {
+        const struct config_key_info *k = config_key(i);
+        char doc[1024];
+        fprintf(f, "  %s (%s", k->name, kind_names[k->kind]);
+        if (k->alias)
+            fprintf(f, "; alias %s", k->alias);
+        fprintf(f, ")\n");
+        snprintf(doc, sizeof doc, "%s%s%s%s", k->doc,
+                 k->memberlist ? " [memberlist: " : "",
+                 k->memberlist ? k->memberlist : "",
+                 k->memberlist ? "]" : "");
+        cli_wrap(f, doc, 6);
+    }
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("hearsay: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+/* Build the configuration: profile (flag, else the file's, else lan),
+ * then $HEARSAY_CONTROL, then the config file, then the flags in their
+ * order. Returns -1 to go on, else the exit status (help, or 2). */
+static int configure(struct config *cfg, int argc, char **argv)
+{
+    /* The flags that set keys, kept in order: argv element and key. */
+    struct setting {
+        const char *key;   /* NULL: "KEY=VALUE" in value */
+        const char *value;
+    } *sets = hs_calloc((size_t)argc + 1, sizeof *sets);
+    size_t nsets = 0;
+    const char *profile = NULL, *file = NULL;
+    char err[512];
+    int ch, rc = -1;
+    if (sets == NULL)
+        return usage_error("out of memory");
+    optind = 0;
+    opterr = 0;
+    while (rc < 0 &&
+           (ch = getopt_long_only(argc, argv, ":", agent_opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h':
+            agent_help(stdout);
+            rc = 0;
+            break;
+        case 'p':
+            profile = optarg;
+            break;
+        case 'f':
+            if (file)
+                rc = usage_error("--config given twice");
+            file = optarg;
+            break;
+        case 's':
+            if (!strncmp(optarg, "profile=", 8)) /* a profile, early */
+                profile = optarg + 8;
+            else
+                sets[nsets++] = (struct setting){NULL, optarg};
+            break;
+        case ':':
+            rc = usage_error("flag %s needs a value", argv[optind - 1]);
+            break;
+        case '?':
+            rc = usage_error("unknown or ambiguous flag %s (see hearsay "
+                             "agent --help)", argv[optind - 1]);
+            break;
+        default:
+            sets[nsets++] = (struct setting){flag_key(ch), optarg};
+            break;
+        }
+    }
+    if (rc < 0 && optind < argc)
+        rc = usage_error("unexpected argument \"%s\"", argv[optind]);
+    if (rc < 0) {
+        config_defaults(cfg, "lan");
+        if (profile && config_set(cfg, "profile", profile, err, sizeof err))
+            rc = usage_error("%s", err);
+    }
+    const char *env = getenv(CONTROL_ENV);
+    if (rc < 0 && env && *env &&
+        config_set(cfg, "control", env, err, sizeof err))
+        rc = usage_error("$%s: %s", CONTROL_ENV, err);
+    if (rc < 0 && file &&
+        lua_config_load(file, cfg, profile != NULL, err, sizeof err))
+        rc = usage_error("%s", err);
+    for (size_t i = 0; rc < 0 && i < nsets; i++) {
+        char key[64];
+        const char *key_p = sets[i].key, *value = sets[i].value;
+        if (key_p == NULL) { /* --set KEY=VALUE */
+            const char *eq = strchr(value, '=');
+            size_t n = eq ? (size_t)(eq - value) : 0;
+            if (eq == NULL || n == 0 || n >= sizeof key) {
+                rc = usage_error("--set %s: expected KEY=VALUE", value);
+                break;
+            }
+            memcpy(key, value, n);
+            key[n] = '\0';
+            key_p = key;
+            value = eq + 1;
+        }
+        if (config_set(cfg, key_p, value, err, sizeof err))
+            rc = usage_error("%s", err);
+    }
+    if (rc < 0 && config_validate(cfg, err, sizeof err))
+        rc = usage_error("%s", err);
+    hs_free(sets);
+    return rc;
+}
+
+/* ===== The running agent ===== */
+
+enum { PHASE_RUNNING, PHASE_LEAVING, PHASE_CLOSING };
+
+/* main.c's side of the agent: what control.c need not see. */
+struct runner {
+    struct agent a;
+    uv_signal_t sigint, sigterm, sighup;
+    uv_timer_t backstop; /* leave safety net */
+    uv_timer_t later;    /* runs the shutdown outside any callback */
+    int phase;
+    int pending;         /* asynchronous closes still running */
+    int exit_code;
+};
+
+static struct runner *runner_of(struct agent *a)
+{
+    return HS_CONTAINER_OF(a, struct runner, a);
+}
+
+static void on_own_closed(uv_handle_t *h)
+{
+    (void)h; /* the handles live in struct runner; nothing to free */
+}
+
+static void close_own(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, on_own_closed);
+}
+
+/* Everything the agent opened is closed: close our own handles, after
+ * which uv_run returns. */
+static void on_closed(void *ud)
+{
+    struct runner *r = ud;
+    if (--r->pending > 0)
+        return;
+    close_own((uv_handle_t *)&r->sigint);
+    close_own((uv_handle_t *)&r->sigterm);
+    close_own((uv_handle_t *)&r->sighup);
+    close_own((uv_handle_t *)&r->backstop);
+    close_own((uv_handle_t *)&r->later);
+}
+
+static void shutdown_agent(struct runner *r)
+{
+    struct agent *a = &r->a;
+    r->phase = PHASE_CLOSING;
+    r->pending = 1; /* held until every close below has started */
+    if (a->ctl) {
+        r->pending++;
+        control_close(a->ctl, on_closed, r);
+    }
+    if (a->node) { /* before the transport: it closes its streams there */
+        node_close(a->node);
+        a->node = NULL;
+        control_join_node_closed(a);
+    }
+    if (a->tp) {
+        struct transport *tp = a->tp;
+        a->tp = NULL;
+        r->pending++;
+        transport_close(tp, on_closed, r);
+    }
+    on_closed(r);
+}
+
+static void on_later(uv_timer_t *t)
+{
+    shutdown_agent(t->data);
+}
+
+/* The leave finished, timed out, or will never finish: answer a waiting
+ * `hearsay leave`, then shut down outside of the node's callback. */
+static void left(struct runner *r, int err)
+{
+    if (r->phase != PHASE_LEAVING)
+        return;
+    r->phase = PHASE_CLOSING;
+    uv_timer_stop(&r->backstop);
+    if (err)
+        HS_WARN(&r->a.log, "graceful leave: %s; shutting down anyway",
+                hs_strerror(err));
+    else
+        HS_INFO(&r->a.log, "graceful leave complete");
+    if (r->a.ctl)
+        control_left(r->a.ctl, err);
+    uv_timer_start(&r->later, on_later, 0, 0);
+}
+
+static void on_left(void *ud, int err)
+{
+    left(ud, err);
+}
+
+static void on_backstop(uv_timer_t *t)
+{
+    struct runner *r = t->data;
+    HS_ERROR(&r->a.log, "graceful leave: no word from the node after "
+             "leave_timeout; giving up");
+    left(r, HS_ETIMEDOUT);
+}
+
+static int agent_leave(struct agent *a)
+{
+    struct runner *r = runner_of(a);
+    if (r->phase != PHASE_RUNNING)
+        return r->phase == PHASE_LEAVING ? 0 : HS_ESTATE;
+    r->phase = PHASE_LEAVING;
+    a->leaving = true;
+    HS_INFO(&a->log, "graceful leave: timeout=%llums",
+            (unsigned long long)a->cfg.leave_timeout);
+    uv_timer_start(&r->backstop, on_backstop,
+                   a->cfg.leave_timeout + LEAVE_BACKSTOP_MS, 0);
+    int rc = node_leave(a->node, a->cfg.leave_timeout, on_left, r);
+    if (rc) {
+        HS_ERROR(&a->log, "graceful leave failed: %s", hs_strerror(rc));
+        r->exit_code = 1;
+        left(r, rc);
+    }
+    return 0;
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct runner *r = h->data;
+    if (signum == SIGHUP) {
+        HS_INFO(&r->a.log, "reload: nothing to reload");
+        return;
+    }
+    if (r->phase != PHASE_RUNNING) {
+        fprintf(stderr, "==> Caught second signal %s: exiting now\n",
+                strsignal(signum));
+        exit(1);
+    }
+    fprintf(stderr, "==> Caught signal: %s\n"
+                    "==> Gracefully shutting down...\n", strsignal(signum));
+    agent_leave(&r->a);
+}
+
+static void on_start_joined(void *ud, int joined, int err, const char *why)
+{
+    struct runner *r = ud;
+    if (joined > 0)
+        HS_INFO(&r->a.log, "joined: %d nodes", joined);
+    else
+        HS_ERROR(&r->a.log, "join failed: %s", why ? why : hs_strerror(err));
+}
+
+static void banner(struct runner *r, const struct hs_addr *adv)
+{
+    const struct config *c = &r->a.cfg;
+    char bound[HS_ADDRSTRLEN], advs[HS_ADDRSTRLEN];
+    struct hs_addr b = transport_bound(r->a.tp);
+    fprintf(stderr,
+            "  Node name: '%s'\n"
+            "  Bind addr: %s\n"
+            "  Advertise addr: %s\n"
+            "  Control addr: %s\n"
+            "  Profile: %s\n"
+            "  Transport: %s\n"
+            "==> hearsay agent running!\n",
+            c->name, addr_format(&b, bound, sizeof bound),
+            addr_format(adv, advs, sizeof advs), c->control, c->profile,
+            c->transport == TRANSPORT_TCP ? "tcp" : "udp");
+}
+
+/* Bring the agent up; on failure print why and return 1 (the caller
+ * still runs the loop to close what was opened). */
+static int start(struct runner *r)
+{
+    struct agent *a = &r->a;
+    char err[512];
+    struct hs_addr adv;
+    int rc;
+    fprintf(stderr, "==> Starting hearsay agent...\n");
+    if ((rc = transport_new(&a->loop, &a->cfg, &a->log, &a->tp, err,
+                            sizeof err))) {
+        a->tp = NULL;
+        fprintf(stderr, "hearsay: %s\n", err);
+        return 1;
+    }
+    if ((rc = node_new(&a->cfg, transport_io(a->tp), NULL, &a->log,
+                       &a->node))) {
+        a->node = NULL;
+        fprintf(stderr, "hearsay: cannot create the node: %s\n",
+                hs_strerror(rc));
+        return 1;
+    }
+    transport_attach(a->tp, a->node);
+    if (transport_advertise(a->tp, &a->cfg, &adv, err, sizeof err)) {
+        fprintf(stderr, "hearsay: %s\n", err);
+        return 1;
+    }
+    if ((rc = node_start(a->node, &adv))) {
+        fprintf(stderr, "hearsay: cannot start the node: %s\n",
+                hs_strerror(rc));
+        return 1;
+    }
+    if (control_start(a, err, sizeof err)) {
+        fprintf(stderr, "hearsay: %s\n", err);
+        return 1;
+    }
+    uv_signal_start(&r->sigint, on_signal, SIGINT);
+    uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&r->sighup, on_signal, SIGHUP);
+    banner(r, &adv);
+    if (a->cfg.join.n) {
+        struct control_join *j;
+        rc = control_join(a, (const char *const *)a->cfg.join.v,
+                          a->cfg.join.n, on_start_joined, r, &j);
+        if (rc)
+            HS_ERROR(&a->log, "join failed: %s", hs_strerror(rc));
+    }
+    return 0;
+}
+
+static void log_open_handle(uv_handle_t *h, void *ud)
+{
+    struct runner *r = ud;
+    HS_ERROR(&r->a.log, "handle still open at exit: type=%s closing=%d",
+             uv_handle_type_name(uv_handle_get_type(h)), uv_is_closing(h));
+}
+
+static int agent_main(int argc, char **argv)
+{
+    static struct runner r; /* outlives the loop: handles point into it */
+    int rc = configure(&r.a.cfg, argc, argv);
+    if (rc >= 0) {
+        config_free(&r.a.cfg);
+        return rc;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct agent *a = &r.a;
+    a->log = (struct hs_logger){a->cfg.log_level, hs_log_stderr_sink, NULL};
+    a->leave = agent_leave;
+    uv_loop_init(&a->loop);
+    uv_signal_init(&a->loop, &r.sigint);
+    uv_signal_init(&a->loop, &r.sigterm);
+    uv_signal_init(&a->loop, &r.sighup);
+    uv_timer_init(&a->loop, &r.backstop);
+    uv_timer_init(&a->loop, &r.later);
+    r.sigint.data = r.sigterm.data = r.sighup.data = &r;
+    r.backstop.data = r.later.data = &r;
+    if (start(&r)) {
+        r.exit_code = 1;
+        shutdown_agent(&r);
+    }
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+    if ((rc = uv_loop_close(&a->loop)) != 0) {
+        HS_ERROR(&a->log, "event loop not closed cleanly: %s",
+                 uv_strerror(rc));
+        uv_walk(&a->loop, log_open_handle, &r);
+    }
+    config_free(&a->cfg);
+    return r.exit_code;
+}
+
+/* ===== main ===== */
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "agent"))
+        return agent_main(argc - 1, argv + 1);
+    if (argc >= 3 && !strcmp(argv[1], "help") && !strcmp(argv[2], "agent")) {
+        agent_help(stdout);
+        return 0;
+    }
+    return cli_main(argc - 1, argv + 1);
+}
