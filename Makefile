@@ -66,5 +66,44 @@ $(BUILD)/test_transport: spec/c/test_transport.c $(wildcard spec/c/*.h) $(CORE_O
 ctest: $(CTESTS:%=$(BUILD)/%)
 	$(Q)set -e; for t in $(CTESTS); do $(BUILD)/$$t; done
 
+# ===== Checks =====
+
+deps:
+	$(Q)./scripts/install-deps.sh
+
+# `make test` works on a fresh machine: install, then build and check in a
+# second make (pkg-config needs the packages to be there first).
+test: deps
+	$(Q)$(MAKE) --no-print-directory check
+
+check: all ctest busted lint
+	$(Q)./scripts/check-leftovers.sh
+
+busted: all
+	$(Q)busted
+
+lint:
+	$(Q)luacheck -q lua spec
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)./scripts/local-cluster.sh 3
+
+# The same checks with AddressSanitizer and UndefinedBehaviorSanitizer.
+ASAN_DIR := build/asan
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+asan: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_DIR)/obj \
+	    BIN=$(ASAN_DIR)/bin LIBDIR=$(ASAN_DIR)/lib OPT="-O1 -g" \
+	    EXTRA_CFLAGS="$(ASAN_FLAGS)" EXTRA_LDFLAGS="$(ASAN_FLAGS)" \
+	    all ctest
+	$(Q)ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) \
+	    $$($(CC) -print-file-name=libubsan.so)" \
+	    HEARSAY_BIN=$(ASAN_DIR)/bin/hearsay \
+	    busted --cpath="./$(ASAN_DIR)/lib/?.so"
+	$(Q)./scripts/check-leftovers.sh
+
 clean:
 	rm -rf build bin lib

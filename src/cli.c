@@ -332,11 +332,8 @@ static char *dup_fmt(const char *fmt, ...)
 
 static void member_row(const cJSON *m, bool detailed, struct row *r)
 {
-    const char *addr = str_field(m, "addr");
-    int port = (int)num_field(m, "port");
     r->cell[0] = dup_str(str_field(m, "name"));
-    r->cell[1] = strchr(addr, ':') ? dup_fmt("[%s]:%d", addr, port)
-                                   : dup_fmt("%s:%d", addr, port);
+    r->cell[1] = dup_str(str_field(m, "addr"));
     r->cell[2] = dup_str(str_field(m, "status"));
     if (!detailed)
         return;
@@ -484,9 +481,16 @@ static int run_members(struct opts *o, int argc, char **argv)
     if (ask(&o->q, req, &ans))
         return fail_with(&o->q);
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(ans, "members");
-    if (!strcmp(o->format, "json"))
-        print_json(arr);
-    else
+    if (!strcmp(o->format, "json")) {
+        /* {"members": [...]}, the document serf prints */
+        cJSON *doc = cJSON_CreateObject();
+        cJSON *copy = cJSON_Duplicate(arr, true);
+        if (doc && copy && cJSON_AddItemToObject(doc, "members", copy))
+            print_json(doc);
+        else
+            cJSON_Delete(copy);
+        cJSON_Delete(doc);
+    } else
         print_members_text(arr, o->detailed);
     cJSON_Delete(ans);
     return 0;

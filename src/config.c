@@ -619,6 +619,10 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         addr_split(c->advertise, host, sizeof host, &port, a.port))
         return fail(err, errlen, "advertise: \"%s\" is not host:port",
                     c->advertise);
+    if (addr_parse(c->control, 7374, &a))
+        return fail(err, errlen,
+                    "control: \"%s\" is not ip:port (the control endpoint "
+                    "binds a numeric address)", c->control);
     if (c->delegate_protocol_min > c->delegate_protocol_max ||
         c->delegate_protocol_version < c->delegate_protocol_min ||
         c->delegate_protocol_version > c->delegate_protocol_max)

@@ -425,10 +425,10 @@ static void add_member(cJSON *arr, const struct member *m)
         cJSON_Delete(o);
         return;
     }
-    char ip[HS_ADDRSTRLEN];
+    char ab[HS_ADDRSTRLEN];
     add_bytes(o, "name", (const uint8_t *)m->name, m->name_len);
-    cJSON_AddStringToObject(o, "addr", addr_ip_format(&m->addr, ip,
-                                                      sizeof ip));
+    /* "ip:port" as serf's members -format=json writes it */
+    cJSON_AddStringToObject(o, "addr", addr_format(&m->addr, ab, sizeof ab));
     cJSON_AddNumberToObject(o, "port", m->addr.port);
     cJSON_AddStringToObject(o, "status", member_state_name(m->state));
     cJSON_AddNumberToObject(o, "incarnation", m->incarnation);

@@ -184,6 +184,7 @@ static void count_out(struct node *nd, const uint8_t *msg, size_t len)
     if (len == 0)
         return;
     if (msg[0] == WIRE_COMPOUND && len >= 2) {
+        nd->stats.msgs_out[WIRE_COMPOUND]++;
         struct wire_part parts[WIRE_COMPOUND_MAX];
         size_t n, trunc;
         if (wire_split_compound(msg + 1, len - 1, parts, &n, &trunc) == 0) {
@@ -213,8 +214,12 @@ int node_send_raw(struct node *nd, const struct hs_addr *to,
     }
     if (b->len == 0)
         buf_append(b, msg, len);
-    if (to_member && to_member->vsn[1] >= 5)
+    if (b->len && b->data[0] == WIRE_COMPRESS)
+        nd->stats.msgs_out[WIRE_COMPRESS]++;
+    if (to_member && to_member->vsn[1] >= 5) {
         wire_add_crc(b, 0);
+        nd->stats.msgs_out[WIRE_HASCRC]++;
+    }
     if (b->err)
         return b->err;
     char ab[HS_ADDRSTRLEN];
@@ -456,6 +461,13 @@ void node_io_packet(struct node *nd, const struct hs_addr *from,
         return;
     struct wire_limits lim = {PACKET_MAX_DECOMPRESSED, PACKET_MAX_DEPTH};
     struct rx rx = {nd, from};
+    /* Wrappers are not leaves: count the outermost ones here. */
+    size_t o = n >= WIRE_CRC_OVERHEAD && p[0] == WIRE_HASCRC
+                   ? WIRE_CRC_OVERHEAD : 0;
+    if (o)
+        nd->stats.msgs_in[WIRE_HASCRC]++;
+    if (n > o && (p[o] == WIRE_COMPRESS || p[o] == WIRE_COMPOUND))
+        nd->stats.msgs_in[p[o]]++;
     size_t trunc = 0;
     const char *why = NULL;
     int rc = wire_walk_packet(p, n, &lim, on_leaf, &rx, &trunc, &why);

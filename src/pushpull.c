@@ -205,7 +205,9 @@ void pushpull_done(struct node *nd, struct stream *s, int err,
 {
     char ab[HS_ADDRSTRLEN];
     addr_format(&s->peer, ab, sizeof ab);
-    if (err) {
+    if (err == HS_ECLOSED && why == NULL) {
+        /* the node is closing: nothing to report */
+    } else if (err) {
         nd->stats.push_pull_errors++;
         HS_WARN(nd->log, "state sync with %s failed: %s", ab,
                 why ? why : hs_strerror(err));

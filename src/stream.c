@@ -57,8 +57,11 @@ void stream_close_all(struct node *nd)
 {
     while (nd->streams) {
         struct stream *s = nd->streams;
-        if (s->kind == STREAM_PUSHPULL)
-            pushpull_done(nd, s, HS_ECLOSED, "node closed");
+        if (s->kind == STREAM_PUSHPULL && s->op) {
+            /* No callbacks after node_close: release the join silently. */
+            s->op->cb = NULL;
+            pushpull_done(nd, s, HS_ECLOSED, NULL);
+        }
         stream_finish(s);
     }
 }
@@ -68,9 +71,10 @@ int stream_wrap(struct node *nd, const uint8_t *msg, size_t len,
 {
     /* Streams are compressed whenever compression is on, even when that
      * makes them larger (memberlist rawSendMsgStream). */
-    if (nd->cfg.enable_compression)
+    if (nd->cfg.enable_compression) {
         wire_put_compress(out, msg, len);
-    else
+        nd->stats.msgs_out[WIRE_COMPRESS]++;
+    } else
         buf_append(out, msg, len);
     return out->err;
 }
@@ -126,10 +130,13 @@ static void stream_fail(struct stream *s, int err, const char *why)
 static void deadline_fired(struct timer *t)
 {
     struct stream *s = HS_CONTAINER_OF(t, struct stream, deadline);
+    char why[HS_ADDRSTRLEN + 64], ab[HS_ADDRSTRLEN];
     if (s->kind == STREAM_IN)
         node_count_drop(s->nd, NODE_DROP_STREAM_TIMEOUT, &s->peer, "stream",
                         "no complete message before tcp_timeout");
-    stream_fail(s, HS_ETIMEDOUT, "timed out");
+    snprintf(why, sizeof why, "%s: no answer within tcp_timeout",
+             addr_format(&s->peer, ab, sizeof ab));
+    stream_fail(s, HS_ETIMEDOUT, why);
 }
 
 static void reply(struct stream *s, const struct buf *msg)
@@ -278,6 +285,7 @@ static void message(struct stream *s, const uint8_t *p, size_t n)
         return;
     }
     if (p[0] == WIRE_COMPRESS) {
+        nd->stats.msgs_in[WIRE_COMPRESS]++;
         int rc = wire_decompress(p + 1, n - 1, nd->cfg.max_decompressed_size,
                                  &plain, &why);
         struct wire_stream_scan scan;
@@ -344,7 +352,12 @@ void node_io_stream_connected(struct node *nd, void *owner, int status)
 {
     struct stream *s = owner;
     if (status) {
-        stream_fail(s, status, "connect failed");
+        char why[HS_ADDRSTRLEN + 64], ab[HS_ADDRSTRLEN];
+        snprintf(why, sizeof why, "cannot connect to %s: %s",
+                 addr_format(&s->peer, ab, sizeof ab),
+                 status == HS_EREFUSED ? "connection refused"
+                                       : hs_strerror(status));
+        stream_fail(s, status, why);
         return;
     }
     s->connected = true;

@@ -1,0 +1,8 @@
+-- luacheck configuration for the Lua side of hearsay.
+std = "lua54"
+max_line_length = 100
+unused_args = true
+ignore = { "212/_.*" } -- arguments named _x are unused on purpose
+
+files["spec/"] = { std = "+busted" }
+files["examples/"] = { read_globals = { "hearsay" } }

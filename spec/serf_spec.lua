@@ -1,0 +1,128 @@
+-- serf_spec.lua: interop with Debian's serf agent (memberlist 0.2.2), both
+-- directions, on loopback, LAN timings, compression on. #net #serf
+local agent = require "agent"
+
+local have_serf = agent.have_serf()
+
+local function hs(name, ip, join, extra)
+  local o = { name = name, bind = ip .. ":7946", control = ip .. ":7374",
+              profile = "lan", join = join }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return agent.hearsay(o)
+end
+
+local function serf(name, ip, join)
+  return agent.serf{ name = name, bind = ip .. ":7946",
+                     rpc = ip .. ":7373", join = join }
+end
+
+local function sees(a, name, status)
+  return agent.wait(function() return a:status_of(name) == status end, 30)
+end
+
+local function stats(a)
+  local out, status = a:cli("stats", "--format", "json")
+  assert(status == 0, out)
+  local doc = require("cjson").decode(out)
+  return doc.stats or doc
+end
+
+describe("interop with serf #net #serf", function()
+  teardown(function() agent.cleanup() end)
+
+  it("has the serf agent installed", function()
+    assert.is_true(have_serf, "serf is not installed: "
+      .. "run scripts/install-deps.sh")
+  end)
+
+  if not have_serf then return end
+
+  local s1, h1, h2, s2
+
+  it("joins a serf agent, and both list each other alive", function()
+    s1 = serf("s1", "127.0.2.1")
+    assert.is_true(sees(s1, "s1", "alive"), s1:log())
+    h1 = hs("h1", "127.0.2.2", { "127.0.2.1:7946" })
+    assert.is_true(sees(s1, "h1", "alive"), s1:log() .. h1:log())
+    assert.is_true(sees(h1, "s1", "alive"), h1:log())
+    -- serf's tags (private data 0xff + a msgpack map) reach us intact
+    local m = h1:members().s1
+    assert.are.equal("ff80", m.private_data_hex)
+    assert.are.equal(5, m.delegate.cur)
+    -- compression is serf's default: we read and wrote compressed traffic
+    local st = stats(h1)
+    assert.is_true(st.msgs_in.compress > 0)
+    assert.is_true(st.msgs_out.compress > 0)
+    assert.is_true(st.msgs_in["has-crc"] > 0)
+  end)
+
+  it("is joined by a serf agent, and both list each other alive",
+     function()
+    h2 = hs("h2", "127.0.2.3")
+    assert.is_true(sees(h2, "h2", "alive"))
+    s2 = serf("s2", "127.0.2.4", { "127.0.2.3:7946" })
+    assert.is_true(sees(h2, "s2", "alive"), h2:log() .. s2:log())
+    assert.is_true(sees(s2, "h2", "alive"), s2:log())
+  end)
+
+  it("detects a SIGKILLed serf agent as dead", function()
+    s1:signal("KILL")
+    assert.is_true(sees(h1, "s1", "dead"), h1:log())
+  end)
+
+  it("is detected as failed by serf when SIGKILLed", function()
+    h2:signal("KILL")
+    assert.is_true(sees(s2, "h2", "failed"), s2:log())
+  end)
+
+  it("sees a serf leave as left, and leaves so that serf sees it gone",
+     function()
+    local h3 = hs("h3", "127.0.2.5")
+    local s3 = serf("s3", "127.0.2.6", { "127.0.2.5:7946" })
+    local s4 = serf("s4", "127.0.2.7", { "127.0.2.5:7946" })
+    assert.is_true(sees(h3, "s3", "alive"))
+    assert.is_true(sees(h3, "s4", "alive"))
+    assert.is_true(sees(s3, "s4", "alive"))
+    local out, status = agent.run("serf leave -rpc-addr=127.0.2.7:7373")
+    assert.are.equal(0, status, out)
+    assert.is_true(sees(h3, "s4", "left"), h3:log())
+    -- our graceful leave: serf marks a memberlist-level leave "failed"
+    -- (only its own leave intent makes "left")
+    out, status = h3:cli("leave")
+    assert.are.equal(0, status, out)
+    assert.are.equal(0, h3:wait_exit(15))
+    assert.is_true(agent.wait(function()
+      local st = s3:status_of("h3")
+      return st == "failed" or st == "left"
+    end, 30), s3:log())
+    s3:stop()
+  end)
+
+  it("exercises indirect probes and suspicion with a frozen serf agent, "
+     .. "which refutes when it thaws", function()
+    local s5 = serf("s5", "127.0.2.8")
+    local h5 = hs("h5", "127.0.2.9", { "127.0.2.8:7946" })
+    local s6 = serf("s6", "127.0.2.10", { "127.0.2.8:7946" })
+    assert.is_true(agent.wait(function()
+      return h5:status_of("s6") == "alive" and s6:status_of("h5") == "alive"
+        and s5:status_of("h5") == "alive"
+    end, 30))
+    s6:signal("STOP")
+    -- suspicion lasts 4s in a 3-node LAN cluster: thaw as soon as we see it
+    assert.is_true(agent.wait(function()
+      return h5:status_of("s6") == "suspect"
+    end, 20), h5:log())
+    s6:signal("CONT")
+    assert.is_true(agent.wait(function()
+      return h5:status_of("s6") == "alive" and s5:status_of("s6") == "alive"
+    end, 20), h5:log())
+    assert.is_true(h5:members().s6.incarnation >= 2)
+    assert.matches("member alive again: member=s6", h5:log())
+    local st = stats(h5)
+    -- we asked s5 to probe s6 for us...
+    assert.is_true(st.indirect_probes > 0)
+    -- ...and serf s5 asked us to probe s6 for it, or its suspicion
+    -- reached us by gossip
+    assert.is_true(st.msgs_in["indirect-ping"] > 0 or st.msgs_in.suspect > 0)
+  end)
+end)
