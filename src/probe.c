@@ -222,7 +222,8 @@ static void probe_indirect(struct timer *t)
                     &ping.source_node);
         struct buf pb = BUF_INIT;
         wire_put_ping(&pb, &ping);
-        uint64_t left = p->sent + p->interval - node_now(nd);
+        uint64_t end = p->sent + p->interval, now = node_now(nd);
+        uint64_t left = end > now ? end - now : 1;
         struct stream *s = pb.err ? NULL
                                   : stream_open(nd, STREAM_PING, &m->addr,
                                                 left ? left : 1);
@@ -257,9 +258,11 @@ static void probe_expire(struct timer *t)
             "nacks=%d/%d", m->name, p->seq, p->nacks, p->expected_nacks);
     struct wire_suspect s = {m->incarnation, wire_raw(m->name, m->name_len),
                              wire_raw(nd->cfg.name, nd->self_name_len)};
-    probe_end(nd, delta);
+    /* Suspect first: a probe started by probe_end (for a missed tick)
+     * must already see the new state. */
     nd->stats.suspicions++;
     members_on_suspect(nd, &s);
+    probe_end(nd, delta);
 }
 
 void probe_tcp_done(struct node *nd, struct stream *s, bool ok)

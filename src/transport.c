@@ -42,7 +42,8 @@
 #define UDP_QUEUE_MAX (4u << 20)    /* bytes queued behind a full socket */
 #define PKT_OUT_IDLE 60000          /* ms: close an unused cached conn */
 #define PKT_IN_IDLE 120000          /* ms: longer, so the sender closes */
-#define SPARE_MAX 256               /* inbound conns not handed to the node */
+#define NEW_MAX 256                 /* accepted, first byte not read yet */
+#define PKT_IN_MAX 1024             /* inbound packet connections */
 #define SOCK_BUF (2 << 20)          /* memberlist asks for 2 MiB */
 #define BIND_TRIES 10
 #define SWEEP_MS 1000
@@ -64,6 +65,8 @@ struct io_stream {
     bool reading, rdone, wdone;
     void *owner;
     struct hs_addr peer;
+    /* ms: opened, last packet sent or received, last write done, end
+     * of the linger while draining. */
     uint64_t since, last, progress, deadline;
     /* Bytes written before the connection is up. */
     uint8_t *pend;
@@ -74,23 +77,21 @@ struct io_stream {
     uint8_t hdr[4];
     size_t nhdr;
     uint8_t *frame;
-    size_t flen, fgot, fcap;
+    size_t flen, fgot;
 };
 
-/* A write in flight; owns its bytes (inline or a handed-over buffer). */
+/* A write in flight, with a copy of its bytes after it. */
 struct wreq {
     uv_write_t req;
     struct io_stream *c;
-    uint8_t *data;
     size_t n;
     unsigned frames;
-    bool own;           /* data is a separate block to free */
 };
 
+/* A datagram queued behind a busy socket, its bytes after it. */
 struct sreq {
     uv_udp_send_t req;
     struct transport *t;
-    size_t n;
 };
 
 struct transport {
@@ -109,11 +110,12 @@ struct transport {
     uv_timer_t sweep;
     struct io_stream *conns;
     int handles;        /* open uv handles, the transport's included */
-    int nspare;         /* CONN_NEW and CONN_PKT_IN connections */
+    int nnew, npkt_in;  /* connections of those kinds */
     bool closing;
     void (*close_cb)(void *ud);
     void *close_ud;
     struct transport_stats stats;
+    uint64_t warned;    /* when the last send failure was a WARN */
     uint8_t rbuf[FRAME_MAX];  /* TCP reads: each is consumed at once */
     uint8_t ubuf[UDP_BUF];
 };
@@ -266,8 +268,10 @@ static void conn_closed(uv_handle_t *h)
         t->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    if (c->kind == CONN_NEW || c->kind == CONN_PKT_IN)
-        t->nspare--;
+    if (c->kind == CONN_NEW)
+        t->nnew--;
+    else if (c->kind == CONN_PKT_IN)
+        t->npkt_in--;
     if (c->kind == CONN_PKT_OUT && c->pend_frames)
         t->stats.udp_send_errors += c->pend_frames;
     hs_free(c->pend);
@@ -303,8 +307,8 @@ static struct io_stream *conn_new(struct transport *t, int kind)
         t->conns->prev = c;
     t->conns = c;
     t->handles++;
-    if (kind == CONN_NEW || kind == CONN_PKT_IN)
-        t->nspare++;
+    if (kind == CONN_NEW)
+        t->nnew++;
     return c;
 }
 
@@ -387,77 +391,42 @@ static void on_write(uv_write_t *req, int status)
             }
         }
     }
-    if (w->own)
-        hs_free(w->data);
     hs_free(w);
 }
 
-/* Hand bytes to libuv: try_write first, the rest copied (or, when `take`
- * is set, the caller's hs_malloc'd block a is taken over). */
+/* Hand a and b to libuv: try_write first, the rest copied. */
 static int conn_send(struct io_stream *c, const uint8_t *a, size_t an,
-                     const uint8_t *b, size_t bn, unsigned frames,
-                     bool take)
+                     const uint8_t *b, size_t bn, unsigned frames)
 {
     uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)an),
                         uv_buf_init((char *)b, (unsigned)bn)};
-    size_t total = an + bn, done = 0;
+    size_t done = 0;
     int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, bn ? 2 : 1);
-    if (r < 0 && r != UV_EAGAIN && r != UV_ENOSYS) {
-        if (take)
-            hs_free((void *)a);
+    if (r < 0 && r != UV_EAGAIN && r != UV_ENOSYS)
         return xerr(r);
-    }
     if (r > 0)
         done = (size_t)r;
-    if (done == total) {
-        if (take)
-            hs_free((void *)a);
+    if (done == an + bn)
         return 0;
-    }
-    struct wreq *w;
-    size_t left = total - done;
-    if (take && bn == 0) {
-        /* The pending buffer: shift instead of copying it again. */
-        w = hs_calloc(1, sizeof *w);
-        if (w == NULL) {
-            hs_free((void *)a);
-            return HS_ENOMEM;
-        }
-        memmove((void *)a, a + done, left);
-        w->data = (uint8_t *)a;
-        w->own = true;
-    } else {
-        w = hs_malloc(sizeof *w + left);
-        if (w == NULL) {
-            if (take)
-                hs_free((void *)a);
-            return HS_ENOMEM;
-        }
-        memset(w, 0, sizeof *w);
-        w->data = (uint8_t *)(w + 1);
-        size_t skip = done;
-        uint8_t *o = w->data;
-        if (skip < an) {
-            memcpy(o, a + skip, an - skip);
-            o += an - skip;
-            skip = 0;
-        } else {
-            skip -= an;
-        }
+    size_t left = an + bn - done;
+    struct wreq *w = hs_malloc(sizeof *w + left);
+    if (w == NULL)
+        return HS_ENOMEM;
+    uint8_t *o = (uint8_t *)(w + 1);
+    if (done < an) {
+        memcpy(o, a + done, an - done);
         if (bn)
-            memcpy(o, b + skip, bn - skip);
-        if (take)
-            hs_free((void *)a);
+            memcpy(o + an - done, b, bn);
+    } else {
+        memcpy(o, b + (done - an), left);
     }
     w->c = c;
     w->n = left;
     w->frames = frames;
     w->req.data = w;
-    uv_buf_t wb = uv_buf_init((char *)w->data, (unsigned)left);
+    uv_buf_t wb = uv_buf_init((char *)o, (unsigned)left);
     r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &wb, 1, on_write);
     if (r != 0) {
-        if (w->own)
-            hs_free(w->data);
         hs_free(w);
         return xerr(r);
     }
@@ -501,7 +470,7 @@ static int conn_write(struct io_stream *c, const void *a, size_t an,
         c->pend_frames += frames;
         return 0;
     }
-    return conn_send(c, a, an, b, bn, frames, false);
+    return conn_send(c, a, an, b, bn, frames);
 }
 
 /* Connected: send what queued up meanwhile. */
@@ -515,7 +484,8 @@ static int flush_pending(struct io_stream *c)
     c->pend = NULL;
     c->npend = c->cappend = 0;
     c->pend_frames = 0;
-    int rc = conn_send(c, p, n, NULL, 0, frames, true);
+    int rc = conn_send(c, p, n, NULL, 0, frames);
+    hs_free(p);
     if (rc && c->kind == CONN_PKT_OUT)
         c->t->stats.udp_send_errors += frames;
     return rc;
@@ -657,17 +627,16 @@ static void frames(struct io_stream *c, const uint8_t *p, size_t n)
             n -= len;
             continue;
         }
-        if (c->fcap < c->flen) {
-            uint8_t *f = hs_malloc(FRAME_MAX);
-            if (f == NULL) {
+        /* A frame split across reads is gathered; the buffer lives only
+         * that long, so idle connections hold no memory. */
+        if (c->frame == NULL) {
+            c->frame = hs_malloc(c->flen);
+            if (c->frame == NULL) {
                 HS_WARN(t->log, "out of memory reading a packet frame");
                 c->failed = true;
                 conn_close(c);
                 return;
             }
-            hs_free(c->frame);
-            c->frame = f;
-            c->fcap = FRAME_MAX;
         }
         size_t k = HS_MIN(c->flen - c->fgot, n);
         memcpy(c->frame + c->fgot, p, k);
@@ -675,9 +644,12 @@ static void frames(struct io_stream *c, const uint8_t *p, size_t n)
         p += k;
         n -= k;
         if (c->fgot == c->flen) {
+            uint8_t *f = c->frame;
+            c->frame = NULL;
             c->nhdr = 0;
             c->fgot = 0;
-            deliver(c, c->frame, c->flen);
+            deliver(c, f, c->flen);
+            hs_free(f);
         }
     }
 }
@@ -688,14 +660,23 @@ static void classify(struct io_stream *c, const uint8_t *p, size_t n)
     struct transport *t = c->t;
     char ab[HS_ADDRSTRLEN];
     addr_format(&c->peer, ab, sizeof ab);
+    t->nnew--;
     if (p[0] == PKT_MAGIC) {
-        HS_DEBUG(t->log, "packet connection accepted: peer=%s", ab);
         c->kind = CONN_PKT_IN;
+        t->npkt_in++;
+        if (t->npkt_in > PKT_IN_MAX) {
+            t->stats.tcp_refused++;
+            HS_DEBUG(t->log, "tcp connection refused: peer=%s reason=too "
+                     "many packet connections", ab);
+            c->failed = true;
+            conn_close(c);
+            return;
+        }
+        HS_DEBUG(t->log, "packet connection accepted: peer=%s", ab);
         frames(c, p + 1, n - 1);
         return;
     }
     c->kind = CONN_STREAM;
-    t->nspare--;
     struct node *nd = live_node(t);
     if (nd == NULL) {
         conn_close(c);
@@ -838,7 +819,7 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
-    if (t->nspare > SPARE_MAX) {
+    if (t->nnew > NEW_MAX) {
         char ab[HS_ADDRSTRLEN];
         t->stats.tcp_refused++;
         HS_DEBUG(t->log, "tcp connection refused: peer=%s reason=%s",
@@ -951,13 +932,33 @@ static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                        (size_t)nread);
 }
 
+/* Count a failed send. Unreachable destinations are traffic (DEBUG);
+ * anything else is our own trouble (WARN, at most every 10 s). */
+static int send_failed(struct transport *t, const struct hs_addr *to, int r)
+{
+    char ab[HS_ADDRSTRLEN] = "-";
+    t->stats.udp_send_errors++;
+    if (to)
+        addr_format(to, ab, sizeof ab);
+    bool remote = r == UV_EHOSTUNREACH || r == UV_ENETUNREACH ||
+                  r == UV_ECONNREFUSED || r == UV_EHOSTDOWN;
+    uint64_t now = tnow(t);
+    if (!remote && (t->warned == 0 || now - t->warned >= 10000)) {
+        t->warned = now;
+        HS_WARN(t->log, "udp send failed: to=%s error=%s", ab,
+                uv_strerror(r));
+    } else {
+        HS_DEBUG(t->log, "udp send failed: to=%s error=%s", ab,
+                 uv_strerror(r));
+    }
+    return xerr(r);
+}
+
 static void on_udp_sent(uv_udp_send_t *req, int status)
 {
     struct sreq *s = req->data;
-    if (status < 0 && status != UV_ECANCELED) {
-        s->t->stats.udp_send_errors++;
-        HS_DEBUG(s->t->log, "udp send failed: %s", uv_strerror(status));
-    }
+    if (status < 0 && status != UV_ECANCELED)
+        send_failed(s->t, NULL, status);
     hs_free(s);
 }
 
@@ -965,7 +966,6 @@ static int udp_send(struct transport *t, const struct hs_addr *to,
                     const void *p, size_t n)
 {
     struct sockaddr_storage ss;
-    char ab[HS_ADDRSTRLEN];
     if (n > 65507 || to_sockaddr(to, t->family, &ss) != 0) {
         t->stats.udp_send_errors++;
         return n > 65507 ? HS_ETOOBIG : HS_EADDR;
@@ -974,25 +974,17 @@ static int udp_send(struct transport *t, const struct hs_addr *to,
     int r = uv_udp_try_send(&t->udp, &b, 1, (struct sockaddr *)&ss);
     if (r >= 0)
         return 0;
-    if (r != UV_EAGAIN && r != UV_ENOSYS) {
-        t->stats.udp_send_errors++;
-        HS_DEBUG(t->log, "udp send failed: to=%s error=%s",
-                 addr_format(to, ab, sizeof ab), uv_strerror(r));
-        return xerr(r);
-    }
+    if (r != UV_EAGAIN && r != UV_ENOSYS)
+        return send_failed(t, to, r);
     /* The socket is busy: queue a copy (io.h: bytes are copied). */
     if (t->udp.send_queue_size + n > UDP_QUEUE_MAX) {
         t->stats.udp_send_errors++;
         return HS_EBUSY;
     }
     struct sreq *s = hs_malloc(sizeof *s + n);
-    if (s == NULL) {
-        t->stats.udp_send_errors++;
-        HS_WARN(t->log, "out of memory queueing a udp packet");
-        return HS_ENOMEM;
-    }
+    if (s == NULL)
+        return send_failed(t, to, UV_ENOMEM);
     s->t = t;
-    s->n = n;
     s->req.data = s;
     memcpy(s + 1, p, n);
     b = uv_buf_init((char *)(s + 1), (unsigned)n);
@@ -1000,10 +992,7 @@ static int udp_send(struct transport *t, const struct hs_addr *to,
                     on_udp_sent);
     if (r != 0) {
         hs_free(s);
-        t->stats.udp_send_errors++;
-        HS_DEBUG(t->log, "udp send failed: to=%s error=%s",
-                 addr_format(to, ab, sizeof ab), uv_strerror(r));
-        return xerr(r);
+        return send_failed(t, to, r);
     }
     return 0;
 }

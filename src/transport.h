@@ -23,7 +23,10 @@ struct transport;
 int transport_new(uv_loop_t *loop, const struct config *cfg,
                   const struct hs_logger *log, struct transport **out,
                   char *err, size_t errlen);
-/* The io for node_new; valid until transport_close. */
+/* The io for node_new; valid until transport_close. An accepted TCP
+ * connection reaches node_io_stream_accepted at its first byte: a first
+ * byte of 0xE7 marks a packet connection of transport "tcp" (accepted in
+ * both modes), anything else a memberlist stream. */
 const struct io *transport_io(struct transport *t);
 /* The node to call back (set once, after node_new). */
 void transport_attach(struct transport *t, struct node *nd);
@@ -35,7 +38,8 @@ struct hs_addr transport_bound(const struct transport *t);
 int transport_advertise(struct transport *t, const struct config *cfg,
                         struct hs_addr *out, char *err, size_t errlen);
 /* Close every handle; cb(ud) runs once all are closed. Streams still open
- * are dropped without callbacks. */
+ * are dropped without callbacks. Call it after node_close: the node closes
+ * its streams through the io, and no io call may follow this one. */
 void transport_close(struct transport *t, void (*cb)(void *ud), void *ud);
 
 /* Resolve "host:port", "[v6]:port" or "host" (default_port) without

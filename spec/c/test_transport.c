@@ -285,6 +285,8 @@ static void test_tcp_cluster(void)
     world_close(&w);
 }
 
+/* ===== Failure detection on real time ===== */
+
 /* A node that vanishes without leaving is found out: probes by UDP and
  * the TCP fallback fail, the others suspect it, then declare it dead. */
 static bool c_dead(struct world *w)
