@@ -28,7 +28,9 @@ for i in $(seq 1 "$N"); do
     args=(agent --name "$name" --bind "127.0.0.1:$port"
           --control "127.0.0.1:$control" --profile "$PROFILE")
     [ "$i" -gt 1 ] && args+=(--join 127.0.0.1:7946)
-    "$BIN" "${args[@]}" > >(sed -u "s/^/[$name] /") 2>&1 &
+    # Each agent in its own session: Ctrl-C reaches this script only,
+    # which then asks every agent to leave (one signal each).
+    setsid "$BIN" "${args[@]}" > >(sed -u "s/^/[$name] /") 2>&1 &
     pids+=($!)
 done
 

@@ -354,7 +354,8 @@ static void on_start_joined(void *ud, int joined, int err, const char *why)
 {
     struct runner *r = ud;
     if (joined > 0)
-        HS_INFO(&r->a.log, "joined: %d nodes", joined);
+        HS_INFO(&r->a.log, "joined: contacted %d node%s", joined,
+                joined == 1 ? "" : "s");
     else
         HS_ERROR(&r->a.log, "join failed: %s", why ? why : hs_strerror(err));
 }
