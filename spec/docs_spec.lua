@@ -1,0 +1,67 @@
+-- docs_spec.lua: the README documents every configuration key, CLI command
+-- and agent flag, and the example configurations work.
+local core = require "hearsay.core"
+local agent = require "agent"
+
+local function readme()
+  local f = assert(io.open("README.md"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+describe("the README", function()
+  local text = readme()
+
+  it("documents every configuration key", function()
+    for _, k in ipairs(core.config_keys()) do
+      assert.truthy(text:find("| `" .. k.name .. "` |", 1, true),
+                    "README lacks config key " .. k.name)
+      if k.alias then
+        assert.truthy(text:find("`" .. k.alias .. "`", 1, true),
+                      "README lacks alias " .. k.alias)
+      end
+    end
+  end)
+
+  it("documents every CLI command", function()
+    local out = agent.run(agent.bin .. " --help")
+    local n = 0
+    for cmd in out:gmatch("\n    (%l+)%s") do
+      assert.truthy(text:find("hearsay " .. cmd, 1, true),
+                    "README lacks command " .. cmd)
+      n = n + 1
+    end
+    assert.is_true(n >= 8)
+  end)
+
+  it("documents every agent flag", function()
+    local out = agent.run(agent.bin .. " agent --help")
+    local n = 0
+    for flag in out:gmatch("\n  (%-%-[%l%-]+)[= ]") do
+      if flag ~= "--help" then
+        assert.truthy(text:find("`" .. flag .. "`", 1, true),
+                      "README lacks flag " .. flag)
+        n = n + 1
+      end
+    end
+    assert.is_true(n >= 10)
+  end)
+end)
+
+describe("the example configurations #net", function()
+  teardown(function() agent.cleanup() end)
+
+  it("start agents that form a cluster", function()
+    -- the files' own addresses, moved to the spec's loopback range
+    local a = agent.hearsay{ name = "example-1", bind = "127.0.1.51:7946",
+      control = "127.0.1.51:7374", args = { "--config", "examples/agent.lua" } }
+    local b = agent.hearsay{ name = "example-2", bind = "127.0.1.52:7946",
+      control = "127.0.1.52:7374",
+      args = { "--config", "examples/agent.json", "--join", "127.0.1.51:7946" } }
+    assert.is_true(agent.wait(function()
+      return a:status_of("example-2") == "alive"
+    end, 15), a:log() .. b:log())
+    assert.matches("Profile: lan", a:log())
+  end)
+end)
