@@ -83,7 +83,7 @@ busted: all
 	$(Q)busted
 
 lint:
-	$(Q)luacheck -q lua spec
+	$(Q)luacheck -q --no-color lua spec
 
 run: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -140,7 +140,7 @@ static void test_member_table(void)
     members_init(&t);
     struct hs_addr a;
     addr_parse("10.0.0.1:7946", 7946, &a);
-    char name[16];
+    char name[32];
     struct member *m;
     for (int i = 0; i < 200; i++) {
         snprintf(name, sizeof name, "node-%d", i);
