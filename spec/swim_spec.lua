@@ -295,6 +295,27 @@ describe("membership changes", function()
   end)
 end)
 
+describe("protocol versions", function()
+  it("refuses to merge with a node whose delegate versions do not fit the "
+     .. "cluster's", function()
+    local sim = simlib.new{ seed = 13, trace = true }
+    sim:add(2) -- Serf-style delegate versions 2/5/5 (the defaults)
+    sim:add({ "plain" }, { delegate_protocol_min = 0,
+                           delegate_protocol_max = 0,
+                           delegate_protocol_version = 0 })
+    sim:run(3000)
+    assert.is_nil(sim:node("n1"):member("plain"))
+    assert.is_nil(sim:node("plain"):member("n1"))
+    local refused = false
+    for _, l in ipairs(sim:trace()) do
+      if l:match("delegate protocol version 0 is incompatible") then
+        refused = true
+      end
+    end
+    assert.is_true(refused)
+  end)
+end)
+
 describe("name conflicts", function()
   local function alive_for(name, ip, inc)
     return core.encode{ type = "alive", Node = name, Incarnation = inc,

@@ -24,6 +24,11 @@ void buf_reset(struct buf *b)
 
 int buf_reserve(struct buf *b, size_t extra)
 {
+    return buf_reserve_max(b, extra, SIZE_MAX / 2);
+}
+
+int buf_reserve_max(struct buf *b, size_t extra, size_t max)
+{
     if (b->err)
         return b->err;
     if (extra > SIZE_MAX / 2 - b->len)
@@ -32,8 +37,10 @@ int buf_reserve(struct buf *b, size_t extra)
     if (need <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < need)
+    while (cap < need && cap <= max / 2)
         cap *= 2;
+    if (cap > max || cap < need)
+        cap = need > max ? need : max;
     uint8_t *p = hs_realloc(b->data, cap);
     if (p == NULL)
         return b->err = HS_ENOMEM;

@@ -23,6 +23,9 @@ void buf_free(struct buf *b);
 void buf_reset(struct buf *b);
 /* Make room for `extra` more bytes. Returns 0 or HS_ENOMEM. */
 int buf_reserve(struct buf *b, size_t extra);
+/* The same, but the capacity never grows past `max` bytes (the caller
+ * checks that len + extra <= max): for output bounded by a limit. */
+int buf_reserve_max(struct buf *b, size_t extra, size_t max);
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_putc(struct buf *b, uint8_t c);
 int buf_put_be16(struct buf *b, uint16_t v);

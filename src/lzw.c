@@ -136,25 +136,6 @@ int lzw_encode(const uint8_t *in, size_t len, struct buf *out)
 
 /* ===== Decoder ===== */
 
-/* Grow `b` so that `n` more bytes fit, never beyond `limit` bytes in all.
- * The caller has checked that b->len + n <= limit. */
-static int dec_grow(struct buf *b, size_t n, size_t limit)
-{
-    size_t need = b->len + n;
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < need && cap <= limit / 2)
-        cap *= 2;
-    if (cap > limit || cap < need)
-        cap = limit;
-    uint8_t *p = hs_realloc(b->data, cap);
-    if (p == NULL)
-        return b->err = HS_ENOMEM;
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
 
 /* The dictionary: code c >= 258 expands to the expansion of prefix[c]
  * followed by suffix[c]; length[c] and first[c] are the length and first
@@ -217,7 +198,7 @@ int lzw_decode(const uint8_t *in, size_t len, size_t max_out, struct buf *out)
         uint8_t head = d.first[base];
         if (n > limit - out->len)
             return HS_ETOOBIG;
-        if (dec_grow(out, n, limit))
+        if (buf_reserve_max(out, n, limit))
             return HS_ENOMEM;
         uint8_t *p = out->data + out->len + n;
         if (pending)

@@ -590,6 +590,24 @@ void members_reset(struct node *nd)
     }
 }
 
+/* One node's spoken versions against the cluster's common range. */
+static int check_versions(const char *name, unsigned pcur, unsigned dcur,
+                          unsigned pmin, unsigned pmax, unsigned dmin,
+                          unsigned dmax, char *why, size_t whylen)
+{
+    if (pcur < pmin || pcur > pmax) {
+        snprintf(why, whylen, "node %s protocol version %u is "
+                 "incompatible: [%u, %u]", name, pcur, pmin, pmax);
+        return HS_EVERSION;
+    }
+    if (dcur < dmin || dcur > dmax) {
+        snprintf(why, whylen, "node %s delegate protocol version %u is "
+                 "incompatible: [%u, %u]", name, dcur, dmin, dmax);
+        return HS_EVERSION;
+    }
+    return 0;
+}
+
 int members_verify_protocol(const struct members *t,
                             const struct wire_node_state *states, size_t n,
                             char *why, size_t whylen)
@@ -616,40 +634,22 @@ int members_verify_protocol(const struct members *t,
     char qb[160];
     for (size_t i = 0; i < n; i++) {
         const struct wire_node_state *r = &states[i];
-        unsigned pcur = 0, dcur = 0;
-        if (r->vsn.n >= 6) {
-            pcur = r->vsn.p[2];
-            dcur = r->vsn.p[5];
-        }
-        if (pcur < maxpmin || pcur > minpmax) {
-            snprintf(why, whylen, "node %s protocol version %u is "
-                     "incompatible: [%u, %u]",
-                     hs_log_quote(r->name.p, r->name.n, qb, sizeof qb), pcur,
-                     maxpmin, minpmax);
-            return HS_EVERSION;
-        }
-        if (dcur < maxdmin || dcur > mindmax) {
-            snprintf(why, whylen, "node %s delegate protocol version %u is "
-                     "incompatible: [%u, %u]",
-                     hs_log_quote(r->name.p, r->name.n, qb, sizeof qb), dcur,
-                     maxdmin, mindmax);
-            return HS_EVERSION;
-        }
+        /* A node without a full Vsn counts as speaking version 0. */
+        bool full = r->vsn.n >= 6;
+        int rc = check_versions(hs_log_quote(r->name.p, r->name.n, qb,
+                                             sizeof qb),
+                                full ? r->vsn.p[2] : 0, full ? r->vsn.p[5] : 0,
+                                maxpmin, minpmax, maxdmin, mindmax, why,
+                                whylen);
+        if (rc)
+            return rc;
     }
     for (size_t i = 0; i < t->n; i++) {
         const struct member *m = t->order[i];
-        if (m->vsn[2] < maxpmin || m->vsn[2] > minpmax) {
-            snprintf(why, whylen, "node %s protocol version %u is "
-                     "incompatible: [%u, %u]", m->name, m->vsn[2], maxpmin,
-                     minpmax);
-            return HS_EVERSION;
-        }
-        if (m->vsn[5] < maxdmin || m->vsn[5] > mindmax) {
-            snprintf(why, whylen, "node %s delegate protocol version %u is "
-                     "incompatible: [%u, %u]", m->name, m->vsn[5], maxdmin,
-                     mindmax);
-            return HS_EVERSION;
-        }
+        int rc = check_versions(m->name, m->vsn[2], m->vsn[5], maxpmin,
+                                minpmax, maxdmin, mindmax, why, whylen);
+        if (rc)
+            return rc;
     }
     return 0;
 }

@@ -28,24 +28,11 @@ const char *node_drop_name(int reason)
     return reason >= 0 && reason < NODE_DROP_COUNT ? names[reason] : "?";
 }
 
-/* ===== Randomness (xoshiro256**) ===== */
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
+/* ===== Randomness ===== */
 
 uint64_t node_rand(struct node *nd)
 {
-    uint64_t *s = nd->rng;
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+    return hs_rng_next(&nd->rng);
 }
 
 size_t node_rand_n(struct node *nd, size_t n)
@@ -129,6 +116,19 @@ void node_count_drop(struct node *nd, int reason, const struct hs_addr *from,
              why ? why : "-");
 }
 
+/* Append m to out[0..*got) unless it is self, fails ok, or is there. */
+static void pick_one(struct node *nd, struct member **out, size_t *got,
+                     struct member *m,
+                     bool (*ok)(const struct node *, const struct member *))
+{
+    if (m == nd->self || !ok(nd, m))
+        return;
+    for (size_t j = 0; j < *got; j++)
+        if (out[j] == m)
+            return;
+    out[(*got)++] = m;
+}
+
 size_t node_pick(struct node *nd, struct member **out, size_t k,
                  bool (*ok)(const struct node *, const struct member *))
 {
@@ -145,35 +145,17 @@ size_t node_pick(struct node *nd, struct member **out, size_t k,
             uint16_t x = idx[j];
             idx[j] = idx[i];
             idx[i] = x;
-            struct member *m = t->order[x];
-            if (m != nd->self && ok(nd, m))
-                out[got++] = m;
+            pick_one(nd, out, &got, t->order[x], ok);
         }
         return got;
     }
     /* Large tables: random tries (memberlist 0.2.2), then a scan from a
      * random place if the candidates are scarce. */
-    for (size_t tries = 0; tries < 3 * k + 32 && got < k; tries++) {
-        struct member *m = t->order[node_rand_n(nd, n)];
-        if (m == nd->self || !ok(nd, m))
-            continue;
-        bool dup = false;
-        for (size_t j = 0; j < got; j++)
-            dup |= out[j] == m;
-        if (!dup)
-            out[got++] = m;
-    }
+    for (size_t tries = 0; tries < 3 * k + 32 && got < k; tries++)
+        pick_one(nd, out, &got, t->order[node_rand_n(nd, n)], ok);
     size_t start = node_rand_n(nd, n);
-    for (size_t i = 0; i < n && got < k; i++) {
-        struct member *m = t->order[(start + i) % n];
-        if (m == nd->self || !ok(nd, m))
-            continue;
-        bool dup = false;
-        for (size_t j = 0; j < got; j++)
-            dup |= out[j] == m;
-        if (!dup)
-            out[got++] = m;
-    }
+    for (size_t i = 0; i < n && got < k; i++)
+        pick_one(nd, out, &got, t->order[(start + i) % n], ok);
     return got;
 }
 
@@ -502,9 +484,9 @@ int node_new(const struct config *cfg, const struct io *io,
         nd->hooks = *hooks;
     nd->log = log;
     nd->self_name_len = strlen(nd->cfg.name);
-    io->random(io->ctx, nd->rng, sizeof nd->rng);
-    if (!(nd->rng[0] | nd->rng[1] | nd->rng[2] | nd->rng[3]))
-        nd->rng[0] = 1;
+    uint64_t seed;
+    io->random(io->ctx, &seed, sizeof seed);
+    hs_rng_seed(&nd->rng, seed);
     timers_init(&nd->timers);
     nd->wakeup_at = UINT64_MAX;
     members_init(&nd->members);

@@ -5,6 +5,7 @@
 
 #include "broadcast.h"
 #include "node.h"
+#include "rng.h"
 #include "suspicion.h"
 #include "timers.h"
 
@@ -78,7 +79,7 @@ struct node {
     const struct hs_logger *log;
     int phase;
     bool paused;
-    uint64_t rng[4];
+    struct hs_rng rng;
 
     struct timers timers;
     uint64_t wakeup_at;

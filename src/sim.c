@@ -1,6 +1,8 @@
 /* sim.c: simulated network and virtual clock for the protocol core. */
 #include "sim.h"
 
+#include "rng.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -60,7 +62,7 @@ struct sim {
     uint64_t now, seq;
     struct block *blocks;
     size_t nblocks;
-    uint64_t rng[4];
+    struct hs_rng rng;
     struct event **heap;
     size_t n, cap;
     struct snode **nodes;
@@ -73,22 +75,9 @@ struct sim {
     void *sink_ud;
 };
 
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
 static uint64_t rnd(struct sim *s)
 {
-    uint64_t *r = s->rng;
-    uint64_t result = rotl(r[1] * 5, 7) * 9, t = r[1] << 17;
-    r[2] ^= r[0];
-    r[3] ^= r[1];
-    r[1] ^= r[2];
-    r[0] ^= r[3];
-    r[2] ^= t;
-    r[3] = rotl(r[3], 45);
-    return result;
+    return hs_rng_next(&s->rng);
 }
 
 static double rnd01(struct sim *s)
@@ -375,15 +364,7 @@ int sim_new(uint64_t seed, struct sim **out)
     struct sim *s = hs_calloc(1, sizeof *s);
     if (s == NULL)
         return HS_ENOMEM;
-    /* splitmix64 to spread the seed over the state */
-    uint64_t z = seed;
-    for (int i = 0; i < 4; i++) {
-        z += 0x9e3779b97f4a7c15ull;
-        uint64_t x = z;
-        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-        s->rng[i] = x ^ (x >> 31);
-    }
+    hs_rng_seed(&s->rng, seed);
     s->link.latency_ms = 1;
     s->log_level = HS_LOG_OFF;
     *out = s;
