@@ -27,7 +27,7 @@ Q       := @
 CORE    := hs buf log addr mp lzw wire config timers members broadcast \
            suspicion probe stream pushpull node sim
 # The runtime: libuv, the control endpoint, Lua.
-RUNTIME := transport control cli lua_config
+RUNTIME := transport join control cli lua_config lua_node lua_host
 CORE_OBJ    := $(CORE:%=$(BUILD)/%.o)
 RUNTIME_OBJ := $(RUNTIME:%=$(BUILD)/%.o)
 MODULE_OBJ  := $(BUILD)/lua_module.o
@@ -50,7 +50,7 @@ $(BIN)/hearsay: $(BUILD)/main.o $(RUNTIME_OBJ) $(CORE_OBJ) | $(BIN)
 	@echo "  LD $@"
 	$(Q)$(CC) $^ -o $@ $(LDLIBS_ALL)
 
-$(LIBDIR)/hearsay/core.so: $(MODULE_OBJ) $(CORE_OBJ) | $(LIBDIR)/hearsay
+$(LIBDIR)/hearsay/core.so: $(MODULE_OBJ) $(RUNTIME_OBJ) $(CORE_OBJ) | $(LIBDIR)/hearsay
 	@echo "  LD $@"
 	$(Q)$(CC) -shared $^ -o $@ $(LDLIBS_ALL)
 

@@ -11,12 +11,14 @@
 #include <uv.h>
 
 #include "config.h"
+#include "join.h"
 #include "log.h"
 
 struct node;
 struct transport;
 struct control;
-struct control_join;
+struct lua_host;
+struct join_req;
 
 struct agent {
     uv_loop_t loop;
@@ -25,11 +27,16 @@ struct agent {
     struct transport *tp;    /* owned; NULL once closed */
     struct node *node;       /* owned; NULL once closed */
     struct control *ctl;     /* owned; NULL once closed */
-    struct control_join *joins; /* joins in flight (control.c's list) */
+    struct joiner joiner;    /* joins in flight (join.c) */
     /* Start the graceful leave (the path SIGTERM takes): 0 if it started
      * or is already under way, else an HS_E* code. control_left() is
      * called when it completes; the agent then shuts down and exits 0. */
     int (*leave)(struct agent *a);
+    /* Reload the hook scripts (SIGHUP, `hearsay reload`): 0 with the
+     * number of scripts in *count, or an error with the sentence in err;
+     * the old scripts stay on error. */
+    int (*reload)(struct agent *a, size_t *count, char *err, size_t errlen);
+    struct lua_host *lua;    /* owned; NULL when no scripts */
     bool leaving;            /* a leave started: refuse join/pause/resume */
 };
 

@@ -534,6 +534,19 @@ static int run_leave(struct opts *o, int argc, char **argv)
     return run_simple(o, "leave", "Graceful leave complete");
 }
 
+static int run_reload(struct opts *o, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    cJSON *ans;
+    if (ask(&o->q, request("reload"), &ans))
+        return fail_with(&o->q);
+    int n = (int)num_field(ans, "scripts");
+    printf("Scripts reloaded: %d script%s\n", n, n == 1 ? "" : "s");
+    cJSON_Delete(ans);
+    return 0;
+}
+
 static int run_pause(struct opts *o, int argc, char **argv)
 {
     (void)argc;
@@ -606,6 +619,11 @@ static const struct command commands[] = {
      "Stops the agent's heartbeat: no probes, no gossip, no answers; other "
      "nodes will suspect it. The agent keeps its member table.",
      0, run_pause},
+    {"reload", "Reloads the agent's hook scripts", "",
+     "Loads the agent's hook scripts again (as SIGHUP does). If any of "
+     "them fails to load, the running scripts stay and the error is "
+     "printed.",
+     0, run_reload},
     {"resume", "Restarts the agent's heartbeat (pekonode's Start)", "",
      "Restarts a paused agent's heartbeat with a fresh incarnation and a "
      "state sync, which refutes any suspicion raised meanwhile.",

@@ -147,6 +147,18 @@ static const struct key keys[] = {
       "Longest wait for our leave message to spread on a graceful leave "
       "(default 5s)."},
      OFF(leave_timeout), 0, (int64_t)DAY, NULL, 0},
+    {{"scripts", "script", NULL, CONFIG_LIST,
+      "Lua hook scripts to load at start-up, in order (--script FILE, "
+      "repeatable)."},
+     OFF(scripts), 0, 0, NULL, 0},
+    {{"script_budget", NULL, NULL, CONFIG_INT,
+      "Most Lua VM instructions one hook call may run before it is "
+      "stopped; 0 = no limit (default 10000000)."},
+     OFF(script_budget), 0, INT64_C(1) << 40, NULL, 0},
+    {{"script_memory", NULL, NULL, CONFIG_SIZE,
+      "Most memory the scripts' Lua state may hold; going over it is an "
+      "error in that hook (default 64MiB)."},
+     OFF(script_memory), 1 << 20, INT64_C(1) << 40, NULL, 0},
     {{"log_level", NULL, NULL, CONFIG_ENUM,
       "debug (protocol traffic), info (membership events), warn, error or "
       "off (default info)."},
@@ -267,6 +279,8 @@ int config_defaults(struct config *c, const char *profile)
     c->require_node_names = false;
     c->leave_timeout = 5000;
     c->log_level = HS_LOG_INFO;
+    c->script_budget = 10000000;
+    c->script_memory = 64u << 20;
     snprintf(c->control, sizeof c->control, "127.0.0.1:7374");
     c->max_stream_size = 20u << 20;
     c->max_push_pull_nodes = 1u << 20;
@@ -451,7 +465,8 @@ int config_set(struct config *c, const char *name, const char *value,
                         k->info.name, value);
         if (check_range(k, v, err, errlen))
             return HS_EINVAL;
-        if (k->off == OFF(max_push_pull_nodes))
+        if (k->off == OFF(max_push_pull_nodes) ||
+            k->off == OFF(script_budget))
             *(uint64_t *)f = (uint64_t)v;
         else
             *(int *)f = (int)v;
@@ -559,7 +574,8 @@ int config_get(const struct config *c, const char *name, char *out,
         snprintf(out, outlen, "%s", (const char *)f);
         break;
     case CONFIG_INT:
-        if (k->off == OFF(max_push_pull_nodes))
+        if (k->off == OFF(max_push_pull_nodes) ||
+            k->off == OFF(script_budget))
             snprintf(out, outlen, "%llu",
                      (unsigned long long)*(const uint64_t *)f);
         else
@@ -644,6 +660,7 @@ void config_free(struct config *c)
 {
     list_clear(&c->join);
     list_clear(&c->cidrs_allowed);
+    list_clear(&c->scripts);
 }
 
 static int list_copy(struct config_list *d, const struct config_list *s)
@@ -661,9 +678,10 @@ static int list_copy(struct config_list *d, const struct config_list *s)
 int config_copy(struct config *dst, const struct config *src)
 {
     *dst = *src;
-    dst->join.n = dst->cidrs_allowed.n = 0;
+    dst->join.n = dst->cidrs_allowed.n = dst->scripts.n = 0;
     if (list_copy(&dst->join, &src->join) ||
-        list_copy(&dst->cidrs_allowed, &src->cidrs_allowed)) {
+        list_copy(&dst->cidrs_allowed, &src->cidrs_allowed) ||
+        list_copy(&dst->scripts, &src->scripts)) {
         config_free(dst);
         return HS_ENOMEM;
     }

@@ -52,6 +52,11 @@ struct config {
 
     uint64_t leave_timeout;
     int log_level;
+
+    /* Lua hook scripts (the agent; lua_host.c). */
+    struct config_list scripts;
+    uint64_t script_budget;   /* VM instructions per hook call, 0 = none */
+    uint64_t script_memory;   /* bytes the scripts' Lua state may hold */
     char control[CONFIG_STR_MAX];
 
     /* Bounds on what the network controls (section 10.5 and our own). */

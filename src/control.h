@@ -21,7 +21,6 @@
 #include <stddef.h>
 
 /* The one place the version lives (agent banner, CLI, control answers). */
-#define HS_VERSION "0.1.0"
 
 /* Where the CLI and the agent meet unless told otherwise: the default
  * address, overridden by the environment variable, overridden by the
@@ -34,7 +33,8 @@
 
 struct agent;
 struct control;
-struct control_join;
+struct join_req;
+
 
 /* Listen on a->cfg.control (host names resolved synchronously: this runs
  * before the loop does). Sets a->ctl. Returns 0, or an HS_E* code with a
@@ -61,11 +61,11 @@ void control_close(struct control *c, void (*cb)(void *ud), void *ud);
  * before control_join returns (when every step finishes at once). An
  * error return means cb never runs. */
 typedef void (*control_join_cb)(void *ud, int joined, int err,
-                                const char *why);
+                                const char *why); /* as join_cb */
 int control_join(struct agent *a, const char *const *specs, size_t n,
-                 control_join_cb cb, void *ud, struct control_join **out);
+                 control_join_cb cb, void *ud, struct join_req **out);
 /* The caller no longer wants the answer (its connection went away). */
-void control_join_cancel(struct control_join *j);
+void control_join_cancel(struct join_req *j);
 /* The node was closed: joins waiting on it will never hear back. Frees
  * what no longer waits on a resolve. */
 void control_join_node_closed(struct agent *a);

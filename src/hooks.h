@@ -32,8 +32,11 @@ struct hooks {
     int (*node_meta)(void *ud, size_t limit, struct buf *out);
     /* EventDelegate, plus suspect/alive. */
     void (*on_member)(void *ud, int event, const struct member *m);
-    /* NotifyMsg: a user message arrived by gossip or stream. */
-    void (*on_message)(void *ud, const uint8_t *p, size_t n);
+    /* NotifyMsg: a user message arrived by gossip or stream. `from` is
+     * the sending node's name when a hearsay node sent it (the hearsay
+     * envelope, wire.h), else NULL (a foreign payload, given raw). */
+    void (*on_message)(void *ud, const char *from, size_t fromlen,
+                       const uint8_t *p, size_t n);
     /* AliveDelegate: return 0 to accept the member, or an error with a
      * reason in `why` (at most whylen bytes) to ignore the message. */
     int (*allow_member)(void *ud, const struct member *candidate, char *why,

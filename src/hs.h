@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+/* The release, as `hearsay version` prints it. */
+#define HS_VERSION "0.1.0"
+
 /* ===== Error codes =====
  * Every fallible function returns 0 or a negative HS_E* code (as libuv
  * does). hs_strerror() gives the sentence for people. */

@@ -137,7 +137,16 @@ static const char *scalar_text(lua_State *L, const struct job *j, int idx,
 static void set_key(lua_State *L, const struct job *j, const char *key,
                     const char *value)
 {
-    char err[256];
+    char err[256], path[4096];
+    const struct config_key_info *info = find_info(key);
+    const char *slash = strrchr(j->path, '/');
+    /* A script named in a config file is found next to that file. */
+    if (info && !strcmp(info->name, "scripts") && value[0] != '/' &&
+        value[0] != '\0' && slash) {
+        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - j->path),
+                 j->path, value);
+        value = path;
+    }
     if (config_set(j->cfg, key, value, err, sizeof err))
         fail(L, j, err);
 }

@@ -8,14 +8,19 @@
 #include <lualib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "broadcast.h"
+#include "join.h"
+#include "lua_module.h"
+#include "lua_node.h"
 #include "lzw.h"
 #include "node_int.h"
 #include "sim.h"
 #include "suspicion.h"
+#include "transport.h"
 #include "wire.h"
 
-#define HS_VERSION_STRING "0.1.0"
 
 static int fail(lua_State *L, int rc, const char *why)
 {
@@ -652,68 +657,6 @@ static int l_config_keys(lua_State *L)
     return 1;
 }
 
-/* ===== Members as tables ===== */
-
-static void push_member(lua_State *L, const struct member *m)
-{
-    char ip[HS_ADDRSTRLEN];
-    lua_createtable(L, 0, 9);
-    lua_pushlstring(L, m->name, m->name_len);
-    lua_setfield(L, -2, "name");
-    lua_pushstring(L, addr_ip_format(&m->addr, ip, sizeof ip));
-    lua_setfield(L, -2, "addr");
-    set_int(L, "port", m->addr.port);
-    lua_pushstring(L, member_state_name(m->state));
-    lua_setfield(L, -2, "state");
-    set_int(L, "incarnation", m->incarnation);
-    lua_pushlstring(L, m->meta ? (const char *)m->meta : "", m->meta_len);
-    lua_setfield(L, -2, "private_data");
-    lua_createtable(L, 0, 3);
-    set_int(L, "min", m->vsn[0]);
-    set_int(L, "max", m->vsn[1]);
-    set_int(L, "cur", m->vsn[2]);
-    lua_setfield(L, -2, "protocol");
-    lua_createtable(L, 0, 3);
-    set_int(L, "min", m->vsn[3]);
-    set_int(L, "max", m->vsn[4]);
-    set_int(L, "cur", m->vsn[5]);
-    lua_setfield(L, -2, "delegate");
-}
-
-static void push_stats(lua_State *L, const struct node *nd)
-{
-    const struct node_stats *s = node_stats(nd);
-    lua_newtable(L);
-#define S(f) set_int(L, #f, (lua_Integer)s->f)
-    S(packets_in); S(packets_out); S(bytes_in); S(bytes_out);
-    S(send_errors); S(probes); S(probes_failed); S(indirect_probes);
-    S(tcp_pings); S(tcp_ping_rescues); S(nacks_received); S(suspicions);
-    S(refutations); S(deaths); S(conflicts); S(push_pulls_out);
-    S(push_pulls_in); S(push_pull_errors); S(streams_in); S(streams_out);
-    S(broadcasts_queued); S(user_messages_in); S(user_messages_out);
-    S(members_refused);
-#undef S
-    lua_newtable(L);
-    for (int i = 0; i < NODE_DROP_COUNT; i++)
-        set_int(L, node_drop_name(i), (lua_Integer)s->dropped[i]);
-    lua_setfield(L, -2, "dropped");
-    lua_newtable(L);
-    for (int i = 0; i < WIRE_TYPE_COUNT; i++)
-        set_int(L, wire_type_name(i), (lua_Integer)s->msgs_in[i]);
-    lua_setfield(L, -2, "msgs_in");
-    lua_newtable(L);
-    for (int i = 0; i < WIRE_TYPE_COUNT; i++)
-        set_int(L, wire_type_name(i), (lua_Integer)s->msgs_out[i]);
-    lua_setfield(L, -2, "msgs_out");
-    set_int(L, "health", node_health(nd));
-    set_int(L, "queue", (lua_Integer)node_broadcast_queue_len(nd));
-    const struct members *t = node_members(nd);
-    lua_newtable(L);
-    for (int i = 0; i < 4; i++)
-        set_int(L, member_state_name(i), (lua_Integer)t->count[i]);
-    lua_setfield(L, -2, "members");
-}
-
 /* ===== Simulation ===== */
 
 #define SIM_MT "hearsay.sim"
@@ -1059,7 +1002,7 @@ static int l_sim_members(lua_State *L)
     const struct members *t = node_members(check_live(L, ls, 2));
     lua_createtable(L, (int)t->n, 0);
     for (size_t i = 0; i < t->n; i++) {
-        push_member(L, t->order[i]);
+        lnode_push_member(L, t->order[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;
@@ -1075,7 +1018,7 @@ static int l_sim_member(lua_State *L)
     const struct member *m = members_find(node_members(nd), name, n);
     if (m == NULL)
         return 0;
-    push_member(L, m);
+    lnode_push_member(L, m);
     return 1;
 }
 
@@ -1092,7 +1035,10 @@ static int l_sim_stats(lua_State *L)
         set_int(L, "streams", (lua_Integer)s->streams);
         return 1;
     }
-    push_stats(L, check_live(L, ls, 2));
+    struct lnode tmp; /* the simulated nodes have no scripts yet */
+    lnode_init(&tmp, L, 0, NULL, NULL, NULL);
+    tmp.nd = check_live(L, ls, 2);
+    lnode_push_stats(L, &tmp);
     return 1;
 }
 
@@ -1184,6 +1130,309 @@ static const luaL_Reg sim_methods[] = {
     {"events", l_sim_events},   {"health", l_sim_health},
     {NULL, NULL}};
 
+/* ===== In-process nodes on real sockets =====
+ * hearsay.node{...} starts a node in the calling process on a loop of the
+ * module's own; hearsay.run / run_until drive that loop. Hooks run on the
+ * Lua thread that called run. */
+
+struct inproc {
+    struct lnode ln;
+    struct node *nd;
+    struct transport *tp;
+    struct hs_logger log;
+    struct joiner joiner;
+    struct inproc *next, *prev;
+    bool closing;
+};
+
+static uv_loop_t mloop;
+static uv_timer_t mstop;
+static bool mloop_ready, in_run;
+static struct inproc *inprocs;
+
+static void loop_ready(void)
+{
+    if (mloop_ready)
+        return;
+    uv_loop_init(&mloop);
+    uv_timer_init(&mloop, &mstop);
+    uv_unref((uv_handle_t *)&mstop);
+    mloop_ready = true;
+}
+
+static int inproc_join(struct lnode *ln, const char *const *addrs, size_t n,
+                       node_join_cb cb, void *ud)
+{
+    struct inproc *in = ln->owner;
+    struct join_req *j;
+    return join_start(&in->joiner, addrs, n, cb, ud, &j);
+}
+
+static const struct lnode_ops inproc_ops = {inproc_join, NULL};
+
+static void on_inproc_joined(void *ud, int joined, int err, const char *why)
+{
+    struct inproc *in = ud;
+    if (joined == 0)
+        HS_WARN(&in->log, "join failed: %s", why ? why : hs_strerror(err));
+}
+
+static void tp_closed(void *ud)
+{
+    *(bool *)ud = true;
+}
+
+static void inproc_close(struct inproc *in)
+{
+    if (in->closing)
+        return;
+    in->closing = true;
+    lnode_close(&in->ln); /* timers first: they live in the node */
+    if (in->nd) {
+        struct node *nd = in->nd;
+        in->nd = NULL;
+        in->ln.nd = NULL;
+        node_close(nd);
+        join_node_closed(&in->joiner);
+    }
+    if (in->tp) {
+        bool done = false;
+        transport_close(in->tp, tp_closed, &done);
+        in->tp = NULL;
+        while (!done && !in_run)
+            uv_run(&mloop, UV_RUN_ONCE);
+    }
+    if (in->prev)
+        in->prev->next = in->next;
+    else if (inprocs == in)
+        inprocs = in->next;
+    if (in->next)
+        in->next->prev = in->prev;
+    hs_free(in);
+}
+
+/* Hook tables from opts.hooks: one table of hook functions, or a list of
+ * them. Appends them to the array at `arr`. */
+static void add_hook_tables(lua_State *L, int opts, int arr)
+{
+    char err[512];
+    lua_getfield(L, opts, "hooks");
+    int h = lua_gettop(L);
+    if (lua_isnil(L, h)) {
+        lua_pop(L, 1);
+        return;
+    }
+    luaL_argcheck(L, lua_istable(L, h), 1, "hooks must be a table");
+    lua_rawgeti(L, h, 1);
+    bool list = lua_istable(L, -1);
+    lua_pop(L, 1);
+    lua_Integer n = list ? (lua_Integer)lua_rawlen(L, h) : 1;
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (list)
+            lua_rawgeti(L, h, i);
+        else
+            lua_pushvalue(L, h);
+        if (!lua_istable(L, -1) ||
+            lnode_check_hooks(L, -1, "hooks", err, sizeof err))
+            luaL_error(L, "%s", lua_istable(L, -1) ? err
+                                                 : "hooks: not a table");
+        lua_rawseti(L, arr, (lua_Integer)lua_rawlen(L, arr) + 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* hearsay.node{ name=, bind=, join=, hooks=, scripts=, profile=, any
+ * configuration key } -> node, or nil, message, code */
+static int l_node_new(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    loop_ready();
+    struct config cfg;
+    check_config(L, 1, &cfg);
+    char err[512];
+    lua_getfield(L, 1, "bind");
+    if (lua_isnil(L, -1)) /* loopback, any free port */
+        snprintf(cfg.bind, sizeof cfg.bind, "127.0.0.1:0");
+    lua_getfield(L, 1, "log_level");
+    if (lua_isnil(L, -1))
+        cfg.log_level = HS_LOG_WARN;
+    lua_pop(L, 2);
+    if (config_validate(&cfg, err, sizeof err)) {
+        config_free(&cfg);
+        return luaL_error(L, "%s", err);
+    }
+    /* The hook tables, checked before anything starts. */
+    lua_newtable(L);
+    int arr = lua_gettop(L);
+    add_hook_tables(L, 1, arr);
+
+    struct inproc *in = hs_calloc(1, sizeof *in);
+    if (in == NULL) {
+        config_free(&cfg);
+        return fail(L, HS_ENOMEM, NULL);
+    }
+    in->log = (struct hs_logger){cfg.log_level, hs_log_stderr_sink, NULL};
+    int rc = transport_new(&mloop, &cfg, &in->log, &in->tp, err,
+                           sizeof err);
+    if (rc) {
+        hs_free(in);
+        config_free(&cfg);
+        return fail(L, rc, err);
+    }
+    in->next = inprocs;
+    if (inprocs)
+        inprocs->prev = in;
+    inprocs = in;
+    lnode_init(&in->ln, L, cfg.script_budget, &in->log, &inproc_ops, in);
+    in->joiner = (struct joiner){&mloop, &in->nd, NULL, NULL};
+    rc = node_new(&cfg, transport_io(in->tp), NULL, &in->log, &in->nd);
+    if (rc) {
+        inproc_close(in);
+        config_free(&cfg);
+        return fail(L, rc, NULL);
+    }
+    transport_attach(in->tp, in->nd);
+    in->ln.nd = in->nd;
+    lnode_register(&in->ln);
+    lnode_push(L, &in->ln); /* the node object, before scripts use it */
+    int self = lua_gettop(L);
+    for (size_t i = 0; i < cfg.scripts.n; i++) {
+        lua_pushglobaltable(L);
+        if (lnode_load_script(&in->ln, L, cfg.scripts.v[i], -1, err,
+                              sizeof err)) {
+            inproc_close(in);
+            config_free(&cfg);
+            return luaL_error(L, "%s", err);
+        }
+        lua_rawseti(L, arr, (lua_Integer)lua_rawlen(L, arr) + 1);
+        lua_pop(L, 1); /* the global table */
+    }
+    lnode_set_scripts(&in->ln, arr);
+    self--; /* the array below it is gone */
+    struct hooks hooks = lnode_hooks(&in->ln);
+    node_set_hooks(in->nd, &hooks);
+    struct hs_addr adv;
+    if ((rc = transport_advertise(in->tp, &cfg, &adv, err, sizeof err)) ||
+        (rc = node_start(in->nd, &adv))) {
+        inproc_close(in);
+        config_free(&cfg);
+        return fail(L, rc, err);
+    }
+    if (cfg.join.n) {
+        struct join_req *j;
+        join_start(&in->joiner, (const char *const *)cfg.join.v, cfg.join.n,
+                   on_inproc_joined, in, &j);
+    }
+    config_free(&cfg);
+    lua_pushvalue(L, self);
+    return 1;
+}
+
+static struct inproc *check_inproc(lua_State *L, int i)
+{
+    struct lnode **p = luaL_checkudata(L, i, "hearsay.node");
+    if (*p == NULL)
+        luaL_error(L, "the node is closed");
+    if ((*p)->ops != &inproc_ops)
+        luaL_error(L, "not a node of this process");
+    return (*p)->owner;
+}
+
+static int l_node_close(lua_State *L)
+{
+    struct lnode **p = luaL_checkudata(L, 1, "hearsay.node");
+    if (*p && (*p)->ops == &inproc_ops) {
+        if (in_run)
+            return luaL_error(L, "close a node outside hearsay.run");
+        inproc_close((*p)->owner);
+    }
+    return 0;
+}
+
+static int l_node_address(lua_State *L)
+{
+    struct inproc *in = check_inproc(L, 1);
+    const struct member *me = node_self(in->nd);
+    char b[HS_ADDRSTRLEN];
+    lua_pushstring(L, me ? addr_format(&me->addr, b, sizeof b) : "");
+    return 1;
+}
+
+static void on_stop(uv_timer_t *t)
+{
+    (void)t;
+    uv_stop(&mloop);
+}
+
+/* Run the loop for ms milliseconds of real time. */
+static void run_for(lua_State *L, uint64_t ms)
+{
+    for (struct inproc *in = inprocs; in; in = in->next)
+        in->ln.L = L;
+    in_run = true;
+    uv_timer_start(&mstop, on_stop, ms, 0);
+    uv_ref((uv_handle_t *)&mstop);
+    uv_run(&mloop, UV_RUN_DEFAULT);
+    uv_unref((uv_handle_t *)&mstop);
+    uv_timer_stop(&mstop);
+    in_run = false;
+}
+
+/* hearsay.run(ms) */
+static int l_run(lua_State *L)
+{
+    lua_Integer ms = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, ms >= 0, 1, "must not be negative");
+    if (in_run)
+        return luaL_error(L, "hearsay.run cannot run inside a hook");
+    loop_ready();
+    run_for(L, (uint64_t)ms);
+    return 0;
+}
+
+/* hearsay.run_until(predicate, timeout_ms [, step_ms]) -> true, elapsed
+ * | false, timeout: runs the loop until predicate() is true. */
+static int l_run_until(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_Integer timeout = luaL_checkinteger(L, 2);
+    lua_Integer step = luaL_optinteger(L, 3, 10);
+    luaL_argcheck(L, timeout >= 0, 2, "must not be negative");
+    luaL_argcheck(L, step >= 1, 3, "must be at least 1");
+    if (in_run)
+        return luaL_error(L, "hearsay.run_until cannot run inside a hook");
+    loop_ready();
+    uint64_t start = uv_hrtime() / 1000000;
+    for (;;) {
+        lua_pushvalue(L, 1);
+        lua_call(L, 0, 1);
+        bool ok = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        uint64_t elapsed = uv_hrtime() / 1000000 - start;
+        if (ok || elapsed >= (uint64_t)timeout) {
+            lua_pushboolean(L, ok);
+            lua_pushinteger(L, (lua_Integer)elapsed);
+            return 2;
+        }
+        run_for(L, HS_MIN((uint64_t)step, (uint64_t)timeout - elapsed));
+    }
+}
+
+/* At lua_close: close what is still open, then the loop. */
+static int module_gc(lua_State *L)
+{
+    (void)L;
+    while (inprocs)
+        inproc_close(inprocs);
+    if (mloop_ready) {
+        uv_close((uv_handle_t *)&mstop, NULL);
+        uv_run(&mloop, UV_RUN_DEFAULT);
+        uv_loop_close(&mloop);
+        mloop_ready = false;
+    }
+    return 0;
+}
+
 static const luaL_Reg funcs[] = {
     {"decode", l_decode},
     {"encode", l_encode},
@@ -1198,9 +1447,10 @@ static const luaL_Reg funcs[] = {
     {"config_keys", l_config_keys},
     {"sim", l_sim_new},
     {"mem_live", l_mem_live},
+    {"node", l_node_new},
+    {"run", l_run},
+    {"run_until", l_run_until},
     {NULL, NULL}};
-
-int luaopen_hearsay_core(lua_State *L);
 
 int luaopen_hearsay_core(lua_State *L)
 {
@@ -1215,7 +1465,23 @@ int luaopen_hearsay_core(lua_State *L)
     }
     lua_pop(L, 1);
     luaL_newlib(L, funcs);
-    lua_pushstring(L, HS_VERSION_STRING);
+    lua_pushstring(L, HS_VERSION);
     lua_setfield(L, -2, "version");
+    lnode_open_api(L); /* self, members, ... on the module */
+    /* Methods only in-process nodes have. */
+    luaL_getmetatable(L, "hearsay.node");
+    lua_getfield(L, -1, "__index");
+    lua_pushcfunction(L, l_node_close);
+    lua_setfield(L, -2, "close");
+    lua_pushcfunction(L, l_node_address);
+    lua_setfield(L, -2, "address");
+    lua_pop(L, 2);
+    /* A sentinel whose collection (at lua_close) shuts the loop. */
+    lua_newuserdatauv(L, 1, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, module_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, -2, "_loop");
     return 1;
 }

@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "control.h"
 #include "lua_config.h"
+#include "lua_host.h"
 #include "node.h"
 #include "transport.h"
 
@@ -40,6 +41,7 @@ static const struct option agent_opts[] = {
     {"log-level", required_argument, NULL, 'l'},
     {"transport", required_argument, NULL, 't'},
     {"set", required_argument, NULL, 's'},
+    {"script", required_argument, NULL, 'S'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -54,6 +56,7 @@ static const char *flag_key(int ch)
     case 'c': return "control";
     case 'l': return "log_level";
     case 't': return "transport";
+    case 'S': return "scripts";
     default: return NULL;
     }
 }
@@ -87,6 +90,8 @@ static void agent_help(FILE *f)
         "                       $%s, else %s).\n"
         "  --log-level=LEVEL    debug, info, warn, error or off.\n"
         "  --transport=KIND     udp (memberlist) or tcp.\n"
+        "  --script=FILE        Lua hook script (repeatable; loaded in\n"
+        "                       order).\n"
         "  --set=KEY=VALUE      Set any configuration key below\n"
         "                       (repeatable).\n\n"
         "Configuration keys (config file, or --set KEY=VALUE):\n\n",
@@ -263,6 +268,10 @@ static void shutdown_agent(struct runner *r)
         r->pending++;
         control_close(a->ctl, on_closed, r);
     }
+    if (a->lua) { /* its timers live in the node: before node_close */
+        lua_host_free(a->lua);
+        a->lua = NULL;
+    }
     if (a->node) { /* before the transport: it closes its streams there */
         node_close(a->node);
         a->node = NULL;
@@ -333,11 +342,57 @@ static int agent_leave(struct agent *a)
     return 0;
 }
 
+/* ===== Scripts ===== */
+
+static int lua_join(struct lnode *ln, const char *const *addrs, size_t n,
+                    node_join_cb cb, void *ud)
+{
+    struct join_req *j;
+    return control_join(ln->owner, addrs, n, cb, ud, &j);
+}
+
+static int lua_leave(struct lnode *ln, uint64_t timeout_ms)
+{
+    struct agent *a = ln->owner;
+    (void)timeout_ms; /* the agent leaves with leave_timeout, then exits */
+    return a->leave(a);
+}
+
+static const struct lnode_ops agent_lua_ops = {lua_join, lua_leave};
+
+static int agent_reload(struct agent *a, size_t *count, char *err,
+                        size_t errlen)
+{
+    struct lua_host *h;
+    if (a->node == NULL || a->leaving) {
+        snprintf(err, errlen, "the agent is leaving");
+        return HS_ESTATE;
+    }
+    int rc = lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, a->node, &h,
+                          err, errlen);
+    if (rc) {
+        HS_ERROR(&a->log, "reload failed, the previous scripts stay: %s",
+                 err);
+        return rc;
+    }
+    struct hooks hooks = lua_host_hooks(h);
+    node_set_hooks(a->node, &hooks);
+    lua_host_free(a->lua);
+    a->lua = h;
+    *count = lua_host_count(h);
+    HS_INFO(&a->log, "scripts reloaded: count=%zu", *count);
+    /* Announce the private data the new scripts give, if any. */
+    node_update_meta(a->node);
+    return 0;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct runner *r = h->data;
     if (signum == SIGHUP) {
-        HS_INFO(&r->a.log, "reload: nothing to reload");
+        char err[512];
+        size_t count;
+        agent_reload(&r->a, &count, err, sizeof err);
         return;
     }
     if (r->phase != PHASE_RUNNING) {
@@ -401,6 +456,16 @@ static int start(struct runner *r)
         return 1;
     }
     transport_attach(a->tp, a->node);
+    if (a->cfg.scripts.n) {
+        if (lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, a->node,
+                         &a->lua, err, sizeof err)) {
+            a->lua = NULL;
+            fprintf(stderr, "hearsay: %s\n", err);
+            return 2;
+        }
+        struct hooks hooks = lua_host_hooks(a->lua);
+        node_set_hooks(a->node, &hooks);
+    }
     if (transport_advertise(a->tp, &a->cfg, &adv, err, sizeof err)) {
         fprintf(stderr, "hearsay: %s\n", err);
         return 1;
@@ -419,7 +484,7 @@ static int start(struct runner *r)
     uv_signal_start(&r->sighup, on_signal, SIGHUP);
     banner(r, &adv);
     if (a->cfg.join.n) {
-        struct control_join *j;
+        struct join_req *j;
         rc = control_join(a, (const char *const *)a->cfg.join.v,
                           a->cfg.join.n, on_start_joined, r, &j);
         if (rc)
@@ -447,7 +512,9 @@ static int agent_main(int argc, char **argv)
     struct agent *a = &r.a;
     a->log = (struct hs_logger){a->cfg.log_level, hs_log_stderr_sink, NULL};
     a->leave = agent_leave;
+    a->reload = agent_reload;
     uv_loop_init(&a->loop);
+    a->joiner = (struct joiner){&a->loop, &a->node, &a->leaving, NULL};
     uv_signal_init(&a->loop, &r.sigint);
     uv_signal_init(&a->loop, &r.sigterm);
     uv_signal_init(&a->loop, &r.sighup);
@@ -455,8 +522,8 @@ static int agent_main(int argc, char **argv)
     uv_timer_init(&a->loop, &r.later);
     r.sigint.data = r.sigterm.data = r.sighup.data = &r;
     r.backstop.data = r.later.data = &r;
-    if (start(&r)) {
-        r.exit_code = 1;
+    if ((rc = start(&r)) != 0) {
+        r.exit_code = rc; /* 2: a script failed to load */
         shutdown_agent(&r);
     }
     uv_run(&a->loop, UV_RUN_DEFAULT);

@@ -10,6 +10,8 @@
 #define PACKET_MAX_DEPTH 4
 #define USER_QUEUE_MAX 1024
 #define QUEUE_MAX 65536
+#define RUMOR_KEEP 4096             /* rumor ids remembered */
+#define RUMOR_SLOTS (2 * RUMOR_KEEP) /* hash slots for them */
 
 const char *hook_event_name(int event)
 {
@@ -349,6 +351,109 @@ static void gossip_tick(struct timer *t)
     buf_free(&pkt);
 }
 
+/* ===== User messages ===== */
+
+static uint64_t rumor_id(const char *from, size_t n, uint64_t seq)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a, then mixed with seq */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)from[i];
+        h *= 1099511628211ull;
+    }
+    h ^= seq * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 31;
+    return h ? h : 1; /* 0 marks an empty slot */
+}
+
+static void seen_erase(struct node *nd, uint64_t id)
+{
+    size_t mask = RUMOR_SLOTS - 1, i = id & mask;
+    while (nd->seen[i] != id) {
+        if (nd->seen[i] == 0)
+            return;
+        i = (i + 1) & mask;
+    }
+    nd->seen[i] = 0;
+    /* Backward shift keeps linear probing intact. */
+    for (size_t j = (i + 1) & mask; nd->seen[j]; j = (j + 1) & mask) {
+        uint64_t x = nd->seen[j];
+        nd->seen[j] = 0;
+        size_t k = x & mask;
+        while (nd->seen[k])
+            k = (k + 1) & mask;
+        nd->seen[k] = x;
+    }
+}
+
+/* True if the rumor is new (and remember it). */
+static bool rumor_new(struct node *nd, uint64_t id)
+{
+    if (nd->seen == NULL) {
+        nd->seen = hs_calloc(RUMOR_SLOTS, sizeof *nd->seen);
+        nd->seen_ring = hs_calloc(RUMOR_KEEP, sizeof *nd->seen_ring);
+        if (nd->seen == NULL || nd->seen_ring == NULL) {
+            hs_free(nd->seen);
+            hs_free(nd->seen_ring);
+            nd->seen = nd->seen_ring = NULL;
+            return true; /* cannot tell: deliver */
+        }
+    }
+    size_t mask = RUMOR_SLOTS - 1, i = id & mask;
+    for (; nd->seen[i]; i = (i + 1) & mask)
+        if (nd->seen[i] == id)
+            return false;
+    if (nd->seen_n == RUMOR_KEEP) { /* forget the oldest */
+        seen_erase(nd, nd->seen_ring[nd->seen_pos]);
+        nd->seen_n--;
+        i = id & mask;
+        while (nd->seen[i])
+            i = (i + 1) & mask;
+    }
+    nd->seen[i] = id;
+    nd->seen_ring[nd->seen_pos] = id;
+    nd->seen_pos = (nd->seen_pos + 1) % RUMOR_KEEP;
+    nd->seen_n++;
+    return true;
+}
+
+void node_user_message(struct node *nd, const uint8_t *p, size_t n)
+{
+    struct wire_envelope e;
+    int rc = wire_get_envelope(p, n, &e);
+    nd->stats.user_messages_in++;
+    if (rc == HS_ENOTFOUND) {
+        if (nd->hooks.on_message)
+            nd->hooks.on_message(nd->hooks.ud, NULL, 0, p, n);
+        return;
+    }
+    if (rc == 0 && e.kind == WIRE_ENV_RUMOR && e.len >= 8) {
+        uint64_t seq = (uint64_t)hs_be32(e.body) << 32 | hs_be32(e.body + 4);
+        if (!rumor_new(nd, rumor_id(e.from, e.fromlen, seq))) {
+            nd->stats.rumors_duplicate++;
+            return;
+        }
+        /* Pass it on, as received, then deliver it. */
+        struct buf b = BUF_INIT;
+        buf_putc(&b, WIRE_USER);
+        buf_append(&b, p, n);
+        if (!b.err && bqueue_push(&nd->user_queue, NULL, b.data, b.len,
+                                  false) == 0)
+            nd->stats.broadcasts_queued++;
+        buf_free(&b);
+        if (nd->hooks.on_message)
+            nd->hooks.on_message(nd->hooks.ud, e.from, e.fromlen, e.body + 8,
+                                 e.len - 8);
+        return;
+    }
+    if (rc || e.kind != WIRE_ENV_USER) {
+        node_count_drop(nd, rc ? NODE_DROP_MALFORMED : NODE_DROP_UNKNOWN_TYPE,
+                        NULL, "user message", "bad hearsay envelope");
+        return;
+    }
+    if (nd->hooks.on_message)
+        nd->hooks.on_message(nd->hooks.ud, e.from, e.fromlen, e.body, e.len);
+}
+
 /* ===== Receiving ===== */
 
 struct rx {
@@ -419,9 +524,7 @@ static void on_leaf(void *ud, uint8_t type, const uint8_t *body, size_t n)
         return;
     }
     case WIRE_USER:
-        nd->stats.user_messages_in++;
-        if (nd->hooks.on_message)
-            nd->hooks.on_message(nd->hooks.ud, body, n);
+        node_user_message(nd, body, n);
         return;
     default:
         node_count_drop(nd, NODE_DROP_UNKNOWN_TYPE, rx->from, "packet",
@@ -487,6 +590,8 @@ int node_new(const struct config *cfg, const struct io *io,
     uint64_t seed;
     io->random(io->ctx, &seed, sizeof seed);
     hs_rng_seed(&nd->rng, seed);
+    /* A restarted node must not reuse the ids of its earlier life. */
+    nd->rumor_seq = node_rand(nd) >> 1;
     timers_init(&nd->timers);
     nd->wakeup_at = UINT64_MAX;
     members_init(&nd->members);
@@ -576,6 +681,8 @@ void node_close(struct node *nd)
         return;
     stream_close_all(nd);
     probe_close(nd);
+    while (nd->utimers)
+        node_timer_cancel(nd, nd->utimers);
     for (size_t i = 0; i < nd->members.n; i++)
         suspicion_cancel(nd, nd->members.order[i]);
     nd->queue.on_finished = NULL;
@@ -585,6 +692,8 @@ void node_close(struct node *nd)
     timers_close(&nd->timers);
     buf_free(&nd->meta);
     buf_free(&nd->scratch);
+    hs_free(nd->seen);
+    hs_free(nd->seen_ring);
     hs_free(nd->cidrs);
     config_free(&nd->cfg);
     hs_free(nd);
@@ -688,6 +797,14 @@ bool node_paused(const struct node *nd)
 
 /* ===== Private data, user messages ===== */
 
+void node_set_hooks(struct node *nd, const struct hooks *hooks)
+{
+    if (hooks)
+        nd->hooks = *hooks;
+    else
+        memset(&nd->hooks, 0, sizeof nd->hooks);
+}
+
 int node_update_meta(struct node *nd)
 {
     if (nd->phase != PHASE_RUNNING)
@@ -701,13 +818,25 @@ int node_update_meta(struct node *nd)
     return 0;
 }
 
+/* Envelope overhead of our user messages: magic, version, kind, name. */
+static size_t envelope_len(const struct node *nd)
+{
+    return 6 + HS_MIN(nd->self_name_len, (size_t)255);
+}
+
 int node_broadcast(struct node *nd, const void *p, size_t n)
 {
-    if (n + 1 > (size_t)nd->cfg.udp_buffer_size - WIRE_COMPOUND_HEADER -
-                    WIRE_COMPOUND_OVERHEAD)
+    if (n + 1 + envelope_len(nd) + 8 >
+        (size_t)nd->cfg.udp_buffer_size - WIRE_COMPOUND_HEADER -
+            WIRE_COMPOUND_OVERHEAD - overhead_per_packet(nd))
         return HS_ETOOBIG;
+    uint64_t seq = ++nd->rumor_seq;
+    rumor_new(nd, rumor_id(nd->cfg.name, nd->self_name_len, seq));
     struct buf b = BUF_INIT;
     buf_putc(&b, WIRE_USER);
+    wire_put_envelope(&b, WIRE_ENV_RUMOR, nd->cfg.name, nd->self_name_len);
+    buf_put_be32(&b, (uint32_t)(seq >> 32));
+    buf_put_be32(&b, (uint32_t)seq);
     buf_append(&b, p, n);
     int rc = b.err ? b.err
                    : bqueue_push(&nd->user_queue, NULL, b.data, b.len, false);
@@ -725,8 +854,15 @@ int node_send(struct node *nd, const char *name, const void *p, size_t n,
         return HS_ENOTFOUND;
     struct buf b = BUF_INIT;
     int rc;
+    struct buf env = BUF_INIT;
+    wire_put_envelope(&env, WIRE_ENV_USER, nd->cfg.name, nd->self_name_len);
+    if (env.err) {
+        buf_free(&env);
+        return HS_ENOMEM;
+    }
     if (reliable) {
-        wire_put_user_header(&b, (int64_t)n);
+        wire_put_user_header(&b, (int64_t)(n + env.len));
+        buf_append(&b, env.data, env.len);
         buf_append(&b, p, n);
         struct stream *s = b.err ? NULL
                                  : stream_open(nd, STREAM_USER, &m->addr,
@@ -734,18 +870,81 @@ int node_send(struct node *nd, const char *name, const void *p, size_t n,
         rc = b.err ? b.err : s ? stream_set_request(s, b.data, b.len)
                                : HS_EIO;
     } else {
-        if (n + 1 > (size_t)nd->cfg.udp_buffer_size) {
+        if (n + 1 + env.len > (size_t)nd->cfg.udp_buffer_size) {
             buf_free(&b);
+            buf_free(&env);
             return HS_ETOOBIG;
         }
         buf_putc(&b, WIRE_USER);
+        buf_append(&b, env.data, env.len);
         buf_append(&b, p, n);
         rc = b.err ? b.err : node_send_raw(nd, &m->addr, m, b.data, b.len);
     }
     buf_free(&b);
+    buf_free(&env);
     if (rc == 0)
         nd->stats.user_messages_out++;
     return rc;
+}
+
+/* ===== Timers for user code ===== */
+
+static void utimer_unlink(struct node *nd, struct node_utimer *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        nd->utimers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+}
+
+static void utimer_fire(struct timer *tm)
+{
+    struct node_utimer *t = HS_CONTAINER_OF(tm, struct node_utimer, timer);
+    struct node *nd = t->nd;
+    node_utimer_fn fn = t->fn;
+    void *ud = t->ud;
+    if (t->repeat) {
+        node_arm(nd, tm, node_now(nd) + t->repeat); /* before: fn may cancel */
+    } else {
+        utimer_unlink(nd, t);
+        hs_free(t);
+    }
+    fn(ud); /* t may be gone now */
+}
+
+int node_timer_start(struct node *nd, uint64_t delay, uint64_t repeat,
+                     node_utimer_fn fn, void *ud, struct node_utimer **out)
+{
+    struct node_utimer *t = hs_calloc(1, sizeof *t);
+    if (t == NULL)
+        return HS_ENOMEM;
+    t->nd = nd;
+    t->repeat = repeat;
+    t->fn = fn;
+    t->ud = ud;
+    timer_init(&t->timer, utimer_fire);
+    t->next = nd->utimers;
+    if (nd->utimers)
+        nd->utimers->prev = t;
+    nd->utimers = t;
+    node_arm(nd, &t->timer, node_now(nd) + delay);
+    if (out)
+        *out = t;
+    return 0;
+}
+
+void node_timer_cancel(struct node *nd, struct node_utimer *t)
+{
+    node_disarm(nd, &t->timer);
+    utimer_unlink(nd, t);
+    hs_free(t);
+}
+
+uint64_t node_time(const struct node *nd)
+{
+    return node_now(nd);
 }
 
 /* ===== Queries ===== */

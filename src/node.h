@@ -54,7 +54,8 @@ struct node_stats {
     uint64_t suspicions, refutations, deaths, conflicts;
     uint64_t push_pulls_out, push_pulls_in, push_pull_errors;
     uint64_t streams_in, streams_out;
-    uint64_t broadcasts_queued, user_messages_in, user_messages_out;
+    uint64_t broadcasts_queued, user_messages_in, user_messages_out,
+        rumors_duplicate;
     uint64_t members_refused;
 };
 
@@ -94,14 +95,31 @@ void node_resume(struct node *nd);
 bool node_paused(const struct node *nd);
 bool node_left(const struct node *nd);
 
+/* Replace the hooks (a script reload); takes effect at once. */
+void node_set_hooks(struct node *nd, const struct hooks *hooks);
 /* Ask the node_meta hook again and announce the new private data. */
 int node_update_meta(struct node *nd);
-/* Queue a user message for gossip (memberlist's delegate broadcasts). */
+/* Gossip a user message to every node (a rumor): each node that hears it
+ * delivers it once to on_message and passes it on, with the same
+ * retransmit limit as membership news. It travels in the hearsay
+ * envelope, so receivers learn who sent it. At most udp_buffer_size minus
+ * the envelope. */
 int node_broadcast(struct node *nd, const void *p, size_t n);
 /* Send a user message to one member: by UDP, or over a stream when
  * `reliable` (memberlist SendBestEffort / SendReliable). */
 int node_send(struct node *nd, const char *name, const void *p, size_t n,
               bool reliable);
+
+/* ===== Timers for user code =====
+ * Run fn(ud) after `delay` ms, then every `repeat` ms if repeat > 0, on
+ * the node's clock (real or simulated). Cancelling from inside fn is fine.
+ * The node frees the timers still running when it closes (no call). */
+struct node_utimer;
+typedef void (*node_utimer_fn)(void *ud);
+int node_timer_start(struct node *nd, uint64_t delay, uint64_t repeat,
+                     node_utimer_fn fn, void *ud, struct node_utimer **out);
+void node_timer_cancel(struct node *nd, struct node_utimer *t);
+uint64_t node_time(const struct node *nd);
 
 /* ===== Queries ===== */
 const struct member *node_self(const struct node *nd);

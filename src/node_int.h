@@ -72,6 +72,15 @@ struct join_op {
     void *ud;
 };
 
+struct node_utimer {
+    struct timer timer;
+    struct node_utimer *next, *prev;
+    struct node *nd;
+    uint64_t repeat;
+    node_utimer_fn fn;
+    void *ud;
+};
+
 struct node {
     struct config cfg;
     struct io io;
@@ -113,6 +122,14 @@ struct node {
     void *leave_ud;
     struct timer leave_timer;
 
+    struct node_utimer *utimers;
+
+    /* Rumors (gossiped user messages) seen lately: a hash set of their
+     * ids, forgotten oldest first. */
+    uint64_t rumor_seq;
+    uint64_t *seen;          /* RUMOR_SLOTS slots, 0 = empty */
+    uint64_t *seen_ring;     /* RUMOR_KEEP ids in arrival order */
+    size_t seen_pos, seen_n;
     struct buf scratch;       /* packet being built */
     struct node_stats stats;
 };
@@ -146,6 +163,9 @@ void node_vsn(const struct node *nd, uint8_t vsn[6]);
 /* k random members (excluding self) for which `ok` holds. */
 size_t node_pick(struct node *nd, struct member **out, size_t k,
                  bool (*ok)(const struct node *, const struct member *));
+/* A user message payload (gossip or stream): unwrap the envelope and hand
+ * it to on_message. */
+void node_user_message(struct node *nd, const uint8_t *p, size_t n);
 void node_count_drop(struct node *nd, int reason,
                      const struct hs_addr *from, const char *what,
                      const char *why);

@@ -221,9 +221,7 @@ static void serve(struct stream *s, const uint8_t *p, size_t n)
                             "stream user message", w);
             return;
         }
-        nd->stats.user_messages_in++;
-        if (nd->hooks.on_message)
-            nd->hooks.on_message(nd->hooks.ud, p + 1 + r.off, (size_t)h.len);
+        node_user_message(nd, p + 1 + r.off, (size_t)h.len);
         return;
     }
     default:

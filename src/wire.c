@@ -565,6 +565,36 @@ int wire_walk_packet(const uint8_t *p, size_t len,
     return w.err;
 }
 
+/* ===== Envelope ===== */
+
+static const uint8_t env_magic[3] = {WIRE_ENVELOPE_MAGIC0, 'H', 'S'};
+
+void wire_put_envelope(struct buf *b, uint8_t kind, const char *from,
+                       size_t fromlen)
+{
+    if (fromlen > 255)
+        fromlen = 255;
+    buf_append(b, env_magic, 3);
+    buf_putc(b, 1);
+    buf_putc(b, kind);
+    buf_putc(b, (uint8_t)fromlen);
+    buf_append(b, from, fromlen);
+}
+
+int wire_get_envelope(const uint8_t *p, size_t n, struct wire_envelope *e)
+{
+    if (n < 4 || memcmp(p, env_magic, 3) != 0 || p[3] != 1)
+        return HS_ENOTFOUND;
+    if (n < 6 || n - 6 < p[5])
+        return HS_EBADMSG;
+    e->kind = p[4];
+    e->fromlen = p[5];
+    e->from = (const char *)p + 6;
+    e->body = p + 6 + e->fromlen;
+    e->len = n - 6 - e->fromlen;
+    return 0;
+}
+
 /* ===== Stream scanning ===== */
 
 enum { SCAN_TYPE, SCAN_PP_HEADER, SCAN_PP_NODES, SCAN_TAIL, SCAN_DONE };

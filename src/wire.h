@@ -242,6 +242,37 @@ int wire_walk_packet(const uint8_t *p, size_t len,
 int wire_decompress(const uint8_t *body, size_t len, size_t max_out,
                     struct buf *out, const char **why);
 
+/* ===== The hearsay envelope =====
+ * hearsay's own user messages and push/pull user state start with
+ * `e8 'H' 'S' 01 kind fromlen from...` then the body. Serf reads the first
+ * byte of a user message as its message type and ignores unknown ones, and
+ * ignores user state not starting with 02, so foreign clusters ignore ours.
+ * Payloads without the envelope are foreign and passed on raw. */
+#define WIRE_ENVELOPE_MAGIC0 0xe8
+enum wire_envelope_kind {
+    WIRE_ENV_USER = 1,   /* a user message to one node: hearsay.send */
+    WIRE_ENV_STATE = 2,  /* push/pull user state */
+    WIRE_ENV_META = 3,   /* cluster metadata */
+    WIRE_ENV_RUMOR = 4   /* a gossiped user message: hearsay.broadcast;
+                          * the body starts with the origin's 8-byte
+                          * sequence number, so that every node passes it
+                          * on once and delivers it once */
+};
+
+struct wire_envelope {
+    uint8_t kind;
+    const char *from;
+    size_t fromlen;
+    const uint8_t *body;
+    size_t len;
+};
+
+void wire_put_envelope(struct buf *b, uint8_t kind, const char *from,
+                       size_t fromlen);
+/* 0 with *e filled, HS_ENOTFOUND when p is not an envelope (a foreign
+ * payload), or HS_EBADMSG when it claims to be one but is cut short. */
+int wire_get_envelope(const uint8_t *p, size_t n, struct wire_envelope *e);
+
 /* ===== Streams (section 10) =====
  * A stream carries one message, possibly compressed (and, with a keyring,
  * encrypted). wire_scan_stream finds where the message in a growing

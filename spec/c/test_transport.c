@@ -59,9 +59,12 @@ static void world_init(struct world *w)
     uv_timer_start(&w->tick, tick_cb, 10, 10);
 }
 
-static void on_message(void *ud, const uint8_t *p, size_t n)
+static void on_message(void *ud, const char *from, size_t fromlen,
+                       const uint8_t *p, size_t n)
 {
     struct peer *pe = ud;
+    (void)from;
+    (void)fromlen;
     pe->user_msgs++;
     snprintf(pe->last_msg, sizeof pe->last_msg, "%.*s", (int)n,
              (const char *)p);

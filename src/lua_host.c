@@ -1,0 +1,223 @@
+/* lua_host.c: the agent's Lua state: a capped allocator, the sandbox the
+ * scripts run in, the `hearsay` module, loading and reloading. */
+#include "lua_host.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+
+struct lua_host {
+    lua_State *L;
+    size_t used, limit;   /* bytes held by the state, and the cap */
+    struct lnode ln;
+    size_t count;         /* scripts loaded */
+};
+
+/* ===== Memory ===== */
+
+static void *lalloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct lua_host *h = ud;
+    if (ptr == NULL)
+        osize = 0; /* osize then names the object's type, not a size */
+    if (nsize == 0) {
+        hs_free(ptr);
+        h->used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && nsize - osize > h->limit - HS_MIN(h->used, h->limit))
+        return NULL; /* Lua raises "not enough memory" in the hook */
+    void *p = hs_realloc(ptr, nsize);
+    if (p == NULL)
+        return nsize <= osize ? ptr : NULL;
+    h->used = h->used - osize + nsize;
+    return p;
+}
+
+/* ===== The sandbox ===== */
+
+/* `hearsay` inside the agent: the node API, and the version. */
+static int open_agent_api(lua_State *L)
+{
+    lua_newtable(L);
+    lnode_open_api(L);
+    lua_pushliteral(L, HS_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}
+
+/* print() goes to the log, at INFO. */
+static int l_print(lua_State *L)
+{
+    struct lua_host *h = lua_touserdata(L, lua_upvalueindex(1));
+    int n = lua_gettop(L); /* before the buffer takes a slot */
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    HS_INFO(h->ln.log, "script: %s", lua_tostring(L, -1));
+    return 0;
+}
+
+static void copy_fields(lua_State *L, int from, int to,
+                        const char *const *names)
+{
+    for (int i = 0; names[i]; i++) {
+        lua_getfield(L, from, names[i]);
+        lua_setfield(L, to, names[i]);
+    }
+}
+
+/* The environment every script reads through to: the safe parts of the
+ * standard library, `require`, and print to the log. No os.exit,
+ * os.execute, io.popen, load of binary chunks, or debug. */
+static void push_sandbox(lua_State *L, struct lua_host *h)
+{
+    static const char *const base[] = {
+        "assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall",
+        "rawequal", "rawget", "rawlen", "rawset", "select",
+        "setmetatable", "getmetatable", "tonumber", "tostring", "type",
+        "require", "collectgarbage", "_VERSION", NULL};
+    static const char *const libs[] = {"string", "table", "math", "utf8",
+                                       "coroutine", NULL};
+    static const char *const os_ok[] = {"time", "clock", "date", "difftime",
+                                        "getenv", "remove", "rename",
+                                        "tmpname", NULL};
+    static const char *const io_ok[] = {"open", "lines", "type", "write",
+                                        "read", "stderr", "stdout", NULL};
+    lua_newtable(L);
+    int env = lua_gettop(L);
+    lua_pushglobaltable(L);
+    int g = lua_gettop(L);
+    copy_fields(L, g, env, base);
+    copy_fields(L, g, env, libs);
+    lua_newtable(L);
+    lua_getglobal(L, "os");
+    copy_fields(L, -1, -2, os_ok);
+    lua_pop(L, 1);
+    lua_setfield(L, env, "os");
+    lua_newtable(L);
+    lua_getglobal(L, "io");
+    copy_fields(L, -1, -2, io_ok);
+    lua_pop(L, 1);
+    lua_setfield(L, env, "io");
+    lua_pushlightuserdata(L, h);
+    lua_pushcclosure(L, l_print, 1);
+    lua_setfield(L, env, "print");
+    lua_pop(L, 1); /* the global table */
+    lua_pushvalue(L, env);
+    lua_setfield(L, env, "_G");
+}
+
+/* package.path: each script's directory, then the hearsay Lua modules
+ * next to the binary (bin/../lua), then the system's. */
+static void set_path(lua_State *L, const struct config *cfg)
+{
+    char path[8192];
+    size_t o = 0;
+    for (size_t i = 0; i < cfg->scripts.n && o < sizeof path; i++) {
+        const char *s = cfg->scripts.v[i];
+        const char *slash = strrchr(s, '/');
+        if (slash)
+            o += (size_t)snprintf(path + o, sizeof path - o, "%.*s/?.lua;",
+                                  (int)(slash - s), s);
+        else
+            o += (size_t)snprintf(path + o, sizeof path - o, "./?.lua;");
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0 && o < sizeof path) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            o += (size_t)snprintf(path + o, sizeof path - o,
+                                  "%s/../lua/?.lua;%s/../lua/?/init.lua;",
+                                  exe, exe);
+        }
+    }
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    if (o < sizeof path)
+        snprintf(path + o, sizeof path - o, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+}
+
+int lua_host_new(const struct config *cfg, const struct hs_logger *log,
+                 const struct lnode_ops *ops, void *owner, struct node *nd,
+                 struct lua_host **out, char *err, size_t errlen)
+{
+    struct lua_host *h = hs_calloc(1, sizeof *h);
+    if (h == NULL)
+        return HS_ENOMEM;
+    h->limit = (size_t)cfg->script_memory;
+    h->L = lua_newstate(lalloc, h);
+    if (h->L == NULL) {
+        hs_free(h);
+        snprintf(err, errlen, "cannot create the Lua state");
+        return HS_ENOMEM;
+    }
+    lua_State *L = h->L;
+    luaL_openlibs(L);
+    lnode_init(&h->ln, L, cfg->script_budget, log, ops, owner);
+    h->ln.nd = nd;
+    lnode_register(&h->ln);
+    /* require "hearsay" gives the API, bound to this agent's node. */
+    luaL_requiref(L, "hearsay", open_agent_api, 0);
+    lua_pop(L, 1);
+    set_path(L, cfg);
+    push_sandbox(L, h);
+    int env = lua_gettop(L);
+    lua_createtable(L, (int)cfg->scripts.n, 0);
+    int scripts = lua_gettop(L);
+    for (size_t i = 0; i < cfg->scripts.n; i++) {
+        if (lnode_load_script(&h->ln, L, cfg->scripts.v[i], env, err,
+                              errlen)) {
+            lua_host_free(h);
+            return HS_EINVAL;
+        }
+        lua_rawseti(L, scripts, (lua_Integer)i + 1);
+    }
+    h->count = cfg->scripts.n;
+    lnode_set_scripts(&h->ln, scripts);
+    lua_pop(L, 1); /* env */
+    lua_gc(L, LUA_GCCOLLECT);
+    *out = h;
+    return 0;
+}
+
+struct hooks lua_host_hooks(struct lua_host *h)
+{
+    return lnode_hooks(&h->ln);
+}
+
+size_t lua_host_count(const struct lua_host *h)
+{
+    return h->count;
+}
+
+struct lnode *lua_host_lnode(struct lua_host *h)
+{
+    return &h->ln;
+}
+
+void lua_host_free(struct lua_host *h)
+{
+    if (h == NULL)
+        return;
+    lnode_close(&h->ln);
+    lua_close(h->L);
+    hs_free(h);
+}

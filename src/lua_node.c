@@ -1,0 +1,1175 @@
+/* lua_node.c: hook scripts as hearsay's hooks, and the `hearsay` API that
+ * scripts call (memberlist's delegates and pekonode's callbacks, in Lua).
+ *
+ * Every call into Lua goes through lnode_pcall: a traceback handler under
+ * the function (lua.c's msghandler), an instruction budget (a count hook,
+ * as redis's script_lua.c), counters. A failing hook never stops the
+ * node: notifications are skipped, a veto refuses, a value keeps the old
+ * one. */
+#include "lua_node.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "members.h"
+
+#define NODE_MT "hearsay.node"
+#define TIMER_MT "hearsay.timer"
+/* VM instructions a script may take to load (its top-level code). */
+#define LOAD_BUDGET 100000000
+
+const char *const lnode_hook_names[] = {
+    "on_member",         "private_data", "validate_metadata",
+    "on_metadata",       "allow_member", "allow_merge",
+    "on_conflict",       "on_message",   "ack_payload",
+    "on_ping",           "local_state",  "merge_remote_state",
+    NULL};
+
+/* ===== Which node the module functions act on ===== */
+
+#define MAX_REGISTERED 4096
+static struct lnode *registered[MAX_REGISTERED];
+static size_t nregistered;
+static struct lnode *current;
+
+void lnode_register(struct lnode *ln)
+{
+    if (nregistered < MAX_REGISTERED)
+        registered[nregistered++] = ln;
+}
+
+void lnode_unregister(struct lnode *ln)
+{
+    for (size_t i = 0; i < nregistered; i++) {
+        if (registered[i] == ln) {
+            registered[i] = registered[--nregistered];
+            break;
+        }
+    }
+    if (current == ln)
+        current = ln->prev_current;
+}
+
+/* ===== Protected calls with a budget =====
+ * A call runs in a coroutine of its own. When its instruction budget runs
+ * out, the count hook yields the coroutine away, which no pcall inside the
+ * script can catch; the coroutine is then dropped. (Where yielding is not
+ * possible, across a C function such as table.sort's comparator, the hook
+ * raises an error instead, and keeps raising every 1000 instructions.) */
+
+static bool budget_hit;
+/* The coroutine of the call running now, if any: a hook fired from inside
+ * a script (update_private_data calls private_data) runs on top of it. */
+static lua_State *running;
+
+/* The thread to push a call's function and arguments on. */
+static lua_State *lstate(const struct lnode *ln)
+{
+    return running ? running : ln->L;
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    budget_hit = true;
+    if (lua_isyieldable(L)) {
+        lua_yield(L, 0);
+        return;
+    }
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1000);
+    luaL_error(L, "instruction budget exceeded (script_budget)");
+}
+
+/* Run the function below the nargs arguments on top of L in a new
+ * coroutine, with a budget of `budget` instructions (0: none). On success
+ * leaves exactly nresults values on L; on failure the message, with a
+ * traceback. *stopped tells a budget stop. */
+static int run_protected(lua_State *L, int nargs, int nresults,
+                         uint64_t budget, bool *stopped)
+{
+    lua_State *co = lua_newthread(L);
+    lua_insert(L, -(nargs + 2));      /* thread below the function */
+    lua_xmove(L, co, nargs + 1);      /* function and arguments */
+    bool old_hit = budget_hit;
+    budget_hit = false;
+    if (budget)
+        lua_sethook(co, budget_hook, LUA_MASKCOUNT,
+                    (int)HS_MIN(budget, (uint64_t)INT32_MAX));
+    int nres = 0;
+    lua_State *outer = running;
+    running = co;
+    int status = lua_resume(co, L, nargs, &nres);
+    running = outer;
+    *stopped = budget_hit;
+    budget_hit = old_hit;
+    if (status == LUA_OK) {
+        if (nres > nresults) {
+            lua_pop(co, nres - nresults);
+            nres = nresults;
+        }
+        lua_xmove(co, L, nres);
+        for (; nres < nresults; nres++)
+            lua_pushnil(L);
+        lua_remove(L, -(nresults + 1)); /* the thread */
+        return LUA_OK;
+    }
+    if (status == LUA_YIELD) {
+        lua_pushstring(L, *stopped
+            ? "instruction budget exceeded (script_budget)"
+            : "a hook must not yield");
+        luaL_traceback(L, co, lua_tostring(L, -1), 0);
+        lua_remove(L, -2);
+        status = LUA_ERRRUN;
+    } else {
+        const char *msg = lua_tostring(co, -1);
+        if (msg == NULL)
+            msg = status == LUA_ERRMEM ? "not enough memory"
+                                       : "(error object is not a string)";
+        luaL_traceback(L, co, msg, 0);
+    }
+    lua_remove(L, -2); /* the thread: the collector takes it */
+    return status;
+}
+
+int lnode_pcall(struct lnode *ln, int nargs, int nresults, const char *what)
+{
+    lua_State *L = lstate(ln);
+    bool stopped;
+    ln->prev_current = current;
+    current = ln;
+    int status = run_protected(L, nargs, nresults, ln->budget, &stopped);
+    current = ln->prev_current;
+    ln->stats.calls++;
+    if (status != LUA_OK) {
+        ln->stats.errors++;
+        const char *kind = "failed";
+        if (status == LUA_ERRMEM) {
+            ln->stats.memory_errors++;
+            kind = "ran out of memory (script_memory)";
+        } else if (stopped) {
+            ln->stats.budget_stops++;
+            kind = "was stopped";
+        }
+        HS_ERROR(ln->log, "script %s %s: %s", what, kind,
+                 lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+        lua_pop(L, 1);
+        /* Give back what the failed call left behind. */
+        lua_gc(L, LUA_GCCOLLECT);
+    }
+    return status;
+}
+
+/* ===== Members as Lua values ===== */
+
+/* A member is a read-only proxy: an empty table whose metatable holds the
+ * fields, so reading works, pairs() works, and writing raises. */
+static int member_newindex(lua_State *L)
+{
+    return luaL_error(L, "member tables are read-only (field '%s')",
+                      luaL_optstring(L, 2, "?"));
+}
+
+static int member_next(lua_State *L)
+{
+    /* next over the field table, skipping the metamethods */
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    while (lua_next(L, 1)) {
+        if (lua_type(L, -2) == LUA_TSTRING &&
+            strncmp(lua_tostring(L, -2), "__", 2) == 0) {
+            lua_pop(L, 1);
+            continue;
+        }
+        return 2;
+    }
+    return 0;
+}
+
+static int member_pairs(lua_State *L)
+{
+    lua_pushcfunction(L, member_next);
+    lua_getmetatable(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+static int member_tostring(lua_State *L)
+{
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "name");
+    lua_getfield(L, -2, "state");
+    lua_pushfstring(L, "member %s (%s)", lua_tostring(L, -2),
+                    lua_tostring(L, -1));
+    return 1;
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void push_versions(lua_State *L, const uint8_t *v)
+{
+    lua_createtable(L, 0, 3);
+    set_int(L, "min", v[0]);
+    set_int(L, "max", v[1]);
+    set_int(L, "cur", v[2]);
+}
+
+void lnode_push_member(lua_State *L, const struct member *m)
+{
+    char ip[HS_ADDRSTRLEN];
+    lua_createtable(L, 0, 0);  /* the proxy */
+    lua_createtable(L, 0, 13); /* its fields and metamethods */
+    lua_pushlstring(L, m->name, m->name_len);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, addr_ip_format(&m->addr, ip, sizeof ip));
+    lua_setfield(L, -2, "addr");
+    set_int(L, "port", m->addr.port);
+    lua_pushstring(L, member_state_name(m->state));
+    lua_setfield(L, -2, "state");
+    set_int(L, "incarnation", m->incarnation);
+    lua_pushlstring(L, m->meta ? (const char *)m->meta : "", m->meta_len);
+    lua_setfield(L, -2, "private_data");
+    push_versions(L, m->vsn);
+    lua_setfield(L, -2, "protocol");
+    push_versions(L, m->vsn + 3);
+    lua_setfield(L, -2, "delegate");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, member_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, member_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushcfunction(L, member_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "hearsay.member");
+    lua_setfield(L, -2, "__name");
+    lua_setmetatable(L, -2);
+}
+
+void lnode_push_stats(lua_State *L, struct lnode *ln)
+{
+    const struct node *nd = ln->nd;
+    const struct node_stats *s = node_stats(nd);
+    lua_newtable(L);
+#define S(f) set_int(L, #f, (lua_Integer)s->f)
+    S(packets_in); S(packets_out); S(bytes_in); S(bytes_out);
+    S(send_errors); S(probes); S(probes_failed); S(indirect_probes);
+    S(tcp_pings); S(tcp_ping_rescues); S(nacks_received); S(suspicions);
+    S(refutations); S(deaths); S(conflicts); S(push_pulls_out);
+    S(push_pulls_in); S(push_pull_errors); S(streams_in); S(streams_out);
+    S(broadcasts_queued); S(user_messages_in); S(user_messages_out);
+    S(members_refused); S(rumors_duplicate);
+#undef S
+    lua_newtable(L);
+    for (int i = 0; i < NODE_DROP_COUNT; i++)
+        set_int(L, node_drop_name(i), (lua_Integer)s->dropped[i]);
+    lua_setfield(L, -2, "dropped");
+    lua_newtable(L);
+    for (int i = 0; i < WIRE_TYPE_COUNT; i++)
+        set_int(L, wire_type_name(i), (lua_Integer)s->msgs_in[i]);
+    lua_setfield(L, -2, "msgs_in");
+    lua_newtable(L);
+    for (int i = 0; i < WIRE_TYPE_COUNT; i++)
+        set_int(L, wire_type_name(i), (lua_Integer)s->msgs_out[i]);
+    lua_setfield(L, -2, "msgs_out");
+    set_int(L, "health", node_health(nd));
+    set_int(L, "queue", (lua_Integer)node_broadcast_queue_len(nd));
+    const struct members *t = node_members(nd);
+    lua_newtable(L);
+    for (int i = 0; i < 4; i++)
+        set_int(L, member_state_name(i), (lua_Integer)t->count[i]);
+    lua_setfield(L, -2, "members");
+    lua_createtable(L, 0, 4);
+    set_int(L, "calls", (lua_Integer)ln->stats.calls);
+    set_int(L, "errors", (lua_Integer)ln->stats.errors);
+    set_int(L, "budget_stops", (lua_Integer)ln->stats.budget_stops);
+    set_int(L, "memory_errors", (lua_Integer)ln->stats.memory_errors);
+    lua_setfield(L, -2, "hooks");
+}
+
+/* ===== Calling the scripts' hooks ===== */
+
+/* Push the scripts' functions for hook `name`, one at a time: returns the
+ * number of scripts; call fn(i) for each that defines it. */
+struct each {
+    struct lnode *ln;
+    lua_State *L;
+    const char *name;
+    int scripts;  /* stack index of the scripts array */
+    int n;
+};
+
+static bool each_begin(struct lnode *ln, const char *name, struct each *e)
+{
+    e->ln = ln;
+    e->L = lstate(ln);
+    e->name = name;
+    if (ln->scripts_ref == LUA_NOREF || ln->nd == NULL)
+        return false;
+    lua_rawgeti(e->L, LUA_REGISTRYINDEX, ln->scripts_ref);
+    e->scripts = lua_gettop(e->L);
+    e->n = (int)lua_rawlen(e->L, e->scripts);
+    return true;
+}
+
+/* Push script i's function for the hook, or return false. */
+static bool each_get(struct each *e, int i)
+{
+    lua_State *L = e->L;
+    lua_rawgeti(L, e->scripts, i);
+    if (lua_getfield(L, -1, e->name) == LUA_TFUNCTION) {
+        lua_remove(L, -2);
+        return true;
+    }
+    lua_pop(L, 2);
+    return false;
+}
+
+static void each_end(struct each *e)
+{
+    lua_settop(e->L, e->scripts - 1);
+}
+
+/* Call every script's hook `name` with the nargs values on top of the
+ * stack (they are popped). */
+static void notify(struct lnode *ln, const char *name, int nargs)
+{
+    lua_State *L = lstate(ln);
+    int first = lua_gettop(L) - nargs + 1;
+    struct each e;
+    if (each_begin(ln, name, &e)) {
+        for (int i = 1; i <= e.n; i++) {
+            if (!each_get(&e, i))
+                continue;
+            for (int a = 0; a < nargs; a++)
+                lua_pushvalue(L, first + a);
+            lnode_pcall(ln, nargs, 0, name);
+        }
+        each_end(&e);
+    }
+    lua_settop(L, first - 1);
+}
+
+/* A veto hook: every script must return a true value. Returns 0 or
+ * HS_EREFUSED with a reason; an error refuses too. */
+static int veto(struct lnode *ln, const char *name, int nargs, char *why,
+                size_t whylen)
+{
+    lua_State *L = lstate(ln);
+    int first = lua_gettop(L) - nargs + 1;
+    int rc = 0;
+    struct each e;
+    if (each_begin(ln, name, &e)) {
+        for (int i = 1; i <= e.n && rc == 0; i++) {
+            if (!each_get(&e, i))
+                continue;
+            for (int a = 0; a < nargs; a++)
+                lua_pushvalue(L, first + a);
+            if (lnode_pcall(ln, nargs, 2, name) != LUA_OK) {
+                snprintf(why, whylen, "%s failed (see the log)", name);
+                rc = HS_EREFUSED;
+                continue;
+            }
+            if (!lua_toboolean(L, -2)) {
+                const char *r = lua_tostring(L, -1);
+                snprintf(why, whylen, "%s", r ? r : "refused by a script");
+                rc = HS_EREFUSED;
+            }
+            lua_pop(L, 2);
+        }
+        each_end(&e);
+    }
+    lua_settop(L, first - 1);
+    return rc;
+}
+
+/* The first script whose hook returns a string gives the value: appended
+ * to out. Returns 0, HS_ENOTFOUND (no script answered) or an error (a
+ * hook failed or returned something else: the caller keeps its value). */
+static int first_string(struct lnode *ln, const char *name, int nargs,
+                        struct buf *out)
+{
+    lua_State *L = lstate(ln);
+    int first = lua_gettop(L) - nargs + 1;
+    int rc = HS_ENOTFOUND;
+    struct each e;
+    if (each_begin(ln, name, &e)) {
+        for (int i = 1; i <= e.n && rc == HS_ENOTFOUND; i++) {
+            if (!each_get(&e, i))
+                continue;
+            for (int a = 0; a < nargs; a++)
+                lua_pushvalue(L, first + a);
+            if (lnode_pcall(ln, nargs, 1, name) != LUA_OK) {
+                rc = HS_EINVAL;
+                continue;
+            }
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                size_t n;
+                const char *p = lua_tolstring(L, -1, &n);
+                buf_append(out, p, n);
+                rc = out->err;
+            } else if (!lua_isnil(L, -1)) {
+                HS_ERROR(ln->log, "script %s must return a string, not a %s",
+                         name, luaL_typename(L, -1));
+                ln->stats.errors++;
+                rc = HS_EINVAL;
+            }
+            lua_pop(L, 1);
+        }
+        each_end(&e);
+    }
+    lua_settop(L, first - 1);
+    return rc;
+}
+
+static void h_on_member(void *ud, int event, const struct member *m)
+{
+    struct lnode *ln = ud;
+    lua_State *L = lstate(ln);
+    lua_pushstring(L, hook_event_name(event));
+    lnode_push_member(L, m);
+    notify(ln, "on_member", 2);
+}
+
+static int h_node_meta(void *ud, size_t limit, struct buf *out)
+{
+    struct lnode *ln = ud;
+    int rc = first_string(ln, "private_data", 0, out);
+    if (rc == 0 && out->len > limit) {
+        HS_ERROR(ln->log, "script private_data returned %zu bytes, more "
+                 "than %zu: the previous private data stays", out->len,
+                 limit);
+        ln->stats.errors++;
+        rc = HS_ETOOBIG;
+    }
+    return rc;
+}
+
+static void h_on_message(void *ud, const char *from, size_t fromlen,
+                         const uint8_t *p, size_t n)
+{
+    struct lnode *ln = ud;
+    lua_State *L = lstate(ln);
+    if (from)
+        lua_pushlstring(L, from, fromlen);
+    else
+        lua_pushnil(L);
+    lua_pushlstring(L, (const char *)p, n);
+    notify(ln, "on_message", 2);
+}
+
+static int h_allow_member(void *ud, const struct member *m, char *why,
+                          size_t whylen)
+{
+    struct lnode *ln = ud;
+    lua_State *L = lstate(ln);
+    lnode_push_member(L, m);
+    return veto(ln, "allow_member", 1, why, whylen);
+}
+
+static int h_allow_merge(void *ud, const struct member *const *ms, size_t n,
+                         char *why, size_t whylen)
+{
+    struct lnode *ln = ud;
+    lua_State *L = lstate(ln);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lnode_push_member(L, ms[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return veto(ln, "allow_merge", 1, why, whylen);
+}
+
+static void h_on_conflict(void *ud, const struct member *existing,
+                          const struct member *other)
+{
+    struct lnode *ln = ud;
+    lua_State *L = lstate(ln);
+    lnode_push_member(L, existing);
+    lnode_push_member(L, other);
+    notify(ln, "on_conflict", 2);
+}
+
+static int h_ack_payload(void *ud, struct buf *out)
+{
+    return first_string(ud, "ack_payload", 0, out);
+}
+
+static void h_on_ping(void *ud, const struct member *m, uint64_t rtt_ms,
+                      const uint8_t *payload, size_t n)
+{
+    struct lnode *ln = ud;
+    lua_State *L = lstate(ln);
+    lnode_push_member(L, m);
+    lua_pushinteger(L, (lua_Integer)rtt_ms);
+    lua_pushlstring(L, payload ? (const char *)payload : "", n);
+    notify(ln, "on_ping", 3);
+}
+
+static int h_local_state(void *ud, bool join, struct buf *out)
+{
+    struct lnode *ln = ud;
+    lua_State *L = lstate(ln);
+    lua_pushboolean(L, join);
+    return first_string(ln, "local_state", 1, out);
+}
+
+static void h_merge_remote_state(void *ud, const uint8_t *p, size_t n,
+                                 bool join)
+{
+    struct lnode *ln = ud;
+    lua_State *L = lstate(ln);
+    lua_pushlstring(L, (const char *)p, n);
+    lua_pushboolean(L, join);
+    notify(ln, "merge_remote_state", 2);
+}
+
+struct hooks lnode_hooks(struct lnode *ln)
+{
+    struct hooks h = {
+        .ud = ln,
+        .node_meta = h_node_meta,
+        .on_member = h_on_member,
+        .on_message = h_on_message,
+        .allow_member = h_allow_member,
+        .allow_merge = h_allow_merge,
+        .on_conflict = h_on_conflict,
+        .ack_payload = h_ack_payload,
+        .on_ping = h_on_ping,
+        .local_state = h_local_state,
+        .merge_remote_state = h_merge_remote_state,
+    };
+    return h;
+}
+
+/* ===== Lifecycle ===== */
+
+struct ltimer {
+    struct ltimer *next, *prev;
+    struct lnode *ln;
+    struct node_utimer *ut; /* NULL once done */
+    int fn_ref, self_ref;
+    bool repeat;
+};
+
+static void timer_done(struct ltimer *t)
+{
+    struct lnode *ln = t->ln;
+    if (t->prev)
+        t->prev->next = t->next;
+    else if (ln->timers == t)
+        ln->timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->next = t->prev = NULL;
+    t->ut = NULL;
+    luaL_unref(ln->L, LUA_REGISTRYINDEX, t->fn_ref);
+    t->fn_ref = LUA_NOREF;
+    /* Last: this may let the collector free t. */
+    int self = t->self_ref;
+    t->self_ref = LUA_NOREF;
+    luaL_unref(ln->L, LUA_REGISTRYINDEX, self);
+}
+
+static void cancel_timers(struct lnode *ln)
+{
+    while (ln->timers) {
+        struct ltimer *t = ln->timers;
+        if (t->ut && ln->nd)
+            node_timer_cancel(ln->nd, t->ut);
+        timer_done(t);
+    }
+}
+
+void lnode_init(struct lnode *ln, lua_State *L, uint64_t budget,
+                const struct hs_logger *log, const struct lnode_ops *ops,
+                void *owner)
+{
+    memset(ln, 0, sizeof *ln);
+    ln->L = L;
+    ln->scripts_ref = ln->udata_ref = LUA_NOREF;
+    ln->budget = budget;
+    ln->log = log;
+    ln->ops = ops;
+    ln->owner = owner;
+}
+
+void lnode_set_scripts(struct lnode *ln, int idx)
+{
+    idx = lua_absindex(ln->L, idx);
+    luaL_unref(ln->L, LUA_REGISTRYINDEX, ln->scripts_ref);
+    lua_pushvalue(ln->L, idx);
+    ln->scripts_ref = luaL_ref(ln->L, LUA_REGISTRYINDEX);
+    lua_remove(ln->L, idx);
+}
+
+void lnode_close(struct lnode *ln)
+{
+    cancel_timers(ln);
+    lnode_unregister(ln);
+    luaL_unref(ln->L, LUA_REGISTRYINDEX, ln->scripts_ref);
+    ln->scripts_ref = LUA_NOREF;
+    if (ln->udata_ref != LUA_NOREF) {
+        /* The userdata outlives us: point it nowhere. */
+        lua_rawgeti(ln->L, LUA_REGISTRYINDEX, ln->udata_ref);
+        struct lnode **p = lua_touserdata(ln->L, -1);
+        if (p)
+            *p = NULL;
+        lua_pop(ln->L, 1);
+        luaL_unref(ln->L, LUA_REGISTRYINDEX, ln->udata_ref);
+        ln->udata_ref = LUA_NOREF;
+    }
+}
+
+/* ===== Loading scripts ===== */
+
+int lnode_check_hooks(lua_State *L, int idx, const char *where, char *err,
+                      size_t errlen)
+{
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                         : NULL;
+        bool known = false;
+        for (int i = 0; k && lnode_hook_names[i]; i++)
+            known |= strcmp(k, lnode_hook_names[i]) == 0;
+        if (!known) {
+            snprintf(err, errlen, "%s: unknown hook '%s' (hooks are "
+                     "on_member, private_data, validate_metadata, "
+                     "on_metadata, allow_member, allow_merge, on_conflict, "
+                     "on_message, ack_payload, on_ping, local_state, "
+                     "merge_remote_state)",
+                     where, k ? k : luaL_typename(L, -2));
+            lua_pop(L, 2);
+            return HS_EINVAL;
+        }
+        if (!lua_isfunction(L, -1)) {
+            snprintf(err, errlen, "%s: hook '%s' is a %s, not a function",
+                     where, k, luaL_typename(L, -1));
+            lua_pop(L, 2);
+            return HS_EINVAL;
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+int lnode_load_script(struct lnode *ln, lua_State *L, const char *path,
+                      int env_idx, char *err, size_t errlen)
+{
+    env_idx = lua_absindex(L, env_idx);
+    if (luaL_loadfilex(L, path, "t") != LUA_OK) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return HS_EINVAL;
+    }
+    /* Its own globals, reading through to the shared environment. */
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, env_idx);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_setupvalue(L, -2, 1);
+    bool stopped;
+    /* The script's top level acts on ln (its timers, say). */
+    struct lnode *outer = current;
+    current = ln;
+    int status = run_protected(L, 0, 1, LOAD_BUDGET, &stopped);
+    current = outer;
+    if (status != LUA_OK) {
+        /* the first line: "file:line: message" */
+        const char *msg = lua_tostring(L, -1);
+        size_t n = msg ? strcspn(msg, "\n") : 0;
+        snprintf(err, errlen, "%.*s%s", (int)n, msg ? msg : "",
+                 stopped ? " (the script's top level never ended)" : "");
+        lua_pop(L, 1);
+        return HS_EINVAL;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "%s: the script must return a table of "
+                 "hooks, not a %s", path, luaL_typename(L, -1));
+        lua_pop(L, 1);
+        return HS_EINVAL;
+    }
+    if (lnode_check_hooks(L, -1, path, err, errlen)) {
+        lua_pop(L, 1);
+        return HS_EINVAL;
+    }
+    return 0;
+}
+
+/* ===== The API ===== */
+
+/* luv's convention: nil, "ECODE: message", "ECODE". */
+static int fail(lua_State *L, int rc, const char *why)
+{
+    static const struct {
+        int rc;
+        const char *name;
+    } names[] = {
+        {HS_ENOMEM, "ENOMEM"},       {HS_EINVAL, "EINVAL"},
+        {HS_ETOOBIG, "ETOOBIG"},     {HS_ENOTFOUND, "ENOTFOUND"},
+        {HS_EIO, "EIO"},             {HS_ETIMEDOUT, "ETIMEDOUT"},
+        {HS_ESTATE, "ESTATE"},       {HS_EREFUSED, "EREFUSED"},
+        {HS_EVERSION, "EVERSION"},   {HS_ECLOSED, "ECLOSED"},
+        {HS_EBUSY, "EBUSY"},         {HS_EADDR, "EADDR"},
+    };
+    const char *code = "EFAIL";
+    for (size_t i = 0; i < HS_ARRAY_LEN(names); i++)
+        if (names[i].rc == rc)
+            code = names[i].name;
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", code, why ? why : hs_strerror(rc));
+    lua_pushstring(L, code);
+    return 3;
+}
+
+/* The node an API call acts on, and the index of its first argument. */
+static struct lnode *target(lua_State *L, int *arg)
+{
+    struct lnode **p = luaL_testudata(L, 1, NODE_MT);
+    struct lnode *ln;
+    if (p) {
+        *arg = 2;
+        ln = *p;
+        if (ln == NULL)
+            luaL_error(L, "the node is closed");
+    } else {
+        *arg = 1;
+        ln = current;
+        if (ln == NULL && nregistered == 1)
+            ln = registered[0];
+        if (ln == NULL)
+            luaL_error(L, nregistered ? "several nodes run here: call the "
+                       "method on one (node:members())" : "no node is "
+                       "running");
+    }
+    if (ln->nd == NULL)
+        luaL_error(L, "the node is not running");
+    return ln;
+}
+
+static int api_self(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    const struct member *me = node_self(ln->nd);
+    if (me == NULL) /* a script's top level runs before the node starts */
+        return 0;
+    lnode_push_member(L, me);
+    return 1;
+}
+
+/* members([filter]): filter is a state name, a list of them, or a
+ * function(member) -> boolean. */
+static int api_members(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    int ft = lua_type(L, a);
+    bool want[4] = {true, true, true, true};
+    if (ft == LUA_TSTRING || ft == LUA_TTABLE) {
+        memset(want, 0, sizeof want);
+        int n = ft == LUA_TTABLE ? (int)lua_rawlen(L, a) : 1;
+        for (int i = 1; i <= n; i++) {
+            if (ft == LUA_TTABLE)
+                lua_rawgeti(L, a, i);
+            else
+                lua_pushvalue(L, a);
+            int st = member_state_parse(luaL_checkstring(L, -1));
+            if (st < 0)
+                return luaL_argerror(L, a, "states are alive, suspect, "
+                                     "dead (or failed), left");
+            want[st] = true;
+            lua_pop(L, 1);
+        }
+    } else if (ft != LUA_TNONE && ft != LUA_TNIL && ft != LUA_TFUNCTION) {
+        return luaL_typeerror(L, a, "state, list of states or function");
+    }
+    const struct members *t = node_members(ln->nd);
+    lua_createtable(L, (int)t->n, 0);
+    lua_Integer k = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct member *m = t->order[i];
+        if (!want[m->state])
+            continue;
+        lnode_push_member(L, m);
+        if (ft == LUA_TFUNCTION) {
+            lua_pushvalue(L, a);
+            lua_pushvalue(L, -2);
+            lua_call(L, 1, 1);
+            bool keep = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+            if (!keep) {
+                lua_pop(L, 1);
+                continue;
+            }
+        }
+        lua_rawseti(L, -2, ++k);
+    }
+    return 1;
+}
+
+static int api_member(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    size_t n;
+    const char *name = luaL_checklstring(L, a, &n);
+    const struct member *m = members_find(node_members(ln->nd), name, n);
+    if (m == NULL)
+        return 0;
+    lnode_push_member(L, m);
+    return 1;
+}
+
+/* A Lua callback waiting for a join. */
+struct ljoin {
+    struct lnode *ln;
+    int fn_ref;
+};
+
+static void joined(void *ud, int n, int err, const char *why)
+{
+    struct ljoin *j = ud;
+    struct lnode *ln = j->ln;
+    if (j->fn_ref != LUA_NOREF && ln->nd) {
+        lua_State *L = lstate(ln);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, j->fn_ref);
+        lua_pushinteger(L, n);
+        if (err)
+            lua_pushstring(L, why ? why : hs_strerror(err));
+        else
+            lua_pushnil(L);
+        lnode_pcall(ln, 2, 0, "join callback");
+    }
+    if (j->fn_ref != LUA_NOREF)
+        luaL_unref(ln->L, LUA_REGISTRYINDEX, j->fn_ref);
+    hs_free(j);
+}
+
+/* join(addr | {addrs} [, function(joined, err)]) */
+static int api_join(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    const char *addrs[64];
+    size_t n = 0;
+    if (lua_type(L, a) == LUA_TSTRING) {
+        addrs[n++] = lua_tostring(L, a);
+    } else {
+        luaL_checktype(L, a, LUA_TTABLE);
+        size_t len = lua_rawlen(L, a);
+        luaL_argcheck(L, len >= 1 && len <= 64, a, "1 to 64 addresses");
+        for (size_t i = 1; i <= len; i++) {
+            lua_rawgeti(L, a, (lua_Integer)i);
+            addrs[n++] = luaL_checkstring(L, -1);
+            lua_pop(L, 1); /* the string stays in the table */
+        }
+    }
+    if (!lua_isnoneornil(L, a + 1))
+        luaL_checktype(L, a + 1, LUA_TFUNCTION);
+    struct ljoin *j = hs_calloc(1, sizeof *j);
+    if (j == NULL)
+        return fail(L, HS_ENOMEM, NULL);
+    j->ln = ln;
+    j->fn_ref = LUA_NOREF;
+    if (!lua_isnoneornil(L, a + 1)) {
+        lua_pushvalue(L, a + 1);
+        j->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    int rc;
+    if (ln->ops && ln->ops->join) {
+        rc = ln->ops->join(ln, addrs, n, joined, j);
+    } else {
+        struct hs_addr hs[64];
+        rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = addr_parse(addrs[i], 7946, &hs[i]);
+        if (rc == 0)
+            rc = node_join(ln->nd, hs, NULL, n, joined, j);
+    }
+    if (rc) {
+        luaL_unref(L, LUA_REGISTRYINDEX, j->fn_ref);
+        hs_free(j);
+        return fail(L, rc, rc == HS_EADDR ? "not an ip:port address" : NULL);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int api_leave(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    lua_Integer ms = luaL_optinteger(L, a,
+        (lua_Integer)node_config(ln->nd)->leave_timeout);
+    luaL_argcheck(L, ms >= 0, a, "must not be negative");
+    int rc = ln->ops && ln->ops->leave
+                 ? ln->ops->leave(ln, (uint64_t)ms)
+                 : node_leave(ln->nd, (uint64_t)ms, NULL, NULL);
+    if (rc)
+        return fail(L, rc, NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int api_stop(lua_State *L)
+{
+    int a;
+    node_pause(target(L, &a)->nd);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int api_start(lua_State *L)
+{
+    int a;
+    node_resume(target(L, &a)->nd);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int api_broadcast(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    size_t n;
+    const char *p = luaL_checklstring(L, a, &n);
+    int rc = node_broadcast(ln->nd, p, n);
+    if (rc)
+        return fail(L, rc, rc == HS_ETOOBIG ? "message too large for a "
+                    "packet (udp_buffer_size); use send with reliable = "
+                    "true" : NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* send(name, payload [, {reliable = bool}]) */
+static int api_send(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    const char *name = luaL_checkstring(L, a);
+    size_t n;
+    const char *p = luaL_checklstring(L, a + 1, &n);
+    bool reliable = false;
+    if (!lua_isnoneornil(L, a + 2)) {
+        luaL_checktype(L, a + 2, LUA_TTABLE);
+        lua_getfield(L, a + 2, "reliable");
+        reliable = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    int rc = node_send(ln->nd, name, p, n, reliable);
+    if (rc)
+        return fail(L, rc, rc == HS_ENOTFOUND ? "no such member" : NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int api_update_private_data(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    int rc = node_update_meta(ln->nd);
+    if (rc)
+        return fail(L, rc, rc == HS_ENOTFOUND ? "no script defines "
+                    "private_data" : "private_data failed or returned too "
+                    "much: the previous value stays");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void timer_fired(void *ud)
+{
+    struct ltimer *t = ud;
+    struct lnode *ln = t->ln;
+    lua_State *L = lstate(ln);
+    /* Hold the userdata while the callback runs (it may cancel it). */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->self_ref);
+    int hold = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (!t->repeat)
+        t->ut = NULL; /* the node has freed its half */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
+    lnode_pcall(ln, 0, 0, t->repeat ? "every" : "after");
+    if (!t->repeat && t->fn_ref != LUA_NOREF)
+        timer_done(t);
+    luaL_unref(L, LUA_REGISTRYINDEX, hold);
+}
+
+static int start_timer(lua_State *L, bool repeat)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    lua_Integer ms = luaL_checkinteger(L, a);
+    luaL_argcheck(L, ms >= (repeat ? 1 : 0), a,
+                  repeat ? "must be at least 1" : "must not be negative");
+    luaL_checktype(L, a + 1, LUA_TFUNCTION);
+    struct ltimer *t = lua_newuserdatauv(L, sizeof *t, 0);
+    memset(t, 0, sizeof *t);
+    luaL_setmetatable(L, TIMER_MT);
+    t->ln = ln;
+    t->repeat = repeat;
+    lua_pushvalue(L, a + 1);
+    t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, -1);
+    t->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    int rc = node_timer_start(ln->nd, (uint64_t)ms,
+                              repeat ? (uint64_t)ms : 0, timer_fired, t,
+                              &t->ut);
+    if (rc) {
+        t->ln = ln;
+        timer_done(t);
+        return fail(L, rc, NULL);
+    }
+    t->next = ln->timers;
+    if (ln->timers)
+        ln->timers->prev = t;
+    ln->timers = t;
+    return 1;
+}
+
+static int api_every(lua_State *L)
+{
+    return start_timer(L, true);
+}
+
+static int api_after(lua_State *L)
+{
+    return start_timer(L, false);
+}
+
+static int timer_cancel(lua_State *L)
+{
+    struct ltimer *t = luaL_checkudata(L, 1, TIMER_MT);
+    bool active = t->fn_ref != LUA_NOREF;
+    if (active) {
+        if (t->ut && t->ln->nd)
+            node_timer_cancel(t->ln->nd, t->ut);
+        timer_done(t);
+    }
+    lua_pushboolean(L, active);
+    return 1;
+}
+
+static int timer_active(lua_State *L)
+{
+    struct ltimer *t = luaL_checkudata(L, 1, TIMER_MT);
+    lua_pushboolean(L, t->fn_ref != LUA_NOREF);
+    return 1;
+}
+
+/* log(level, ...): the values joined by spaces, like print. */
+static int api_log(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    int level = hs_log_level_parse(luaL_checkstring(L, a));
+    luaL_argcheck(L, level >= 0 && level < HS_LOG_OFF, a,
+                  "levels are debug, info, warn, error");
+    int top = lua_gettop(L); /* before the buffer takes a slot */
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = a + 1; i <= top; i++) {
+        if (i > a + 1)
+            luaL_addchar(&b, ' ');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    HS_LOG(ln->log, level, "script: %s", lua_tostring(L, -1));
+    return 0;
+}
+
+static int api_health(lua_State *L)
+{
+    int a;
+    lua_pushinteger(L, node_health(target(L, &a)->nd));
+    return 1;
+}
+
+static int api_stats(lua_State *L)
+{
+    int a;
+    lnode_push_stats(L, target(L, &a));
+    return 1;
+}
+
+static int api_now(lua_State *L)
+{
+    int a;
+    lua_pushinteger(L, (lua_Integer)node_time(target(L, &a)->nd));
+    return 1;
+}
+
+static int node_tostring(lua_State *L)
+{
+    struct lnode **p = luaL_checkudata(L, 1, NODE_MT);
+    if (*p && (*p)->nd)
+        lua_pushfstring(L, "hearsay.node %s", node_config((*p)->nd)->name);
+    else
+        lua_pushliteral(L, "hearsay.node (closed)");
+    return 1;
+}
+
+static const luaL_Reg api[] = {
+    {"self", api_self},
+    {"members", api_members},
+    {"member", api_member},
+    {"join", api_join},
+    {"leave", api_leave},
+    {"stop", api_stop},
+    {"start", api_start},
+    {"broadcast", api_broadcast},
+    {"send", api_send},
+    {"update_private_data", api_update_private_data},
+    {"every", api_every},
+    {"after", api_after},
+    {"log", api_log},
+    {"health", api_health},
+    {"stats", api_stats},
+    {"now", api_now},
+    {NULL, NULL}};
+
+static const luaL_Reg timer_methods[] = {
+    {"cancel", timer_cancel},
+    {"active", timer_active},
+    {NULL, NULL}};
+
+void lnode_push(lua_State *L, struct lnode *ln)
+{
+    if (ln->udata_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ln->udata_ref);
+        return;
+    }
+    struct lnode **p = lua_newuserdatauv(L, sizeof *p, 1);
+    *p = ln;
+    luaL_setmetatable(L, NODE_MT);
+    lua_pushvalue(L, -1);
+    ln->udata_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void lnode_open_api(lua_State *L)
+{
+    luaL_setfuncs(L, api, 0);
+    if (luaL_newmetatable(L, NODE_MT)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, api, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, node_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, TIMER_MT)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, timer_methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
