@@ -6,3 +6,8 @@ ignore = { "212/_.*" } -- arguments named _x are unused on purpose
 
 files["spec/"] = { std = "+busted" }
 files["examples/"] = { read_globals = { "hearsay" } }
+
+-- Scripts broken on purpose, for the failure specs.
+exclude_files = { "spec/fixtures/scripts/broken_v2.lua",
+                  "spec/fixtures/scripts/syntax_error.lua" }
+files["spec/fixtures/scripts/memory_hog.lua"] = { ignore = { "241" } }

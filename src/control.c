@@ -15,6 +15,7 @@
 #include <cJSON.h>
 
 #include "agent.h"
+#include "lua_host.h"
 #include "node.h"
 #include "transport.h"
 
@@ -481,6 +482,18 @@ static void cmd_stats(struct conn *c)
     cJSON_AddNumberToObject(obj, "broadcast_queue",
                             (double)node_broadcast_queue_len(a->node));
     cJSON_AddBoolToObject(obj, "paused", node_paused(a->node));
+    if ((o = cJSON_AddObjectToObject(obj, "hooks"))) {
+        struct lnode_stats hs = {0, 0, 0, 0};
+        if (a->lua)
+            hs = lua_host_lnode(a->lua)->stats;
+        cJSON_AddNumberToObject(o, "scripts",
+                                a->lua ? (double)lua_host_count(a->lua) : 0);
+        cJSON_AddNumberToObject(o, "calls", (double)hs.calls);
+        cJSON_AddNumberToObject(o, "errors", (double)hs.errors);
+        cJSON_AddNumberToObject(o, "budget_stops", (double)hs.budget_stops);
+        cJSON_AddNumberToObject(o, "memory_errors",
+                                (double)hs.memory_errors);
+    }
     const struct transport_stats *ts =
         a->tp ? transport_stats(a->tp) : NULL;
     if (ts && (o = cJSON_AddObjectToObject(obj, "transport"))) {

@@ -71,6 +71,8 @@ static int l_print(lua_State *L)
 static void copy_fields(lua_State *L, int from, int to,
                         const char *const *names)
 {
+    from = lua_absindex(L, from);
+    to = lua_absindex(L, to);
     for (int i = 0; names[i]; i++) {
         lua_getfield(L, from, names[i]);
         lua_setfield(L, to, names[i]);
