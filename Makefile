@@ -63,6 +63,10 @@ $(BUILD)/test_transport: spec/c/test_transport.c $(wildcard spec/c/*.h) $(CORE_O
 	@echo "  CC $<"
 	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(BUILD)/transport.o -o $@ $(LDLIBS_ALL)
 
+$(BUILD)/bench_%: scripts/bench/%.c $(CORE_OBJ) $(RUNTIME_OBJ)
+	@echo "  CC $<"
+	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(RUNTIME_OBJ) -o $@ $(LDLIBS_ALL)
+
 ctest: $(CTESTS:%=$(BUILD)/%)
 	$(Q)set -e; for t in $(CTESTS); do $(BUILD)/$$t; done
 

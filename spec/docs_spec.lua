@@ -65,3 +65,38 @@ describe("the example configurations #net", function()
     assert.matches("Profile: lan", a:log())
   end)
 end)
+
+describe("the README's example spec", function()
+  it("runs as written", function()
+    local text = readme()
+    local code = text:match("<!%-%- readme%-example%-spec %-%->\n```lua\n(.-)```")
+    assert.is_string(code, "the README lost its example spec")
+    local path = "spec/.readme_example_spec.lua"
+    local f = assert(io.open(path, "w"))
+    f:write(code)
+    f:close()
+    local out, status = agent.run("busted " .. path)
+    os.remove(path)
+    assert.are.equal(0, status, out)
+    assert.matches("1 success / 0 failures / 0 errors", out)
+  end)
+end)
+
+describe("the first hook example #net", function()
+  teardown(function() agent.cleanup() end)
+
+  it("loads in an agent and greets a new member", function()
+    local a = agent.hearsay{ name = "first-a", bind = "127.0.1.53:7946",
+      control = "127.0.1.53:7374", profile = "local",
+      args = { "--script", "examples/first-hook.lua" } }
+    local b = agent.hearsay{ name = "first-b", bind = "127.0.1.54:7946",
+      control = "127.0.1.54:7374", profile = "local",
+      args = { "--script", "examples/first-hook.lua" },
+      join = { "127.0.1.53:7946" } }
+    assert.is_true(agent.wait(function()
+      return b:log():match("message from first%-a welcome, first%-b") ~= nil
+    end, 15), a:log() .. b:log())
+    assert.matches("event join first%-b 127%.0%.1%.54 alive", a:log())
+    assert.are.equal("role=web", b:members()["first-a"].private_data)
+  end)
+end)

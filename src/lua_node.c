@@ -87,16 +87,36 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
  * leaves exactly nresults values on L; on failure the message, with a
  * traceback. *stopped tells a budget stop. */
 static int run_protected(lua_State *L, int nargs, int nresults,
-                         uint64_t budget, bool *stopped)
+                         uint64_t budget, bool *stopped, struct lnode *ln)
 {
-    lua_State *co = lua_newthread(L);
+    /* A coroutine that ended well can run the next call: keeping one
+     * saves its creation on every hook call. */
+    lua_State *co;
+    bool reuse = ln && !ln->co_busy && ln->co_ref != LUA_NOREF;
+    if (reuse) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ln->co_ref);
+        co = lua_tothread(L, -1);
+    } else {
+        co = lua_newthread(L);
+    }
+    if (ln && !ln->co_busy) {
+        if (!reuse) {
+            lua_pushvalue(L, -1);
+            ln->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
+        ln->co_busy = true;
+    } else {
+        ln = NULL; /* a nested call: this coroutine is not kept */
+    }
     lua_insert(L, -(nargs + 2));      /* thread below the function */
     lua_xmove(L, co, nargs + 1);      /* function and arguments */
     bool old_hit = budget_hit;
     budget_hit = false;
-    if (budget)
+    if (budget) /* (re)starts the count */
         lua_sethook(co, budget_hook, LUA_MASKCOUNT,
                     (int)HS_MIN(budget, (uint64_t)INT32_MAX));
+    else
+        lua_sethook(co, NULL, 0, 0);
     int nres = 0;
     lua_State *outer = running;
     running = co;
@@ -104,6 +124,8 @@ static int run_protected(lua_State *L, int nargs, int nresults,
     running = outer;
     *stopped = budget_hit;
     budget_hit = old_hit;
+    if (ln)
+        ln->co_busy = false;
     if (status == LUA_OK) {
         if (nres > nresults) {
             lua_pop(co, nres - nresults);
@@ -114,6 +136,10 @@ static int run_protected(lua_State *L, int nargs, int nresults,
             lua_pushnil(L);
         lua_remove(L, -(nresults + 1)); /* the thread */
         return LUA_OK;
+    }
+    if (ln) { /* dead or stuck: the next call makes a new one */
+        luaL_unref(L, LUA_REGISTRYINDEX, ln->co_ref);
+        ln->co_ref = LUA_NOREF;
     }
     if (status == LUA_YIELD) {
         lua_pushstring(L, *stopped
@@ -139,7 +165,7 @@ int lnode_pcall(struct lnode *ln, int nargs, int nresults, const char *what)
     bool stopped;
     ln->prev_current = current;
     current = ln;
-    int status = run_protected(L, nargs, nresults, ln->budget, &stopped);
+    int status = run_protected(L, nargs, nresults, ln->budget, &stopped, ln);
     current = ln->prev_current;
     ln->stats.calls++;
     if (status != LUA_OK) {
@@ -161,49 +187,26 @@ int lnode_pcall(struct lnode *ln, int nargs, int nresults, const char *what)
     return status;
 }
 
-/* ===== Members as Lua values ===== */
+/* ===== Members as Lua values =====
+ * A member reaches Lua as a read-only view: a userdata holding a copy of
+ * the member, which indexes like a table (m.name, m.state ...), iterates
+ * with pairs(), and refuses writes. m:totable() gives a plain table (for
+ * cjson). One allocation per member, fields made when read. */
 
-/* A member is a read-only proxy: an empty table whose metatable holds the
- * fields, so reading works, pairs() works, and writing raises. */
-static int member_newindex(lua_State *L)
-{
-    return luaL_error(L, "member tables are read-only (field '%s')",
-                      luaL_optstring(L, 2, "?"));
-}
+#define MEMBER_MT "hearsay.member"
 
-static int member_next(lua_State *L)
-{
-    /* next over the field table, skipping the metamethods */
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 2);
-    while (lua_next(L, 1)) {
-        if (lua_type(L, -2) == LUA_TSTRING &&
-            strncmp(lua_tostring(L, -2), "__", 2) == 0) {
-            lua_pop(L, 1);
-            continue;
-        }
-        return 2;
-    }
-    return 0;
-}
+struct lmember {
+    uint32_t incarnation;
+    uint16_t port, name_len, meta_len;
+    uint8_t state, addr_len;
+    uint8_t ip[16];
+    uint8_t vsn[6];
+    char data[]; /* name, then private data */
+};
 
-static int member_pairs(lua_State *L)
-{
-    lua_pushcfunction(L, member_next);
-    lua_getmetatable(L, 1);
-    lua_pushnil(L);
-    return 3;
-}
-
-static int member_tostring(lua_State *L)
-{
-    lua_getmetatable(L, 1);
-    lua_getfield(L, -1, "name");
-    lua_getfield(L, -2, "state");
-    lua_pushfstring(L, "member %s (%s)", lua_tostring(L, -2),
-                    lua_tostring(L, -1));
-    return 1;
-}
+static const char *const member_keys[] = {
+    "name", "addr", "port", "state", "incarnation", "private_data",
+    "protocol", "delegate", NULL};
 
 static void set_int(lua_State *L, const char *k, lua_Integer v)
 {
@@ -219,35 +222,142 @@ static void push_versions(lua_State *L, const uint8_t *v)
     set_int(L, "cur", v[2]);
 }
 
-void lnode_push_member(lua_State *L, const struct member *m)
+/* Push field `key` of m; false if there is no such field. */
+static bool member_field(lua_State *L, const struct lmember *m,
+                         const char *key)
 {
     char ip[HS_ADDRSTRLEN];
-    lua_createtable(L, 0, 0);  /* the proxy */
-    lua_createtable(L, 0, 13); /* its fields and metamethods */
-    lua_pushlstring(L, m->name, m->name_len);
-    lua_setfield(L, -2, "name");
-    lua_pushstring(L, addr_ip_format(&m->addr, ip, sizeof ip));
-    lua_setfield(L, -2, "addr");
-    set_int(L, "port", m->addr.port);
-    lua_pushstring(L, member_state_name(m->state));
-    lua_setfield(L, -2, "state");
-    set_int(L, "incarnation", m->incarnation);
-    lua_pushlstring(L, m->meta ? (const char *)m->meta : "", m->meta_len);
-    lua_setfield(L, -2, "private_data");
-    push_versions(L, m->vsn);
-    lua_setfield(L, -2, "protocol");
-    push_versions(L, m->vsn + 3);
-    lua_setfield(L, -2, "delegate");
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, member_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, member_pairs);
-    lua_setfield(L, -2, "__pairs");
-    lua_pushcfunction(L, member_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, "hearsay.member");
-    lua_setfield(L, -2, "__name");
+    struct hs_addr a;
+    switch (key[0]) {
+    case 'n':
+        if (strcmp(key, "name"))
+            return false;
+        lua_pushlstring(L, m->data, m->name_len);
+        return true;
+    case 'a':
+        if (strcmp(key, "addr"))
+            return false;
+        addr_from_raw(m->ip, m->addr_len, m->port, &a);
+        lua_pushstring(L, addr_ip_format(&a, ip, sizeof ip));
+        return true;
+    case 'p':
+        if (!strcmp(key, "port"))
+            lua_pushinteger(L, m->port);
+        else if (!strcmp(key, "private_data"))
+            lua_pushlstring(L, m->data + m->name_len, m->meta_len);
+        else if (!strcmp(key, "protocol"))
+            push_versions(L, m->vsn);
+        else
+            return false;
+        return true;
+    case 's':
+        if (strcmp(key, "state"))
+            return false;
+        lua_pushstring(L, member_state_name(m->state));
+        return true;
+    case 'i':
+        if (strcmp(key, "incarnation"))
+            return false;
+        lua_pushinteger(L, m->incarnation);
+        return true;
+    case 'd':
+        if (strcmp(key, "delegate"))
+            return false;
+        push_versions(L, m->vsn + 3);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int member_totable(lua_State *L)
+{
+    const struct lmember *m = luaL_checkudata(L, 1, MEMBER_MT);
+    lua_createtable(L, 0, 8);
+    for (int i = 0; member_keys[i]; i++) {
+        member_field(L, m, member_keys[i]);
+        lua_setfield(L, -2, member_keys[i]);
+    }
+    return 1;
+}
+
+static int member_index(lua_State *L)
+{
+    const struct lmember *m = lua_touserdata(L, 1);
+    const char *key = lua_tostring(L, 2);
+    if (key && member_field(L, m, key))
+        return 1;
+    if (key && !strcmp(key, "totable")) {
+        lua_pushcfunction(L, member_totable);
+        return 1;
+    }
+    return 0; /* nil, like a table */
+}
+
+static int member_newindex(lua_State *L)
+{
+    return luaL_error(L, "members are read-only (field '%s'); "
+                      "m:totable() gives a copy you can change",
+                      luaL_optstring(L, 2, "?"));
+}
+
+static int member_next(lua_State *L)
+{
+    const struct lmember *m = luaL_checkudata(L, 1, MEMBER_MT);
+    int i = 0;
+    if (!lua_isnil(L, 2)) {
+        const char *k = luaL_checkstring(L, 2);
+        while (member_keys[i] && strcmp(member_keys[i], k))
+            i++;
+        if (member_keys[i])
+            i++;
+    }
+    if (member_keys[i] == NULL)
+        return 0;
+    lua_pushstring(L, member_keys[i]);
+    member_field(L, m, member_keys[i]);
+    return 2;
+}
+
+static int member_pairs(lua_State *L)
+{
+    lua_pushcfunction(L, member_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+static int member_tostring(lua_State *L)
+{
+    const struct lmember *m = luaL_checkudata(L, 1, MEMBER_MT);
+    lua_pushfstring(L, "member %s (%s)",
+                    lua_pushlstring(L, m->data, m->name_len),
+                    member_state_name(m->state));
+    return 1;
+}
+
+void lnode_push_member(lua_State *L, const struct member *src)
+{
+    struct lmember *m = lua_newuserdatauv(
+        L, sizeof *m + src->name_len + src->meta_len, 0);
+    m->incarnation = src->incarnation;
+    m->port = src->addr.port;
+    m->name_len = (uint16_t)src->name_len;
+    m->meta_len = src->meta_len;
+    m->state = src->state;
+    m->addr_len = src->addr.len;
+    memcpy(m->ip, src->addr.ip, sizeof m->ip);
+    memcpy(m->vsn, src->vsn, sizeof m->vsn);
+    memcpy(m->data, src->name, src->name_len);
+    if (src->meta_len)
+        memcpy(m->data + src->name_len, src->meta, src->meta_len);
+    if (luaL_newmetatable(L, MEMBER_MT)) {
+        static const luaL_Reg mm[] = {
+            {"__index", member_index},   {"__newindex", member_newindex},
+            {"__pairs", member_pairs},   {"__tostring", member_tostring},
+            {NULL, NULL}};
+        luaL_setfuncs(L, mm, 0);
+    }
     lua_setmetatable(L, -2);
 }
 
@@ -592,7 +702,7 @@ void lnode_init(struct lnode *ln, lua_State *L, uint64_t budget,
 {
     memset(ln, 0, sizeof *ln);
     ln->L = L;
-    ln->scripts_ref = ln->udata_ref = LUA_NOREF;
+    ln->scripts_ref = ln->udata_ref = ln->co_ref = LUA_NOREF;
     ln->budget = budget;
     ln->log = log;
     ln->ops = ops;
@@ -614,6 +724,8 @@ void lnode_close(struct lnode *ln)
     lnode_unregister(ln);
     luaL_unref(ln->L, LUA_REGISTRYINDEX, ln->scripts_ref);
     ln->scripts_ref = LUA_NOREF;
+    luaL_unref(ln->L, LUA_REGISTRYINDEX, ln->co_ref);
+    ln->co_ref = LUA_NOREF;
     if (ln->udata_ref != LUA_NOREF) {
         /* The userdata outlives us: point it nowhere. */
         lua_rawgeti(ln->L, LUA_REGISTRYINDEX, ln->udata_ref);
@@ -680,7 +792,7 @@ int lnode_load_script(struct lnode *ln, lua_State *L, const char *path,
     /* The script's top level acts on ln (its timers, say). */
     struct lnode *outer = current;
     current = ln;
-    int status = run_protected(L, 0, 1, LOAD_BUDGET, &stopped);
+    int status = run_protected(L, 0, 1, LOAD_BUDGET, &stopped, NULL);
     current = outer;
     if (status != LUA_OK) {
         /* the first line: "file:line: message" */

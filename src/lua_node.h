@@ -48,6 +48,8 @@ struct lnode {
     struct ltimer *timers;
     struct lnode_stats stats;
     struct lnode *prev_current; /* the node current before us */
+    int co_ref;              /* an idle coroutine kept for the next call */
+    bool co_busy;            /* it is running (a nested call makes one) */
 };
 
 /* Prepare ln for a state; no scripts yet. */
