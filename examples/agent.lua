@@ -21,3 +21,6 @@ fanout = 4
 
 -- Only members with an address in these networks may join.
 cidrs_allowed = { "127.0.0.0/8" }
+
+-- Hook scripts, found next to this file.
+scripts = { "first-hook.lua" }

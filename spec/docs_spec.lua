@@ -63,6 +63,10 @@ describe("the example configurations #net", function()
       return a:status_of("example-2") == "alive"
     end, 15), a:log() .. b:log())
     assert.matches("Profile: lan", a:log())
+    -- its script (named relative to the config file) runs
+    assert.is_true(agent.wait(function()
+      return a:log():match("script: event join example%-2") ~= nil
+    end, 10), a:log())
   end)
 end)
 

@@ -159,6 +159,36 @@ static int run_protected(lua_State *L, int nargs, int nresults,
     return status;
 }
 
+/* A hook failing over and over would flood the log: log its first
+ * failure, then at most one line per QUIET_MS with the count left out. */
+#define QUIET_MS 10000
+
+static bool should_log(struct lnode *ln, const char *what, uint64_t *skipped)
+{
+    uint64_t now = ln->nd ? node_time(ln->nd) : 0;
+    size_t free_slot = HS_ARRAY_LEN(ln->quiet);
+    for (size_t i = 0; i < HS_ARRAY_LEN(ln->quiet); i++) {
+        if (ln->quiet[i].what == what) {
+            if (now - ln->quiet[i].last < QUIET_MS) {
+                ln->quiet[i].suppressed++;
+                return false;
+            }
+            *skipped = ln->quiet[i].suppressed;
+            ln->quiet[i].suppressed = 0;
+            ln->quiet[i].last = now;
+            return true;
+        }
+        if (ln->quiet[i].what == NULL && free_slot == HS_ARRAY_LEN(ln->quiet))
+            free_slot = i;
+    }
+    if (free_slot < HS_ARRAY_LEN(ln->quiet)) {
+        ln->quiet[free_slot].what = what;
+        ln->quiet[free_slot].last = now;
+    }
+    *skipped = 0;
+    return true;
+}
+
 int lnode_pcall(struct lnode *ln, int nargs, int nresults, const char *what)
 {
     lua_State *L = lstate(ln);
@@ -178,8 +208,15 @@ int lnode_pcall(struct lnode *ln, int nargs, int nresults, const char *what)
             ln->stats.budget_stops++;
             kind = "was stopped";
         }
-        HS_ERROR(ln->log, "script %s %s: %s", what, kind,
-                 lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+        uint64_t skipped;
+        if (should_log(ln, what, &skipped)) {
+            char more[64] = "";
+            if (skipped)
+                snprintf(more, sizeof more, "\n(and %llu more failures)",
+                         (unsigned long long)skipped);
+            HS_ERROR(ln->log, "script %s %s: %s%s", what, kind,
+                     lua_tostring(L, -1) ? lua_tostring(L, -1) : "?", more);
+        }
         lua_pop(L, 1);
         /* Give back what the failed call left behind. */
         lua_gc(L, LUA_GCCOLLECT);
@@ -537,106 +574,219 @@ static int first_string(struct lnode *ln, const char *name, int nargs,
     return rc;
 }
 
+/* Every hook runs inside one more lua_pcall, of hook_body: building the
+ * arguments allocates too, and a state at its memory cap must fail that
+ * hook, not abort the process (lua_atpanic). */
+
+enum hook_kind { K_MEMBER, K_META, K_MESSAGE, K_ALLOW, K_MERGE, K_CONFLICT,
+                 K_ACK, K_PING, K_LOCAL, K_REMOTE, K_TIMER, K_JOINED };
+
+struct ltimer;
+struct ljoin;
+static void timer_body(lua_State *L, struct ltimer *t);
+static void joined_body(lua_State *L, struct ljoin *j, int n, int err,
+                        const char *why);
+
+struct hook_call {
+    struct lnode *ln;
+    int kind;
+    int event;
+    const struct member *m, *m2;
+    const struct member *const *ms;
+    size_t n;
+    const char *from;
+    size_t fromlen;
+    const uint8_t *p;
+    uint64_t rtt;
+    bool join;
+    struct buf *out;
+    char *why;
+    size_t whylen;
+    int rc;
+    void *obj; /* the timer or join */
+};
+
+static int hook_body(lua_State *L)
+{
+    struct hook_call *c = lua_touserdata(L, 1);
+    struct lnode *ln = c->ln;
+    lua_settop(L, 0);
+    switch (c->kind) {
+    case K_MEMBER:
+        lua_pushstring(L, hook_event_name(c->event));
+        lnode_push_member(L, c->m);
+        notify(ln, "on_member", 2);
+        break;
+    case K_META:
+        c->rc = first_string(ln, "private_data", 0, c->out);
+        break;
+    case K_MESSAGE:
+        if (c->from)
+            lua_pushlstring(L, c->from, c->fromlen);
+        else
+            lua_pushnil(L);
+        lua_pushlstring(L, (const char *)c->p, c->n);
+        notify(ln, "on_message", 2);
+        break;
+    case K_ALLOW:
+        lnode_push_member(L, c->m);
+        c->rc = veto(ln, "allow_member", 1, c->why, c->whylen);
+        break;
+    case K_MERGE:
+        lua_createtable(L, (int)c->n, 0);
+        for (size_t i = 0; i < c->n; i++) {
+            lnode_push_member(L, c->ms[i]);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        c->rc = veto(ln, "allow_merge", 1, c->why, c->whylen);
+        break;
+    case K_CONFLICT:
+        lnode_push_member(L, c->m);
+        lnode_push_member(L, c->m2);
+        notify(ln, "on_conflict", 2);
+        break;
+    case K_ACK:
+        c->rc = first_string(ln, "ack_payload", 0, c->out);
+        break;
+    case K_PING:
+        lnode_push_member(L, c->m);
+        lua_pushinteger(L, (lua_Integer)c->rtt);
+        lua_pushlstring(L, c->p ? (const char *)c->p : "", c->n);
+        notify(ln, "on_ping", 3);
+        break;
+    case K_LOCAL:
+        lua_pushboolean(L, c->join);
+        c->rc = first_string(ln, "local_state", 1, c->out);
+        break;
+    case K_REMOTE:
+        lua_pushlstring(L, (const char *)c->p, c->n);
+        lua_pushboolean(L, c->join);
+        notify(ln, "merge_remote_state", 2);
+        break;
+    case K_TIMER:
+        timer_body(L, c->obj);
+        c->rc = 1; /* done: the caller must not touch the timer */
+        break;
+    case K_JOINED:
+        joined_body(L, c->obj, (int)c->n, c->rc, c->why);
+        break;
+    }
+    return 0;
+}
+
+/* Run hook_body for c; on failure (no memory) count it and give the
+ * hook's default: rc stays as the caller preset it. */
+static void guard(struct lnode *ln, struct hook_call *c)
+{
+    lua_State *L = lstate(ln);
+    c->ln = ln;
+    bool hook = c->kind != K_TIMER && c->kind != K_JOINED;
+    if (hook && (ln->scripts_ref == LUA_NOREF || ln->nd == NULL)) {
+        /* no scripts: as if no script defined the hook */
+        if (c->kind == K_ALLOW || c->kind == K_MERGE)
+            c->rc = 0;
+        else if (c->kind == K_META || c->kind == K_ACK || c->kind == K_LOCAL)
+            c->rc = HS_ENOTFOUND;
+        return;
+    }
+    if (!lua_checkstack(L, 4))
+        return;
+    lua_pushcfunction(L, hook_body);
+    lua_pushlightuserdata(L, c);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        ln->stats.errors++;
+        ln->stats.memory_errors++;
+        HS_ERROR(ln->log, "script hook could not be called: %s",
+                 lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+        lua_pop(L, 1);
+        lua_gc(L, LUA_GCCOLLECT);
+    }
+}
+
 static void h_on_member(void *ud, int event, const struct member *m)
 {
-    struct lnode *ln = ud;
-    lua_State *L = lstate(ln);
-    lua_pushstring(L, hook_event_name(event));
-    lnode_push_member(L, m);
-    notify(ln, "on_member", 2);
+    struct hook_call c = {.kind = K_MEMBER, .event = event, .m = m};
+    guard(ud, &c);
 }
 
 static int h_node_meta(void *ud, size_t limit, struct buf *out)
 {
     struct lnode *ln = ud;
-    int rc = first_string(ln, "private_data", 0, out);
-    if (rc == 0 && out->len > limit) {
+    struct hook_call c = {.kind = K_META, .out = out, .rc = HS_ENOMEM};
+    guard(ln, &c);
+    if (c.rc == 0 && out->len > limit) {
         HS_ERROR(ln->log, "script private_data returned %zu bytes, more "
                  "than %zu: the previous private data stays", out->len,
                  limit);
         ln->stats.errors++;
-        rc = HS_ETOOBIG;
+        c.rc = HS_ETOOBIG;
     }
-    return rc;
+    return c.rc;
 }
 
 static void h_on_message(void *ud, const char *from, size_t fromlen,
                          const uint8_t *p, size_t n)
 {
-    struct lnode *ln = ud;
-    lua_State *L = lstate(ln);
-    if (from)
-        lua_pushlstring(L, from, fromlen);
-    else
-        lua_pushnil(L);
-    lua_pushlstring(L, (const char *)p, n);
-    notify(ln, "on_message", 2);
+    struct hook_call c = {.kind = K_MESSAGE, .from = from,
+                          .fromlen = fromlen, .p = p, .n = n};
+    guard(ud, &c);
 }
 
 static int h_allow_member(void *ud, const struct member *m, char *why,
                           size_t whylen)
 {
-    struct lnode *ln = ud;
-    lua_State *L = lstate(ln);
-    lnode_push_member(L, m);
-    return veto(ln, "allow_member", 1, why, whylen);
+    struct hook_call c = {.kind = K_ALLOW, .m = m, .why = why,
+                          .whylen = whylen, .rc = HS_EREFUSED};
+    snprintf(why, whylen, "allow_member could not be called");
+    guard(ud, &c);
+    return c.rc;
 }
 
 static int h_allow_merge(void *ud, const struct member *const *ms, size_t n,
                          char *why, size_t whylen)
 {
-    struct lnode *ln = ud;
-    lua_State *L = lstate(ln);
-    lua_createtable(L, (int)n, 0);
-    for (size_t i = 0; i < n; i++) {
-        lnode_push_member(L, ms[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    return veto(ln, "allow_merge", 1, why, whylen);
+    struct hook_call c = {.kind = K_MERGE, .ms = ms, .n = n, .why = why,
+                          .whylen = whylen, .rc = HS_EREFUSED};
+    snprintf(why, whylen, "allow_merge could not be called");
+    guard(ud, &c);
+    return c.rc;
 }
 
 static void h_on_conflict(void *ud, const struct member *existing,
                           const struct member *other)
 {
-    struct lnode *ln = ud;
-    lua_State *L = lstate(ln);
-    lnode_push_member(L, existing);
-    lnode_push_member(L, other);
-    notify(ln, "on_conflict", 2);
+    struct hook_call c = {.kind = K_CONFLICT, .m = existing, .m2 = other};
+    guard(ud, &c);
 }
 
 static int h_ack_payload(void *ud, struct buf *out)
 {
-    return first_string(ud, "ack_payload", 0, out);
+    struct hook_call c = {.kind = K_ACK, .out = out, .rc = HS_ENOMEM};
+    guard(ud, &c);
+    return c.rc;
 }
 
 static void h_on_ping(void *ud, const struct member *m, uint64_t rtt_ms,
                       const uint8_t *payload, size_t n)
 {
-    struct lnode *ln = ud;
-    lua_State *L = lstate(ln);
-    lnode_push_member(L, m);
-    lua_pushinteger(L, (lua_Integer)rtt_ms);
-    lua_pushlstring(L, payload ? (const char *)payload : "", n);
-    notify(ln, "on_ping", 3);
+    struct hook_call c = {.kind = K_PING, .m = m, .rtt = rtt_ms,
+                          .p = payload, .n = n};
+    guard(ud, &c);
 }
 
 static int h_local_state(void *ud, bool join, struct buf *out)
 {
-    struct lnode *ln = ud;
-    lua_State *L = lstate(ln);
-    lua_pushboolean(L, join);
-    return first_string(ln, "local_state", 1, out);
+    struct hook_call c = {.kind = K_LOCAL, .join = join, .out = out,
+                          .rc = HS_ENOMEM};
+    guard(ud, &c);
+    return c.rc;
 }
 
 static void h_merge_remote_state(void *ud, const uint8_t *p, size_t n,
                                  bool join)
 {
-    struct lnode *ln = ud;
-    lua_State *L = lstate(ln);
-    lua_pushlstring(L, (const char *)p, n);
-    lua_pushboolean(L, join);
-    notify(ln, "merge_remote_state", 2);
+    struct hook_call c = {.kind = K_REMOTE, .p = p, .n = n, .join = join};
+    guard(ud, &c);
 }
 
 struct hooks lnode_hooks(struct lnode *ln)
@@ -947,19 +1097,26 @@ struct ljoin {
     int fn_ref;
 };
 
+static void joined_body(lua_State *L, struct ljoin *j, int n, int err,
+                        const char *why)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, j->fn_ref);
+    lua_pushinteger(L, n);
+    if (err)
+        lua_pushstring(L, why ? why : hs_strerror(err));
+    else
+        lua_pushnil(L);
+    lnode_pcall(j->ln, 2, 0, "join callback");
+}
+
 static void joined(void *ud, int n, int err, const char *why)
 {
     struct ljoin *j = ud;
     struct lnode *ln = j->ln;
     if (j->fn_ref != LUA_NOREF && ln->nd) {
-        lua_State *L = lstate(ln);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, j->fn_ref);
-        lua_pushinteger(L, n);
-        if (err)
-            lua_pushstring(L, why ? why : hs_strerror(err));
-        else
-            lua_pushnil(L);
-        lnode_pcall(ln, 2, 0, "join callback");
+        struct hook_call c = {.kind = K_JOINED, .obj = j, .n = (size_t)n,
+                              .rc = err, .why = (char *)(uintptr_t)why};
+        guard(ln, &c);
     }
     if (j->fn_ref != LUA_NOREF)
         luaL_unref(ln->L, LUA_REGISTRYINDEX, j->fn_ref);
@@ -1101,18 +1258,27 @@ static int api_update_private_data(lua_State *L)
 static void timer_fired(void *ud)
 {
     struct ltimer *t = ud;
-    struct lnode *ln = t->ln;
-    lua_State *L = lstate(ln);
-    /* Hold the userdata while the callback runs (it may cancel it). */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->self_ref);
-    int hold = luaL_ref(L, LUA_REGISTRYINDEX);
     if (!t->repeat)
         t->ut = NULL; /* the node has freed its half */
+    struct hook_call c = {.kind = K_TIMER, .obj = t};
+    guard(t->ln, &c);
+    /* Body not finished (no memory): t is still held; end a one-off. */
+    if (c.rc == 0 && !t->repeat && t->fn_ref != LUA_NOREF)
+        timer_done(t);
+}
+
+/* Sets c->rc (through the caller) to 1 once it has run to the end. */
+static void timer_body(lua_State *L, struct ltimer *t)
+{
+    /* Keep the userdata (and so t) alive through the callback, which may
+     * cancel the timer and drop the last reference. */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->self_ref);
+    int hold = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
-    lnode_pcall(ln, 0, 0, t->repeat ? "every" : "after");
+    lnode_pcall(t->ln, 0, 0, t->repeat ? "every" : "after");
     if (!t->repeat && t->fn_ref != LUA_NOREF)
         timer_done(t);
-    luaL_unref(L, LUA_REGISTRYINDEX, hold);
+    luaL_unref(L, LUA_REGISTRYINDEX, hold); /* t may be gone after this */
 }
 
 static int start_timer(lua_State *L, bool repeat)

@@ -48,6 +48,11 @@ struct lnode {
     struct ltimer *timers;
     struct lnode_stats stats;
     struct lnode *prev_current; /* the node current before us */
+    struct {                 /* error log rate limit, per hook */
+        const char *what;
+        uint64_t last;
+        uint64_t suppressed;
+    } quiet[16];
     int co_ref;              /* an idle coroutine kept for the next call */
     bool co_busy;            /* it is running (a nested call makes one) */
 };
