@@ -9,7 +9,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "members.h"
 
 int retransmit_limit(int mult, size_t n)
 {
@@ -25,8 +24,8 @@ void bqueue_init(struct bqueue *q, size_t max_items)
 
 static void finish(struct bqueue *q, struct bcast *b)
 {
-    if (b->owner && b->owner->bcast == b)
-        b->owner->bcast = NULL;
+    if (b->slot && *b->slot == b)
+        *b->slot = NULL;
     if (b->notify && q->on_finished)
         q->on_finished(q->ud, b);
     hs_free(b);
@@ -36,8 +35,8 @@ void bqueue_close(struct bqueue *q)
 {
     for (size_t i = 0; i < q->n; i++) {
         struct bcast *b = q->items[i];
-        if (b->owner && b->owner->bcast == b)
-            b->owner->bcast = NULL;
+        if (b->slot && *b->slot == b)
+            *b->slot = NULL;
         hs_free(b);
     }
     hs_free(q->items);
@@ -100,7 +99,7 @@ static int insert(struct bqueue *q, struct bcast *b)
     return 0;
 }
 
-int bqueue_push(struct bqueue *q, struct member *owner, const void *msg,
+int bqueue_push(struct bqueue *q, struct bcast **slot, const void *msg,
                 size_t len, bool notify)
 {
     if (len > UINT32_MAX)
@@ -111,11 +110,11 @@ int bqueue_push(struct bqueue *q, struct member *owner, const void *msg,
     b->transmits = 0;
     b->len = (uint32_t)len;
     b->id = ++q->next_id;
-    b->owner = owner;
+    b->slot = slot;
     b->notify = notify;
     memcpy(b->msg, msg, len);
-    if (owner && owner->bcast) {
-        struct bcast *old = owner->bcast;
+    if (slot && *slot) {
+        struct bcast *old = *slot;
         remove_at(q, find(q, old));
         finish(q, old);
     }
@@ -123,8 +122,8 @@ int bqueue_push(struct bqueue *q, struct member *owner, const void *msg,
         hs_free(b);
         return HS_ENOMEM;
     }
-    if (owner)
-        owner->bcast = b;
+    if (slot)
+        *slot = b;
     /* Bounded: drop the message that has been sent the most (the last in
      * order); never the one just queued. */
     while (q->max_items && q->n > q->max_items) {
@@ -138,12 +137,12 @@ int bqueue_push(struct bqueue *q, struct member *owner, const void *msg,
     return 0;
 }
 
-void bqueue_disown(struct bqueue *q, struct member *owner)
+void bqueue_disown(struct bqueue *q, struct bcast **slot)
 {
     (void)q;
-    if (owner->bcast) {
-        owner->bcast->owner = NULL;
-        owner->bcast = NULL;
+    if (*slot) {
+        (*slot)->slot = NULL;
+        *slot = NULL;
     }
 }
 

@@ -5,21 +5,21 @@
  * gossip rounds. Order: fewest transmits first; within a tier, larger
  * messages first, then newer first. A message is dropped once sent
  * retransmit_mult * ceil(log10(n+1)) times. A queued message about a
- * member is replaced by newer news about the same member (memberlist keys
- * by node name; broadcast.go). The queue owns its messages. */
+ * member (or a metadata key) is replaced by newer news about it
+ * (memberlist keys by node name; broadcast.go): the owner keeps a `struct
+ * bcast *` slot that the queue fills and clears. The queue owns its
+ * messages. */
 #ifndef HS_BROADCAST_H
 #define HS_BROADCAST_H
 
 #include "buf.h"
 #include "wire.h"
 
-struct member;
-
 struct bcast {
     uint32_t transmits;
     uint32_t len;
     uint64_t id;
-    struct member *owner; /* invalidation key, or NULL */
+    struct bcast **slot;  /* its owner's pointer to it, or NULL */
     bool notify;          /* call the queue's on_finished when done */
     uint8_t msg[];
 };
@@ -36,12 +36,13 @@ struct bqueue {
 
 void bqueue_init(struct bqueue *q, size_t max_items);
 void bqueue_close(struct bqueue *q);
-/* Queue a copy of msg. With an owner, an older message about the same
- * member is dropped first. Returns 0 or HS_ENOMEM. */
-int bqueue_push(struct bqueue *q, struct member *owner, const void *msg,
+/* Queue a copy of msg. With a slot, the message it holds (older news
+ * about the same owner) is dropped first, and the slot then points to the
+ * new one until it is done. Returns 0 or HS_ENOMEM. */
+int bqueue_push(struct bqueue *q, struct bcast **slot, const void *msg,
                 size_t len, bool notify);
-/* Forget the owner link (the member is being freed). */
-void bqueue_disown(struct bqueue *q, struct member *owner);
+/* Forget the slot (its owner is being freed). */
+void bqueue_disown(struct bqueue *q, struct bcast **slot);
 /* Take messages that fit in `limit` bytes, counting `overhead` bytes per
  * message: each is appended to `out` and its length to lens[*n]. Takes at
  * most `max` messages. Messages reaching `transmit_limit` are dropped. */

@@ -147,6 +147,21 @@ static const struct key keys[] = {
       "Longest wait for our leave message to spread on a graceful leave "
       "(default 5s)."},
      OFF(leave_timeout), 0, (int64_t)DAY, NULL, 0},
+    {{"metadata_max_value", NULL, NULL, CONFIG_SIZE,
+      "Largest value of a cluster metadata key (default 1MiB)."},
+     OFF(metadata_max_value), 0, INT64_C(1) << 30, NULL, 0},
+    {{"metadata_max_skew", NULL, NULL, CONFIG_DURATION,
+      "How far ahead of our clock a metadata version may run; a write "
+      "further ahead waits until our clock catches up (default 1m)."},
+     OFF(metadata_max_skew), 0, (int64_t)DAY * 365, NULL, 0},
+    {{"metadata_tombstone_ttl", NULL, NULL, CONFIG_DURATION,
+      "How long a deleted metadata key is remembered, so that an old "
+      "copy cannot bring it back (default 24h)."},
+     OFF(metadata_tombstone_ttl), 1000, (int64_t)DAY * 3650, NULL, 0},
+    {{"data_dir", NULL, NULL, CONFIG_STRING,
+      "Directory for snapshots of the metadata store and the members; "
+      "empty = no snapshots (default empty)."},
+     OFF(data_dir), 0, 0, NULL, CONFIG_STR_MAX},
     {{"scripts", "script", NULL, CONFIG_LIST,
       "Lua hook scripts to load at start-up, in order (--script FILE, "
       "repeatable)."},
@@ -280,6 +295,9 @@ int config_defaults(struct config *c, const char *profile)
     c->leave_timeout = 5000;
     c->log_level = HS_LOG_INFO;
     c->script_budget = 10000000;
+    c->metadata_max_value = 1u << 20;
+    c->metadata_max_skew = 60000;
+    c->metadata_tombstone_ttl = 24ull * 3600 * 1000;
     c->script_memory = 64u << 20;
     snprintf(c->control, sizeof c->control, "127.0.0.1:7374");
     c->max_stream_size = 20u << 20;

@@ -53,6 +53,12 @@ struct config {
     uint64_t leave_timeout;
     int log_level;
 
+    /* Cluster metadata (metadata.c). */
+    uint64_t metadata_max_value;     /* bytes of one value */
+    uint64_t metadata_max_skew;      /* ms a version may run ahead */
+    uint64_t metadata_tombstone_ttl; /* ms a delete is remembered */
+    char data_dir[CONFIG_STR_MAX];   /* snapshots; "" = none */
+
     /* Lua hook scripts (the agent; lua_host.c). */
     struct config_list scripts;
     uint64_t script_budget;   /* VM instructions per hook call, 0 = none */

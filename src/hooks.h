@@ -11,6 +11,7 @@
 #include "buf.h"
 
 struct member;
+struct meta_change;
 
 /* Membership events seen by on_member. */
 enum hook_event {
@@ -52,6 +53,12 @@ struct hooks {
     int (*ack_payload)(void *ud, struct buf *out);
     void (*on_ping)(void *ud, const struct member *m, uint64_t rtt_ms,
                     const uint8_t *payload, size_t n);
+    /* Cluster metadata (metadata.h): validate_metadata returns 0 to accept
+     * a write, local or remote, or an error with a reason in `why`;
+     * on_metadata hears every write applied. */
+    int (*validate_metadata)(void *ud, const struct meta_change *c,
+                             char *why, size_t whylen);
+    void (*on_metadata)(void *ud, const struct meta_change *c);
     /* Delegate.LocalState / MergeRemoteState (push/pull user state). */
     int (*local_state)(void *ud, bool join, struct buf *out);
     void (*merge_remote_state)(void *ud, const uint8_t *p, size_t n,

@@ -23,6 +23,9 @@ struct io {
     void *ctx;
     /* Milliseconds on a monotonic clock. */
     uint64_t (*now)(void *ctx);
+    /* Milliseconds since the Unix epoch (wall clock): only the metadata
+     * store's versions use it. */
+    uint64_t (*wall)(void *ctx);
     /* Call node_io_timers() once `at` has passed. A later call replaces
      * the request; UINT64_MAX cancels it. */
     void (*wakeup)(void *ctx, uint64_t at);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "members.h"
+#include "metadata.h"
 
 #define NODE_MT "hearsay.node"
 #define TIMER_MT "hearsay.timer"
@@ -579,7 +580,8 @@ static int first_string(struct lnode *ln, const char *name, int nargs,
  * hook, not abort the process (lua_atpanic). */
 
 enum hook_kind { K_MEMBER, K_META, K_MESSAGE, K_ALLOW, K_MERGE, K_CONFLICT,
-                 K_ACK, K_PING, K_LOCAL, K_REMOTE, K_TIMER, K_JOINED };
+                 K_ACK, K_PING, K_LOCAL, K_REMOTE, K_TIMER, K_JOINED,
+                 K_VALIDATE, K_APPLIED };
 
 struct ltimer;
 struct ljoin;
@@ -604,7 +606,23 @@ struct hook_call {
     size_t whylen;
     int rc;
     void *obj; /* the timer or join */
+    const struct meta_change *mc;
 };
+
+/* key, value (nil: deleted), old (nil: none), origin */
+static void push_change(lua_State *L, const struct meta_change *mc)
+{
+    lua_pushlstring(L, mc->key, mc->keylen);
+    if (mc->value)
+        lua_pushlstring(L, (const char *)mc->value, mc->len);
+    else
+        lua_pushnil(L);
+    if (mc->old)
+        lua_pushlstring(L, (const char *)mc->old, mc->oldlen);
+    else
+        lua_pushnil(L);
+    lua_pushlstring(L, mc->origin, mc->originlen);
+}
 
 static int hook_body(lua_State *L)
 {
@@ -663,6 +681,14 @@ static int hook_body(lua_State *L)
         lua_pushboolean(L, c->join);
         notify(ln, "merge_remote_state", 2);
         break;
+    case K_VALIDATE:
+        push_change(L, c->mc);
+        c->rc = veto(ln, "validate_metadata", 4, c->why, c->whylen);
+        break;
+    case K_APPLIED:
+        push_change(L, c->mc);
+        notify(ln, "on_metadata", 4);
+        break;
     case K_TIMER:
         timer_body(L, c->obj);
         c->rc = 1; /* done: the caller must not touch the timer */
@@ -683,7 +709,7 @@ static void guard(struct lnode *ln, struct hook_call *c)
     bool hook = c->kind != K_TIMER && c->kind != K_JOINED;
     if (hook && (ln->scripts_ref == LUA_NOREF || ln->nd == NULL)) {
         /* no scripts: as if no script defined the hook */
-        if (c->kind == K_ALLOW || c->kind == K_MERGE)
+        if (c->kind == K_ALLOW || c->kind == K_MERGE || c->kind == K_VALIDATE)
             c->rc = 0;
         else if (c->kind == K_META || c->kind == K_ACK || c->kind == K_LOCAL)
             c->rc = HS_ENOTFOUND;
@@ -789,6 +815,22 @@ static void h_merge_remote_state(void *ud, const uint8_t *p, size_t n,
     guard(ud, &c);
 }
 
+static int h_validate_metadata(void *ud, const struct meta_change *mc,
+                               char *why, size_t whylen)
+{
+    struct hook_call c = {.kind = K_VALIDATE, .mc = mc, .why = why,
+                          .whylen = whylen, .rc = HS_EREFUSED};
+    snprintf(why, whylen, "validate_metadata could not be called");
+    guard(ud, &c);
+    return c.rc;
+}
+
+static void h_on_metadata(void *ud, const struct meta_change *mc)
+{
+    struct hook_call c = {.kind = K_APPLIED, .mc = mc};
+    guard(ud, &c);
+}
+
 struct hooks lnode_hooks(struct lnode *ln)
 {
     struct hooks h = {
@@ -803,6 +845,8 @@ struct hooks lnode_hooks(struct lnode *ln)
         .on_ping = h_on_ping,
         .local_state = h_local_state,
         .merge_remote_state = h_merge_remote_state,
+        .validate_metadata = h_validate_metadata,
+        .on_metadata = h_on_metadata,
     };
     return h;
 }
@@ -1386,6 +1430,83 @@ static int api_now(lua_State *L)
     return 1;
 }
 
+/* ===== Cluster metadata ===== */
+
+/* publish(key, value) or publish(value) (pekonode's single blob: key "") */
+static int api_publish(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    size_t kl = 0, vl;
+    const char *k = "", *v;
+    if (lua_gettop(L) >= a + 1) {
+        k = luaL_checklstring(L, a, &kl);
+        v = luaL_checklstring(L, a + 1, &vl);
+    } else {
+        v = luaL_checklstring(L, a, &vl);
+    }
+    char why[256] = "";
+    int rc = metadata_put(node_metadata(ln->nd), k, kl, v, vl, false, why,
+                          sizeof why);
+    if (rc)
+        return fail(L, rc, why[0] ? why : NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* read([key]) -> value, {version=, origin=} | nil */
+static int api_read(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    size_t kl = 0;
+    const char *k = luaL_optlstring(L, a, "", &kl);
+    const struct meta_entry *e = metadata_get(node_metadata(ln->nd), k, kl);
+    if (e == NULL)
+        return 0;
+    lua_pushlstring(L, e->value ? (const char *)e->value : "", e->len);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)e->version);
+    lua_setfield(L, -2, "version");
+    lua_pushlstring(L, e->origin, e->originlen);
+    lua_setfield(L, -2, "origin");
+    return 2;
+}
+
+static int api_delete(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    size_t kl;
+    const char *k = luaL_checklstring(L, a, &kl);
+    char why[256] = "";
+    int rc = metadata_put(node_metadata(ln->nd), k, kl, NULL, 0, true, why,
+                          sizeof why);
+    if (rc)
+        return fail(L, rc, why[0] ? why : NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void add_key(void *ud, const struct meta_entry *e)
+{
+    lua_State *L = ud;
+    lua_pushlstring(L, e->key, e->keylen);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+/* keys([prefix]) -> sorted array of the live keys */
+static int api_keys(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    size_t pl = 0;
+    const char *prefix = luaL_optlstring(L, a, "", &pl);
+    lua_newtable(L);
+    metadata_each(node_metadata(ln->nd), prefix, pl, false, add_key, L);
+    return 1;
+}
+
 static int node_tostring(lua_State *L)
 {
     struct lnode **p = luaL_checkudata(L, 1, NODE_MT);
@@ -1413,6 +1534,10 @@ static const luaL_Reg api[] = {
     {"health", api_health},
     {"stats", api_stats},
     {"now", api_now},
+    {"publish", api_publish},
+    {"read", api_read},
+    {"delete", api_delete},
+    {"keys", api_keys},
     {NULL, NULL}};
 
 static const luaL_Reg timer_methods[] = {

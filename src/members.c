@@ -573,7 +573,7 @@ void members_reset(struct node *nd)
                      member_state_name(m->state));
             probe_forget(nd, m);
             suspicion_cancel(nd, m);
-            bqueue_disown(&nd->queue, m);
+            bqueue_disown(&nd->queue, &m->bcast);
             members_remove(t, m); /* moves the last member to i */
             continue;
         }

@@ -230,6 +230,14 @@ static size_t take_broadcasts(struct node *nd, size_t overhead, size_t limit,
     bqueue_take(&nd->queue, overhead, limit, tl, out, lens, max, &n);
     for (size_t i = 0; i < n; i++)
         used += lens[i] + overhead;
+    if (limit > used && limit - used > overhead + 1 && n < max) {
+        m = metadata_take(nd->store, overhead, limit - used, tl, out,
+                          lens + n, max - n);
+        for (size_t i = n; i < n + m; i++)
+            used += lens[i] + overhead;
+        n += m;
+        m = 0;
+    }
     if (limit > used && limit - used > overhead + 1 && n < max)
         bqueue_take(&nd->user_queue, overhead, limit - used, tl, out,
                     lens + n, max - n, &m);
@@ -303,7 +311,8 @@ void node_queue_broadcast(struct node *nd, struct member *about,
 {
     if (msg->err)
         return;
-    if (bqueue_push(&nd->queue, about, msg->data, msg->len, notify) == 0)
+    if (bqueue_push(&nd->queue, about ? &about->bcast : NULL, msg->data,
+                    msg->len, notify) == 0)
         nd->stats.broadcasts_queued++;
 }
 
@@ -416,7 +425,8 @@ static bool rumor_new(struct node *nd, uint64_t id)
     return true;
 }
 
-void node_user_message(struct node *nd, const uint8_t *p, size_t n)
+void node_user_message(struct node *nd, const uint8_t *p, size_t n,
+                       const struct hs_addr *from)
 {
     struct wire_envelope e;
     int rc = wire_get_envelope(p, n, &e);
@@ -445,9 +455,13 @@ void node_user_message(struct node *nd, const uint8_t *p, size_t n)
                                  e.len - 8);
         return;
     }
+    if (rc == 0 && e.kind == WIRE_ENV_META) {
+        metadata_on_gossip(nd->store, e.body, e.len, from);
+        return;
+    }
     if (rc || e.kind != WIRE_ENV_USER) {
         node_count_drop(nd, rc ? NODE_DROP_MALFORMED : NODE_DROP_UNKNOWN_TYPE,
-                        NULL, "user message", "bad hearsay envelope");
+                        from, "user message", "bad hearsay envelope");
         return;
     }
     if (nd->hooks.on_message)
@@ -524,7 +538,7 @@ static void on_leaf(void *ud, uint8_t type, const uint8_t *body, size_t n)
         return;
     }
     case WIRE_USER:
-        node_user_message(nd, body, n);
+        node_user_message(nd, body, n, rx->from);
         return;
     default:
         node_count_drop(nd, NODE_DROP_UNKNOWN_TYPE, rx->from, "packet",
@@ -571,6 +585,16 @@ void node_io_packet(struct node *nd, const struct hs_addr *from,
 
 static void leave_finished(void *ud, struct bcast *b);
 
+/* Upkeep of the metadata store: collect old tombstones. */
+#define META_TICK_MS 10000
+
+static void meta_tick(struct timer *t)
+{
+    struct node *nd = HS_CONTAINER_OF(t, struct node, meta_tick);
+    node_arm(nd, t, node_now(nd) + META_TICK_MS);
+    metadata_tick(nd->store);
+}
+
 int node_new(const struct config *cfg, const struct io *io,
              const struct hooks *hooks, const struct hs_logger *log,
              struct node **out)
@@ -603,7 +627,12 @@ int node_new(const struct config *cfg, const struct io *io,
     timer_init(&nd->gossip_tick, gossip_tick);
     timer_init(&nd->pushpull_tick, pushpull_tick);
     timer_init(&nd->leave_timer, NULL);
+    timer_init(&nd->meta_tick, meta_tick);
     probe_init(nd);
+    if (metadata_new(nd, &nd->store)) {
+        node_close(nd);
+        return HS_ENOMEM;
+    }
     if (nd->cfg.cidrs_allowed.n) {
         nd->cidrs = hs_calloc(nd->cfg.cidrs_allowed.n, sizeof *nd->cidrs);
         if (nd->cidrs == NULL) {
@@ -669,6 +698,7 @@ int node_start(struct node *nd, const struct hs_addr *advertise)
     if (nd->cfg.push_pull_interval > 0)
         node_arm(nd, &nd->pushpull_tick,
                  now + node_rand_n(nd, nd->cfg.push_pull_interval));
+    node_arm(nd, &nd->meta_tick, now + META_TICK_MS);
     char ab[HS_ADDRSTRLEN];
     HS_INFO(nd->log, "node started: name=%s addr=%s", nd->cfg.name,
             addr_format(advertise, ab, sizeof ab));
@@ -686,6 +716,7 @@ void node_close(struct node *nd)
     for (size_t i = 0; i < nd->members.n; i++)
         suspicion_cancel(nd, nd->members.order[i]);
     nd->queue.on_finished = NULL;
+    metadata_free(nd->store); /* its streams are closed already */
     bqueue_close(&nd->queue);
     bqueue_close(&nd->user_queue);
     members_close(&nd->members);
@@ -948,6 +979,11 @@ uint64_t node_time(const struct node *nd)
 }
 
 /* ===== Queries ===== */
+
+struct metadata *node_metadata(const struct node *nd)
+{
+    return nd->store;
+}
 
 const struct member *node_self(const struct node *nd)
 {

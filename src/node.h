@@ -121,6 +121,9 @@ int node_timer_start(struct node *nd, uint64_t delay, uint64_t repeat,
 void node_timer_cancel(struct node *nd, struct node_utimer *t);
 uint64_t node_time(const struct node *nd);
 
+/* The cluster metadata store (metadata.h). */
+struct metadata *node_metadata(const struct node *nd);
+
 /* ===== Queries ===== */
 const struct member *node_self(const struct node *nd);
 const struct members *node_members(const struct node *nd);

@@ -4,6 +4,7 @@
 #define HS_NODE_INT_H
 
 #include "broadcast.h"
+#include "metadata.h"
 #include "node.h"
 #include "rng.h"
 #include "suspicion.h"
@@ -41,7 +42,8 @@ enum stream_kind {
     STREAM_IN,               /* accepted: read one request, answer */
     STREAM_PUSHPULL,         /* we dialled: send state, read state */
     STREAM_PING,             /* we dialled: fallback ping, read ack */
-    STREAM_USER              /* we dialled: send a user message */
+    STREAM_USER,             /* we dialled: send a user message */
+    STREAM_META              /* we dialled: metadata request, answer */
 };
 
 struct join_op;
@@ -61,6 +63,7 @@ struct stream {
     bool join;               /* push/pull with Join=true */
     struct join_op *op;      /* the join this push/pull belongs to */
     uint32_t seq;            /* fallback ping */
+    void *req;               /* metadata request (metadata.c) */
 };
 
 struct join_op {
@@ -123,6 +126,8 @@ struct node {
     struct timer leave_timer;
 
     struct node_utimer *utimers;
+    struct metadata *store;   /* the cluster metadata store */
+    struct timer meta_tick;
 
     /* Rumors (gossiped user messages) seen lately: a hash set of their
      * ids, forgotten oldest first. */
@@ -165,7 +170,12 @@ size_t node_pick(struct node *nd, struct member **out, size_t k,
                  bool (*ok)(const struct node *, const struct member *));
 /* A user message payload (gossip or stream): unwrap the envelope and hand
  * it to on_message. */
-void node_user_message(struct node *nd, const uint8_t *p, size_t n);
+void node_user_message(struct node *nd, const uint8_t *p, size_t n,
+                       const struct hs_addr *from);
+/* metadata.c's share of the gossip packets. */
+size_t metadata_take(struct metadata *md, size_t overhead, size_t limit,
+                     int transmit_limit, struct buf *out, size_t *lens,
+                     size_t max);
 void node_count_drop(struct node *nd, int reason,
                      const struct hs_addr *from, const char *what,
                      const char *why);
@@ -207,12 +217,18 @@ int stream_wrap(struct node *nd, const uint8_t *msg, size_t len,
                 struct buf *out);
 
 /* ===== pushpull.c ===== */
-/* Our full state: 06 header, node states, user state. */
-int pushpull_encode(struct node *nd, bool join, struct buf *out);
-/* A complete push/pull message (after the type byte) from a peer.
- * Returns 0 or an error with why. */
+/* Our full state: 06 header, node states, user state. `remote` is the
+ * peer's user state when we answer its push/pull (NULL when we start). */
+int pushpull_encode(struct node *nd, bool join, const uint8_t *remote,
+                    size_t remotelen, struct buf *out);
+/* A complete push/pull message (after the type byte) from `peer`;
+ * `started` when it answers our own. Returns 0 or an error with why. */
 int pushpull_merge(struct node *nd, const uint8_t *body, size_t len,
-                   bool *join, char *why, size_t whylen);
+                   bool *join, bool started, const struct hs_addr *peer,
+                   char *why, size_t whylen);
+/* The user state of a complete push/pull body, or NULL. */
+const uint8_t *pushpull_user_state(const uint8_t *body, size_t len,
+                                   size_t *n);
 void pushpull_tick(struct timer *t);
 /* Push/pull with one address (periodic: join=false). */
 int pushpull_start(struct node *nd, const struct hs_addr *to, bool join,

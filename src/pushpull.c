@@ -21,11 +21,71 @@ uint64_t pushpull_scale(uint64_t interval, size_t n)
     return (uint64_t)mult * interval;
 }
 
-int pushpull_encode(struct node *nd, bool join, struct buf *out)
+/* Our user state: the hearsay envelope (kind STATE) and a map of
+ * sections, "lua" (the local_state hook's blob) and "meta" (the metadata
+ * store's digest). Serf ignores user state not starting with 02, so a
+ * foreign cluster ignores ours. */
+static int user_state(struct node *nd, bool join, const uint8_t *remote,
+                      size_t remotelen, struct buf *out)
+{
+    struct buf lua = BUF_INIT, meta = BUF_INIT;
+    bool has_lua = nd->hooks.local_state &&
+                   nd->hooks.local_state(nd->hooks.ud, join, &lua) == 0;
+    /* The peer's metadata section, if its user state is ours. */
+    const uint8_t *rmeta = NULL;
+    size_t rmetalen = 0;
+    struct wire_envelope e;
+    if (remote && wire_get_envelope(remote, remotelen, &e) == 0 &&
+        e.kind == WIRE_ENV_STATE) {
+        struct mp_reader r;
+        uint32_t nf;
+        mp_reader_init(&r, e.body, e.len);
+        if (mp_read_map(&r, &nf) == 0)
+            for (uint32_t i = 0; i < nf; i++) {
+                const uint8_t *k, *v;
+                uint32_t kl, vl;
+                if (mp_read_raw(&r, &k, &kl) || mp_read_raw(&r, &v, &vl))
+                    break;
+                if (kl == 4 && !memcmp(k, "meta", 4)) {
+                    rmeta = v;
+                    rmetalen = vl;
+                }
+            }
+    }
+    metadata_sync_encode(nd->store, rmeta, rmetalen, &meta);
+    wire_put_envelope(out, WIRE_ENV_STATE, nd->cfg.name, nd->self_name_len);
+    mp_write_map(out, has_lua ? 2 : 1);
+    if (has_lua) {
+        mp_write_str(out, "lua");
+        mp_write_raw(out, lua.data, lua.len);
+    }
+    mp_write_str(out, "meta");
+    mp_write_raw(out, meta.data, meta.len);
+    int rc = out->err ? out->err : lua.err ? lua.err : meta.err;
+    buf_free(&lua);
+    buf_free(&meta);
+    return rc;
+}
+
+const uint8_t *pushpull_user_state(const uint8_t *body, size_t len,
+                                   size_t *n)
+{
+    struct mp_reader r;
+    struct wire_pushpull_header h;
+    WIRE_SCRATCH(sc);
+    mp_reader_init(&r, body, len);
+    if (wire_get_pushpull_header(&r, &h, &sc, NULL) || h.user_state_len <= 0 ||
+        (uint64_t)h.user_state_len > len)
+        return NULL;
+    *n = (size_t)h.user_state_len;
+    return body + len - *n;
+}
+
+int pushpull_encode(struct node *nd, bool join, const uint8_t *remote,
+                    size_t remotelen, struct buf *out)
 {
     struct buf user = BUF_INIT;
-    if (nd->hooks.local_state &&
-        nd->hooks.local_state(nd->hooks.ud, join, &user) != 0)
+    if (user_state(nd, join, remote, remotelen, &user))
         buf_reset(&user);
     const struct members *t = &nd->members;
     struct wire_pushpull_header h = {(int64_t)t->n, (int64_t)user.len, join};
@@ -50,8 +110,38 @@ int pushpull_encode(struct node *nd, bool join, struct buf *out)
     return rc;
 }
 
+/* Hand each section of a peer's user state to its owner; a foreign
+ * state goes whole to merge_remote_state. */
+static void merge_user_state(struct node *nd, const uint8_t *p, size_t n,
+                             bool join, bool started,
+                             const struct hs_addr *peer)
+{
+    struct wire_envelope e;
+    if (wire_get_envelope(p, n, &e) != 0 || e.kind != WIRE_ENV_STATE) {
+        if (nd->hooks.merge_remote_state)
+            nd->hooks.merge_remote_state(nd->hooks.ud, p, n, join);
+        return;
+    }
+    struct mp_reader r;
+    uint32_t nf;
+    mp_reader_init(&r, e.body, e.len);
+    if (mp_read_map(&r, &nf))
+        return;
+    for (uint32_t i = 0; i < nf; i++) {
+        const uint8_t *k, *v;
+        uint32_t kl, vl;
+        if (mp_read_raw(&r, &k, &kl) || mp_read_raw(&r, &v, &vl))
+            return;
+        if (kl == 3 && !memcmp(k, "lua", 3) && nd->hooks.merge_remote_state)
+            nd->hooks.merge_remote_state(nd->hooks.ud, v, vl, join);
+        else if (kl == 4 && !memcmp(k, "meta", 4))
+            metadata_sync_merge(nd->store, v, vl, started, peer);
+    }
+}
+
 int pushpull_merge(struct node *nd, const uint8_t *body, size_t len,
-                   bool *join, char *why, size_t whylen)
+                   bool *join, bool started, const struct hs_addr *peer,
+                   char *why, size_t whylen)
 {
     struct mp_reader r;
     struct wire_pushpull_header h;
@@ -141,9 +231,9 @@ int pushpull_merge(struct node *nd, const uint8_t *body, size_t len,
         if (states[i].port == 0 || nd->cfg.protocol_version < 2)
             states[i].port = nd->advertise.port;
     members_merge(nd, states, n);
-    if (nd->hooks.merge_remote_state && h.user_state_len > 0)
-        nd->hooks.merge_remote_state(nd->hooks.ud, body + r.off,
-                                     (size_t)h.user_state_len, h.join);
+    if (h.user_state_len > 0)
+        merge_user_state(nd, body + r.off, (size_t)h.user_state_len, h.join,
+                         started, peer);
 out:
     hs_free(states);
     hs_free(sc.p);
@@ -154,7 +244,7 @@ int pushpull_start(struct node *nd, const struct hs_addr *to, bool join,
                    struct join_op *op)
 {
     struct buf b = BUF_INIT;
-    int rc = pushpull_encode(nd, join, &b);
+    int rc = pushpull_encode(nd, join, NULL, 0, &b);
     struct stream *s = NULL;
     if (rc == 0) {
         s = stream_open(nd, STREAM_PUSHPULL, to, nd->cfg.tcp_timeout);

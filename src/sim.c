@@ -51,6 +51,7 @@ struct snode {
     uint64_t wake_gen;
     uint64_t paused_until;
     int group;
+    int64_t clock_offset; /* ms added to this node's wall clock */
 };
 
 struct block {
@@ -238,6 +239,17 @@ static void half_event(struct sim *s, struct half *h, int type, uint64_t at,
 static uint64_t io_now(void *ctx)
 {
     return ((struct snode *)ctx)->sim->now;
+}
+
+/* Simulated wall clocks start at a fixed date (2026-01-01), plus the
+ * node's clock offset. */
+#define SIM_EPOCH_MS 1767225600000ull
+
+static uint64_t io_wall(void *ctx)
+{
+    struct snode *sn = ctx;
+    return (uint64_t)((int64_t)(SIM_EPOCH_MS + sn->sim->now) +
+                      sn->clock_offset);
 }
 
 static void io_wakeup(void *ctx, uint64_t at)
@@ -454,7 +466,7 @@ int sim_add(struct sim *s, const struct config *cfg,
     addr_from_raw(ip, 4, 7946, &sn->addr);
     if (hooks)
         sn->hooks = *hooks;
-    sn->io = (struct io){sn, io_now, io_wakeup, io_random, io_send,
+    sn->io = (struct io){sn, io_now, io_wall, io_wakeup, io_random, io_send,
                          io_stream_open, io_stream_write, io_stream_close};
     sn->log = (struct hs_logger){s->sink ? s->log_level : HS_LOG_OFF,
                                  log_sink, sn};
@@ -526,6 +538,12 @@ void sim_pause(struct sim *s, size_t idx, uint64_t ms)
 {
     if (idx < s->nnodes)
         s->nodes[idx]->paused_until = s->now + ms;
+}
+
+void sim_set_clock_offset(struct sim *s, size_t idx, int64_t ms)
+{
+    if (idx < s->nnodes)
+        s->nodes[idx]->clock_offset = ms;
 }
 
 void sim_set_group(struct sim *s, size_t idx, int group)

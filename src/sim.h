@@ -57,6 +57,8 @@ void sim_pause(struct sim *s, size_t idx, uint64_t ms);
 /* Nodes in different groups cannot reach each other; group 0 is the
  * default. sim_heal puts everyone back in group 0. */
 void sim_set_group(struct sim *s, size_t idx, int group);
+/* Shift a node's wall clock (the metadata store's HLC reads it). */
+void sim_set_clock_offset(struct sim *s, size_t idx, int64_t ms);
 /* Block the link from node a to node b (one way): packets only, or
  * packets and streams. sim_heal also clears every block. */
 enum { SIM_BLOCK_NONE, SIM_BLOCK_UDP, SIM_BLOCK_ALL };

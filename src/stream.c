@@ -62,6 +62,8 @@ void stream_close_all(struct node *nd)
             s->op->cb = NULL;
             pushpull_done(nd, s, HS_ECLOSED, NULL);
         }
+        hs_free(s->req); /* a metadata request: the store goes next */
+        s->req = NULL;
         stream_finish(s);
     }
 }
@@ -120,6 +122,13 @@ static void stream_fail(struct stream *s, int err, const char *why)
         break;
     case STREAM_PING:
         probe_tcp_done(nd, s, false);
+        break;
+    case STREAM_META:
+        if (s->req) {
+            void *req = s->req;
+            s->req = NULL;
+            metadata_stream_answer(nd->store, req, NULL, 0);
+        }
         break;
     default:
         break;
@@ -197,11 +206,14 @@ static void serve(struct stream *s, const uint8_t *p, size_t n)
         mp_reader_init(&r, p + 1, n - 1);
         if (wire_get_pushpull_header(&r, &h, &sc, &w) == 0)
             join = h.join;
+        size_t ulen = 0;
+        const uint8_t *user = pushpull_user_state(p + 1, n - 1, &ulen);
         struct buf b = BUF_INIT;
-        if (pushpull_encode(nd, join, &b) == 0)
+        if (pushpull_encode(nd, join, user, ulen, &b) == 0)
             reply(s, &b);
         buf_free(&b);
-        if (pushpull_merge(nd, p + 1, n - 1, &join, why, sizeof why)) {
+        if (pushpull_merge(nd, p + 1, n - 1, &join, false, &s->peer, why,
+                           sizeof why)) {
             nd->stats.push_pull_errors++;
             HS_WARN(nd->log, "state sync from %s refused: %s",
                     addr_format(&s->peer, ab, sizeof ab), why);
@@ -221,7 +233,29 @@ static void serve(struct stream *s, const uint8_t *p, size_t n)
                             "stream user message", w);
             return;
         }
-        node_user_message(nd, p + 1 + r.off, (size_t)h.len);
+        const uint8_t *payload = p + 1 + r.off;
+        struct wire_envelope e;
+        if (wire_get_envelope(payload, (size_t)h.len, &e) == 0 &&
+            e.kind == WIRE_ENV_META_REQ) {
+            /* A metadata sync or fetch: answer on this stream. */
+            struct buf body = BUF_INIT, b = BUF_INIT, env = BUF_INIT;
+            if (metadata_stream_serve(nd->store, e.body, e.len, &body) == 0) {
+                wire_put_envelope(&env, WIRE_ENV_META_RESP, nd->cfg.name,
+                                  nd->self_name_len);
+                wire_put_user_header(&b, (int64_t)(env.len + body.len));
+                buf_append(&b, env.data, env.len);
+                buf_append(&b, body.data, body.len);
+                reply(s, &b);
+            } else {
+                node_count_drop(nd, NODE_DROP_MALFORMED, &s->peer,
+                                "metadata request", "bad request");
+            }
+            buf_free(&body);
+            buf_free(&b);
+            buf_free(&env);
+            return;
+        }
+        node_user_message(nd, payload, (size_t)h.len, &s->peer);
         return;
     }
     default:
@@ -247,6 +281,22 @@ static void answered(struct stream *s, const uint8_t *p, size_t n)
         probe_tcp_done(nd, s, ok);
         return;
     }
+    if (s->kind == STREAM_META) {
+        struct wire_user_header h;
+        struct wire_envelope e;
+        void *req = s->req;
+        s->req = NULL;
+        mp_reader_init(&r, p + 1, n - 1);
+        if (req && p[0] == WIRE_USER &&
+            wire_get_user_header(&r, &h, &sc, &w) == 0 && h.len >= 0 &&
+            (uint64_t)h.len <= mp_left(&r) &&
+            wire_get_envelope(p + 1 + r.off, (size_t)h.len, &e) == 0 &&
+            e.kind == WIRE_ENV_META_RESP)
+            metadata_stream_answer(nd->store, req, e.body, e.len);
+        else if (req)
+            metadata_stream_answer(nd->store, req, NULL, 0);
+        return;
+    }
     /* STREAM_PUSHPULL */
     if (p[0] == WIRE_ERR) {
         struct wire_err e;
@@ -264,7 +314,8 @@ static void answered(struct stream *s, const uint8_t *p, size_t n)
         return;
     }
     bool join = s->join;
-    int rc = pushpull_merge(nd, p + 1, n - 1, &join, why, sizeof why);
+    int rc = pushpull_merge(nd, p + 1, n - 1, &join, true, &s->peer, why,
+                            sizeof why);
     pushpull_done(nd, s, rc, rc ? why : NULL);
 }
 

@@ -30,6 +30,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1059,6 +1060,14 @@ static uint64_t io_now(void *ctx)
     return tnow(ctx);
 }
 
+static uint64_t io_wall(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void io_wakeup(void *ctx, uint64_t at)
 {
     struct transport *t = ctx;
@@ -1281,6 +1290,7 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
     t->bound.port = port;
     t->io = (struct io){t,
                         io_now,
+                        io_wall,
                         io_wakeup,
                         io_random,
                         io_send_packet,

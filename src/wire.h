@@ -253,10 +253,12 @@ enum wire_envelope_kind {
     WIRE_ENV_USER = 1,   /* a user message to one node: hearsay.send */
     WIRE_ENV_STATE = 2,  /* push/pull user state */
     WIRE_ENV_META = 3,   /* cluster metadata */
-    WIRE_ENV_RUMOR = 4   /* a gossiped user message: hearsay.broadcast;
+    WIRE_ENV_RUMOR = 4,  /* a gossiped user message: hearsay.broadcast;
                           * the body starts with the origin's 8-byte
                           * sequence number, so that every node passes it
                           * on once and delivers it once */
+    WIRE_ENV_META_REQ = 5, /* metadata: a sync or fetch request (stream) */
+    WIRE_ENV_META_RESP = 6 /* metadata: its answer (stream) */
 };
 
 struct wire_envelope {

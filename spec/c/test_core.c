@@ -71,10 +71,10 @@ static void test_queue_invalidate(void)
     q.on_finished = on_finished;
     struct member m1 = {0}, m2 = {0};
     char out[256];
-    bqueue_push(&q, &m1, "alive-1", 7, true);
-    bqueue_push(&q, &m2, "other", 5, false);
+    bqueue_push(&q, &m1.bcast, "alive-1", 7, true);
+    bqueue_push(&q, &m2.bcast, "other", 5, false);
     finished = 0;
-    bqueue_push(&q, &m1, "dead-1", 6, false);
+    bqueue_push(&q, &m1.bcast, "dead-1", 6, false);
     CHECK_EQ(finished, 1); /* the replaced one is finished */
     CHECK_EQ(bqueue_len(&q), 2);
     take(&q, 1000, 1, out, sizeof out);
