@@ -147,6 +147,15 @@ static const struct key keys[] = {
       "Longest wait for our leave message to spread on a graceful leave "
       "(default 5s)."},
      OFF(leave_timeout), 0, (int64_t)DAY, NULL, 0},
+    {{"reconnect_interval", NULL, NULL, CONFIG_DURATION,
+      "How often to try to reach one failed member again (Serf's "
+      "ReconnectInterval), so that a cluster split by a partition joins "
+      "up again once it heals; 0 turns it off (default 30s)."},
+     OFF(reconnect_interval), 0, (int64_t)DAY, NULL, 0},
+    {{"reconnect_timeout", NULL, NULL, CONFIG_DURATION,
+      "How long a failed member is tried again before it is forgotten "
+      "(Serf's ReconnectTimeout, default 24h)."},
+     OFF(reconnect_timeout), 0, (int64_t)DAY * 3650, NULL, 0},
     {{"metadata_max_value", NULL, NULL, CONFIG_SIZE,
       "Largest value of a cluster metadata key (default 1MiB)."},
      OFF(metadata_max_value), 0, INT64_C(1) << 30, NULL, 0},
@@ -293,6 +302,8 @@ int config_defaults(struct config *c, const char *profile)
     c->dead_node_reclaim_time = 0;
     c->require_node_names = false;
     c->leave_timeout = 5000;
+    c->reconnect_interval = 30000;
+    c->reconnect_timeout = 24ull * 3600 * 1000;
     c->log_level = HS_LOG_INFO;
     c->script_budget = 10000000;
     c->metadata_max_value = 1u << 20;
@@ -679,6 +690,23 @@ void config_free(struct config *c)
     list_clear(&c->join);
     list_clear(&c->cidrs_allowed);
     list_clear(&c->scripts);
+}
+
+int config_list_add(struct config_list *l, const char *value)
+{
+    if (l->n >= CONFIG_LIST_MAX)
+        return HS_ETOOBIG;
+    char *dup = hs_strndup(value, strlen(value));
+    if (dup == NULL)
+        return HS_ENOMEM;
+    l->v[l->n++] = dup;
+    return 0;
+}
+
+void config_list_truncate(struct config_list *l, size_t n)
+{
+    while (l->n > n)
+        hs_free(l->v[--l->n]);
 }
 
 static int list_copy(struct config_list *d, const struct config_list *s)

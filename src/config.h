@@ -51,6 +51,8 @@ struct config {
     struct config_list cidrs_allowed;
 
     uint64_t leave_timeout;
+    uint64_t reconnect_interval; /* Serf's: retry failed members */
+    uint64_t reconnect_timeout;  /* and for how long */
     int log_level;
 
     /* Cluster metadata (metadata.c). */
@@ -86,6 +88,10 @@ int config_set(struct config *c, const char *key, const char *value,
 /* Check cross-key rules; on error writes a sentence to err. */
 int config_validate(const struct config *c, char *err, size_t errlen);
 void config_free(struct config *c);
+/* Append a copy of value to a list (HS_ETOOBIG past CONFIG_LIST_MAX). */
+int config_list_add(struct config_list *l, const char *value);
+/* Drop the entries from index n on. */
+void config_list_truncate(struct config_list *l, size_t n);
 /* Deep copy (lists are duplicated). */
 int config_copy(struct config *dst, const struct config *src);
 

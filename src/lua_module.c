@@ -1104,6 +1104,68 @@ static int l_mem_live(lua_State *L)
     return 1;
 }
 
+/* sim:publish(i, key, value) / sim:delete(i, key) */
+static int l_sim_publish(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    struct node *nd = check_live(L, ls, 2);
+    size_t kl, vl = 0;
+    const char *k = luaL_checklstring(L, 3, &kl);
+    bool del = lua_isnoneornil(L, 4);
+    const char *v = del ? NULL : luaL_checklstring(L, 4, &vl);
+    char why[256] = "";
+    int rc = metadata_put(node_metadata(nd), k, kl, v, vl, del, why,
+                          sizeof why);
+    if (rc)
+        return fail(L, rc, why[0] ? why : NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* sim:read(i, key) -> value, version, origin | nil */
+static int l_sim_read(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    struct node *nd = check_live(L, ls, 2);
+    size_t kl;
+    const char *k = luaL_checklstring(L, 3, &kl);
+    const struct meta_entry *e = metadata_get(node_metadata(nd), k, kl);
+    if (e == NULL)
+        return 0;
+    lua_pushlstring(L, e->value ? (const char *)e->value : "", e->len);
+    lua_pushinteger(L, (lua_Integer)e->version);
+    lua_pushlstring(L, e->origin, e->originlen);
+    return 3;
+}
+
+static void count_key(void *ud, const struct meta_entry *e)
+{
+    (void)e;
+    (*(lua_Integer *)ud)++;
+}
+
+/* sim:keys(i [, prefix]) -> number of live keys */
+static int l_sim_keys(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    struct node *nd = check_live(L, ls, 2);
+    size_t pl = 0;
+    const char *p = luaL_optlstring(L, 3, "", &pl);
+    lua_Integer n = 0;
+    metadata_each(node_metadata(nd), p, pl, false, count_key, &n);
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* sim:clock(i, offset_ms): shift node i's wall clock */
+static int l_sim_clock(lua_State *L)
+{
+    struct lsim *ls = check_sim(L, 1);
+    sim_set_clock_offset(ls->sim, check_index(L, ls, 2),
+                         luaL_checkinteger(L, 3));
+    return 0;
+}
+
 static int l_sim_trace(lua_State *L)
 {
     struct lsim *ls = check_sim(L, 1);
@@ -1128,6 +1190,8 @@ static const luaL_Reg sim_methods[] = {
     {"trace", l_sim_trace},     {"close", l_sim_gc},
     {"block", l_sim_block},     {"inject_stream", l_sim_inject_stream},
     {"events", l_sim_events},   {"health", l_sim_health},
+    {"publish", l_sim_publish}, {"read", l_sim_read},
+    {"keys", l_sim_keys},       {"clock", l_sim_clock},
     {NULL, NULL}};
 
 /* ===== In-process nodes on real sockets =====

@@ -438,6 +438,20 @@ void lnode_push_stats(lua_State *L, struct lnode *ln)
     set_int(L, "budget_stops", (lua_Integer)ln->stats.budget_stops);
     set_int(L, "memory_errors", (lua_Integer)ln->stats.memory_errors);
     lua_setfield(L, -2, "hooks");
+    const struct metadata *md = node_metadata(nd);
+    const struct meta_stats *ms = metadata_stats(md);
+    lua_createtable(L, 0, 16);
+#define M(f) set_int(L, #f, (lua_Integer)ms->f)
+    M(writes_local); M(writes_remote); M(refused_local); M(refused_remote);
+    M(refused_future); M(fetches); M(fetch_errors); M(sync_streams);
+    M(sync_bytes_out); M(sync_bytes_in); M(digest_bytes_out);
+    M(digest_bytes_in); M(tombstones_collected);
+#undef M
+    set_int(L, "keys", (lua_Integer)metadata_count(md, false));
+    set_int(L, "tombstones",
+            (lua_Integer)(metadata_count(md, true) -
+                          metadata_count(md, false)));
+    lua_setfield(L, -2, "metadata");
 }
 
 /* ===== Calling the scripts' hooks ===== */

@@ -18,6 +18,8 @@
 #include "control.h"
 #include "lua_config.h"
 #include "lua_host.h"
+#include "metadata.h"
+#include "snapshot.h"
 #include "node.h"
 #include "transport.h"
 
@@ -224,6 +226,10 @@ struct runner {
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t backstop; /* leave safety net */
     uv_timer_t later;    /* runs the shutdown outside any callback */
+    uv_timer_t saver;    /* snapshots of the data dir */
+    uint64_t last_save;  /* uv_now of the last snapshot */
+    bool save_failing;   /* the last save failed (logged once) */
+    struct config_list rejoin; /* members the snapshot knew */
     int phase;
     int pending;         /* asynchronous closes still running */
     int exit_code;
@@ -257,6 +263,45 @@ static void on_closed(void *ud)
     close_own((uv_handle_t *)&r->sighup);
     close_own((uv_handle_t *)&r->backstop);
     close_own((uv_handle_t *)&r->later);
+    close_own((uv_handle_t *)&r->saver);
+}
+
+/* ===== Data dir ===== */
+
+/* Snapshot when the store changed (at most once a second), and every
+ * 30 s anyway for the member list. */
+#define SAVE_CHECK_MS 1000
+#define SAVE_EVERY_MS 30000
+
+static void save_now(struct runner *r)
+{
+    struct agent *a = &r->a;
+    char err[512];
+    if (a->cfg.data_dir[0] == '\0' || a->node == NULL)
+        return;
+    r->last_save = uv_now(&a->loop);
+    if (snapshot_save(a->cfg.data_dir, a->node, err, sizeof err)) {
+        if (!r->save_failing)
+            HS_ERROR(&a->log, "snapshot not saved (the previous one stays): "
+                     "%s", err);
+        r->save_failing = true;
+        /* try again at the next check */
+        metadata_set_dirty(node_metadata(a->node));
+        return;
+    }
+    if (r->save_failing)
+        HS_INFO(&a->log, "snapshot saved again: dir=%s", a->cfg.data_dir);
+    r->save_failing = false;
+}
+
+static void on_saver(uv_timer_t *t)
+{
+    struct runner *r = t->data;
+    if (r->a.node == NULL)
+        return;
+    bool dirty = metadata_take_dirty(node_metadata(r->a.node));
+    if (dirty || uv_now(&r->a.loop) - r->last_save >= SAVE_EVERY_MS)
+        save_now(r);
 }
 
 static void shutdown_agent(struct runner *r)
@@ -268,6 +313,8 @@ static void shutdown_agent(struct runner *r)
         r->pending++;
         control_close(a->ctl, on_closed, r);
     }
+    uv_timer_stop(&r->saver);
+    save_now(r); /* the last word, before the node goes */
     if (a->lua) { /* its timers live in the node: before node_close */
         lua_host_free(a->lua);
         a->lua = NULL;
@@ -470,6 +517,14 @@ static int start(struct runner *r)
         fprintf(stderr, "hearsay: %s\n", err);
         return 1;
     }
+    if (a->cfg.data_dir[0]) {
+        if (snapshot_load(a->cfg.data_dir, a->node, &r->rejoin, &a->log, err,
+                          sizeof err)) {
+            fprintf(stderr, "hearsay: %s\n", err);
+            return 1;
+        }
+        uv_timer_start(&r->saver, on_saver, SAVE_CHECK_MS, SAVE_CHECK_MS);
+    }
     if ((rc = node_start(a->node, &adv))) {
         fprintf(stderr, "hearsay: cannot start the node: %s\n",
                 hs_strerror(rc));
@@ -483,10 +538,13 @@ static int start(struct runner *r)
     uv_signal_start(&r->sigterm, on_signal, SIGTERM);
     uv_signal_start(&r->sighup, on_signal, SIGHUP);
     banner(r, &adv);
-    if (a->cfg.join.n) {
+    /* The configured seeds, then the members the snapshot knew. */
+    for (size_t i = 0; i < a->cfg.join.n; i++)
+        config_list_add(&r->rejoin, a->cfg.join.v[i]);
+    if (r->rejoin.n) {
         struct join_req *j;
-        rc = control_join(a, (const char *const *)a->cfg.join.v,
-                          a->cfg.join.n, on_start_joined, r, &j);
+        rc = control_join(a, (const char *const *)r->rejoin.v, r->rejoin.n,
+                          on_start_joined, r, &j);
         if (rc)
             HS_ERROR(&a->log, "join failed: %s", hs_strerror(rc));
     }
@@ -520,8 +578,9 @@ static int agent_main(int argc, char **argv)
     uv_signal_init(&a->loop, &r.sighup);
     uv_timer_init(&a->loop, &r.backstop);
     uv_timer_init(&a->loop, &r.later);
+    uv_timer_init(&a->loop, &r.saver);
     r.sigint.data = r.sigterm.data = r.sighup.data = &r;
-    r.backstop.data = r.later.data = &r;
+    r.backstop.data = r.later.data = r.saver.data = &r;
     if ((rc = start(&r)) != 0) {
         r.exit_code = rc; /* 2: a script failed to load */
         shutdown_agent(&r);
@@ -533,6 +592,7 @@ static int agent_main(int argc, char **argv)
         uv_walk(&a->loop, log_open_handle, &r);
     }
     config_free(&a->cfg);
+    config_list_truncate(&r.rejoin, 0);
     return r.exit_code;
 }
 

@@ -413,6 +413,8 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
 
     if (old_state == MEMBER_DEAD || old_state == MEMBER_LEFT) {
         if (!is_self)
+            node_member_back(nd, m);
+        if (!is_self)
             HS_INFO(nd->log, "member joined: member=%s addr=%s inc=%u",
                     m->name, addr_format(&m->addr, ab, sizeof ab),
                     m->incarnation);
@@ -521,6 +523,7 @@ void members_on_dead(struct node *nd, const struct wire_suspect *d)
                     m->incarnation);
         } else {
             nd->stats.deaths++;
+            node_member_failed(nd, m);
             HS_INFO(nd->log, "member dead: member=%s inc=%u from=%s",
                     m->name, m->incarnation,
                     hs_log_quote(d->from.p, d->from.n, qb, sizeof qb));

@@ -1204,9 +1204,26 @@ void metadata_free(struct metadata *md)
     hs_free(md);
 }
 
+void metadata_clear(struct metadata *md)
+{
+    for (size_t i = 0; i < md->nslots; i++)
+        if (md->slots[i]) {
+            entry_free(md, md->slots[i]);
+            md->slots[i] = NULL;
+        }
+    md->n = 0;
+    memset(md->buckets, 0, sizeof md->buckets);
+    md->dirty = true;
+}
+
 const struct meta_stats *metadata_stats(const struct metadata *md)
 {
     return &md->stats;
+}
+
+void metadata_set_dirty(struct metadata *md)
+{
+    md->dirty = true;
 }
 
 bool metadata_take_dirty(struct metadata *md)

@@ -114,6 +114,8 @@ void metadata_tick(struct metadata *md);
 
 /* The whole store, tombstones included, and the HLC. */
 int metadata_snapshot(const struct metadata *md, struct buf *out);
+/* Forget every entry (a snapshot that failed half-way through). */
+void metadata_clear(struct metadata *md);
 /* Load a snapshot into an empty store (no hooks called). */
 int metadata_restore(struct metadata *md, const uint8_t *p, size_t n,
                      const char **why);
@@ -127,6 +129,8 @@ struct meta_stats {
 const struct meta_stats *metadata_stats(const struct metadata *md);
 /* True when anything changed since the last call (for snapshots). */
 bool metadata_take_dirty(struct metadata *md);
+/* Mark changed (a snapshot that failed is tried again). */
+void metadata_set_dirty(struct metadata *md);
 
 /* The HLC: the version a write made now would get. */
 uint64_t metadata_hlc_next(struct metadata *md, uint64_t wall_ms);

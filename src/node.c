@@ -585,6 +585,70 @@ void node_io_packet(struct node *nd, const struct hs_addr *from,
 
 static void leave_finished(void *ud, struct bcast *b);
 
+/* ===== Reconnect (Serf's reconnect_interval) ===== */
+
+#define FAILED_MAX 1024
+
+void node_member_failed(struct node *nd, const struct member *m)
+{
+    if (nd->cfg.reconnect_interval == 0)
+        return;
+    size_t i = 0;
+    while (i < nd->nfailed && strcmp(nd->failed[i].name, m->name))
+        i++;
+    if (i == nd->nfailed) {
+        if (nd->failed == NULL)
+            nd->failed = hs_calloc(FAILED_MAX, sizeof *nd->failed);
+        if (nd->failed == NULL)
+            return;
+        if (nd->nfailed == FAILED_MAX) { /* forget the oldest */
+            memmove(nd->failed, nd->failed + 1,
+                    (FAILED_MAX - 1) * sizeof *nd->failed);
+            nd->nfailed--;
+        }
+        i = nd->nfailed++;
+    }
+    snprintf(nd->failed[i].name, sizeof nd->failed[i].name, "%s", m->name);
+    nd->failed[i].addr = m->addr;
+    nd->failed[i].since = node_now(nd);
+}
+
+void node_member_back(struct node *nd, const struct member *m)
+{
+    for (size_t i = 0; i < nd->nfailed; i++) {
+        if (strcmp(nd->failed[i].name, m->name) == 0) {
+            nd->failed[i] = nd->failed[--nd->nfailed];
+            return;
+        }
+    }
+}
+
+static void reconnect_tick(struct timer *t)
+{
+    struct node *nd = HS_CONTAINER_OF(t, struct node, reconnect_tick);
+    node_arm(nd, t, node_now(nd) + nd->cfg.reconnect_interval);
+    if (nd->paused || nd->phase != PHASE_RUNNING)
+        return;
+    uint64_t now = node_now(nd);
+    for (size_t i = 0; i < nd->nfailed;) {
+        const struct member *m = members_find(&nd->members,
+                                              nd->failed[i].name,
+                                              strlen(nd->failed[i].name));
+        if (now - nd->failed[i].since > nd->cfg.reconnect_timeout ||
+            (m && m->state == MEMBER_ALIVE))
+            nd->failed[i] = nd->failed[--nd->nfailed];
+        else
+            i++;
+    }
+    if (nd->nfailed == 0)
+        return;
+    struct failed *f = &nd->failed[node_rand_n(nd, nd->nfailed)];
+    char ab[HS_ADDRSTRLEN];
+    HS_DEBUG(nd->log, "reconnecting: member=%s addr=%s", f->name,
+             addr_format(&f->addr, ab, sizeof ab));
+    pushpull_start(nd, &f->addr, true, NULL);
+}
+
 /* Upkeep of the metadata store: collect old tombstones. */
 #define META_TICK_MS 10000
 
@@ -628,6 +692,7 @@ int node_new(const struct config *cfg, const struct io *io,
     timer_init(&nd->pushpull_tick, pushpull_tick);
     timer_init(&nd->leave_timer, NULL);
     timer_init(&nd->meta_tick, meta_tick);
+    timer_init(&nd->reconnect_tick, reconnect_tick);
     probe_init(nd);
     if (metadata_new(nd, &nd->store)) {
         node_close(nd);
@@ -699,6 +764,9 @@ int node_start(struct node *nd, const struct hs_addr *advertise)
         node_arm(nd, &nd->pushpull_tick,
                  now + node_rand_n(nd, nd->cfg.push_pull_interval));
     node_arm(nd, &nd->meta_tick, now + META_TICK_MS);
+    if (nd->cfg.reconnect_interval > 0)
+        node_arm(nd, &nd->reconnect_tick,
+                 now + node_rand_n(nd, nd->cfg.reconnect_interval) + 1);
     char ab[HS_ADDRSTRLEN];
     HS_INFO(nd->log, "node started: name=%s addr=%s", nd->cfg.name,
             addr_format(advertise, ab, sizeof ab));
@@ -725,6 +793,7 @@ void node_close(struct node *nd)
     buf_free(&nd->scratch);
     hs_free(nd->seen);
     hs_free(nd->seen_ring);
+    hs_free(nd->failed);
     hs_free(nd->cidrs);
     config_free(&nd->cfg);
     hs_free(nd);

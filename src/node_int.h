@@ -127,6 +127,16 @@ struct node {
 
     struct node_utimer *utimers;
     struct metadata *store;   /* the cluster metadata store */
+
+    /* Members that failed, tried again now and then (Serf's reconnect):
+     * without it two halves of a healed partition stay apart. */
+    struct failed {
+        char name[CONFIG_NAME_MAX + 1];
+        struct hs_addr addr;
+        uint64_t since;
+    } *failed;
+    size_t nfailed;
+    struct timer reconnect_tick;
     struct timer meta_tick;
 
     /* Rumors (gossiped user messages) seen lately: a hash set of their
@@ -162,6 +172,9 @@ int node_send_msg(struct node *nd, const struct hs_addr *to,
 void node_queue_broadcast(struct node *nd, struct member *about,
                           const struct buf *msg, bool notify);
 void node_event(struct node *nd, int event, const struct member *m);
+/* A member was declared dead (remember it), or is alive (forget it). */
+void node_member_failed(struct node *nd, const struct member *m);
+void node_member_back(struct node *nd, const struct member *m);
 bool node_ip_allowed(const struct node *nd, const struct hs_addr *a);
 /* The six version bytes we announce. */
 void node_vsn(const struct node *nd, uint8_t vsn[6]);

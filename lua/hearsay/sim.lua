@@ -102,7 +102,7 @@ function Sim:inject_stream(name, bytes, close)
 end
 function Sim:events() return self.c:events() or {} end
 function Sim:trace() return self.c:trace() or {} end
-function Sim:stats() return self.c:stats() end
+function Sim:stats(name) return self.c:stats(name) end
 function Sim:addr(name) return self.c:addr(name) end
 
 -- Restart a killed (or running) node with a fresh state; it joins the
@@ -168,6 +168,14 @@ function Node:stop() self.sim.c:stop(self.name) end
 function Node:start() self.sim.c:start(self.name) end
 function Node:leave(timeout) return self.sim.c:leave(self.name, timeout) end
 function Node:join(...) return self.sim.c:join(self.name, ...) end
+
+-- Cluster metadata on this node.
+function Node:publish(key, value) return self.sim.c:publish(self.name, key, value) end
+function Node:delete(key) return self.sim.c:publish(self.name, key, nil) end
+function Node:read(key) return self.sim.c:read(self.name, key) end
+function Node:nkeys(prefix) return self.sim.c:keys(self.name, prefix) end
+-- Shift this node's wall clock by ms (its metadata versions follow).
+function Node:clock(ms) self.sim.c:clock(self.name, ms) end
 
 -- The state in which this node sees `member`, or nil.
 function Node:state_of(member)

@@ -1,0 +1,259 @@
+-- metadata_spec.lua: the cluster metadata store: convergence, partitions,
+-- clocks, tombstones, large values, joins, anti-entropy cost. Simulated
+-- (exact, virtual time) and in-process on loopback (the Lua API, hooks).
+local simlib = require "hearsay.sim"
+local hearsay = require "hearsay"
+
+local function all_read(sim, names, key, value)
+  for _, n in ipairs(names) do
+    if sim:node(n):read(key) ~= value then return false end
+  end
+  return true
+end
+
+describe("cluster metadata (simulated)", function()
+  it("spreads a write on one node to every node", function()
+    local sim = simlib.new{ seed = 21 }
+    local names = sim:add(10)
+    sim:run(3000)
+    assert.is_true(sim:node("n3"):publish("config/app", "v1"))
+    local ok, took = sim:run_until(function()
+      return all_read(sim, names, "config/app", "v1")
+    end, 5000)
+    assert.is_true(ok)
+    assert.is_true(took < 2000) -- gossip, not the 30s anti-entropy
+    local _, version, origin = sim:node("n7"):read("config/app")
+    assert.are.equal("n3", origin)
+    local _, v3 = sim:node("n3"):read("config/app")
+    assert.are.equal(v3, version)
+  end)
+
+  it("converges on one value when nodes write a key at once", function()
+    local sim = simlib.new{ seed = 22 }
+    local names = sim:add(5)
+    sim:run(3000)
+    -- the same instant, the same clock: the higher origin name wins
+    sim:node("n1"):publish("k", "from n1")
+    sim:node("n4"):publish("k", "from n4")
+    sim:node("n2"):publish("k", "from n2")
+    sim:run(5000)
+    assert.is_true(all_read(sim, names, "k", "from n4"))
+    -- a later write wins over earlier ones, wherever it is made
+    sim:run(10)
+    sim:node("n1"):publish("k", "later")
+    sim:run(3000)
+    assert.is_true(all_read(sim, names, "k", "later"))
+  end)
+
+  it("heals a partition with writes on both sides into one value per key",
+     function()
+    local sim = simlib.new{ seed = 23, profile = "local" }
+    local names = sim:add(6)
+    sim:run(3000)
+    sim:partition({ "n1", "n2", "n3" }, { "n4", "n5", "n6" })
+    sim:run(1000)
+    sim:node("n1"):publish("shared", "left early")
+    sim:node("n2"):publish("only-left", "L")
+    sim:run(500)
+    sim:node("n5"):publish("shared", "right later") -- the winner
+    sim:node("n6"):publish("only-right", "R")
+    sim:run(20000)
+    assert.is_nil(sim:node("n1"):read("only-right"))
+    sim:heal()
+    local ok = sim:run_until(function()
+      return all_read(sim, names, "shared", "right later")
+        and all_read(sim, names, "only-left", "L")
+        and all_read(sim, names, "only-right", "R")
+    end, 120000, 100)
+    assert.is_true(ok)
+  end)
+
+  it("puts off a version from a clock far ahead until ours catches up",
+     function()
+    local sim = simlib.new{ seed = 24, profile = "local",
+                            metadata_max_skew = "1m" }
+    local names = sim:add(3)
+    sim:run(2000)
+    sim:node("n2"):clock(10 * 60 * 1000) -- ten minutes fast
+    sim:node("n2"):publish("k", "from the future")
+    sim:run(5000)
+    assert.is_nil(sim:node("n1"):read("k"))
+    assert.is_true(sim:stats("n1").metadata.refused_future > 0)
+    -- a write made here meanwhile is kept
+    sim:node("n1"):publish("k2", "now")
+    sim:run(2000)
+    assert.are.equal("now", sim:node("n2"):read("k2"))
+    -- nine minutes on, n2 is less than a minute ahead: accepted
+    sim:run(9 * 60 * 1000 + 30000)
+    assert.is_true(all_read(sim, names, "k", "from the future"))
+    -- and a write made after that wins over it (the clock moved on)
+    sim:node("n3"):publish("k", "after")
+    sim:run(3000)
+    assert.is_true(all_read(sim, names, "k", "after"))
+  end)
+
+  it("deletes with tombstones, collected after metadata_tombstone_ttl",
+     function()
+    local sim = simlib.new{ seed = 25, profile = "local",
+                            metadata_tombstone_ttl = "30s" }
+    local names = sim:add(4)
+    sim:run(2000)
+    sim:node("n1"):publish("gone", "soon")
+    assert.is_true(sim:run_until(function()
+      return all_read(sim, names, "gone", "soon")
+    end, 20000))
+    sim:node("n3"):delete("gone")
+    -- gossip, or at worst the next anti-entropy round (local: 15s)
+    assert.is_true(sim:run_until(function()
+      return all_read(sim, names, "gone", nil)
+    end, 20000))
+    assert.are.equal(1, sim:stats("n1").metadata.tombstones)
+    sim:run(45000)
+    for _, n in ipairs(names) do
+      assert.are.equal(0, sim:stats(n).metadata.tombstones)
+      assert.is_nil(sim:node(n):read("gone"))
+    end
+  end)
+
+  it("announces a value too large for a packet and lets nodes fetch it",
+     function()
+    local sim = simlib.new{ seed = 26 }
+    local names = sim:add(8)
+    sim:run(3000)
+    local big = string.rep("0123456789abcdef", 32 * 1024) -- 512 KiB
+    assert.is_true(sim:node("n2"):publish("big", big))
+    local ok = sim:run_until(function()
+      return all_read(sim, names, "big", big)
+    end, 10000)
+    assert.is_true(ok)
+    local fetches = 0
+    for _, n in ipairs(names) do
+      fetches = fetches + sim:stats(n).metadata.fetches
+    end
+    assert.is_true(fetches >= 7)
+  end)
+
+  it("gives a joining node the whole store, and syncs in-sync nodes with a "
+     .. "digest only", function()
+    local sim = simlib.new{ seed = 27, profile = "local" }
+    sim:add(2)
+    for i = 1, 10000 do
+      sim:node("n1"):publish(string.format("key/%05d", i), "value " .. i)
+    end
+    local ok = sim:run_until(function()
+      return sim:node("n2"):nkeys() == 10000
+    end, 120000, 100)
+    assert.is_true(ok)
+    -- a new node gets them all at join
+    sim:add({ "n3" })
+    ok = sim:run_until(function()
+      return sim:node("n3"):nkeys() == 10000
+    end, 30000, 100)
+    assert.is_true(ok)
+    -- in sync: measure what the push/pull rounds of a minute cost
+    sim:run(60000)
+    local before, b_pp = sim:stats("n1").metadata, sim:stats("n1")
+    sim:run(60000)
+    local after, a_pp = sim:stats("n1").metadata, sim:stats("n1")
+    local digest = after.digest_bytes_out - before.digest_bytes_out
+    local synced = after.sync_bytes_out - before.sync_bytes_out
+    local rounds = (a_pp.push_pulls_out + a_pp.push_pulls_in)
+      - (b_pp.push_pulls_out + b_pp.push_pulls_in)
+    print(string.format("\n  in-sync anti-entropy, 10000 keys: %d push/pulls "
+      .. "in 60s, %d bytes of digest each, %d bytes of entries", rounds,
+      rounds > 0 and digest // rounds or 0, synced))
+    assert.is_true(rounds > 0)
+    assert.are.equal(0, synced)
+    -- 256 buckets of 8 bytes, whatever the store's size
+    assert.is_true(digest // rounds <= 2100)
+  end)
+end)
+
+describe("cluster metadata from Lua #net", function()
+  local nodes = {}
+  after_each(function()
+    for _, n in ipairs(nodes) do n:close() end
+    nodes = {}
+  end)
+
+  local function node(name, opts)
+    opts = opts or {}
+    opts.name = name
+    opts.bind = "127.0.8." .. (#nodes + 1) .. ":7946"
+    opts.profile = "local"
+    opts.log_level = "off"
+    if #nodes > 0 then opts.join = { nodes[1]:address() } end
+    local n = assert(hearsay.node(opts))
+    nodes[#nodes + 1] = n
+    return n
+  end
+
+  it("publishes, reads, deletes and lists keys", function()
+    local a = node("a")
+    local b = node("b")
+    assert.is_true(hearsay.run_until(function() return b:member("a") end,
+                                     5000))
+    assert.is_true(a:publish("app/x", "1"))
+    assert.is_true(a:publish("app/y", "2"))
+    assert.is_true(a:publish("other", "3"))
+    assert.is_true(hearsay.run_until(function()
+      return b:read("other") == "3"
+    end, 3000))
+    local v, info = b:read("app/x")
+    assert.are.equal("1", v)
+    assert.are.equal("a", info.origin)
+    assert.is_true(info.version > 0)
+    assert.are.same({ "app/x", "app/y" }, b:keys("app/"))
+    assert.are.same({ "app/x", "app/y", "other" }, b:keys())
+    assert.is_true(b:delete("app/x"))
+    assert.is_true(hearsay.run_until(function()
+      return a:read("app/x") == nil
+    end, 3000))
+    assert.are.same({ "app/y" }, a:keys("app/"))
+    -- pekonode's single blob: publish(value) and read()
+    assert.is_true(a:publish("the whole config"))
+    assert.is_true(hearsay.run_until(function()
+      return b:read() == "the whole config"
+    end, 3000))
+    -- bad input
+    assert.has_error(function() a:publish({}, "x") end)
+    local ok, msg, code = a:publish(string.rep("k", 300), "x")
+    assert.is_nil(ok)
+    assert.are.equal("EINVAL", code)
+    assert.matches("256 bytes", msg)
+  end)
+
+  it("validates every write, local and remote, and tells on_metadata",
+     function()
+    local applied = {}
+    local hooks = {
+      validate_metadata = function(key, value)
+        if value and value:match("^bad") then return false, "bad value" end
+        return true
+      end,
+      on_metadata = function(key, value, old, origin)
+        applied[#applied + 1] = table.concat({ key, tostring(value),
+          tostring(old), origin }, ",")
+      end,
+    }
+    local a = node("a", { hooks = hooks })
+    local loose = node("loose") -- no hook: it writes anything
+    assert.is_true(hearsay.run_until(function() return a:member("loose") end,
+                                     5000))
+    local ok, msg, code = a:publish("k", "bad one")
+    assert.is_nil(ok)
+    assert.are.equal("EREFUSED", code)
+    assert.matches("bad value", msg)
+    assert.is_true(a:publish("k", "good"))
+    assert.is_true(loose:publish("k2", "bad remote"))
+    assert.is_true(loose:publish("k3", "fine remote"))
+    assert.is_true(hearsay.run_until(function() return a:read("k3") end,
+                                     3000))
+    hearsay.run(500)
+    assert.is_nil(a:read("k2")) -- refused, not stored
+    assert.is_true(a:stats().metadata.refused_remote >= 1)
+    assert.are.same({ "k,good,nil,a", "k3,fine remote,nil,loose" }, applied)
+    assert.is_true(a:publish("k", "better"))
+    assert.are.equal("k,better,good,a", applied[3])
+  end)
+end)
