@@ -25,6 +25,7 @@
 #include "addr.h"
 #include "config.h"
 #include "control.h"
+#include "text.h"
 #include "wire.h"
 
 #define TIMEOUT_MS 10000        /* connect plus answer, most commands */
@@ -33,7 +34,8 @@
 
 /* ===== Talking to the agent ===== */
 
-enum { ASK_OK, ASK_CONNECT, ASK_FAILED };
+/* ASK_REFUSED: the agent answered {"ok":false}. */
+enum { ASK_OK, ASK_CONNECT, ASK_FAILED, ASK_REFUSED };
 
 struct ask {
     const char *control; /* the agent's address */
@@ -137,115 +139,177 @@ static int ask_fail(struct ask *q, const char *why)
     return ASK_FAILED;
 }
 
-/* Send one request line, read one answer line. */
-static int exchange(struct ask *q, int fd, const char *req, uint64_t deadline,
-                    cJSON **answer)
+/* A connection to the agent, and what was read from it and not yet
+ * taken. */
+struct link {
+    int fd;
+    bool eof;     /* the agent closed its side */
+    char *buf;
+    size_t len, cap;
+    size_t taken; /* buf[0..taken) was the last line handed out */
+};
+
+#define LINK_INIT {-1, false, NULL, 0, 0, 0}
+
+static void link_close(struct link *l)
 {
-    size_t n = strlen(req), off = 0;
+    if (l->fd >= 0)
+        close(l->fd);
+    hs_free(l->buf);
+    *l = (struct link)LINK_INIT;
+}
+
+static int link_send(struct ask *q, struct link *l, const char *s, size_t n,
+                     uint64_t deadline)
+{
+    size_t off = 0;
     while (off < n) {
-        ssize_t w = send(fd, req + off, n - off, MSG_NOSIGNAL);
+        ssize_t w = send(l->fd, s + off, n - off, MSG_NOSIGNAL);
         if (w > 0) {
             off += (size_t)w;
             continue;
         }
         if (w < 0 && errno != EAGAIN && errno != EINTR)
             return ask_fail(q, reason(errno));
-        int rc = wait_fd(fd, POLLOUT, deadline);
+        int rc = wait_fd(l->fd, POLLOUT, deadline);
         if (rc <= 0)
             return ask_fail(q, rc ? reason(errno)
                                   : "the agent does not take the request");
     }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int status = ASK_OK;
+    return ASK_OK;
+}
+
+/* Read what the agent sent next onto the buffer (nothing at its end:
+ * then l->eof). */
+static int link_fill(struct ask *q, struct link *l, uint64_t deadline)
+{
+    if (l->cap - l->len < 4096) {
+        if (l->cap >= ANSWER_MAX)
+            return ask_fail(q, "the agent's answer is too large");
+        size_t cap = l->cap ? l->cap * 2 : 65536;
+        char *nb = hs_realloc(l->buf, cap);
+        if (nb == NULL)
+            return ask_fail(q, "out of memory");
+        l->buf = nb;
+        l->cap = cap;
+    }
     for (;;) {
-        if (cap - len < 4096) {
-            if (cap >= ANSWER_MAX) {
-                status = ask_fail(q, "the agent's answer is too large");
-                break;
-            }
-            cap = cap ? cap * 2 : 65536;
-            char *nb = hs_realloc(buf, cap);
-            if (nb == NULL) {
-                status = ask_fail(q, "out of memory");
-                break;
-            }
-            buf = nb;
-        }
-        ssize_t r = recv(fd, buf + len, cap - len, 0);
-        if (r > 0) {
-            char *nl = memchr(buf + len, '\n', (size_t)r);
-            len += (size_t)r;
-            if (nl) {
-                *answer = cJSON_ParseWithLength(buf, (size_t)(nl - buf));
-                if (*answer == NULL || !cJSON_IsObject(*answer)) {
-                    cJSON_Delete(*answer);
-                    *answer = NULL;
-                    status = ask_fail(q, "the agent's answer is not a "
-                                         "JSON object");
-                }
-                break;
-            }
-            continue;
-        }
-        if (r == 0) {
-            status = ask_fail(q, "the agent closed the connection without "
-                                 "answering");
-            break;
+        ssize_t r = recv(l->fd, l->buf + l->len, l->cap - l->len, 0);
+        if (r >= 0) {
+            l->len += (size_t)r;
+            l->eof = r == 0;
+            return ASK_OK;
         }
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN) {
-            status = ask_fail(q, reason(errno));
-            break;
-        }
-        int rc = wait_fd(fd, POLLIN, deadline);
-        if (rc <= 0) {
-            status = ask_fail(q, rc ? reason(errno)
-                                    : "no answer from the agent in time");
-            break;
-        }
+        if (errno != EAGAIN)
+            return ask_fail(q, reason(errno));
+        int rc = wait_fd(l->fd, POLLIN, deadline);
+        if (rc <= 0)
+            return ask_fail(q, rc ? reason(errno)
+                                  : "no answer from the agent in time");
     }
-    hs_free(buf);
-    return status;
+}
+
+/* The next line, without its '\n' and NUL-terminated, valid until the
+ * next call; *line is NULL when the agent closed the connection between
+ * lines. */
+static int link_line(struct ask *q, struct link *l, uint64_t deadline,
+                     char **line, size_t *n)
+{
+    if (l->taken) {
+        memmove(l->buf, l->buf + l->taken, l->len - l->taken);
+        l->len -= l->taken;
+        l->taken = 0;
+    }
+    size_t scan = 0; /* an answer can be large: look at new bytes only */
+    for (;;) {
+        char *nl = l->len > scan ? memchr(l->buf + scan, '\n', l->len - scan)
+                                 : NULL;
+        if (nl) {
+            *nl = '\0';
+            *line = l->buf;
+            *n = (size_t)(nl - l->buf);
+            l->taken = *n + 1;
+            return ASK_OK;
+        }
+        scan = l->len;
+        if (l->eof) {
+            *line = NULL;
+            return l->len == 0 ? ASK_OK
+                               : ask_fail(q, "the agent closed the "
+                                             "connection in the middle of "
+                                             "an answer");
+        }
+        int rc = link_fill(q, l, deadline);
+        if (rc)
+            return rc;
+    }
+}
+
+/* Connect and send `req` (freed here) as one line. */
+static int ask_open(struct ask *q, cJSON *req, uint64_t deadline,
+                    struct link *l)
+{
+    char *text = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (text == NULL)
+        return ask_fail(q, "out of memory");
+    int rc = dial(q, deadline, &l->fd);
+    if (rc == ASK_OK)
+        rc = link_send(q, l, text, strlen(text), deadline);
+    if (rc == ASK_OK)
+        rc = link_send(q, l, "\n", 1, deadline);
+    cJSON_free(text);
+    return rc;
+}
+
+/* Read one answer: ASK_OK when it says ok (with the line as it came in
+ * *raw when asked, valid until the link moves on); an {"ok":false}
+ * answer is ASK_REFUSED and "Error: <its sentence>". */
+static int ask_answer(struct ask *q, struct link *l, uint64_t deadline,
+                      cJSON **answer, const char **raw)
+{
+    char *line;
+    size_t n;
+    *answer = NULL;
+    int rc = link_line(q, l, deadline, &line, &n);
+    if (rc)
+        return rc;
+    if (line == NULL)
+        return ask_fail(q, "the agent closed the connection without "
+                           "answering");
+    *answer = cJSON_ParseWithLength(line, n);
+    if (*answer == NULL || !cJSON_IsObject(*answer)) {
+        cJSON_Delete(*answer);
+        *answer = NULL;
+        return ask_fail(q, "the agent's answer is not a JSON object");
+    }
+    if (raw)
+        *raw = line;
+    const cJSON *ok = cJSON_GetObjectItemCaseSensitive(*answer, "ok");
+    if (!cJSON_IsTrue(ok)) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(*answer, "error");
+        ask_fail(q, cJSON_IsString(e) ? e->valuestring
+                                      : "the agent refused the request");
+        cJSON_Delete(*answer);
+        *answer = NULL;
+        return ASK_REFUSED;
+    }
+    return ASK_OK;
 }
 
 /* Send `req` (a JSON object) and return the answer when it says ok. An
  * {"ok":false} answer becomes "Error: <its sentence>". */
 static int ask(struct ask *q, cJSON *req, cJSON **answer)
 {
-    *answer = NULL;
-    char *text = cJSON_PrintUnformatted(req);
-    cJSON_Delete(req);
-    if (text == NULL)
-        return ask_fail(q, "out of memory");
-    size_t n = strlen(text);
-    char *line = hs_malloc(n + 2);
-    if (line == NULL) {
-        cJSON_free(text);
-        return ask_fail(q, "out of memory");
-    }
-    memcpy(line, text, n);
-    memcpy(line + n, "\n", 2);
-    cJSON_free(text);
+    struct link l = LINK_INIT;
     uint64_t deadline = now_ms() + (uint64_t)q->timeout_ms;
-    int fd = -1;
-    int rc = dial(q, deadline, &fd);
-    if (rc == ASK_OK) {
-        rc = exchange(q, fd, line, deadline, answer);
-        close(fd);
-    }
-    hs_free(line);
-    if (rc != ASK_OK)
-        return rc;
-    const cJSON *ok = cJSON_GetObjectItemCaseSensitive(*answer, "ok");
-    if (!cJSON_IsTrue(ok)) {
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(*answer, "error");
-        rc = ask_fail(q, cJSON_IsString(e) ? e->valuestring
-                                           : "the agent refused the request");
-        cJSON_Delete(*answer);
-        *answer = NULL;
-    }
+    *answer = NULL;
+    int rc = ask_open(q, req, deadline, &l);
+    if (rc == ASK_OK)
+        rc = ask_answer(q, &l, deadline, answer, NULL);
+    link_close(&l);
     return rc;
 }
 
@@ -599,6 +663,391 @@ static int run_version(struct opts *o, int argc, char **argv)
     return 0;
 }
 
+/* ===== kv ===== */
+
+#define STDIN_MAX (64u << 20) /* `kv put KEY -` reads at most this */
+
+static int kv_usage_error(const char *sub, const char *why);
+
+/* A kv command failed: consul's "Error! ..." for what the agent refused,
+ * our usual sentence when the agent could not be asked. */
+static int kv_fail(const struct ask *q, int rc)
+{
+    if (rc == ASK_REFUSED)
+        fprintf(stderr, "Error! %s\n", q->err + 7);
+    else
+        fprintf(stderr, "%s\n", q->err);
+    return 1;
+}
+
+/* The whole of stdin (NUL-terminated, so it can also be a C string), or
+ * NULL with a message printed. */
+static uint8_t *read_stdin(size_t *len)
+{
+    size_t n = 0, cap = 65536;
+    uint8_t *buf = hs_malloc(cap + 1);
+    while (buf) {
+        if (n > STDIN_MAX) {
+            fprintf(stderr, "Error! The value on stdin is over %u MiB\n",
+                    STDIN_MAX >> 20);
+            hs_free(buf);
+            return NULL;
+        }
+        if (n == cap) { /* the last step reads one byte past the limit */
+            size_t more = HS_MIN(cap * 2, (size_t)STDIN_MAX + 1);
+            uint8_t *nb = hs_realloc(buf, more + 1);
+            if (nb == NULL)
+                break;
+            buf = nb;
+            cap = more;
+        }
+        size_t r = fread(buf + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0 && ferror(stdin)) {
+            fprintf(stderr, "Error! Failed to read stdin: %s\n",
+                    reason(errno));
+            hs_free(buf);
+            return NULL;
+        }
+        if (r == 0) {
+            buf[n] = '\0';
+            *len = n;
+            return buf;
+        }
+    }
+    hs_free(buf);
+    fprintf(stderr, "Error! Failed to read stdin: out of memory\n");
+    return NULL;
+}
+
+/* Bytes cJSON writes for this text as a JSON string's contents. */
+static size_t json_len(const uint8_t *p, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += p[i] == '"' || p[i] == '\\' || p[i] == '\b' || p[i] == '\f' ||
+                       p[i] == '\n' || p[i] == '\r' || p[i] == '\t'
+                   ? 2
+                   : p[i] < 0x20 ? 6 : 1;
+    return len;
+}
+
+/* The value into a kv_put request: as text when it is text and no longer
+ * that way (control characters take 6 bytes in JSON), else in base64. The
+ * agent takes lines up to a base64 value of metadata_max_value. v[n] is
+ * a NUL. */
+static bool add_put_value(cJSON *req, const uint8_t *v, size_t n)
+{
+    if (text_utf8_valid(v, n) && json_len(v, n) <= text_base64_len(n))
+        return cJSON_AddStringToObject(req, "value", (const char *)v);
+    char *b = hs_malloc(text_base64_len(n) + 1);
+    if (b == NULL)
+        return false;
+    text_base64_encode(v, n, b);
+    bool ok = cJSON_AddStringToObject(req, "value_base64", b) != NULL;
+    hs_free(b);
+    return ok;
+}
+
+/* Ask one kv request; in JSON format print the answer exactly as it came
+ * (versions are 64-bit integers a double would round). */
+static int kv_ask(struct opts *o, cJSON *req, cJSON **answer, bool print)
+{
+    struct link l = LINK_INIT;
+    uint64_t deadline = now_ms() + (uint64_t)o->q.timeout_ms;
+    const char *raw = NULL;
+    int rc = ask_open(&o->q, req, deadline, &l);
+    if (rc == ASK_OK)
+        rc = ask_answer(&o->q, &l, deadline, answer, &raw);
+    if (rc == ASK_OK && print && !strcmp(o->format, "json"))
+        printf("%s\n", raw);
+    link_close(&l);
+    return rc;
+}
+
+static cJSON *kv_request(const char *cmd, const char *field,
+                         const char *key)
+{
+    cJSON *r = request(cmd);
+    if (r && !cJSON_AddStringToObject(r, field, key)) {
+        cJSON_Delete(r);
+        r = NULL;
+    }
+    return r;
+}
+
+static int kv_put(struct opts *o, char **args)
+{
+    const char *key = args[0];
+    size_t len;
+    uint8_t *in = NULL;
+    const uint8_t *value = (const uint8_t *)args[1];
+    if (!strcmp(args[1], "-")) {
+        if ((in = read_stdin(&len)) == NULL)
+            return 1;
+        value = in;
+        o->q.timeout_ms = SLOW_TIMEOUT_MS; /* up to 64 MiB to send */
+    } else {
+        len = strlen(args[1]);
+    }
+    cJSON *req = kv_request("kv_put", "key", key), *ans;
+    if (req && !add_put_value(req, value, len)) {
+        cJSON_Delete(req);
+        req = NULL;
+    }
+    hs_free(in);
+    int rc = kv_ask(o, req, &ans, true);
+    if (rc)
+        return kv_fail(&o->q, rc);
+    if (strcmp(o->format, "json")) {
+        printf("Success! Data written to: ");
+        put_safe(stdout, key);
+        putchar('\n');
+    }
+    cJSON_Delete(ans);
+    return 0;
+}
+
+static int kv_get(struct opts *o, char **args)
+{
+    cJSON *ans;
+    int rc = kv_ask(o, kv_request("kv_get", "key", args[0]), &ans, true);
+    if (rc == ASK_REFUSED && !strncmp(o->q.err + 7, "no such key: ", 13)) {
+        fprintf(stderr, "Error! No key exists at: ");
+        put_safe(stderr, args[0]);
+        fputc('\n', stderr);
+        return 1;
+    }
+    if (rc)
+        return kv_fail(&o->q, rc);
+    if (!strcmp(o->format, "json")) {
+        cJSON_Delete(ans);
+        return 0;
+    }
+    /* consul prints the value's bytes as they are; a text value gets a
+     * newline to end the line, but binary bytes stay exact (they go to
+     * a file, not to a terminal). */
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(ans, "value");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(ans, "value_base64");
+    const uint8_t *p = NULL;
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    if (cJSON_IsString(v)) {
+        p = (const uint8_t *)v->valuestring;
+        n = strlen(v->valuestring);
+    } else if (cJSON_IsString(b)) {
+        size_t bn = strlen(b->valuestring);
+        if ((bytes = hs_malloc(text_base64_max(bn))) == NULL ||
+            text_base64_decode(b->valuestring, bn, bytes, &n)) {
+            hs_free(bytes);
+            cJSON_Delete(ans);
+            fprintf(stderr, "Error! The agent's value is not base64\n");
+            return 1;
+        }
+        p = bytes;
+    }
+    if (n)
+        fwrite(p, 1, n, stdout);
+    if (n && p[n - 1] != '\n' && bytes == NULL)
+        putchar('\n');
+    hs_free(bytes);
+    cJSON_Delete(ans);
+    return 0;
+}
+
+static int kv_delete(struct opts *o, char **args)
+{
+    cJSON *ans;
+    int rc = kv_ask(o, kv_request("kv_delete", "key", args[0]), &ans, true);
+    if (rc)
+        return kv_fail(&o->q, rc);
+    if (strcmp(o->format, "json")) {
+        printf("Success! Deleted key: ");
+        put_safe(stdout, args[0]);
+        putchar('\n');
+    }
+    cJSON_Delete(ans);
+    return 0;
+}
+
+/* kv list in JSON: the agent's answer is {"ok":true,"entries":[...]},
+ * possibly gigabytes of values: it goes to stdout as it arrives, as
+ * {"entries":[...]}, never whole in memory. */
+static int kv_list_json(struct opts *o, cJSON *req)
+{
+    static const char head[] = "{\"ok\":true,";
+    const size_t hn = sizeof head - 1;
+    struct link l = LINK_INIT;
+    int rc = ask_open(&o->q, req, now_ms() + (uint64_t)o->q.timeout_ms, &l);
+    while (rc == ASK_OK && l.len < hn && !l.eof &&
+           !(l.len && memchr(l.buf, '\n', l.len)))
+        rc = link_fill(&o->q, &l, now_ms() + (uint64_t)o->q.timeout_ms);
+    if (rc == ASK_OK && (l.len < hn || memcmp(l.buf, head, hn))) {
+        cJSON *ans; /* an error answer, short */
+        rc = ask_answer(&o->q, &l,
+                        now_ms() + (uint64_t)o->q.timeout_ms, &ans, NULL);
+        cJSON_Delete(ans);
+        if (rc == ASK_OK)
+            rc = ask_fail(&o->q, "the agent's answer is not a list");
+    } else if (rc == ASK_OK) {
+        size_t skip = hn;
+        putchar('{');
+        for (;;) {
+            char *nl = memchr(l.buf + skip, '\n', l.len - skip);
+            size_t upto = nl ? (size_t)(nl - l.buf) + 1 : l.len;
+            fwrite(l.buf + skip, 1, upto - skip, stdout);
+            if (nl)
+                break;
+            if (l.eof) {
+                putchar('\n');
+                rc = ask_fail(&o->q, "the agent closed the connection in "
+                                     "the middle of the list");
+                break;
+            }
+            l.len = skip = 0;
+            /* no deadline for the whole list: one for each piece */
+            rc = link_fill(&o->q, &l, now_ms() + (uint64_t)o->q.timeout_ms);
+            if (rc)
+                break;
+        }
+    }
+    link_close(&l);
+    return rc ? kv_fail(&o->q, rc) : 0;
+}
+
+static int kv_list(struct opts *o, char **args)
+{
+    cJSON *req = kv_request("kv_list", "prefix", args[0] ? args[0] : "");
+    if (!strcmp(o->format, "json"))
+        return kv_list_json(o, req);
+    if (req) /* keys only: no need to carry the values here */
+        cJSON_AddFalseToObject(req, "values");
+    cJSON *ans;
+    int rc = kv_ask(o, req, &ans, false);
+    if (rc)
+        return kv_fail(&o->q, rc);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(ans, "entries")) {
+        put_safe(stdout, str_field(e, "key"));
+        putchar('\n');
+    }
+    cJSON_Delete(ans);
+    return 0;
+}
+
+/* A value on one line: newlines as \n (and other control bytes
+ * escaped, so that one change stays one line). */
+static void put_value(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '\n')
+            fputs("\\n", stdout);
+        else if (ch == '\r')
+            fputs("\\r", stdout);
+        else if (ch == '\t')
+            fputs("\\t", stdout);
+        else if (ch < 0x20 || ch == 0x7f)
+            printf("\\x%02x", ch);
+        else
+            putchar(ch);
+    }
+}
+
+static void print_event(const cJSON *ev)
+{
+    const char *kind = str_field(ev, "event");
+    printf("%s ", kind);
+    put_safe(stdout, str_field(ev, "key"));
+    if (!strcmp(kind, "put")) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, "value");
+        putchar(' ');
+        if (cJSON_IsString(v)) {
+            put_value(v->valuestring);
+        } else { /* binary: its size only */
+            const char *b = str_field(ev, "value_base64");
+            size_t n = strlen(b);
+            while (n && b[n - 1] == '=')
+                n--;
+            printf("<%zu bytes>", n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0));
+        }
+    }
+    putchar('\n');
+}
+
+static int kv_watch(struct opts *o, char **args)
+{
+    struct link l = LINK_INIT;
+    cJSON *ans = NULL;
+    uint64_t deadline = now_ms() + (uint64_t)o->q.timeout_ms;
+    int rc = ask_open(&o->q, kv_request("kv_watch", "prefix",
+                                        args[0] ? args[0] : ""),
+                      deadline, &l);
+    if (rc == ASK_OK)
+        rc = ask_answer(&o->q, &l, deadline, &ans, NULL);
+    cJSON_Delete(ans);
+    while (rc == ASK_OK) {
+        char *line;
+        size_t n;
+        /* events come when they come: no deadline */
+        rc = link_line(&o->q, &l, UINT64_MAX, &line, &n);
+        if (rc)
+            break;
+        if (line == NULL) {
+            link_close(&l);
+            fprintf(stderr, "Agent closed the connection\n");
+            return 0;
+        }
+        cJSON *ev = cJSON_ParseWithLength(line, n);
+        const cJSON *ok = cJSON_GetObjectItemCaseSensitive(ev, "ok");
+        if (cJSON_IsFalse(ok)) { /* dropped, for not reading fast enough */
+            ask_fail(&o->q, str_field(ev, "error"));
+            rc = ASK_REFUSED;
+        } else if (ev && !strcmp(o->format, "json")) {
+            fwrite(line, 1, n, stdout);
+            putchar('\n');
+        } else if (ev) {
+            print_event(ev);
+        }
+        cJSON_Delete(ev);
+        fflush(stdout);
+    }
+    link_close(&l);
+    return kv_fail(&o->q, rc);
+}
+
+static const struct {
+    const char *name;
+    int min, max; /* positional arguments */
+    const char *need;
+    int (*run)(struct opts *o, char **args);
+} kv_subs[] = {
+    {"put", 2, 2, "give a KEY and a VALUE (- reads it from stdin)", kv_put},
+    {"get", 1, 1, "give a KEY", kv_get},
+    {"delete", 1, 1, "give a KEY", kv_delete},
+    {"list", 0, 1, "give at most one PREFIX", kv_list},
+    {"watch", 0, 1, "give at most one PREFIX", kv_watch},
+};
+
+static int run_kv(struct opts *o, int argc, char **argv)
+{
+    if (argc == 0)
+        return kv_usage_error(NULL, "give a subcommand");
+    for (size_t i = 0; i < HS_ARRAY_LEN(kv_subs); i++) {
+        if (strcmp(kv_subs[i].name, argv[0]))
+            continue;
+        int n = argc - 1;
+        if (n < kv_subs[i].min || n > kv_subs[i].max)
+            return kv_usage_error(argv[0], kv_subs[i].need);
+        char *args[3] = {NULL, NULL, NULL};
+        for (int k = 0; k < n; k++)
+            args[k] = argv[1 + k];
+        return kv_subs[i].run(o, args);
+    }
+    fprintf(stderr, "hearsay kv: unknown subcommand \"%s\"\n\n", argv[0]);
+    return kv_usage_error(NULL, NULL);
+}
+
 static const struct command commands[] = {
     {"agent", "Runs a hearsay agent", NULL, NULL, 0, NULL},
     {"join", "Tell a hearsay agent to join a cluster", " ADDRESS ...",
@@ -607,6 +1056,12 @@ static const struct command commands[] = {
      "requires node names). Every address is tried; the join succeeds if "
      "any of them answers.",
      0, run_join},
+    {"kv", "Reads and writes the cluster-wide key/value store",
+     " <subcommand> [args]",
+     "Reads, writes, lists and watches the cluster-wide key/value store "
+     "through a running agent. Every write is gossiped to the whole "
+     "cluster, and any agent's validate_metadata hook may refuse it.",
+     OPT_FORMAT, run_kv},
     {"leave", "Gracefully leaves the cluster and shuts the agent down", "",
      "Causes the agent to gracefully leave the cluster and shut down: its "
      "leave is gossiped for up to leave_timeout before it exits.",
@@ -681,6 +1136,24 @@ static void command_usage(FILE *f, const struct command *c)
 {
     fprintf(f, "Usage: hearsay %s [options]%s\n\n", c->name, c->args);
     cli_wrap(f, c->help, 2);
+    if (c->run == run_kv)
+        fprintf(f, "\nSubcommands:\n\n"
+                   "    put KEY VALUE   Writes VALUE at KEY; a VALUE of - "
+                   "is read from stdin\n"
+                   "                    (binary-safe, up to 64 MiB). Put "
+                   "-- before a VALUE\n"
+                   "                    that starts with -.\n"
+                   "    get KEY         Prints the value at KEY as it is "
+                   "stored.\n"
+                   "    delete KEY      Deletes KEY (a missing key is not "
+                   "an error).\n"
+                   "    list [PREFIX]   Lists the keys (starting with "
+                   "PREFIX), one per line.\n"
+                   "    watch [PREFIX]  Prints every change to the keys "
+                   "(starting with PREFIX)\n"
+                   "                    as it happens, local or remote, "
+                   "until the agent goes\n"
+                   "                    away.\n");
     fprintf(f, "\nOptions:\n\n");
     fprintf(f, "  --control=ADDR    Address of the agent's control endpoint "
                "(default:\n"
@@ -698,6 +1171,15 @@ static void command_usage(FILE *f, const struct command *c)
         fprintf(f, "  --status=STATE    Only members in this state: alive, "
                    "suspect, dead\n"
                    "                    (or failed) or left.\n");
+}
+
+static int kv_usage_error(const char *sub, const char *why)
+{
+    if (why)
+        fprintf(stderr, "hearsay kv%s%s: %s\n\n", sub ? " " : "",
+                sub ? sub : "", why);
+    command_usage(stderr, find_command("kv"));
+    return 1;
 }
 
 /* Parse a command's options; argv[0] is its name. Returns -1 to go on,
@@ -809,6 +1291,8 @@ int cli_main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     int npos = argc - first;
+    if (c->run == run_kv) /* checks its own arguments */
+        return run_kv(&o, npos, argv + first);
     if (c->run == run_join ? npos == 0 : npos != 0) {
         fprintf(stderr, "hearsay %s: %s\n\n", c->name,
                 npos ? "unexpected argument" : "give at least one address");

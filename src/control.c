@@ -16,14 +16,25 @@
 
 #include "agent.h"
 #include "lua_host.h"
+#include "metadata.h"
 #include "node.h"
+#include "text.h"
 #include "transport.h"
 
 /* Stop reading a connection whose answers pile up unread beyond this. */
 #define WRITE_BACKLOG_MAX (1u << 20)
-/* The read buffer holds one whole line and its '\n'. */
-#define BUF_MAX (CONTROL_LINE_MAX + 1)
+/* The read buffer holds one whole line and its '\n': CONTROL_LINE_MAX,
+ * or for kv_put enough for a value of metadata_max_value in base64 (see
+ * line_max). A buffer grown past BUF_KEEP is freed once it is empty. */
+#define BUF_KEEP (CONTROL_LINE_MAX + 1)
 #define BUF_MIN 4096
+/* A watcher that leaves this much of its events unread is dropped: it
+ * must not make the agent's memory grow without bound. */
+#define WATCH_BACKLOG_MAX (16u << 20)
+/* kv_list writes its entries in chunks of about this size, and at most
+ * LIST_BUDGET bytes before it lets other connections be served. */
+#define LIST_CHUNK (64u << 10)
+#define LIST_BUDGET (1u << 20)
 /* At shutdown, connections get this long to take their last answers. */
 #define CLOSE_GRACE_MS 1000
 #define JOIN_ADDRS_MAX 64
@@ -36,11 +47,24 @@ struct conn {
     char *buf;
     size_t len, cap;
     struct join_req *join; /* our join in flight, or NULL */
+    size_t scan;      /* buf[0..scan) holds no '\n' */
     bool busy;        /* an answer is pending: later lines wait */
     bool wants_leave; /* answered by control_left() */
     bool eof;         /* the client sent everything it will send */
     bool closing;
     bool in_pump;
+    bool discard;     /* a line was too long: drop input up to its end */
+    /* kv_list under way: the keys to list (each a 16-bit length and its
+     * bytes), as they were when asked; values are read as written. */
+    bool listing;
+    bool list_values;
+    struct buf list;
+    size_t list_pos, list_count;
+    /* kv_watch: the connection only receives events from now on. */
+    bool watching;
+    struct conn *wprev, *wnext;
+    char *prefix;
+    size_t prefixlen;
 };
 
 struct control {
@@ -49,6 +73,9 @@ struct control {
     uv_timer_t grace;   /* force-closes stragglers at shutdown */
     struct conn *conns;
     size_t nconns;
+    struct conn *watchers; /* the connections in kv_watch */
+    size_t line_max;       /* longest request line (a kv_put) */
+    uint64_t max_value;    /* metadata_max_value, for messages */
     int handles;        /* open handles of our own (server, grace) */
     bool stopping;      /* the agent left or is closing: serve no more */
     bool closing;
@@ -85,35 +112,6 @@ void control_join_node_closed(struct agent *a)
 
 /* ===== JSON helpers ===== */
 
-/* Length of the valid UTF-8 sequence at p (no NUL, no overlong form, no
- * surrogate, at most U+10FFFF), or 0. */
-static size_t utf8_seq(const uint8_t *p, size_t n)
-{
-    if (p[0] >= 0x01 && p[0] < 0x80)
-        return 1;
-    size_t len = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
-                 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-                 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
-                                                : 0;
-    if (len == 0 || len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
-        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
-        return 0;
-    return len;
-}
-
-static bool utf8_valid(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0, k; i < n; i += k)
-        if ((k = utf8_seq(p + i, n - i)) == 0)
-            return false;
-    return true;
-}
-
 /* A JSON string from bytes of the network: cJSON copies bytes as they
  * are, so anything not valid UTF-8 (or a NUL) becomes U+FFFD first to
  * keep every answer valid JSON. */
@@ -125,7 +123,7 @@ static cJSON *add_bytes(cJSON *obj, const char *key, const uint8_t *p,
         return NULL;
     size_t o = 0;
     for (size_t i = 0, k; i < n; i += k) {
-        k = utf8_seq(p + i, n - i);
+        k = text_utf8_seq(p + i, n - i);
         if (k) {
             memcpy(s + o, p + i, k);
             o += k;
@@ -153,13 +151,19 @@ static void add_vsn(cJSON *obj, const char *key, int min, int max, int cur)
 
 /* ===== Writing answers ===== */
 
+static void close_now(struct conn *c);
+
 static void on_written(uv_write_t *req, int status)
 {
     struct wreq *w = HS_CONTAINER_OF(req, struct wreq, req);
     struct conn *c = w->c;
-    (void)status; /* a failed write shows up as a read error too */
     hs_free(w);
-    if (!c->closing)
+    /* The client is gone. A read error would say so too, but only while
+     * we read: not during a long kv_list, nor to a watcher that
+     * half-closed. */
+    if (status < 0 && status != UV_ECANCELED)
+        close_now(c);
+    else if (!c->closing)
         pump(c); /* the backlog may have drained */
 }
 
@@ -168,11 +172,11 @@ static size_t backlog(const struct conn *c)
     return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
 }
 
-static void send_text(struct conn *c, const char *s)
+/* Queue n bytes, and a '\n' to end the line if nl. */
+static void send_bytes(struct conn *c, const char *s, size_t n, bool nl)
 {
     if (c->closing)
         return;
-    size_t n = strlen(s);
     struct wreq *w = hs_malloc(sizeof *w + n + 1);
     if (w == NULL) {
         finish(c);
@@ -181,11 +185,16 @@ static void send_text(struct conn *c, const char *s)
     w->c = c;
     memcpy(w->data, s, n);
     w->data[n] = '\n';
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)(n + 1));
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)(n + nl));
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written)) {
         hs_free(w);
         finish(c);
     }
+}
+
+static void send_text(struct conn *c, const char *s)
+{
+    send_bytes(c, s, strlen(s), true);
 }
 
 /* Send obj and free it. */
@@ -254,7 +263,7 @@ static void add_member(cJSON *arr, const struct member *m)
     cJSON_AddNumberToObject(o, "port", m->addr.port);
     cJSON_AddStringToObject(o, "status", member_state_name(m->state));
     cJSON_AddNumberToObject(o, "incarnation", m->incarnation);
-    if (utf8_valid(m->meta, m->meta_len))
+    if (text_utf8_valid(m->meta, m->meta_len))
         add_bytes(o, "private_data", m->meta, m->meta_len);
     else
         cJSON_AddNullToObject(o, "private_data");
@@ -510,6 +519,384 @@ static void cmd_stats(struct conn *c)
     reply(c, obj);
 }
 
+/* ===== The key/value store ===== */
+
+/* A key (or prefix) of a request: text of at most META_KEY_MAX bytes.
+ * UTF-8 only, so that it comes back in answers exactly as it was given.
+ * Absent is "" when optional. False when answered with an error. */
+static bool get_key(struct conn *c, const cJSON *req, const char *field,
+                    bool optional, const char **key, size_t *len)
+{
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(req, field);
+    if (optional && (k == NULL || cJSON_IsNull(k))) {
+        *key = "";
+        *len = 0;
+        return true;
+    }
+    if (!cJSON_IsString(k)) {
+        reply_error(c, "%s: expected a string", field);
+        return false;
+    }
+    *key = k->valuestring;
+    *len = strlen(k->valuestring);
+    if (*len > META_KEY_MAX) {
+        reply_error(c, "%s: at most %d bytes", field, META_KEY_MAX);
+        return false;
+    }
+    if (!text_utf8_valid(*key, *len)) {
+        reply_error(c, "%s: expected UTF-8 text", field);
+        return false;
+    }
+    return true;
+}
+
+/* A value as "value" when it is text (UTF-8 without NUL), else as
+ * "value_base64". */
+static cJSON *add_value(cJSON *obj, const uint8_t *v, size_t n)
+{
+    bool text = text_utf8_valid(v, n);
+    char *s = hs_malloc(text ? n + 1 : text_base64_len(n) + 1);
+    if (s == NULL)
+        return NULL;
+    if (text) {
+        if (n)
+            memcpy(s, v, n);
+        s[n] = '\0';
+    } else {
+        text_base64_encode(v, n, s);
+    }
+    cJSON *item =
+        cJSON_AddStringToObject(obj, text ? "value" : "value_base64", s);
+    hs_free(s);
+    return item;
+}
+
+/* Versions pass 2^53 (milliseconds << 16): a double would round them, so
+ * they are written as the exact integer. */
+static cJSON *add_version(cJSON *obj, uint64_t v)
+{
+    char s[24];
+    snprintf(s, sizeof s, "%llu", (unsigned long long)v);
+    return cJSON_AddRawToObject(obj, "version", s);
+}
+
+/* The fields of an entry (its value unless !value) into obj; false when
+ * out of memory. */
+static bool add_entry(cJSON *obj, const struct meta_entry *e, bool value)
+{
+    return add_bytes(obj, "key", (const uint8_t *)e->key, e->keylen) &&
+           (!value || add_value(obj, e->value, e->len)) &&
+           add_version(obj, e->version) &&
+           add_bytes(obj, "origin", (const uint8_t *)e->origin,
+                     e->originlen);
+}
+
+static struct metadata *store_of(struct conn *c)
+{
+    return node_metadata(c->ctl->a->node);
+}
+
+static void cmd_kv_put(struct conn *c, const cJSON *req)
+{
+    const char *key;
+    size_t keylen;
+    if (!get_key(c, req, "key", false, &key, &keylen))
+        return;
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(req, "value");
+    const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(req, "value_base64");
+    if ((text == NULL) == (b64 == NULL)) {
+        reply_error(c, "give the value as \"value\" (text) or "
+                    "\"value_base64\"");
+        return;
+    }
+    const cJSON *v = text ? text : b64;
+    if (!cJSON_IsString(v)) {
+        reply_error(c, "%s: expected a string",
+                    text ? "value" : "value_base64");
+        return;
+    }
+    size_t n = strlen(v->valuestring), len = n;
+    const void *value = v->valuestring;
+    uint8_t *bytes = NULL;
+    if (b64) {
+        bytes = hs_malloc(text_base64_max(n));
+        if (bytes == NULL) {
+            reply_error(c, "out of memory");
+            return;
+        }
+        if (text_base64_decode(v->valuestring, n, bytes, &len)) {
+            hs_free(bytes);
+            reply_error(c, "value_base64: not valid base64");
+            return;
+        }
+        value = bytes;
+    }
+    char why[256] = "";
+    struct metadata *md = store_of(c);
+    uint64_t version = 0;
+    int rc = metadata_put(md, key, keylen, value, len, false, why,
+                          sizeof why, &version);
+    hs_free(bytes);
+    if (rc) {
+        reply_error(c, "%s", why[0] ? why : hs_strerror(rc));
+        return;
+    }
+    cJSON *obj = ok_answer();
+    if (obj && !(add_bytes(obj, "key", (const uint8_t *)key, keylen) &&
+                 add_version(obj, version))) {
+        cJSON_Delete(obj);
+        obj = NULL;
+    }
+    reply(c, obj);
+}
+
+static void cmd_kv_get(struct conn *c, const cJSON *req)
+{
+    const char *key;
+    size_t keylen;
+    if (!get_key(c, req, "key", false, &key, &keylen))
+        return;
+    const struct meta_entry *e = metadata_get(store_of(c), key, keylen);
+    if (e == NULL) {
+        reply_error(c, "no such key: %s", key);
+        return;
+    }
+    cJSON *obj = ok_answer();
+    if (obj && !add_entry(obj, e, true)) {
+        cJSON_Delete(obj);
+        obj = NULL;
+    }
+    reply(c, obj);
+}
+
+static void cmd_kv_delete(struct conn *c, const cJSON *req)
+{
+    const char *key;
+    size_t keylen;
+    if (!get_key(c, req, "key", false, &key, &keylen))
+        return;
+    char why[256] = "";
+    int rc = metadata_put(store_of(c), key, keylen, NULL, 0, true, why,
+                          sizeof why, NULL);
+    if (rc) {
+        reply_error(c, "%s", why[0] ? why : hs_strerror(rc));
+        return;
+    }
+    cJSON *obj = ok_answer();
+    if (obj && !add_bytes(obj, "key", (const uint8_t *)key, keylen)) {
+        cJSON_Delete(obj);
+        obj = NULL;
+    }
+    reply(c, obj);
+}
+
+static void list_key(void *ud, const struct meta_entry *e)
+{
+    struct buf *b = ud;
+    buf_put_be16(b, e->keylen);
+    buf_append(b, e->key, e->keylen);
+}
+
+static void list_end(struct conn *c)
+{
+    buf_free(&c->list);
+    c->list_pos = c->list_count = 0;
+    c->listing = false;
+    c->busy = false;
+}
+
+/* Write the next entries of a kv_list while the client keeps up. The
+ * answer is one line, but may be gigabytes (10,000 values of 1 MiB, in
+ * base64): it is made as it is sent, never whole in memory. Every write
+ * ends in on_written, which pumps: that brings us back for more. */
+static void list_more(struct conn *c)
+{
+    struct agent *a = c->ctl->a;
+    struct buf out = BUF_INIT;
+    size_t sent = 0;
+    while (!c->closing && c->list_pos < c->list.len &&
+           backlog(c) <= WRITE_BACKLOG_MAX && sent < LIST_BUDGET) {
+        while (c->list_pos < c->list.len && out.len < LIST_CHUNK) {
+            size_t kl = hs_be16(c->list.data + c->list_pos);
+            const char *k = (const char *)c->list.data + c->list_pos + 2;
+            c->list_pos += 2 + kl;
+            /* gone since it was asked (or the node closed): skip it */
+            const struct meta_entry *e =
+                a->node ? metadata_get(node_metadata(a->node), k, kl) : NULL;
+            if (e == NULL)
+                continue;
+            cJSON *o = cJSON_CreateObject();
+            char *s = o && add_entry(o, e, c->list_values)
+                          ? cJSON_PrintUnformatted(o)
+                          : NULL;
+            cJSON_Delete(o);
+            if (s == NULL) {
+                out.err = HS_ENOMEM;
+                break;
+            }
+            if (c->list_count++)
+                buf_putc(&out, ',');
+            buf_append(&out, s, strlen(s));
+            cJSON_free(s);
+        }
+        if (out.err) {
+            /* Half a line is out: no error answer can follow it. The
+             * client sees the line cut short. */
+            HS_WARN(&a->log, "control: out of memory listing keys");
+            finish(c);
+            break;
+        }
+        if (out.len)
+            send_bytes(c, (const char *)out.data, out.len, false);
+        sent += out.len;
+        buf_reset(&out);
+    }
+    buf_free(&out);
+    if (!c->closing && c->list_pos >= c->list.len) {
+        send_bytes(c, "]}", 2, true);
+        list_end(c);
+    }
+}
+
+static void cmd_kv_list(struct conn *c, const cJSON *req)
+{
+    const char *prefix;
+    size_t plen;
+    if (!get_key(c, req, "prefix", true, &prefix, &plen))
+        return;
+    const cJSON *values = cJSON_GetObjectItemCaseSensitive(req, "values");
+    if (values && !cJSON_IsBool(values)) {
+        reply_error(c, "values: expected true or false");
+        return;
+    }
+    buf_init(&c->list);
+    if (metadata_each(store_of(c), prefix, plen, false, list_key,
+                      &c->list) ||
+        c->list.err) {
+        buf_free(&c->list);
+        reply_error(c, "out of memory");
+        return;
+    }
+    c->list_values = !cJSON_IsFalse(values);
+    c->listing = true;
+    c->busy = true; /* later requests wait for the whole list */
+    static const char head[] = "{\"ok\":true,\"entries\":[";
+    send_bytes(c, head, sizeof head - 1, false);
+    list_more(c); /* then pump() goes on with it as writes complete */
+}
+
+static void unwatch(struct conn *c)
+{
+    if (!c->watching)
+        return;
+    c->watching = false;
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else
+        c->ctl->watchers = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    c->wprev = c->wnext = NULL;
+}
+
+static void cmd_kv_watch(struct conn *c, const cJSON *req)
+{
+    const char *prefix;
+    size_t plen;
+    if (!get_key(c, req, "prefix", true, &prefix, &plen))
+        return;
+    c->prefix = hs_strndup(prefix, plen);
+    cJSON *obj = c->prefix ? ok_answer() : NULL;
+    if (obj && !add_bytes(obj, "watching", (const uint8_t *)prefix, plen)) {
+        cJSON_Delete(obj);
+        obj = NULL;
+    }
+    if (obj == NULL) {
+        reply_error(c, "out of memory");
+        return;
+    }
+    reply(c, obj);
+    if (c->closing)
+        return;
+    c->prefixlen = plen;
+    c->watching = true;
+    c->busy = true; /* no more requests: events only */
+    c->wnext = c->ctl->watchers;
+    if (c->wnext)
+        c->wnext->wprev = c;
+    c->ctl->watchers = c;
+}
+
+/* One event line of kv_watch (cJSON_free it), or NULL. */
+static char *event_line(const struct meta_change *ch)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL)
+        return NULL;
+    bool ok =
+        cJSON_AddStringToObject(o, "event", ch->value ? "put" : "delete") &&
+        add_bytes(o, "key", (const uint8_t *)ch->key, ch->keylen) &&
+        (!ch->value || add_value(o, ch->value, ch->len)) &&
+        add_version(o, ch->version) &&
+        add_bytes(o, "origin", (const uint8_t *)ch->origin,
+                  ch->originlen) &&
+        cJSON_AddBoolToObject(o, "local", ch->local);
+    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return s;
+}
+
+/* The store's observer: every write applied, local or remote, goes to
+ * the watchers of a prefix of its key. */
+static void on_meta_change(void *ud, const struct meta_change *ch)
+{
+    struct control *ctl = ud;
+    char *line = NULL;
+    size_t n = 0;
+    bool failed = false;
+    for (struct conn *k = ctl->watchers, *next; k; k = next) {
+        next = k->wnext;
+        if (k->closing || ch->keylen < k->prefixlen ||
+            memcmp(ch->key, k->prefix, k->prefixlen) != 0)
+            continue;
+        if (line == NULL && !failed) {
+            line = event_line(ch);
+            failed = line == NULL;
+            n = line ? strlen(line) : 0;
+        }
+        /* A watcher must see every change or know it did not. */
+        if (failed) {
+            reply_error(k, "out of memory: the watch stopped");
+            finish(k);
+        } else if (backlog(k) + n + 1 > WATCH_BACKLOG_MAX) {
+            HS_WARN(&ctl->a->log, "control: a kv watcher left more than "
+                    "%u MiB of events unread: dropped",
+                    WATCH_BACKLOG_MAX >> 20);
+            reply_error(k, "the watch stopped: more than %u MiB of events "
+                        "unread", WATCH_BACKLOG_MAX >> 20);
+            finish(k);
+        } else {
+            send_bytes(k, line, n, true);
+        }
+    }
+    cJSON_free(line);
+}
+
+/* A backslash-u escape of NUL in a request: cJSON would cut the string
+ * there, silently, so keys and values with one are refused. Backslashes
+ * are only valid in strings, so every one starts an escape. */
+static bool has_nul_escape(const char *p, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (p[i] != '\\')
+            continue;
+        if (p[i + 1] == 'u' && i + 5 < n && !memcmp(p + i + 2, "0000", 4))
+            return true;
+        i++; /* the escaped character */
+    }
+    return false;
+}
+
 static void handle_line(struct conn *c, const char *line, size_t n)
 {
     const char *end = NULL;
@@ -528,10 +915,17 @@ static void handle_line(struct conn *c, const char *line, size_t n)
     } else {
         const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
         const char *name = cJSON_IsString(cmd) ? cmd->valuestring : NULL;
+        bool kv = name && !strncmp(name, "kv_", 3);
         if (name == NULL)
             reply_error(c, "missing \"cmd\"");
         else if (c->ctl->a->node == NULL)
             reply_error(c, "the agent is shutting down");
+        else if (n > CONTROL_LINE_MAX && strcmp(name, "kv_put"))
+            reply_error(c, "request line longer than %d bytes",
+                        CONTROL_LINE_MAX);
+        else if (kv && has_nul_escape(line, n))
+            reply_error(c, "keys and values cannot hold \\u0000: send "
+                        "binary values as value_base64");
         else if (!strcmp(name, "members"))
             cmd_members(c, req);
         else if (!strcmp(name, "join"))
@@ -546,9 +940,20 @@ static void handle_line(struct conn *c, const char *line, size_t n)
             cmd_stats(c);
         else if (!strcmp(name, "reload"))
             cmd_reload(c);
+        else if (!strcmp(name, "kv_put"))
+            cmd_kv_put(c, req);
+        else if (!strcmp(name, "kv_get"))
+            cmd_kv_get(c, req);
+        else if (!strcmp(name, "kv_delete"))
+            cmd_kv_delete(c, req);
+        else if (!strcmp(name, "kv_list"))
+            cmd_kv_list(c, req);
+        else if (!strcmp(name, "kv_watch"))
+            cmd_kv_watch(c, req);
         else
             reply_error(c, "unknown cmd \"%.64s\": use members, join, "
-                        "leave, pause, resume, reload, version or stats",
+                        "leave, pause, resume, reload, version, stats, "
+                        "kv_put, kv_get, kv_delete, kv_list or kv_watch",
                         name);
     }
     cJSON_Delete(req);
@@ -567,10 +972,10 @@ static bool blank(const char *p, size_t n)
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *out)
 {
     struct conn *c = h->data;
+    size_t max = c->ctl->line_max + 1;
     (void)hint;
-    if (c->cap - c->len < BUF_MIN && c->cap < BUF_MAX) {
-        size_t cap = HS_MIN(HS_MAX(c->cap * 2, (size_t)BUF_MIN * 2),
-                            (size_t)BUF_MAX);
+    if (c->cap - c->len < BUF_MIN && c->cap < max) {
+        size_t cap = HS_MIN(HS_MAX(c->cap * 2, (size_t)BUF_MIN * 2), max);
         char *nb = hs_realloc(c->buf, cap);
         if (nb) {
             c->buf = nb;
@@ -586,7 +991,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct conn *c = s->data;
     (void)b;
-    if (nread > 0) {
+    if (nread > 0 && c->discard) {
+        /* The rest of a line too long: its end ends the connection. */
+        if (memchr(c->buf + c->len, '\n', (size_t)nread))
+            finish(c);
+        return;
+    } else if (nread > 0) {
         c->len += (size_t)nread;
     } else if (nread == UV_EOF) {
         c->eof = true; /* answer what was asked, then close */
@@ -599,6 +1009,22 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     pump(c);
 }
 
+/* A line longer than line_max: answer, then read the rest of it and drop
+ * it before closing. Closing with unread input would reset the
+ * connection, and the client could lose the answer. */
+static void line_too_long(struct conn *c)
+{
+    if (c->ctl->line_max > CONTROL_LINE_MAX)
+        reply_error(c, "request line longer than %zu bytes (a kv_put "
+                    "value may be at most %llu bytes: metadata_max_value)",
+                    c->ctl->line_max, (unsigned long long)c->ctl->max_value);
+    else
+        reply_error(c, "request line longer than %zu bytes",
+                    c->ctl->line_max);
+    c->discard = true;
+    c->len = c->scan = 0;
+}
+
 /* Serve the complete lines in the buffer, in order, while nothing keeps
  * us waiting (an answer in flight, a write backlog). */
 static void pump(struct conn *c)
@@ -606,14 +1032,19 @@ static void pump(struct conn *c)
     if (c->in_pump || c->closing)
         return; /* the outer pump picks up where this one was asked */
     c->in_pump = true;
+    if (c->listing)
+        list_more(c);
     while (!c->closing && !c->busy && !c->ctl->stopping &&
            backlog(c) <= WRITE_BACKLOG_MAX) {
-        char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
+        /* Lines of a kv_put can be megabytes: look at new bytes only. */
+        char *nl = c->len > c->scan
+                       ? memchr(c->buf + c->scan, '\n', c->len - c->scan)
+                       : NULL;
         size_t n = nl ? (size_t)(nl - c->buf) : c->len;
-        if (nl == NULL && c->len > CONTROL_LINE_MAX) {
-            reply_error(c, "request line longer than %d bytes",
-                        CONTROL_LINE_MAX);
-            finish(c);
+        if (nl == NULL)
+            c->scan = c->len;
+        if (nl == NULL && c->len > c->ctl->line_max) {
+            line_too_long(c);
             break;
         }
         if (nl == NULL && !(c->eof && c->len > 0))
@@ -623,8 +1054,17 @@ static void pump(struct conn *c)
         size_t used = nl ? n + 1 : n;
         memmove(c->buf, c->buf + used, c->len - used);
         c->len -= used;
+        c->scan = 0;
     }
-    if (!c->closing) {
+    if (c->watching) {
+        c->len = c->scan = 0; /* what a watcher sends means nothing */
+        /* A watcher that half-closed still watches: it is gone when a
+         * write to it fails. */
+        if (!c->closing && c->ctl->stopping)
+            finish(c);
+        else if (!c->closing && !c->eof)
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    } else if (!c->closing) {
         bool idle = !c->busy && c->len == 0;
         if ((c->eof && idle) || (c->ctl->stopping && !c->busy))
             finish(c);
@@ -632,6 +1072,12 @@ static void pump(struct conn *c)
             uv_read_stop((uv_stream_t *)&c->tcp);
         else
             uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+    /* Do not keep the memory of a long kv_put line. */
+    if (c->len == 0 && c->cap > BUF_KEEP) {
+        hs_free(c->buf);
+        c->buf = NULL;
+        c->cap = 0;
     }
     c->in_pump = false;
 }
@@ -667,6 +1113,9 @@ static void on_conn_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     ctl->nconns--;
+    unwatch(c);
+    buf_free(&c->list);
+    hs_free(c->prefix);
     hs_free(c->buf);
     hs_free(c);
     maybe_closed(ctl);
@@ -675,6 +1124,7 @@ static void on_conn_closed(uv_handle_t *h)
 static void close_now(struct conn *c)
 {
     c->closing = true;
+    unwatch(c);
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
@@ -691,6 +1141,7 @@ static void finish(struct conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    unwatch(c);
     control_join_cancel(c->join);
     c->join = NULL;
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -774,6 +1225,10 @@ int control_start(struct agent *a, char *err, size_t errlen)
         return HS_ENOMEM;
     }
     ctl->a = a;
+    /* A kv_put line holds its value in base64 at worst (the CLI sends
+     * text only when that is shorter), plus room for the rest. */
+    ctl->max_value = a->node ? node_config(a->node)->metadata_max_value : 0;
+    ctl->line_max = CONTROL_LINE_MAX + text_base64_len(ctl->max_value);
     uv_tcp_init(&a->loop, &ctl->server);
     uv_timer_init(&a->loop, &ctl->grace);
     ctl->server.data = ctl->grace.data = ctl;
@@ -790,6 +1245,8 @@ int control_start(struct agent *a, char *err, size_t errlen)
         a->ctl = NULL;
         return rc == UV_EADDRINUSE ? HS_EBUSY : HS_EIO;
     }
+    if (a->node)
+        metadata_set_observer(node_metadata(a->node), on_meta_change, ctl);
     return 0;
 }
 
@@ -823,6 +1280,8 @@ void control_close(struct control *c, void (*cb)(void *ud), void *ud)
     c->stopping = true;
     c->close_cb = cb;
     c->close_ud = ud;
+    if (c->a->node)
+        metadata_set_observer(node_metadata(c->a->node), NULL, NULL);
     uv_close((uv_handle_t *)&c->server, on_handle_closed);
     for (struct conn *k = c->conns, *next; k; k = next) {
         next = k->next;

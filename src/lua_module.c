@@ -1115,7 +1115,7 @@ static int l_sim_publish(lua_State *L)
     const char *v = del ? NULL : luaL_checklstring(L, 4, &vl);
     char why[256] = "";
     int rc = metadata_put(node_metadata(nd), k, kl, v, vl, del, why,
-                          sizeof why);
+                          sizeof why, NULL);
     if (rc)
         return fail(L, rc, why[0] ? why : NULL);
     lua_pushboolean(L, 1);

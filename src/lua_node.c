@@ -149,11 +149,17 @@ static int run_protected(lua_State *L, int nargs, int nresults,
         luaL_traceback(L, co, lua_tostring(L, -1), 0);
         lua_remove(L, -2);
         status = LUA_ERRRUN;
+    } else if (status == LUA_ERRMEM) {
+        /* The dead thread still holds what filled the state: let the
+         * collector take it before building any message. */
+        lua_pop(L, 1);
+        lua_gc(L, LUA_GCCOLLECT);
+        lua_pushliteral(L, "not enough memory");
+        return status;
     } else {
         const char *msg = lua_tostring(co, -1);
         if (msg == NULL)
-            msg = status == LUA_ERRMEM ? "not enough memory"
-                                       : "(error object is not a string)";
+            msg = "(error object is not a string)";
         luaL_traceback(L, co, msg, 0);
     }
     lua_remove(L, -2); /* the thread: the collector takes it */
@@ -1461,7 +1467,7 @@ static int api_publish(lua_State *L)
     }
     char why[256] = "";
     int rc = metadata_put(node_metadata(ln->nd), k, kl, v, vl, false, why,
-                          sizeof why);
+                          sizeof why, NULL);
     if (rc)
         return fail(L, rc, why[0] ? why : NULL);
     lua_pushboolean(L, 1);
@@ -1495,7 +1501,7 @@ static int api_delete(lua_State *L)
     const char *k = luaL_checklstring(L, a, &kl);
     char why[256] = "";
     int rc = metadata_put(node_metadata(ln->nd), k, kl, NULL, 0, true, why,
-                          sizeof why);
+                          sizeof why, NULL);
     if (rc)
         return fail(L, rc, why[0] ? why : NULL);
     lua_pushboolean(L, 1);

@@ -56,7 +56,39 @@ struct metadata {
     struct meta_stats stats;
     meta_observer_fn observer;
     void *observer_ud;
+    /* Keys whose hooks are running: a hook must not write its own key
+     * (the entry it was handed would be freed under it). */
+    struct {
+        const char *key;
+        size_t len;
+    } busy[8];
+    int nbusy;
 };
+
+static bool key_busy(const struct metadata *md, const char *k, size_t n)
+{
+    for (int i = 0; i < md->nbusy; i++)
+        if (md->busy[i].len == n && memcmp(md->busy[i].key, k, n) == 0)
+            return true;
+    return false;
+}
+
+/* Mark a key busy for the hooks about to run; false when hooks are
+ * nested too deep already. */
+static bool busy_push(struct metadata *md, const char *k, size_t n)
+{
+    if (md->nbusy == (int)HS_ARRAY_LEN(md->busy))
+        return false;
+    md->busy[md->nbusy].key = k;
+    md->busy[md->nbusy].len = n;
+    md->nbusy++;
+    return true;
+}
+
+static void busy_pop(struct metadata *md)
+{
+    md->nbusy--;
+}
 
 void metadata_set_observer(struct metadata *md, meta_observer_fn fn,
                            void *ud)
@@ -321,8 +353,10 @@ static int get_entry(struct mp_reader *r, struct view *v)
         if (rc)
             return rc;
     }
-    if (v->key == NULL || v->keylen > META_KEY_MAX || v->origin == NULL ||
-        v->originlen == 0 || v->originlen > 255)
+    if (v->key == NULL || v->keylen > META_KEY_MAX ||
+        memchr(v->key, 0, v->keylen) || v->origin == NULL ||
+        v->originlen == 0 || v->originlen > 255 ||
+        memchr(v->origin, 0, v->originlen))
         return HS_EBADMSG;
     return 0;
 }
@@ -381,52 +415,75 @@ static int apply(struct metadata *md, const struct view *v)
                      old->version, old->origin, old->originlen) <= 0)
         return IGNORED;
     hlc_observe(md, v->version);
+    if (!busy_push(md, k, v->keylen))
+        return REFUSED;
+    /* Keep a copy of the old value: the hooks see it after the entry
+     * holding it is replaced. */
+    bool had_old = old && !old->deleted;
+    size_t oldlen = had_old ? old->len : 0;
+    uint8_t *oldval = oldlen ? hs_malloc(oldlen) : NULL;
+    if (oldlen && oldval == NULL) {
+        busy_pop(md);
+        return REFUSED;
+    }
+    if (oldlen)
+        memcpy(oldval, old->value, oldlen);
     struct meta_change c;
-    fill_change(&c, k, v->keylen, v->value, v->len, v->deleted, old,
+    fill_change(&c, k, v->keylen, v->value, v->len, v->deleted, NULL,
                 (const char *)v->origin, v->originlen, v->version, false);
+    c.old = had_old ? (oldval ? oldval : (const uint8_t *)"") : NULL;
+    c.oldlen = oldlen;
     char why[256] = "";
     if (nd->hooks.validate_metadata &&
         nd->hooks.validate_metadata(nd->hooks.ud, &c, why, sizeof why)) {
+        busy_pop(md);
+        hs_free(oldval);
         md->stats.refused_remote++;
         HS_INFO(nd->log, "metadata write refused: key=%.*s origin=%.*s "
                 "reason=%s", (int)v->keylen, k, (int)v->originlen,
                 (const char *)v->origin, why[0] ? why : "refused");
         return REFUSED;
     }
-    /* old dies in store(): keep what the hook needs to see. */
-    uint8_t *oldval = NULL;
-    if (c.old && c.oldlen) {
-        oldval = hs_malloc(c.oldlen);
-        if (oldval)
-            memcpy(oldval, c.old, c.oldlen);
-        c.old = oldval;
+    /* A validate hook may have written other keys: look again. */
+    old = find(md, k, v->keylen);
+    if (old && newer(v->version, (const char *)v->origin, v->originlen,
+                     old->version, old->origin, old->originlen) <= 0) {
+        busy_pop(md);
+        hs_free(oldval);
+        return IGNORED;
     }
     struct meta_entry *e;
     if (store(md, k, v->keylen, v->value, v->len, v->deleted, v->version,
               (const char *)v->origin, v->originlen, &e)) {
+        busy_pop(md);
         hs_free(oldval);
         return REFUSED;
     }
+    /* the busy mark must name memory that lives while the hooks run */
+    md->busy[md->nbusy - 1].key = e->key;
     md->stats.writes_remote++;
     HS_DEBUG(nd->log, "metadata write applied: key=%s origin=%s bytes=%u%s",
              e->key, e->origin, e->len, e->deleted ? " (delete)" : "");
+    gossip(md, e);
     fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, NULL,
                 e->origin, e->originlen, e->version, false);
-    c.old = oldval ? oldval : c.old;
+    c.old = had_old ? (oldval ? oldval : (const uint8_t *)"") : NULL;
+    c.oldlen = oldlen;
     if (nd->hooks.on_metadata)
         nd->hooks.on_metadata(nd->hooks.ud, &c);
     if (md->observer)
         md->observer(md->observer_ud, &c);
+    busy_pop(md);
     hs_free(oldval);
-    gossip(md, e);
     return APPLIED;
 }
 
 int metadata_put(struct metadata *md, const char *key, size_t keylen,
                  const void *value, size_t len, bool del, char *why,
-                 size_t whylen)
+                 size_t whylen, uint64_t *version_out)
 {
     struct node *nd = md->nd;
+    why[0] = '\0';
     if (keylen > META_KEY_MAX || memchr(key, 0, keylen)) {
         snprintf(why, whylen, "keys are at most %d bytes, without NUL",
                  META_KEY_MAX);
@@ -438,16 +495,37 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
                  (unsigned long long)nd->cfg.metadata_max_value);
         return HS_ETOOBIG;
     }
+    if (key_busy(md, key, keylen)) {
+        snprintf(why, whylen, "a metadata hook cannot write the key it was "
+                 "called for (write it later, from hearsay.after)");
+        return HS_EBUSY;
+    }
     struct meta_entry *old = find(md, key, keylen);
     if (del && (old == NULL || old->deleted))
         return 0; /* nothing to delete */
+    if (!busy_push(md, key, keylen)) {
+        snprintf(why, whylen, "metadata hooks nested too deep");
+        return HS_EBUSY;
+    }
     uint64_t version = metadata_hlc_next(md, wall(md));
+    bool had_old = old && !old->deleted;
+    size_t oldlen = had_old ? old->len : 0;
+    uint8_t *oldval = oldlen ? hs_malloc(oldlen) : NULL;
+    if (oldlen && oldval == NULL) {
+        busy_pop(md);
+        return HS_ENOMEM;
+    }
+    if (oldlen)
+        memcpy(oldval, old->value, oldlen);
     struct meta_change c;
-    fill_change(&c, key, keylen, value, len, del, old, nd->cfg.name,
+    fill_change(&c, key, keylen, value, len, del, NULL, nd->cfg.name,
                 nd->self_name_len, version, true);
-    why[0] = '\0';
+    c.old = had_old ? (oldval ? oldval : (const uint8_t *)"") : NULL;
+    c.oldlen = oldlen;
     if (nd->hooks.validate_metadata &&
         nd->hooks.validate_metadata(nd->hooks.ud, &c, why, whylen)) {
+        busy_pop(md);
+        hs_free(oldval);
         md->stats.refused_local++;
         if (why[0] == '\0')
             snprintf(why, whylen, "refused by validate_metadata");
@@ -455,35 +533,32 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
                 "reason=%s", (int)keylen, key, nd->cfg.name, why);
         return HS_EREFUSED;
     }
-    uint8_t *oldval = NULL;
-    if (c.old && c.oldlen) {
-        oldval = hs_malloc(c.oldlen);
-        if (oldval)
-            memcpy(oldval, c.old, c.oldlen);
-    }
-    bool had_old = c.old != NULL;
-    size_t oldlen = c.oldlen;
     struct meta_entry *e;
     int rc = store(md, key, keylen, value, len, del, version, nd->cfg.name,
                    nd->self_name_len, &e);
     if (rc) {
+        busy_pop(md);
         hs_free(oldval);
         return rc;
     }
+    md->busy[md->nbusy - 1].key = e->key;
     md->stats.writes_local++;
     HS_INFO(nd->log, "metadata %s: key=%s bytes=%u version=%llu",
             del ? "deleted" : "published", e->key, e->len,
             (unsigned long long)version);
+    gossip(md, e);
+    if (version_out)
+        *version_out = version;
     fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, NULL,
                 e->origin, e->originlen, e->version, true);
     c.old = had_old ? (oldval ? oldval : (const uint8_t *)"") : NULL;
-    c.oldlen = had_old ? oldlen : 0;
+    c.oldlen = oldlen;
     if (nd->hooks.on_metadata)
         nd->hooks.on_metadata(nd->hooks.ud, &c);
     if (md->observer)
         md->observer(md->observer_ud, &c);
+    busy_pop(md);
     hs_free(oldval);
-    gossip(md, e);
     return 0;
 }
 
@@ -502,13 +577,12 @@ static int by_key(const void *a, const void *b)
     return c ? c : (int)x->keylen - (int)y->keylen;
 }
 
-void metadata_each(const struct metadata *md, const char *prefix,
-                   size_t prefixlen, bool deleted, meta_visit_fn fn,
-                   void *ud)
+int metadata_each(const struct metadata *md, const char *prefix,
+                  size_t prefixlen, bool deleted, meta_visit_fn fn, void *ud)
 {
     struct meta_entry **v = hs_calloc(md->n ? md->n : 1, sizeof *v);
     if (v == NULL)
-        return;
+        return HS_ENOMEM;
     size_t n = 0;
     for (size_t i = 0; i < md->nslots; i++) {
         struct meta_entry *e = md->slots[i];
@@ -520,6 +594,7 @@ void metadata_each(const struct metadata *md, const char *prefix,
     for (size_t i = 0; i < n; i++)
         fn(ud, v[i]);
     hs_free(v);
+    return 0;
 }
 
 size_t metadata_count(const struct metadata *md, bool deleted)
@@ -542,11 +617,15 @@ static void gossip(struct metadata *md, struct meta_entry *e)
     struct buf b = BUF_INIT;
     buf_putc(&b, WIRE_USER);
     wire_put_envelope(&b, WIRE_ENV_META, nd->cfg.name, nd->self_name_len);
-    size_t head = b.len;
-    put_entry(&b, e, true, false);
     size_t room = (size_t)nd->cfg.udp_buffer_size - WIRE_COMPOUND_HEADER -
                   WIRE_COMPOUND_OVERHEAD - 64;
-    if (b.len > room) {
+    /* The key, origin and field names take some 300 bytes at most: a
+     * value that cannot fit is announced without being encoded. */
+    bool fits = e->len + e->keylen + e->originlen + 40 <= room;
+    size_t head = b.len;
+    if (fits)
+        put_entry(&b, e, true, false);
+    if (!fits || b.len > room) {
         b.len = head;
         put_entry(&b, e, false, true);
     }
@@ -1162,16 +1241,33 @@ done:
 void metadata_tick(struct metadata *md)
 {
     uint64_t now = wall(md), ttl = md->nd->cfg.metadata_tombstone_ttl;
+    if (md->nbusy)
+        return; /* hooks are running: next time */
+    /* Gather first: unlinking moves entries around the table. */
+    size_t n = 0;
     for (size_t i = 0; i < md->nslots; i++) {
         struct meta_entry *e = md->slots[i];
-        if (e && e->deleted && now > version_ms(e->version) + ttl) {
-            unlink_entry(md, e);
-            entry_free(md, e);
-            md->stats.tombstones_collected++;
-            md->dirty = true;
-            i = (size_t)-1; /* the table moved: start over */
-        }
+        if (e && e->deleted && now > version_ms(e->version) + ttl)
+            n++;
     }
+    if (n == 0)
+        return;
+    struct meta_entry **dead = hs_calloc(n, sizeof *dead);
+    if (dead == NULL)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < md->nslots && k < n; i++) {
+        struct meta_entry *e = md->slots[i];
+        if (e && e->deleted && now > version_ms(e->version) + ttl)
+            dead[k++] = e;
+    }
+    for (size_t i = 0; i < k; i++) {
+        unlink_entry(md, dead[i]);
+        entry_free(md, dead[i]);
+    }
+    hs_free(dead);
+    md->stats.tombstones_collected += k;
+    md->dirty = true;
 }
 
 int metadata_new(struct node *nd, struct metadata **out)

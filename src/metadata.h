@@ -63,19 +63,23 @@ struct metadata;
 int metadata_new(struct node *nd, struct metadata **out);
 void metadata_free(struct metadata *md);
 
-/* A local write (value NULL: delete). Returns 0, HS_EREFUSED with the
- * validation hook's reason in why, HS_ETOOBIG, or HS_EINVAL (bad key). */
+/* A local write (value NULL: delete). Returns 0 with the version given
+ * in *version (may be NULL), HS_EREFUSED with the validation hook's
+ * reason in why, HS_ETOOBIG, HS_EINVAL (bad key), or HS_EBUSY when a
+ * metadata hook writes the very key it was called for (do it later, from
+ * a timer). */
 int metadata_put(struct metadata *md, const char *key, size_t keylen,
                  const void *value, size_t len, bool del, char *why,
-                 size_t whylen);
+                 size_t whylen, uint64_t *version);
 /* The live entry for key, or NULL (absent or deleted). */
 const struct meta_entry *metadata_get(const struct metadata *md,
                                       const char *key, size_t keylen);
-/* Visit entries in key order (tombstones too if `deleted`). */
+/* Visit entries in key order (tombstones too if `deleted`). Returns 0 or
+ * HS_ENOMEM (nothing visited). */
 typedef void (*meta_visit_fn)(void *ud, const struct meta_entry *e);
-void metadata_each(const struct metadata *md, const char *prefix,
-                   size_t prefixlen, bool deleted, meta_visit_fn fn,
-                   void *ud);
+int metadata_each(const struct metadata *md, const char *prefix,
+                  size_t prefixlen, bool deleted, meta_visit_fn fn,
+                  void *ud);
 size_t metadata_count(const struct metadata *md, bool deleted);
 
 /* Watch every write applied, local or remote, after the on_metadata hook
