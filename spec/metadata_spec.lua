@@ -227,7 +227,7 @@ describe("cluster metadata from Lua #net", function()
      function()
     local applied = {}
     local hooks = {
-      validate_metadata = function(key, value)
+      validate_metadata = function(_, value)
         if value and value:match("^bad") then return false, "bad value" end
         return true
       end,
