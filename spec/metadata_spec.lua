@@ -256,4 +256,44 @@ describe("cluster metadata from Lua #net", function()
     assert.is_true(a:publish("k", "better"))
     assert.are.equal("k,better,good,a", applied[3])
   end)
+
+  it("lets a hook write other keys, never the one it was called for",
+     function()
+    local seen = {}
+    local hooks = {
+      on_metadata = function(key, value)
+        if key:match("^derived/") or value == nil then return end
+        local ok, msg, code = hearsay.publish(key, "again")
+        seen[#seen + 1] = { ok, code, msg }
+        assert(hearsay.publish("derived/" .. key, value:upper()))
+      end,
+      validate_metadata = function(key)
+        if key == "v" then
+          local ok, _, code = hearsay.delete("v")
+          seen[#seen + 1] = { ok, code }
+        end
+        return true
+      end,
+    }
+    local a = node("a", { hooks = hooks })
+    local b = node("b")
+    assert.is_true(hearsay.run_until(function() return b:member("a") end,
+                                     5000))
+    assert.is_true(a:publish("x", "low"))
+    assert.are.equal("low", a:read("x"))
+    assert.are.equal("LOW", a:read("derived/x"))
+    assert.is_nil(seen[1][1])
+    assert.are.equal("EBUSY", seen[1][2])
+    assert.matches("cannot write the key it was called for", seen[1][3])
+    -- the same from a write that came by gossip
+    assert.is_true(b:publish("y", "far"))
+    assert.is_true(hearsay.run_until(function()
+      return b:read("derived/y") == "FAR"
+    end, 3000))
+    assert.are.equal("far", a:read("y"))
+    assert.are.equal("EBUSY", seen[2][2])
+    assert.is_true(a:publish("v", "kept"))
+    assert.are.same({ nil, "EBUSY" }, { seen[3][1], seen[3][2] })
+    assert.are.equal("kept", a:read("v"))
+  end)
 end)

@@ -503,6 +503,29 @@ static void cmd_stats(struct conn *c)
         cJSON_AddNumberToObject(o, "memory_errors",
                                 (double)hs.memory_errors);
     }
+    const struct metadata *md = node_metadata(a->node);
+    const struct meta_stats *ms = metadata_stats(md);
+    if ((o = cJSON_AddObjectToObject(obj, "metadata"))) {
+        cJSON_AddNumberToObject(o, "keys", (double)metadata_count(md, false));
+        cJSON_AddNumberToObject(o, "tombstones",
+                                (double)(metadata_count(md, true) -
+                                         metadata_count(md, false)));
+#define MNUM(name) cJSON_AddNumberToObject(o, #name, (double)ms->name)
+        MNUM(writes_local);
+        MNUM(writes_remote);
+        MNUM(refused_local);
+        MNUM(refused_remote);
+        MNUM(refused_future);
+        MNUM(fetches);
+        MNUM(fetch_errors);
+        MNUM(sync_streams);
+        MNUM(sync_bytes_out);
+        MNUM(sync_bytes_in);
+        MNUM(digest_bytes_out);
+        MNUM(digest_bytes_in);
+        MNUM(tombstones_collected);
+#undef MNUM
+    }
     const struct transport_stats *ts =
         a->tp ? transport_stats(a->tp) : NULL;
     if (ts && (o = cJSON_AddObjectToObject(obj, "transport"))) {

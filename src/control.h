@@ -10,7 +10,11 @@
  *   {"cmd":"join","addrs":["host:port", "name/host:port", ...]}
  *   {"cmd":"leave"}      answered once the graceful leave completed
  *   {"cmd":"pause"}  {"cmd":"resume"}
- *   {"cmd":"version"}  {"cmd":"stats"}
+ *   {"cmd":"version"}  {"cmd":"stats"}  {"cmd":"reload"}
+ *   {"cmd":"kv_put","key":"k","value":"text"}   or "value_base64"
+ *   {"cmd":"kv_get","key":"k"}  {"cmd":"kv_delete","key":"k"}
+ *   {"cmd":"kv_list","prefix":"p","values":true}
+ *   {"cmd":"kv_watch","prefix":"p"}    then one line per change applied
  *
  * Answers are {"ok":true, ...} or {"ok":false,"error":"sentence"}. A line
  * longer than CONTROL_LINE_MAX bytes is answered with an error and the

@@ -44,6 +44,7 @@ static const struct option agent_opts[] = {
     {"transport", required_argument, NULL, 't'},
     {"set", required_argument, NULL, 's'},
     {"script", required_argument, NULL, 'S'},
+    {"data-dir", required_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -59,6 +60,7 @@ static const char *flag_key(int ch)
     case 'l': return "log_level";
     case 't': return "transport";
     case 'S': return "scripts";
+    case 'd': return "data_dir";
     default: return NULL;
     }
 }
@@ -94,6 +96,8 @@ static void agent_help(FILE *f)
         "  --transport=KIND     udp (memberlist) or tcp.\n"
         "  --script=FILE        Lua hook script (repeatable; loaded in\n"
         "                       order).\n"
+        "  --data-dir=DIR       Keep the cluster metadata and the known\n"
+        "                       members in DIR across restarts.\n"
         "  --set=KEY=VALUE      Set any configuration key below\n"
         "                       (repeatable).\n\n"
         "Configuration keys (config file, or --set KEY=VALUE):\n\n",

@@ -500,9 +500,9 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
                  "called for (write it later, from hearsay.after)");
         return HS_EBUSY;
     }
+    /* A delete is a write like any other, even of a key not seen here
+     * yet: its tombstone beats any older put still on its way. */
     struct meta_entry *old = find(md, key, keylen);
-    if (del && (old == NULL || old->deleted))
-        return 0; /* nothing to delete */
     if (!busy_push(md, key, keylen)) {
         snprintf(why, whylen, "metadata hooks nested too deep");
         return HS_EBUSY;

@@ -231,7 +231,12 @@ static size_t take_broadcasts(struct node *nd, size_t overhead, size_t limit,
     for (size_t i = 0; i < n; i++)
         used += lens[i] + overhead;
     if (limit > used && limit - used > overhead + 1 && n < max) {
-        m = metadata_take(nd->store, overhead, limit - used, tl, out,
+        /* A metadata write is worth more than a membership rumor: a node
+         * that misses it waits for the next push/pull. Let every node
+         * tell it to at least a full round of gossip targets, which in a
+         * small cluster is everyone. */
+        int mtl = tl < nd->cfg.gossip_nodes ? nd->cfg.gossip_nodes : tl;
+        m = metadata_take(nd->store, overhead, limit - used, mtl, out,
                           lens + n, max - n);
         for (size_t i = n; i < n + m; i++)
             used += lens[i] + overhead;

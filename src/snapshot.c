@@ -46,10 +46,12 @@ int snapshot_save(const char *dir, struct node *nd, char *err, size_t errlen)
     metadata_snapshot(node_metadata(nd), &meta);
     const struct members *t = node_members(nd);
     const struct member *self = node_self(nd);
-    uint32_t alive = 0;
+    /* Every member still in the table, whatever its state: after a
+     * whole cluster stops, the others are "left" or "dead" here, and
+     * they are the ones to find again. */
+    uint32_t known = 0;
     for (size_t i = 0; i < t->n; i++)
-        if (t->order[i] != self && t->order[i]->state == MEMBER_ALIVE)
-            alive++;
+        known += t->order[i] != self;
     mp_write_map(&body, 4);
     mp_write_str(&body, "saved");
     mp_write_uint(&body, (uint64_t)time(NULL));
@@ -58,10 +60,10 @@ int snapshot_save(const char *dir, struct node *nd, char *err, size_t errlen)
     mp_write_str(&body, "meta");
     mp_write_raw(&body, meta.data, meta.len);
     mp_write_str(&body, "members");
-    mp_write_array(&body, alive);
+    mp_write_array(&body, known);
     for (size_t i = 0; i < t->n; i++) {
         const struct member *m = t->order[i];
-        if (m == self || m->state != MEMBER_ALIVE)
+        if (m == self)
             continue;
         mp_write_array(&body, 2);
         mp_write_raw(&body, m->name, m->name_len);

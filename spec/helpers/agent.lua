@@ -130,6 +130,14 @@ function M.hearsay(opts)
   return p
 end
 
+-- Start any command in the background (its output in p:log()); it is
+-- killed at cleanup like the agents.
+function M.spawn(label, argv, env)
+  return spawn(label, argv, env)
+end
+
+M.sh_quote = sh_quote
+
 -- Run the hearsay CLI against this agent: stdout, status.
 function Proc:cli(...)
   local words = { M.bin }
