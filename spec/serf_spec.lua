@@ -124,3 +124,61 @@ describe("interop with serf #net #serf", function()
     assert.is_true(st.indirect_probes > 0 or st.msgs_in["indirect-ping"] > 0)
   end)
 end)
+
+describe("cluster metadata beside serf #net #serf", function()
+  after_each(function() agent.cleanup() end)
+  if not have_serf then return end
+
+  it("spreads between hearsay nodes and leaves serf unharmed", function()
+    local s7 = serf("s7", "127.0.2.20")
+    local h7 = hs("h7", "127.0.2.21", { "127.0.2.20:7946" })
+    local h8 = hs("h8", "127.0.2.22", { "127.0.2.20:7946" })
+    local s8 = serf("s8", "127.0.2.23", { "127.0.2.21:7946" })
+    local all = { "s7", "s8", "h7", "h8" }
+    local function whole()
+      for _, a in ipairs{ s7, s8, h7, h8 } do
+        for _, n in ipairs(all) do
+          if a:status_of(n) ~= "alive" then return false end
+        end
+      end
+      return true
+    end
+    assert.is_true(agent.wait(whole, 30), s7:log())
+    -- h7 and h8 joined through s7, so its push/pull answer told them it
+    -- runs serf: from then on they send it none of our metadata
+    for _, h in ipairs{ h7, h8 } do
+      assert.is_true(agent.wait(function()
+        return h:log():match("first=s7") or h:log():match("member=s7")
+      end, 10), h:log())
+    end
+    local s7_before = #s7:log()
+    -- a small value (gossiped) and a large one (announced, then fetched)
+    assert.are.equal(0, select(2, h7:cli("kv", "put", "app/x", "1")))
+    local big = string.rep("0123456789abcdef", 16 * 1024) -- 256 KiB
+    local file = os.tmpname()
+    local f = assert(io.open(file, "wb"))
+    f:write(big)
+    f:close()
+    local out, status = agent.run(string.format(
+      "%s kv put app/big - --control %s < %s", agent.bin, h8.control, file))
+    os.remove(file)
+    assert.are.equal(0, status, out)
+    assert.is_true(agent.wait(function()
+      local v = h8:cli("kv", "get", "app/x")
+      local b = h7:cli("kv", "get", "app/big")
+      return v == "1\n" and b == big .. "\n"
+    end, 30), h7:log())
+    -- serf ignored all of it: still running, and the cluster still whole
+    -- after a couple of push/pulls with it (LAN: every 30 s)
+    agent.sleep(2)
+    assert.is_true(s7:running() and s8:running())
+    assert.is_true(whole())
+    for _, s in ipairs{ s7, s8 } do
+      assert.not_matches("panic", s:log())
+      assert.not_matches("Failed to decode", s:log())
+    end
+    local later = s7:log():sub(s7_before + 1)
+    assert.not_matches("unknown type", later)
+    assert.not_matches("bad type prefix", later)
+  end)
+end)

@@ -23,6 +23,11 @@ enum member_state {
     MEMBER_LEFT = WIRE_STATE_LEFT
 };
 
+/* What a member runs, as learned from what it sends: hearsay (our
+ * envelope) or something else (Serf, memberlist), which gets none of our
+ * metadata or rumors, since it could only log and drop them. */
+enum { PEER_UNKNOWN, PEER_HEARSAY, PEER_FOREIGN };
+
 const char *member_state_name(int state);
 /* -1 if unknown */
 int member_state_parse(const char *s);
@@ -36,6 +41,7 @@ struct member {
     uint8_t state;
     uint8_t vsn[6];       /* pmin pmax pcur dmin dmax dcur */
     uint32_t incarnation;
+    uint8_t peer;         /* PEER_*: what its messages say it runs */
     uint64_t state_change; /* ms, node clock */
     /* Owned by other modules, cleared when they let go. */
     struct suspicion *suspicion;

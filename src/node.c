@@ -220,9 +220,11 @@ int node_send_raw(struct node *nd, const struct hs_addr *to,
 }
 
 /* Fill up to `limit` bytes with broadcasts: memberlist's first, then user
- * messages (memberlist getBroadcasts). */
+ * messages (memberlist getBroadcasts). Our own (metadata and rumors) only
+ * if `ours`: the target is not known to run something else. */
 static size_t take_broadcasts(struct node *nd, size_t overhead, size_t limit,
-                              struct buf *out, size_t *lens, size_t max)
+                              struct buf *out, size_t *lens, size_t max,
+                              bool ours)
 {
     size_t n = 0, m = 0, used = 0;
     size_t members = members_count(&nd->members);
@@ -230,7 +232,7 @@ static size_t take_broadcasts(struct node *nd, size_t overhead, size_t limit,
     bqueue_take(&nd->queue, overhead, limit, tl, out, lens, max, &n);
     for (size_t i = 0; i < n; i++)
         used += lens[i] + overhead;
-    if (limit > used && limit - used > overhead + 1 && n < max) {
+    if (ours && limit > used && limit - used > overhead + 1 && n < max) {
         /* A metadata write is worth more than a membership rumor: a node
          * that misses it waits for the next push/pull. Let every node
          * tell it to at least a full round of gossip targets, which in a
@@ -243,7 +245,7 @@ static size_t take_broadcasts(struct node *nd, size_t overhead, size_t limit,
         n += m;
         m = 0;
     }
-    if (limit > used && limit - used > overhead + 1 && n < max)
+    if (ours && limit > used && limit - used > overhead + 1 && n < max)
         bqueue_take(&nd->user_queue, overhead, limit - used, tl, out,
                     lens + n, max - n, &m);
     return n + m;
@@ -281,8 +283,10 @@ int node_send_msg(struct node *nd, const struct hs_addr *to,
     size_t lens[WIRE_COMPOUND_MAX];
     size_t n = 0;
     if (fixed < limit && !nd->paused)
+        /* Probes and acks go to addresses, not members: in a cluster
+         * with foreign members, ours ride the gossip rounds only. */
         n = take_broadcasts(nd, WIRE_COMPOUND_OVERHEAD, limit - fixed, &extra,
-                            lens + 1, WIRE_COMPOUND_MAX - 1);
+                            lens + 1, WIRE_COMPOUND_MAX - 1, !nd->mixed);
     /* Go looks the destination up by its bare IP as a node name, so the
      * generic path gets a CRC only when a node is named by its IP. */
     char ipname[HS_ADDRSTRLEN];
@@ -355,9 +359,10 @@ static void gossip_tick(struct timer *t)
         buf_reset(&all);
         buf_reset(&pkt);
         size_t n = take_broadcasts(nd, WIRE_COMPOUND_OVERHEAD, limit, &all,
-                                   lens, WIRE_COMPOUND_MAX);
+                                   lens, WIRE_COMPOUND_MAX,
+                                   peers[i]->peer != PEER_FOREIGN);
         if (n == 0)
-            break;
+            continue;
         if (pack(&all, lens, n, &pkt) == 0)
             node_send_raw(nd, &peers[i]->addr, peers[i], pkt.data, pkt.len);
     }
@@ -430,13 +435,54 @@ static bool rumor_new(struct node *nd, uint64_t id)
     return true;
 }
 
+void node_peer_hearsay(struct node *nd, const char *name, size_t len)
+{
+    struct member *m = members_find(&nd->members, name, len);
+    if (m)
+        m->peer = PEER_HEARSAY;
+}
+
+static struct member *member_at(const struct node *nd,
+                                const struct hs_addr *addr)
+{
+    for (size_t i = 0; i < nd->members.n; i++)
+        if (addr_eq(&nd->members.order[i]->addr, addr))
+            return nd->members.order[i];
+    return NULL;
+}
+
+void node_peer_foreign(struct node *nd, const struct hs_addr *addr)
+{
+    struct member *m = member_at(nd, addr);
+    if (m == NULL || m == nd->self || m->peer == PEER_FOREIGN)
+        return;
+    m->peer = PEER_FOREIGN;
+    if (!nd->mixed)
+        HS_INFO(nd->log, "foreign members in the cluster: metadata and "
+                "rumors skip them: first=%s", m->name);
+    else
+        HS_DEBUG(nd->log, "foreign member: member=%s", m->name);
+    nd->mixed = true;
+}
+
+bool node_peer_is_foreign(const struct node *nd, const struct hs_addr *addr)
+{
+    if (!nd->mixed)
+        return false;
+    const struct member *m = member_at(nd, addr);
+    return m && m->peer == PEER_FOREIGN;
+}
+
 void node_user_message(struct node *nd, const uint8_t *p, size_t n,
                        const struct hs_addr *from)
 {
     struct wire_envelope e;
     int rc = wire_get_envelope(p, n, &e);
     nd->stats.user_messages_in++;
+    if (rc == 0)
+        node_peer_hearsay(nd, e.from, e.fromlen);
     if (rc == HS_ENOTFOUND) {
+        node_peer_foreign(nd, from);
         if (nd->hooks.on_message)
             nd->hooks.on_message(nd->hooks.ud, NULL, 0, p, n);
         return;

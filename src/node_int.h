@@ -91,6 +91,7 @@ struct node {
     const struct hs_logger *log;
     int phase;
     bool paused;
+    bool mixed;   /* a foreign member was seen: see take_broadcasts */
     struct hs_rng rng;
 
     struct timers timers;
@@ -183,6 +184,12 @@ size_t node_pick(struct node *nd, struct member **out, size_t k,
                  bool (*ok)(const struct node *, const struct member *));
 /* A user message payload (gossip or stream): unwrap the envelope and hand
  * it to on_message. */
+/* A member sent our envelope (by name), or sent something foreign (from
+ * its address; no-op if no member has that address). */
+void node_peer_hearsay(struct node *nd, const char *name, size_t len);
+void node_peer_foreign(struct node *nd, const struct hs_addr *addr);
+/* Is the member at this address known to run something else? */
+bool node_peer_is_foreign(const struct node *nd, const struct hs_addr *addr);
 void node_user_message(struct node *nd, const uint8_t *p, size_t n,
                        const struct hs_addr *from);
 /* metadata.c's share of the gossip packets. */
@@ -230,10 +237,12 @@ int stream_wrap(struct node *nd, const uint8_t *msg, size_t len,
                 struct buf *out);
 
 /* ===== pushpull.c ===== */
-/* Our full state: 06 header, node states, user state. `remote` is the
- * peer's user state when we answer its push/pull (NULL when we start). */
-int pushpull_encode(struct node *nd, bool join, const uint8_t *remote,
-                    size_t remotelen, struct buf *out);
+/* Our full state: 06 header, node states, user state. `to` is the peer
+ * we call when we start (else NULL); `remote` the peer's user state when
+ * we answer its push/pull (else NULL). */
+int pushpull_encode(struct node *nd, bool join, const struct hs_addr *to,
+                    const uint8_t *remote, size_t remotelen,
+                    struct buf *out);
 /* A complete push/pull message (after the type byte) from `peer`;
  * `started` when it answers our own. Returns 0 or an error with why. */
 int pushpull_merge(struct node *nd, const uint8_t *body, size_t len,

@@ -23,10 +23,14 @@ uint64_t pushpull_scale(uint64_t interval, size_t n)
 
 /* Our user state: the hearsay envelope (kind STATE) and a map of
  * sections, "lua" (the local_state hook's blob) and "meta" (the metadata
- * store's digest). Serf ignores user state not starting with 02, so a
- * foreign cluster ignores ours. */
-static int user_state(struct node *nd, bool join, const uint8_t *remote,
-                      size_t remotelen, struct buf *out)
+ * store's digest). Serf would log and drop it, so a peer known to run
+ * something else gets no "meta", and nobody gets an empty state: a node
+ * with no metadata and no local_state sends none, as plain memberlist.
+ * `to` is the peer we call (NULL when answering), `remote` its state
+ * (when answering). */
+static int user_state(struct node *nd, bool join, const struct hs_addr *to,
+                      const uint8_t *remote, size_t remotelen,
+                      struct buf *out)
 {
     struct buf lua = BUF_INIT, meta = BUF_INIT;
     bool has_lua = nd->hooks.local_state &&
@@ -35,8 +39,16 @@ static int user_state(struct node *nd, bool join, const uint8_t *remote,
     const uint8_t *rmeta = NULL;
     size_t rmetalen = 0;
     struct wire_envelope e;
-    if (remote && wire_get_envelope(remote, remotelen, &e) == 0 &&
-        e.kind == WIRE_ENV_STATE) {
+    int erc = remote && remotelen
+                  ? wire_get_envelope(remote, remotelen, &e) : HS_EINVAL;
+    bool foreign = erc == HS_ENOTFOUND ||
+                   (to && node_peer_is_foreign(nd, to));
+    bool has_meta = !foreign && metadata_count(nd->store, true) > 0;
+    if (!has_lua && !has_meta) {
+        buf_free(&lua);
+        return 0;
+    }
+    if (erc == 0 && e.kind == WIRE_ENV_STATE) {
         struct mp_reader r;
         uint32_t nf;
         mp_reader_init(&r, e.body, e.len);
@@ -52,15 +64,18 @@ static int user_state(struct node *nd, bool join, const uint8_t *remote,
                 }
             }
     }
-    metadata_sync_encode(nd->store, rmeta, rmetalen, &meta);
+    if (has_meta)
+        metadata_sync_encode(nd->store, rmeta, rmetalen, &meta);
     wire_put_envelope(out, WIRE_ENV_STATE, nd->cfg.name, nd->self_name_len);
-    mp_write_map(out, has_lua ? 2 : 1);
+    mp_write_map(out, (uint32_t)has_lua + (uint32_t)has_meta);
     if (has_lua) {
         mp_write_str(out, "lua");
         mp_write_raw(out, lua.data, lua.len);
     }
-    mp_write_str(out, "meta");
-    mp_write_raw(out, meta.data, meta.len);
+    if (has_meta) {
+        mp_write_str(out, "meta");
+        mp_write_raw(out, meta.data, meta.len);
+    }
     int rc = out->err ? out->err : lua.err ? lua.err : meta.err;
     buf_free(&lua);
     buf_free(&meta);
@@ -81,11 +96,11 @@ const uint8_t *pushpull_user_state(const uint8_t *body, size_t len,
     return body + len - *n;
 }
 
-int pushpull_encode(struct node *nd, bool join, const uint8_t *remote,
-                    size_t remotelen, struct buf *out)
+int pushpull_encode(struct node *nd, bool join, const struct hs_addr *to,
+                    const uint8_t *remote, size_t remotelen, struct buf *out)
 {
     struct buf user = BUF_INIT;
-    if (user_state(nd, join, remote, remotelen, &user))
+    if (user_state(nd, join, to, remote, remotelen, &user))
         buf_reset(&user);
     const struct members *t = &nd->members;
     struct wire_pushpull_header h = {(int64_t)t->n, (int64_t)user.len, join};
@@ -117,7 +132,12 @@ static void merge_user_state(struct node *nd, const uint8_t *p, size_t n,
                              const struct hs_addr *peer)
 {
     struct wire_envelope e;
-    if (wire_get_envelope(p, n, &e) != 0 || e.kind != WIRE_ENV_STATE) {
+    int rc = wire_get_envelope(p, n, &e);
+    if (rc == 0)
+        node_peer_hearsay(nd, e.from, e.fromlen);
+    else if (rc == HS_ENOTFOUND && started)
+        node_peer_foreign(nd, peer); /* the address we called */
+    if (rc != 0 || e.kind != WIRE_ENV_STATE) {
         if (nd->hooks.merge_remote_state)
             nd->hooks.merge_remote_state(nd->hooks.ud, p, n, join);
         return;
@@ -244,7 +264,7 @@ int pushpull_start(struct node *nd, const struct hs_addr *to, bool join,
                    struct join_op *op)
 {
     struct buf b = BUF_INIT;
-    int rc = pushpull_encode(nd, join, NULL, 0, &b);
+    int rc = pushpull_encode(nd, join, to, NULL, 0, &b);
     struct stream *s = NULL;
     if (rc == 0) {
         s = stream_open(nd, STREAM_PUSHPULL, to, nd->cfg.tcp_timeout);

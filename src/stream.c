@@ -209,7 +209,7 @@ static void serve(struct stream *s, const uint8_t *p, size_t n)
         size_t ulen = 0;
         const uint8_t *user = pushpull_user_state(p + 1, n - 1, &ulen);
         struct buf b = BUF_INIT;
-        if (pushpull_encode(nd, join, user, ulen, &b) == 0)
+        if (pushpull_encode(nd, join, NULL, user, ulen, &b) == 0)
             reply(s, &b);
         buf_free(&b);
         if (pushpull_merge(nd, p + 1, n - 1, &join, false, &s->peer, why,
