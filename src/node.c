@@ -103,6 +103,8 @@ bool node_ip_allowed(const struct node *nd, const struct hs_addr *a)
 
 void node_event(struct node *nd, int event, const struct member *m)
 {
+    if (nd->observer)
+        nd->observer(nd->observer_ud, event, m);
     if (nd->hooks.on_member)
         nd->hooks.on_member(nd->hooks.ud, event, m);
 }
@@ -947,6 +949,12 @@ bool node_paused(const struct node *nd)
 }
 
 /* ===== Private data, user messages ===== */
+
+void node_set_observer(struct node *nd, node_observer_fn fn, void *ud)
+{
+    nd->observer = fn;
+    nd->observer_ud = ud;
+}
 
 void node_set_hooks(struct node *nd, const struct hooks *hooks)
 {

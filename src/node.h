@@ -97,6 +97,11 @@ bool node_left(const struct node *nd);
 
 /* Replace the hooks (a script reload); takes effect at once. */
 void node_set_hooks(struct node *nd, const struct hooks *hooks);
+/* Member events for tooling (the simulation's counters), seen before the
+ * on_member hook; one observer, NULL removes it. */
+typedef void (*node_observer_fn)(void *ud, int event,
+                                 const struct member *m);
+void node_set_observer(struct node *nd, node_observer_fn fn, void *ud);
 /* Ask the node_meta hook again and announce the new private data. */
 int node_update_meta(struct node *nd);
 /* Gossip a user message to every node (a rumor): each node that hears it

@@ -92,6 +92,8 @@ struct node {
     int phase;
     bool paused;
     bool mixed;   /* a foreign member was seen: see take_broadcasts */
+    node_observer_fn observer; /* tooling's view of member events */
+    void *observer_ud;
     struct hs_rng rng;
 
     struct timers timers;
