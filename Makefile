@@ -25,7 +25,7 @@ Q       := @
 
 # The protocol core: pure C, no libuv, no Lua.
 CORE    := hs buf log addr mp lzw wire text keyring config timers members \
-           broadcast suspicion probe stream pushpull metadata node sim
+           broadcast suspicion probe stream keyops pushpull metadata node sim
 # The runtime: libuv, the control endpoint, Lua.
 RUNTIME := transport join snapshot control cli lua_config lua_node lua_host
 CORE_OBJ    := $(CORE:%=$(BUILD)/%.o)

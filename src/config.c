@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "keyring.h"
 #include "log.h"
 
 /* ===== The key table ===== */
@@ -143,6 +144,47 @@ static const struct key keys[] = {
       "Only nodes with an address in these networks may be members; "
       "empty = all (default empty)."},
      OFF(cidrs_allowed), 0, 0, NULL, 0},
+    {{"encrypt", NULL, "SecretKey", CONFIG_STRING,
+      "Encryption key: base64 of 16, 24 or 32 random bytes (hearsay "
+      "keygen or serf keygen makes one), as serf's -encrypt. Packets and "
+      "streams are then sealed with AES-GCM and only nodes holding the "
+      "key can join; empty = no encryption (default empty). Reloadable "
+      "while no key is installed yet."},
+     OFF(encrypt), 0, 0, NULL, CONFIG_STR_MAX},
+    {{"encrypt_passphrase", "secret_key", NULL, CONFIG_STRING,
+      "A passphrase instead of encrypt (pekonode's SecretKey): the key is "
+      "the SHA-256 of its bytes (32 bytes, AES-256). Only as strong as the "
+      "passphrase, so weaker than a random key (default empty)."},
+     OFF(encrypt_passphrase), 0, 0, NULL, CONFIG_STR_MAX},
+    {{"keyring_file", NULL, NULL, CONFIG_STRING,
+      "Serf's keyring file, a JSON array of base64 keys, primary first "
+      "(--keyring FILE): loaded at start-up when it exists (encrypt is "
+      "then ignored), created from encrypt otherwise, and rewritten "
+      "atomically whenever the keyring changes (default empty)."},
+     OFF(keyring_file), 0, 0, NULL, CONFIG_STR_MAX},
+    {{"gossip_verify_incoming", NULL, "GossipVerifyIncoming", CONFIG_BOOL,
+      "With a key installed, drop whatever is not encrypted with an "
+      "installed key; false also accepts plaintext, for switching a "
+      "running cluster to encryption (default true). Reloadable."},
+     OFF(gossip_verify_incoming), 0, 0, NULL, 0},
+    {{"gossip_verify_outgoing", NULL, "GossipVerifyOutgoing", CONFIG_BOOL,
+      "With a key installed, encrypt everything we send; false sends "
+      "plaintext, for switching a running cluster to encryption (default "
+      "true). Reloadable."},
+     OFF(gossip_verify_outgoing), 0, 0, NULL, 0},
+    {{"label", NULL, "Label", CONFIG_STRING,
+      "A cluster label (at most 255 bytes) put before every packet and at "
+      "the start of every stream, and authenticated with the key when "
+      "encrypting; traffic with another label or none is dropped. Serf "
+      "0.9 (memberlist 0.2) does not understand labels (default empty). "
+      "Reloadable."},
+     OFF(label), 0, 0, NULL, CONFIG_LABEL_MAX + 1},
+    {{"skip_inbound_label_check", NULL, "SkipInboundLabelCheck",
+      CONFIG_BOOL,
+      "Take unlabelled traffic as carrying our label, and drop labelled "
+      "traffic (memberlist's SkipInboundLabelCheck; default false). "
+      "Reloadable."},
+     OFF(skip_inbound_label_check), 0, 0, NULL, 0},
     {{"leave_timeout", NULL, NULL, CONFIG_DURATION,
       "Longest wait for our leave message to spread on a graceful leave "
       "(default 5s)."},
@@ -195,6 +237,12 @@ static const struct key keys[] = {
       "Address of the control endpoint the CLI talks to (default "
       "127.0.0.1:7374, or $HEARSAY_CONTROL)."},
      OFF(control), 0, 0, NULL, CONFIG_STR_MAX},
+    {{"control_token", NULL, NULL, CONFIG_STRING,
+      "A secret every control request must carry (hearsay --token, or "
+      "$HEARSAY_CONTROL_TOKEN, as consul's CONSUL_HTTP_TOKEN); empty = "
+      "none (default empty). Put it in a config file rather than on a "
+      "command line."},
+     OFF(control_token), 0, 0, NULL, CONFIG_STR_MAX},
     {{"max_stream_size", NULL, NULL, CONFIG_SIZE,
       "Largest message accepted on a TCP stream (default 20MiB)."},
      OFF(max_stream_size), 1024, INT64_C(1) << 32, NULL, 0},
@@ -301,6 +349,8 @@ int config_defaults(struct config *c, const char *profile)
     c->udp_buffer_size = 1400;
     c->dead_node_reclaim_time = 0;
     c->require_node_names = false;
+    c->gossip_verify_incoming = true;
+    c->gossip_verify_outgoing = true;
     c->leave_timeout = 5000;
     c->reconnect_interval = 30000;
     c->reconnect_timeout = 24ull * 3600 * 1000;
@@ -676,6 +726,25 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                     "[delegate_protocol_min %d, delegate_protocol_max %d]",
                     c->delegate_protocol_version, c->delegate_protocol_min,
                     c->delegate_protocol_max);
+    uint8_t key[32];
+    size_t keylen;
+    if (c->encrypt[0] && c->encrypt_passphrase[0])
+        return fail(err, errlen,
+                    "give encrypt or encrypt_passphrase, not both");
+    if (config_secret_key(c, key, &keylen))
+        return fail(err, errlen,
+                    "encrypt: not a base64-encoded key of 16, 24 or 32 "
+                    "bytes (hearsay keygen makes one)");
+    keyring_wipe(key, sizeof key);
+    /* Room for a message after the label and the largest encryption
+     * overhead (version 0). */
+    size_t overhead = (c->label[0] ? 2 + strlen(c->label) : 0) + 45;
+    if ((size_t)c->udp_buffer_size < overhead + 128)
+        return fail(err, errlen,
+                    "udp_buffer_size %d leaves too little room for a "
+                    "message after the label and encryption overhead "
+                    "(%zu bytes): use at least %zu",
+                    c->udp_buffer_size, overhead, overhead + 128);
     if (c->probe_timeout > c->probe_interval)
         return fail(err, errlen,
                     "probe_timeout (%llums) must not exceed probe_interval "
@@ -685,8 +754,25 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     return 0;
 }
 
+int config_secret_key(const struct config *c, uint8_t key[32], size_t *len)
+{
+    *len = 0;
+    if (c->encrypt_passphrase[0]) {
+        keyring_from_passphrase(c->encrypt_passphrase,
+                                strlen(c->encrypt_passphrase), key);
+        *len = 32;
+        return 0;
+    }
+    if (c->encrypt[0])
+        return keyring_parse(c->encrypt, key, len);
+    return 0;
+}
+
 void config_free(struct config *c)
 {
+    keyring_wipe(c->encrypt, sizeof c->encrypt);
+    keyring_wipe(c->encrypt_passphrase, sizeof c->encrypt_passphrase);
+    keyring_wipe(c->control_token, sizeof c->control_token);
     list_clear(&c->join);
     list_clear(&c->cidrs_allowed);
     list_clear(&c->scripts);

@@ -12,6 +12,7 @@
 #define CONFIG_NAME_MAX 255
 #define CONFIG_STR_MAX 256
 #define CONFIG_LIST_MAX 64
+#define CONFIG_LABEL_MAX 255 /* memberlist LabelMaxSize */
 
 enum { TRANSPORT_UDP, TRANSPORT_TCP };
 
@@ -50,6 +51,17 @@ struct config {
     bool require_node_names;
     struct config_list cidrs_allowed;
 
+    /* Encryption and labels (keyring.c; memberlist's SecretKey,
+     * GossipVerifyIncoming/Outgoing, Label, SkipInboundLabelCheck). The
+     * secrets are wiped by config_free. */
+    char encrypt[CONFIG_STR_MAX];            /* base64 key, "" = none */
+    char encrypt_passphrase[CONFIG_STR_MAX]; /* SHA-256 gives the key */
+    char keyring_file[CONFIG_STR_MAX];       /* the agent's; "" = none */
+    bool gossip_verify_incoming;
+    bool gossip_verify_outgoing;
+    char label[CONFIG_LABEL_MAX + 1];
+    bool skip_inbound_label_check;
+
     uint64_t leave_timeout;
     uint64_t reconnect_interval; /* Serf's: retry failed members */
     uint64_t reconnect_timeout;  /* and for how long */
@@ -66,6 +78,7 @@ struct config {
     uint64_t script_budget;   /* VM instructions per hook call, 0 = none */
     uint64_t script_memory;   /* bytes the scripts' Lua state may hold */
     char control[CONFIG_STR_MAX];
+    char control_token[CONFIG_STR_MAX]; /* "" = none */
 
     /* Bounds on what the network controls (section 10.5 and our own). */
     uint64_t max_stream_size;
@@ -85,8 +98,13 @@ int config_apply_profile(struct config *c, const char *profile);
  * "" clears a list. On error writes a sentence to err. */
 int config_set(struct config *c, const char *key, const char *value,
                char *err, size_t errlen);
-/* Check cross-key rules; on error writes a sentence to err. */
+/* Check cross-key rules; on error writes a sentence to err (never a
+ * secret's value). */
 int config_validate(const struct config *c, char *err, size_t errlen);
+/* The encryption key the configuration gives (encrypt, or the SHA-256 of
+ * encrypt_passphrase): 0 with its length in *len (0 when there is none),
+ * or HS_EINVAL. */
+int config_secret_key(const struct config *c, uint8_t key[32], size_t *len);
 void config_free(struct config *c);
 /* Append a copy of value to a list (HS_ETOOBIG past CONFIG_LIST_MAX). */
 int config_list_add(struct config_list *l, const char *value);

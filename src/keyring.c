@@ -45,6 +45,12 @@ void keyring_from_passphrase(const char *pass, size_t n,
     SHA256((const unsigned char *)pass, n, key);
 }
 
+void keyring_wipe(void *p, size_t n)
+{
+    if (p && n)
+        OPENSSL_cleanse(p, n);
+}
+
 void keyring_init(struct keyring *kr)
 {
     memset(kr, 0, sizeof *kr);

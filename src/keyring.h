@@ -45,6 +45,9 @@ void keyring_format(const uint8_t *key, size_t len, char out[45]);
 void keyring_from_passphrase(const char *pass, size_t n,
                              uint8_t key[KEYRING_KEY_MAX]);
 
+/* Clear memory that held a secret (the compiler may not skip it). */
+void keyring_wipe(void *p, size_t n);
+
 void keyring_init(struct keyring *kr);
 /* Wipe every key. */
 void keyring_clear(struct keyring *kr);

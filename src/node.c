@@ -120,6 +120,34 @@ void node_count_drop(struct node *nd, int reason, const struct hs_addr *from,
              why ? why : "-");
 }
 
+void node_refuse(struct node *nd, int reason, const struct hs_addr *from,
+                 const char *what, const char *why)
+{
+    node_count_drop(nd, reason, from, what, why);
+    if (from == NULL)
+        return;
+    for (size_t i = 0; i < nd->nnoted; i++) {
+        const struct noted *k = &nd->noted[i];
+        if (k->reason == reason && k->len == from->len &&
+            memcmp(k->ip, from->ip, from->len) == 0)
+            return;
+    }
+    /* Remember it, forgetting the oldest when full. */
+    struct noted *k = &nd->noted[nd->noted_next];
+    nd->noted_next = (nd->noted_next + 1) % NODE_NOTED_MAX;
+    if (nd->nnoted < NODE_NOTED_MAX)
+        nd->nnoted++;
+    memcpy(k->ip, from->ip, from->len);
+    k->len = from->len;
+    k->reason = (uint8_t)reason;
+    char ip[HS_ADDRSTRLEN];
+    addr_ip_format(from, ip, sizeof ip);
+    HS_WARN(nd->log, "refused %s: from=%s reason=%s detail=%s (further "
+            "ones from this address are counted in stats, not logged)",
+            what ? what : "packet", ip, node_drop_name(reason),
+            why ? why : "-");
+}
+
 /* Append m to out[0..*got) unless it is self, fails ok, or is there. */
 static void pick_one(struct node *nd, struct member **out, size_t *got,
                      struct member *m,
@@ -208,6 +236,36 @@ int node_send_raw(struct node *nd, const struct hs_addr *to,
     }
     if (b->err)
         return b->err;
+    /* Encryption inside, the label outside (reference section 5.3). */
+    size_t labellen = strlen(nd->cfg.label);
+    if (node_seals(nd) || labellen) {
+        struct buf *sb = &nd->sealed;
+        buf_reset(sb);
+        if (labellen) {
+            buf_putc(sb, WIRE_LABEL);
+            buf_putc(sb, (uint8_t)labellen);
+            buf_append(sb, nd->cfg.label, labellen);
+        }
+        if (node_seals(nd)) {
+            uint8_t nonce[KEYRING_NONCE];
+            node_nonce(nd, nonce);
+            int rc = keyring_seal(&nd->keyring,
+                                  keyring_version(nd->cfg.protocol_version),
+                                  nonce, (const uint8_t *)nd->cfg.label,
+                                  labellen, b->data, b->len, sb);
+            if (rc) {
+                HS_ERROR(nd->log, "cannot encrypt a packet: %s",
+                         hs_strerror(rc));
+                return rc;
+            }
+            nd->stats.msgs_out[WIRE_ENCRYPT]++;
+        } else {
+            buf_append(sb, b->data, b->len);
+        }
+        if (sb->err)
+            return sb->err;
+        b = sb;
+    }
     char ab[HS_ADDRSTRLEN];
     HS_DEBUG(nd->log, "send packet: to=%s type=%s bytes=%zu",
              addr_format(to, ab, sizeof ab), wire_type_name(msg[0]), b->len);
@@ -270,17 +328,20 @@ static int pack(const struct buf *all, const size_t *lens, size_t n,
     return wire_put_compound(out, parts, n);
 }
 
-static size_t overhead_per_packet(const struct node *nd)
+size_t node_packet_overhead(const struct node *nd)
 {
-    (void)nd; /* label and encryption overheads join here */
-    return 0;
+    size_t labellen = strlen(nd->cfg.label);
+    size_t o = labellen ? 2 + labellen : 0;
+    if (node_seals(nd))
+        o += keyring_overhead(keyring_version(nd->cfg.protocol_version));
+    return o;
 }
 
 int node_send_msg(struct node *nd, const struct hs_addr *to,
                   const uint8_t *msg, size_t len)
 {
     size_t limit = (size_t)nd->cfg.udp_buffer_size;
-    size_t fixed = len + WIRE_COMPOUND_HEADER + overhead_per_packet(nd);
+    size_t fixed = len + WIRE_COMPOUND_HEADER + node_packet_overhead(nd);
     struct buf extra = BUF_INIT, pkt = BUF_INIT;
     size_t lens[WIRE_COMPOUND_MAX];
     size_t n = 0;
@@ -354,7 +415,7 @@ static void gossip_tick(struct timer *t)
                          HS_MIN((size_t)nd->cfg.gossip_nodes, 1024),
                          gossip_target);
     size_t limit = (size_t)nd->cfg.udp_buffer_size - WIRE_COMPOUND_HEADER -
-                   overhead_per_packet(nd);
+                   node_packet_overhead(nd);
     struct buf all = BUF_INIT, pkt = BUF_INIT;
     size_t lens[WIRE_COMPOUND_MAX];
     for (size_t i = 0; i < k; i++) {
@@ -523,6 +584,9 @@ void node_user_message(struct node *nd, const uint8_t *p, size_t n,
 
 /* ===== Receiving ===== */
 
+static void walk_packet(struct node *nd, const struct hs_addr *from,
+                        const uint8_t *p, size_t n);
+
 struct rx {
     struct node *nd;
     const struct hs_addr *from;
@@ -600,6 +664,92 @@ static void on_leaf(void *ud, uint8_t type, const uint8_t *body, size_t n)
     }
 }
 
+/* Without a key, a datagram starting 00 or 01 that is no ping or indirect
+ * ping is most likely encrypted: say so rather than "malformed". */
+static bool looks_encrypted(const uint8_t *p, size_t n)
+{
+    if (n < KEYRING_OVERHEAD_V1 || p[0] > 1)
+        return false;
+    struct mp_reader r;
+    WIRE_SCRATCH(sc);
+    const char *why = NULL;
+    mp_reader_init(&r, p + 1, n - 1);
+    if (p[0] == WIRE_PING) {
+        struct wire_ping m;
+        return wire_get_ping(&r, &m, &sc, &why) != 0;
+    }
+    struct wire_indirect_ping m;
+    return wire_get_indirect_ping(&r, &m, &sc, &why) != 0;
+}
+
+/* Strip the label and open the encryption (reference section 5.4). The
+ * plaintext goes to *pp, *pn (in `out` when decrypted); false when the
+ * packet is refused. */
+static bool unwrap(struct node *nd, const struct hs_addr *from,
+                   const uint8_t **pp, size_t *pn, struct buf *out)
+{
+    const uint8_t *p = *pp, *label = NULL;
+    size_t n = *pn, labellen = 0, want = strlen(nd->cfg.label);
+    bool skip = nd->cfg.skip_inbound_label_check;
+    if (n >= 1 && p[0] == WIRE_LABEL) {
+        if (n < 2 || p[1] == 0 || n - 2 < p[1]) {
+            node_refuse(nd, NODE_DROP_LABEL, from, "packet",
+                        n >= 2 && p[1] == 0 ? "empty label header"
+                                            : "label header cut short");
+            return false;
+        }
+        label = p + 2;
+        labellen = p[1];
+        p += 2 + labellen;
+        n -= 2 + labellen;
+        if (skip) {
+            node_refuse(nd, NODE_DROP_LABEL, from, "packet",
+                        "labelled, and skip_inbound_label_check is set");
+            return false;
+        }
+    }
+    /* skip_inbound_label_check: unlabelled traffic carries our label. */
+    if (!skip &&
+        (labellen != want || (want && memcmp(label, nd->cfg.label, want)))) {
+        node_refuse(nd, NODE_DROP_LABEL, from, "packet",
+                    labellen ? "another label" : "no label");
+        return false;
+    }
+    if (keyring_empty(&nd->keyring)) {
+        if (looks_encrypted(p, n)) {
+            node_refuse(nd, NODE_DROP_ENCRYPTED, from, "packet",
+                        "looks encrypted, and no key is installed");
+            return false;
+        }
+    } else {
+        const char *why = "not encrypted";
+        int rc = keyring_open(&nd->keyring, (const uint8_t *)nd->cfg.label,
+                              want, p, n, out, NULL, &why);
+        if (rc == 0) {
+            nd->stats.msgs_in[WIRE_ENCRYPT]++;
+            p = out->data;
+            n = out->len;
+        } else if (nd->cfg.gossip_verify_incoming) {
+            /* A blob starts with its version, 0 or 1; other first bytes
+             * are plaintext messages. */
+            node_refuse(nd, n && p[0] > 1 ? NODE_DROP_PLAINTEXT
+                                          : NODE_DROP_DECRYPT,
+                        from, "packet",
+                        n && p[0] > 1 ? "not encrypted, and "
+                                        "gossip_verify_incoming is set"
+                                      : why);
+            return false;
+        } /* else taken as plaintext (gossip_verify_incoming false) */
+    }
+    if (n == 0) {
+        node_count_drop(nd, NODE_DROP_MALFORMED, from, "packet", "empty");
+        return false;
+    }
+    *pp = p;
+    *pn = n;
+    return true;
+}
+
 void node_io_packet(struct node *nd, const struct hs_addr *from,
                     const uint8_t *p, size_t n)
 {
@@ -611,6 +761,23 @@ void node_io_packet(struct node *nd, const struct hs_addr *from,
     }
     if (nd->phase == PHASE_NEW)
         return;
+    /* The decrypted packet lives in nd->rx, or in a buffer of its own
+     * should a handler ever feed the node another packet meanwhile. */
+    struct buf own = BUF_INIT, *out = nd->rx_busy ? &own : &nd->rx;
+    bool mine = out == &nd->rx;
+    buf_reset(out);
+    if (mine)
+        nd->rx_busy = true;
+    if (unwrap(nd, from, &p, &n, out))
+        walk_packet(nd, from, p, n);
+    if (mine)
+        nd->rx_busy = false;
+    buf_free(&own);
+}
+
+static void walk_packet(struct node *nd, const struct hs_addr *from,
+                        const uint8_t *p, size_t n)
+{
     struct wire_limits lim = {PACKET_MAX_DECOMPRESSED, PACKET_MAX_DEPTH};
     struct rx rx = {nd, from};
     /* Wrappers are not leaves: count the outermost ones here. */
@@ -747,6 +914,16 @@ int node_new(const struct config *cfg, const struct io *io,
     timer_init(&nd->meta_tick, meta_tick);
     timer_init(&nd->reconnect_tick, reconnect_tick);
     probe_init(nd);
+    keyring_init(&nd->keyring);
+    uint8_t key[KEYRING_KEY_MAX];
+    size_t keylen = 0;
+    if (config_secret_key(&nd->cfg, key, &keylen)) {
+        node_close(nd);
+        return HS_EINVAL;
+    }
+    if (keylen)
+        keyring_add(&nd->keyring, key, keylen);
+    keyring_wipe(key, sizeof key);
     if (metadata_new(nd, &nd->store)) {
         node_close(nd);
         return HS_ENOMEM;
@@ -830,6 +1007,7 @@ void node_close(struct node *nd)
 {
     if (nd == NULL)
         return;
+    keyops_close(nd); /* before the streams: no callbacks */
     stream_close_all(nd);
     probe_close(nd);
     while (nd->utimers)
@@ -844,6 +1022,9 @@ void node_close(struct node *nd)
     timers_close(&nd->timers);
     buf_free(&nd->meta);
     buf_free(&nd->scratch);
+    buf_free(&nd->sealed);
+    buf_free(&nd->rx);
+    keyring_clear(&nd->keyring);
     hs_free(nd->seen);
     hs_free(nd->seen_ring);
     hs_free(nd->failed);
@@ -987,7 +1168,7 @@ int node_broadcast(struct node *nd, const void *p, size_t n)
 {
     if (n + 1 + envelope_len(nd) + 8 >
         (size_t)nd->cfg.udp_buffer_size - WIRE_COMPOUND_HEADER -
-            WIRE_COMPOUND_OVERHEAD - overhead_per_packet(nd))
+            WIRE_COMPOUND_OVERHEAD - node_packet_overhead(nd))
         return HS_ETOOBIG;
     uint64_t seq = ++nd->rumor_seq;
     rumor_new(nd, rumor_id(nd->cfg.name, nd->self_name_len, seq));
@@ -1029,7 +1210,8 @@ int node_send(struct node *nd, const char *name, const void *p, size_t n,
         rc = b.err ? b.err : s ? stream_set_request(s, b.data, b.len)
                                : HS_EIO;
     } else {
-        if (n + 1 + env.len > (size_t)nd->cfg.udp_buffer_size) {
+        if (n + 1 + env.len + node_packet_overhead(nd) >
+            (size_t)nd->cfg.udp_buffer_size) {
             buf_free(&b);
             buf_free(&env);
             return HS_ETOOBIG;
@@ -1104,6 +1286,130 @@ void node_timer_cancel(struct node *nd, struct node_utimer *t)
 uint64_t node_time(const struct node *nd)
 {
     return node_now(nd);
+}
+
+/* ===== Encryption and labels ===== */
+
+void node_nonce(struct node *nd, uint8_t nonce[KEYRING_NONCE])
+{
+    nd->io.random(nd->io.ctx, nonce, KEYRING_NONCE);
+}
+
+const struct keyring *node_keyring(const struct node *nd)
+{
+    return &nd->keyring;
+}
+
+void node_set_keyring_observer(struct node *nd, node_keyring_fn fn,
+                               void *ud)
+{
+    nd->keyring_fn = fn;
+    nd->keyring_ud = ud;
+}
+
+int node_keyring_changed(struct node *nd, char *err, size_t errlen)
+{
+    if (nd->keyring_fn == NULL)
+        return 0;
+    return nd->keyring_fn(nd->keyring_ud, &nd->keyring, err, errlen);
+}
+
+/* Log a change without naming the key: its position is enough. */
+static void keyring_changed(struct node *nd, const char *what)
+{
+    HS_INFO(nd->log, "keyring: %s: keys=%zu", what, nd->keyring.n);
+    char err[256] = "";
+    if (node_keyring_changed(nd, err, sizeof err))
+        HS_ERROR(nd->log, "keyring: %s", err);
+}
+
+int node_keyring_install(struct node *nd, const uint8_t *key, size_t len)
+{
+    bool had = keyring_find(&nd->keyring, key, len) >= 0;
+    int rc = keyring_add(&nd->keyring, key, len);
+    if (rc == 0 && !had)
+        keyring_changed(nd, nd->keyring.n == 1 ? "key installed as primary "
+                        "(encryption on)" : "key installed");
+    return rc;
+}
+
+int node_keyring_use(struct node *nd, const uint8_t *key, size_t len)
+{
+    bool was = keyring_find(&nd->keyring, key, len) == 0;
+    int rc = keyring_use(&nd->keyring, key, len);
+    if (rc == 0 && !was)
+        keyring_changed(nd, "primary key changed");
+    return rc;
+}
+
+int node_keyring_remove(struct node *nd, const uint8_t *key, size_t len)
+{
+    bool had = keyring_find(&nd->keyring, key, len) >= 0;
+    int rc = keyring_remove(&nd->keyring, key, len);
+    if (rc == 0 && had)
+        keyring_changed(nd, "key removed");
+    return rc;
+}
+
+int node_reconfigure_security(struct node *nd, const struct config *cfg,
+                              char *err, size_t errlen)
+{
+    struct config c;
+    /* Check the settings as they would be, on a copy. */
+    if (config_copy(&c, &nd->cfg)) {
+        snprintf(err, errlen, "out of memory");
+        return HS_ENOMEM;
+    }
+    c.gossip_verify_incoming = cfg->gossip_verify_incoming;
+    c.gossip_verify_outgoing = cfg->gossip_verify_outgoing;
+    c.skip_inbound_label_check = cfg->skip_inbound_label_check;
+    memcpy(c.label, cfg->label, sizeof c.label);
+    memcpy(c.encrypt, cfg->encrypt, sizeof c.encrypt);
+    memcpy(c.encrypt_passphrase, cfg->encrypt_passphrase,
+           sizeof c.encrypt_passphrase);
+    uint8_t key[KEYRING_KEY_MAX];
+    size_t keylen = 0;
+    int rc = config_validate(&c, err, errlen);
+    if (rc == 0)
+        rc = config_secret_key(&c, key, &keylen);
+    if (rc) {
+        config_free(&c);
+        return HS_EINVAL;
+    }
+    bool changed =
+        nd->cfg.gossip_verify_incoming != c.gossip_verify_incoming ||
+        nd->cfg.gossip_verify_outgoing != c.gossip_verify_outgoing ||
+        nd->cfg.skip_inbound_label_check != c.skip_inbound_label_check ||
+        strcmp(nd->cfg.label, c.label);
+    nd->cfg.gossip_verify_incoming = c.gossip_verify_incoming;
+    nd->cfg.gossip_verify_outgoing = c.gossip_verify_outgoing;
+    nd->cfg.skip_inbound_label_check = c.skip_inbound_label_check;
+    memcpy(nd->cfg.label, c.label, sizeof nd->cfg.label);
+    memcpy(nd->cfg.encrypt, c.encrypt, sizeof c.encrypt);
+    memcpy(nd->cfg.encrypt_passphrase, c.encrypt_passphrase,
+           sizeof c.encrypt_passphrase);
+    config_free(&c);
+    if (changed) {
+        char lb[CONFIG_LABEL_MAX * 4 + 1];
+        HS_INFO(nd->log, "security settings: gossip_verify_incoming=%s "
+                "gossip_verify_outgoing=%s label=\"%s\" "
+                "skip_inbound_label_check=%s",
+                nd->cfg.gossip_verify_incoming ? "true" : "false",
+                nd->cfg.gossip_verify_outgoing ? "true" : "false",
+                hs_log_quote(nd->cfg.label, strlen(nd->cfg.label), lb,
+                             sizeof lb),
+                nd->cfg.skip_inbound_label_check ? "true" : "false");
+    }
+    /* A configured key starts encryption on a node without one; once
+     * there is a keyring, hearsay keys manages it. */
+    if (keylen && keyring_empty(&nd->keyring))
+        rc = node_keyring_install(nd, key, keylen);
+    else if (keylen && keyring_find(&nd->keyring, key, keylen) < 0)
+        HS_INFO(nd->log, "keyring: the configured key is not installed; "
+                "the keyring is managed with hearsay keys once it has a "
+                "key");
+    keyring_wipe(key, sizeof key);
+    return rc;
 }
 
 /* ===== Queries ===== */

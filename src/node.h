@@ -11,6 +11,7 @@
 #include "config.h"
 #include "hooks.h"
 #include "io.h"
+#include "keyring.h"
 #include "log.h"
 #include "members.h"
 
@@ -34,7 +35,9 @@ struct node;
     X(DROP_STREAM_LIMIT, "stream_limit")                            \
     X(DROP_STREAM_TIMEOUT, "stream_timeout")                        \
     X(DROP_ENCRYPTED, "encrypted")                                  \
-    X(DROP_LABEL, "label")
+    X(DROP_LABEL, "label")                                          \
+    X(DROP_DECRYPT, "decrypt")                                      \
+    X(DROP_PLAINTEXT, "plaintext")
 
 enum node_drop {
 #define NODE_DROP_ENUM(name, text) NODE_##name,
@@ -128,6 +131,81 @@ uint64_t node_time(const struct node *nd);
 
 /* The cluster metadata store (metadata.h). */
 struct metadata *node_metadata(const struct node *nd);
+
+/* ===== Encryption and labels =====
+ * The node starts with the key of its configuration (encrypt or
+ * encrypt_passphrase), if any. Packets and streams are sealed with the
+ * keyring's primary key while gossip_verify_outgoing holds, and opened
+ * with any installed key; what no key opens (or, with
+ * gossip_verify_incoming, what is not encrypted) is dropped, counted and
+ * logged once per source address. Keys never appear in logs. */
+const struct keyring *node_keyring(const struct node *nd);
+/* This node's keyring, as memberlist's AddKey, UseKey and RemoveKey:
+ * 0, or HS_EINVAL (not a key of 16, 24 or 32 bytes), HS_ETOOBIG (the ring
+ * is full), HS_ENOTFOUND (use: not installed), HS_ESTATE (remove: the
+ * primary key). */
+int node_keyring_install(struct node *nd, const uint8_t *key, size_t len);
+int node_keyring_use(struct node *nd, const uint8_t *key, size_t len);
+int node_keyring_remove(struct node *nd, const uint8_t *key, size_t len);
+/* Called after every change of the keyring, made here or asked for by a
+ * peer (the agent saves its keyring file there). A non-zero return with a
+ * sentence in err is reported to whoever asked for the change. */
+typedef int (*node_keyring_fn)(void *ud, const struct keyring *kr,
+                               char *err, size_t errlen);
+void node_set_keyring_observer(struct node *nd, node_keyring_fn fn,
+                               void *ud);
+/* Take the reloadable security settings of cfg: gossip_verify_incoming,
+ * gossip_verify_outgoing, label and skip_inbound_label_check, and the key
+ * of encrypt (or encrypt_passphrase) when no key is installed yet. 0, or
+ * HS_EINVAL with a sentence in err (nothing changed). */
+int node_reconfigure_security(struct node *nd, const struct config *cfg,
+                              char *err, size_t errlen);
+
+/* ===== Key operations across the cluster (serf keys) =====
+ * Install, use or remove a key on every member, or list every member's
+ * keys: this node first, then each other member alive or suspect over an
+ * encrypted stream of its own (a hearsay envelope that other software
+ * ignores). cb runs once every member answered or failed (tcp_timeout). */
+enum { NODE_KEYS_LIST, NODE_KEYS_INSTALL, NODE_KEYS_USE, NODE_KEYS_REMOVE };
+
+struct node_keys_failure {
+    char *name;              /* the member */
+    char *message;           /* what went wrong there */
+};
+
+struct node_keys_count {
+    uint8_t key[KEYRING_KEY_MAX];
+    uint8_t len;
+    size_t installed;        /* members that have it */
+    size_t primary;          /* members whose primary it is */
+};
+
+struct node_keys_result {
+    int op;
+    size_t nodes;            /* members asked, this node included */
+    size_t responses;        /* members that answered */
+    size_t errors;           /* answers that reported a failure */
+    struct node_keys_failure *failures; /* answered or not, nfailures */
+    size_t nfailures;
+    struct node_keys_count *keys; /* NODE_KEYS_LIST: nkeys */
+    size_t nkeys;
+};
+
+/* The result is lent to cb for its duration. */
+typedef void (*node_keys_cb)(void *ud, const struct node_keys_result *r);
+/* 0 once the operation started (cb follows, maybe before this returns),
+ * or an error and cb never runs: HS_EUNSUPP with no keyring ("encryption
+ * is not enabled"), HS_EINVAL for a bad key, HS_EBUSY when 16 operations
+ * are under way, or this node's own refusal (HS_ENOTFOUND: use of a key
+ * not installed here; HS_ESTATE: removal of the primary key). */
+int node_keys(struct node *nd, int op, const uint8_t *key, size_t len,
+              node_keys_cb cb, void *ud);
+/* The caller of node_keys no longer wants its answer (its connection or
+ * script went away): cb will not run for that ud. When the node closes
+ * first, operations under way end without a call. */
+void node_keys_cancel(struct node *nd, node_keys_cb cb, void *ud);
+/* A sentence for a node_keys error code and operation. */
+const char *node_keys_strerror(int op, int err);
 
 /* ===== Queries ===== */
 const struct member *node_self(const struct node *nd);

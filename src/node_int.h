@@ -12,6 +12,8 @@
 
 enum node_phase { PHASE_NEW, PHASE_RUNNING, PHASE_LEAVING, PHASE_LEFT };
 
+#define NODE_NOTED_MAX 256 /* sources of refused traffic remembered */
+
 /* Our own probe in flight (at most one; SWIM section 3.1). */
 struct probe {
     bool active;
@@ -43,7 +45,8 @@ enum stream_kind {
     STREAM_PUSHPULL,         /* we dialled: send state, read state */
     STREAM_PING,             /* we dialled: fallback ping, read ack */
     STREAM_USER,             /* we dialled: send a user message */
-    STREAM_META              /* we dialled: metadata request, answer */
+    STREAM_META,             /* we dialled: metadata request, answer */
+    STREAM_KEYS              /* we dialled: keyring operation, answer */
 };
 
 struct join_op;
@@ -64,6 +67,12 @@ struct stream {
     struct join_op *op;      /* the join this push/pull belongs to */
     uint32_t seq;            /* fallback ping */
     void *req;               /* metadata request (metadata.c) */
+    struct keyop *keyop;     /* keyring operation (keyops.c) */
+    size_t keyop_slot;       /* which member of it */
+    bool label_done;         /* inbound: the label header was checked */
+    bool encrypted;          /* the message arrived encrypted */
+    bool seal;               /* encrypt our messages whatever
+                              * gossip_verify_outgoing says */
 };
 
 struct join_op {
@@ -150,6 +159,24 @@ struct node {
     size_t seen_pos, seen_n;
     struct buf scratch;       /* packet being built */
     struct node_stats stats;
+
+    /* Encryption (keyring.c). The keyring is empty when encryption is
+     * off; the label and verify flags live in cfg. */
+    struct keyring keyring;
+    struct buf sealed;        /* packet being sealed */
+    struct buf rx;            /* packet being opened */
+    bool rx_busy;
+    node_keyring_fn keyring_fn;
+    void *keyring_ud;
+    struct keyop *keyops;     /* cluster-wide key operations under way */
+    int nkeyops;
+    /* Sources of refused traffic already logged, by IP and reason: each
+     * is logged once, then only counted. */
+    struct noted {
+        uint8_t ip[16];
+        uint8_t len, reason;
+    } noted[NODE_NOTED_MAX];
+    size_t nnoted, noted_next;
 };
 
 /* ===== node.c helpers for the other core modules ===== */
@@ -201,6 +228,21 @@ size_t metadata_take(struct metadata *md, size_t overhead, size_t limit,
 void node_count_drop(struct node *nd, int reason,
                      const struct hs_addr *from, const char *what,
                      const char *why);
+/* Count a drop for encryption or label reasons, and log it at WARN the
+ * first time for this source IP and reason. */
+void node_refuse(struct node *nd, int reason, const struct hs_addr *from,
+                 const char *what, const char *why);
+/* Do we seal what we send (a key, and gossip_verify_outgoing)? */
+static inline bool node_seals(const struct node *nd)
+{
+    return !keyring_empty(&nd->keyring) && nd->cfg.gossip_verify_outgoing;
+}
+/* Bytes a packet grows by after its message: label and encryption. */
+size_t node_packet_overhead(const struct node *nd);
+/* A fresh nonce from the io layer's randomness. */
+void node_nonce(struct node *nd, uint8_t nonce[KEYRING_NONCE]);
+/* The keyring changed: tell the observer (0, or its error). */
+int node_keyring_changed(struct node *nd, char *err, size_t errlen);
 
 /* Lifeguard local health (awareness.go): the score stays within
  * [0, awareness_max_multiplier - 1] and scales the probe interval. */
@@ -234,9 +276,25 @@ struct stream *stream_open(struct node *nd, int kind,
 int stream_set_request(struct stream *s, const uint8_t *msg, size_t len);
 void stream_finish(struct stream *s);
 void stream_close_all(struct node *nd);
-/* Encode a message for a stream: compressed when enabled. */
-int stream_wrap(struct node *nd, const uint8_t *msg, size_t len,
+/* Encode a message for a stream: compressed when enabled, then sealed
+ * when we seal (or always if `seal`). */
+int stream_wrap(struct node *nd, const uint8_t *msg, size_t len, bool seal,
                 struct buf *out);
+
+/* ===== keyops.c ===== */
+struct keyop;
+/* Answer a keyring request (the body of a KEYS_REQ envelope) from `from`:
+ * the KEYS_RESP body goes to out. `encrypted`: the request arrived
+ * encrypted; anything else is refused. */
+void keyops_serve(struct node *nd, const char *from, size_t fromlen,
+                  const uint8_t *body, size_t n, bool encrypted,
+                  struct buf *out);
+/* A STREAM_KEYS stream ended: with the answer's envelope body, or with
+ * NULL and why it failed. */
+void keyops_answer(struct node *nd, struct stream *s, const uint8_t *body,
+                   size_t n, const char *why);
+/* Forget every operation (node_close): no callbacks. */
+void keyops_close(struct node *nd);
 
 /* ===== pushpull.c ===== */
 /* Our full state: 06 header, node states, user state. `to` is the peer

@@ -68,16 +68,34 @@ void stream_close_all(struct node *nd)
     }
 }
 
-int stream_wrap(struct node *nd, const uint8_t *msg, size_t len,
+int stream_wrap(struct node *nd, const uint8_t *msg, size_t len, bool seal,
                 struct buf *out)
 {
+    bool sealed = (seal || node_seals(nd)) && !keyring_empty(&nd->keyring);
+    struct buf tmp = BUF_INIT, *b = sealed ? &tmp : out;
     /* Streams are compressed whenever compression is on, even when that
-     * makes them larger (memberlist rawSendMsgStream). */
+     * makes them larger (memberlist rawSendMsgStream), then sealed. */
     if (nd->cfg.enable_compression) {
-        wire_put_compress(out, msg, len);
+        wire_put_compress(b, msg, len);
         nd->stats.msgs_out[WIRE_COMPRESS]++;
     } else
-        buf_append(out, msg, len);
+        buf_append(b, msg, len);
+    if (sealed && tmp.err == 0) {
+        uint8_t nonce[KEYRING_NONCE];
+        node_nonce(nd, nonce);
+        int rc = keyring_seal_stream(
+            &nd->keyring, keyring_version(nd->cfg.protocol_version), nonce,
+            (const uint8_t *)nd->cfg.label, strlen(nd->cfg.label), tmp.data,
+            tmp.len, out);
+        if (rc && out->err == 0)
+            out->err = rc;
+        if (rc == 0)
+            nd->stats.msgs_out[WIRE_ENCRYPT]++;
+    } else if (sealed) {
+        out->err = tmp.err;
+    }
+    keyring_wipe(tmp.data, tmp.len); /* the plaintext, when sealed */
+    buf_free(&tmp);
     return out->err;
 }
 
@@ -105,7 +123,7 @@ struct stream *stream_open(struct node *nd, int kind,
 int stream_set_request(struct stream *s, const uint8_t *msg, size_t len)
 {
     buf_reset(&s->out);
-    return stream_wrap(s->nd, msg, len, &s->out);
+    return stream_wrap(s->nd, msg, len, s->seal, &s->out);
 }
 
 /* Our side of the stream is over; report to whoever waits on it. */
@@ -130,6 +148,10 @@ static void stream_fail(struct stream *s, int err, const char *why)
             metadata_stream_answer(nd->store, req, NULL, 0);
         }
         break;
+    case STREAM_KEYS:
+        if (s->keyop)
+            keyops_answer(nd, s, NULL, 0, why ? why : hs_strerror(err));
+        break;
     default:
         break;
     }
@@ -152,7 +174,8 @@ static void reply(struct stream *s, const struct buf *msg)
 {
     struct node *nd = s->nd;
     struct buf w = BUF_INIT;
-    if (msg->err == 0 && stream_wrap(nd, msg->data, msg->len, &w) == 0)
+    if (msg->err == 0 &&
+        stream_wrap(nd, msg->data, msg->len, s->seal, &w) == 0)
         nd->io.stream_write(nd->io.ctx, s->io, w.data, w.len);
     buf_free(&w);
 }
@@ -236,6 +259,27 @@ static void serve(struct stream *s, const uint8_t *p, size_t n)
         const uint8_t *payload = p + 1 + r.off;
         struct wire_envelope e;
         if (wire_get_envelope(payload, (size_t)h.len, &e) == 0 &&
+            e.kind == WIRE_ENV_KEYS_REQ) {
+            /* A keyring operation: answer on this stream, encrypted
+             * whatever gossip_verify_outgoing says (it may carry keys). */
+            struct buf body = BUF_INIT, b = BUF_INIT, env = BUF_INIT;
+            keyops_serve(nd, e.from, e.fromlen, e.body, e.len, s->encrypted,
+                         &body);
+            wire_put_envelope(&env, WIRE_ENV_KEYS_RESP, nd->cfg.name,
+                              nd->self_name_len);
+            wire_put_user_header(&b, (int64_t)(env.len + body.len));
+            buf_append(&b, env.data, env.len);
+            buf_append(&b, body.data, body.len);
+            s->seal = s->encrypted;
+            reply(s, &b);
+            keyring_wipe(body.data, body.cap);
+            keyring_wipe(b.data, b.cap);
+            buf_free(&body);
+            buf_free(&b);
+            buf_free(&env);
+            return;
+        }
+        if (wire_get_envelope(payload, (size_t)h.len, &e) == 0 &&
             e.kind == WIRE_ENV_META_REQ) {
             /* A metadata sync or fetch: answer on this stream. */
             struct buf body = BUF_INIT, b = BUF_INIT, env = BUF_INIT;
@@ -281,6 +325,24 @@ static void answered(struct stream *s, const uint8_t *p, size_t n)
         probe_tcp_done(nd, s, ok);
         return;
     }
+    if (s->kind == STREAM_KEYS) {
+        struct wire_user_header h;
+        struct wire_envelope e;
+        mp_reader_init(&r, p + 1, n - 1);
+        if (p[0] == WIRE_USER && s->encrypted &&
+            wire_get_user_header(&r, &h, &sc, &w) == 0 && h.len >= 0 &&
+            (uint64_t)h.len <= mp_left(&r) &&
+            wire_get_envelope(p + 1 + r.off, (size_t)h.len, &e) == 0 &&
+            e.kind == WIRE_ENV_KEYS_RESP)
+            keyops_answer(nd, s, e.body, e.len, NULL);
+        else
+            keyops_answer(nd, s, NULL, 0,
+                          p[0] == WIRE_ERR ? "the member refused the request"
+                          : !s->encrypted  ? "the answer was not encrypted"
+                                           : "not a keyring answer (not a "
+                                             "hearsay node?)");
+        return;
+    }
     if (s->kind == STREAM_META) {
         struct wire_user_header h;
         struct wire_envelope e;
@@ -323,14 +385,62 @@ static void answered(struct stream *s, const uint8_t *p, size_t n)
 static void message(struct stream *s, const uint8_t *p, size_t n)
 {
     struct node *nd = s->nd;
-    struct buf plain = BUF_INIT;
+    struct buf plain = BUF_INIT, dec = BUF_INIT;
     const char *why = NULL;
-    if (p[0] == WIRE_ENCRYPT) {
-        node_count_drop(nd, NODE_DROP_ENCRYPTED, &s->peer, "stream",
-                        "encrypted, and no keyring is installed");
+    if (p[0] == WIRE_ENCRYPT && keyring_empty(&nd->keyring)) {
+        node_refuse(nd, NODE_DROP_ENCRYPTED, &s->peer, "stream",
+                    "encrypted, and no key is installed");
         if (s->kind == STREAM_IN)
-            reply_err(s, "encryption is not configured");
-        stream_fail(s, HS_EREFUSED, "peer uses encryption");
+            reply_err(s, "remote state is encrypted and encryption is not "
+                         "configured");
+        stream_fail(s, HS_EREFUSED, "the peer encrypts, and no key is "
+                                    "installed here");
+        return;
+    }
+    if (p[0] == WIRE_ENCRYPT) {
+        int rc = keyring_open_stream(&nd->keyring,
+                                     (const uint8_t *)nd->cfg.label,
+                                     strlen(nd->cfg.label), p, n, &dec, &why);
+        size_t end = 0, need = 0;
+        if (rc == 0) {
+            /* One whole message, not encrypted again. */
+            struct wire_stream_scan scan;
+            wire_stream_scan_init(&scan);
+            rc = dec.len == 0 || dec.data[0] == WIRE_ENCRYPT
+                     ? HS_EBADMSG
+                     : wire_scan_stream(&scan, dec.data, dec.len,
+                                        nd->cfg.max_push_pull_nodes,
+                                        nd->cfg.max_stream_size, &end, &need,
+                                        &why);
+            if (rc) {
+                node_count_drop(nd, NODE_DROP_MALFORMED, &s->peer,
+                                "stream", why ? why : "bad encrypted "
+                                                      "message");
+                why = "malformed encrypted message";
+            }
+        } else {
+            node_refuse(nd, NODE_DROP_DECRYPT, &s->peer, "stream", why);
+            why = "no installed key decrypts the message";
+        }
+        if (rc) {
+            if (s->kind == STREAM_IN)
+                reply_err(s, why);
+            buf_free(&dec);
+            stream_fail(s, HS_EREFUSED, why);
+            return;
+        }
+        nd->stats.msgs_in[WIRE_ENCRYPT]++;
+        s->encrypted = true;
+        p = dec.data;
+        n = end;
+    } else if (!keyring_empty(&nd->keyring) &&
+               nd->cfg.gossip_verify_incoming) {
+        node_refuse(nd, NODE_DROP_PLAINTEXT, &s->peer, "stream",
+                    "not encrypted, and gossip_verify_incoming is set");
+        if (s->kind == STREAM_IN)
+            reply_err(s, "encryption is configured but remote state is "
+                         "not encrypted");
+        stream_fail(s, HS_EREFUSED, "the peer does not encrypt");
         return;
     }
     if (p[0] == WIRE_COMPRESS) {
@@ -356,6 +466,7 @@ static void message(struct stream *s, const uint8_t *p, size_t n)
             if (s->kind == STREAM_IN)
                 reply_err(s, "cannot read the compressed message");
             buf_free(&plain);
+            buf_free(&dec);
             stream_fail(s, rc, why);
             return;
         }
@@ -369,10 +480,53 @@ static void message(struct stream *s, const uint8_t *p, size_t n)
     else
         answered(s, p, n);
     buf_free(&plain);
+    buf_free(&dec);
     stream_finish(s);
 }
 
 /* ===== io callbacks ===== */
+
+/* The label header an inbound stream may start with (reference section
+ * 8): 1 once checked and stripped, 0 until enough bytes are in, -1 when
+ * refused (counted and logged). */
+static int check_label(struct stream *s)
+{
+    struct node *nd = s->nd;
+    const uint8_t *p = s->in.data;
+    size_t n = s->in.len, have = 0, want = strlen(nd->cfg.label);
+    bool skip = nd->cfg.skip_inbound_label_check;
+    const uint8_t *label = NULL;
+    if (n == 0)
+        return 0;
+    if (p[0] == WIRE_LABEL) {
+        if (n < 2)
+            return 0;
+        if (p[1] == 0) {
+            node_refuse(nd, NODE_DROP_LABEL, &s->peer, "stream",
+                        "empty label header");
+            return -1;
+        }
+        if (n < 2 + (size_t)p[1])
+            return 0;
+        label = p + 2;
+        have = p[1];
+        if (skip) {
+            node_refuse(nd, NODE_DROP_LABEL, &s->peer, "stream",
+                        "labelled, and skip_inbound_label_check is set");
+            return -1;
+        }
+    }
+    if (!skip && (have != want || (want && memcmp(label, nd->cfg.label,
+                                                  want)))) {
+        node_refuse(nd, NODE_DROP_LABEL, &s->peer, "stream",
+                    have ? "another label" : "no label");
+        return -1;
+    }
+    if (label)
+        buf_consume(&s->in, 2 + have);
+    s->label_done = true;
+    return 1;
+}
 
 void *node_io_stream_accepted(struct node *nd, struct io_stream *io,
                               const struct hs_addr *from)
@@ -410,6 +564,15 @@ void node_io_stream_connected(struct node *nd, void *owner, int status)
         return;
     }
     s->connected = true;
+    size_t labellen = strlen(nd->cfg.label);
+    if (labellen) {
+        /* The dialler labels the stream once, before its message. */
+        uint8_t h[2 + CONFIG_LABEL_MAX];
+        h[0] = WIRE_LABEL;
+        h[1] = (uint8_t)labellen;
+        memcpy(h + 2, nd->cfg.label, labellen);
+        nd->io.stream_write(nd->io.ctx, s->io, h, 2 + labellen);
+    }
     if (s->out.len)
         nd->io.stream_write(nd->io.ctx, s->io, s->out.data, s->out.len);
     if (s->kind == STREAM_USER)
@@ -434,6 +597,14 @@ void node_io_stream_data(struct node *nd, void *owner, const uint8_t *p,
     if (buf_append(&s->in, p, n)) {
         stream_fail(s, HS_ENOMEM, "out of memory");
         return;
+    }
+    if (s->kind == STREAM_IN && !s->label_done) {
+        int rc = check_label(s);
+        if (rc <= 0) {
+            if (rc < 0)
+                stream_fail(s, HS_EREFUSED, "label refused");
+            return;
+        }
     }
     if (s->in.len < s->need)
         return;

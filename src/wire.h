@@ -258,7 +258,10 @@ enum wire_envelope_kind {
                           * sequence number, so that every node passes it
                           * on once and delivers it once */
     WIRE_ENV_META_REQ = 5, /* metadata: a sync or fetch request (stream) */
-    WIRE_ENV_META_RESP = 6 /* metadata: its answer (stream) */
+    WIRE_ENV_META_RESP = 6, /* metadata: its answer (stream) */
+    WIRE_ENV_KEYS_REQ = 7, /* keyring: an operation on the keyring of the
+                            * receiver (stream, always encrypted) */
+    WIRE_ENV_KEYS_RESP = 8 /* keyring: its answer (stream) */
 };
 
 struct wire_envelope {

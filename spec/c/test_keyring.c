@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include "../../src/keyring.h"
+#include "../../src/sim.h"
 
 /* Section 9.1: the 69-byte ping that section 7.4 encrypts. */
 static const char *ping_hex =
@@ -311,13 +312,493 @@ static void test_parse(void)
     CHECK(!strcmp(text, "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="));
 }
 
-int main(void)
+/* ===== The node with a keyring, on the simulated network ===== */
+
+#define KEY_A "sKOo038zlyFGsBEoybPg6A2PeT8fqPX+IaqVdp4RjYs="
+#define KEY_B "AAECAwQFBgcICQoLDA0ODw=="
+#define KEY_C "ZHVtbXkga2V5IGZvciBzcGVjcyBvbmx5ISEhISEhISE="
+
+static int verbose;
+static int warn_lines;        /* "refused" WARN lines logged */
+static char last_warn[512];
+
+static void sink(void *ud, const char *node, uint64_t now, int level,
+                 const char *msg)
 {
+    (void)ud;
+    if (level == HS_LOG_WARN && strstr(msg, "refused ")) {
+        warn_lines++;
+        snprintf(last_warn, sizeof last_warn, "%s", msg);
+    }
+    if (verbose)
+        fprintf(stderr, "%8.3f %-4s %-5s %s\n", (double)now / 1000.0, node,
+                hs_log_level_name(level), msg);
+}
+
+struct spec {
+    const char *name;
+    const char *encrypt;  /* NULL: none */
+    const char *label;    /* NULL: none */
+    int protocol_version; /* 0: the default */
+    bool skip_label;
+};
+
+static size_t add(struct sim *s, const struct spec *sp)
+{
+    struct config c;
+    config_defaults(&c, "lan");
+    snprintf(c.name, sizeof c.name, "%s", sp->name);
+    if (sp->encrypt)
+        snprintf(c.encrypt, sizeof c.encrypt, "%s", sp->encrypt);
+    if (sp->label)
+        snprintf(c.label, sizeof c.label, "%s", sp->label);
+    if (sp->protocol_version)
+        c.protocol_version = sp->protocol_version;
+    c.skip_inbound_label_check = sp->skip_label;
+    char err[256];
+    CHECK_EQ(config_validate(&c, err, sizeof err), 0);
+    size_t idx = 0;
+    CHECK_EQ(sim_add(s, &c, NULL, &idx), 0);
+    config_free(&c);
+    return idx;
+}
+
+static struct sim *new_sim(uint64_t seed)
+{
+    struct sim *s;
+    sim_new(seed, &s);
+    sim_set_log(s, verbose ? HS_LOG_DEBUG : HS_LOG_INFO, sink, NULL);
+    warn_lines = 0;
+    return s;
+}
+
+static void join(struct sim *s, size_t idx, size_t to)
+{
+    struct hs_addr a = sim_addr(s, to);
+    CHECK_EQ(node_join(sim_node(s, idx), &a, NULL, 1, NULL, NULL), 0);
+}
+
+/* The state node `at` has for `name` (-1: unknown). */
+static int state_at(struct sim *s, size_t at, const char *name)
+{
+    const struct member *m =
+        members_find(node_members(sim_node(s, at)), name, strlen(name));
+    return m ? m->state : -1;
+}
+
+/* Every node of [0, n) sees every node of [0, n) alive. */
+static bool all_alive(struct sim *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            if (state_at(s, i, sim_name(s, j)) != MEMBER_ALIVE)
+                return false;
+    return true;
+}
+
+/* Run `ms` in steps of 100 ms; the number of steps after which some node
+ * did not see the whole cluster alive. */
+static int run_watching(struct sim *s, size_t n, uint64_t ms)
+{
+    int bad = 0;
+    for (uint64_t t = 0; t < ms; t += 100) {
+        sim_run(s, 100);
+        if (!all_alive(s, n))
+            bad++;
+    }
+    return bad;
+}
+
+static uint64_t dropped(struct sim *s, size_t idx, int reason)
+{
+    return node_stats(sim_node(s, idx))->dropped[reason];
+}
+
+static void test_encrypted_cluster(void)
+{
+    struct sim *s = new_sim(3);
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "n%d", i);
+        add(s, &(struct spec){name, KEY_A, NULL, 0, false});
+        if (i)
+            join(s, (size_t)i, 0);
+    }
+    sim_run(s, 5000);
+    CHECK(all_alive(s, 4));
+    const struct node_stats *st = node_stats(sim_node(s, 1));
+    CHECK(st->msgs_out[WIRE_ENCRYPT] > 0);
+    CHECK(st->msgs_in[WIRE_ENCRYPT] > 0);
+    CHECK(st->push_pulls_out + st->push_pulls_in > 0);
+    /* A node with another key, and one without a key, try to join: they
+     * never become members, and what they send is refused. */
+    size_t other = add(s, &(struct spec){"other", KEY_B, NULL, 0, false});
+    size_t plain = add(s, &(struct spec){"plain", NULL, NULL, 0, false});
+    join(s, other, 0);
+    join(s, plain, 1);
+    sim_run(s, 20000);
+    CHECK(all_alive(s, 4));
+    for (size_t i = 0; i < 4; i++) {
+        CHECK_EQ(state_at(s, i, "other"), -1);
+        CHECK_EQ(state_at(s, i, "plain"), -1);
+    }
+    CHECK_EQ(members_count(node_members(sim_node(s, other))), 1);
+    CHECK_EQ(members_count(node_members(sim_node(s, plain))), 1);
+    CHECK(dropped(s, 0, NODE_DROP_DECRYPT) > 0);   /* other's join */
+    CHECK(dropped(s, 1, NODE_DROP_PLAINTEXT) > 0); /* plain's join */
+    /* The keyless node sees our answers as encrypted traffic. */
+    CHECK(dropped(s, plain, NODE_DROP_ENCRYPTED) > 0);
+    /* Logged once per source and reason, however often it comes. */
+    int lines = warn_lines;
+    join(s, other, 0);
+    join(s, plain, 1);
+    sim_run(s, 5000);
+    CHECK_EQ(warn_lines, lines);
+    CHECK(strstr(last_warn, KEY_A) == NULL && strstr(last_warn, KEY_B) ==
+          NULL);
+    sim_free(s);
+}
+
+/* Protocol version 1 peers seal with version 0 (padding). */
+static void test_version0(void)
+{
+    struct sim *s = new_sim(5);
+    add(s, &(struct spec){"a", KEY_B, NULL, 1, false});
+    add(s, &(struct spec){"b", KEY_B, NULL, 0, false});
+    add(s, &(struct spec){"c", KEY_B, NULL, 1, false});
+    join(s, 1, 0);
+    join(s, 2, 1);
+    sim_run(s, 8000);
+    CHECK(all_alive(s, 3));
+    CHECK_EQ(dropped(s, 1, NODE_DROP_DECRYPT), 0);
+    sim_free(s);
+}
+
+static void test_labels(void)
+{
+    struct sim *s = new_sim(7);
+    add(s, &(struct spec){"a", NULL, "prod", 0, false});
+    add(s, &(struct spec){"b", NULL, "prod", 0, false});
+    add(s, &(struct spec){"c", KEY_A, "prod", 0, false});
+    add(s, &(struct spec){"d", KEY_A, "prod", 0, false});
+    size_t e = add(s, &(struct spec){"e", NULL, "test", 0, false});
+    size_t f = add(s, &(struct spec){"f", NULL, NULL, 0, false});
+    /* An encrypted node whose label differs: the label is the
+     * additional data, so even its key does not help. */
+    size_t g = add(s, &(struct spec){"g", KEY_A, "test", 0, false});
+    join(s, 1, 0);
+    join(s, 3, 2);
+    join(s, e, 0);
+    join(s, f, 0);
+    join(s, g, 2);
+    sim_run(s, 10000);
+    CHECK_EQ(state_at(s, 0, "b"), MEMBER_ALIVE);
+    CHECK_EQ(state_at(s, 1, "a"), MEMBER_ALIVE);
+    CHECK_EQ(state_at(s, 2, "d"), MEMBER_ALIVE);
+    CHECK_EQ(state_at(s, 3, "c"), MEMBER_ALIVE);
+    CHECK_EQ(state_at(s, 0, "e"), -1);
+    CHECK_EQ(state_at(s, 0, "f"), -1);
+    CHECK_EQ(state_at(s, 2, "g"), -1);
+    CHECK(dropped(s, 0, NODE_DROP_LABEL) >= 2);
+    CHECK(dropped(s, 2, NODE_DROP_LABEL) > 0);
+    CHECK_EQ(members_count(node_members(sim_node(s, e))), 1);
+    sim_free(s);
+
+    /* skip_inbound_label_check (memberlist's, for a transport that has
+     * taken the label off already): unlabelled traffic is taken as ours,
+     * labelled traffic is refused. */
+    s = new_sim(9);
+    size_t a = add(s, &(struct spec){"a", KEY_A, "prod", 0, true});
+    size_t b = add(s, &(struct spec){"b", KEY_A, NULL, 0, false});
+    size_t c = add(s, &(struct spec){"c", KEY_A, "prod", 0, false});
+    sim_run(s, 100);
+    struct buf pkt = BUF_INIT;
+    uint8_t ping[] = {WIRE_PING, 0x81, 0xa5, 'S', 'e', 'q', 'N', 'o', 7};
+    struct hs_addr from = sim_addr(s, b);
+    /* What b (no label) sends: sealed with "prod" as the additional data
+     * by a node that labels its packets, minus the label. */
+    CHECK_EQ(keyring_seal(node_keyring(sim_node(s, c)), 1, nonce,
+                          (const uint8_t *)"prod", 4, ping, sizeof ping,
+                          &pkt), 0);
+    uint64_t pings = node_stats(sim_node(s, a))->msgs_in[WIRE_PING];
+    node_io_packet(sim_node(s, a), &from, pkt.data, pkt.len);
+    CHECK_EQ(node_stats(sim_node(s, a))->msgs_in[WIRE_PING], pings + 1);
+    /* The same with its label is refused. */
+    buf_reset(&pkt);
+    buf_append(&pkt, "\xf4\x04prod", 6);
+    keyring_seal(node_keyring(sim_node(s, c)), 1, nonce,
+                 (const uint8_t *)"prod", 4, ping, sizeof ping, &pkt);
+    node_io_packet(sim_node(s, a), &from, pkt.data, pkt.len);
+    CHECK_EQ(node_stats(sim_node(s, a))->msgs_in[WIRE_PING], pings + 1);
+    CHECK_EQ(dropped(s, a, NODE_DROP_LABEL), 1);
+    /* c, without the flag, takes the labelled one. */
+    node_io_packet(sim_node(s, c), &from, pkt.data, pkt.len);
+    CHECK_EQ(dropped(s, c, NODE_DROP_LABEL), 0);
+    CHECK_EQ(node_stats(sim_node(s, c))->msgs_in[WIRE_PING], 1);
+    buf_free(&pkt);
+    sim_free(s);
+}
+
+struct outcome {
+    int calls;
+    size_t nodes, responses, errors, nfailures;
+    size_t keys, everywhere; /* list: keys, keys on every node */
+    char failure[256];
+};
+
+static void on_keys(void *ud, const struct node_keys_result *r)
+{
+    struct outcome *o = ud;
+    o->calls++;
+    o->nodes = r->nodes;
+    o->responses = r->responses;
+    o->errors = r->errors;
+    o->nfailures = r->nfailures;
+    o->keys = r->nkeys;
+    o->everywhere = 0;
+    for (size_t i = 0; i < r->nkeys; i++)
+        if (r->keys[i].installed == r->nodes)
+            o->everywhere++;
+    if (r->nfailures)
+        snprintf(o->failure, sizeof o->failure, "%s: %s",
+                 r->failures[0].name, r->failures[0].message);
+}
+
+static int keys(struct sim *s, size_t at, int op, const char *b64,
+                struct outcome *o)
+{
+    uint8_t key[KEYRING_KEY_MAX];
+    size_t len = 0;
+    if (b64)
+        CHECK_EQ(keyring_parse(b64, key, &len), 0);
+    memset(o, 0, sizeof *o);
+    return node_keys(sim_node(s, at), op, key, len, on_keys, o);
+}
+
+/* serf keys: install, use, remove on a running five-node cluster, with
+ * every member seen alive by every member throughout. */
+static void test_rotation(void)
+{
+    struct sim *s = new_sim(11);
+    for (int i = 0; i < 5; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "n%d", i);
+        add(s, &(struct spec){name, KEY_A, NULL, 0, false});
+        if (i)
+            join(s, (size_t)i, 0);
+    }
+    sim_run(s, 6000);
+    CHECK(all_alive(s, 5));
+    struct outcome o;
+    CHECK_EQ(keys(s, 2, NODE_KEYS_INSTALL, KEY_C, &o), 0);
+    CHECK_EQ(run_watching(s, 5, 3000), 0);
+    CHECK_EQ(o.calls, 1);
+    CHECK_EQ(o.nodes, 5);
+    CHECK_EQ(o.responses, 5);
+    CHECK_EQ(o.errors, 0);
+    CHECK_EQ(keys(s, 0, NODE_KEYS_LIST, NULL, &o), 0);
+    CHECK_EQ(run_watching(s, 5, 1000), 0);
+    CHECK_EQ(o.keys, 2);
+    CHECK_EQ(o.everywhere, 2);
+    /* The new key becomes the primary everywhere. */
+    CHECK_EQ(keys(s, 4, NODE_KEYS_USE, KEY_C, &o), 0);
+    CHECK_EQ(run_watching(s, 5, 3000), 0);
+    CHECK_EQ(o.responses, 5);
+    CHECK_EQ(o.errors, 0);
+    for (size_t i = 0; i < 5; i++) {
+        uint8_t c[KEYRING_KEY_MAX];
+        size_t len;
+        keyring_parse(KEY_C, c, &len);
+        CHECK_EQ(keyring_find(node_keyring(sim_node(s, i)), c, len), 0);
+    }
+    /* Removing the primary is refused here, before anyone is asked. */
+    CHECK_EQ(keys(s, 1, NODE_KEYS_REMOVE, KEY_C, &o), HS_ESTATE);
+    CHECK_EQ(keys(s, 1, NODE_KEYS_REMOVE, KEY_A, &o), 0);
+    CHECK_EQ(run_watching(s, 5, 3000), 0);
+    CHECK_EQ(o.responses, 5);
+    CHECK_EQ(o.errors, 0);
+    CHECK_EQ(keys(s, 3, NODE_KEYS_LIST, NULL, &o), 0);
+    CHECK_EQ(run_watching(s, 5, 1000), 0);
+    CHECK_EQ(o.keys, 1);
+    CHECK_EQ(o.everywhere, 1);
+    /* Using a key nobody has is refused here too. */
+    CHECK_EQ(keys(s, 3, NODE_KEYS_USE, KEY_B, &o), HS_ENOTFOUND);
+    /* A node with only the old key is refused now. */
+    size_t old = add(s, &(struct spec){"old", KEY_A, NULL, 0, false});
+    join(s, old, 0);
+    CHECK_EQ(run_watching(s, 5, 10000), 0);
+    for (size_t i = 0; i < 5; i++)
+        CHECK_EQ(state_at(s, i, "old"), -1);
+    CHECK(dropped(s, 0, NODE_DROP_DECRYPT) > 0);
+    /* The old node (a member of nothing) answers key requests with its
+     * own failure; a killed member is reported as not answering. */
+    sim_kill(s, 4);
+    CHECK_EQ(keys(s, 0, NODE_KEYS_INSTALL, KEY_B, &o), 0);
+    sim_run(s, 15000);
+    CHECK_EQ(o.calls, 1);
+    CHECK_EQ(o.responses + 1, o.nodes);
+    CHECK(o.nfailures >= 1);
+    sim_free(s);
+}
+
+/* A node without a keyring cannot start an operation, and a member that
+ * disagrees reports it (here: a use of a key it lacks). */
+static void test_keys_refusals(void)
+{
+    struct sim *s = new_sim(13);
+    add(s, &(struct spec){"p", NULL, NULL, 0, false});
+    struct outcome o;
+    CHECK_EQ(keys(s, 0, NODE_KEYS_LIST, NULL, &o), HS_EUNSUPP);
+    CHECK_EQ(keys(s, 0, NODE_KEYS_INSTALL, KEY_A, &o), HS_EUNSUPP);
+    add(s, &(struct spec){"a", KEY_A, NULL, 0, false});
+    add(s, &(struct spec){"b", KEY_A, NULL, 0, false});
+    join(s, 2, 1);
+    sim_run(s, 5000);
+    /* A cancelled operation never calls back. */
+    CHECK_EQ(keys(s, 2, NODE_KEYS_LIST, NULL, &o), 0);
+    node_keys_cancel(sim_node(s, 2), on_keys, &o);
+    sim_run(s, 1000);
+    CHECK_EQ(o.calls, 0);
+    /* Install C on a only (a single node's view), then use it
+     * everywhere: b lacks it and says so. */
+    uint8_t c[KEYRING_KEY_MAX];
+    size_t len;
+    keyring_parse(KEY_C, c, &len);
+    CHECK_EQ(node_keyring_install(sim_node(s, 1), c, len), 0);
+    CHECK_EQ(keys(s, 1, NODE_KEYS_USE, KEY_C, &o), 0);
+    sim_run(s, 3000);
+    CHECK_EQ(o.calls, 1);
+    CHECK_EQ(o.nodes, 2);
+    CHECK_EQ(o.responses, 2);
+    CHECK_EQ(o.errors, 1);
+    CHECK(strstr(o.failure, "b: requested key is not in the keyring") !=
+          NULL);
+    /* a now seals with C, which b cannot open: b refuses a's packets. */
+    sim_run(s, 3000);
+    CHECK(dropped(s, 2, NODE_DROP_DECRYPT) > 0);
+    sim_free(s);
+}
+
+/* Switch a running plaintext cluster to encryption without losing a
+ * member: install the key with both verify flags off, then turn
+ * gossip_verify_outgoing on everywhere, then gossip_verify_incoming. */
+static void test_plain_to_encrypted(void)
+{
+    struct sim *s = new_sim(17);
+    const size_t n = 5;
+    for (size_t i = 0; i < n; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "n%zu", i);
+        add(s, &(struct spec){name, NULL, NULL, 0, false});
+        if (i)
+            join(s, i, 0);
+    }
+    sim_run(s, 6000);
+    CHECK(all_alive(s, n));
+    struct config c;
+    config_defaults(&c, "lan");
+    char err[256] = "";
+    /* Step 1, node by node: the key, with verification off. */
+    snprintf(c.encrypt, sizeof c.encrypt, "%s", KEY_A);
+    c.gossip_verify_incoming = c.gossip_verify_outgoing = false;
+    for (size_t i = 0; i < n; i++) {
+        CHECK_EQ(node_reconfigure_security(sim_node(s, i), &c, err,
+                                           sizeof err), 0);
+        CHECK_EQ(run_watching(s, n, 700), 0);
+    }
+    CHECK_EQ(node_stats(sim_node(s, 0))->msgs_out[WIRE_ENCRYPT], 0);
+    /* Step 2: everyone encrypts, everyone still accepts plaintext. */
+    c.gossip_verify_outgoing = true;
+    for (size_t i = 0; i < n; i++) {
+        CHECK_EQ(node_reconfigure_security(sim_node(s, i), &c, err,
+                                           sizeof err), 0);
+        CHECK_EQ(run_watching(s, n, 700), 0);
+    }
+    /* Step 3: plaintext is refused. */
+    c.gossip_verify_incoming = true;
+    for (size_t i = 0; i < n; i++) {
+        CHECK_EQ(node_reconfigure_security(sim_node(s, i), &c, err,
+                                           sizeof err), 0);
+        CHECK_EQ(run_watching(s, n, 700), 0);
+    }
+    CHECK_EQ(run_watching(s, n, 10000), 0);
+    for (size_t i = 0; i < n; i++) {
+        const struct node_stats *st = node_stats(sim_node(s, i));
+        CHECK(st->msgs_out[WIRE_ENCRYPT] > 0);
+        CHECK_EQ(st->dropped[NODE_DROP_DECRYPT], 0);
+        CHECK_EQ(st->dropped[NODE_DROP_PLAINTEXT], 0);
+    }
+    /* Now a plaintext node is kept out. */
+    size_t p = add(s, &(struct spec){"plain", NULL, NULL, 0, false});
+    join(s, p, 0);
+    CHECK_EQ(run_watching(s, n, 8000), 0);
+    CHECK_EQ(state_at(s, 0, "plain"), -1);
+    /* A bad key in a reload changes nothing. */
+    snprintf(c.encrypt, sizeof c.encrypt, "not-a-key");
+    c.gossip_verify_incoming = false;
+    CHECK_EQ(node_reconfigure_security(sim_node(s, 0), &c, err, sizeof err),
+             HS_EINVAL);
+    CHECK(strstr(err, "not-a-key") == NULL);
+    CHECK(node_config(sim_node(s, 0))->gossip_verify_incoming);
+    config_free(&c);
+    sim_free(s);
+}
+
+/* Bytes no key opens, or that claim a label falsely, are dropped
+ * without harm. */
+static void test_bad_packets(void)
+{
+    struct sim *s = new_sim(19);
+    add(s, &(struct spec){"a", KEY_A, "x", 0, false});
+    sim_run(s, 100);
+    struct node *nd = sim_node(s, 0);
+    struct hs_addr from;
+    CHECK_EQ(addr_parse("10.9.9.9:7946", 7946, &from), 0);
+    static const uint8_t cases[][8] = {
+        {0xf4},                   /* label header cut short */
+        {0xf4, 0},                /* empty label */
+        {0xf4, 5, 'x'},           /* label longer than the packet */
+        {0xf4, 1, 'y', 1, 2, 3},  /* another label */
+        {0xf4, 1, 'x', 2, 0, 0},  /* unsupported encryption version */
+        {0xf4, 1, 'x', 1, 0, 0},  /* too short to be encrypted */
+        {0xf4, 1, 'x'},           /* nothing after the label */
+    };
+    const size_t lens[] = {1, 2, 3, 6, 6, 6, 3};
+    for (size_t i = 0; i < HS_ARRAY_LEN(cases); i++)
+        node_io_packet(nd, &from, cases[i], lens[i]);
+    CHECK_EQ(dropped(s, 0, NODE_DROP_LABEL), 4);
+    CHECK_EQ(dropped(s, 0, NODE_DROP_PLAINTEXT), 1); /* version 2 */
+    CHECK_EQ(dropped(s, 0, NODE_DROP_DECRYPT), 2);
+    /* Random bytes after a good label. */
+    uint8_t junk[200];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(i * 37 + 11);
+    junk[0] = 0xf4;
+    junk[1] = 1;
+    junk[2] = 'x';
+    junk[3] = 1;
+    node_io_packet(nd, &from, junk, sizeof junk);
+    CHECK_EQ(dropped(s, 0, NODE_DROP_DECRYPT), 3);
+    CHECK_EQ(members_count(node_members(nd)), 1);
+    sim_free(s);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argv;
+    verbose = argc > 1;
     RUN(test_vectors_udp);
     RUN(test_vectors_stream_and_label);
     RUN(test_every_key);
     RUN(test_bad_blobs);
     RUN(test_ring_rules);
     RUN(test_parse);
+    RUN(test_encrypted_cluster);
+    RUN(test_version0);
+    RUN(test_labels);
+    RUN(test_rotation);
+    RUN(test_keys_refusals);
+    RUN(test_plain_to_encrypted);
+    RUN(test_bad_packets);
     return test_report("test_keyring");
 }
