@@ -4,6 +4,7 @@
 #   make test       install missing dependencies, build, run every check
 #   make run        install missing dependencies, build, run a 3-agent cluster
 #   make asan       the same checks under AddressSanitizer + UBSan
+#   make fuzz       run each libFuzzer target for FUZZ_TIME seconds
 #   make format     clang-format the C sources (check-format verifies)
 
 CC      ?= cc
@@ -80,7 +81,7 @@ deps:
 test: deps
 	$(Q)$(MAKE) --no-print-directory check
 
-check: all ctest busted lint
+check: all ctest busted lint fuzz-smoke valgrind
 	$(Q)./scripts/check-leftovers.sh
 
 busted: all
@@ -108,6 +109,63 @@ asan: deps
 	    HEARSAY_BIN=$(ASAN_DIR)/bin/hearsay \
 	    busted --cpath="./$(ASAN_DIR)/lib/?.so"
 	$(Q)./scripts/check-leftovers.sh
+
+# ===== Fuzzing =====
+# libFuzzer targets (spec/fuzz/*.c) on the protocol core, built with clang,
+# AddressSanitizer and UndefinedBehaviorSanitizer. `make fuzz` runs each
+# for FUZZ_TIME seconds from its committed seed corpus and prints a table;
+# `make fuzz-smoke` (part of `make test`) runs each for a few seconds.
+FUZZ_CC      ?= clang
+FUZZ_TIME    ?= 60
+FUZZ_SMOKE   ?= 4
+FUZZ_DIR     := build/fuzz
+FUZZ_TARGETS := packet stream reply lzw metadata
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(PKG_CFLAGS) \
+                $(FUZZ_SAN)
+FUZZ_OBJ     := $(CORE:%=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/snapshot.o
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+.SECONDARY: $(FUZZ_OBJ)
+
+$(FUZZ_DIR)/obj:
+	$(Q)mkdir -p $@
+
+$(FUZZ_DIR)/obj/%.o: src/%.c $(HEADERS) | $(FUZZ_DIR)/obj
+	@echo "  CC (fuzz) $<"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: spec/fuzz/%.c spec/fuzz/fuzz.c spec/fuzz/fuzz.h \
+                    $(FUZZ_OBJ)
+	@echo "  LD (fuzz) $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< spec/fuzz/fuzz.c \
+	    $(FUZZ_OBJ) -o $@ $(LDLIBS_ALL)
+
+# The seeds hearsay writes itself (spec/fuzz/seeds.c, the real encoders).
+$(FUZZ_DIR)/seeds: spec/fuzz/seeds.c spec/fuzz/fuzz.c spec/fuzz/fuzz.h \
+                  $(CORE_OBJ) $(BUILD)/snapshot.o
+	@echo "  CC $<"
+	$(Q)mkdir -p $(FUZZ_DIR)
+	$(Q)$(CC) $(CFLAGS_ALL) $< spec/fuzz/fuzz.c $(CORE_OBJ) \
+	    $(BUILD)/snapshot.o -o $@ $(LDLIBS_ALL)
+
+.PHONY: fuzz fuzz-build fuzz-smoke fuzz-corpus valgrind
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)./scripts/fuzz.sh $(FUZZ_TIME) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	$(Q)FUZZ_FRESH=1 ./scripts/fuzz.sh $(FUZZ_SMOKE) $(FUZZ_TARGETS)
+
+# Rebuild the committed seed corpora from the captures and the encoders.
+fuzz-corpus: all $(FUZZ_DIR)/seeds
+	$(Q)lua5.4 scripts/fuzz-corpus.lua $(FUZZ_DIR)/seeds
+
+# Two agents under valgrind: start, join, a kv put, graceful leave.
+valgrind: all
+	$(Q)./scripts/valgrind-check.sh
 
 clean:
 	rm -rf build bin lib

@@ -1,0 +1,266 @@
+/* fuzz.c: the pieces the libFuzzer targets share (see fuzz.h). */
+#include "fuzz.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/members.h"
+#include "../../src/metadata.h"
+#include "../../src/node.h"
+
+/* ===== Reading what we are lent ===== */
+
+static volatile uint8_t sink_byte;
+
+void fuzz_touch(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint8_t x = 0;
+    for (size_t i = 0; i < n; i++)
+        x ^= b[i];
+    sink_byte ^= x;
+}
+
+static void touch_member(const struct member *m)
+{
+    fuzz_touch(m->name, m->name_len + 1); /* and its NUL */
+    fuzz_touch(m->meta, m->meta_len);
+    fuzz_touch(m->vsn, sizeof m->vsn);
+}
+
+static bool starts(const char *s, size_t n, const char *prefix)
+{
+    size_t k = strlen(prefix);
+    return n >= k && memcmp(s, prefix, k) == 0;
+}
+
+/* ===== Hooks ===== */
+
+static int h_node_meta(void *ud, size_t limit, struct buf *out)
+{
+    (void)ud;
+    static const char meta[] = "\xff\x81\xa4role\xa4" "fuzz";
+    if (limit < sizeof meta - 1)
+        return HS_ETOOBIG;
+    return buf_append(out, meta, sizeof meta - 1);
+}
+
+static void h_on_member(void *ud, int event, const struct member *m)
+{
+    (void)ud;
+    (void)event;
+    touch_member(m);
+}
+
+static void h_on_message(void *ud, const char *from, size_t fromlen,
+                         const uint8_t *p, size_t n)
+{
+    (void)ud;
+    fuzz_touch(from, fromlen);
+    fuzz_touch(p, n);
+}
+
+static int h_allow_member(void *ud, const struct member *c, char *why,
+                          size_t whylen)
+{
+    (void)ud;
+    touch_member(c);
+    if (starts(c->name, c->name_len, "deny")) {
+        snprintf(why, whylen, "name %s is denied", c->name);
+        return HS_EREFUSED;
+    }
+    return 0;
+}
+
+static int h_allow_merge(void *ud, const struct member *const *ms, size_t n,
+                         char *why, size_t whylen)
+{
+    (void)ud;
+    for (size_t i = 0; i < n; i++) {
+        touch_member(ms[i]);
+        if (starts(ms[i]->name, ms[i]->name_len, "deny")) {
+            snprintf(why, whylen, "name %s is denied", ms[i]->name);
+            return HS_EREFUSED;
+        }
+    }
+    return 0;
+}
+
+static void h_on_conflict(void *ud, const struct member *existing,
+                          const struct member *other)
+{
+    (void)ud;
+    touch_member(existing);
+    touch_member(other);
+}
+
+static int h_ack_payload(void *ud, struct buf *out)
+{
+    (void)ud;
+    return buf_append(out, "\x01\x80", 2);
+}
+
+static void h_on_ping(void *ud, const struct member *m, uint64_t rtt_ms,
+                      const uint8_t *payload, size_t n)
+{
+    (void)ud;
+    (void)rtt_ms;
+    touch_member(m);
+    fuzz_touch(payload, n);
+}
+
+static void touch_change(const struct meta_change *c)
+{
+    fuzz_touch(c->key, c->keylen);
+    fuzz_touch(c->value, c->len);
+    fuzz_touch(c->old, c->oldlen);
+    fuzz_touch(c->origin, c->originlen);
+}
+
+static int h_validate_metadata(void *ud, const struct meta_change *c,
+                               char *why, size_t whylen)
+{
+    (void)ud;
+    touch_change(c);
+    if (starts(c->key, c->keylen, "ro/")) {
+        snprintf(why, whylen, "read-only key");
+        return HS_EREFUSED;
+    }
+    return 0;
+}
+
+static void h_on_metadata(void *ud, const struct meta_change *c)
+{
+    (void)ud;
+    touch_change(c);
+}
+
+static int h_local_state(void *ud, bool join, struct buf *out)
+{
+    (void)ud;
+    return buf_append(out, join ? "join-state" : "state", join ? 10 : 5);
+}
+
+static void h_merge_remote_state(void *ud, const uint8_t *p, size_t n,
+                                 bool join)
+{
+    (void)ud;
+    (void)join;
+    fuzz_touch(p, n);
+}
+
+const struct hooks fuzz_hooks = {
+    .node_meta = h_node_meta,
+    .on_member = h_on_member,
+    .on_message = h_on_message,
+    .allow_member = h_allow_member,
+    .allow_merge = h_allow_merge,
+    .on_conflict = h_on_conflict,
+    .ack_payload = h_ack_payload,
+    .on_ping = h_on_ping,
+    .validate_metadata = h_validate_metadata,
+    .on_metadata = h_on_metadata,
+    .local_state = h_local_state,
+    .merge_remote_state = h_merge_remote_state,
+};
+
+/* ===== Logging ===== */
+
+static void log_line(void *ud, int level, const char *msg)
+{
+    (void)ud;
+    (void)level;
+    fuzz_touch(msg, strlen(msg));
+}
+
+const struct hs_logger fuzz_logger = {HS_LOG_DEBUG, log_line, NULL};
+
+static void sim_line(void *ud, const char *node, uint64_t now, int level,
+                     const char *msg)
+{
+    (void)ud;
+    (void)now;
+    (void)level;
+    fuzz_touch(node, strlen(node));
+    fuzz_touch(msg, strlen(msg));
+}
+
+/* ===== The cluster ===== */
+
+void fuzz_config(struct config *c, const char *name)
+{
+    if (config_defaults(c, "lan"))
+        abort();
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->tcp_timeout = 2000;
+    c->max_stream_size = 1u << 20;
+    c->max_decompressed_size = 1u << 20;
+    c->metadata_max_value = 64u << 10;
+}
+
+static void must(int rc, const char *what)
+{
+    if (rc) {
+        fprintf(stderr, "fuzz: %s: %s\n", what, hs_strerror(rc));
+        abort();
+    }
+}
+
+static void put(struct sim *s, size_t idx, const char *key, const void *v,
+                size_t n, bool del)
+{
+    char why[128];
+    struct metadata *md = node_metadata(sim_node(s, idx));
+    must(metadata_put(md, key, strlen(key), v, n, del, why, sizeof why,
+                      NULL),
+         key);
+}
+
+struct sim *fuzz_cluster(void (*tweak)(struct config *c))
+{
+    struct sim *s;
+    must(sim_new(1, &s), "sim_new");
+    sim_set_log(s, HS_LOG_DEBUG, sim_line, NULL);
+    static const char *const names[] = {"a", "b"};
+    for (size_t i = 0; i < 2; i++) {
+        struct config c;
+        size_t idx;
+        fuzz_config(&c, names[i]);
+        if (tweak)
+            tweak(&c);
+        must(sim_add(s, &c, &fuzz_hooks, &idx), "sim_add");
+        config_free(&c);
+    }
+    struct hs_addr a = sim_addr(s, FUZZ_A);
+    must(node_join(sim_node(s, FUZZ_B), &a, NULL, 1, NULL, NULL), "join");
+    sim_run(s, 20);
+    /* Written after the join's state sync, so that the two stores differ
+     * and the next exchange has something to repair. */
+    static uint8_t big[3000];
+    memset(big, 'x', sizeof big);
+    put(s, FUZZ_A, "app/one", "1", 1, false);
+    put(s, FUZZ_A, "app/big", big, sizeof big, false);
+    put(s, FUZZ_A, "app/gone", "g", 1, false);
+    put(s, FUZZ_A, "app/gone", NULL, 0, true);
+    put(s, FUZZ_B, "app/one", "2", 1, false);
+    put(s, FUZZ_B, "app/two", "b", 1, false);
+    must(node_broadcast(sim_node(s, FUZZ_A), "rumor", 5), "broadcast");
+    return s;
+}
+
+void fuzz_check_leaks(const char *where)
+{
+    long live = hs_mem_live();
+    if (live != 0) {
+        fprintf(stderr, "fuzz: %ld blocks still live after %s\n", live,
+                where);
+        abort();
+    }
+}
+
+void fuzz_free(struct sim *s)
+{
+    sim_free(s);
+    fuzz_check_leaks("sim_free");
+}

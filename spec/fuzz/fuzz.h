@@ -1,0 +1,54 @@
+/* fuzz.h: what the libFuzzer targets under spec/fuzz share: the node
+ * configuration, hooks that read every byte they are lent, a two-node
+ * cluster on the simulated network with some state to disturb, and a leak
+ * check on the runtime's own allocation counter.
+ *
+ * Every input starts from a fresh cluster built the same way (a fixed
+ * seed, a fixed simulated clock), so a crashing input replays exactly. */
+#ifndef HS_FUZZ_H
+#define HS_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../src/config.h"
+#include "../../src/hooks.h"
+#include "../../src/log.h"
+#include "../../src/sim.h"
+
+/* libFuzzer's entry points. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* The target node is index 0 ("a"), its peer index 1 ("b"). */
+#define FUZZ_A 0
+#define FUZZ_B 1
+
+/* A node's configuration for fuzzing: the LAN profile with a short
+ * tcp_timeout and smaller size bounds (so that every input finishes
+ * quickly), and the given name. */
+void fuzz_config(struct config *c, const char *name);
+/* Hooks that read every byte they are given, write some private data,
+ * user state and ack payloads, and refuse some names and keys (a
+ * candidate named "deny..." and keys under "ro/"), so that both answers
+ * of every hook are reached. */
+extern const struct hooks fuzz_hooks;
+/* A logger at DEBUG level into a sink that reads the line: every log
+ * call formats its arguments, as an agent run with --log-level debug. */
+extern const struct hs_logger fuzz_logger;
+
+/* Two nodes that know each other and hold some cluster metadata (a small
+ * value, a large one that is only announced, a tombstone, and a key on
+ * which they disagree), with a rumor queued. `tweak` (may be NULL) edits
+ * both nodes' configuration first (a keyring, a label). Aborts if the
+ * cluster cannot be built. */
+struct sim *fuzz_cluster(void (*tweak)(struct config *c));
+/* Free the cluster and abort if any block of the runtime is still live. */
+void fuzz_free(struct sim *s);
+/* Abort with a message if the runtime holds blocks it should not. */
+void fuzz_check_leaks(const char *where);
+
+/* Read p[0..n) so that the sanitizers check every byte. */
+void fuzz_touch(const void *p, size_t n);
+
+#endif

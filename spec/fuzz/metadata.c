@@ -1,0 +1,153 @@
+/* metadata.c: libFuzzer target for the decoders of the metadata store.
+ *
+ * The first byte picks what the rest is fed to, on node a of a fresh
+ * two-node cluster (whose store holds a few keys):
+ *   0  metadata_restore, into the emptied store; a snapshot of what it
+ *      loaded must load again, to the same number of entries
+ *   1  metadata_sync_merge, as the section of the answer to a push/pull a
+ *      started (a then syncs the keys that differ with b over streams)
+ *   2  metadata_sync_merge, as the section of a push/pull b started
+ *   3  metadata_sync_encode, answering a section from b
+ *   4  metadata_stream_serve, a sync or fetch request from b
+ *   5  metadata_on_gossip, a gossiped entry or announcement from b
+ *   6  snapshot_load, the rest being the body of a snapshot file (the
+ *      header is made valid, so the body is parsed)
+ *   7  snapshot_load, the rest being the whole file
+ * The simulation then runs, so that the streams they open run too. */
+#include "fuzz.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../src/metadata.h"
+#include "../../src/node.h"
+#include "../../src/snapshot.h"
+#include "../../src/wire.h"
+
+static char dir[256];
+
+static void remove_dir(void)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char p[600];
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+}
+
+static void cleanup(void)
+{
+    remove_dir();
+    rmdir(dir);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/hearsay-fuzz-XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        abort();
+    }
+    atexit(cleanup);
+    return 0;
+}
+
+static void restore(struct metadata *md, const uint8_t *p, size_t n)
+{
+    const char *why = NULL;
+    metadata_clear(md);
+    if (metadata_restore(md, p, n, &why)) {
+        metadata_clear(md);
+        return;
+    }
+    size_t count = metadata_count(md, true);
+    struct buf snap = BUF_INIT;
+    if (metadata_snapshot(md, &snap))
+        abort();
+    metadata_clear(md);
+    if (metadata_restore(md, snap.data, snap.len, &why) ||
+        metadata_count(md, true) != count) {
+        fprintf(stderr, "metadata: a snapshot of %zu entries does not load "
+                "back: %s\n", count, why ? why : "count differs");
+        abort();
+    }
+    buf_free(&snap);
+}
+
+static void load_file(struct node *nd, const uint8_t *p, size_t n,
+                      bool header)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/hearsay.snapshot", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        abort();
+    uint8_t h[16] = {'H', 'E', 'A', 'R', 'S', 'A', 'Y', '1'};
+    hs_put_be32(h + 8, (uint32_t)n);
+    hs_put_be32(h + 12, wire_crc32(p, n));
+    if ((header && write(fd, h, sizeof h) != (ssize_t)sizeof h) ||
+        (n && write(fd, p, n) != (ssize_t)n))
+        abort();
+    close(fd);
+    struct config_list rejoin = {{0}, 0};
+    char err[256];
+    metadata_clear(node_metadata(nd));
+    if (snapshot_load(dir, nd, &rejoin, &fuzz_logger, err, sizeof err))
+        abort(); /* only an unusable directory fails */
+    config_list_truncate(&rejoin, 0);
+    remove_dir();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    struct sim *s = fuzz_cluster(NULL);
+    struct node *nd = sim_node(s, FUZZ_A);
+    struct metadata *md = node_metadata(nd);
+    struct hs_addr peer = sim_addr(s, FUZZ_B);
+    const uint8_t *p = data + 1;
+    size_t n = size - 1;
+    struct buf out = BUF_INIT;
+    switch (data[0] & 7) {
+    case 0:
+        restore(md, p, n);
+        break;
+    case 1:
+    case 2:
+        metadata_sync_merge(md, p, n, (data[0] & 7) == 1, &peer);
+        break;
+    case 3:
+        metadata_sync_encode(md, p, n, &out);
+        break;
+    case 4:
+        metadata_stream_serve(md, p, n, &out);
+        break;
+    case 5:
+        metadata_on_gossip(md, p, n, &peer);
+        break;
+    default:
+        load_file(nd, p, n, (data[0] & 7) == 6);
+        break;
+    }
+    fuzz_touch(out.data, out.len);
+    buf_free(&out);
+    sim_run(s, 2500);
+    fuzz_free(s);
+    return 0;
+}
