@@ -21,10 +21,13 @@
 #include <unistd.h>
 
 #include <cJSON.h>
+#include <openssl/rand.h>
 
 #include "addr.h"
 #include "config.h"
 #include "control.h"
+#include "keyring.h"
+#include "node.h"
 #include "text.h"
 #include "wire.h"
 
@@ -39,6 +42,7 @@ enum { ASK_OK, ASK_CONNECT, ASK_FAILED, ASK_REFUSED };
 
 struct ask {
     const char *control; /* the agent's address */
+    const char *token;   /* the control token, or NULL */
     int timeout_ms;
     char err[512];       /* the sentence for ASK_CONNECT / ASK_FAILED */
 };
@@ -251,6 +255,8 @@ static int link_line(struct ask *q, struct link *l, uint64_t deadline,
 static int ask_open(struct ask *q, cJSON *req, uint64_t deadline,
                     struct link *l)
 {
+    if (req && q->token && *q->token)
+        cJSON_AddStringToObject(req, "token", q->token);
     char *text = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     if (text == NULL)
@@ -516,9 +522,12 @@ struct opts {
     const char *format;  /* "text" or "json" */
     const char *status;  /* members --status, or NULL */
     bool detailed;
+    int key_op;          /* keys: NODE_KEYS_*, or -1 */
+    int key_ops;         /* keys: how many operations were given */
+    const char *key;     /* keys: the key of install, use, remove */
 };
 
-enum { OPT_FORMAT = 1, OPT_STATUS = 2, OPT_DETAILED = 4 };
+enum { OPT_FORMAT = 1, OPT_STATUS = 2, OPT_DETAILED = 4, OPT_KEYS = 8 };
 
 struct command {
     const char *name;
@@ -661,6 +670,146 @@ static int run_version(struct opts *o, int argc, char **argv)
         cJSON_Delete(ans);
     }
     return 0;
+}
+
+/* ===== Keys ===== */
+
+/* hearsay keygen: 32 random bytes in base64, as serf keygen. */
+static int run_keygen(struct opts *o, int argc, char **argv)
+{
+    (void)o;
+    (void)argc;
+    (void)argv;
+    uint8_t key[32];
+    char text[45];
+    if (RAND_bytes(key, sizeof key) != 1) {
+        fprintf(stderr, "Error reading random data\n");
+        return 1;
+    }
+    keyring_format(key, sizeof key, text);
+    printf("%s\n", text);
+    keyring_wipe(key, sizeof key);
+    keyring_wipe(text, sizeof text);
+    return 0;
+}
+
+static int by_count(const void *x, const void *y)
+{
+    const cJSON *a = *(const cJSON *const *)x, *b = *(const cJSON *const *)y;
+    double d = num_field(b, "primary") - num_field(a, "primary");
+    if (d == 0)
+        d = num_field(b, "installed") - num_field(a, "installed");
+    if (d == 0)
+        return strcmp(str_field(a, "key"), str_field(b, "key"));
+    return d < 0 ? -1 : 1;
+}
+
+/* serf keys' list: "KEY  [n/total]", here with where it is the primary;
+ * most used first. */
+static void print_keys(const cJSON *ans)
+{
+    const cJSON *keys = cJSON_GetObjectItemCaseSensitive(ans, "keys");
+    size_t n = (size_t)cJSON_GetArraySize(keys), i = 0;
+    const cJSON **v = hs_calloc(n ? n : 1, sizeof *v), *k;
+    double total = num_field(ans, "nodes");
+    if (v == NULL)
+        return;
+    cJSON_ArrayForEach(k, keys) v[i++] = k;
+    qsort(v, n, sizeof *v, by_count);
+    for (i = 0; i < n; i++) {
+        printf("%s  [%.0f/%.0f]", str_field(v[i], "key"),
+               num_field(v[i], "installed"), total);
+        if (num_field(v[i], "primary") > 0)
+            printf("  primary [%.0f/%.0f]", num_field(v[i], "primary"),
+                   total);
+        putchar('\n');
+    }
+    hs_free(v);
+}
+
+/* serf's "failed: | node | message" lines, aligned. */
+static void print_failures(const cJSON *ans)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(ans, "failures"), *x;
+    size_t w = 0;
+    cJSON_ArrayForEach(x, f) w = HS_MAX(w, width(str_field(x, "name")));
+    cJSON_ArrayForEach(x, f) {
+        const char *name = str_field(x, "name");
+        fputs("failed:  ", stderr);
+        put_safe(stderr, name);
+        fprintf(stderr, "%*s  ", (int)(w - width(name)), "");
+        put_safe(stderr, str_field(x, "message"));
+        fputc('\n', stderr);
+    }
+}
+
+static int run_keys(struct opts *o, int argc, char **argv)
+{
+    static const struct {
+        const char *op, *start, *done, *fail;
+    } say[] = {
+        {"list", "Asking all members for installed keys...",
+         "Keys gathered, listing cluster keys...",
+         "Failed to gather member keys"},
+        {"install", "Installing key on all members...",
+         "Successfully installed key!", "Error installing key"},
+        {"use", "Changing primary key on all members...",
+         "Successfully changed primary key!", "Error changing primary key"},
+        {"remove", "Removing key on all members...",
+         "Successfully removed key!", "Error removing key"},
+    };
+    (void)argc;
+    (void)argv;
+    int op = o->key_op;
+    bool json = !strcmp(o->format, "json");
+    cJSON *req = request("keys");
+    if (req) {
+        cJSON_AddStringToObject(req, "op", say[op].op);
+        if (o->key)
+            cJSON_AddStringToObject(req, "key", o->key);
+    }
+    if (!json)
+        printf("==> %s\n", say[op].start);
+    fflush(stdout);
+    /* The agent waits up to tcp_timeout for the slowest member. */
+    o->q.timeout_ms = SLOW_TIMEOUT_MS;
+    struct link l = LINK_INIT;
+    uint64_t deadline = now_ms() + (uint64_t)o->q.timeout_ms;
+    int rc = ask_open(&o->q, req, deadline, &l);
+    char *line = NULL;
+    size_t n = 0;
+    if (rc == ASK_OK)
+        rc = link_line(&o->q, &l, deadline, &line, &n);
+    if (rc == ASK_OK && line == NULL)
+        rc = ask_fail(&o->q, "the agent closed the connection without "
+                             "answering");
+    cJSON *ans = rc == ASK_OK ? cJSON_ParseWithLength(line, n) : NULL;
+    if (rc == ASK_OK && !cJSON_IsObject(ans))
+        rc = ask_fail(&o->q, "the agent's answer is not a JSON object");
+    link_close(&l);
+    if (rc) {
+        cJSON_Delete(ans);
+        return fail_with(&o->q);
+    }
+    bool ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ans, "ok"));
+    if (json) {
+        print_json(ans);
+    } else if (ok) {
+        printf("==> %s\n", say[op].done);
+        if (op == NODE_KEYS_LIST) {
+            putchar('\n');
+            print_keys(ans);
+        }
+    } else {
+        print_failures(ans);
+        if (cJSON_GetObjectItemCaseSensitive(ans, "failures"))
+            fputc('\n', stderr);
+        fprintf(stderr, "%s: ", say[op].fail);
+        put_safe(stderr, str_field(ans, "error"));
+        fputc('\n', stderr);
+    }
+    cJSON_Delete(ans);
+    return ok ? 0 : 1;
 }
 
 /* ===== kv ===== */
@@ -1056,6 +1205,23 @@ static const struct command commands[] = {
      "requires node names). Every address is tried; the join succeeds if "
      "any of them answers.",
      0, run_join},
+    {"keygen", "Generates a new encryption key", "",
+     "Generates a new encryption key: 32 random bytes in base64, the "
+     "form the agent's --encrypt flag, the encrypt key and hearsay keys "
+     "take (as serf keygen). No agent is needed.",
+     0, run_keygen},
+    {"keys", "Manages the encryption keyring of the whole cluster",
+     " --list | --install KEY | --use KEY | --remove KEY",
+     "Manages the encryption keyring, as serf keys does: the change is "
+     "made on this agent, then asked of every other member alive or "
+     "suspect, over encrypted streams. Only one key, the primary, "
+     "encrypts; every installed key decrypts. To rotate: --install the "
+     "new key, --use it, then --remove the old one. Exits 0 when every "
+     "member answered and none failed, else 1 and lists the members that "
+     "failed. Members that are not hearsay nodes (serf) count as "
+     "failed: change their keys with their own tools. Running with "
+     "several keys is meant as a transition only.",
+     OPT_FORMAT | OPT_KEYS, run_keys},
     {"kv", "Reads and writes the cluster-wide key/value store",
      " <subcommand> [args]",
      "Reads, writes, lists and watches the cluster-wide key/value store "
@@ -1154,11 +1320,31 @@ static void command_usage(FILE *f, const struct command *c)
                    "                    as it happens, local or remote, "
                    "until the agent goes\n"
                    "                    away.\n");
+    if (c->run == run_keygen)
+        return; /* talks to no agent */
     fprintf(f, "\nOptions:\n\n");
+    if (c->opts & OPT_KEYS)
+        fprintf(f, "  --list            List every key installed in the "
+                   "cluster, with how many\n"
+                   "                    members have it and use it as "
+                   "their primary.\n"
+                   "  --install=KEY     Install a key on every member: it "
+                   "decrypts, but does\n"
+                   "                    not encrypt until it is made the "
+                   "primary.\n"
+                   "  --use=KEY         Make an installed key the primary "
+                   "(the key that\n"
+                   "                    encrypts) on every member.\n"
+                   "  --remove=KEY      Remove a key from every member; "
+                   "the primary key cannot\n"
+                   "                    be removed.\n");
     fprintf(f, "  --control=ADDR    Address of the agent's control endpoint "
                "(default:\n"
                "                    $%s, else %s).\n",
             CONTROL_ENV, CONTROL_DEFAULT_ADDR);
+    fprintf(f, "  --token=TOKEN     The agent's control token, when it has "
+               "one (default:\n"
+               "                    $%s).\n", CONTROL_TOKEN_ENV);
     if (c->opts & OPT_DETAILED)
         fprintf(f, "  --detailed        Also show incarnation, protocol and "
                    "delegate versions\n"
@@ -1189,15 +1375,22 @@ static int parse(const struct command *c, struct opts *o, int argc,
 {
     static const struct option longopts[] = {
         {"control", required_argument, NULL, 'c'},
+        {"token", required_argument, NULL, 't'},
         {"format", required_argument, NULL, 'f'},
         {"status", required_argument, NULL, 's'},
         {"detailed", no_argument, NULL, 'd'},
+        {"list", no_argument, NULL, 'L'},
+        {"install", required_argument, NULL, 'I'},
+        {"use", required_argument, NULL, 'U'},
+        {"remove", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     o->format = "text";
+    o->key_op = -1;
     o->q.control = getenv(CONTROL_ENV);
     if (o->q.control == NULL || *o->q.control == '\0')
         o->q.control = CONTROL_DEFAULT_ADDR;
+    o->q.token = getenv(CONTROL_TOKEN_ENV);
     o->q.timeout_ms = TIMEOUT_MS;
     optind = 0; /* a full reset of GNU getopt */
     opterr = 0;
@@ -1206,7 +1399,9 @@ static int parse(const struct command *c, struct opts *o, int argc,
         unsigned need = ch == 'f' ? OPT_FORMAT
                         : ch == 's' ? OPT_STATUS
                         : ch == 'd' ? OPT_DETAILED
-                                    : 0;
+                        : ch == 'L' || ch == 'I' || ch == 'U' || ch == 'R'
+                            ? OPT_KEYS
+                            : 0;
         if (need && !(c->opts & need)) {
             fprintf(stderr, "hearsay %s: flag --%s does not apply to this "
                     "command\n\n", c->name, longopts[idx].name);
@@ -1216,6 +1411,20 @@ static int parse(const struct command *c, struct opts *o, int argc,
         switch (ch) {
         case 'c':
             o->q.control = optarg;
+            break;
+        case 't':
+            o->q.token = optarg;
+            break;
+        case 'L':
+        case 'I':
+        case 'U':
+        case 'R':
+            o->key_ops++;
+            o->key_op = ch == 'L'   ? NODE_KEYS_LIST
+                        : ch == 'I' ? NODE_KEYS_INSTALL
+                        : ch == 'U' ? NODE_KEYS_USE
+                                    : NODE_KEYS_REMOVE;
+            o->key = ch == 'L' ? NULL : optarg;
             break;
         case 'f':
             if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
@@ -1293,6 +1502,13 @@ int cli_main(int argc, char **argv)
     int npos = argc - first;
     if (c->run == run_kv) /* checks its own arguments */
         return run_kv(&o, npos, argv + first);
+    if (c->run == run_keys && npos == 0 && o.key_ops != 1) {
+        if (o.key_ops > 1)
+            fprintf(stderr, "hearsay keys: only one of --install, --use, "
+                    "--remove or --list allowed\n\n");
+        command_usage(stderr, c);
+        return 1;
+    }
     if (c->run == run_join ? npos == 0 : npos != 0) {
         fprintf(stderr, "hearsay %s: %s\n\n", c->name,
                 npos ? "unexpected argument" : "give at least one address");

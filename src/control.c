@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include <cJSON.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "agent.h"
 #include "lua_host.h"
@@ -54,6 +56,7 @@ struct conn {
     bool closing;
     bool in_pump;
     bool discard;     /* a line was too long: drop input up to its end */
+    bool keys;        /* a keyring operation answers later */
     /* kv_list under way: the keys to list (each a 16-bit length and its
      * bytes), as they were when asked; values are read as written. */
     bool listing;
@@ -401,6 +404,25 @@ static void cmd_pause(struct conn *c, bool pause)
     reply(c, obj);
 }
 
+/* The encryption and label settings in force (never a key). */
+static void add_security(cJSON *obj, const struct node *nd)
+{
+    const struct config *cfg = node_config(nd);
+    const struct keyring *kr = node_keyring(nd);
+    cJSON *o = cJSON_AddObjectToObject(obj, "security");
+    if (o == NULL)
+        return;
+    cJSON_AddBoolToObject(o, "encrypted", !keyring_empty(kr));
+    cJSON_AddNumberToObject(o, "keys", (double)kr->n);
+    cJSON_AddBoolToObject(o, "gossip_verify_incoming",
+                          cfg->gossip_verify_incoming);
+    cJSON_AddBoolToObject(o, "gossip_verify_outgoing",
+                          cfg->gossip_verify_outgoing);
+    add_bytes(o, "label", (const uint8_t *)cfg->label, strlen(cfg->label));
+    cJSON_AddBoolToObject(o, "skip_inbound_label_check",
+                          cfg->skip_inbound_label_check);
+}
+
 static void cmd_reload(struct conn *c)
 {
     struct agent *a = c->ctl->a;
@@ -411,9 +433,127 @@ static void cmd_reload(struct conn *c)
         return;
     }
     cJSON *obj = ok_answer();
-    if (obj)
+    if (obj) {
         cJSON_AddNumberToObject(obj, "scripts", (double)count);
+        add_security(obj, a->node);
+    }
     reply(c, obj);
+}
+
+/* ===== Keyring operations (serf keys) ===== */
+
+static const char *const key_ops[] = {"list", "install", "use", "remove"};
+
+/* The answer: ok when every member answered and none failed, as serf's
+ * keys command judges; the counts and failures either way. */
+static void on_keys(void *ud, const struct node_keys_result *r)
+{
+    struct conn *c = ud;
+    c->keys = false;
+    c->busy = false;
+    cJSON *obj = cJSON_CreateObject();
+    char msg[128] = "";
+    if (r->errors)
+        snprintf(msg, sizeof msg, "%zu/%zu nodes reported failure",
+                 r->errors, r->nodes);
+    else if (r->responses != r->nodes)
+        snprintf(msg, sizeof msg, "%zu/%zu nodes reported success",
+                 r->responses, r->nodes);
+    if (obj) {
+        cJSON_AddBoolToObject(obj, "ok", msg[0] == '\0');
+        if (msg[0])
+            cJSON_AddStringToObject(obj, "error", msg);
+        cJSON_AddStringToObject(obj, "op", key_ops[r->op]);
+        cJSON_AddNumberToObject(obj, "nodes", (double)r->nodes);
+        cJSON_AddNumberToObject(obj, "responses", (double)r->responses);
+        cJSON_AddNumberToObject(obj, "errors", (double)r->errors);
+        cJSON *f = cJSON_AddArrayToObject(obj, "failures");
+        for (size_t i = 0; f && i < r->nfailures; i++) {
+            cJSON *o = cJSON_CreateObject();
+            if (o == NULL || !cJSON_AddItemToArray(f, o)) {
+                cJSON_Delete(o);
+                break;
+            }
+            add_bytes(o, "name", (const uint8_t *)r->failures[i].name,
+                      strlen(r->failures[i].name));
+            add_bytes(o, "message", (const uint8_t *)r->failures[i].message,
+                      strlen(r->failures[i].message));
+        }
+        cJSON *k = r->op == NODE_KEYS_LIST
+                       ? cJSON_AddArrayToObject(obj, "keys") : NULL;
+        for (size_t i = 0; k && i < r->nkeys; i++) {
+            char b64[45];
+            cJSON *o = cJSON_CreateObject();
+            if (o == NULL || !cJSON_AddItemToArray(k, o)) {
+                cJSON_Delete(o);
+                break;
+            }
+            keyring_format(r->keys[i].key, r->keys[i].len, b64);
+            cJSON_AddStringToObject(o, "key", b64);
+            keyring_wipe(b64, sizeof b64);
+            cJSON_AddNumberToObject(o, "installed",
+                                    (double)r->keys[i].installed);
+            cJSON_AddNumberToObject(o, "primary",
+                                    (double)r->keys[i].primary);
+        }
+    }
+    reply(c, obj);
+    pump(c);
+}
+
+static void cmd_keys(struct conn *c, const cJSON *req)
+{
+    struct node *nd = c->ctl->a->node;
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(req, "op");
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(req, "key");
+    int which = -1;
+    for (int i = 0; cJSON_IsString(op) && i < 4; i++)
+        if (!strcmp(op->valuestring, key_ops[i]))
+            which = i;
+    if (which < 0) {
+        reply_error(c, "op: expected list, install, use or remove");
+        return;
+    }
+    uint8_t raw[KEYRING_KEY_MAX];
+    size_t len = 0;
+    if (which != NODE_KEYS_LIST &&
+        (!cJSON_IsString(key) || keyring_parse(key->valuestring, raw, &len))) {
+        reply_error(c, "key: expected a base64-encoded key of 16, 24 or 32 "
+                    "bytes");
+        return;
+    }
+    if (c->ctl->a->leaving) {
+        reply_error(c, "the agent is leaving");
+        return;
+    }
+    c->busy = true;
+    c->keys = true;
+    int rc = node_keys(nd, which, raw, len, on_keys, c);
+    keyring_wipe(raw, sizeof raw);
+    if (rc) {
+        c->busy = false;
+        c->keys = false;
+        reply_error(c, "%s", node_keys_strerror(which, rc));
+    }
+}
+
+/* A control token, when configured, must come with every request. Both
+ * sides are hashed first, so the comparison takes the same time whatever
+ * the lengths and contents. */
+static bool token_ok(const struct control *ctl, const cJSON *req)
+{
+    const char *want = ctl->a->cfg.control_token;
+    if (want[0] == '\0')
+        return true;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(req, "token");
+    const char *got = cJSON_IsString(t) ? t->valuestring : "";
+    uint8_t a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)want, strlen(want), a);
+    SHA256((const unsigned char *)got, strlen(got), b);
+    bool same = CRYPTO_memcmp(a, b, sizeof a) == 0;
+    keyring_wipe(a, sizeof a);
+    keyring_wipe(b, sizeof b);
+    return same && cJSON_IsString(t);
 }
 
 static void cmd_version(struct conn *c)
@@ -491,6 +631,7 @@ static void cmd_stats(struct conn *c)
     cJSON_AddNumberToObject(obj, "broadcast_queue",
                             (double)node_broadcast_queue_len(a->node));
     cJSON_AddBoolToObject(obj, "paused", node_paused(a->node));
+    add_security(obj, a->node);
     if ((o = cJSON_AddObjectToObject(obj, "hooks"))) {
         struct lnode_stats hs = {0, 0, 0, 0};
         if (a->lua)
@@ -939,7 +1080,11 @@ static void handle_line(struct conn *c, const char *line, size_t n)
         const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
         const char *name = cJSON_IsString(cmd) ? cmd->valuestring : NULL;
         bool kv = name && !strncmp(name, "kv_", 3);
-        if (name == NULL)
+        if (!token_ok(c->ctl, req))
+            reply_error(c, "permission denied: this agent requires a "
+                        "control token (hearsay --token, or $%s)",
+                        CONTROL_TOKEN_ENV);
+        else if (name == NULL)
             reply_error(c, "missing \"cmd\"");
         else if (c->ctl->a->node == NULL)
             reply_error(c, "the agent is shutting down");
@@ -973,11 +1118,13 @@ static void handle_line(struct conn *c, const char *line, size_t n)
             cmd_kv_list(c, req);
         else if (!strcmp(name, "kv_watch"))
             cmd_kv_watch(c, req);
+        else if (!strcmp(name, "keys"))
+            cmd_keys(c, req);
         else
             reply_error(c, "unknown cmd \"%.64s\": use members, join, "
                         "leave, pause, resume, reload, version, stats, "
-                        "kv_put, kv_get, kv_delete, kv_list or kv_watch",
-                        name);
+                        "keys, kv_put, kv_get, kv_delete, kv_list or "
+                        "kv_watch", name);
     }
     cJSON_Delete(req);
 }
@@ -1144,9 +1291,18 @@ static void on_conn_closed(uv_handle_t *h)
     maybe_closed(ctl);
 }
 
+/* The connection goes away: its keyring operation must not answer. */
+static void forget_keys(struct conn *c)
+{
+    if (c->keys && c->ctl->a->node)
+        node_keys_cancel(c->ctl->a->node, on_keys, c);
+    c->keys = false;
+}
+
 static void close_now(struct conn *c)
 {
     c->closing = true;
+    forget_keys(c);
     unwatch(c);
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
@@ -1164,6 +1320,7 @@ static void finish(struct conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    forget_keys(c);
     unwatch(c);
     control_join_cancel(c->join);
     c->join = NULL;

@@ -15,6 +15,11 @@
  *   {"cmd":"kv_get","key":"k"}  {"cmd":"kv_delete","key":"k"}
  *   {"cmd":"kv_list","prefix":"p","values":true}
  *   {"cmd":"kv_watch","prefix":"p"}    then one line per change applied
+ *   {"cmd":"keys","op":"list|install|use|remove","key":"base64"}
+ *                        answered once every member answered or failed
+ *
+ * With control_token set, every request carries "token":"..."; without
+ * the right one the answer is an error.
  *
  * Answers are {"ok":true, ...} or {"ok":false,"error":"sentence"}. A line
  * longer than CONTROL_LINE_MAX bytes is answered with an error and the
@@ -31,6 +36,8 @@
  * --control flag. */
 #define CONTROL_DEFAULT_ADDR "127.0.0.1:7374"
 #define CONTROL_ENV "HEARSAY_CONTROL"
+/* The CLI's control token, as consul's CONSUL_HTTP_TOKEN (or --token). */
+#define CONTROL_TOKEN_ENV "HEARSAY_CONTROL_TOKEN"
 
 #define CONTROL_LINE_MAX (64 * 1024) /* longest request line */
 #define CONTROL_CONN_MAX 64          /* concurrent connections */

@@ -601,13 +601,16 @@ static int first_string(struct lnode *ln, const char *name, int nargs,
 
 enum hook_kind { K_MEMBER, K_META, K_MESSAGE, K_ALLOW, K_MERGE, K_CONFLICT,
                  K_ACK, K_PING, K_LOCAL, K_REMOTE, K_TIMER, K_JOINED,
-                 K_VALIDATE, K_APPLIED };
+                 K_VALIDATE, K_APPLIED, K_KEYS };
 
 struct ltimer;
 struct ljoin;
+struct lkeys;
 static void timer_body(lua_State *L, struct ltimer *t);
 static void joined_body(lua_State *L, struct ljoin *j, int n, int err,
                         const char *why);
+static void keys_body(lua_State *L, struct lkeys *k,
+                      const struct node_keys_result *r);
 
 struct hook_call {
     struct lnode *ln;
@@ -625,8 +628,9 @@ struct hook_call {
     char *why;
     size_t whylen;
     int rc;
-    void *obj; /* the timer or join */
+    void *obj; /* the timer, join or keyring operation */
     const struct meta_change *mc;
+    const struct node_keys_result *keys;
 };
 
 /* key, value (nil: deleted), old (nil: none), origin */
@@ -716,6 +720,9 @@ static int hook_body(lua_State *L)
     case K_JOINED:
         joined_body(L, c->obj, (int)c->n, c->rc, c->why);
         break;
+    case K_KEYS:
+        keys_body(L, c->obj, c->keys);
+        break;
     }
     return 0;
 }
@@ -726,7 +733,8 @@ static void guard(struct lnode *ln, struct hook_call *c)
 {
     lua_State *L = lstate(ln);
     c->ln = ln;
-    bool hook = c->kind != K_TIMER && c->kind != K_JOINED;
+    bool hook = c->kind != K_TIMER && c->kind != K_JOINED &&
+                c->kind != K_KEYS;
     if (hook && (ln->scripts_ref == LUA_NOREF || ln->nd == NULL)) {
         /* no scripts: as if no script defined the hook */
         if (c->kind == K_ALLOW || c->kind == K_MERGE || c->kind == K_VALIDATE)
@@ -900,8 +908,12 @@ static void timer_done(struct ltimer *t)
     luaL_unref(ln->L, LUA_REGISTRYINDEX, self);
 }
 
+static void cancel_keys(struct lnode *ln);
+
+/* Drop what would call back into Lua: timers and keyring operations. */
 static void cancel_timers(struct lnode *ln)
 {
+    cancel_keys(ln);
     while (ln->timers) {
         struct ltimer *t = ln->timers;
         if (t->ut && ln->nd)
@@ -1527,6 +1539,190 @@ static int api_keys(lua_State *L)
     return 1;
 }
 
+/* ===== Encryption keys ===== */
+
+/* A Lua callback waiting for a keyring operation; all of them, of every
+ * lnode, on one list. */
+struct lkeys {
+    struct lkeys *next;
+    struct lnode *ln;
+    int fn_ref;
+};
+
+static struct lkeys *keys_waiting;
+
+static void keys_unlink(struct lkeys *k)
+{
+    for (struct lkeys **pp = &keys_waiting; *pp; pp = &(*pp)->next) {
+        if (*pp == k) {
+            *pp = k->next;
+            return;
+        }
+    }
+}
+
+static void push_key(lua_State *L, const uint8_t *key, size_t len)
+{
+    char b64[45];
+    keyring_format(key, len, b64);
+    lua_pushstring(L, b64);
+    keyring_wipe(b64, sizeof b64);
+}
+
+/* {nodes=, responses=, errors=, failures={[name]=message},
+ *  keys={[key]={installed=, primary=}}} (keys for a list only) */
+static void push_keys_result(lua_State *L, const struct node_keys_result *r)
+{
+    lua_createtable(L, 0, 5);
+    set_int(L, "nodes", (lua_Integer)r->nodes);
+    set_int(L, "responses", (lua_Integer)r->responses);
+    set_int(L, "errors", (lua_Integer)r->errors);
+    lua_createtable(L, 0, (int)r->nfailures);
+    for (size_t i = 0; i < r->nfailures; i++) {
+        lua_pushstring(L, r->failures[i].message);
+        lua_setfield(L, -2, r->failures[i].name);
+    }
+    lua_setfield(L, -2, "failures");
+    if (r->op == NODE_KEYS_LIST) {
+        lua_createtable(L, 0, (int)r->nkeys);
+        for (size_t i = 0; i < r->nkeys; i++) {
+            push_key(L, r->keys[i].key, r->keys[i].len);
+            lua_createtable(L, 0, 2);
+            set_int(L, "installed", (lua_Integer)r->keys[i].installed);
+            set_int(L, "primary", (lua_Integer)r->keys[i].primary);
+            lua_settable(L, -3);
+        }
+        lua_setfield(L, -2, "keys");
+    }
+}
+
+static void keys_body(lua_State *L, struct lkeys *k,
+                      const struct node_keys_result *r)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, k->fn_ref);
+    push_keys_result(L, r);
+    lnode_pcall(k->ln, 1, 0, "keyring callback");
+}
+
+static void keys_done(void *ud, const struct node_keys_result *r)
+{
+    struct lkeys *k = ud;
+    struct lnode *ln = k->ln;
+    keys_unlink(k);
+    if (ln->nd) {
+        struct hook_call c = {.kind = K_KEYS, .obj = k, .keys = r};
+        guard(ln, &c);
+    }
+    luaL_unref(ln->L, LUA_REGISTRYINDEX, k->fn_ref);
+    hs_free(k);
+}
+
+static void cancel_keys(struct lnode *ln)
+{
+    for (struct lkeys **pp = &keys_waiting; *pp;) {
+        struct lkeys *k = *pp;
+        if (k->ln != ln) {
+            pp = &k->next;
+            continue;
+        }
+        *pp = k->next;
+        if (ln->nd)
+            node_keys_cancel(ln->nd, keys_done, k);
+        luaL_unref(ln->L, LUA_REGISTRYINDEX, k->fn_ref);
+        hs_free(k);
+    }
+}
+
+/* Start op across the cluster; key at index a (unless a list), the
+ * optional callback after it. */
+static int keys_op(lua_State *L, struct lnode *ln, int op, int a)
+{
+    uint8_t key[KEYRING_KEY_MAX];
+    size_t len = 0;
+    int fn = op == NODE_KEYS_LIST ? a : a + 1;
+    if (op != NODE_KEYS_LIST &&
+        keyring_parse(luaL_checkstring(L, a), key, &len))
+        return luaL_argerror(L, a, "expected a base64-encoded key of 16, "
+                             "24 or 32 bytes");
+    if (!lua_isnoneornil(L, fn))
+        luaL_checktype(L, fn, LUA_TFUNCTION);
+    struct lkeys *k = hs_calloc(1, sizeof *k);
+    if (k == NULL)
+        return fail(L, HS_ENOMEM, NULL);
+    k->ln = ln;
+    k->fn_ref = LUA_NOREF;
+    bool cb = !lua_isnoneornil(L, fn);
+    if (cb) {
+        lua_pushvalue(L, fn);
+        k->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        k->next = keys_waiting;
+        keys_waiting = k;
+    }
+    /* Without a callback nobody waits for the answer. */
+    int rc = node_keys(ln->nd, op, key, len, cb ? keys_done : NULL,
+                       cb ? k : NULL);
+    keyring_wipe(key, sizeof key);
+    if (!cb)
+        hs_free(k);
+    if (rc) {
+        if (cb) {
+            keys_unlink(k);
+            luaL_unref(L, LUA_REGISTRYINDEX, k->fn_ref);
+            hs_free(k);
+        }
+        return fail(L, rc, node_keys_strerror(op, rc));
+    }
+    return 0;
+}
+
+/* keyring_list([fn]) -> this node's keys, primary first; fn(result) once
+ * every member told its keys */
+static int api_keyring_list(lua_State *L)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    const struct keyring *kr = node_keyring(ln->nd);
+    if (!lua_isnoneornil(L, a)) {
+        int rc = keys_op(L, ln, NODE_KEYS_LIST, a);
+        if (rc)
+            return rc;
+    }
+    lua_createtable(L, (int)kr->n, 0);
+    for (size_t i = 0; i < kr->n; i++) {
+        push_key(L, kr->key[i], kr->len[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+/* keyring_install(key [, fn]) and the others: here at once, then on
+ * every member; fn(result) once they all answered */
+static int keyring_change(lua_State *L, int op)
+{
+    int a;
+    struct lnode *ln = target(L, &a);
+    int rc = keys_op(L, ln, op, a);
+    if (rc)
+        return rc;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int api_keyring_install(lua_State *L)
+{
+    return keyring_change(L, NODE_KEYS_INSTALL);
+}
+
+static int api_keyring_use(lua_State *L)
+{
+    return keyring_change(L, NODE_KEYS_USE);
+}
+
+static int api_keyring_remove(lua_State *L)
+{
+    return keyring_change(L, NODE_KEYS_REMOVE);
+}
+
 static int node_tostring(lua_State *L)
 {
     struct lnode **p = luaL_checkudata(L, 1, NODE_MT);
@@ -1558,6 +1754,10 @@ static const luaL_Reg api[] = {
     {"read", api_read},
     {"delete", api_delete},
     {"keys", api_keys},
+    {"keyring_list", api_keyring_list},
+    {"keyring_install", api_keyring_install},
+    {"keyring_use", api_keyring_use},
+    {"keyring_remove", api_keyring_remove},
     {NULL, NULL}};
 
 static const luaL_Reg timer_methods[] = {

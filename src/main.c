@@ -16,6 +16,7 @@
 #include "agent.h"
 #include "cli.h"
 #include "control.h"
+#include "keyfile.h"
 #include "lua_config.h"
 #include "lua_host.h"
 #include "metadata.h"
@@ -45,6 +46,9 @@ static const struct option agent_opts[] = {
     {"set", required_argument, NULL, 's'},
     {"script", required_argument, NULL, 'S'},
     {"data-dir", required_argument, NULL, 'd'},
+    {"encrypt", required_argument, NULL, 'e'},
+    {"keyring", required_argument, NULL, 'k'},
+    {"keyring-file", required_argument, NULL, 'k'}, /* serf's spelling */
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -61,6 +65,8 @@ static const char *flag_key(int ch)
     case 't': return "transport";
     case 'S': return "scripts";
     case 'd': return "data_dir";
+    case 'e': return "encrypt";
+    case 'k': return "keyring_file";
     default: return NULL;
     }
 }
@@ -98,6 +104,12 @@ static void agent_help(FILE *f)
         "                       order).\n"
         "  --data-dir=DIR       Keep the cluster metadata and the known\n"
         "                       members in DIR across restarts.\n"
+        "  --encrypt=KEY        Encrypt gossip with this base64 key of 16,\n"
+        "                       24 or 32 bytes (hearsay keygen makes one).\n"
+        "  --keyring=FILE       Serf's keyring file (JSON array of base64\n"
+        "                       keys, primary first): loaded when it\n"
+        "                       exists, else created from --encrypt, and\n"
+        "                       kept up to date as keys change.\n"
         "  --set=KEY=VALUE      Set any configuration key below\n"
         "                       (repeatable).\n\n"
         "Configuration keys (config file, or --set KEY=VALUE):\n\n",
@@ -117,6 +129,10 @@ static void agent_help(FILE *f)
     }
 }
 
+/* Where configure() writes its error sentence. */
+static char *cfg_err;
+static size_t cfg_errlen;
+
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
@@ -124,17 +140,17 @@ static int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("hearsay: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(cfg_err, cfg_errlen, fmt, ap);
     va_end(ap);
     return EXIT_USAGE;
 }
 
 /* Build the configuration: profile (flag, else the file's, else lan),
  * then $HEARSAY_CONTROL, then the config file, then the flags in their
- * order. Returns -1 to go on, else the exit status (help, or 2). */
-static int configure(struct config *cfg, int argc, char **argv)
+ * order. Returns -1 to go on, else the exit status (help, or 2 with the
+ * sentence in err). Runs again on every reload. */
+static int configure(struct config *cfg, int argc, char **argv, char *err,
+                     size_t errlen)
 {
     /* The flags that set keys, kept in order: argv element and key. */
     struct setting {
@@ -143,8 +159,11 @@ static int configure(struct config *cfg, int argc, char **argv)
     } *sets = hs_calloc((size_t)argc + 1, sizeof *sets);
     size_t nsets = 0;
     const char *profile = NULL, *file = NULL;
-    char err[512];
     int ch, rc = -1;
+    cfg_err = err;
+    cfg_errlen = errlen;
+    err[0] = '\0';
+    config_defaults(cfg, "lan"); /* so that config_free is always safe */
     if (sets == NULL)
         return usage_error("out of memory");
     optind = 0;
@@ -184,18 +203,16 @@ static int configure(struct config *cfg, int argc, char **argv)
     }
     if (rc < 0 && optind < argc)
         rc = usage_error("unexpected argument \"%s\"", argv[optind]);
-    if (rc < 0) {
-        config_defaults(cfg, "lan");
-        if (profile && config_set(cfg, "profile", profile, err, sizeof err))
-            rc = usage_error("%s", err);
-    }
+    char e[512];
+    if (rc < 0 && profile && config_set(cfg, "profile", profile, e, sizeof e))
+        rc = usage_error("%s", e);
     const char *env = getenv(CONTROL_ENV);
     if (rc < 0 && env && *env &&
-        config_set(cfg, "control", env, err, sizeof err))
-        rc = usage_error("$%s: %s", CONTROL_ENV, err);
+        config_set(cfg, "control", env, e, sizeof e))
+        rc = usage_error("$%s: %s", CONTROL_ENV, e);
     if (rc < 0 && file &&
-        lua_config_load(file, cfg, profile != NULL, err, sizeof err))
-        rc = usage_error("%s", err);
+        lua_config_load(file, cfg, profile != NULL, e, sizeof e))
+        rc = usage_error("%s", e);
     for (size_t i = 0; rc < 0 && i < nsets; i++) {
         char key[64];
         const char *key_p = sets[i].key, *value = sets[i].value;
@@ -211,11 +228,11 @@ static int configure(struct config *cfg, int argc, char **argv)
             key_p = key;
             value = eq + 1;
         }
-        if (config_set(cfg, key_p, value, err, sizeof err))
-            rc = usage_error("%s", err);
+        if (config_set(cfg, key_p, value, e, sizeof e))
+            rc = usage_error("%s", e);
     }
-    if (rc < 0 && config_validate(cfg, err, sizeof err))
-        rc = usage_error("%s", err);
+    if (rc < 0 && config_validate(cfg, e, sizeof e))
+        rc = usage_error("%s", e);
     hs_free(sets);
     return rc;
 }
@@ -237,6 +254,8 @@ struct runner {
     int phase;
     int pending;         /* asynchronous closes still running */
     int exit_code;
+    int argc;            /* the agent's arguments, for reloads */
+    char **argv;
 };
 
 static struct runner *runner_of(struct agent *a)
@@ -411,6 +430,33 @@ static int lua_leave(struct lnode *ln, uint64_t timeout_ms)
 
 static const struct lnode_ops agent_lua_ops = {lua_join, lua_leave};
 
+/* Read the flags and the config file again and take the reloadable
+ * settings (the security ones and the control token). */
+static int reload_config(struct agent *a, char *err, size_t errlen)
+{
+    struct runner *r = runner_of(a);
+    struct config fresh;
+    char e[600];
+    int rc = configure(&fresh, r->argc, r->argv, e, sizeof e);
+    if (rc < 0)
+        rc = node_reconfigure_security(a->node, &fresh, e, sizeof e);
+    else
+        rc = HS_EINVAL;
+    if (rc == 0) {
+        a->cfg.gossip_verify_incoming = fresh.gossip_verify_incoming;
+        a->cfg.gossip_verify_outgoing = fresh.gossip_verify_outgoing;
+        a->cfg.skip_inbound_label_check = fresh.skip_inbound_label_check;
+        memcpy(a->cfg.label, fresh.label, sizeof a->cfg.label);
+        memcpy(a->cfg.control_token, fresh.control_token,
+               sizeof a->cfg.control_token);
+    } else {
+        snprintf(err, errlen, "%s", e);
+        HS_ERROR(&a->log, "reload failed, nothing changed: %s", e);
+    }
+    config_free(&fresh);
+    return rc;
+}
+
 static int agent_reload(struct agent *a, size_t *count, char *err,
                         size_t errlen)
 {
@@ -419,7 +465,10 @@ static int agent_reload(struct agent *a, size_t *count, char *err,
         snprintf(err, errlen, "the agent is leaving");
         return HS_ESTATE;
     }
-    int rc = lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, a->node, &h,
+    int rc = reload_config(a, err, errlen);
+    if (rc)
+        return rc;
+    rc = lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, a->node, &h,
                           err, errlen);
     if (rc) {
         HS_ERROR(&a->log, "reload failed, the previous scripts stay: %s",
@@ -478,10 +527,53 @@ static void banner(struct runner *r, const struct hs_addr *adv)
             "  Control addr: %s\n"
             "  Profile: %s\n"
             "  Transport: %s\n"
+            "  Encrypted: %s\n"
             "==> hearsay agent running!\n",
             c->name, addr_format(&b, bound, sizeof bound),
             addr_format(adv, advs, sizeof advs), c->control, c->profile,
-            c->transport == TRANSPORT_TCP ? "tcp" : "udp");
+            c->transport == TRANSPORT_TCP ? "tcp" : "udp",
+            keyring_empty(node_keyring(r->a.node)) ? "false" : "true");
+}
+
+/* The keyring changed: keep the keyring file up to date. */
+static int save_keyring(void *ud, const struct keyring *kr, char *err,
+                        size_t errlen)
+{
+    struct agent *a = ud;
+    if (a->cfg.keyring_file[0] == '\0')
+        return 0;
+    return keyfile_save(a->cfg.keyring_file, kr, err, errlen);
+}
+
+/* The keyring file, when one is configured: its keys replace the
+ * configured key (as consul does), or, when it does not exist yet, it is
+ * created from the configured key. Returns 0, or 2 after printing why. */
+static int open_keyring(struct agent *a, struct keyring *kr, bool *loaded)
+{
+    char err[600];
+    *loaded = false;
+    if (a->cfg.keyring_file[0] == '\0')
+        return 0;
+    int rc = keyfile_load(a->cfg.keyring_file, kr, err, sizeof err);
+    if (rc == HS_ENOTFOUND)
+        return 0;
+    if (rc) {
+        fprintf(stderr, "hearsay: %s\n", err);
+        return EXIT_USAGE;
+    }
+    *loaded = true;
+    if (a->cfg.encrypt[0] || a->cfg.encrypt_passphrase[0])
+        HS_WARN(&a->log, "keyring file %s exists: using its %zu key(s), "
+                "the configured encryption key is ignored",
+                a->cfg.keyring_file, kr->n);
+    else
+        HS_INFO(&a->log, "keyring restored: keys=%zu file=%s", kr->n,
+                a->cfg.keyring_file);
+    /* The node starts with the file's keys only. */
+    keyring_wipe(a->cfg.encrypt, sizeof a->cfg.encrypt);
+    keyring_wipe(a->cfg.encrypt_passphrase,
+                 sizeof a->cfg.encrypt_passphrase);
+    return 0;
 }
 
 /* Bring the agent up; on failure print why and return 1 (the caller
@@ -491,11 +583,17 @@ static int start(struct runner *r)
     struct agent *a = &r->a;
     char err[512];
     struct hs_addr adv;
+    struct keyring kr;
+    bool from_file;
     int rc;
     fprintf(stderr, "==> Starting hearsay agent...\n");
+    keyring_init(&kr);
+    if ((rc = open_keyring(a, &kr, &from_file)))
+        return rc;
     if ((rc = transport_new(&a->loop, &a->cfg, &a->log, &a->tp, err,
                             sizeof err))) {
         a->tp = NULL;
+        keyring_clear(&kr);
         fprintf(stderr, "hearsay: %s\n", err);
         return 1;
     }
@@ -504,7 +602,21 @@ static int start(struct runner *r)
         a->node = NULL;
         fprintf(stderr, "hearsay: cannot create the node: %s\n",
                 hs_strerror(rc));
+        keyring_clear(&kr);
         return 1;
+    }
+    for (size_t i = 0; from_file && i < kr.n; i++)
+        node_keyring_install(a->node, kr.key[i], kr.len[i]);
+    keyring_clear(&kr);
+    node_set_keyring_observer(a->node, save_keyring, a);
+    if (!from_file && a->cfg.keyring_file[0] &&
+        !keyring_empty(node_keyring(a->node))) {
+        /* Create the file from the configured key. */
+        if (save_keyring(a, node_keyring(a->node), err, sizeof err)) {
+            fprintf(stderr, "hearsay: %s\n", err);
+            return 1;
+        }
+        HS_INFO(&a->log, "keyring file created: %s", a->cfg.keyring_file);
     }
     transport_attach(a->tp, a->node);
     if (a->cfg.scripts.n) {
@@ -565,11 +677,16 @@ static void log_open_handle(uv_handle_t *h, void *ud)
 static int agent_main(int argc, char **argv)
 {
     static struct runner r; /* outlives the loop: handles point into it */
-    int rc = configure(&r.a.cfg, argc, argv);
+    char err[600];
+    int rc = configure(&r.a.cfg, argc, argv, err, sizeof err);
     if (rc >= 0) {
+        if (rc)
+            fprintf(stderr, "hearsay: %s\n", err);
         config_free(&r.a.cfg);
         return rc;
     }
+    r.argc = argc; /* a reload reads the flags and the file again */
+    r.argv = argv;
     signal(SIGPIPE, SIG_IGN);
     struct agent *a = &r.a;
     a->log = (struct hs_logger){a->cfg.log_level, hs_log_stderr_sink, NULL};
