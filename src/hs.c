@@ -76,7 +76,8 @@ char *hs_strndup(const char *s, size_t n)
     char *d = hs_malloc(n + 1);
     if (d == NULL)
         return NULL;
-    memcpy(d, s, n);
+    if (n) /* s may be NULL when n is 0 (an absent field) */
+        memcpy(d, s, n);
     d[n] = '\0';
     return d;
 }

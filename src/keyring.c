@@ -239,7 +239,8 @@ int keyring_open(const struct keyring *kr, const uint8_t *aad,
         return HS_ETOOBIG;
     }
     size_t ctlen = n - 1 - KEYRING_NONCE - KEYRING_TAG;
-    if (buf_reserve(out, ctlen))
+    /* At least a byte, so that an empty message has somewhere to go. */
+    if (buf_reserve(out, ctlen ? ctlen : 1))
         return out->err;
     uint8_t *dst = out->data + out->len;
     const uint8_t *nonce = blob + 1, *ct = blob + 1 + KEYRING_NONCE;
