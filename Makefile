@@ -120,7 +120,8 @@ FUZZ_CC      ?= clang
 FUZZ_TIME    ?= 60
 FUZZ_SMOKE   ?= 4
 FUZZ_DIR     := build/fuzz
-FUZZ_TARGETS := packet stream reply lzw metadata
+FUZZ_TARGETS := packet stream reply lzw metadata packet_encrypted \
+                stream_encrypted
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(PKG_CFLAGS) \

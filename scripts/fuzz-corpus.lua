@@ -9,6 +9,9 @@
 --           spec/fixtures/*.pcap, and the LZW streams inside them
 --   hs-*    what hearsay's own encoders write (spec/fuzz/seeds.c, the
 --           program given as the argument)
+-- The *_encrypted targets get the encrypted capture, the reference's
+-- encryption examples, and the other seeds with a flags byte in front
+-- that has the target seal (and label) them (spec/fuzz/fuzz.h).
 -- Files with those prefixes are replaced; any other file of a corpus (an
 -- input the fuzzer found, a crash kept as a regression) is left alone.
 -- Run from the repository root, after `make` (it loads lib/hearsay/core.so
@@ -20,7 +23,8 @@ local core = require "hearsay.core"
 
 local seeds_bin = arg[1] or "build/fuzz/seeds"
 local root = "spec/fuzz/corpus"
-local targets = { "packet", "stream", "reply", "lzw", "metadata" }
+local targets = { "packet", "stream", "reply", "lzw", "metadata",
+  "packet_encrypted", "stream_encrypted" }
 
 local function sh(cmd)
   local ok = os.execute(cmd)
@@ -29,9 +33,11 @@ end
 
 -- Start clean: drop the files this script made last time.
 for _, t in ipairs(targets) do
-  sh(string.format("mkdir -p %s/%s && rm -f %s/%s/ref-* %s/%s/pcap-*",
-    root, t, root, t, root, t))
+  sh(string.format("mkdir -p %s/%s && rm -f %s/%s/ref-* %s/%s/pcap-* "
+    .. "%s/%s/hs-*", root, t, root, t, root, t, root, t))
 end
+-- hearsay's own first: the encrypted targets derive seeds from them.
+sh(seeds_bin .. " " .. root)
 
 local seen = {}
 local count = 0
@@ -71,8 +77,11 @@ local ref = {
   ["serf-join-intent"] = "080182a54c54696d6501a44e6f6465a162",
   nack = "0b81a55365714e6f04",
 }
-for name, hex in pairs(ref) do
-  save("packet", "ref-" .. name, pcap.unhex(hex))
+local names = {}
+for name in pairs(ref) do names[#names + 1] = name end
+table.sort(names)
+for _, name in ipairs(names) do
+  save("packet", "ref-" .. name, pcap.unhex(ref[name]))
 end
 -- 9.3 push/pull header (no states, no user state), 16.5 a TCP ping's ack
 save("stream", "ref-pushpull-header",
@@ -114,10 +123,11 @@ end
 local function u16(n) return string.pack(">I2", n) end
 
 local captures = {
-  ["3node"] = "spec/fixtures/serf094-3node-failure-nocompress.pcap",
-  compressed = "spec/fixtures/serf094-plain-compressed.pcap",
+  { "3node", "spec/fixtures/serf094-3node-failure-nocompress.pcap" },
+  { "compressed", "spec/fixtures/serf094-plain-compressed.pcap" },
 }
-for tag, path in pairs(captures) do
+for _, capture in ipairs(captures) do
+  local tag, path = capture[1], capture[2]
   local packets = pcap.read(path)
   for i, p in ipairs(pcap.udp(packets)) do
     save("packet", string.format("pcap-%s-udp-%03d", tag, i), p.payload)
@@ -151,8 +161,64 @@ for tag, path in pairs(captures) do
   end
 end
 
--- ===== hearsay's own =====
+-- ===== Encrypted and labelled =====
 
-sh(seeds_bin .. " " .. root)
+local FLAG = { label = 1, seal = 2, add_label = 4, plain_ok = 8, v0 = 16,
+               skip_label = 32 }
+local function flags(...)
+  local f = 0
+  for _, k in ipairs{ ... } do f = f | FLAG[k] end
+  return string.char(f)
+end
+
+local encrypted = pcap.read("spec/fixtures/serf094-encrypted.pcap")
+for i, p in ipairs(pcap.udp(encrypted)) do
+  save("packet_encrypted", string.format("pcap-encrypted-udp-%02d", i),
+    "\0" .. p.payload)
+end
+for i, s in ipairs(pcap.tcp_streams(encrypted)) do
+  if s.dport == 7946 then
+    save("stream_encrypted", string.format("pcap-encrypted-tcp-%02d", i),
+      "\0" .. s.data)
+  end
+end
+-- 7.4: the ping of 9.1 sealed with the key 000102..0f, nonce 000102..0b
+local sealed_ping = "000102030405060708090a0b93e90380097f92f225bd05ef1bc1d55b"
+  .. "d65754895447ae99935392485520c61e21aedbf7f52ae48c35866a828ee6b3f76af1"
+  .. "7b9461aa57d17d2107a0c929468be87a385155"
+save("packet_encrypted", "ref-vsn1", "\0" .. pcap.unhex("01" .. sealed_ping
+  .. "99975e8d3acd042073e5465f16164a19"))
+save("packet_encrypted", "ref-vsn0", "\0" .. pcap.unhex("00" .. sealed_ping
+  .. "47c115283b7a54773103506f8fc509f6746eed8e0d732d607f89f3"))
+save("packet_encrypted", "ref-label", flags("label") .. pcap.unhex(
+  "f40470726f6401" .. sealed_ping .. "acecc4a2a709779543493abf14c94c64"))
+save("stream_encrypted", "ref-stream", "\0" .. pcap.unhex("0a0000006201"
+  .. sealed_ping .. "4580b2ea974df1959069cf0e3e69522a"))
+
+-- Plaintext seeds, for the target to seal: ours and the reference's.
+local function derive(from, to)
+  local list = io.popen("LC_ALL=C ls " .. root .. "/" .. from)
+  for name in list:lines() do
+    if name:match("^ref%-") or name:match("^hs%-") then
+      local f = assert(io.open(root .. "/" .. from .. "/" .. name, "rb"))
+      local data = f:read("a")
+      f:close()
+      local base = name:gsub("^(%a+)%-", "%1-plain-")
+      save(to, base .. "-sealed", flags("seal") .. data)
+      save(to, base .. "-labelled", flags("label", "seal", "add_label")
+        .. data)
+    end
+  end
+  list:close()
+end
+derive("packet", "packet_encrypted")
+derive("stream", "stream_encrypted")
+save("packet_encrypted", "ref-plain-ping-v0", flags("seal", "v0")
+  .. pcap.unhex(ref.ping))
+save("packet_encrypted", "ref-plain-ping-accepted", flags("plain_ok")
+  .. pcap.unhex(ref.ping))
+save("packet_encrypted", "ref-plain-ping-skip-label",
+  flags("label", "skip_label", "seal") .. pcap.unhex(ref.ping))
+
 print(string.format("fuzz-corpus: %d files from the reference and the "
   .. "captures", count))

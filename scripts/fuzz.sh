@@ -63,8 +63,10 @@ for t in "$@"; do
         crashes=1 # a sanitizer report outside libFuzzer's own artifacts
     fi
     status=$(grep -E '^#[0-9]+' "$log" | grep ' cov: ' | tail -n 1 || true)
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-    speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" |
+        tail -n 1)
+    speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" |
+        tail -n 1)
     cov=$(field "$status" cov)
     ft=$(field "$status" ft)
     corp=$(echo "$status" | sed -n 's/.* corp: *\([^ ]*\).*/\1/p')

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/keyring.h"
 #include "../../src/members.h"
 #include "../../src/metadata.h"
 #include "../../src/node.h"
@@ -217,7 +218,22 @@ static void put(struct sim *s, size_t idx, const char *key, const void *v,
          key);
 }
 
-struct sim *fuzz_cluster(void (*tweak)(struct config *c))
+/* The capture's key (serf -encrypt) and the reference's test key. */
+static const char capture_key[] = "sKOo038zlyFGsBEoybPg6A2PeT8fqPX+IaqVdp4RjYs=";
+static const uint8_t test_key[16] = {0, 1, 2,  3,  4,  5,  6,  7,
+                                     8, 9, 10, 11, 12, 13, 14, 15};
+#define LABEL "prod"
+
+static void secure(struct config *c, unsigned flags)
+{
+    snprintf(c->encrypt, sizeof c->encrypt, "%s", capture_key);
+    if (flags & FUZZ_LABEL)
+        snprintf(c->label, sizeof c->label, "%s", LABEL);
+    c->gossip_verify_incoming = !(flags & FUZZ_PLAIN_OK);
+    c->skip_inbound_label_check = flags & FUZZ_SKIP_LABEL;
+}
+
+static struct sim *build(const unsigned *flags)
 {
     struct sim *s;
     must(sim_new(1, &s), "sim_new");
@@ -227,17 +243,21 @@ struct sim *fuzz_cluster(void (*tweak)(struct config *c))
         struct config c;
         size_t idx;
         fuzz_config(&c, names[i]);
-        if (tweak)
-            tweak(&c);
+        if (flags)
+            secure(&c, *flags);
         must(sim_add(s, &c, &fuzz_hooks, &idx), "sim_add");
         config_free(&c);
+        if (flags)
+            must(node_keyring_install(sim_node(s, idx), test_key,
+                                      sizeof test_key),
+                 "keyring");
     }
     struct hs_addr a = sim_addr(s, FUZZ_A);
     must(node_join(sim_node(s, FUZZ_B), &a, NULL, 1, NULL, NULL), "join");
     sim_run(s, 20);
     /* Written after the join's state sync, so that the two stores differ
      * and the next exchange has something to repair. */
-    static uint8_t big[3000];
+    static uint8_t big[1500];
     memset(big, 'x', sizeof big);
     put(s, FUZZ_A, "app/one", "1", 1, false);
     put(s, FUZZ_A, "app/big", big, sizeof big, false);
@@ -247,6 +267,49 @@ struct sim *fuzz_cluster(void (*tweak)(struct config *c))
     put(s, FUZZ_B, "app/two", "b", 1, false);
     must(node_broadcast(sim_node(s, FUZZ_A), "rumor", 5), "broadcast");
     return s;
+}
+
+struct sim *fuzz_cluster(void)
+{
+    return build(NULL);
+}
+
+struct sim *fuzz_secure_cluster(unsigned flags)
+{
+    return build(&flags);
+}
+
+void fuzz_wrap(unsigned flags, bool stream, const uint8_t *p, size_t n,
+               struct buf *out)
+{
+    static const uint8_t nonce[KEYRING_NONCE] = {1, 2, 3, 4, 5, 6,
+                                                 7, 8, 9, 10, 11, 12};
+    const uint8_t *label = (const uint8_t *)LABEL;
+    size_t labellen = flags & FUZZ_LABEL ? strlen(LABEL) : 0;
+    if (flags & FUZZ_ADD_LABEL) {
+        buf_putc(out, 0xf4);
+        buf_putc(out, (uint8_t)strlen(LABEL));
+        buf_append(out, LABEL, strlen(LABEL));
+    }
+    if (!(flags & FUZZ_SEAL)) {
+        buf_append(out, p, n);
+        return;
+    }
+    struct keyring kr;
+    uint8_t key[KEYRING_KEY_MAX];
+    size_t keylen;
+    keyring_init(&kr);
+    must(keyring_parse(capture_key, key, &keylen), "key");
+    must(keyring_add(&kr, key, keylen), "key");
+    int vsn = flags & FUZZ_SEAL_V0 ? 0 : 1;
+    if (stream)
+        must(keyring_seal_stream(&kr, vsn, nonce, label, labellen, p, n,
+                                 out),
+             "seal");
+    else
+        must(keyring_seal(&kr, vsn, nonce, label, labellen, p, n, out),
+             "seal");
+    keyring_clear(&kr);
 }
 
 void fuzz_check_leaks(const char *where)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../../src/buf.h"
 #include "../../src/config.h"
 #include "../../src/hooks.h"
 #include "../../src/log.h"
@@ -39,10 +40,29 @@ extern const struct hs_logger fuzz_logger;
 
 /* Two nodes that know each other and hold some cluster metadata (a small
  * value, a large one that is only announced, a tombstone, and a key on
- * which they disagree), with a rumor queued. `tweak` (may be NULL) edits
- * both nodes' configuration first (a keyring, a label). Aborts if the
- * cluster cannot be built. */
-struct sim *fuzz_cluster(void (*tweak)(struct config *c));
+ * which they disagree), with a rumor queued. Aborts if the cluster cannot
+ * be built. */
+struct sim *fuzz_cluster(void);
+
+/* ===== Encryption and labels =====
+ * The *_encrypted targets read these flags from their first input byte.
+ * Their cluster encrypts with the key of the Serf capture with
+ * encryption (so its packets open), and also holds the reference's
+ * AES-128 test key (section 7.4) for decryption. */
+enum {
+    FUZZ_LABEL = 1,       /* both nodes use the label "prod" */
+    FUZZ_SEAL = 2,        /* the target seals the input with the primary */
+    FUZZ_ADD_LABEL = 4,   /* the target puts the label header in front */
+    FUZZ_PLAIN_OK = 8,    /* gossip_verify_incoming = false */
+    FUZZ_SEAL_V0 = 16,    /* seal as protocol 1 does (PKCS#7 padding) */
+    FUZZ_SKIP_LABEL = 32  /* skip_inbound_label_check = true */
+};
+struct sim *fuzz_secure_cluster(unsigned flags);
+/* The input as the flags say a peer would send it: sealed or not (as a
+ * datagram, or as a stream message `0a len blob`), labelled or not. */
+void fuzz_wrap(unsigned flags, bool stream, const uint8_t *p, size_t n,
+               struct buf *out);
+
 /* Free the cluster and abort if any block of the runtime is still live. */
 void fuzz_free(struct sim *s);
 /* Abort with a message if the runtime holds blocks it should not. */

@@ -117,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
-    struct sim *s = fuzz_cluster(NULL);
+    struct sim *s = fuzz_cluster();
     struct node *nd = sim_node(s, FUZZ_A);
     struct metadata *md = node_metadata(nd);
     struct hs_addr peer = sim_addr(s, FUZZ_B);

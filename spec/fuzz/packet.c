@@ -12,7 +12,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct sim *s = fuzz_cluster(NULL);
+    struct sim *s = fuzz_cluster();
     struct hs_addr from = sim_addr(s, FUZZ_B);
     node_io_packet(sim_node(s, FUZZ_A), &from, data, size);
     sim_run(s, 1500);

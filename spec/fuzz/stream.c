@@ -14,7 +14,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct sim *s = fuzz_cluster(NULL);
+    struct sim *s = fuzz_cluster();
     sim_inject_stream(s, FUZZ_A, data, size, size % 2 == 1);
     sim_run(s, 2500);
     fuzz_free(s);
