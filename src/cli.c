@@ -616,6 +616,21 @@ static int run_reload(struct opts *o, int argc, char **argv)
         return fail_with(&o->q);
     int n = (int)num_field(ans, "scripts");
     printf("Scripts reloaded: %d script%s\n", n, n == 1 ? "" : "s");
+    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(ans, "security");
+    if (sec) {
+        printf("Security: encrypted=%s keys=%.0f gossip_verify_incoming=%s "
+               "gossip_verify_outgoing=%s label=\"",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sec,
+                                                            "encrypted"))
+                   ? "true" : "false",
+               num_field(sec, "keys"),
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                   sec, "gossip_verify_incoming")) ? "true" : "false",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                   sec, "gossip_verify_outgoing")) ? "true" : "false");
+        put_safe(stdout, str_field(sec, "label"));
+        printf("\"\n");
+    }
     cJSON_Delete(ans);
     return 0;
 }
