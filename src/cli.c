@@ -777,6 +777,14 @@ static int run_keys(struct opts *o, int argc, char **argv)
     (void)argv;
     int op = o->key_op;
     bool json = !strcmp(o->format, "json");
+    uint8_t raw[KEYRING_KEY_MAX];
+    size_t rawlen;
+    if (o->key && keyring_parse(o->key, raw, &rawlen)) {
+        fprintf(stderr, "%s: the key must be base64 of 16, 24 or 32 bytes "
+                "(hearsay keygen makes one)\n", say[op].fail);
+        return 1;
+    }
+    keyring_wipe(raw, sizeof raw);
     cJSON *req = request("keys");
     if (req) {
         cJSON_AddStringToObject(req, "op", say[op].op);
