@@ -116,6 +116,36 @@ describe("encryption under the simulated clock", function()
     assert.are.equal(0, other:stats("n1").msgs_in.encrypt)
   end)
 
+  it("carries every stream kind sealed and labelled: push/pull, fallback "
+     .. "pings, metadata fetches", function()
+    local sim = simlib.new{ seed = 9, encrypt = SERF_KEY, label = "prod" }
+    sim:add(3)
+    sim:run(3000)
+    assert.is_true(sim:converged())
+    -- UDP to n3 blocked everywhere: only the TCP fallback ping reaches it
+    for _, pair in ipairs{ { "n1", "n3" }, { "n3", "n1" }, { "n2", "n3" },
+                           { "n3", "n2" } } do
+      sim:block(pair[1], pair[2], "udp")
+    end
+    sim:run(20000)
+    assert.are.equal("alive", sim:node("n1"):state_of("n3"))
+    assert.is_true(sim:stats("n1").tcp_ping_rescues > 0)
+    sim:heal()
+    -- a value too large for a packet is announced, then fetched over TCP
+    local big = string.rep("0123456789abcdef", 256)
+    assert.is_true(sim:node("n2"):publish("big", big))
+    sim:run(10000)
+    for _, n in ipairs{ "n1", "n2", "n3" } do
+      assert.are.equal(big, sim:node(n):read("big"))
+      local st = sim:stats(n)
+      assert.are.equal(0, st.dropped.decrypt + st.dropped.label
+                          + st.dropped.plaintext)
+      assert.is_true(st.msgs_in.encrypt > 0)
+    end
+    assert.is_true(sim:stats("n1").metadata.fetches
+                   + sim:stats("n3").metadata.fetches > 0)
+  end)
+
   it("keeps clusters with different labels apart", function()
     local sim = simlib.new{ seed = 3, label = "prod" }
     sim:add(3)
@@ -406,6 +436,34 @@ describe("key rotation on five agents #net", function()
       assert.is_nil(a:log():find(k1, 1, true))
       assert.is_nil(a:log():find(k2, 1, true))
     end
+  end)
+end)
+
+describe("encryption with transport tcp #net", function()
+  teardown(function() agent.cleanup() end)
+
+  it("seals the packets that travel over TCP too", function()
+    local key = keygen()
+    local a = up(hs("t1", "127.0.10.30", { set = { transport = "tcp" },
+                                           args = { "--encrypt", key } }))
+    local b = hs("t2", "127.0.10.31", { set = { transport = "tcp" },
+                                        args = { "--encrypt", key },
+                                        join = { "127.0.10.30:7946" } })
+    assert.is_true(agent.wait(function()
+      return all_alive({ a, b }, { "t1", "t2" })
+    end, 20))
+    local w = hs("t3", "127.0.10.32", { set = { transport = "tcp" },
+                                        args = { "--encrypt", keygen() },
+                                        join = { "127.0.10.30:7946" } })
+    assert.is_true(agent.wait(function()
+      return stats(a).dropped.decrypt > 0
+    end, 15), a:log())
+    assert.are.same({}, watch({ a, b }, { "t1", "t2" }, 3))
+    assert.is_nil(a:status_of("t3"))
+    assert.is_nil(w:status_of("t1"))
+    local st = stats(a)
+    assert.is_true(st.transport.frames_in > 0)
+    assert.is_true(st.msgs_in.encrypt > st.push_pulls_in)
   end)
 end)
 
