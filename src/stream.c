@@ -480,6 +480,7 @@ static void message(struct stream *s, const uint8_t *p, size_t n)
     else
         answered(s, p, n);
     buf_free(&plain);
+    keyring_wipe(dec.data, dec.len); /* it may have carried keys */
     buf_free(&dec);
     stream_finish(s);
 }
