@@ -586,7 +586,8 @@ void node_io_stream_data(struct node *nd, void *owner, const uint8_t *p,
     struct stream *s = owner;
     if (s->done || n == 0)
         return;
-    uint64_t cap = nd->cfg.max_stream_size + 64;
+    /* Room for the stream and encryption headers and a label. */
+    uint64_t cap = nd->cfg.max_stream_size + 64 + 2 + CONFIG_LABEL_MAX;
     if (s->in.len + n > cap) {
         node_count_drop(nd, NODE_DROP_TOO_BIG, &s->peer, "stream",
                         "over max_stream_size");
