@@ -12,7 +12,7 @@ local ALIVE = core.encode{ type = "alive", Node = "ghost", Incarnation = 3,
 -- A cluster of three; n1 is the target. Returns sim and a function that
 -- checks the target is still fine.
 local function setup(seed)
-  local sim = simlib.new{ seed = seed, trace = true, log = "debug" }
+  local sim = simlib.new{ events = true, seed = seed, trace = true, log = "debug" }
   sim:add(3)
   sim:run(4000)
   assert.is_true(sim:converged())
@@ -183,7 +183,7 @@ describe("bad input", function()
   end)
 
   it("refuses streams beyond max_inbound_streams", function()
-    local sim = simlib.new{ seed = 9, max_inbound_streams = 4 }
+    local sim = simlib.new{ events = true, seed = 9, max_inbound_streams = 4 }
     sim:add(3)
     sim:run(3000)
     for _ = 1, 10 do sim:inject_stream("n1", "\6") end

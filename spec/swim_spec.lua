@@ -35,7 +35,7 @@ describe("SWIM failure detection", function()
      .. "after suspecting it when no confirmations can come", function()
     -- 3 nodes: k = suspicion_mult - 2 = 2 > n - 2 = 1, so k = 0 and the
     -- timer starts at min = 4 * max(1, log10(3)) * 1s = 4s.
-    local sim = simlib.new{ seed = 7 }
+    local sim = simlib.new{ events = true, seed = 7 }
     sim:add(3)
     sim:run(5000)
     assert.is_true(sim:converged())
@@ -57,7 +57,7 @@ describe("SWIM failure detection", function()
   it("shortens the suspicion with each independent confirmation, as "
      .. "Lifeguard's formula says", function()
     -- 6 nodes: k = 2, min = 4s, max = 24s.
-    local sim = simlib.new{ seed = 11, trace = true, log = "debug" }
+    local sim = simlib.new{ events = true, seed = 11, trace = true, log = "debug" }
     sim:add(6)
     sim:run(8000)
     assert.is_true(sim:converged())
@@ -103,7 +103,7 @@ describe("SWIM failure detection", function()
   end)
 
   it("lets a frozen node refute its suspicion when it thaws", function()
-    local sim = simlib.new{ seed = 3 }
+    local sim = simlib.new{ events = true, seed = 3 }
     sim:add(4)
     sim:run(5000)
     sim:pause("n4", 3500) -- like SIGSTOP then SIGCONT
@@ -127,7 +127,7 @@ describe("SWIM failure detection", function()
 
   it("probes every other member once per round, in shuffled order",
      function()
-    local sim = simlib.new{ seed = 5, trace = true, log = "debug" }
+    local sim = simlib.new{ events = true, seed = 5, trace = true, log = "debug" }
     sim:add(5)
     sim:run(30000)
     local probes = {}
@@ -152,7 +152,7 @@ describe("SWIM failure detection", function()
 
   it("keeps a node alive through indirect probes when the direct path is "
      .. "broken", function()
-    local sim = simlib.new{ seed = 9, disable_tcp_pings = true }
+    local sim = simlib.new{ events = true, seed = 9, disable_tcp_pings = true }
     sim:add(3)
     sim:run(3000)
     sim:block("n1", "n3", "udp")
@@ -166,7 +166,7 @@ describe("SWIM failure detection", function()
 
   it("falls back to a TCP ping when UDP to a node is blocked everywhere",
      function()
-    local sim = simlib.new{ seed = 9 }
+    local sim = simlib.new{ events = true, seed = 9 }
     sim:add(3)
     sim:run(3000)
     for _, pair in ipairs{ { "n1", "n3" }, { "n3", "n1" }, { "n2", "n3" },
@@ -182,7 +182,7 @@ describe("SWIM failure detection", function()
 
   it("suspects a node whose probes fail everywhere, with nacks from the "
      .. "relays", function()
-    local sim = simlib.new{ seed = 4, disable_tcp_pings = true }
+    local sim = simlib.new{ events = true, seed = 4, disable_tcp_pings = true }
     sim:add(4)
     sim:run(3000)
     sim:block("n4", "n1", "udp")
@@ -199,7 +199,7 @@ end)
 describe("Lifeguard awareness", function()
   it("raises the health score while our own probes fail and lowers it "
      .. "again once they succeed", function()
-    local sim = simlib.new{ seed = 2, trace = true, log = "debug",
+    local sim = simlib.new{ events = true, seed = 2, trace = true, log = "debug",
                             disable_tcp_pings = true }
     sim:add(6)
     sim:run(3000)
@@ -234,7 +234,7 @@ end)
 
 describe("membership changes", function()
   it("marks a graceful leave as left everywhere", function()
-    local sim = simlib.new{ seed = 8 }
+    local sim = simlib.new{ events = true, seed = 8 }
     sim:add(4)
     sim:run(5000)
     assert.is_true(sim:leave("n2", 5000))
@@ -247,7 +247,7 @@ describe("membership changes", function()
   end)
 
   it("brings a crashed node back under the same name", function()
-    local sim = simlib.new{ seed = 6 }
+    local sim = simlib.new{ events = true, seed = 6 }
     sim:add(5)
     sim:run(5000)
     sim:kill("n5")
@@ -263,7 +263,7 @@ describe("membership changes", function()
   end)
 
   it("removes a dead node after gossip_to_the_dead_time", function()
-    local sim = simlib.new{ seed = 12, gossip_to_the_dead_time = "10s" }
+    local sim = simlib.new{ events = true, seed = 12, gossip_to_the_dead_time = "10s" }
     sim:add(3)
     sim:run(4000)
     sim:kill("n3")
@@ -280,7 +280,7 @@ describe("membership changes", function()
   end)
 
   it("stops and restarts the heartbeat (pekonode's Stop/Start)", function()
-    local sim = simlib.new{ seed = 10 }
+    local sim = simlib.new{ events = true, seed = 10 }
     sim:add(3)
     sim:run(4000)
     sim:node("n3"):stop()
@@ -298,7 +298,7 @@ end)
 describe("protocol versions", function()
   it("refuses to merge with a node whose delegate versions do not fit the "
      .. "cluster's", function()
-    local sim = simlib.new{ seed = 13, trace = true }
+    local sim = simlib.new{ events = true, seed = 13, trace = true }
     sim:add(2) -- Serf-style delegate versions 2/5/5 (the defaults)
     sim:add({ "plain" }, { delegate_protocol_min = 0,
                            delegate_protocol_max = 0,
@@ -324,7 +324,7 @@ describe("name conflicts", function()
 
   it("refuses another address for a live name and reports a conflict",
      function()
-    local sim = simlib.new{ seed = 1 }
+    local sim = simlib.new{ events = true, seed = 1 }
     sim:add(3)
     sim:run(3000)
     sim:inject("n1", alive_for("n2", "\10\9\9\9", 50))
@@ -337,7 +337,7 @@ describe("name conflicts", function()
   it("lets a dead name move after dead_node_reclaim_time", function()
     for _, case in ipairs{ { reclaim = "0", moves = false },
                            { reclaim = "5s", moves = true } } do
-      local sim = simlib.new{ seed = 1,
+      local sim = simlib.new{ events = true, seed = 1,
                               dead_node_reclaim_time = case.reclaim }
       sim:add(3)
       sim:run(3000)

@@ -34,7 +34,7 @@ static void finish(struct bqueue *q, struct bcast *b)
 void bqueue_close(struct bqueue *q)
 {
     for (size_t i = 0; i < q->n; i++) {
-        struct bcast *b = q->items[i];
+        struct bcast *b = q->items[i].b;
         if (b->slot && *b->slot == b)
             *b->slot = NULL;
         hs_free(b);
@@ -44,22 +44,33 @@ void bqueue_close(struct bqueue *q)
     q->n = q->cap = 0;
 }
 
-/* True if a sorts before b. */
-static bool before(const struct bcast *a, const struct bcast *b)
+/* The order as one number, smallest first: transmits (10 bits: limits
+ * stay below 1024), then the length, larger first (16 bits: no larger
+ * message fits a packet), then the id, newer first (38 bits: ids wrap
+ * after 2^38 messages, which only upsets the newest-first rule for a
+ * moment). */
+#define KEY_ID_BITS 38
+#define KEY_ID_MASK ((UINT64_C(1) << KEY_ID_BITS) - 1)
+
+static uint64_t make_key(uint32_t transmits, size_t len, uint64_t id)
 {
-    if (a->transmits != b->transmits)
-        return a->transmits < b->transmits;
-    if (a->len != b->len)
-        return a->len > b->len;
-    return a->id > b->id;
+    uint64_t t = transmits > 1023 ? 1023 : transmits;
+    uint64_t l = len > 0xffff ? 0xffff : len;
+    return t << 54 | (0xffff - l) << KEY_ID_BITS |
+           (KEY_ID_MASK - (id & KEY_ID_MASK));
 }
 
-static size_t lower_bound(const struct bqueue *q, const struct bcast *key)
+static uint64_t key_of(const struct bcast *b)
+{
+    return make_key(b->transmits, b->len, b->id);
+}
+
+static size_t lower_bound(const struct bqueue *q, uint64_t key)
 {
     size_t lo = 0, hi = q->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (before(q->items[mid], key))
+        if (q->items[mid].key < key)
             lo = mid + 1;
         else
             hi = mid;
@@ -69,9 +80,9 @@ static size_t lower_bound(const struct bqueue *q, const struct bcast *key)
 
 static size_t find(const struct bqueue *q, const struct bcast *b)
 {
-    size_t i = lower_bound(q, b);
-    while (i < q->n && q->items[i] != b)
-        i++; /* ids are unique, so this loop runs at most once */
+    size_t i = lower_bound(q, key_of(b));
+    while (i < q->n && q->items[i].b != b)
+        i++; /* keys are unique but for wrapped ids: rarely loops */
     return i;
 }
 
@@ -86,15 +97,16 @@ static int insert(struct bqueue *q, struct bcast *b)
 {
     if (q->n == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 16;
-        struct bcast **items = hs_realloc(q->items, cap * sizeof *items);
+        struct bitem *items = hs_realloc(q->items, cap * sizeof *items);
         if (items == NULL)
             return HS_ENOMEM;
         q->items = items;
         q->cap = cap;
     }
-    size_t i = lower_bound(q, b);
+    uint64_t key = key_of(b);
+    size_t i = lower_bound(q, key);
     memmove(q->items + i + 1, q->items + i, (q->n - i) * sizeof *q->items);
-    q->items[i] = b;
+    q->items[i] = (struct bitem){key, b};
     q->n++;
     return 0;
 }
@@ -127,9 +139,9 @@ int bqueue_push(struct bqueue *q, struct bcast **slot, const void *msg,
     /* Bounded: drop the message that has been sent the most (the last in
      * order); never the one just queued. */
     while (q->max_items && q->n > q->max_items) {
-        struct bcast *victim = q->items[q->n - 1];
+        struct bcast *victim = q->items[q->n - 1].b;
         if (victim == b)
-            victim = q->items[q->n - 2];
+            victim = q->items[q->n - 2].b;
         remove_at(q, find(q, victim));
         q->dropped++;
         finish(q, victim);
@@ -146,6 +158,48 @@ void bqueue_disown(struct bqueue *q, struct bcast **slot)
     }
 }
 
+/* Put the reinserted items (sorted here) back: one merge from the end,
+ * into an array compacted of the items taken (b == NULL). */
+static int merge_back(struct bqueue *q, struct bitem *add, size_t k)
+{
+    for (size_t i = 1; i < k; i++) { /* insertion sort: k is small */
+        struct bitem x = add[i];
+        size_t j = i;
+        while (j > 0 && add[j - 1].key > x.key) {
+            add[j] = add[j - 1];
+            j--;
+        }
+        add[j] = x;
+    }
+    size_t live = 0;
+    for (size_t i = 0; i < q->n; i++)
+        if (q->items[i].b)
+            q->items[live++] = q->items[i];
+    q->n = live;
+    if (q->n + k > q->cap) {
+        size_t cap = q->cap ? q->cap : 16;
+        while (cap < q->n + k)
+            cap *= 2;
+        struct bitem *items = hs_realloc(q->items, cap * sizeof *items);
+        if (items == NULL)
+            return HS_ENOMEM;
+        q->items = items;
+        q->cap = cap;
+    }
+    size_t a = q->n, b = k, out = q->n + k;
+    while (b > 0) {
+        if (a > 0 && q->items[a - 1].key > add[b - 1].key)
+            q->items[--out] = q->items[--a];
+        else
+            q->items[--out] = add[--b];
+    }
+    q->n += k;
+    return 0;
+}
+
+/* Taking marks each message it takes (b = NULL) instead of moving the
+ * array, so a packet's worth of messages costs one pass over the queue,
+ * not two moves each. */
 void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
                  int transmit_limit, struct buf *out, size_t *lens,
                  size_t max, size_t *n)
@@ -153,45 +207,50 @@ void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
     *n = 0;
     if (q->n == 0)
         return;
-    size_t used = 0;
-    struct bcast *reinsert[256];
-    size_t nre = 0;
-    uint32_t tier = q->items[0]->transmits;
-    while (*n < max && nre < HS_ARRAY_LEN(reinsert)) {
+    size_t used = 0, nre = 0, ndone = 0;
+    struct bitem re[256];
+    struct bcast *done[512]; /* taken to the limit, and spares */
+    uint32_t tier = q->items[0].b->transmits;
+    while (*n < max && nre < HS_ARRAY_LEN(re) &&
+           ndone < HS_ARRAY_LEN(re)) {
         if (used + overhead >= limit)
             break;
         size_t free_bytes = limit - used - overhead;
         /* The first message of this tier no longer than free_bytes: in
-         * array order that is the largest that fits, newest first. */
-        struct bcast key = {tier, (uint32_t)HS_MIN(free_bytes, UINT32_MAX),
-                            UINT64_MAX, NULL, false};
-        size_t i = lower_bound(q, &key);
-        if (i >= q->n || q->items[i]->transmits != tier) {
+         * queue order that is the largest that fits, newest first. */
+        size_t i = lower_bound(q, make_key(tier, free_bytes, KEY_ID_MASK));
+        while (i < q->n && q->items[i].b == NULL)
+            i++; /* taken already in this call */
+        if (i >= q->n || q->items[i].b->transmits != tier ||
+            q->items[i].b->len > free_bytes) {
             /* Nothing fits in this tier: go to the next one, if any. */
-            size_t j = i;
-            while (j < q->n && q->items[j]->transmits == tier)
+            if (tier >= 1023)
+                break; /* the key cannot tell higher tiers apart */
+            size_t j = lower_bound(q, make_key(tier + 1, 0xffff,
+                                               KEY_ID_MASK));
+            while (j < q->n && q->items[j].b == NULL)
                 j++;
             if (j >= q->n)
                 break;
-            tier = q->items[j]->transmits;
+            tier = q->items[j].b->transmits;
             continue;
         }
-        struct bcast *b = q->items[i];
+        struct bcast *b = q->items[i].b;
+        q->items[i].b = NULL;
         buf_append(out, b->msg, b->len);
         lens[(*n)++] = b->len;
         used += overhead + b->len;
-        remove_at(q, i);
         if ((int)b->transmits + 1 >= transmit_limit) {
-            finish(q, b);
+            done[ndone++] = b;
         } else {
-            /* Reinsert after the walk, or we would meet it again in the
-             * next tier. */
             b->transmits++;
-            reinsert[nre++] = b;
+            re[nre++] = (struct bitem){key_of(b), b};
         }
     }
-    for (size_t i = 0; i < nre; i++)
-        if (insert(q, reinsert[i])) {
-            finish(q, reinsert[i]); /* out of memory: let it go */
-        }
+    if (merge_back(q, re, nre)) {
+        for (size_t i = 0; i < nre; i++) /* out of memory: let them go */
+            done[ndone++] = re[i].b;
+    }
+    for (size_t i = 0; i < ndone; i++)
+        finish(q, done[i]);
 }

@@ -24,8 +24,15 @@ struct bcast {
     uint8_t msg[];
 };
 
+/* A queue slot: the message and its place in the order as one number,
+ * so that searching the queue never leaves the array. */
+struct bitem {
+    uint64_t key;
+    struct bcast *b;
+};
+
 struct bqueue {
-    struct bcast **items; /* sorted as described above */
+    struct bitem *items;  /* sorted by key, as described above */
     size_t n, cap;
     uint64_t next_id;
     size_t max_items;     /* oldest tier-0... the newest are kept */

@@ -944,6 +944,12 @@ void lnode_set_scripts(struct lnode *ln, int idx)
     lua_remove(ln->L, idx);
 }
 
+void lnode_detach(struct lnode *ln)
+{
+    cancel_timers(ln);
+    ln->nd = NULL;
+}
+
 void lnode_close(struct lnode *ln)
 {
     cancel_timers(ln);

@@ -68,6 +68,10 @@ struct hooks lnode_hooks(struct lnode *ln);
 void lnode_set_scripts(struct lnode *ln, int idx);
 /* Cancel the timers and drop every ref; the node itself is not touched. */
 void lnode_close(struct lnode *ln);
+/* The node is about to go (a crash in a simulation): cancel the timers
+ * and unbind it, keeping the scripts and the Lua object, so that the same
+ * lnode can be bound to the node that replaces it. */
+void lnode_detach(struct lnode *ln);
 
 /* Load a hook script for ln: run the file in a fresh environment (globals
  * of its own, reading through to `env_idx`) and check that it returns a

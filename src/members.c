@@ -40,6 +40,17 @@ static uint32_t hash_name(const char *p, size_t n)
     return h;
 }
 
+/* Could this name be an IP address (digits and dots, or a colon)? Only
+ * such members are ever looked up by address text (see node_send_msg). */
+static bool ip_like(const char *p, size_t n)
+{
+    bool colon = memchr(p, ':', n) != NULL;
+    for (size_t i = 0; !colon && i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || p[i] == '.'))
+            return false;
+    return n > 0;
+}
+
 void members_init(struct members *t)
 {
     memset(t, 0, sizeof *t);
@@ -68,23 +79,23 @@ struct member *members_find(const struct members *t, const char *name,
     uint32_t h = hash_name(name, len);
     size_t mask = t->nslots - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        struct member *m = t->slots[i];
-        if (m == NULL)
+        const struct mslot *s = &t->slots[i];
+        if (s->m == NULL)
             return NULL;
-        if (m->hash == h && m->name_len == len &&
-            memcmp(m->name, name, len) == 0)
-            return m;
+        if (s->hash == h && s->m->name_len == len &&
+            memcmp(s->m->name, name, len) == 0)
+            return s->m;
     }
 }
 
-static void slot_insert(struct member **slots, size_t nslots,
+static void slot_insert(struct mslot *slots, size_t nslots,
                         struct member *m)
 {
     size_t mask = nslots - 1;
     size_t i = m->hash & mask;
-    while (slots[i])
+    while (slots[i].m)
         i = (i + 1) & mask;
-    slots[i] = m;
+    slots[i] = (struct mslot){m, m->hash};
 }
 
 static int grow(struct members *t)
@@ -100,7 +111,7 @@ static int grow(struct members *t)
     /* Keep the hash at most half full. */
     if ((t->n + 1) * 2 > t->nslots) {
         size_t ns = t->nslots ? t->nslots * 2 : 16;
-        struct member **s = hs_calloc(ns, sizeof *s);
+        struct mslot *s = hs_calloc(ns, sizeof *s);
         if (s == NULL)
             return HS_ENOMEM;
         for (size_t i = 0; i < t->n; i++)
@@ -143,6 +154,7 @@ int members_add(struct members *t, const char *name, size_t len,
         o->index = (uint32_t)n;
     }
     t->count[MEMBER_DEAD]++;
+    t->ip_named += ip_like(name, len);
     *out = m;
     return 0;
 }
@@ -152,12 +164,12 @@ void members_remove(struct members *t, struct member *m)
     /* Remove from the hash: backward-shift deletion for linear probing. */
     size_t mask = t->nslots - 1;
     size_t i = m->hash & mask;
-    while (t->slots[i] != m)
+    while (t->slots[i].m != m)
         i = (i + 1) & mask;
-    t->slots[i] = NULL;
-    for (size_t j = (i + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
-        struct member *x = t->slots[j];
-        t->slots[j] = NULL;
+    t->slots[i].m = NULL;
+    for (size_t j = (i + 1) & mask; t->slots[j].m; j = (j + 1) & mask) {
+        struct member *x = t->slots[j].m;
+        t->slots[j].m = NULL;
         slot_insert(t->slots, t->nslots, x);
     }
     /* Remove from the order, keeping it compact. */
@@ -168,6 +180,7 @@ void members_remove(struct members *t, struct member *m)
         t->order[idx]->index = (uint32_t)idx;
     }
     t->count[m->state]--;
+    t->ip_named -= ip_like(m->name, m->name_len);
     free_member(m);
 }
 

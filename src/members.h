@@ -55,12 +55,20 @@ static inline bool member_dead_or_left(const struct member *m)
     return m->state == MEMBER_DEAD || m->state == MEMBER_LEFT;
 }
 
+/* A hash slot keeps the hash beside the member, so that a probe passing
+ * over other members never has to read them. */
+struct mslot {
+    struct member *m;  /* NULL: empty */
+    uint32_t hash;
+};
+
 struct members {
     struct member **order; /* probe order; every member, self included */
     size_t n, cap;
-    struct member **slots; /* open addressing by name hash */
+    struct mslot *slots;   /* open addressing by name hash */
     size_t nslots;
     size_t count[4];       /* members per state */
+    size_t ip_named;       /* members whose name could be an IP address */
 };
 
 void members_init(struct members *t);

@@ -352,10 +352,12 @@ int node_send_msg(struct node *nd, const struct hs_addr *to,
                             lens + 1, WIRE_COMPOUND_MAX - 1, !nd->mixed);
     /* Go looks the destination up by its bare IP as a node name, so the
      * generic path gets a CRC only when a node is named by its IP. */
-    char ipname[HS_ADDRSTRLEN];
-    addr_ip_format(to, ipname, sizeof ipname);
-    const struct member *named =
-        members_find(&nd->members, ipname, strlen(ipname));
+    const struct member *named = NULL;
+    if (nd->members.ip_named) {
+        char ipname[HS_ADDRSTRLEN];
+        addr_ip_format(to, ipname, sizeof ipname);
+        named = members_find(&nd->members, ipname, strlen(ipname));
+    }
     int rc;
     if (n == 0) {
         rc = node_send_raw(nd, to, named, msg, len);

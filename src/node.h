@@ -220,6 +220,10 @@ size_t node_broadcast_queue_len(const struct node *nd);
 void node_io_timers(struct node *nd);
 void node_io_packet(struct node *nd, const struct hs_addr *from,
                     const uint8_t *p, size_t n);
+/* True while the node handles max_inbound_streams streams already: the
+ * io layer should leave new connections waiting (in its accept queue)
+ * until a stream closes, rather than hand them over to be refused. */
+bool node_inbound_full(const struct node *nd);
 /* An inbound stream; returns the owner to pass back in its callbacks, or
  * NULL after closing it (too many streams). */
 void *node_io_stream_accepted(struct node *nd, struct io_stream *s,

@@ -3,6 +3,7 @@
 
 #include "rng.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,12 +53,30 @@ struct snode {
     uint64_t paused_until;
     int group;
     int64_t clock_offset; /* ms added to this node's wall clock */
+    uint64_t slow_ms;     /* added to everything it receives */
+    struct sim_stats stats;
+    /* Connections waiting for the node to take them (the listen
+     * backlog): EV_CONNECT events, oldest at backlog[head]. */
+    struct event **backlog;
+    size_t head, nbacklog, capbacklog;
 };
 
 struct block {
     uint32_t a, b;
     int what;
 };
+
+/* What a directed pair of nodes has of its own: a link model other than
+ * the default, and when its bandwidth is free again. */
+struct pair {
+    uint64_t key;          /* (a + 1) << 32 | (b + 1); 0: empty slot */
+    bool own;              /* link below overrides the default */
+    struct sim_link link;
+    uint64_t busy_until;   /* microseconds */
+};
+
+/* Most connections waiting to be taken by one node, as SOMAXCONN. */
+#define BACKLOG_MAX 4096
 
 struct sim {
     uint64_t now, seq;
@@ -69,11 +88,18 @@ struct sim {
     struct snode **nodes;
     size_t nnodes, capnodes;
     struct sim_link link;
+    struct pair *pairs;    /* open addressing, linear probing */
+    size_t npairs, cappairs;
+    size_t nown;           /* pairs with a link of their own */
     struct sim_stats stats;
     int log_level;
     void (*sink)(void *ud, const char *node, uint64_t now, int level,
                  const char *msg);
     void *sink_ud;
+    sim_event_fn event_fn;
+    void *event_ud;
+    sim_life_fn life_fn;
+    void *life_ud;
 };
 
 static uint64_t rnd(struct sim *s)
@@ -155,12 +181,128 @@ static struct event *event_new(int type, uint64_t at, const struct snode *to,
     return e;
 }
 
-static uint64_t delay(struct sim *s)
+/* ===== Links ===== */
+
+struct sim_link sim_link_default(void)
 {
-    uint64_t d = s->link.latency_ms;
-    if (s->link.jitter_ms)
-        d += rnd(s) % (s->link.jitter_ms + 1);
-    return d;
+    return (struct sim_link){.latency_dist = SIM_LATENCY_FIXED,
+                             .latency_ms = 1};
+}
+
+static uint64_t pair_key(uint32_t a, uint32_t b)
+{
+    return ((uint64_t)a + 1) << 32 | ((uint64_t)b + 1);
+}
+
+static size_t pair_slot(uint64_t key, size_t cap)
+{
+    uint64_t h = key * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 17) & (cap - 1);
+}
+
+static struct pair *pair_find(const struct sim *s, uint32_t a, uint32_t b)
+{
+    if (s->cappairs == 0)
+        return NULL;
+    uint64_t key = pair_key(a, b);
+    for (size_t i = pair_slot(key, s->cappairs);;
+         i = (i + 1) & (s->cappairs - 1)) {
+        if (s->pairs[i].key == key)
+            return &s->pairs[i];
+        if (s->pairs[i].key == 0)
+            return NULL;
+    }
+}
+
+/* The pair's entry, made if missing; NULL without memory. */
+static struct pair *pair_get(struct sim *s, uint32_t a, uint32_t b)
+{
+    struct pair *p = pair_find(s, a, b);
+    if (p)
+        return p;
+    if ((s->npairs + 1) * 2 > s->cappairs) {
+        size_t cap = s->cappairs ? s->cappairs * 2 : 64;
+        struct pair *np = hs_calloc(cap, sizeof *np);
+        if (np == NULL)
+            return NULL;
+        for (size_t i = 0; i < s->cappairs; i++) {
+            if (s->pairs[i].key == 0)
+                continue;
+            size_t j = pair_slot(s->pairs[i].key, cap);
+            while (np[j].key)
+                j = (j + 1) & (cap - 1);
+            np[j] = s->pairs[i];
+        }
+        hs_free(s->pairs);
+        s->pairs = np;
+        s->cappairs = cap;
+    }
+    uint64_t key = pair_key(a, b);
+    size_t i = pair_slot(key, s->cappairs);
+    while (s->pairs[i].key)
+        i = (i + 1) & (s->cappairs - 1);
+    s->pairs[i] = (struct pair){.key = key};
+    s->npairs++;
+    return &s->pairs[i];
+}
+
+static const struct sim_link *link_of(const struct sim *s, uint32_t a,
+                                      uint32_t b)
+{
+    if (s->nown) {
+        const struct pair *p = pair_find(s, a, b);
+        if (p && p->own)
+            return &p->link;
+    }
+    return &s->link;
+}
+
+/* A standard normal draw (Box-Muller), from the simulation's generator. */
+static double gauss(struct sim *s)
+{
+    double u = rnd01(s), v = rnd01(s);
+    if (u < 1e-300)
+        u = 1e-300;
+    return sqrt(-2.0 * log(u)) * cos(2.0 * 3.14159265358979323846 * v);
+}
+
+static uint64_t latency(struct sim *s, const struct sim_link *l)
+{
+    double d = l->latency_ms;
+    if (l->latency_dist == SIM_LATENCY_UNIFORM && l->latency2_ms > d)
+        d += rnd01(s) * (l->latency2_ms - d);
+    else if (l->latency_dist == SIM_LATENCY_NORMAL && l->latency2_ms > 0)
+        d += gauss(s) * l->latency2_ms;
+    return d <= 0 ? 0 : (uint64_t)(d + 0.5);
+}
+
+/* When something of n bytes sent now from a to b arrives: it waits for
+ * the link to be free, takes its time on the wire, then the latency. */
+static uint64_t arrival(struct sim *s, uint32_t a, uint32_t b,
+                        const struct sim_link *l, size_t n)
+{
+    uint64_t at = s->now;
+    if (l->bandwidth) {
+        struct pair *p = pair_get(s, a, b);
+        uint64_t now_us = s->now * 1000;
+        uint64_t start = p && p->busy_until > now_us ? p->busy_until
+                                                      : now_us;
+        uint64_t done = start + (uint64_t)n * 1000000u / l->bandwidth;
+        if (p)
+            p->busy_until = done;
+        at = done / 1000;
+    }
+    return at + latency(s, l);
+}
+
+/* When stream bytes (n of them) sent now from node a reach node b; a
+ * fake peer (an index past the nodes) uses the default link. */
+static uint64_t stream_arrival(struct sim *s, uint32_t a, uint32_t b,
+                               size_t n)
+{
+    if (a >= s->nnodes || b >= s->nnodes)
+        return s->now + latency(s, &s->link);
+    return arrival(s, a, b, link_of(s, a, b), n) + s->nodes[b]->slow_ms;
 }
 
 static int blocked(const struct sim *s, const struct snode *a,
@@ -234,6 +376,59 @@ static void half_event(struct sim *s, struct half *h, int type, uint64_t at,
     push(s, e);
 }
 
+/* ===== The listen backlog =====
+ * A node that handles max_inbound_streams streams already leaves new
+ * connections waiting, as a kernel's accept queue does; each stream it
+ * closes lets the oldest waiting one in. */
+
+static bool backlog_add(struct snode *sn, struct event *e)
+{
+    if (sn->nbacklog >= BACKLOG_MAX)
+        return false;
+    if (sn->head + sn->nbacklog == sn->capbacklog) {
+        if (sn->head > 0) { /* slide down before growing */
+            memmove(sn->backlog, sn->backlog + sn->head,
+                    sn->nbacklog * sizeof *sn->backlog);
+            sn->head = 0;
+        } else {
+            size_t cap = sn->capbacklog ? sn->capbacklog * 2 : 16;
+            struct event **b = hs_realloc(sn->backlog, cap * sizeof *b);
+            if (b == NULL)
+                return false;
+            sn->backlog = b;
+            sn->capbacklog = cap;
+        }
+    }
+    sn->backlog[sn->head + sn->nbacklog++] = e;
+    return true;
+}
+
+static void backlog_next(struct sim *s, struct snode *sn)
+{
+    if (sn->nbacklog == 0 || sn->nd == NULL || node_inbound_full(sn->nd))
+        return;
+    struct event *e = sn->backlog[sn->head++];
+    if (--sn->nbacklog == 0)
+        sn->head = 0;
+    e->at = s->now;
+    push(s, e); /* delivered in turn, as if it had just arrived */
+}
+
+static void drop_event(struct event *e);
+
+/* The node went away: the waiting connections are reset. */
+static void backlog_reset(struct sim *s, struct snode *sn)
+{
+    for (size_t i = 0; i < sn->nbacklog; i++) {
+        struct event *e = sn->backlog[sn->head + i];
+        if (!e->h->closed)
+            half_event(s, e->h, EV_CONNECTED, s->now + 1, HS_EREFUSED, NULL,
+                       0);
+        drop_event(e);
+    }
+    sn->head = sn->nbacklog = 0;
+}
+
 /* ===== io implementation ===== */
 
 static uint64_t io_now(void *ctx)
@@ -275,28 +470,47 @@ static void io_random(void *ctx, void *p, size_t n)
         b[i] = (uint8_t)(rnd(s) >> 32);
 }
 
+#define COUNT(sn, field) ((sn)->sim->stats.field++, (sn)->stats.field++)
+
+static void send_copy(struct sim *s, struct snode *sn, struct snode *dst,
+                      const struct sim_link *l, const void *p, size_t n)
+{
+    uint64_t at = arrival(s, sn->idx, dst->idx, l, n) + dst->slow_ms;
+    if (l->reorder > 0 && rnd01(s) < l->reorder) {
+        at += (uint64_t)(l->reorder_ms > 0 ? l->reorder_ms + 0.5 : 0);
+        COUNT(sn, reordered);
+    }
+    struct event *e = event_new(EV_PACKET, at, dst, p, n);
+    if (e) {
+        e->from = sn->addr;
+        push(s, e);
+    }
+}
+
 static int io_send(void *ctx, const struct hs_addr *to, const void *p,
                    size_t n)
 {
     struct snode *sn = ctx;
     struct sim *s = sn->sim;
-    s->stats.packets++;
+    COUNT(sn, packets);
     s->stats.bytes += n;
+    sn->stats.bytes += n;
     struct snode *dst = by_addr(s, to);
     if (dst == NULL)
         return 0; /* nobody there: UDP does not tell */
     if (!reachable(s, sn, dst, false)) {
-        s->stats.blocked++;
+        COUNT(sn, blocked);
         return 0;
     }
-    if (s->link.loss > 0 && rnd01(s) < s->link.loss) {
-        s->stats.lost++;
+    const struct sim_link *l = link_of(s, sn->idx, dst->idx);
+    if (l->loss > 0 && rnd01(s) < l->loss) {
+        COUNT(sn, lost);
         return 0;
     }
-    struct event *e = event_new(EV_PACKET, s->now + delay(s), dst, p, n);
-    if (e) {
-        e->from = sn->addr;
-        push(s, e);
+    send_copy(s, sn, dst, l, p, n);
+    if (l->duplicate > 0 && rnd01(s) < l->duplicate) {
+        COUNT(sn, duplicated);
+        send_copy(s, sn, dst, l, p, n);
     }
     return 0;
 }
@@ -309,9 +523,10 @@ static int io_stream_open(void *ctx, const struct hs_addr *to, void *owner,
     struct half *h = half_new(s, sn, owner);
     if (h == NULL)
         return HS_ENOMEM;
-    s->stats.streams++;
+    COUNT(sn, streams);
     struct snode *dst = by_addr(s, to);
-    uint64_t at = s->now + delay(s);
+    uint64_t at = dst ? stream_arrival(s, sn->idx, dst->idx, 0)
+                      : s->now + latency(s, &s->link);
     if (dst == NULL || dst->nd == NULL) {
         /* Nobody listens: the connection is refused. */
         half_event(s, h, EV_CONNECTED, at, HS_EREFUSED, NULL, 0);
@@ -337,7 +552,7 @@ static int io_stream_write(void *ctx, struct io_stream *st, const void *p,
     struct sim *s = ((struct snode *)ctx)->sim;
     if (h->peer == NULL || h->peer->closed)
         return 0;
-    uint64_t at = s->now + delay(s);
+    uint64_t at = stream_arrival(s, h->node, h->peer->node, n);
     if (at < h->last)
         at = h->last; /* TCP keeps order */
     h->last = at;
@@ -347,16 +562,18 @@ static int io_stream_write(void *ctx, struct io_stream *st, const void *p,
 
 static void io_stream_close(void *ctx, struct io_stream *st)
 {
+    struct snode *sn = ctx;
     struct half *h = (struct half *)st;
-    struct sim *s = ((struct snode *)ctx)->sim;
+    struct sim *s = sn->sim;
     h->closed = true;
     if (h->peer && !h->peer->closed) {
-        uint64_t at = s->now + delay(s);
+        uint64_t at = stream_arrival(s, h->node, h->peer->node, 0);
         if (at < h->last)
             at = h->last;
         half_event(s, h->peer, EV_END, at, 0, NULL, 0);
     }
     half_unref(h);
+    backlog_next(s, sn);
 }
 
 /* ===== Logging ===== */
@@ -377,7 +594,7 @@ int sim_new(uint64_t seed, struct sim **out)
     if (s == NULL)
         return HS_ENOMEM;
     hs_rng_seed(&s->rng, seed);
-    s->link.latency_ms = 1;
+    s->link = sim_link_default();
     s->log_level = HS_LOG_OFF;
     *out = s;
     return 0;
@@ -396,12 +613,22 @@ void sim_free(struct sim *s)
         return;
     for (size_t i = 0; i < s->nnodes; i++) {
         struct snode *sn = s->nodes[i];
+        if (sn->nd && s->life_fn)
+            s->life_fn(s->life_ud, i, sn->nd, false);
         node_close(sn->nd);
+        sn->nd = NULL;
+    }
+    for (size_t i = 0; i < s->nnodes; i++) {
+        struct snode *sn = s->nodes[i];
+        for (size_t j = 0; j < sn->nbacklog; j++)
+            drop_event(sn->backlog[sn->head + j]);
+        hs_free(sn->backlog);
         config_free(&sn->cfg);
         hs_free(sn);
     }
     while (s->n)
         drop_event(pop(s));
+    hs_free(s->pairs);
     hs_free(s->blocks);
     hs_free(s->heap);
     hs_free(s->nodes);
@@ -411,6 +638,43 @@ void sim_free(struct sim *s)
 void sim_set_link(struct sim *s, const struct sim_link *l)
 {
     s->link = *l;
+}
+
+int sim_set_link_between(struct sim *s, size_t a, size_t b,
+                         const struct sim_link *l)
+{
+    if (a >= s->nnodes || b >= s->nnodes)
+        return HS_EINVAL;
+    struct pair *p = l ? pair_get(s, (uint32_t)a, (uint32_t)b)
+                       : pair_find(s, (uint32_t)a, (uint32_t)b);
+    if (p == NULL)
+        return l ? HS_ENOMEM : 0;
+    if (l) {
+        s->nown += !p->own;
+        p->own = true;
+        p->link = *l;
+    } else if (p->own) {
+        s->nown--;
+        p->own = false;
+    }
+    return 0;
+}
+
+void sim_set_event_sink(struct sim *s, sim_event_fn fn, void *ud)
+{
+    s->event_fn = fn;
+    s->event_ud = ud;
+}
+
+void sim_set_lifecycle(struct sim *s, sim_life_fn fn, void *ud)
+{
+    s->life_fn = fn;
+    s->life_ud = ud;
+}
+
+bool sim_paused(const struct sim *s, size_t idx)
+{
+    return idx < s->nnodes && s->nodes[idx]->paused_until > s->now;
 }
 
 void sim_set_log(struct sim *s, int level,
@@ -425,15 +689,44 @@ void sim_set_log(struct sim *s, int level,
         s->nodes[i]->log.level = sink ? level : HS_LOG_OFF;
 }
 
+/* Ground truth for the counters: was the member running, and not
+ * frozen, when it was suspected or declared dead? */
+static void observe(void *ud, int event, const struct member *m)
+{
+    struct snode *sn = ud;
+    struct sim *s = sn->sim;
+    if (event == HOOK_SUSPECT || event == HOOK_DEAD) {
+        const struct snode *t = by_addr(s, &m->addr);
+        bool running = t && t->nd && t->paused_until <= s->now;
+        if (event == HOOK_SUSPECT) {
+            COUNT(sn, suspicions);
+            if (running)
+                COUNT(sn, false_suspicions);
+        } else {
+            COUNT(sn, deaths);
+            if (running)
+                COUNT(sn, false_deaths);
+        }
+    }
+    if (s->event_fn)
+        s->event_fn(s->event_ud, sn->idx, event, m);
+}
+
 static int boot(struct snode *sn)
 {
+    struct sim *s = sn->sim;
     struct node *nd;
     int rc = node_new(&sn->cfg, &sn->io, &sn->hooks, &sn->log, &nd);
     if (rc)
         return rc;
     sn->nd = nd;
+    node_set_observer(nd, observe, sn);
+    if (s->life_fn)
+        s->life_fn(s->life_ud, sn->idx, nd, true);
     rc = node_start(nd, &sn->addr);
     if (rc) {
+        if (s->life_fn)
+            s->life_fn(s->life_ud, sn->idx, nd, false);
         node_close(nd);
         sn->nd = NULL;
     }
@@ -519,11 +812,14 @@ void sim_kill(struct sim *s, size_t idx)
     /* A crash: the core never hears about its streams again; the peers
      * see their connections reset. */
     struct node *nd = sn->nd;
+    if (s->life_fn)
+        s->life_fn(s->life_ud, idx, nd, false);
     sn->nd = NULL;
     sn->epoch++;
     sn->wake_gen++;
     sn->paused_until = 0;
     node_close(nd); /* closes its streams through io_stream_close */
+    backlog_reset(s, sn);
 }
 
 int sim_restart(struct sim *s, size_t idx)
@@ -538,6 +834,12 @@ void sim_pause(struct sim *s, size_t idx, uint64_t ms)
 {
     if (idx < s->nnodes)
         s->nodes[idx]->paused_until = s->now + ms;
+}
+
+void sim_set_slow(struct sim *s, size_t idx, uint64_t ms)
+{
+    if (idx < s->nnodes)
+        s->nodes[idx]->slow_ms = ms;
 }
 
 void sim_set_clock_offset(struct sim *s, size_t idx, int64_t ms)
@@ -606,14 +908,20 @@ int sim_inject_stream(struct sim *s, size_t idx, const void *p, size_t n,
     addr_parse("10.255.255.254:40000", 0, &from);
     b->owner = node_io_stream_accepted(dst->nd, (struct io_stream *)b,
                                        &from);
+    uint64_t at = s->now + latency(s, &s->link);
     if (b->owner && n)
-        half_event(s, b, EV_DATA, s->now + delay(s), 0, p, n);
+        half_event(s, b, EV_DATA, at, 0, p, n);
     if (b->owner && close_after)
-        half_event(s, b, EV_END, s->now + delay(s), 0, NULL, 0);
+        half_event(s, b, EV_END, at, 0, NULL, 0);
     half_unref(b);
     a->closed = true;
     half_unref(a);
     return 0;
+}
+
+const struct hs_logger *sim_logger(const struct sim *s, size_t idx)
+{
+    return idx < s->nnodes ? &s->nodes[idx]->log : NULL;
 }
 
 uint64_t sim_now(const struct sim *s)
@@ -626,9 +934,54 @@ const struct sim_stats *sim_stats(const struct sim *s)
     return &s->stats;
 }
 
+bool sim_converged(struct sim *s)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < s->nnodes; i++)
+        live += s->nodes[i]->nd != NULL;
+    for (size_t i = 0; i < s->nnodes; i++) {
+        struct node *nd = s->nodes[i]->nd;
+        if (nd == NULL)
+            continue;
+        const struct members *t = node_members(nd);
+        if (t->count[MEMBER_ALIVE] != live)
+            return false;
+        for (size_t j = 0; j < t->n; j++) {
+            const struct member *m = t->order[j];
+            if (m->state != MEMBER_ALIVE)
+                continue;
+            const struct snode *o = by_addr(s, &m->addr);
+            if (o == NULL || o->nd == NULL ||
+                strcmp(o->cfg.name, m->name) != 0)
+                return false;
+        }
+    }
+    return true;
+}
+
+size_t sim_count_seeing(struct sim *s, const char *name, int state)
+{
+    size_t c = 0, len = strlen(name);
+    for (size_t i = 0; i < s->nnodes; i++) {
+        struct node *nd = s->nodes[i]->nd;
+        if (nd == NULL)
+            continue;
+        const struct member *m = members_find(node_members(nd), name, len);
+        if (m && m->state == state)
+            c++;
+    }
+    return c;
+}
+
+const struct sim_stats *sim_node_stats(const struct sim *s, size_t idx)
+{
+    return idx < s->nnodes ? &s->nodes[idx]->stats : NULL;
+}
+
 /* ===== Running ===== */
 
-static void deliver(struct sim *s, struct event *e)
+/* Returns true when the event was kept (put in a backlog). */
+static bool deliver(struct sim *s, struct event *e)
 {
     struct snode *sn = s->nodes[e->node];
     struct node *nd = sn->nd;
@@ -648,7 +1001,18 @@ static void deliver(struct sim *s, struct event *e)
         if (a->closed)
             break;
         if (!live) {
-            half_event(s, a, EV_CONNECTED, s->now + delay(s), HS_EREFUSED,
+            half_event(s, a, EV_CONNECTED,
+                       stream_arrival(s, sn->idx, a->node, 0), HS_EREFUSED,
+                       NULL, 0);
+            break;
+        }
+        if (node_inbound_full(nd)) {
+            if (backlog_add(sn, e)) {
+                COUNT(sn, backlogged);
+                return true;
+            }
+            half_event(s, a, EV_CONNECTED,
+                       stream_arrival(s, sn->idx, a->node, 0), HS_EREFUSED,
                        NULL, 0);
             break;
         }
@@ -661,7 +1025,8 @@ static void deliver(struct sim *s, struct event *e)
         b->owner = node_io_stream_accepted(nd, (struct io_stream *)b,
                                            &from->addr);
         if (b->owner != NULL)
-            half_event(s, a, EV_CONNECTED, s->now + delay(s), 0, NULL, 0);
+            half_event(s, a, EV_CONNECTED,
+                       stream_arrival(s, sn->idx, a->node, 0), 0, NULL, 0);
         half_unref(b);
         break;
     }
@@ -680,6 +1045,7 @@ static void deliver(struct sim *s, struct event *e)
         }
         break;
     }
+    return false;
 }
 
 bool sim_step(struct sim *s, uint64_t until)
@@ -695,8 +1061,8 @@ bool sim_step(struct sim *s, uint64_t until)
             push(s, e);
             continue;
         }
-        deliver(s, e);
-        drop_event(e);
+        if (!deliver(s, e))
+            drop_event(e);
         return true;
     }
     return false;

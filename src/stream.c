@@ -529,6 +529,12 @@ static int check_label(struct stream *s)
     return 1;
 }
 
+bool node_inbound_full(const struct node *nd)
+{
+    return !nd->paused && nd->phase != PHASE_NEW &&
+           nd->inbound_streams >= nd->cfg.max_inbound_streams;
+}
+
 void *node_io_stream_accepted(struct node *nd, struct io_stream *io,
                               const struct hs_addr *from)
 {
