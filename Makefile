@@ -86,7 +86,7 @@ check: all ctest busted lint fuzz-smoke valgrind
 	$(Q)./scripts/check-leftovers.sh
 
 busted: all
-	$(Q)busted
+	$(Q)./scripts/run-specs.sh
 
 lint:
 	$(Q)luacheck -q --no-color lua spec
@@ -108,7 +108,7 @@ asan: deps
 	    LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) \
 	    $$($(CC) -print-file-name=libubsan.so)" \
 	    HEARSAY_BIN=$(ASAN_DIR)/bin/hearsay \
-	    busted --cpath="./$(ASAN_DIR)/lib/?.so"
+	    ./scripts/run-specs.sh --cpath="./$(ASAN_DIR)/lib/?.so"
 	$(Q)./scripts/check-leftovers.sh
 
 # ===== Fuzzing =====

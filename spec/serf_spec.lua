@@ -49,11 +49,15 @@ describe("interop with serf #net #serf", function()
     local m = h1:members().s1
     assert.are.equal("ff80", m.private_data_hex)
     assert.are.equal(5, m.delegate.cur)
-    -- compression is serf's default: we read and wrote compressed traffic
-    local st = stats(h1)
-    assert.is_true(st.msgs_in.compress > 0)
-    assert.is_true(st.msgs_out.compress > 0)
-    assert.is_true(st.msgs_in["has-crc"] > 0)
+    -- compression is serf's default: we read and wrote compressed
+    -- traffic; serf's gossip packets to us carry a CRC (once it has had
+    -- something to gossip)
+    local st
+    assert.is_true(agent.wait(function()
+      st = stats(h1)
+      return st.msgs_in.compress > 0 and st.msgs_out.compress > 0
+        and st.msgs_in["has-crc"] > 0
+    end, 15), require("cjson").encode(st and st.msgs_in or {}))
   end)
 
   it("is joined by a serf agent, and both list each other alive",

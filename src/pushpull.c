@@ -23,9 +23,9 @@ uint64_t pushpull_scale(uint64_t interval, size_t n)
 
 /* Our user state: the hearsay envelope (kind STATE) and a map of
  * sections, "lua" (the local_state hook's blob) and "meta" (the metadata
- * store's digest). Serf would log and drop it, so a peer known to run
- * something else gets no "meta", and nobody gets an empty state: a node
- * with no metadata and no local_state sends none, as plain memberlist.
+ * store's digest, even of an empty store: the peer answers it with what
+ * we lack). Serf would log and drop it, so a peer known to run something
+ * else gets no "meta", and no state at all without a local_state hook.
  * `to` is the peer we call (NULL when answering), `remote` its state
  * (when answering). */
 static int user_state(struct node *nd, bool join, const struct hs_addr *to,
@@ -43,7 +43,7 @@ static int user_state(struct node *nd, bool join, const struct hs_addr *to,
                   ? wire_get_envelope(remote, remotelen, &e) : HS_EINVAL;
     bool foreign = erc == HS_ENOTFOUND ||
                    (to && node_peer_is_foreign(nd, to));
-    bool has_meta = !foreign && metadata_count(nd->store, true) > 0;
+    bool has_meta = !foreign;
     if (!has_lua && !has_meta) {
         buf_free(&lua);
         return 0;
