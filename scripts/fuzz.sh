@@ -79,6 +79,6 @@ $t|${execs:-?}|${speed:-?}|${cov:-?}|${ft:-?}|${corp:-?}|$crashes"
     fi
 done
 
-echo "$table" | awk -F'|' '{ printf "%-10s %12s %8s %7s %7s %14s %8s\n",
+echo "$table" | awk -F'|' '{ printf "%-17s %10s %7s %6s %6s %16s %8s\n",
     $1, $2, $3, $4, $5, $6, $7 }'
 exit $found

@@ -166,13 +166,26 @@ const struct hooks fuzz_hooks = {
     .merge_remote_state = h_merge_remote_state,
 };
 
-/* ===== Logging ===== */
+/* ===== Logging =====
+ * FUZZ_LOG=1 in the environment prints every line (to replay an input
+ * and see what the nodes did). */
+
+static bool print_log(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("FUZZ_LOG");
+        on = v && *v && strcmp(v, "0") != 0;
+    }
+    return on;
+}
 
 static void log_line(void *ud, int level, const char *msg)
 {
     (void)ud;
-    (void)level;
     fuzz_touch(msg, strlen(msg));
+    if (print_log())
+        fprintf(stderr, "%-5s %s\n", hs_log_level_name(level), msg);
 }
 
 const struct hs_logger fuzz_logger = {HS_LOG_DEBUG, log_line, NULL};
@@ -181,10 +194,11 @@ static void sim_line(void *ud, const char *node, uint64_t now, int level,
                      const char *msg)
 {
     (void)ud;
-    (void)now;
-    (void)level;
     fuzz_touch(node, strlen(node));
     fuzz_touch(msg, strlen(msg));
+    if (print_log())
+        fprintf(stderr, "%8.3f %s %-5s %s\n", (double)now / 1000.0, node,
+                hs_log_level_name(level), msg);
 }
 
 /* ===== The cluster ===== */
@@ -224,7 +238,7 @@ static const uint8_t test_key[16] = {0, 1, 2,  3,  4,  5,  6,  7,
                                      8, 9, 10, 11, 12, 13, 14, 15};
 #define LABEL "prod"
 
-static void secure(struct config *c, unsigned flags)
+void fuzz_secure_config(struct config *c, unsigned flags)
 {
     snprintf(c->encrypt, sizeof c->encrypt, "%s", capture_key);
     if (flags & FUZZ_LABEL)
@@ -244,7 +258,7 @@ static struct sim *build(const unsigned *flags)
         size_t idx;
         fuzz_config(&c, names[i]);
         if (flags)
-            secure(&c, *flags);
+            fuzz_secure_config(&c, *flags);
         must(sim_add(s, &c, &fuzz_hooks, &idx), "sim_add");
         config_free(&c);
         if (flags)

@@ -58,6 +58,8 @@ enum {
     FUZZ_SKIP_LABEL = 32  /* skip_inbound_label_check = true */
 };
 struct sim *fuzz_secure_cluster(unsigned flags);
+/* That cluster's configuration of encryption and labels. */
+void fuzz_secure_config(struct config *c, unsigned flags);
 /* The input as the flags say a peer would send it: sealed or not (as a
  * datagram, or as a stream message `0a len blob`), labelled or not. */
 void fuzz_wrap(unsigned flags, bool stream, const uint8_t *p, size_t n,

@@ -7,10 +7,14 @@
  * node an io of its own (io.h): a virtual clock, packets dropped, and
  * streams whose far side is the input. The node knows one peer, b, and
  * holds some metadata. Input:
- *   byte 0   what the node does first (low two bits): 0 join b (push/pull,
- *            Join=true), 1 a periodic push/pull with b, 2 fetch a large
- *            metadata value b announced, 3 probe b until the TCP fallback
- *            ping; bit 7 set: the peer closes each stream after its answer
+ *   byte 0   what the node does first (low three bits): 0 join b
+ *            (push/pull, Join=true), 1 a periodic push/pull with b, 2
+ *            fetch a large metadata value b announced, 3 probe b until the
+ *            TCP fallback ping, 4 list the cluster's keys, 5 install a key
+ *            across the cluster (6 and 7 as 3); bit 6 set, and always for
+ *            4 and 5: the node has a keyring and the target seals each
+ *            answer with its key; bit 7 set: the peer closes each stream
+ *            after its answer
  *   byte 1   the answer arrives in pieces of this many bytes (0: at once)
  *   then     segments, each a 16-bit big-endian length and that many
  *            bytes: the answer on the first stream the node opens, on the
@@ -124,20 +128,31 @@ static void advance(struct fio *f, struct node *nd, uint64_t until)
         f->now = until;
 }
 
+/* A datagram from b, sealed when the node has a keyring. */
+static void from_b(struct node *nd, const struct hs_addr *b,
+                   const struct buf *m, bool sealed)
+{
+    struct buf w = BUF_INIT;
+    fuzz_wrap(sealed ? FUZZ_SEAL : 0, false, m->data, m->len, &w);
+    node_io_packet(nd, b, w.data, w.len);
+    buf_free(&w);
+}
+
 /* Tell the node that b at 10.0.0.2:7946 is alive, as b would. */
-static void learn_peer(struct node *nd, const struct hs_addr *b)
+static void learn_peer(struct node *nd, const struct hs_addr *b, bool sealed)
 {
     static const uint8_t vsn[6] = {1, 5, 2, 2, 5, 5};
     struct buf m = BUF_INIT;
     struct wire_alive a = {1, wire_str("b"), wire_raw(b->ip, b->len),
                            b->port, {0}, wire_raw(vsn, 6)};
     wire_put_alive(&m, &a);
-    node_io_packet(nd, b, m.data, m.len);
+    from_b(nd, b, &m, sealed);
     buf_free(&m);
 }
 
 /* b announces a value too large for a packet: the node fetches it. */
-static void announce(struct node *nd, const struct hs_addr *b, uint64_t now)
+static void announce(struct node *nd, const struct hs_addr *b, uint64_t now,
+                     bool sealed)
 {
     struct buf m = BUF_INIT;
     buf_putc(&m, WIRE_USER);
@@ -153,7 +168,7 @@ static void announce(struct node *nd, const struct hs_addr *b, uint64_t now)
     mp_write_bool(&m, false);
     mp_write_str(&m, "big");
     mp_write_uint(&m, 5000);
-    node_io_packet(nd, b, m.data, m.len);
+    from_b(nd, b, &m, sealed);
     buf_free(&m);
 }
 
@@ -163,6 +178,20 @@ static void put(struct node *nd, const char *key, const char *value,
     char why[128];
     metadata_put(node_metadata(nd), key, strlen(key), value,
                  value ? strlen(value) : 0, del, why, sizeof why, NULL);
+}
+
+static const uint8_t new_key[16] = {'f', 'u', 'z', 'z', 'k', 'e', 'y', '0',
+                                    '1', '2', '3', '4', '5', '6', '7', '8'};
+
+static void keys_done(void *ud, const struct node_keys_result *r)
+{
+    (void)ud;
+    for (size_t i = 0; i < r->nfailures; i++) {
+        fuzz_touch(r->failures[i].name, strlen(r->failures[i].name));
+        fuzz_touch(r->failures[i].message, strlen(r->failures[i].message));
+    }
+    for (size_t i = 0; i < r->nkeys; i++)
+        fuzz_touch(r->keys[i].key, r->keys[i].len);
 }
 
 /* Answer stream s with `seg`, in pieces of `chunk` bytes. */
@@ -184,8 +213,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
-    int mode = data[0] & 3;
+    int mode = data[0] & 7;
     bool close = data[0] & 0x80;
+    bool sealed = (data[0] & 0x40) || mode == 4 || mode == 5;
     size_t chunk = data[1];
     const uint8_t *p = data + 2, *end = data + size;
 
@@ -200,6 +230,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_config(&c, "a");
     c.push_pull_interval = 0; /* only the push/pull the input asks for */
     c.reconnect_interval = 0;
+    if (sealed)
+        fuzz_secure_config(&c, 0);
     struct node *nd;
     if (node_new(&c, &io, &fuzz_hooks, &fuzz_logger, &nd))
         abort();
@@ -209,7 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     addr_parse("10.0.0.2:7946", 7946, &b);
     if (node_start(nd, &self))
         abort();
-    learn_peer(nd, &b);
+    learn_peer(nd, &b, sealed);
     put(nd, "app/one", "1", false);
     put(nd, "app/gone", "g", false);
     put(nd, "app/gone", NULL, true);
@@ -224,7 +256,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pushpull_start(nd, &b, false, NULL);
         break;
     case 2:
-        announce(nd, &b, f.now);
+        announce(nd, &b, f.now, sealed);
+        break;
+    case 4:
+        node_keys(nd, NODE_KEYS_LIST, NULL, 0, keys_done, NULL);
+        break;
+    case 5:
+        node_keys(nd, NODE_KEYS_INSTALL, new_key, sizeof new_key, keys_done,
+                  NULL);
         break;
     default:
         break; /* the probe schedule opens the fallback ping */
@@ -245,7 +284,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             p += 2;
             if (len > (size_t)(end - p))
                 len = (size_t)(end - p);
-            answer(nd, s, p, len, chunk, close);
+            if (sealed) {
+                struct buf w = BUF_INIT;
+                fuzz_wrap(FUZZ_SEAL, true, p, len, &w);
+                answer(nd, s, w.data, w.len, chunk, close);
+                buf_free(&w);
+            } else {
+                answer(nd, s, p, len, chunk, close);
+            }
             p += len;
         }
         advance(&f, nd, f.now + ROUND_MS);

@@ -333,6 +333,42 @@ static void streams(struct sim *s)
     one[0] = &m;
     save_reply("err", 0, 0, one, 1);
 
+    /* Keyring operations (hearsay keys): requests from b, and the
+     * answers to a's own (the reply target seals them in modes 4, 5). */
+    static const uint8_t key16[16] = "0123456789abcdef";
+    for (int op = NODE_KEYS_LIST; op <= NODE_KEYS_REMOVE; op++) {
+        static const char *const names[] = {"keys-list", "keys-install",
+                                            "keys-use", "keys-remove"};
+        buf_reset(&body);
+        buf_putc(&body, (uint8_t)op);
+        buf_putc(&body, op == NODE_KEYS_LIST ? 0 : sizeof key16);
+        if (op != NODE_KEYS_LIST)
+            buf_append(&body, key16, sizeof key16);
+        buf_reset(&m);
+        user_stream(&m, WIRE_ENV_KEYS_REQ, &body);
+        save_buf("stream", names[op], &m);
+    }
+    buf_reset(&body);
+    buf_append(&body, "\x01\x02ok\x02", 5);
+    buf_putc(&body, 32);
+    buf_append(&body, "0123456789abcdef0123456789abcdef", 32);
+    buf_putc(&body, 16);
+    buf_append(&body, key16, sizeof key16);
+    buf_reset(&m);
+    user_stream(&m, WIRE_ENV_KEYS_RESP, &body);
+    one[0] = &m;
+    save_reply("keys-list-answer", 4, 0, one, 1);
+    buf_reset(&body);
+    buf_append(&body, "\x01\x00\x00", 3);
+    buf_reset(&m);
+    user_stream(&m, WIRE_ENV_KEYS_RESP, &body);
+    save_reply("keys-install-answer", 5, 0, one, 1);
+    buf_reset(&body);
+    buf_append(&body, "\x00\x07refused\x00", 10);
+    buf_reset(&m);
+    user_stream(&m, WIRE_ENV_KEYS_RESP, &body);
+    save_reply("keys-install-refused", 0x85, 3, one, 1);
+
     /* A user message over a stream. */
     buf_reset(&body);
     buf_append(&body, "reliable", 8);
