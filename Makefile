@@ -118,7 +118,7 @@ asan: deps
 # `make fuzz-smoke` (part of `make test`) runs each for a few seconds.
 FUZZ_CC      ?= clang
 FUZZ_TIME    ?= 60
-FUZZ_SMOKE   ?= 4
+FUZZ_SMOKE   ?= 3
 FUZZ_DIR     := build/fuzz
 FUZZ_TARGETS := packet stream reply lzw metadata packet_encrypted \
                 stream_encrypted

@@ -27,7 +27,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* A node's configuration for fuzzing: the LAN profile with a short
  * tcp_timeout and smaller size bounds (so that every input finishes
- * quickly), and the given name. */
+ * quickly), a short reconnect_interval, cidrs_allowed 10.0.0.0/8, and
+ * the given name. */
 void fuzz_config(struct config *c, const char *name);
 /* Hooks that read every byte they are given, write some private data,
  * user state and ack payloads, and refuse some names and keys (a

@@ -179,6 +179,32 @@ static void packets(struct sim *s)
     buf_free(&c);
     buf_free(&sc);
 
+    /* Three more members, then two independent confirmations of a
+     * suspicion about one of them (Lifeguard's k needs n >= 4). */
+    struct buf many = BUF_INIT;
+    size_t lens3[6];
+    static const char *const who[] = {"c", "d", "e"};
+    for (int i = 0; i < 3; i++) {
+        uint8_t ip[4] = {10, 0, 0, (uint8_t)(3 + i)};
+        size_t before = many.len;
+        alive(&many, who[i], ip, 1, NULL);
+        lens3[i] = many.len - before;
+    }
+    for (int i = 0; i < 3; i++) {
+        struct wire_suspect sx = {1, wire_str("c"),
+                                  wire_str(i == 0 ? "b" : who[i])};
+        size_t before = many.len;
+        wire_put_suspect(&many, &sx);
+        lens3[3 + i] = many.len - before;
+    }
+    struct wire_part six[6];
+    for (size_t i = 0, o = 0; i < 6; o += lens3[i], i++)
+        six[i] = (struct wire_part){many.data + o, lens3[i]};
+    buf_reset(&x);
+    wire_put_compound(&x, six, 6);
+    save_buf("packet", "suspicion-confirmed", &x);
+    buf_free(&many);
+
     /* What node b gossips: its metadata writes, announcements, rumors and
      * user messages, as they come out of its queues. */
     struct node *nb = sim_node(s, FUZZ_B);
