@@ -50,14 +50,14 @@ for t in "$@"; do
     fi
     [ "${FUZZ_FRESH:-0}" = 1 ] && rm -rf "$work"
     mkdir -p "$work" "$art" "$seeds"
-    before=$(ls "$art" | wc -l)
+    before=$(find "$art" -type f | wc -l)
     echo "fuzz: $t for ${secs}s"
     rc=0
     # shellcheck disable=SC2086
     $nice "$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$art/" \
         ${FUZZ_ARGS:-} "$work" "$seeds" >"$log" 2>&1 || rc=$?
-    after=$(ls "$art" | wc -l)
+    after=$(find "$art" -type f | wc -l)
     crashes=$((after - before))
     if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then
         crashes=1 # a sanitizer report outside libFuzzer's own artifacts

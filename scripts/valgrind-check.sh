@@ -54,13 +54,13 @@ agent() { # name ip [flags...]
         --bind "$ip:7946" --control "$ip:7374" --log-level info \
         --data-dir "$out/$name-data" --script examples/first-hook.lua \
         --script examples/config-center.lua "$@" 2>"$out/$name.err" &
-    pids="$pids $!"
-    eval "pid_$name=$!"
+    last=$!
+    pids="$pids $last"
 }
 
 # Wait for an agent's exit and check its status and its valgrind report.
-finish() { # name
-    eval "p=\$pid_$1"
+finish() { # name pid
+    p=$2
     n=300
     while kill -0 "$p" 2>/dev/null; do
         n=$((n - 1))
@@ -76,8 +76,10 @@ finish() { # name
 }
 
 agent vga "$A"
+pid_a=$last
 retry 200 members --control "$A:7374" || fail "agent vga did not start"
 agent vgb "$B" --join "$A:7946"
+pid_b=$last
 n=200
 until "$BIN" members --control "$A:7374" --status alive 2>/dev/null |
     grep -q vgb; do
@@ -92,10 +94,10 @@ $VG --log-file="$out/cli.vg" "$BIN" kv put --control "$A:7374" \
 retry 200 kv get --control "$B:7374" config/web ||
     fail "the kv put did not reach vgb"
 
-kill -TERM "$pid_vgb"
-finish vgb
-kill -TERM "$pid_vga"
-finish vga
+kill -TERM "$pid_b"
+finish vgb "$pid_b"
+kill -TERM "$pid_a"
+finish vga "$pid_a"
 pids=""
 echo "valgrind-check: two agents joined, shared a key and left; no leaks," \
     "no invalid accesses"
