@@ -1,9 +1,10 @@
 #!/bin/sh
 # valgrind-check.sh: a real agent's life under valgrind's memcheck.
 #
-# Two agents with hook scripts and data dirs on loopback (127.0.11.1 and
-# 127.0.11.2): b joins a, a kv put on a reaches b, then SIGTERM makes b
-# and then a leave gracefully. Fails on any block definitely or
+# Two agents with hook scripts, data dirs and encryption on loopback
+# (127.0.11.1 and 127.0.11.2): b joins a, a kv put on a reaches b, a
+# second key is installed across the cluster, then SIGTERM makes b and
+# then a leave gracefully. Fails on any block definitely or
 # indirectly lost, any invalid read or write or use of uninitialised
 # memory, or an agent that does not exit 0. Logs: build/valgrind/.
 set -eu
@@ -18,6 +19,8 @@ VG="valgrind --error-exitcode=97 --leak-check=full \
 --suppressions=scripts/valgrind.supp --num-callers=30"
 A=127.0.11.1
 B=127.0.11.2
+KEY1=0HERaMvvZVgGs0nUX0Qa0daSFDM8d8sSk6vQQfT8Da8=
+KEY2=sKOo038zlyFGsBEoybPg6A2PeT8fqPX+IaqVdp4RjYs=
 pids=""
 
 cleanup() {
@@ -53,7 +56,8 @@ agent() { # name ip [flags...]
     $VG --log-file="$out/$name.vg" "$BIN" agent --name "$name" \
         --bind "$ip:7946" --control "$ip:7374" --log-level info \
         --data-dir "$out/$name-data" --script examples/first-hook.lua \
-        --script examples/config-center.lua "$@" 2>"$out/$name.err" &
+        --script examples/config-center.lua --encrypt "$KEY1" "$@" \
+        2>"$out/$name.err" &
     last=$!
     pids="$pids $last"
 }
@@ -93,11 +97,16 @@ $VG --log-file="$out/cli.vg" "$BIN" kv put --control "$A:7374" \
     config/web "$doc" >/dev/null || fail "kv put failed (see $out/cli.vg)"
 retry 200 kv get --control "$B:7374" config/web ||
     fail "the kv put did not reach vgb"
+"$BIN" keys --control "$A:7374" --install "$KEY2" >/dev/null ||
+    fail "keys --install failed"
+"$BIN" keys --control "$B:7374" --list >"$out/keys.out" ||
+    fail "keys --list failed"
+grep -q "$KEY2" "$out/keys.out" || fail "vgb does not list the new key"
 
 kill -TERM "$pid_b"
 finish vgb "$pid_b"
 kill -TERM "$pid_a"
 finish vga "$pid_a"
 pids=""
-echo "valgrind-check: two agents joined, shared a key and left; no leaks," \
-    "no invalid accesses"
+echo "valgrind-check: two agents joined, shared a value and a key, and" \
+    "left; no leaks, no invalid accesses"
