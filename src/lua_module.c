@@ -1402,6 +1402,8 @@ static void push_sim_stats(lua_State *L, const struct sim_stats *s)
     F(backlogged);
     F(suspicions);
     F(false_suspicions);
+    F(raised);
+    F(false_raised);
     F(deaths);
     F(false_deaths);
 #undef F
@@ -1466,6 +1468,12 @@ static int l_sim_converged(lua_State *L)
     return 1;
 }
 
+static int l_sim_queued(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)sim_queued(check_sim(L, 1)->sim));
+    return 1;
+}
+
 /* sim:count_seeing(name, state) -> how many running nodes see it so */
 static int l_sim_count_seeing(lua_State *L)
 {
@@ -1495,7 +1503,7 @@ static const luaL_Reg sim_methods[] = {
     {"link_between", l_sim_link_between},
     {"node", l_sim_node},       {"paused", l_sim_paused},
     {"slow", l_sim_slow},       {"log_level", l_sim_log_level},
-    {"converged", l_sim_converged},
+    {"converged", l_sim_converged},  {"queued", l_sim_queued},
     {"count_seeing", l_sim_count_seeing},
     {"join", l_sim_join},       {"leave", l_sim_leave},
     {"stop", l_sim_stop},       {"start", l_sim_start},

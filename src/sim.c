@@ -54,6 +54,7 @@ struct snode {
     int group;
     int64_t clock_offset; /* ms added to this node's wall clock */
     uint64_t slow_ms;     /* added to everything it receives */
+    uint64_t raised;      /* its own suspicions, as of the last event */
     struct sim_stats stats;
     /* Connections waiting for the node to take them (the listen
      * backlog): EV_CONNECT events, oldest at backlog[head]. */
@@ -295,6 +296,22 @@ static uint64_t arrival(struct sim *s, uint32_t a, uint32_t b,
     return at + latency(s, l);
 }
 
+/* TCP on a lossy link: each lost segment is sent again after a
+ * retransmission timeout that starts at 200 ms and doubles (RFC 6298's
+ * minimum and backoff), so stream data arrives late but whole. */
+#define TCP_RTO_MIN_MS 200
+#define TCP_RTO_MAX_MS 60000
+
+static uint64_t tcp_retransmits(struct sim *s, const struct sim_link *l)
+{
+    uint64_t extra = 0, rto = TCP_RTO_MIN_MS;
+    while (l->loss > 0 && rnd01(s) < l->loss && rto <= TCP_RTO_MAX_MS) {
+        extra += rto;
+        rto *= 2;
+    }
+    return extra;
+}
+
 /* When stream bytes (n of them) sent now from node a reach node b; a
  * fake peer (an index past the nodes) uses the default link. */
 static uint64_t stream_arrival(struct sim *s, uint32_t a, uint32_t b,
@@ -302,7 +319,9 @@ static uint64_t stream_arrival(struct sim *s, uint32_t a, uint32_t b,
 {
     if (a >= s->nnodes || b >= s->nnodes)
         return s->now + latency(s, &s->link);
-    return arrival(s, a, b, link_of(s, a, b), n) + s->nodes[b]->slow_ms;
+    const struct sim_link *l = link_of(s, a, b);
+    return arrival(s, a, b, l, n) + tcp_retransmits(s, l) +
+           s->nodes[b]->slow_ms;
 }
 
 static int blocked(const struct sim *s, const struct snode *a,
@@ -699,9 +718,18 @@ static void observe(void *ud, int event, const struct member *m)
         const struct snode *t = by_addr(s, &m->addr);
         bool running = t && t->nd && t->paused_until <= s->now;
         if (event == HOOK_SUSPECT) {
+            /* Raised by its own failed probe (the core counts those just
+             * before it suspects), or heard from another node? */
+            uint64_t raised = node_stats(sn->nd)->suspicions;
+            bool own = raised != sn->raised;
+            sn->raised = raised;
             COUNT(sn, suspicions);
             if (running)
                 COUNT(sn, false_suspicions);
+            if (own)
+                COUNT(sn, raised);
+            if (own && running)
+                COUNT(sn, false_raised);
         } else {
             COUNT(sn, deaths);
             if (running)
@@ -720,6 +748,7 @@ static int boot(struct snode *sn)
     if (rc)
         return rc;
     sn->nd = nd;
+    sn->raised = 0;
     node_set_observer(nd, observe, sn);
     if (s->life_fn)
         s->life_fn(s->life_ud, sn->idx, nd, true);
@@ -957,6 +986,15 @@ bool sim_converged(struct sim *s)
         }
     }
     return true;
+}
+
+size_t sim_queued(struct sim *s)
+{
+    size_t q = 0;
+    for (size_t i = 0; i < s->nnodes; i++)
+        if (s->nodes[i]->nd)
+            q += node_broadcast_queue_len(s->nodes[i]->nd);
+    return q;
 }
 
 size_t sim_count_seeing(struct sim *s, const char *name, int state)

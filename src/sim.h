@@ -14,8 +14,9 @@
 struct sim;
 
 /* A one-way link model. Packets may be lost, duplicated or held back
- * (reordered); stream data is never lost and stays in order, as TCP's.
- * Both share the latency and the bandwidth. */
+ * (reordered); stream data is never lost and stays in order, as TCP's,
+ * but each loss drawn for it delays it by a retransmission timeout
+ * (200 ms, doubling). Both share the latency and the bandwidth. */
 enum { SIM_LATENCY_FIXED, SIM_LATENCY_UNIFORM, SIM_LATENCY_NORMAL };
 struct sim_link {
     int latency_dist;     /* SIM_LATENCY_* */
@@ -97,9 +98,11 @@ int sim_inject_stream(struct sim *s, size_t idx, const void *p, size_t n,
 struct sim_stats {
     uint64_t packets, bytes, lost, blocked, duplicated, reordered, streams,
         backlogged;
-    /* Ground truth: suspicions and deaths declared about nodes that were
-     * running (not killed, not frozen) at that moment. */
-    uint64_t suspicions, false_suspicions, deaths, false_deaths;
+    /* Ground truth: suspicions (every node that hears one counts it),
+     * those a node raised itself from a failed probe, and deaths, with the
+     * false ones: about nodes running (not killed, not frozen) then. */
+    uint64_t suspicions, false_suspicions, raised, false_raised, deaths,
+        false_deaths;
 };
 const struct sim_stats *sim_stats(const struct sim *s);
 /* The same counters for what node idx sent and declared. */
@@ -119,6 +122,8 @@ void sim_set_lifecycle(struct sim *s, sim_life_fn fn, void *ud);
 /* True when every running node sees exactly the running nodes (itself
  * included) as alive. */
 bool sim_converged(struct sim *s);
+/* Broadcasts waiting in every running node's queues. */
+size_t sim_queued(struct sim *s);
 /* How many running nodes see the member named `name` in `state`. */
 size_t sim_count_seeing(struct sim *s, const char *name, int state);
 /* Is node idx frozen by sim_pause right now? */

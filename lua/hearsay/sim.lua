@@ -184,8 +184,10 @@ function Sim:events() return self.c:events() or {} end
 -- trace = true: the same seed and calls give the same lines.
 function Sim:trace() return self.c:trace() or {} end
 -- sim:stats() -> the network's totals: packets, bytes, lost, blocked,
--- duplicated, reordered, streams, backlogged, suspicions,
--- false_suspicions, deaths, false_deaths. sim:stats(name) -> that node's
+-- duplicated, reordered, streams, backlogged; suspicions (each node that
+-- hears one counts it) and raised (from a node's own failed probe);
+-- deaths; and false_suspicions, false_raised, false_deaths: those about
+-- a node that was running, not frozen. sim:stats(name) -> that node's
 -- counters (hearsay.stats()) and its share of those under .sim.
 function Sim:stats(name) return self.c:stats(name) end
 function Sim:addr(name) return self.c:addr(name) end
@@ -193,6 +195,10 @@ function Sim:addr(name) return self.c:addr(name) end
 -- True when every running node sees exactly the running nodes (itself
 -- included) as alive.
 function Sim:converged() return self.c:converged() end
+
+-- Broadcasts waiting in the queues of all running nodes (0: the cluster
+-- has nothing left to gossip).
+function Sim:queued() return self.c:queued() end
 
 -- How many running nodes see `member` in `state` ("alive", "suspect",
 -- "dead", "left").

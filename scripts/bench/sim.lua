@@ -1,0 +1,200 @@
+-- sim.lua: what hearsay.sim costs and what the protocol does at scale,
+-- with memberlist's LAN settings. Run by scripts/bench-sim.
+-- A false suspicion is one a node raises itself (a failed probe) about a
+-- node that is running; the nodes that merely hear it are not counted.
+--
+--   lua5.4 scripts/bench/sim.lua [N ...]      (default: 100 1000 10000)
+--
+-- For each N it measures, in virtual time:
+--   bootstrap   all N nodes join n1 at once; until every node sees every
+--               other alive
+--   broadcast   a rumor from one node: gossip rounds and time until 99.9%
+--               and 100% of the others delivered it
+--   detection   a node crashes: until the first suspicion, and until every
+--               node declares it dead
+--   loss        false suspicions per node-hour with 5% and 20% packet loss
+-- and the simulation's own cost: wall time per virtual second, memory.
+local simlib = require "hearsay.sim"
+
+local sizes = {}
+for _, a in ipairs(arg) do sizes[#sizes + 1] = assert(tonumber(a), a) end
+if #sizes == 0 then sizes = { 100, 1000, 10000 } end
+
+local function rss_kb()
+  local f = io.open("/proc/self/status")
+  if not f then return 0 end
+  local kb = 0
+  for l in f:lines() do
+    local v = l:match("^VmRSS:%s+(%d+)")
+    if v then kb = tonumber(v) end
+  end
+  f:close()
+  return kb
+end
+
+local function available_kb()
+  local f = io.open("/proc/meminfo")
+  if not f then return math.huge end
+  for l in f:lines() do
+    local v = l:match("^MemAvailable:%s+(%d+)")
+    if v then f:close() return tonumber(v) end
+  end
+  f:close()
+  return math.huge
+end
+
+local function wall() return os.clock() end
+
+local GOSSIP_MS, PROBE_MS = 200, 1000 -- LAN
+
+-- Each N runs in a fresh simulation per scenario; returns a row.
+local function bench(n)
+  local row = { n = n }
+  local base_rss = rss_kb()
+
+  -- Deliveries of rumors, counted by the hooks of every node.
+  local delivered, first_suspect = 0, nil
+  local hooks = {
+    on_message = function() delivered = delivered + 1 end,
+    on_member = function(event, m)
+      if event == "suspect" and m.name == "victim" and not first_suspect then
+        first_suspect = true
+      end
+    end,
+  }
+
+  -- ===== bootstrap =====
+  local sim = simlib.new{ seed = 1, profile = "lan" }
+  local t0 = wall()
+  sim:add(n - 1, { hooks = hooks })
+  sim:add({ "victim" }, { hooks = hooks })
+  local step = n >= 5000 and 2000 or 500
+  local ok, took = sim:run_until(function() return sim:converged() end,
+                                 3600 * 1000, step)
+  row.boot_ok = ok
+  row.bootstrap = took
+  row.boot_wall = wall() - t0
+  row.rss = rss_kb() - base_rss
+  -- until the bootstrap's news is all gossiped
+  ok, took = sim:run_until(function() return sim:queued() == 0 end,
+                           3600 * 1000, step)
+  row.drained = ok and row.bootstrap + took or nil
+
+  -- ===== steady state: what a virtual second costs =====
+  local w0 = wall()
+  sim:run(60000)
+  row.ratio = (wall() - w0) / 60
+
+  -- ===== broadcast =====
+  delivered = 0
+  local start = sim:now()
+  assert(sim:node("n1"):broadcast("rumor"))
+  local want999 = math.ceil((n - 1) * 0.999)
+  local t999
+  ok = sim:run_until(function()
+    if not t999 and delivered >= want999 then t999 = sim:now() - start end
+    return delivered >= n - 1
+  end, 120000, 10)
+  row.bcast999 = t999
+  row.bcast100 = ok and sim:now() - start or nil
+
+  -- ===== detection =====
+  first_suspect = nil
+  sim:kill("victim")
+  local killed = sim:now()
+  local t_first
+  ok = sim:run_until(function()
+    if first_suspect and not t_first then t_first = sim:now() - killed end
+    return sim:count_seeing("victim", "dead") == n - 1
+  end, 600000, 100)
+  row.suspect_first = t_first
+  row.dead_all = ok and sim:now() - killed or nil
+  sim = nil
+  collectgarbage()
+
+  -- ===== false suspicions under loss =====
+  -- Fresh clusters: stable for a while, then the given loss on every link.
+  row.fp = {}
+  for _, loss in ipairs{ 0.05, 0.20 } do
+    local s = simlib.new{ seed = 2, profile = "lan" }
+    s:add(n)
+    s:run_until(function() return s:converged() end, 3600 * 1000, step)
+    local minutes = n >= 5000 and 1 or (n >= 1000 and 2 or 10)
+    local before = s:stats().false_raised
+    s:link{ latency = 1, loss = loss }
+    s:run(minutes * 60000)
+    local fs = s:stats().false_raised - before
+    row.fp[loss] = fs / n / (minutes / 60)
+    s = nil
+    collectgarbage()
+  end
+  return row
+end
+
+local function fmt_ms(v)
+  if not v then return "-" end
+  return string.format("%.1f s", v / 1000)
+end
+
+print(string.format("hearsay.sim, LAN settings, on %s, one core",
+                    io.popen("uname -m"):read("l")))
+print()
+io.stdout:flush()
+local rows = {}
+for _, n in ipairs(sizes) do
+  -- About 300 bytes per member entry at the bootstrap's peak, n * n of
+  -- them: skip what this machine cannot hold.
+  local need = n * n * 0.3 -- kB
+  if need > available_kb() * 0.9 then
+    print(string.format("N=%d: skipped, needs about %.0f GB (n^2 member "
+      .. "entries), %.0f GB available", n, need / 1e6,
+      available_kb() / 1e6))
+    rows[#rows + 1] = { n = n, skipped = need }
+  else
+    io.stderr:write(string.format("running N=%d ...\n", n))
+    io.stderr:flush()
+    rows[#rows + 1] = bench(n)
+  end
+end
+print()
+
+local function line(cells)
+  print("| " .. table.concat(cells, " | ") .. " |")
+end
+line{ "N", "bootstrap (virtual)", "bootstrap (wall)", "queues empty",
+      "wall s per virtual s", "memory per node", "broadcast 99.9%",
+      "broadcast 100%",
+      "gossip rounds (100%)", "expected rounds ~ln N/ln 4",
+      "first suspicion", "all see it dead", "false susp./node-hour 5%",
+      "20%" }
+line{ "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:",
+      "---:", "---:", "---:", "---:", "---:", "---:" }
+for _, r in ipairs(rows) do
+  if r.skipped then
+    line{ tostring(r.n), "skipped", "", "", "", string.format(
+          "~%.0f KB est.", r.skipped / r.n), "", "", "", "", "", "", "",
+          "" }
+  else
+    line{ tostring(r.n),
+          r.boot_ok and fmt_ms(r.bootstrap) or "not in 1h",
+          string.format("%.1f s", r.boot_wall),
+          fmt_ms(r.drained),
+          string.format("%.3f", r.ratio),
+          string.format("%.0f KB", r.rss / r.n),
+          fmt_ms(r.bcast999), fmt_ms(r.bcast100),
+          r.bcast100 and string.format("%.1f", r.bcast100 / GOSSIP_MS)
+            or "-",
+          string.format("%.1f", math.log(r.n) / math.log(4)),
+          fmt_ms(r.suspect_first), fmt_ms(r.dead_all),
+          string.format("%.2f", r.fp[0.05]),
+          string.format("%.2f", r.fp[0.20]) }
+  end
+end
+print()
+print(string.format("SWIM expects the first detection of a crash after "
+  .. "e/(e-1) = %.2f protocol periods on average (%.1f s at a %d ms probe "
+  .. "interval), and a rumor to reach everyone in O(log N) gossip rounds; "
+  .. "\"all see it dead\" adds Lifeguard's suspicion timeout (between "
+  .. "4 * log10(N) and 24 * log10(N) seconds, shortened by confirmations) "
+  .. "and the gossip of the death.", math.exp(1) / (math.exp(1) - 1),
+  math.exp(1) / (math.exp(1) - 1) * PROBE_MS / 1000, PROBE_MS))
