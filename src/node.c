@@ -198,18 +198,17 @@ static void count_out(struct node *nd, const uint8_t *msg, size_t len)
     if (len == 0)
         return;
     if (msg[0] == WIRE_COMPOUND && len >= 2) {
-        nd->stats.msgs_out[WIRE_COMPOUND]++;
+        node_count_out(nd, WIRE_COMPOUND, len);
         struct wire_part parts[WIRE_COMPOUND_MAX];
         size_t n, trunc;
         if (wire_split_compound(msg + 1, len - 1, parts, &n, &trunc) == 0) {
             for (size_t i = 0; i < n; i++)
-                if (parts[i].n && parts[i].p[0] < WIRE_TYPE_COUNT)
-                    nd->stats.msgs_out[parts[i].p[0]]++;
+                if (parts[i].n)
+                    node_count_out(nd, parts[i].p[0], parts[i].n);
             return;
         }
     }
-    if (msg[0] < WIRE_TYPE_COUNT)
-        nd->stats.msgs_out[msg[0]]++;
+    node_count_out(nd, msg[0], len);
 }
 
 int node_send_raw(struct node *nd, const struct hs_addr *to,
@@ -229,10 +228,10 @@ int node_send_raw(struct node *nd, const struct hs_addr *to,
     if (b->len == 0)
         buf_append(b, msg, len);
     if (b->len && b->data[0] == WIRE_COMPRESS)
-        nd->stats.msgs_out[WIRE_COMPRESS]++;
+        node_count_out(nd, WIRE_COMPRESS, b->len);
     if (to_member && to_member->vsn[1] >= 5) {
         wire_add_crc(b, 0);
-        nd->stats.msgs_out[WIRE_HASCRC]++;
+        node_count_out(nd, WIRE_HASCRC, b->len);
     }
     if (b->err)
         return b->err;
@@ -258,7 +257,8 @@ int node_send_raw(struct node *nd, const struct hs_addr *to,
                          hs_strerror(rc));
                 return rc;
             }
-            nd->stats.msgs_out[WIRE_ENCRYPT]++;
+            node_count_out(nd, WIRE_ENCRYPT,
+                           sb->len - (labellen ? 2 + labellen : 0));
         } else {
             buf_append(sb, b->data, b->len);
         }
@@ -601,8 +601,7 @@ static void on_leaf(void *ud, uint8_t type, const uint8_t *body, size_t n)
     struct mp_reader r;
     WIRE_SCRATCH(sc);
     const char *why = NULL;
-    if (type < WIRE_TYPE_COUNT)
-        nd->stats.msgs_in[type]++;
+    node_count_in(nd, type, n + 1); /* the type byte and the body */
     char ab[HS_ADDRSTRLEN];
     HS_DEBUG(nd->log, "recv message: from=%s type=%s bytes=%zu",
              addr_format(rx->from, ab, sizeof ab), wire_type_name(type), n);
@@ -728,7 +727,7 @@ static bool unwrap(struct node *nd, const struct hs_addr *from,
         int rc = keyring_open(&nd->keyring, (const uint8_t *)nd->cfg.label,
                               want, p, n, out, NULL, &why);
         if (rc == 0) {
-            nd->stats.msgs_in[WIRE_ENCRYPT]++;
+            node_count_in(nd, WIRE_ENCRYPT, n);
             p = out->data;
             n = out->len;
         } else if (nd->cfg.gossip_verify_incoming) {
@@ -786,9 +785,9 @@ static void walk_packet(struct node *nd, const struct hs_addr *from,
     size_t o = n >= WIRE_CRC_OVERHEAD && p[0] == WIRE_HASCRC
                    ? WIRE_CRC_OVERHEAD : 0;
     if (o)
-        nd->stats.msgs_in[WIRE_HASCRC]++;
+        node_count_in(nd, WIRE_HASCRC, n);
     if (n > o && (p[o] == WIRE_COMPRESS || p[o] == WIRE_COMPOUND))
-        nd->stats.msgs_in[p[o]]++;
+        node_count_in(nd, p[o], n - o);
     size_t trunc = 0;
     const char *why = NULL;
     int rc = wire_walk_packet(p, n, &lim, on_leaf, &rx, &trunc, &why);

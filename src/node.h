@@ -50,6 +50,9 @@ const char *node_drop_name(int reason);
 struct node_stats {
     uint64_t packets_in, packets_out, bytes_in, bytes_out;
     uint64_t msgs_in[WIRE_TYPE_COUNT], msgs_out[WIRE_TYPE_COUNT];
+    /* Bytes of those messages as encoded, type byte included; a wrapper
+     * (compound, compress, has-crc, encrypt) counts all it wraps. */
+    uint64_t msg_bytes_in[WIRE_TYPE_COUNT], msg_bytes_out[WIRE_TYPE_COUNT];
     uint64_t dropped[NODE_DROP_COUNT];
     uint64_t send_errors;
     uint64_t probes, probes_failed, indirect_probes, tcp_pings,

@@ -232,6 +232,22 @@ void node_count_drop(struct node *nd, int reason,
  * first time for this source IP and reason. */
 void node_refuse(struct node *nd, int reason, const struct hs_addr *from,
                  const char *what, const char *why);
+/* Count one message of `type`, `bytes` long as encoded (hearsay stats);
+ * a type byte out of range counts nothing. */
+static inline void node_count_in(struct node *nd, int type, size_t bytes)
+{
+    if (type >= 0 && type < WIRE_TYPE_COUNT) {
+        nd->stats.msgs_in[type]++;
+        nd->stats.msg_bytes_in[type] += bytes;
+    }
+}
+static inline void node_count_out(struct node *nd, int type, size_t bytes)
+{
+    if (type >= 0 && type < WIRE_TYPE_COUNT) {
+        nd->stats.msgs_out[type]++;
+        nd->stats.msg_bytes_out[type] += bytes;
+    }
+}
 /* Do we seal what we send (a key, and gossip_verify_outgoing)? */
 static inline bool node_seals(const struct node *nd)
 {

@@ -73,11 +73,14 @@ int stream_wrap(struct node *nd, const uint8_t *msg, size_t len, bool seal,
 {
     bool sealed = (seal || node_seals(nd)) && !keyring_empty(&nd->keyring);
     struct buf tmp = BUF_INIT, *b = sealed ? &tmp : out;
+    size_t start = b->len, sealed_start = out->len;
+    if (len)
+        node_count_out(nd, msg[0], len);
     /* Streams are compressed whenever compression is on, even when that
      * makes them larger (memberlist rawSendMsgStream), then sealed. */
     if (nd->cfg.enable_compression) {
         wire_put_compress(b, msg, len);
-        nd->stats.msgs_out[WIRE_COMPRESS]++;
+        node_count_out(nd, WIRE_COMPRESS, b->len - start);
     } else
         buf_append(b, msg, len);
     if (sealed && tmp.err == 0) {
@@ -90,7 +93,7 @@ int stream_wrap(struct node *nd, const uint8_t *msg, size_t len, bool seal,
         if (rc && out->err == 0)
             out->err = rc;
         if (rc == 0)
-            nd->stats.msgs_out[WIRE_ENCRYPT]++;
+            node_count_out(nd, WIRE_ENCRYPT, out->len - sealed_start);
     } else if (sealed) {
         out->err = tmp.err;
     }
@@ -429,7 +432,7 @@ static void message(struct stream *s, const uint8_t *p, size_t n)
             stream_fail(s, HS_EREFUSED, why);
             return;
         }
-        nd->stats.msgs_in[WIRE_ENCRYPT]++;
+        node_count_in(nd, WIRE_ENCRYPT, n);
         s->encrypted = true;
         p = dec.data;
         n = end;
@@ -444,7 +447,7 @@ static void message(struct stream *s, const uint8_t *p, size_t n)
         return;
     }
     if (p[0] == WIRE_COMPRESS) {
-        nd->stats.msgs_in[WIRE_COMPRESS]++;
+        node_count_in(nd, WIRE_COMPRESS, n);
         int rc = wire_decompress(p + 1, n - 1, nd->cfg.max_decompressed_size,
                                  &plain, &why);
         struct wire_stream_scan scan;
@@ -473,8 +476,7 @@ static void message(struct stream *s, const uint8_t *p, size_t n)
         p = plain.data;
         n = end;
     }
-    if (p[0] < WIRE_TYPE_COUNT)
-        nd->stats.msgs_in[p[0]]++;
+    node_count_in(nd, p[0], n);
     if (s->kind == STREAM_IN)
         serve(s, p, n);
     else
