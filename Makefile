@@ -89,7 +89,7 @@ busted: all
 	$(Q)./scripts/run-specs.sh
 
 lint:
-	$(Q)luacheck -q --no-color lua spec
+	$(Q)luacheck -q --no-color lua spec examples
 
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
