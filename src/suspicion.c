@@ -79,8 +79,9 @@ bool suspicion_confirm(struct suspicion *s, const char *from, size_t len,
     if (s->n >= s->k)
         return false;
     for (size_t i = 0; i < s->nfrom; i++)
-        if (strlen(s->from[i]) == len && memcmp(s->from[i], from, len) == 0)
-            return false;
+        if (strlen(s->from[i]) == len &&
+            (len == 0 || memcmp(s->from[i], from, len) == 0))
+            return false; /* from may be NULL when len is 0 */
     char *copy = hs_strndup(from, len);
     if (copy == NULL)
         return false;

@@ -51,6 +51,44 @@ static void test_suspect_without_from(void)
     sim_free(s);
 }
 
+/* Two suspect messages without From about a member whose suspicion
+ * takes confirmations: the second was compared with the first through a
+ * NULL pointer (packet/regress-suspicion-confirmed-without-from). */
+static void test_confirm_without_from(void)
+{
+    struct sim *s = pair();
+    struct buf all = BUF_INIT, pkt = BUF_INIT;
+    struct wire_part parts[5];
+    size_t lens[5];
+    static const uint8_t vsn[6] = {1, 5, 2, 0, 0, 0};
+    static const char *const names[] = {"c", "d", "e"};
+    for (int i = 0; i < 3; i++) {
+        uint8_t ip[4] = {10, 0, 0, (uint8_t)(3 + i)};
+        struct wire_alive a = {1, wire_str(names[i]), wire_raw(ip, 4), 7946,
+                               {0}, wire_raw(vsn, 6)};
+        size_t before = all.len;
+        wire_put_alive(&all, &a);
+        lens[i] = all.len - before;
+    }
+    /* suspect {Incarnation: 1, Node: "c"}, twice */
+    static const uint8_t sus[] = {0x03, 0x82, 0xab, 'I', 'n', 'c', 'a', 'r',
+                                  'n', 'a', 't', 'i', 'o', 'n', 0x01, 0xa4,
+                                  'N', 'o', 'd', 'e', 0xa1, 'c'};
+    for (int i = 3; i < 5; i++) {
+        buf_append(&all, sus, sizeof sus);
+        lens[i] = sizeof sus;
+    }
+    for (size_t i = 0, o = 0; i < 5; o += lens[i], i++)
+        parts[i] = (struct wire_part){all.data + o, lens[i]};
+    CHECK_EQ(wire_put_compound(&pkt, parts, 5), 0);
+    struct hs_addr from = sim_addr(s, 1);
+    node_io_packet(sim_node(s, 0), &from, pkt.data, pkt.len);
+    CHECK_EQ(state_of(s, 0, "c"), MEMBER_SUSPECT);
+    buf_free(&all);
+    buf_free(&pkt);
+    sim_free(s);
+}
+
 /* An encrypted empty message (a blob of exactly the overhead): the
  * plaintext buffer was a NULL pointer plus 0
  * (stream_encrypted/regress-sealed-empty-message). */
@@ -85,6 +123,7 @@ static void test_sealed_empty_message(void)
 int main(void)
 {
     RUN(test_suspect_without_from);
+    RUN(test_confirm_without_from);
     RUN(test_sealed_empty_message);
     return test_report("test_regress");
 }
