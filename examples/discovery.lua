@@ -29,8 +29,8 @@ local function valid_name(name)
 end
 
 local function valid_port(port)
-  local p = math.tointeger(port)
-  return p ~= nil and p >= 1 and p <= 65535, p
+  local p = type(port) == "number" and math.tointeger(port)
+  return p and p >= 1 and p <= 65535, p
 end
 
 -- Check a table of services ({web = 8080}); returns a sorted list of
@@ -48,7 +48,7 @@ local function check(services)
     local ok, p = valid_port(port)
     if not ok then
       return nil, "bad port for " .. name .. ": "
-        .. tostring(math.tointeger(port) or port)
+        .. tostring(p or port)
     end
     list[#list + 1] = { name, p }
   end
@@ -117,14 +117,25 @@ local function endpoint(addr, port)
   return addr .. ":" .. port
 end
 
+-- The endpoint of each service `member` advertises: {web =
+-- "10.0.0.5:8080"}, empty for private data of another kind. It does not
+-- look at the member's state.
+function M.offers(member)
+  local r = {}
+  for name, port in pairs(M.decode(member.private_data) or {}) do
+    r[name] = endpoint(member.addr, port)
+  end
+  return r
+end
+
 -- Every service of `members` with its endpoints, sorted:
 -- { web = {"10.0.0.5:8080", ...}, db = {...} }.
 function M.catalog(members)
   local cat = {}
   for _, m in ipairs(members) do
-    for name, port in pairs(M.decode(m.private_data) or {}) do
+    for name, e in pairs(M.offers(m)) do
       cat[name] = cat[name] or {}
-      table.insert(cat[name], endpoint(m.addr, port))
+      table.insert(cat[name], e)
     end
   end
   for _, list in pairs(cat) do table.sort(list) end
@@ -142,34 +153,6 @@ function M.services(name, node)
     members = hearsay.members("alive")
   end
   return M.catalog(members)[name] or {}
-end
-
--- What changed from catalog `old` to catalog `new`: a sorted list of
--- { service =, gained = {endpoints}, lost = {endpoints}, now = {endpoints} }.
-function M.diff(old, new)
-  local changes, names = {}, {}
-  for name in pairs(old) do names[name] = true end
-  for name in pairs(new) do names[name] = true end
-  local sorted = {}
-  for name in pairs(names) do sorted[#sorted + 1] = name end
-  table.sort(sorted)
-  for _, name in ipairs(sorted) do
-    local before, after = {}, {}
-    for _, e in ipairs(old[name] or {}) do before[e] = true end
-    for _, e in ipairs(new[name] or {}) do after[e] = true end
-    local gained, lost = {}, {}
-    for _, e in ipairs(new[name] or {}) do
-      if not before[e] then gained[#gained + 1] = e end
-    end
-    for _, e in ipairs(old[name] or {}) do
-      if not after[e] then lost[#lost + 1] = e end
-    end
-    if #gained > 0 or #lost > 0 then
-      changes[#changes + 1] = { service = name, gained = gained,
-                                lost = lost, now = new[name] or {} }
-    end
-  end
-  return changes
 end
 
 return M

@@ -8,7 +8,9 @@ return {
   -- every join, update, suspect, alive, dead or left
   on_member = function(event, member)
     hearsay.log("info", "event", event, member.name, member.addr, member.state)
-    if event == "join" and member.name ~= hearsay.self().name then
+    -- hearsay.self() is nil while the node handles its own join
+    local me = hearsay.self()
+    if event == "join" and me and member.name ~= me.name then
       hearsay.send(member.name, "welcome, " .. member.name)
     end
   end,

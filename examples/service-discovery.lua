@@ -41,34 +41,51 @@ do
   end
 end
 
--- The catalog at the last event, to tell what changed.
-local known = {}
+-- What each alive member offers (offers.b = {web = "10.0.0.2:8081"}),
+-- and per service the endpoint of each member (catalog.web.b = the same).
+-- An event concerns one member, so only its share is looked at again.
+local offers, catalog = {}, {}
 
-local function refresh()
-  local now = discovery.catalog(hearsay.members("alive"))
-  for _, c in ipairs(discovery.diff(known, now)) do
-    local what = {}
-    if #c.gained > 0 then
-      what[#what + 1] = "gained " .. table.concat(c.gained, " ")
-    end
-    if #c.lost > 0 then
-      what[#what + 1] = "lost " .. table.concat(c.lost, " ")
-    end
-    local left = #c.now > 0 and "endpoints: " .. table.concat(c.now, " ")
-      or "no endpoints left"
-    hearsay.log("info", "service " .. c.service,
-                table.concat(what, ", ") .. ";", left)
+local function endpoints(service)
+  local list = {}
+  for _, e in pairs(catalog[service] or {}) do list[#list + 1] = e end
+  table.sort(list)
+  return list
+end
+
+local function changed(member)
+  local old = offers[member.name] or {}
+  local new = member.state == "alive" and discovery.offers(member) or {}
+  offers[member.name] = next(new) and new or nil
+  local services = {} -- those whose endpoint on this member changed
+  for s, e in pairs(old) do
+    if new[s] ~= e then services[#services + 1] = s end
   end
-  known = now
+  for s in pairs(new) do
+    if old[s] == nil then services[#services + 1] = s end
+  end
+  table.sort(services)
+  for _, s in ipairs(services) do
+    catalog[s] = catalog[s] or {}
+    catalog[s][member.name] = new[s]
+    if next(catalog[s]) == nil then catalog[s] = nil end
+    local what = {}
+    if new[s] then what[#what + 1] = "gained " .. new[s] end
+    if old[s] then what[#what + 1] = "lost " .. old[s] end
+    local now = endpoints(s)
+    hearsay.log("info", "service " .. s, table.concat(what, ", ") .. ";",
+                #now > 0 and "endpoints: " .. table.concat(now, " ")
+                  or "no endpoints left")
+  end
 end
 
 return {
   private_data = function() return mine end,
 
-  -- Any event may change the catalog: a join or an update brings
-  -- services, a suspicion, a death or a leave takes them away, and a
-  -- refuted suspicion brings them back.
-  on_member = function(_event, _member)
-    refresh()
+  -- A join or an update brings a member's services (or new ones); a
+  -- suspicion, a death or a leave takes them away; a refuted suspicion
+  -- (alive) brings them back.
+  on_member = function(_event, member)
+    changed(member)
   end,
 }

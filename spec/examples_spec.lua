@@ -75,6 +75,29 @@ local function read_lines(path)
   return r
 end
 
+-- ===== first-hook.lua =====
+
+describe("examples/first-hook.lua", function()
+  it("greets each new member, and no hook fails", function()
+    local sim = simlib.new{ seed = 200, trace = true }
+    sim:add(3, { scripts = { "examples/first-hook.lua" } })
+    sim:run(3000)
+    assert.is_true(sim:converged())
+    -- n1 greets n2 and n3; n2 and n3 greet each other (whoever it sees
+    -- join after itself), never themselves
+    for i = 2, 3 do
+      local got = logged(sim, "n" .. i, "^script: message from (%S+) "
+                         .. "welcome, (%S+)$")
+      assert.is_true(#got >= 1)
+      for _, g in ipairs(got) do
+        assert.are.equal("n" .. i, g[2])
+        assert.are_not.equal("n" .. i, g[1])
+      end
+    end
+    no_hook_errors(sim)
+  end)
+end)
+
 -- ===== service-discovery.lua =====
 
 describe("examples/service-discovery.lua", function()
@@ -205,8 +228,10 @@ describe("examples/service-discovery.lua", function()
 
   it("reads only well-formed services from members' private data",
      function()
-    assert.are.same({ web = 80 }, discovery.decode(
-      '{"services": {"web": 80, "db": "x", "bad name": 1, "big": 70000}}'))
+    assert.are.same({ web = 80 }, discovery.decode('{"services": {"web": 80, '
+      .. '"db": "x", "str": "8080", "bad name": 1, "big": 70000, "f": 1.5}}'))
+    assert.are.same({ web = "[::1]:80" }, discovery.offers({ addr = "::1",
+      private_data = '{"services":{"web":80}}' }))
     assert.is_nil(discovery.decode("\xff\x80"))
     assert.is_nil(discovery.decode("{not json"))
     assert.is_nil(discovery.decode('{"services": 1}'))
