@@ -28,8 +28,11 @@ local failing = false -- a failure was reported and has not cleared yet
 
 local function report(what, err)
   if not failing then
-    hearsay.log("warn", "membership log: cannot " .. what, PATH .. ":",
-                tostring(err), "(events are dropped until it works again)")
+    -- io.open's message starts with the path already
+    local why = tostring(err)
+    if why:sub(1, #PATH + 2) == PATH .. ": " then why = why:sub(#PATH + 3) end
+    hearsay.log("warn", "membership log: cannot " .. what, PATH .. ":", why,
+                "(events are dropped until it works again)")
     failing = true
   end
 end
