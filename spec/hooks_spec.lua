@@ -6,21 +6,9 @@ local cjson = require "cjson"
 
 local SCRIPTS = "spec/fixtures/scripts/"
 
-local function ip(i) return "127.0.4." .. i end
+local ip, hs = agent.subnet("127.0.4")
 
-local function hs(name, i, extra)
-  local o = { name = name, bind = ip(i) .. ":7946",
-              control = ip(i) .. ":7374", profile = "local" }
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return agent.hearsay(o)
-end
-
-local function stats(a)
-  local out, status = a:cli("stats", "--format", "json")
-  assert(status == 0, out)
-  local doc = cjson.decode(out)
-  return doc.stats or doc
-end
+local stats = agent.stats
 
 local function write(path, text)
   local f = assert(io.open(path, "w"))

@@ -6,14 +6,7 @@ local cjson = require "cjson"
 
 local q = agent.sh_quote
 
-local function ip(i) return "127.0.6." .. i end
-
-local function hs(name, i, extra)
-  local o = { name = name, bind = ip(i) .. ":7946",
-              control = ip(i) .. ":7374", profile = "local" }
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return agent.hearsay(o)
-end
+local ip, hs = agent.subnet("127.0.6")
 
 local function read(path)
   local f = io.open(path, "rb")
@@ -75,12 +68,7 @@ local function everywhere(g, pred, timeout)
   end, timeout or 20)
 end
 
-local function stats(a)
-  local out, status = a:cli("stats", "--format", "json")
-  assert(status == 0, out)
-  local doc = cjson.decode(out)
-  return doc.stats or doc
-end
+local stats = agent.stats
 
 local function all_entries(a)
   local out, status = a:cli("kv", "list", "--format", "json")

@@ -17,11 +17,7 @@ local function keygen()
   return (out:gsub("%s+$", ""))
 end
 
-local function stats(a)
-  local out, status = a:cli("stats", "--format", "json")
-  assert(status == 0, out)
-  return cjson.decode(out)
-end
+local stats = agent.stats
 
 -- The "refused" lines of a log for one reason: how many, and whether
 -- each source address appears in only one of them.

@@ -20,12 +20,7 @@ local function sees(a, name, status)
   return agent.wait(function() return a:status_of(name) == status end, 30)
 end
 
-local function stats(a)
-  local out, status = a:cli("stats", "--format", "json")
-  assert(status == 0, out)
-  local doc = require("cjson").decode(out)
-  return doc.stats or doc
-end
+local stats = agent.stats
 
 describe("interop with serf #net #serf", function()
   teardown(function() agent.cleanup() end)

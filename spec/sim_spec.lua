@@ -4,30 +4,9 @@
 local core = require "hearsay.core"
 local simlib = require "hearsay.sim"
 
-local function names(from, to)
-  local r = {}
-  for i = from, to do r[#r + 1] = "n" .. i end
-  return r
-end
-
-local function first(events, kind)
-  for _, e in ipairs(events) do
-    if e.event == kind then return e end
-  end
-end
-
--- Trace lines: "<seconds> <node> [LEVEL] message".
-local function parse_trace(lines)
-  local r = {}
-  for _, line in ipairs(lines) do
-    local t, node, msg = line:match("^%s*([%d%.]+) (%S+) %[%u+%] (.*)$")
-    if t then
-      r[#r + 1] = { t = math.floor(tonumber(t) * 1000 + 0.5), node = node,
-                    msg = msg }
-    end
-  end
-  return r
-end
+local simtools = require "simtools"
+local names, first = simtools.names, simtools.first
+local parse_trace = simtools.parse_trace
 
 describe("a simulated cluster of 100 nodes", function()
   it("joins, and declares a crashed node dead within the suspicion "
@@ -379,5 +358,55 @@ describe("replays", function()
       if a[i] ~= c[i] then same = false break end
     end
     assert.is_false(same)
+  end)
+end)
+
+describe("hook scripts in the simulation, as in an agent", function()
+  it("know themselves from the start, require modules beside them, and "
+     .. "read their own environment", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    local function write(name, text)
+      local f = assert(io.open(dir .. "/" .. name, "w"))
+      f:write(text)
+      f:close()
+    end
+    write("tagger_util.lua", [[
+      return { tag = function(s) return "<" .. s .. ">" end }
+    ]])
+    write("tagger.lua", [[
+      local hearsay = require "hearsay"
+      local util = require "tagger_util"
+      local role = os.getenv("ROLE") or "none"
+      local seen_self = {}
+      return {
+        private_data = function()
+          return util.tag(hearsay.self().name .. "/" .. role)
+        end,
+        on_member = function(event, m)
+          if event == "join" and m.name == hearsay.self().name then
+            seen_self[#seen_self + 1] = m.name
+            hearsay.log("info", "self joined", table.concat(seen_self, ","),
+                        hearsay.time())
+          end
+        end,
+      }
+    ]])
+    local sim = simlib.new{ seed = 114, trace = true }
+    sim:add({ "a" }, { scripts = { dir .. "/tagger.lua" },
+                       env = { ROLE = "web" } })
+    sim:add({ "b" }, { scripts = { dir .. "/tagger.lua" },
+                       env = { ROLE = "db" } })
+    assert.is_true(sim:run_until(function() return sim:converged() end,
+                                 10000, 100))
+    assert.are.equal("<a/web>", sim:node("b"):member("a").private_data)
+    assert.are.equal("<b/db>", sim:node("a"):member("b").private_data)
+    local log = table.concat(sim:trace(), "\n")
+    -- the node's own join, seen with itself known; the simulated wall
+    -- clock starts at 2026-01-01
+    assert.matches("a %[INFO%] script: self joined a 1767225600000", log)
+    assert.are.equal(0, sim:stats("a").hooks.errors)
+    os.execute("rm -rf " .. dir)
   end)
 end)

@@ -3,32 +3,10 @@
 local core = require "hearsay.core"
 local simlib = require "hearsay.sim"
 
--- Trace lines: "<seconds> <node> [LEVEL] message".
-local function parse_trace(sim)
-  local r = {}
-  for _, line in ipairs(sim:trace()) do
-    local t, node, msg = line:match("^%s*([%d%.]+) (%S+) %[%u+%] (.*)$")
-    if t then
-      r[#r + 1] = { t = math.floor(tonumber(t) * 1000 + 0.5), node = node,
-                    msg = msg }
-    end
-  end
-  return r
-end
+local simtools = require "simtools"
+local first, count = simtools.first, simtools.count
 
-local function first(events, kind)
-  for _, e in ipairs(events) do
-    if e.event == kind then return e end
-  end
-end
-
-local function count(events, kind)
-  local n = 0
-  for _, e in ipairs(events) do
-    if e.event == kind then n = n + 1 end
-  end
-  return n
-end
+local function parse_trace(sim) return simtools.parse_trace(sim:trace()) end
 
 describe("SWIM failure detection", function()
   it("declares a crashed node dead exactly the minimum suspicion timeout "

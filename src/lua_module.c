@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <uv.h>
@@ -584,6 +585,7 @@ static void check_config(lua_State *L, int idx, struct config *c)
         }
         const char *k = lua_tostring(L, -2);
         if (!strcmp(k, "profile") || !strcmp(k, "hooks") ||
+            !strcmp(k, "env") ||
             !strcmp(k, "seed")) {
             lua_pop(L, 1);
             continue;
@@ -657,6 +659,34 @@ static int l_config_keys(lua_State *L)
     return 1;
 }
 
+/* A hook script may require modules beside it, as in an agent: put its
+ * directory first on package.path (once). */
+static void path_add_dir(lua_State *L, const char *script)
+{
+    const char *slash = strrchr(script, '/');
+    if (!lua_checkstack(L, 4))
+        return;
+    if (slash)
+        lua_pushfstring(L, "%s/?.lua;", lua_pushlstring(L, script,
+                        (size_t)(slash - script)));
+    else
+        lua_pushfstring(L, "%s;", lua_pushliteral(L, "./?.lua"));
+    lua_remove(L, -2);
+    const char *dir = lua_tostring(L, -1);
+    lua_getglobal(L, "package");
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 2);
+        return;
+    }
+    lua_getfield(L, -1, "path");
+    const char *path = lua_tostring(L, -1);
+    if (path && strstr(path, dir) == NULL) {
+        lua_pushfstring(L, "%s%s", dir, path);
+        lua_setfield(L, -3, "path");
+    }
+    lua_pop(L, 3);
+}
+
 /* Hook tables from opts.hooks: one table of hook functions, or a list of
  * them. Appends them to the array at `arr`. */
 static void add_hook_tables(lua_State *L, int opts, int arr)
@@ -702,6 +732,7 @@ struct simnode {
     struct lsim *ls;
     size_t idx;
     int hooks_ref; /* array of hook tables given to add, or LUA_NOREF */
+    int env_ref;   /* the node's environment variables, or LUA_NOREF */
     char err[512]; /* why a script did not load at the last boot */
 };
 
@@ -779,6 +810,45 @@ static int simnode_join(struct lnode *ln, const char *const *addrs, size_t n,
 
 static const struct lnode_ops simnode_ops = {simnode_join, NULL};
 
+/* os.getenv for a simulated node's scripts: its own variables first. */
+static int sim_getenv(lua_State *L)
+{
+    const char *k = luaL_checkstring(L, 1);
+    lua_getfield(L, lua_upvalueindex(1), k);
+    if (lua_isstring(L, -1))
+        return 1;
+    const char *v = getenv(k);
+    if (v == NULL)
+        luaL_pushfail(L);
+    else
+        lua_pushstring(L, v);
+    return 1;
+}
+
+/* The globals a simulated node's scripts see: the test's, but with an os
+ * whose getenv answers from the node's env table first. */
+static void push_script_env(lua_State *L, int env_ref)
+{
+    if (env_ref == LUA_NOREF) {
+        lua_pushglobaltable(L);
+        return;
+    }
+    lua_newtable(L);                      /* E */
+    lua_createtable(L, 0, 1);             /* E's metatable */
+    lua_pushglobaltable(L);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_createtable(L, 0, 1);             /* E.os */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, env_ref);
+    lua_pushcclosure(L, sim_getenv, 1);
+    lua_setfield(L, -2, "getenv");
+    lua_createtable(L, 0, 1);
+    lua_getglobal(L, "os");
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, -2, "os");
+}
+
 /* The hook tables given to add, then the scripts loaded afresh. */
 static void simnode_scripts(struct simnode *sn, struct node *nd)
 {
@@ -803,11 +873,12 @@ static void simnode_scripts(struct simnode *sn, struct node *nd)
         lua_pop(L, 1);
     }
     for (size_t i = 0; i < cfg->scripts.n; i++) {
-        lua_pushglobaltable(L);
+        path_add_dir(L, cfg->scripts.v[i]);
+        push_script_env(L, sn->env_ref);
         if (lnode_load_script(&sn->ln, L, cfg->scripts.v[i], -1, sn->err,
                               sizeof sn->err) == 0)
             lua_rawseti(L, arr, (lua_Integer)lua_rawlen(L, arr) + 1);
-        lua_pop(L, 1); /* the global table */
+        lua_pop(L, 1); /* the environment */
         if (sn->err[0]) {
             HS_ERROR(sn->ln.log, "script not loaded: %s", sn->err);
             break;
@@ -915,6 +986,7 @@ static int l_sim_gc(lua_State *L)
             continue;
         lnode_close(&sn->ln);
         luaL_unref(L, LUA_REGISTRYINDEX, sn->hooks_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, sn->env_ref);
         hs_free(sn);
     }
     hs_free(ls->nodes);
@@ -933,6 +1005,10 @@ static int l_sim_add(lua_State *L)
 {
     struct lsim *ls = check_sim(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "env");
+    luaL_argcheck(L, lua_isnil(L, -1) || lua_istable(L, -1), 2,
+                  "env must be a table of strings");
+    lua_pop(L, 1);
     lua_newtable(L);
     int arr = lua_gettop(L);
     add_hook_tables(L, 2, arr);
@@ -956,7 +1032,12 @@ static int l_sim_add(lua_State *L)
     }
     sn->ls = ls;
     sn->idx = idx;
-    sn->hooks_ref = LUA_NOREF;
+    sn->hooks_ref = sn->env_ref = LUA_NOREF;
+    lua_getfield(L, 2, "env");
+    if (lua_istable(L, -1))
+        sn->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else
+        lua_pop(L, 1);
     if (lua_rawlen(L, arr) > 0) {
         lua_pushvalue(L, arr);
         sn->hooks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -969,6 +1050,7 @@ static int l_sim_add(lua_State *L)
     if (sim_count(ls->sim) == idx) { /* never made it into the sim */
         ls->nnodes--;
         luaL_unref(L, LUA_REGISTRYINDEX, sn->hooks_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, sn->env_ref);
         hs_free(sn);
         return fail(L, rc, rc == HS_EINVAL ? "name already in use" : NULL);
     }
@@ -1073,14 +1155,21 @@ static int l_sim_restart(lua_State *L)
     return 1;
 }
 
-static int l_sim_pause(lua_State *L)
+/* sim:<method>(i, ms) for the calls that set a duration on a node. */
+static int node_ms(lua_State *L, void (*set)(struct sim *, size_t, uint64_t))
 {
     struct lsim *ls = check_sim(L, 1);
     size_t idx = check_index(L, ls, 2);
     lua_Integer ms = luaL_checkinteger(L, 3);
     luaL_argcheck(L, ms >= 0, 3, "must not be negative");
-    sim_pause(ls->sim, idx, (uint64_t)ms);
+    set(ls->sim, idx, (uint64_t)ms);
     return 0;
+}
+
+/* sim:pause(i, ms): node i is frozen for ms */
+static int l_sim_pause(lua_State *L)
+{
+    return node_ms(L, sim_pause);
 }
 
 static int l_sim_group(lua_State *L)
@@ -1454,12 +1543,7 @@ static int l_sim_log_level(lua_State *L)
 /* sim:slow(i, ms): node i reads everything ms late */
 static int l_sim_slow(lua_State *L)
 {
-    struct lsim *ls = check_sim(L, 1);
-    size_t idx = check_index(L, ls, 2);
-    lua_Integer ms = luaL_checkinteger(L, 3);
-    luaL_argcheck(L, ms >= 0, 3, "must not be negative");
-    sim_set_slow(ls->sim, idx, (uint64_t)ms);
-    return 0;
+    return node_ms(L, sim_set_slow);
 }
 
 static int l_sim_converged(lua_State *L)
@@ -1653,6 +1737,7 @@ static int l_node_new(lua_State *L)
     lnode_push(L, &in->ln); /* the node object, before scripts use it */
     int self = lua_gettop(L);
     for (size_t i = 0; i < cfg.scripts.n; i++) {
+        path_add_dir(L, cfg.scripts.v[i]);
         lua_pushglobaltable(L);
         if (lnode_load_script(&in->ln, L, cfg.scripts.v[i], -1, err,
                               sizeof err)) {

@@ -1104,8 +1104,13 @@ static int api_self(lua_State *L)
     int a;
     struct lnode *ln = target(L, &a);
     const struct member *me = node_self(ln->nd);
-    if (me == NULL) /* a script's top level runs before the node starts */
-        return 0;
+    struct member early;
+    if (me == NULL) {
+        /* Starting: private_data runs before we are a member. */
+        if (!node_self_view(ln->nd, &early))
+            return 0; /* a script's top level, before the node starts */
+        me = &early;
+    }
     lnode_push_member(L, me);
     return 1;
 }
@@ -1461,6 +1466,14 @@ static int api_stats(lua_State *L)
     return 1;
 }
 
+/* time() -> the wall clock in milliseconds since 1970 */
+static int api_time(lua_State *L)
+{
+    int a;
+    lua_pushinteger(L, (lua_Integer)node_wall(target(L, &a)->nd));
+    return 1;
+}
+
 static int api_now(lua_State *L)
 {
     int a;
@@ -1756,6 +1769,7 @@ static const luaL_Reg api[] = {
     {"health", api_health},
     {"stats", api_stats},
     {"now", api_now},
+    {"time", api_time},
     {"publish", api_publish},
     {"read", api_read},
     {"delete", api_delete},

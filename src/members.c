@@ -349,6 +349,8 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
         }
         if (members_add(&nd->members, name, nlen, &addr, node_rand(nd), &m))
             return;
+        if (is_self)
+            nd->self = m; /* before the join event: its hooks may ask */
         if (a->vsn.n >= 6)
             memcpy(m->vsn, a->vsn.p, 6);
     } else if (!addr_eq(&m->addr, &addr)) {

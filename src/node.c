@@ -1420,6 +1420,25 @@ struct metadata *node_metadata(const struct node *nd)
     return nd->store;
 }
 
+uint64_t node_wall(const struct node *nd)
+{
+    return nd->io.wall(nd->io.ctx);
+}
+
+bool node_self_view(const struct node *nd, struct member *out)
+{
+    if (nd->phase == PHASE_NEW && nd->advertise.len == 0)
+        return false;
+    memset(out, 0, sizeof *out);
+    out->name = nd->cfg.name;
+    out->name_len = nd->self_name_len;
+    out->addr = nd->advertise;
+    out->state = MEMBER_ALIVE;
+    out->incarnation = nd->incarnation ? nd->incarnation : 1;
+    node_vsn(nd, out->vsn);
+    return true;
+}
+
 const struct member *node_self(const struct node *nd)
 {
     return nd->self;

@@ -212,6 +212,13 @@ const char *node_keys_strerror(int op, int err);
 
 /* ===== Queries ===== */
 const struct member *node_self(const struct node *nd);
+/* Ourselves as a member before the member table has us: while node_start
+ * asks the node_meta hook (private data not known yet). False before
+ * node_start. */
+bool node_self_view(const struct node *nd, struct member *out);
+/* The node's wall clock, in milliseconds since 1970 (virtual in a
+ * simulation). */
+uint64_t node_wall(const struct node *nd);
 const struct members *node_members(const struct node *nd);
 const struct node_stats *node_stats(const struct node *nd);
 const struct config *node_config(const struct node *nd);

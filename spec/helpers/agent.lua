@@ -165,6 +165,30 @@ function Proc:members()
   return r
 end
 
+-- The agent's counters (hearsay stats --format json).
+function Proc:stats()
+  local out, status = self:cli("stats", "--format", "json")
+  assert(status == 0, out)
+  local doc = cjson.decode(out)
+  return doc.stats or doc
+end
+
+function M.stats(p) return p:stats() end
+
+-- For specs that keep their agents on one /24 of loopback: ip(i), and
+-- hs(name, i, extra) that starts a hearsay agent on <prefix>.<i>:7946
+-- (control endpoint :7374, the local profile; extra: more options).
+function M.subnet(prefix)
+  local function ip(i) return prefix .. "." .. i end
+  local function hs(name, i, extra)
+    local o = { name = name, bind = ip(i) .. ":7946",
+                control = ip(i) .. ":7374", profile = "local" }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return M.hearsay(o)
+  end
+  return ip, hs
+end
+
 -- The status of `name` as this agent sees it (nil if unknown).
 function Proc:status_of(name)
   local ms = self:members()
