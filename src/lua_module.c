@@ -659,6 +659,17 @@ static int l_config_keys(lua_State *L)
     return 1;
 }
 
+/* core.hook_names() -> the names a hook table may use, in the docs' order */
+static int l_hook_names(lua_State *L)
+{
+    lua_newtable(L);
+    for (int i = 0; lnode_hook_names[i]; i++) {
+        lua_pushstring(L, lnode_hook_names[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 /* A hook script may require modules beside it, as in an agent: put its
  * directory first on package.path (once). */
 static void path_add_dir(lua_State *L, const char *script)
@@ -1886,6 +1897,7 @@ static const luaL_Reg funcs[] = {
     {"pushpull_scale", l_pushpull_scale},
     {"config", l_config},
     {"config_keys", l_config_keys},
+    {"hook_names", l_hook_names},
     {"sim", l_sim_new},
     {"mem_live", l_mem_live},
     {"node", l_node_new},
