@@ -6,6 +6,7 @@
 #   make asan       the same checks under AddressSanitizer + UBSan
 #   make fuzz       run each libFuzzer target for FUZZ_TIME seconds
 #   make format     clang-format the C sources (check-format verifies)
+#   make docs       regenerate the configuration reference in docs/
 
 CC      ?= cc
 PKGS    := lua5.4 libuv msgpack libcrypto zlib libcjson
@@ -29,7 +30,7 @@ CORE    := hs buf log addr mp lzw wire text keyring config timers members \
            broadcast suspicion probe stream keyops pushpull metadata node sim
 # The runtime: libuv, the control endpoint, Lua.
 RUNTIME := transport join snapshot keyfile control cli lua_config lua_node \
-           lua_host
+           lua_host stats metrics
 CORE_OBJ    := $(CORE:%=$(BUILD)/%.o)
 RUNTIME_OBJ := $(RUNTIME:%=$(BUILD)/%.o)
 MODULE_OBJ  := $(BUILD)/lua_module.o
@@ -37,7 +38,7 @@ MODULE_OBJ  := $(BUILD)/lua_module.o
 HEADERS := $(wildcard src/*.h)
 CTESTS  := $(patsubst spec/c/%.c,%,$(wildcard spec/c/test_*.c))
 
-.PHONY: all clean ctest test run asan deps check busted lint
+.PHONY: all clean ctest test run asan deps check busted lint docs
 
 all: $(BIN)/hearsay $(LIBDIR)/hearsay/core.so
 
@@ -90,6 +91,11 @@ busted: all
 
 lint:
 	$(Q)luacheck -q --no-color lua spec examples
+
+# The generated part of docs/ (the configuration reference, from the key
+# table of src/config.c); `make test` fails when it is out of date.
+docs: all
+	$(Q)lua5.4 scripts/gen-docs.lua
 
 run: deps
 	$(Q)$(MAKE) --no-print-directory all

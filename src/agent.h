@@ -17,6 +17,7 @@
 struct node;
 struct transport;
 struct control;
+struct metrics;
 struct lua_host;
 struct join_req;
 
@@ -27,6 +28,7 @@ struct agent {
     struct transport *tp;    /* owned; NULL once closed */
     struct node *node;       /* owned; NULL once closed */
     struct control *ctl;     /* owned; NULL once closed */
+    struct metrics *met;     /* owned; NULL when off, or once closed */
     struct joiner joiner;    /* joins in flight (join.c) */
     /* Start the graceful leave (the path SIGTERM takes): 0 if it started
      * or is already under way, else an HS_E* code. control_left() is

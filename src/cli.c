@@ -459,19 +459,22 @@ static void print_members_text(const cJSON *arr, bool detailed)
     hs_free(rows);
 }
 
-static void print_number(double v)
+/* A number as text: integers in full, anything else as %g. */
+static void number_text(double v, char *out, size_t n)
 {
-    if (v == (double)(long long)v)
-        printf("%lld", (long long)v);
+    if (v >= -9e15 && v <= 9e15 && v == (double)(long long)v)
+        snprintf(out, n, "%lld", (long long)v);
     else
-        printf("%g", v);
+        snprintf(out, n, "%g", v);
 }
 
 static void print_scalar(const cJSON *v)
 {
-    if (cJSON_IsNumber(v))
-        print_number(v->valuedouble);
-    else if (cJSON_IsString(v))
+    char num[64];
+    if (cJSON_IsNumber(v)) {
+        number_text(v->valuedouble, num, sizeof num);
+        fputs(num, stdout);
+    } else if (cJSON_IsString(v))
         put_safe(stdout, v->valuestring);
     else if (cJSON_IsBool(v))
         fputs(cJSON_IsTrue(v) ? "true" : "false", stdout);
@@ -479,29 +482,180 @@ static void print_scalar(const cJSON *v)
         fputs("null", stdout);
 }
 
-/* serf info's layout: "key = value", objects as "name:" sections of
- * tab-indented lines. */
-static void print_stats_text(const cJSON *ans)
+/* ===== hearsay stats as text =====
+ * serf info's layout: "name:" sections of tab-indented "key = value"
+ * lines, with the keys of a section aligned. The agent's top-level
+ * numbers are grouped into the sections below, its objects are sections
+ * of their own, and the four objects of messages by type make one table.
+ * What this CLI does not know of (a newer agent's) is still shown. */
+
+static const char *const sect_node[] = {"health", "paused",
+                                        "broadcast_queue", NULL};
+static const char *const sect_probes[] = {
+    "probes", "probes_failed", "indirect_probes", "tcp_pings",
+    "tcp_ping_rescues", "nacks_received", "suspicions", "refutations",
+    "deaths", "conflicts", NULL};
+static const char *const sect_gossip[] = {
+    "packets_in", "packets_out", "bytes_in", "bytes_out", "send_errors",
+    "push_pulls_out", "push_pulls_in", "push_pull_errors", "streams_in",
+    "streams_out", "broadcasts_queued", "user_messages_in",
+    "user_messages_out", "members_refused", "rumors_duplicate", NULL};
+/* The sections in order: top-level keys, or (keys NULL) the object of
+ * that name, or (name "messages") the table of messages by type. */
+static const struct {
+    const char *name;
+    const char *const *keys;
+} stats_layout[] = {
+    {"node", sect_node},    {"members", NULL},   {"probes", sect_probes},
+    {"gossip", sect_gossip}, {"messages", NULL}, {"dropped", NULL},
+    {"hooks", NULL},        {"metadata", NULL},  {"security", NULL},
+    {"transport", NULL},    {"metrics", NULL}};
+static const char *const msg_objs[] = {"msgs_in", "msgs_out", "msg_bytes_in",
+                                       "msg_bytes_out"};
+static const char *const msg_heads[] = {"in", "out", "bytes in",
+                                        "bytes out"};
+
+#define STATS_ITEMS_MAX 256
+
+/* One section of "key = value" lines, keys aligned. */
+static void print_section(const char *name, const cJSON *const *items,
+                          size_t n)
 {
-    const cJSON *v;
-    cJSON_ArrayForEach(v, ans) {
-        if (!strcmp(v->string, "ok") || cJSON_IsObject(v))
-            continue;
-        printf("%s = ", v->string);
-        print_scalar(v);
+    size_t w = 0;
+    if (n == 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        w = HS_MAX(w, width(items[i]->string));
+    printf("%s:\n", name);
+    for (size_t i = 0; i < n; i++) {
+        putchar('\t');
+        put_safe(stdout, items[i]->string);
+        printf("%*s = ", (int)(w - width(items[i]->string)), "");
+        print_scalar(items[i]);
         putchar('\n');
     }
-    cJSON_ArrayForEach(v, ans) {
-        if (!cJSON_IsObject(v))
-            continue;
-        printf("%s:\n", v->string);
-        const cJSON *k;
-        cJSON_ArrayForEach(k, v) {
-            printf("\t%s = ", k->string);
-            print_scalar(k);
-            putchar('\n');
+}
+
+static void print_object(const cJSON *obj)
+{
+    const cJSON *items[STATS_ITEMS_MAX], *k;
+    size_t n = 0;
+    cJSON_ArrayForEach(k, obj) {
+        if (n < STATS_ITEMS_MAX)
+            items[n++] = k;
+    }
+    print_section(obj->string, items, n);
+}
+
+/* Messages by type: one row a type, the counts and bytes in and out. */
+static void print_messages(const cJSON *ans)
+{
+    const cJSON *cols[4], *rows = NULL, *t;
+    char num[64];
+    size_t w[5] = {4, 0, 0, 0, 0}; /* "type", then each column */
+    for (int c = 0; c < 4; c++) {
+        cols[c] = cJSON_GetObjectItemCaseSensitive(ans, msg_objs[c]);
+        if (!cJSON_IsObject(cols[c]))
+            cols[c] = NULL;
+        if (rows == NULL)
+            rows = cols[c];
+        w[c + 1] = strlen(msg_heads[c]);
+    }
+    if (rows == NULL)
+        return;
+    cJSON_ArrayForEach(t, rows) {
+        w[0] = HS_MAX(w[0], width(t->string));
+        for (int c = 0; c < 4; c++) {
+            const cJSON *v =
+                cols[c] ? cJSON_GetObjectItemCaseSensitive(cols[c], t->string)
+                        : NULL;
+            number_text(cJSON_IsNumber(v) ? v->valuedouble : 0, num,
+                        sizeof num);
+            w[c + 1] = HS_MAX(w[c + 1], strlen(num));
         }
     }
+    printf("messages:\n\t%-*s", (int)w[0], "type");
+    for (int c = 0; c < 4; c++)
+        printf("  %*s", (int)w[c + 1], msg_heads[c]);
+    putchar('\n');
+    cJSON_ArrayForEach(t, rows) {
+        putchar('\t');
+        put_safe(stdout, t->string);
+        printf("%*s", (int)(w[0] - width(t->string)), "");
+        for (int c = 0; c < 4; c++) {
+            const cJSON *v =
+                cols[c] ? cJSON_GetObjectItemCaseSensitive(cols[c], t->string)
+                        : NULL;
+            if (cJSON_IsNumber(v))
+                number_text(v->valuedouble, num, sizeof num);
+            else
+                snprintf(num, sizeof num, "-");
+            printf("  %*s", (int)w[c + 1], num);
+        }
+        putchar('\n');
+    }
+}
+
+static bool is_msg_obj(const char *key)
+{
+    for (size_t i = 0; i < 4; i++)
+        if (!strcmp(key, msg_objs[i]))
+            return true;
+    return false;
+}
+
+/* Is a top-level key placed by stats_layout? */
+static bool laid_out(const cJSON *v)
+{
+    if (cJSON_IsObject(v))
+        for (size_t s = 0; s < sizeof stats_layout / sizeof *stats_layout;
+             s++)
+            if (stats_layout[s].keys == NULL &&
+                !strcmp(stats_layout[s].name, v->string))
+                return true;
+    for (size_t s = 0; s < sizeof stats_layout / sizeof *stats_layout; s++)
+        for (const char *const *k = stats_layout[s].keys; k && *k; k++)
+            if (!strcmp(*k, v->string))
+                return true;
+    return is_msg_obj(v->string);
+}
+
+static void print_stats_text(const cJSON *ans)
+{
+    const cJSON *items[STATS_ITEMS_MAX], *v;
+    size_t n;
+    for (size_t s = 0; s < sizeof stats_layout / sizeof *stats_layout; s++) {
+        const char *name = stats_layout[s].name;
+        if (!strcmp(name, "messages")) {
+            print_messages(ans);
+            continue;
+        }
+        if (stats_layout[s].keys == NULL) {
+            v = cJSON_GetObjectItemCaseSensitive(ans, name);
+            if (cJSON_IsObject(v))
+                print_object(v);
+            continue;
+        }
+        n = 0;
+        for (const char *const *k = stats_layout[s].keys; *k; k++) {
+            v = cJSON_GetObjectItemCaseSensitive(ans, *k);
+            if (v && !cJSON_IsObject(v))
+                items[n++] = v;
+        }
+        print_section(name, items, n);
+    }
+    /* What a newer agent adds: its objects, then its other numbers. */
+    cJSON_ArrayForEach(v, ans) {
+        if (cJSON_IsObject(v) && !laid_out(v))
+            print_object(v);
+    }
+    n = 0;
+    cJSON_ArrayForEach(v, ans) {
+        if (!cJSON_IsObject(v) && !laid_out(v) && strcmp(v->string, "ok") &&
+            n < STATS_ITEMS_MAX)
+            items[n++] = v;
+    }
+    print_section("other", items, n);
 }
 
 static void print_json(const cJSON *v)

@@ -243,6 +243,11 @@ static const struct key keys[] = {
       "none (default empty). Put it in a config file rather than on a "
       "command line."},
      OFF(control_token), 0, 0, NULL, CONFIG_STR_MAX},
+    {{"metrics", NULL, NULL, CONFIG_ADDR,
+      "Address (ip:port) of the Prometheus endpoint, HTTP GET /metrics; "
+      "empty = off (default empty). It has no authentication: keep it on "
+      "loopback."},
+     OFF(metrics), 0, 0, NULL, CONFIG_STR_MAX},
     {{"max_stream_size", NULL, NULL, CONFIG_SIZE,
       "Largest message accepted on a TCP stream (default 20MiB)."},
      OFF(max_stream_size), 1024, INT64_C(1) << 32, NULL, 0},
@@ -718,6 +723,10 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         return fail(err, errlen,
                     "control: \"%s\" is not ip:port (the control endpoint "
                     "binds a numeric address)", c->control);
+    if (c->metrics[0] && (addr_parse(c->metrics, 0, &a) || a.port == 0))
+        return fail(err, errlen,
+                    "metrics: \"%s\" is not ip:port (the metrics endpoint "
+                    "binds a numeric address and a port)", c->metrics);
     if (c->delegate_protocol_min > c->delegate_protocol_max ||
         c->delegate_protocol_version < c->delegate_protocol_min ||
         c->delegate_protocol_version > c->delegate_protocol_max)

@@ -17,11 +17,10 @@
 #include <openssl/sha.h>
 
 #include "agent.h"
-#include "lua_host.h"
 #include "metadata.h"
 #include "node.h"
+#include "stats.h"
 #include "text.h"
-#include "transport.h"
 
 /* Stop reading a connection whose answers pile up unread beyond this. */
 #define WRITE_BACKLOG_MAX (1u << 20)
@@ -572,113 +571,33 @@ static void cmd_version(struct conn *c)
     reply(c, obj);
 }
 
+/* A sample of stats_collect as JSON, in its group's object (made on
+ * first use). */
+static void json_sample(void *ud, const struct stats_sample *s)
+{
+    cJSON *obj = ud, *o = obj;
+    if (s->key == NULL)
+        return;
+    if (s->group) {
+        o = cJSON_GetObjectItemCaseSensitive(obj, s->group);
+        if (o == NULL)
+            o = cJSON_AddObjectToObject(obj, s->group);
+        if (o == NULL)
+            return;
+    }
+    if (s->boolean)
+        cJSON_AddBoolToObject(o, s->key, s->value != 0);
+    else
+        cJSON_AddNumberToObject(o, s->key, (double)s->value);
+}
+
 static void cmd_stats(struct conn *c)
 {
     struct agent *a = c->ctl->a;
-    const struct node_stats *s = node_stats(a->node);
-    cJSON *obj = ok_answer(), *o;
-    if (obj == NULL) {
-        reply(c, NULL);
-        return;
-    }
-#define NUM(name) cJSON_AddNumberToObject(obj, #name, (double)s->name)
-    NUM(packets_in);
-    NUM(packets_out);
-    NUM(bytes_in);
-    NUM(bytes_out);
-    if ((o = cJSON_AddObjectToObject(obj, "msgs_in")))
-        for (int i = 0; i < WIRE_TYPE_COUNT; i++)
-            cJSON_AddNumberToObject(o, wire_type_name(i),
-                                    (double)s->msgs_in[i]);
-    if ((o = cJSON_AddObjectToObject(obj, "msgs_out")))
-        for (int i = 0; i < WIRE_TYPE_COUNT; i++)
-            cJSON_AddNumberToObject(o, wire_type_name(i),
-                                    (double)s->msgs_out[i]);
-    if ((o = cJSON_AddObjectToObject(obj, "dropped")))
-        for (int i = 0; i < NODE_DROP_COUNT; i++)
-            cJSON_AddNumberToObject(o, node_drop_name(i),
-                                    (double)s->dropped[i]);
-    NUM(send_errors);
-    NUM(probes);
-    NUM(probes_failed);
-    NUM(indirect_probes);
-    NUM(tcp_pings);
-    NUM(tcp_ping_rescues);
-    NUM(nacks_received);
-    NUM(suspicions);
-    NUM(refutations);
-    NUM(deaths);
-    NUM(conflicts);
-    NUM(push_pulls_out);
-    NUM(push_pulls_in);
-    NUM(push_pull_errors);
-    NUM(streams_in);
-    NUM(streams_out);
-    NUM(broadcasts_queued);
-    NUM(user_messages_in);
-    NUM(user_messages_out);
-    NUM(members_refused);
-    NUM(rumors_duplicate);
-#undef NUM
-    const struct members *t = node_members(a->node);
-    if ((o = cJSON_AddObjectToObject(obj, "members"))) {
-        for (int i = 0; i < 4; i++)
-            cJSON_AddNumberToObject(o, member_state_name(i),
-                                    (double)t->count[i]);
-        cJSON_AddNumberToObject(o, "total", (double)t->n);
-    }
-    cJSON_AddNumberToObject(obj, "health", node_health(a->node));
-    cJSON_AddNumberToObject(obj, "broadcast_queue",
-                            (double)node_broadcast_queue_len(a->node));
-    cJSON_AddBoolToObject(obj, "paused", node_paused(a->node));
-    add_security(obj, a->node);
-    if ((o = cJSON_AddObjectToObject(obj, "hooks"))) {
-        struct lnode_stats hs = {0, 0, 0, 0};
-        if (a->lua)
-            hs = lua_host_lnode(a->lua)->stats;
-        cJSON_AddNumberToObject(o, "scripts",
-                                a->lua ? (double)lua_host_count(a->lua) : 0);
-        cJSON_AddNumberToObject(o, "calls", (double)hs.calls);
-        cJSON_AddNumberToObject(o, "errors", (double)hs.errors);
-        cJSON_AddNumberToObject(o, "budget_stops", (double)hs.budget_stops);
-        cJSON_AddNumberToObject(o, "memory_errors",
-                                (double)hs.memory_errors);
-    }
-    const struct metadata *md = node_metadata(a->node);
-    const struct meta_stats *ms = metadata_stats(md);
-    if ((o = cJSON_AddObjectToObject(obj, "metadata"))) {
-        cJSON_AddNumberToObject(o, "keys", (double)metadata_count(md, false));
-        cJSON_AddNumberToObject(o, "tombstones",
-                                (double)(metadata_count(md, true) -
-                                         metadata_count(md, false)));
-#define MNUM(name) cJSON_AddNumberToObject(o, #name, (double)ms->name)
-        MNUM(writes_local);
-        MNUM(writes_remote);
-        MNUM(refused_local);
-        MNUM(refused_remote);
-        MNUM(refused_future);
-        MNUM(fetches);
-        MNUM(fetch_errors);
-        MNUM(sync_streams);
-        MNUM(sync_bytes_out);
-        MNUM(sync_bytes_in);
-        MNUM(digest_bytes_out);
-        MNUM(digest_bytes_in);
-        MNUM(tombstones_collected);
-#undef MNUM
-    }
-    const struct transport_stats *ts =
-        a->tp ? transport_stats(a->tp) : NULL;
-    if (ts && (o = cJSON_AddObjectToObject(obj, "transport"))) {
-#define TNUM(name) cJSON_AddNumberToObject(o, #name, (double)ts->name)
-        TNUM(udp_recv_errors);
-        TNUM(udp_send_errors);
-        TNUM(tcp_accepts);
-        TNUM(tcp_refused);
-        TNUM(frames_in);
-        TNUM(frames_out);
-        TNUM(frame_errors);
-#undef TNUM
+    cJSON *obj = ok_answer();
+    if (obj) {
+        stats_collect(a, json_sample, obj);
+        add_security(obj, a->node);
     }
     reply(c, obj);
 }

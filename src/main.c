@@ -20,6 +20,7 @@
 #include "lua_config.h"
 #include "lua_host.h"
 #include "metadata.h"
+#include "metrics.h"
 #include "snapshot.h"
 #include "node.h"
 #include "transport.h"
@@ -41,6 +42,7 @@ static const struct option agent_opts[] = {
     {"config", required_argument, NULL, 'f'},
     {"config-file", required_argument, NULL, 'f'}, /* serf's spelling */
     {"control", required_argument, NULL, 'c'},
+    {"metrics", required_argument, NULL, 'M'},
     {"log-level", required_argument, NULL, 'l'},
     {"transport", required_argument, NULL, 't'},
     {"set", required_argument, NULL, 's'},
@@ -61,6 +63,7 @@ static const char *flag_key(int ch)
     case 'a': return "advertise";
     case 'j': return "join";
     case 'c': return "control";
+    case 'M': return "metrics";
     case 'l': return "log_level";
     case 't': return "transport";
     case 'S': return "scripts";
@@ -98,6 +101,9 @@ static void agent_help(FILE *f)
         "                       .json.\n"
         "  --control=ADDR:PORT  Control endpoint for the CLI (default\n"
         "                       $%s, else %s).\n"
+        "  --metrics=ADDR:PORT  Serve Prometheus metrics over HTTP at\n"
+        "                       /metrics (default off; no authentication,\n"
+        "                       so keep it on loopback).\n"
         "  --log-level=LEVEL    debug, info, warn, error or off.\n"
         "  --transport=KIND     udp (memberlist) or tcp.\n"
         "  --script=FILE        Lua hook script (repeatable; loaded in\n"
@@ -336,6 +342,10 @@ static void shutdown_agent(struct runner *r)
         r->pending++;
         control_close(a->ctl, on_closed, r);
     }
+    if (a->met) {
+        r->pending++;
+        metrics_close(a->met, on_closed, r);
+    }
     uv_timer_stop(&r->saver);
     save_now(r); /* the last word, before the node goes */
     if (a->lua) { /* its timers live in the node: before node_close */
@@ -525,12 +535,14 @@ static void banner(struct runner *r, const struct hs_addr *adv)
             "  Bind addr: %s\n"
             "  Advertise addr: %s\n"
             "  Control addr: %s\n"
+            "  Metrics addr: %s\n"
             "  Profile: %s\n"
             "  Transport: %s\n"
             "  Encrypted: %s\n"
             "==> hearsay agent running!\n",
             c->name, addr_format(&b, bound, sizeof bound),
-            addr_format(adv, advs, sizeof advs), c->control, c->profile,
+            addr_format(adv, advs, sizeof advs), c->control,
+            c->metrics[0] ? c->metrics : "off", c->profile,
             c->transport == TRANSPORT_TCP ? "tcp" : "udp",
             keyring_empty(node_keyring(r->a.node)) ? "false" : "true");
 }
@@ -647,6 +659,10 @@ static int start(struct runner *r)
         return 1;
     }
     if (control_start(a, err, sizeof err)) {
+        fprintf(stderr, "hearsay: %s\n", err);
+        return 1;
+    }
+    if (metrics_start(a, err, sizeof err)) {
         fprintf(stderr, "hearsay: %s\n", err);
         return 1;
     }
