@@ -198,7 +198,7 @@ int lzw_decode(const uint8_t *in, size_t len, size_t max_out, struct buf *out)
         uint8_t head = d.first[base];
         if (n > limit - out->len)
             return HS_ETOOBIG;
-        if (buf_reserve_max(out, n, limit))
+        if (out->cap - out->len < n && buf_reserve_max(out, n, limit))
             return HS_ENOMEM;
         uint8_t *p = out->data + out->len + n;
         if (pending)

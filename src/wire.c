@@ -40,6 +40,7 @@ enum kind { K_U8, K_U16, K_U32, K_I64, K_BOOL, K_STR, K_RAW };
 
 struct field {
     const char *key;
+    uint8_t klen;
     uint8_t kind;
     uint8_t omitempty;
     uint8_t decl;
@@ -53,8 +54,9 @@ struct schema {
     uint16_t size;
 };
 
-#define F(st, key, kind, omit, decl, member) \
-    {key, kind, omit, decl, (uint16_t)offsetof(struct st, member)}
+#define F(st, key, kind, omit, decl, member)                      \
+    {key, (uint8_t)(sizeof(key) - 1), kind, omit, decl,           \
+     (uint16_t)offsetof(struct st, member)}
 #define SCHEMA(var, st, name, arr) \
     static const struct schema var = {name, arr, (uint8_t)HS_ARRAY_LEN(arr), \
                                       (uint16_t)sizeof(struct st)}
@@ -168,7 +170,7 @@ static void put_struct(struct buf *b, const struct schema *s, const void *m)
         const struct field *f = &s->fields[i];
         if (f->omitempty && field_empty(f, m))
             continue;
-        mp_write_str(b, f->key);
+        mp_write_raw(b, f->key, f->klen);
         switch (f->kind) {
         case K_U8: mp_write_uint(b, *CAT(m, f, uint8_t)); break;
         case K_U16: mp_write_uint(b, *CAT(m, f, uint16_t)); break;
@@ -265,14 +267,21 @@ static int get_value(struct mp_reader *r, const struct field *f, void *m,
     return HS_EBADMSG;
 }
 
-static const struct field *find_field(const struct schema *s,
+static bool key_is(const struct field *f, const uint8_t *k, uint32_t n)
+{
+    return f->klen == n && memcmp(f->key, k, n) == 0;
+}
+
+/* The field named k. Go writes the fields in the order of the table, so
+ * the i-th key is tried against the i-th field first. */
+static const struct field *find_field(const struct schema *s, unsigned hint,
                                       const uint8_t *k, uint32_t n)
 {
-    for (unsigned i = 0; i < s->n; i++) {
-        const char *key = s->fields[i].key;
-        if (strlen(key) == n && memcmp(key, k, n) == 0)
+    if (hint < s->n && key_is(&s->fields[hint], k, n))
+        return &s->fields[hint];
+    for (unsigned i = 0; i < s->n; i++)
+        if (key_is(&s->fields[i], k, n))
             return &s->fields[i];
-    }
     return NULL;
 }
 
@@ -318,7 +327,7 @@ static int get_struct(struct mp_reader *r, const struct schema *s, void *m,
                 goto fail;
             continue;
         }
-        const struct field *f = find_field(s, k, kn);
+        const struct field *f = find_field(s, i, k, kn);
         rc = f ? get_value(r, f, m, sc) : mp_skip(r);
         if (rc) {
             if (why && f)
