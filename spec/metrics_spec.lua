@@ -385,7 +385,10 @@ describe("hearsay stats #net", function()
     end, 20), a:log() .. b:log())
   end)
 
-  teardown(function() agent.cleanup() end)
+  teardown(function()
+    agent.cleanup()
+    os.execute("rm -rf " .. agent.sh_quote(tmp)) -- the last user of tmp
+  end)
 
   local wire_types = { "ping", "indirect-ping", "ack", "suspect", "alive", "dead",
                        "push-pull", "compound", "user", "compress", "encrypt", "nack",
