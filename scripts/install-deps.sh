@@ -1,6 +1,8 @@
 #!/bin/sh
 # install-deps.sh: install the Debian packages hearsay needs to build, test
 # and run, skipping those already installed. Works as root or through sudo.
+#   scripts/install-deps.sh          what make test needs
+#   scripts/install-deps.sh bench    and gnuplot, for bench-cluster's plot
 set -eu
 
 PKGS="build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-cjson
@@ -8,6 +10,9 @@ lua-busted lua-check libmsgpack-dev libcjson-dev libssl-dev zlib1g-dev serf ipro
 # The fuzz targets (clang with libFuzzer and the sanitizer runtimes,
 # llvm-symbolizer for readable reports) and the leak check (valgrind).
 PKGS="$PKGS clang libclang-rt-dev llvm valgrind"
+if [ "${1:-}" = "bench" ]; then
+    PKGS="$PKGS gnuplot-nox"
+fi
 
 missing=""
 for p in $PKGS; do
