@@ -5,12 +5,10 @@ local simlib = require "hearsay.sim"
 local agent = require "agent"
 local cjson = require "cjson"
 
--- An agent puts each script's directory on the module path, so that
--- service-discovery.lua finds discovery.lua; in this process we do.
-if not package.path:find("./examples/?.lua", 1, true) then
-  package.path = "./examples/?.lua;" .. package.path
-end
-local discovery = require "discovery"
+-- The module the script requires from beside it, and the spec too: the
+-- same one (package.loaded), without changing everyone's package.path.
+local discovery = package.loaded.discovery or dofile("examples/discovery.lua")
+package.loaded.discovery = discovery
 
 local SETTLE_MS = 2000 -- examples/leader.lua's
 

@@ -670,32 +670,38 @@ static int l_hook_names(lua_State *L)
     return 1;
 }
 
-/* A hook script may require modules beside it, as in an agent: put its
- * directory first on package.path (once). */
-static void path_add_dir(lua_State *L, const char *script)
+/* A hook script may require modules beside it, as in an agent; here the
+ * process is the test's, so rather than change package.path for
+ * everyone, the script gets a require of its own that looks in its
+ * directory first (modules stay shared through package.loaded). */
+static const char SCOPED_REQUIRE[] =
+    "local dir, base = ...\n"
+    "return function(name)\n"
+    "  local got = package.loaded[name]\n"
+    "  if got ~= nil then return got end\n"
+    "  local path = package.searchpath(name, dir .. '/?.lua')\n"
+    "  if not path then return base(name) end\n"
+    "  local r = assert(loadfile(path))(name, path)\n"
+    "  if r == nil then r = package.loaded[name] or true end\n"
+    "  package.loaded[name] = r\n"
+    "  return r, path\n"
+    "end\n";
+
+/* Push the require a script at `path` gets (or the global one). */
+static void push_scoped_require(lua_State *L, const char *path)
 {
-    const char *slash = strrchr(script, '/');
-    if (!lua_checkstack(L, 4))
+    const char *slash = strrchr(path, '/');
+    if (luaL_loadstring(L, SCOPED_REQUIRE) != LUA_OK) {
+        lua_pop(L, 1);
+        lua_getglobal(L, "require");
         return;
+    }
     if (slash)
-        lua_pushfstring(L, "%s/?.lua;", lua_pushlstring(L, script,
-                        (size_t)(slash - script)));
+        lua_pushlstring(L, path, (size_t)(slash - path));
     else
-        lua_pushfstring(L, "%s;", lua_pushliteral(L, "./?.lua"));
-    lua_remove(L, -2);
-    const char *dir = lua_tostring(L, -1);
-    lua_getglobal(L, "package");
-    if (!lua_istable(L, -1)) {
-        lua_pop(L, 2);
-        return;
-    }
-    lua_getfield(L, -1, "path");
-    const char *path = lua_tostring(L, -1);
-    if (path && strstr(path, dir) == NULL) {
-        lua_pushfstring(L, "%s%s", dir, path);
-        lua_setfield(L, -3, "path");
-    }
-    lua_pop(L, 3);
+        lua_pushliteral(L, ".");
+    lua_getglobal(L, "require");
+    lua_call(L, 2, 1);
 }
 
 /* Hook tables from opts.hooks: one table of hook functions, or a list of
@@ -836,19 +842,20 @@ static int sim_getenv(lua_State *L)
     return 1;
 }
 
-/* The globals a simulated node's scripts see: the test's, but with an os
- * whose getenv answers from the node's env table first. */
-static void push_script_env(lua_State *L, int env_ref)
+/* The globals a script at `path` sees: the test's, with a require of its
+ * own (see push_scoped_require) and, for a simulated node with env vars
+ * (env_ref), an os whose getenv answers from them first. */
+static void push_script_env(lua_State *L, const char *path, int env_ref)
 {
-    if (env_ref == LUA_NOREF) {
-        lua_pushglobaltable(L);
-        return;
-    }
     lua_newtable(L);                      /* E */
     lua_createtable(L, 0, 1);             /* E's metatable */
     lua_pushglobaltable(L);
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, -2);
+    push_scoped_require(L, path);
+    lua_setfield(L, -2, "require");
+    if (env_ref == LUA_NOREF)
+        return;
     lua_createtable(L, 0, 1);             /* E.os */
     lua_rawgeti(L, LUA_REGISTRYINDEX, env_ref);
     lua_pushcclosure(L, sim_getenv, 1);
@@ -884,8 +891,7 @@ static void simnode_scripts(struct simnode *sn, struct node *nd)
         lua_pop(L, 1);
     }
     for (size_t i = 0; i < cfg->scripts.n; i++) {
-        path_add_dir(L, cfg->scripts.v[i]);
-        push_script_env(L, sn->env_ref);
+        push_script_env(L, cfg->scripts.v[i], sn->env_ref);
         if (lnode_load_script(&sn->ln, L, cfg->scripts.v[i], -1, sn->err,
                               sizeof sn->err) == 0)
             lua_rawseti(L, arr, (lua_Integer)lua_rawlen(L, arr) + 1);
@@ -1748,8 +1754,7 @@ static int l_node_new(lua_State *L)
     lnode_push(L, &in->ln); /* the node object, before scripts use it */
     int self = lua_gettop(L);
     for (size_t i = 0; i < cfg.scripts.n; i++) {
-        path_add_dir(L, cfg.scripts.v[i]);
-        lua_pushglobaltable(L);
+        push_script_env(L, cfg.scripts.v[i], LUA_NOREF);
         if (lnode_load_script(&in->ln, L, cfg.scripts.v[i], -1, err,
                               sizeof err)) {
             inproc_close(in);
@@ -1757,7 +1762,7 @@ static int l_node_new(lua_State *L)
             return luaL_error(L, "%s", err);
         }
         lua_rawseti(L, arr, (lua_Integer)lua_rawlen(L, arr) + 1);
-        lua_pop(L, 1); /* the global table */
+        lua_pop(L, 1); /* the environment */
     }
     lnode_set_scripts(&in->ln, arr);
     self--; /* the array below it is gone */
