@@ -241,6 +241,7 @@ describe("cluster metadata in five agents #net", function()
     -- before it arrived would never show, so let it arrive first
     assert.is_true(agent.wait(function()
       return value(g[4], "cfg/a") == "one" and value(g[2], "cfg/a") == "one"
+        and value(g[4], "other") == "x"
     end, 20))
     g[2]:cli("kv", "delete", "cfg/a")
     assert.is_true(agent.wait(function()
