@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT INT TERM
 jobs=${JOBS:-4}
+# The agents' logs, pid files and data dirs, removed at the end.
+HEARSAY_SPEC_TMP="$out/tmp"
+export HEARSAY_SPEC_TMP
 
 busted "$@" --exclude-tags=net,slow > "$out/0-local" 2>&1 &
 local_pid=$!

@@ -5,8 +5,21 @@ local cjson = require "cjson"
 local M = {}
 
 local started = {}
-local tmp = os.getenv("HEARSAY_SPEC_TMP") or "/tmp/hearsay-spec"
-os.execute("mkdir -p " .. tmp)
+local spawned = 0
+-- Each busted process keeps its agents' files in a directory of its own:
+-- spec files run side by side, and their agents must never share a pid
+-- file or a log.
+-- It is made at the first start.
+local base = os.getenv("HEARSAY_SPEC_TMP") or "/tmp/hearsay-spec"
+local tmp
+local function run_dir()
+  if not tmp then
+    os.execute("mkdir -p " .. base)
+    tmp = io.popen("mktemp -d " .. base .. "/run-XXXXXX"):read("l")
+    assert(tmp and tmp ~= "", "mktemp failed under " .. base)
+  end
+  return tmp
+end
 
 local function sh_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -50,9 +63,9 @@ Proc.__index = Proc
 
 -- Start `argv` (array) in the background with its own log file.
 local function spawn(label, argv, env)
-  local id = label .. "-" .. #started + 1 .. "-" .. os.time()
-  local dir = tmp .. "/" .. id
-  os.execute("rm -rf " .. dir .. " && mkdir -p " .. dir)
+  spawned = spawned + 1
+  local dir = run_dir() .. "/" .. label .. "-" .. spawned
+  os.execute("mkdir -p " .. dir)
   local words = {}
   for i, a in ipairs(argv) do words[i] = sh_quote(a) end
   local envs = ""
@@ -99,6 +112,15 @@ function Proc:stop()
   end
 end
 
+-- Wait (at most 15s) until the process has printed `banner`, that is, it
+-- listens, or it has exited (a spec may start one meant to fail). An agent
+-- started next can then join it at once, even on a loaded machine.
+function Proc:wait_ready(banner)
+  M.wait(function()
+    return not self:running() or (self:log() or ""):find(banner, 1, true)
+  end, 15)
+end
+
 -- ===== hearsay =====
 
 M.bin = os.getenv("HEARSAY_BIN") or "./bin/hearsay"
@@ -127,6 +149,7 @@ function M.hearsay(opts)
   p.name = opts.name
   p.control = opts.control
   p.bind = opts.bind
+  p:wait_ready("==> hearsay agent running!")
   return p
 end
 
@@ -209,6 +232,7 @@ function M.serf(opts)
   p.name = opts.name
   p.rpc = opts.rpc
   p.bind = opts.bind
+  p:wait_ready("==> Serf agent running!")
   return p
 end
 
@@ -220,6 +244,8 @@ end
 -- Kill every process started so far (spec teardown).
 function M.cleanup()
   for _, p in ipairs(started) do p:stop() end
+  for _, p in ipairs(started) do os.execute("rm -rf " .. sh_quote(p.dir)) end
+  if tmp then os.execute("rmdir " .. sh_quote(tmp) .. " 2>/dev/null") end
   started = {}
 end
 
