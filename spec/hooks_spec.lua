@@ -280,3 +280,24 @@ describe("a failing script #net", function()
     os.remove(script)
   end)
 end)
+
+describe("the script sandbox #net", function()
+  after_each(function() agent.cleanup() end)
+
+  it("keeps scripts, and the modules they require, from running "
+     .. "commands or loading code", function()
+    local a = hs("sb1", 60, { args = { "--script",
+                                       SCRIPTS .. "sandbox_probe.lua" } })
+    assert.is_true(agent.wait(function()
+      return a:log():match("script: sandbox:") ~= nil
+    end, 10), a:log())
+    local line = a:log():match("script: sandbox: ([^\n]*)")
+    for _, want in ipairs{ "execute=nil", "req_os_execute=nil",
+                           "req_os_time=function", "debug=error",
+                           "popen=nil", "loadlib=nil", "load=nil",
+                           "cjson=function", "module_execute=nil",
+                           "module_debug=nil" } do
+      assert.matches(want, line, 1, true)
+    end
+  end)
+end)

@@ -20,6 +20,19 @@ const char *hs_strerror(int err)
     }
 }
 
+const char *hs_errname(int err)
+{
+    switch (err) {
+#define HS_ERR_NAME(name, code, text) \
+    case name:                        \
+        return #name + 3;
+        HS_ERRORS(HS_ERR_NAME)
+#undef HS_ERR_NAME
+    default:
+        return "EFAIL";
+    }
+}
+
 /* The event loop is single-threaded; the counters need no atomics. */
 static long live;
 static long fail_after = -1;

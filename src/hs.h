@@ -39,6 +39,8 @@ enum {
 };
 
 const char *hs_strerror(int err);
+/* The code's name without the prefix ("ENOMEM"), or "EFAIL". */
+const char *hs_errname(int err);
 
 /* ===== Memory =====
  * All allocations of the runtime go through these so that tests can count

@@ -79,6 +79,72 @@ static void copy_fields(lua_State *L, int from, int to,
     }
 }
 
+/* Keep only `keep` in the table at idx (the standard library's own). */
+static void keep_only(lua_State *L, int idx, const char *const *keep)
+{
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        bool ok = false;
+        if (lua_type(L, -1) == LUA_TSTRING)
+            for (int i = 0; keep[i] && !ok; i++)
+                ok = strcmp(lua_tostring(L, -1), keep[i]) == 0;
+        if (!ok) {
+            lua_pushvalue(L, -1);
+            lua_pushnil(L);
+            lua_rawset(L, idx); /* clearing a field keeps next() valid */
+        }
+    }
+}
+
+static const char *const os_ok[] = {"time", "clock", "date", "difftime",
+                                    "getenv", "remove", "rename", "tmpname",
+                                    NULL};
+static const char *const io_ok[] = {"open", "lines", "type", "write", "read",
+                                    "stderr", "stdout", NULL};
+
+/* The state exists for the scripts alone, so the standard library itself
+ * is cut down, not just what scripts see first: a module a script
+ * requires, or require "os" itself, finds the same cut-down tables. No
+ * os.execute or os.exit, no io.popen, no debug, no loading of C code or
+ * of binary chunks. cjson, a C module, is loaded before the door
+ * closes. */
+static void harden(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cjson");
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+        lua_pop(L, 1); /* not installed: scripts just lack it */
+    lua_getglobal(L, "os");
+    keep_only(L, -1, os_ok);
+    lua_getglobal(L, "io");
+    keep_only(L, -1, io_ok);
+    lua_pop(L, 2);
+    static const char *const gone[] = {"debug", "load", "loadfile",
+                                       "dofile", NULL};
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    for (int i = 0; gone[i]; i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, gone[i]);
+        lua_pushnil(L);
+        lua_setfield(L, -2, gone[i]);
+    }
+    lua_pop(L, 1); /* loaded */
+    lua_pushnil(L);
+    lua_setfield(L, -2, "loadlib");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "cpath");
+    /* searchers: preload and Lua files only */
+    lua_getfield(L, -1, "searchers");
+    for (lua_Integer i = (lua_Integer)luaL_len(L, -1); i > 2; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pop(L, 2);
+}
+
 /* The environment every script reads through to: the safe parts of the
  * standard library, `require`, and print to the log. No os.exit,
  * os.execute, io.popen, load of binary chunks, or debug. */
@@ -91,11 +157,6 @@ static void push_sandbox(lua_State *L, struct lua_host *h)
         "require", "collectgarbage", "_VERSION", NULL};
     static const char *const libs[] = {"string", "table", "math", "utf8",
                                        "coroutine", NULL};
-    static const char *const os_ok[] = {"time", "clock", "date", "difftime",
-                                        "getenv", "remove", "rename",
-                                        "tmpname", NULL};
-    static const char *const io_ok[] = {"open", "lines", "type", "write",
-                                        "read", "stderr", "stdout", NULL};
     lua_newtable(L);
     int env = lua_gettop(L);
     lua_pushglobaltable(L);
@@ -179,6 +240,7 @@ int lua_host_new(const struct config *cfg, const struct hs_logger *log,
     /* require "hearsay" gives the API, bound to this agent's node. */
     luaL_requiref(L, "hearsay", open_agent_api, 0);
     lua_pop(L, 1);
+    harden(L);
     set_path(L, cfg);
     push_sandbox(L, h);
     int env = lua_gettop(L);

@@ -25,10 +25,7 @@
 
 static int fail(lua_State *L, int rc, const char *why)
 {
-    luaL_pushfail(L);
-    lua_pushstring(L, why ? why : hs_strerror(rc));
-    lua_pushinteger(L, rc);
-    return 3;
+    return lnode_fail(L, rc, why);
 }
 
 /* ===== Codec: wire structs <-> Lua tables ===== */

@@ -1051,27 +1051,18 @@ int lnode_load_script(struct lnode *ln, lua_State *L, const char *path,
 /* ===== The API ===== */
 
 /* luv's convention: nil, "ECODE: message", "ECODE". */
-static int fail(lua_State *L, int rc, const char *why)
+int lnode_fail(lua_State *L, int rc, const char *why)
 {
-    static const struct {
-        int rc;
-        const char *name;
-    } names[] = {
-        {HS_ENOMEM, "ENOMEM"},       {HS_EINVAL, "EINVAL"},
-        {HS_ETOOBIG, "ETOOBIG"},     {HS_ENOTFOUND, "ENOTFOUND"},
-        {HS_EIO, "EIO"},             {HS_ETIMEDOUT, "ETIMEDOUT"},
-        {HS_ESTATE, "ESTATE"},       {HS_EREFUSED, "EREFUSED"},
-        {HS_EVERSION, "EVERSION"},   {HS_ECLOSED, "ECLOSED"},
-        {HS_EBUSY, "EBUSY"},         {HS_EADDR, "EADDR"},
-    };
-    const char *code = "EFAIL";
-    for (size_t i = 0; i < HS_ARRAY_LEN(names); i++)
-        if (names[i].rc == rc)
-            code = names[i].name;
+    const char *code = hs_errname(rc);
     luaL_pushfail(L);
     lua_pushfstring(L, "%s: %s", code, why ? why : hs_strerror(rc));
     lua_pushstring(L, code);
     return 3;
+}
+
+static int fail(lua_State *L, int rc, const char *why)
+{
+    return lnode_fail(L, rc, why);
 }
 
 /* The node an API call acts on, and the index of its first argument. */

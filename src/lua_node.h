@@ -93,6 +93,10 @@ void lnode_open_api(lua_State *L);
 void lnode_register(struct lnode *ln);
 void lnode_unregister(struct lnode *ln);
 
+/* A runtime failure as the API returns it (luv's convention): nil,
+ * "ECODE: message", "ECODE". */
+int lnode_fail(lua_State *L, int rc, const char *why);
+
 /* Push the Lua view of a member (a read-only copy). */
 void lnode_push_member(lua_State *L, const struct member *m);
 void lnode_push_stats(lua_State *L, struct lnode *ln);

@@ -18,7 +18,9 @@
  * too); an error only if the directory itself is unusable. */
 int snapshot_load(const char *dir, struct node *nd, struct config_list *rejoin,
                   const struct hs_logger *log, char *err, size_t errlen);
-/* Save the store and the alive members. Returns 0 or an error with a
+/* Save the store and every member known (whatever its state: after a
+ * whole cluster stops, the others are left or dead, and they are the ones
+ * to find again). Returns 0 or an error with a
  * sentence in err; the previous snapshot is then untouched. */
 int snapshot_save(const char *dir, struct node *nd, char *err, size_t errlen);
 
