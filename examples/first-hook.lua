@@ -8,9 +8,8 @@ return {
   -- every join, update, suspect, alive, dead or left
   on_member = function(event, member)
     hearsay.log("info", "event", event, member.name, member.addr, member.state)
-    -- hearsay.self() is nil while the node handles its own join
-    local me = hearsay.self()
-    if event == "join" and me and member.name ~= me.name then
+    -- the first join a node sees is its own
+    if event == "join" and member.name ~= hearsay.self().name then
       hearsay.send(member.name, "welcome, " .. member.name)
     end
   end,
