@@ -25,7 +25,7 @@ const char *hs_errname(int err)
     switch (err) {
 #define HS_ERR_NAME(name, code, text) \
     case name:                        \
-        return #name + 3;
+        return &(#name)[3]; /* "HS_EIO" -> "EIO" */
         HS_ERRORS(HS_ERR_NAME)
 #undef HS_ERR_NAME
     default:
