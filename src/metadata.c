@@ -363,19 +363,37 @@ static int get_entry(struct mp_reader *r, struct view *v)
 
 /* ===== Applying writes ===== */
 
+/* The value a write replaces, copied: the hooks see it after the entry
+ * that held it was replaced. */
+struct old_value {
+    uint8_t *p;  /* owned; NULL when there was none or it was empty */
+    size_t len;
+    bool had;    /* the key had a value (neither absent nor deleted) */
+};
+
+static bool old_value_take(struct old_value *o, const struct meta_entry *e)
+{
+    o->had = e && !e->deleted;
+    o->len = o->had ? e->len : 0;
+    o->p = o->len ? hs_malloc(o->len) : NULL;
+    if (o->len && o->p == NULL)
+        return false;
+    if (o->len)
+        memcpy(o->p, e->value, o->len);
+    return true;
+}
+
 static void fill_change(struct meta_change *c, const char *k, size_t klen,
                         const uint8_t *v, size_t vlen, bool del,
-                        const struct meta_entry *old, const char *origin,
+                        const struct old_value *old, const char *origin,
                         size_t olen, uint64_t version, bool local)
 {
     c->key = k;
     c->keylen = klen;
     c->value = del ? NULL : (v ? v : (const uint8_t *)"");
     c->len = del ? 0 : vlen;
-    bool has_old = old && !old->deleted;
-    c->old = has_old ? (old->value ? old->value : (const uint8_t *)"")
-                     : NULL;
-    c->oldlen = has_old ? old->len : 0;
+    c->old = old->had ? (old->p ? old->p : (const uint8_t *)"") : NULL;
+    c->oldlen = old->len;
     c->origin = origin;
     c->originlen = olen;
     c->version = version;
@@ -417,27 +435,19 @@ static int apply(struct metadata *md, const struct view *v)
     hlc_observe(md, v->version);
     if (!busy_push(md, k, v->keylen))
         return REFUSED;
-    /* Keep a copy of the old value: the hooks see it after the entry
-     * holding it is replaced. */
-    bool had_old = old && !old->deleted;
-    size_t oldlen = had_old ? old->len : 0;
-    uint8_t *oldval = oldlen ? hs_malloc(oldlen) : NULL;
-    if (oldlen && oldval == NULL) {
+    struct old_value ov;
+    if (!old_value_take(&ov, old)) {
         busy_pop(md);
         return REFUSED;
     }
-    if (oldlen)
-        memcpy(oldval, old->value, oldlen);
     struct meta_change c;
-    fill_change(&c, k, v->keylen, v->value, v->len, v->deleted, NULL,
+    fill_change(&c, k, v->keylen, v->value, v->len, v->deleted, &ov,
                 (const char *)v->origin, v->originlen, v->version, false);
-    c.old = had_old ? (oldval ? oldval : (const uint8_t *)"") : NULL;
-    c.oldlen = oldlen;
     char why[256] = "";
     if (nd->hooks.validate_metadata &&
         nd->hooks.validate_metadata(nd->hooks.ud, &c, why, sizeof why)) {
         busy_pop(md);
-        hs_free(oldval);
+        hs_free(ov.p);
         md->stats.refused_remote++;
         HS_INFO(nd->log, "metadata write refused: key=%.*s origin=%.*s "
                 "reason=%s", (int)v->keylen, k, (int)v->originlen,
@@ -449,14 +459,14 @@ static int apply(struct metadata *md, const struct view *v)
     if (old && newer(v->version, (const char *)v->origin, v->originlen,
                      old->version, old->origin, old->originlen) <= 0) {
         busy_pop(md);
-        hs_free(oldval);
+        hs_free(ov.p);
         return IGNORED;
     }
     struct meta_entry *e;
     if (store(md, k, v->keylen, v->value, v->len, v->deleted, v->version,
               (const char *)v->origin, v->originlen, &e)) {
         busy_pop(md);
-        hs_free(oldval);
+        hs_free(ov.p);
         return REFUSED;
     }
     /* the busy mark must name memory that lives while the hooks run */
@@ -465,16 +475,14 @@ static int apply(struct metadata *md, const struct view *v)
     HS_DEBUG(nd->log, "metadata write applied: key=%s origin=%s bytes=%u%s",
              e->key, e->origin, e->len, e->deleted ? " (delete)" : "");
     gossip(md, e);
-    fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, NULL,
+    fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, &ov,
                 e->origin, e->originlen, e->version, false);
-    c.old = had_old ? (oldval ? oldval : (const uint8_t *)"") : NULL;
-    c.oldlen = oldlen;
     if (nd->hooks.on_metadata)
         nd->hooks.on_metadata(nd->hooks.ud, &c);
     if (md->observer)
         md->observer(md->observer_ud, &c);
     busy_pop(md);
-    hs_free(oldval);
+    hs_free(ov.p);
     return APPLIED;
 }
 
@@ -508,24 +516,18 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
         return HS_EBUSY;
     }
     uint64_t version = metadata_hlc_next(md, wall(md));
-    bool had_old = old && !old->deleted;
-    size_t oldlen = had_old ? old->len : 0;
-    uint8_t *oldval = oldlen ? hs_malloc(oldlen) : NULL;
-    if (oldlen && oldval == NULL) {
+    struct old_value ov;
+    if (!old_value_take(&ov, old)) {
         busy_pop(md);
         return HS_ENOMEM;
     }
-    if (oldlen)
-        memcpy(oldval, old->value, oldlen);
     struct meta_change c;
-    fill_change(&c, key, keylen, value, len, del, NULL, nd->cfg.name,
+    fill_change(&c, key, keylen, value, len, del, &ov, nd->cfg.name,
                 nd->self_name_len, version, true);
-    c.old = had_old ? (oldval ? oldval : (const uint8_t *)"") : NULL;
-    c.oldlen = oldlen;
     if (nd->hooks.validate_metadata &&
         nd->hooks.validate_metadata(nd->hooks.ud, &c, why, whylen)) {
         busy_pop(md);
-        hs_free(oldval);
+        hs_free(ov.p);
         md->stats.refused_local++;
         if (why[0] == '\0')
             snprintf(why, whylen, "refused by validate_metadata");
@@ -538,7 +540,7 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
                    nd->self_name_len, &e);
     if (rc) {
         busy_pop(md);
-        hs_free(oldval);
+        hs_free(ov.p);
         return rc;
     }
     md->busy[md->nbusy - 1].key = e->key;
@@ -549,16 +551,14 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
     gossip(md, e);
     if (version_out)
         *version_out = version;
-    fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, NULL,
+    fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, &ov,
                 e->origin, e->originlen, e->version, true);
-    c.old = had_old ? (oldval ? oldval : (const uint8_t *)"") : NULL;
-    c.oldlen = oldlen;
     if (nd->hooks.on_metadata)
         nd->hooks.on_metadata(nd->hooks.ud, &c);
     if (md->observer)
         md->observer(md->observer_ud, &c);
     busy_pop(md);
-    hs_free(oldval);
+    hs_free(ov.p);
     return 0;
 }
 
