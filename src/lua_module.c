@@ -1106,14 +1106,6 @@ static int l_sim_run(lua_State *L)
     return 0;
 }
 
-static int l_sim_step(lua_State *L)
-{
-    struct lsim *ls = check_sim(L, 1);
-    lua_Integer until = luaL_checkinteger(L, 2);
-    lua_pushboolean(L, sim_step(ls->sim, (uint64_t)until));
-    return 1;
-}
-
 static int l_sim_now(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)sim_now(check_sim(L, 1)->sim));
@@ -1231,33 +1223,6 @@ static int l_sim_leave(lua_State *L)
     return 1;
 }
 
-static int l_sim_stop(lua_State *L)
-{
-    struct lsim *ls = check_sim(L, 1);
-    node_pause(check_live(L, ls, 2));
-    return 0;
-}
-
-static int l_sim_start(lua_State *L)
-{
-    struct lsim *ls = check_sim(L, 1);
-    node_resume(check_live(L, ls, 2));
-    return 0;
-}
-
-/* sim:members(i) -> array of member tables (table order) */
-static int l_sim_members(lua_State *L)
-{
-    struct lsim *ls = check_sim(L, 1);
-    const struct members *t = node_members(check_live(L, ls, 2));
-    lua_createtable(L, (int)t->n, 0);
-    for (size_t i = 0; i < t->n; i++) {
-        lnode_push_member(L, t->order[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    return 1;
-}
-
 /* sim:member(i, name) -> member table or nil */
 static int l_sim_member(lua_State *L)
 {
@@ -1322,51 +1287,10 @@ static int l_sim_events(lua_State *L)
     return 1;
 }
 
-static int l_sim_health(lua_State *L)
-{
-    struct lsim *ls = check_sim(L, 1);
-    lua_pushinteger(L, node_health(check_live(L, ls, 2)));
-    return 1;
-}
-
 static int l_mem_live(lua_State *L)
 {
     lua_pushinteger(L, hs_mem_live());
     return 1;
-}
-
-/* sim:publish(i, key, value) / sim:delete(i, key) */
-static int l_sim_publish(lua_State *L)
-{
-    struct lsim *ls = check_sim(L, 1);
-    struct node *nd = check_live(L, ls, 2);
-    size_t kl, vl = 0;
-    const char *k = luaL_checklstring(L, 3, &kl);
-    bool del = lua_isnoneornil(L, 4);
-    const char *v = del ? NULL : luaL_checklstring(L, 4, &vl);
-    char why[256] = "";
-    int rc = metadata_put(node_metadata(nd), k, kl, v, vl, del, why,
-                          sizeof why, NULL);
-    if (rc)
-        return fail(L, rc, why[0] ? why : NULL);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* sim:read(i, key) -> value, version, origin | nil */
-static int l_sim_read(lua_State *L)
-{
-    struct lsim *ls = check_sim(L, 1);
-    struct node *nd = check_live(L, ls, 2);
-    size_t kl;
-    const char *k = luaL_checklstring(L, 3, &kl);
-    const struct meta_entry *e = metadata_get(node_metadata(nd), k, kl);
-    if (e == NULL)
-        return 0;
-    lua_pushlstring(L, e->value ? (const char *)e->value : "", e->len);
-    lua_pushinteger(L, (lua_Integer)e->version);
-    lua_pushlstring(L, e->origin, e->originlen);
-    return 3;
 }
 
 static void count_key(void *ud, const struct meta_entry *e)
@@ -1592,7 +1516,7 @@ static int l_sim_paused(lua_State *L)
 
 static const luaL_Reg sim_methods[] = {
     {"add", l_sim_add},         {"run", l_sim_run},
-    {"step", l_sim_step},       {"now", l_sim_now},
+    {"now", l_sim_now},
     {"count", l_sim_count},     {"name", l_sim_name},
     {"addr", l_sim_addr},       {"alive", l_sim_alive},
     {"kill", l_sim_kill},       {"restart", l_sim_restart},
@@ -1604,13 +1528,11 @@ static const luaL_Reg sim_methods[] = {
     {"converged", l_sim_converged},  {"queued", l_sim_queued},
     {"count_seeing", l_sim_count_seeing},
     {"join", l_sim_join},       {"leave", l_sim_leave},
-    {"stop", l_sim_stop},       {"start", l_sim_start},
-    {"members", l_sim_members}, {"member", l_sim_member},
+    {"member", l_sim_member},
     {"stats", l_sim_stats},     {"inject", l_sim_inject},
     {"trace", l_sim_trace},     {"close", l_sim_gc},
     {"block", l_sim_block},     {"inject_stream", l_sim_inject_stream},
-    {"events", l_sim_events},   {"health", l_sim_health},
-    {"publish", l_sim_publish}, {"read", l_sim_read},
+    {"events", l_sim_events},
     {"keys", l_sim_keys},       {"clock", l_sim_clock},
     {NULL, NULL}};
 
