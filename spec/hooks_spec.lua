@@ -10,11 +10,7 @@ local ip, hs = agent.subnet("127.0.4")
 
 local stats = agent.stats
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = agent.write_file
 
 describe("hook scripts in agents #net", function()
   local obs

@@ -8,19 +8,9 @@ local q = agent.sh_quote
 
 local ip, hs = agent.subnet("127.0.6")
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = agent.read_file
 
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
+local write = agent.write_file
 
 -- The entry at key on agent a as JSON (nil if it has none).
 local function entry(a, key)

@@ -44,19 +44,9 @@ local tmp = (os.getenv("HEARSAY_SPEC_TMP") or "/tmp/hearsay-spec")
   .. "/security-" .. os.time()
 os.execute("mkdir -p " .. tmp)
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = agent.write_file
 
-local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = agent.read_file
 
 -- ===== Under the simulated clock =====
 

@@ -33,6 +33,16 @@ local function read_file(path)
   return s
 end
 
+-- Write a whole file (raises if it cannot).
+local function write_file(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+end
+
+M.read_file = read_file
+M.write_file = write_file
+
 -- Run a command; returns stdout, exit status.
 function M.run(cmd)
   local f = io.popen(cmd .. " 2>&1; echo \"__status=$?\"")
