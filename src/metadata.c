@@ -402,6 +402,23 @@ static void fill_change(struct meta_change *c, const char *k, size_t klen,
 
 static void gossip(struct metadata *md, struct meta_entry *e);
 
+/* After entry e was stored: the on_metadata hook and the observer see the
+ * change; then the key is no longer busy and the old value is freed. */
+static void applied(struct metadata *md, const struct meta_entry *e,
+                    struct old_value *ov, bool local)
+{
+    struct node *nd = md->nd;
+    struct meta_change c;
+    fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, ov,
+                e->origin, e->originlen, e->version, local);
+    if (nd->hooks.on_metadata)
+        nd->hooks.on_metadata(nd->hooks.ud, &c);
+    if (md->observer)
+        md->observer(md->observer_ud, &c);
+    busy_pop(md);
+    hs_free(ov->p);
+}
+
 enum { APPLIED, IGNORED, REFUSED };
 
 /* A write from elsewhere: newer than ours and valid? Then store it. */
@@ -475,14 +492,7 @@ static int apply(struct metadata *md, const struct view *v)
     HS_DEBUG(nd->log, "metadata write applied: key=%s origin=%s bytes=%u%s",
              e->key, e->origin, e->len, e->deleted ? " (delete)" : "");
     gossip(md, e);
-    fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, &ov,
-                e->origin, e->originlen, e->version, false);
-    if (nd->hooks.on_metadata)
-        nd->hooks.on_metadata(nd->hooks.ud, &c);
-    if (md->observer)
-        md->observer(md->observer_ud, &c);
-    busy_pop(md);
-    hs_free(ov.p);
+    applied(md, e, &ov, false);
     return APPLIED;
 }
 
@@ -551,14 +561,7 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
     gossip(md, e);
     if (version_out)
         *version_out = version;
-    fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, &ov,
-                e->origin, e->originlen, e->version, true);
-    if (nd->hooks.on_metadata)
-        nd->hooks.on_metadata(nd->hooks.ud, &c);
-    if (md->observer)
-        md->observer(md->observer_ud, &c);
-    busy_pop(md);
-    hs_free(ov.p);
+    applied(md, e, &ov, true);
     return 0;
 }
 
