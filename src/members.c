@@ -80,22 +80,49 @@ struct member *members_find(const struct members *t, const char *name,
     size_t mask = t->nslots - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         const struct mslot *s = &t->slots[i];
-        if (s->m == NULL)
+        if (s->idx == 0)
             return NULL;
-        if (s->hash == h && s->m->name_len == len &&
-            memcmp(s->m->name, name, len) == 0)
-            return s->m;
+        if (s->hash != h)
+            continue;
+        struct member *m = t->order[s->idx - 1];
+        if (m->name_len == len && memcmp(m->name, name, len) == 0)
+            return m;
     }
 }
 
-static void slot_insert(struct mslot *slots, size_t nslots,
-                        struct member *m)
+static void slot_insert(struct mslot *slots, size_t nslots, uint32_t hash,
+                        uint32_t idx)
 {
     size_t mask = nslots - 1;
-    size_t i = m->hash & mask;
-    while (slots[i].m)
+    size_t i = hash & mask;
+    while (slots[i].idx)
         i = (i + 1) & mask;
-    slots[i] = (struct mslot){m, m->hash};
+    slots[i] = (struct mslot){idx + 1, hash};
+}
+
+/* The slot that points to m. */
+static struct mslot *slot_of(const struct members *t, const struct member *m)
+{
+    size_t mask = t->nslots - 1;
+    size_t i = hash_name(m->name, m->name_len) & mask;
+    while (t->slots[i].idx != m->index + 1)
+        i = (i + 1) & mask;
+    return &t->slots[i];
+}
+
+/* Swap two places of the probe order, and their slots with them. */
+static void order_swap(struct members *t, size_t i, size_t j)
+{
+    if (i == j)
+        return;
+    struct member *a = t->order[i], *b = t->order[j];
+    struct mslot *sa = slot_of(t, a), *sb = slot_of(t, b);
+    sa->idx = (uint32_t)j + 1;
+    sb->idx = (uint32_t)i + 1;
+    t->order[i] = b;
+    t->order[j] = a;
+    a->index = (uint32_t)j;
+    b->index = (uint32_t)i;
 }
 
 static int grow(struct members *t)
@@ -108,14 +135,16 @@ static int grow(struct members *t)
         t->order = o;
         t->cap = cap;
     }
-    /* Keep the hash at most half full. */
-    if ((t->n + 1) * 2 > t->nslots) {
+    /* Keep the hash at most three quarters full: linear probing over
+     * eight-byte slots that carry the hash stays within a cache line. */
+    if ((t->n + 1) * 4 > t->nslots * 3) {
         size_t ns = t->nslots ? t->nslots * 2 : 16;
         struct mslot *s = hs_calloc(ns, sizeof *s);
         if (s == NULL)
             return HS_ENOMEM;
-        for (size_t i = 0; i < t->n; i++)
-            slot_insert(s, ns, t->order[i]);
+        for (size_t i = 0; i < t->nslots; i++)
+            if (t->slots[i].idx)
+                slot_insert(s, ns, t->slots[i].hash, t->slots[i].idx - 1);
         hs_free(t->slots);
         t->slots = s;
         t->nslots = ns;
@@ -128,6 +157,8 @@ int members_add(struct members *t, const char *name, size_t len,
 {
     if (grow(t))
         return HS_ENOMEM;
+    if (len > CONFIG_NAME_MAX)
+        return HS_EINVAL;
     struct member *m = hs_calloc(1, sizeof *m + len + 1);
     if (m == NULL)
         return HS_ENOMEM;
@@ -135,24 +166,16 @@ int members_add(struct members *t, const char *name, size_t len,
     memcpy(nm, name, len);
     nm[len] = '\0';
     m->name = nm;
-    m->name_len = len;
+    m->name_len = (uint8_t)len;
     m->addr = *addr;
     m->state = MEMBER_DEAD;
-    m->hash = hash_name(name, len);
-    slot_insert(t->slots, t->nslots, m);
     /* Append, then swap with a random position, so that a new member is
      * not always probed last (memberlist aliveNode). */
     size_t n = t->n++;
-    size_t off = n ? (size_t)(r % (n + 1)) : 0;
     t->order[n] = m;
     m->index = (uint32_t)n;
-    if (off != n) {
-        struct member *o = t->order[off];
-        t->order[off] = m;
-        t->order[n] = o;
-        m->index = (uint32_t)off;
-        o->index = (uint32_t)n;
-    }
+    slot_insert(t->slots, t->nslots, hash_name(name, len), (uint32_t)n);
+    order_swap(t, n ? (size_t)(r % (n + 1)) : 0, n);
     t->count[MEMBER_DEAD]++;
     t->ip_named += ip_like(name, len);
     *out = m;
@@ -161,24 +184,19 @@ int members_add(struct members *t, const char *name, size_t len,
 
 void members_remove(struct members *t, struct member *m)
 {
+    /* Move it to the end of the order, keeping the order compact. */
+    order_swap(t, m->index, t->n - 1);
     /* Remove from the hash: backward-shift deletion for linear probing. */
     size_t mask = t->nslots - 1;
-    size_t i = m->hash & mask;
-    while (t->slots[i].m != m)
-        i = (i + 1) & mask;
-    t->slots[i].m = NULL;
-    for (size_t j = (i + 1) & mask; t->slots[j].m; j = (j + 1) & mask) {
-        struct member *x = t->slots[j].m;
-        t->slots[j].m = NULL;
-        slot_insert(t->slots, t->nslots, x);
+    struct mslot *s = slot_of(t, m);
+    size_t i = (size_t)(s - t->slots);
+    s->idx = 0;
+    for (size_t j = (i + 1) & mask; t->slots[j].idx; j = (j + 1) & mask) {
+        struct mslot x = t->slots[j];
+        t->slots[j].idx = 0;
+        slot_insert(t->slots, t->nslots, x.hash, x.idx - 1);
     }
-    /* Remove from the order, keeping it compact. */
-    size_t idx = m->index;
     t->n--;
-    if (idx != t->n) {
-        t->order[idx] = t->order[t->n];
-        t->order[idx]->index = (uint32_t)idx;
-    }
     t->count[m->state]--;
     t->ip_named -= ip_like(m->name, m->name_len);
     free_member(m);
@@ -216,8 +234,7 @@ static bool meta_eq(const struct member *m, const struct wire_raw *r)
 
 /* ===== Rules ===== */
 
-static void encode_alive(struct node *nd, const struct member *m,
-                         struct buf *b)
+void members_write_alive(const struct member *m, struct buf *b)
 {
     struct wire_alive a = {
         .incarnation = m->incarnation,
@@ -228,15 +245,16 @@ static void encode_alive(struct node *nd, const struct member *m,
                             : (struct wire_raw){0},
         .vsn = wire_raw(m->vsn, 6),
     };
-    (void)nd;
     wire_put_alive(b, &a);
 }
 
+/* The news is the member as it now is: the queue writes it when it sends
+ * it, and any change to the member queues news of its own. */
 static void broadcast_alive(struct node *nd, struct member *m)
 {
     struct buf b = BUF_INIT;
-    encode_alive(nd, m, &b);
-    node_queue_broadcast(nd, m, &b, false);
+    members_write_alive(m, &b);
+    node_queue_alive(nd, m, &b);
     buf_free(&b);
 }
 
@@ -598,14 +616,8 @@ void members_reset(struct node *nd)
         i++;
     }
     /* Fisher-Yates shuffle of the probe order. */
-    for (size_t i = t->n; i > 1; i--) {
-        size_t j = node_rand_n(nd, i);
-        struct member *a = t->order[i - 1], *b = t->order[j];
-        t->order[i - 1] = b;
-        t->order[j] = a;
-        b->index = (uint32_t)(i - 1);
-        a->index = (uint32_t)j;
-    }
+    for (size_t i = t->n; i > 1; i--)
+        order_swap(t, i - 1, node_rand_n(nd, i));
 }
 
 /* One node's spoken versions against the cluster's common range. */

@@ -34,20 +34,19 @@ int member_state_parse(const char *s);
 
 struct member {
     const char *name;     /* NUL-terminated, stored with the member */
-    size_t name_len;
-    struct hs_addr addr;  /* exactly as announced (4 or 16 bytes) */
     uint8_t *meta;        /* owned; NULL when empty */
-    uint16_t meta_len;
-    uint8_t state;
-    uint8_t vsn[6];       /* pmin pmax pcur dmin dmax dcur */
-    uint32_t incarnation;
-    uint8_t peer;         /* PEER_*: what its messages say it runs */
-    uint64_t state_change; /* ms, node clock */
     /* Owned by other modules, cleared when they let go. */
     struct suspicion *suspicion;
     struct bcast *bcast;  /* our queued broadcast about this member */
+    uint64_t state_change; /* ms, node clock */
+    struct hs_addr addr;  /* exactly as announced (4 or 16 bytes) */
+    uint32_t incarnation;
     uint32_t index;       /* position in the probe order */
-    uint32_t hash;
+    uint16_t meta_len;
+    uint8_t vsn[6];       /* pmin pmax pcur dmin dmax dcur */
+    uint8_t name_len;     /* names are at most CONFIG_NAME_MAX (255) */
+    uint8_t state;
+    uint8_t peer;         /* PEER_*: what its messages say it runs */
 };
 
 static inline bool member_dead_or_left(const struct member *m)
@@ -55,17 +54,20 @@ static inline bool member_dead_or_left(const struct member *m)
     return m->state == MEMBER_DEAD || m->state == MEMBER_LEFT;
 }
 
-/* A hash slot keeps the hash beside the member, so that a probe passing
- * over other members never has to read them. */
+/* A hash slot: the member's place in the probe order (plus one; zero is
+ * an empty slot) and its name's hash, so that a probe passing over other
+ * members never has to read them. Eight bytes a member: every node holds
+ * every member, so a simulation of N nodes holds N * N of these. */
 struct mslot {
-    struct member *m;  /* NULL: empty */
+    uint32_t idx;
     uint32_t hash;
 };
 
 struct members {
     struct member **order; /* probe order; every member, self included */
     size_t n, cap;
-    struct mslot *slots;   /* open addressing by name hash */
+    struct mslot *slots;   /* open addressing by name hash, at most 3/4
+                            * full */
     size_t nslots;
     size_t count[4];       /* members per state */
     size_t ip_named;       /* members whose name could be an IP address */
@@ -90,6 +92,9 @@ static inline size_t members_count(const struct members *t)
 {
     return t->n;
 }
+
+/* The alive message that announces m as it now is. */
+void members_write_alive(const struct member *m, struct buf *b);
 
 /* ===== Rules (they act on a node: broadcasts, timers, hooks) ===== */
 
