@@ -49,7 +49,7 @@ int buf_reserve_max(struct buf *b, size_t extra, size_t max)
     return 0;
 }
 
-int buf_append(struct buf *b, const void *p, size_t n)
+int buf_append_grow(struct buf *b, const void *p, size_t n)
 {
     if (n == 0)
         return b->err;
@@ -58,11 +58,6 @@ int buf_append(struct buf *b, const void *p, size_t n)
     memcpy(b->data + b->len, p, n);
     b->len += n;
     return 0;
-}
-
-int buf_putc(struct buf *b, uint8_t c)
-{
-    return buf_append(b, &c, 1);
 }
 
 int buf_put_be16(struct buf *b, uint16_t v)

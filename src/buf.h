@@ -8,6 +8,8 @@
 
 #include "hs.h"
 
+#include <string.h>
+
 struct buf {
     uint8_t *data;
     size_t len;
@@ -26,8 +28,22 @@ int buf_reserve(struct buf *b, size_t extra);
 /* The same, but the capacity never grows past `max` bytes (the caller
  * checks that len + extra <= max): for output bounded by a limit. */
 int buf_reserve_max(struct buf *b, size_t extra, size_t max);
-int buf_append(struct buf *b, const void *p, size_t n);
-int buf_putc(struct buf *b, uint8_t c);
+/* buf_append's way when the bytes do not fit the capacity. */
+int buf_append_grow(struct buf *b, const void *p, size_t n);
+/* Encoders append a few bytes at a time: the common case stays inline. */
+static inline int buf_append(struct buf *b, const void *p, size_t n)
+{
+    if (n <= b->cap - b->len && b->err == 0 && n > 0) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return 0;
+    }
+    return buf_append_grow(b, p, n);
+}
+static inline int buf_putc(struct buf *b, uint8_t c)
+{
+    return buf_append(b, &c, 1);
+}
 int buf_put_be16(struct buf *b, uint16_t v);
 int buf_put_be32(struct buf *b, uint32_t v);
 /* Remove the first n bytes. */
