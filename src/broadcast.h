@@ -16,11 +16,12 @@
 #include "wire.h"
 
 struct bcast {
-    uint32_t transmits;
-    uint32_t len;
     uint64_t id;
     struct bcast **slot;  /* its owner's pointer to it, or NULL */
+    uint32_t len;
+    uint16_t transmits;   /* below 1024: see retransmit_limit */
     bool notify;          /* call the queue's on_finished when done */
+    bool lazy;            /* no bytes here: the queue's encode writes them */
     uint8_t msg[];
 };
 
@@ -32,12 +33,14 @@ struct bitem {
 };
 
 struct bqueue {
-    struct bitem *items;  /* sorted by key, as described above */
+    struct bitem *items;  /* sorted by key, the next to send last */
     size_t n, cap;
     uint64_t next_id;
     size_t max_items;     /* oldest tier-0... the newest are kept */
     uint64_t dropped;     /* pushed out by the bound */
     void (*on_finished)(void *ud, struct bcast *b);
+    /* Appends the message of a lazy broadcast, from its owner's slot. */
+    void (*encode)(void *ud, struct bcast **slot, struct buf *out);
     void *ud;
 };
 
@@ -48,7 +51,14 @@ void bqueue_close(struct bqueue *q);
  * new one until it is done. Returns 0 or HS_ENOMEM. */
 int bqueue_push(struct bqueue *q, struct bcast **slot, const void *msg,
                 size_t len, bool notify);
-/* Forget the slot (its owner is being freed). */
+/* Queue a message that its owner (the slot) can write again at any time,
+ * `len` bytes long: the queue keeps no copy, and asks q->encode for the
+ * bytes each time it sends it. The owner's news must not change without a
+ * new push (or a disown). */
+int bqueue_push_lazy(struct bqueue *q, struct bcast **slot, size_t len,
+                     bool notify);
+/* Forget the slot (its owner is being freed); a lazy message is written
+ * out first and stays queued. */
 void bqueue_disown(struct bqueue *q, struct bcast **slot);
 /* Take messages that fit in `limit` bytes, counting `overhead` bytes per
  * message: each is appended to `out` and its length to lens[*n]. Takes at

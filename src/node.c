@@ -380,6 +380,23 @@ int node_send_msg(struct node *nd, const struct hs_addr *to,
     return rc;
 }
 
+void node_queue_alive(struct node *nd, struct member *m,
+                      const struct buf *msg)
+{
+    if (!msg->err && bqueue_push_lazy(&nd->queue, &m->bcast, msg->len,
+                                      false) == 0)
+        nd->stats.broadcasts_queued++;
+}
+
+/* The queue's writer of lazy news: an alive about the slot's member. */
+static void queue_encode(void *ud, struct bcast **slot, struct buf *out)
+{
+    (void)ud;
+    const struct member *m = (const struct member *)(const void *)(
+        (const char *)slot - offsetof(struct member, bcast));
+    members_write_alive(m, out);
+}
+
 void node_queue_broadcast(struct node *nd, struct member *about,
                           const struct buf *msg, bool notify)
 {
@@ -906,6 +923,7 @@ int node_new(const struct config *cfg, const struct io *io,
     members_init(&nd->members);
     bqueue_init(&nd->queue, QUEUE_MAX);
     nd->queue.on_finished = leave_finished;
+    nd->queue.encode = queue_encode;
     nd->queue.ud = nd;
     bqueue_init(&nd->user_queue, USER_QUEUE_MAX);
     timer_init(&nd->probe_tick, probe_tick);

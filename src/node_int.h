@@ -199,6 +199,10 @@ int node_send_raw(struct node *nd, const struct hs_addr *to,
 int node_send_msg(struct node *nd, const struct hs_addr *to,
                   const uint8_t *msg, size_t len);
 /* Queue a memberlist broadcast about `about` (may be NULL). */
+/* Queue an alive about m, written from m itself when sent (`msg` is the
+ * message as it reads now, for its length). */
+void node_queue_alive(struct node *nd, struct member *m,
+                      const struct buf *msg);
 void node_queue_broadcast(struct node *nd, struct member *about,
                           const struct buf *msg, bool notify);
 void node_event(struct node *nd, int event, const struct member *m);

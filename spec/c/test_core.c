@@ -93,6 +93,184 @@ static void test_queue_invalidate(void)
     bqueue_close(&q);
 }
 
+/* Lazy news: the queue keeps no bytes and asks its owner for them at
+ * each send; an owner that goes leaves its last words in the queue. */
+struct owner {
+    struct bcast *bcast;
+    char text[16];
+};
+
+static void owner_encode(void *ud, struct bcast **slot, struct buf *out)
+{
+    (void)ud;
+    const struct owner *o = (const struct owner *)(const void *)slot;
+    buf_append(out, o->text, strlen(o->text));
+}
+
+static void test_queue_lazy(void)
+{
+    struct bqueue q;
+    bqueue_init(&q, 0);
+    CHECK_EQ(bqueue_push_lazy(&q, NULL, 1, false), HS_EINVAL);
+    q.encode = owner_encode;
+    struct owner *a = calloc(1, sizeof *a), b = {0};
+    char out[256];
+    strcpy(a->text, "alive-a");
+    strcpy(b.text, "bb");
+    CHECK_EQ(bqueue_push_lazy(&q, &a->bcast, 7, false), 0);
+    CHECK_EQ(bqueue_push(&q, &b.bcast, "bb", 2, false), 0);
+    CHECK(a->bcast != NULL && a->bcast->lazy);
+    take(&q, 1000, 3, out, sizeof out);
+    CHECK(!strcmp(out, "alive-a,bb"));
+    /* New news replaces the old, lazy or not. */
+    strcpy(a->text, "alive-A2");
+    CHECK_EQ(bqueue_push_lazy(&q, &a->bcast, 8, false), 0);
+    CHECK_EQ(bqueue_len(&q), 2);
+    /* The owner goes: its message is written out and stays. */
+    bqueue_disown(&q, &a->bcast);
+    CHECK(a->bcast == NULL);
+    memset(a, 0x5a, sizeof *a);
+    free(a);
+    take(&q, 1000, 3, out, sizeof out);
+    CHECK(!strcmp(out, "alive-A2,bb"));
+    /* An owner whose news changed length without a push is not sent
+     * (never a packet over its limit): the message is dropped. */
+    strcpy(b.text, "bbbb");
+    CHECK_EQ(bqueue_push_lazy(&q, &b.bcast, 4, false), 0);
+    strcpy(b.text, "bbbbbb");
+    take(&q, 1000, 3, out, sizeof out);
+    CHECK(!strcmp(out, "alive-A2"));
+    CHECK(b.bcast == NULL);
+    CHECK_EQ(bqueue_len(&q), 1); /* alive-A2, sent twice of three times */
+    bqueue_close(&q);
+}
+
+/* The queue against a plain model of memberlist's GetBroadcasts, under
+ * random pushes, replacements and takes: the same messages, in the same
+ * order, in every packet. */
+struct model_msg {
+    int live, owner;
+    unsigned transmits, len;
+    uint64_t id;
+    char text[16];
+};
+
+static uint64_t model_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void test_queue_model(void)
+{
+    enum { OWNERS = 64, MAXMSG = 4096, TL = 6, OVER = 2 };
+    static struct model_msg mm[MAXMSG];
+    static struct owner own[OWNERS];
+    size_t nmm = 0;
+    uint64_t rnd = 0x9e3779b97f4a7c15u, next_id = 0;
+    struct bqueue q;
+    bqueue_init(&q, 0);
+    q.encode = owner_encode;
+    memset(own, 0, sizeof own);
+    int bad = 0;
+    for (int step = 0; step < 20000 && nmm < MAXMSG - 4 && !bad; step++) {
+        unsigned op = (unsigned)(model_rand(&rnd) % 8);
+        if (op < 5) {
+            /* Push: sometimes news about an owner, lazy or copied. */
+            int o = (int)(model_rand(&rnd) % (OWNERS * 2)) - OWNERS;
+            unsigned len = 1 + (unsigned)(model_rand(&rnd) % 9);
+            char text[16];
+            snprintf(text, sizeof text, "%c%0*u", 'A' + (int)(nmm % 26),
+                     (int)len - 1, (unsigned)(nmm % 100000000));
+            text[len] = '\0';
+            if (o >= 0) {
+                for (size_t i = 0; i < nmm; i++)
+                    if (mm[i].live && mm[i].owner == o)
+                        mm[i].live = 0;
+                memcpy(own[o].text, text, len + 1);
+                if (model_rand(&rnd) & 1)
+                    bqueue_push_lazy(&q, &own[o].bcast, len, false);
+                else
+                    bqueue_push(&q, &own[o].bcast, text, len, false);
+            } else {
+                bqueue_push(&q, NULL, text, len, false);
+            }
+            mm[nmm] = (struct model_msg){1, o, 0, len, ++next_id, ""};
+            memcpy(mm[nmm++].text, text, len + 1);
+            continue;
+        }
+        /* Take: tiers from the fewest transmits; in a tier the largest
+         * message that fits, newest first. */
+        size_t limit = 4 + (size_t)(model_rand(&rnd) % 40);
+        size_t want[64], nwant = 0, used = 0;
+        int taken[MAXMSG] = {0};
+        unsigned tier = 0;
+        for (;;) {
+            if (used + OVER >= limit || nwant == 64)
+                break;
+            size_t free_bytes = limit - used - OVER;
+            size_t best = SIZE_MAX;
+            for (size_t i = 0; i < nmm; i++) {
+                if (!mm[i].live || taken[i] || mm[i].transmits != tier ||
+                    mm[i].len > free_bytes)
+                    continue;
+                if (best == SIZE_MAX || mm[i].len > mm[best].len ||
+                    (mm[i].len == mm[best].len && mm[i].id > mm[best].id))
+                    best = i;
+            }
+            if (best == SIZE_MAX) {
+                unsigned nt = UINT32_MAX;
+                for (size_t i = 0; i < nmm; i++)
+                    if (mm[i].live && !taken[i] && mm[i].transmits > tier &&
+                        mm[i].transmits < nt)
+                        nt = mm[i].transmits;
+                if (nt == UINT32_MAX)
+                    break;
+                tier = nt;
+                continue;
+            }
+            taken[best] = 1;
+            want[nwant++] = best;
+            used += OVER + mm[best].len;
+        }
+        struct buf b = BUF_INIT;
+        size_t lens[64], n;
+        bqueue_take(&q, OVER, limit, TL, &b, lens, 64, &n);
+        if (n != nwant) {
+            bad = 1;
+            CHECK_EQ(n, nwant);
+        }
+        size_t off = 0;
+        for (size_t i = 0; i < n && !bad; i++) {
+            struct model_msg *x = &mm[want[i]];
+            if (lens[i] != x->len || off + lens[i] > b.len ||
+                memcmp(b.data + off, x->text, x->len) != 0) {
+                bad = 1;
+                CHECK_MEM(b.data + off, lens[i], x->text, x->len);
+            }
+            off += lens[i];
+            if (++x->transmits >= TL) {
+                x->live = 0;
+                if (x->owner >= 0)
+                    CHECK(own[x->owner].bcast == NULL);
+            }
+        }
+        buf_free(&b);
+        size_t live = 0;
+        for (size_t i = 0; i < nmm; i++)
+            live += (size_t)mm[i].live;
+        if (live != bqueue_len(&q)) {
+            bad = 1;
+            CHECK_EQ(bqueue_len(&q), live);
+        }
+    }
+    CHECK(!bad);
+    CHECK(nmm > 1000);
+    bqueue_close(&q);
+}
+
 static int fired[8];
 static int nfired;
 static struct timers *ts_under_test;
@@ -165,6 +343,28 @@ static void test_member_table(void)
             CHECK_EQ(t.order[m->index] == m, 1);
     }
     CHECK(members_find(&t, "node-1x", 7) == NULL);
+    /* Added back at random places of the order, past a growth of the
+     * hash: every member still found, at its place. */
+    for (int i = 0; i < 400; i += 2) {
+        snprintf(name, sizeof name, "node-%d", i);
+        CHECK_EQ(members_add(&t, name, strlen(name), &a,
+                             (uint64_t)i * 104729 + 3, &m), 0);
+    }
+    CHECK_EQ(members_count(&t), 300);
+    int found = 0;
+    for (int i = 0; i < 400; i++) {
+        snprintf(name, sizeof name, "node-%d", i);
+        m = members_find(&t, name, strlen(name));
+        if (m && t.order[m->index] == m && !strcmp(m->name, name))
+            found++;
+    }
+    CHECK_EQ(found, 300);
+    /* Names are at most 255 bytes. */
+    char longname[300];
+    memset(longname, 'x', sizeof longname);
+    CHECK_EQ(members_add(&t, longname, 256, &a, 1, &m), HS_EINVAL);
+    CHECK_EQ(members_add(&t, longname, 255, &a, 1, &m), 0);
+    CHECK(members_find(&t, longname, 255) == m);
     members_close(&t);
 }
 
@@ -275,6 +475,8 @@ int main(void)
 {
     RUN(test_queue_order);
     RUN(test_queue_invalidate);
+    RUN(test_queue_lazy);
+    RUN(test_queue_model);
     RUN(test_timers);
     RUN(test_member_table);
     RUN(test_addr);
