@@ -968,13 +968,17 @@ bool sim_converged(struct sim *s)
     size_t live = 0;
     for (size_t i = 0; i < s->nnodes; i++)
         live += s->nodes[i]->nd != NULL;
+    /* Counts first: until they agree, nothing else needs a look. */
+    for (size_t i = 0; i < s->nnodes; i++) {
+        struct node *nd = s->nodes[i]->nd;
+        if (nd && node_members(nd)->count[MEMBER_ALIVE] != live)
+            return false;
+    }
     for (size_t i = 0; i < s->nnodes; i++) {
         struct node *nd = s->nodes[i]->nd;
         if (nd == NULL)
             continue;
         const struct members *t = node_members(nd);
-        if (t->count[MEMBER_ALIVE] != live)
-            return false;
         for (size_t j = 0; j < t->n; j++) {
             const struct member *m = t->order[j];
             if (m->state != MEMBER_ALIVE)
