@@ -130,6 +130,7 @@ local function bench(n)
   local killed = sim:now()
   local t_first
   ok = sim:run_until(function()
+    if big then progress(sim, t0) end
     if first_suspect and not t_first then t_first = sim:now() - killed end
     return sim:count_seeing("victim", "dead") == n - 1
   end, 600000, 100)
@@ -139,15 +140,15 @@ local function bench(n)
   -- ===== false suspicions under loss =====
   row.fp = {}
   if big then
-    -- The same cluster (a second bootstrap would double the run), one
-    -- virtual minute at each loss rate.
+    -- The same cluster (a second bootstrap would double the run), half
+    -- a virtual minute at each loss rate.
     for _, loss in ipairs{ 0.05, 0.20 } do
       local before = sim:stats().false_raised
       sim:link{ latency = 1, loss = loss }
-      sim:run(60000)
-      row.fp[loss] = (sim:stats().false_raised - before) / n * 60
-      sim:link{ latency = 1, loss = 0 }
       sim:run(30000)
+      row.fp[loss] = (sim:stats().false_raised - before) / n * 120
+      sim:link{ latency = 1, loss = 0 }
+      sim:run(10000)
     end
     return row
   end
@@ -232,7 +233,7 @@ end
 print()
 print(string.format("From %d nodes on: packets are not compressed, the "
   .. "queues are not waited for, a virtual second's cost is taken over 20 "
-  .. "s, and false suspicions are counted for one virtual minute on the "
+  .. "s, and false suspicions are counted for half a virtual minute on the "
   .. "bootstrapped cluster.", BIG))
 print()
 print(string.format("SWIM expects the first detection of a crash after "
