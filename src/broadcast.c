@@ -258,6 +258,22 @@ static size_t next_ge(const struct bqueue *q, uint64_t key)
     return i > 0 ? i - 1 : SIZE_MAX;
 }
 
+/* Append b's message; false if a lazy owner's news changed length without
+ * a new push (a bug elsewhere, but never a packet over its limit). */
+static bool write_msg(struct bqueue *q, const struct bcast *b,
+                      struct buf *out)
+{
+    if (!b->lazy)
+        return buf_append(out, b->msg, b->len) == 0;
+    size_t before = out->len;
+    q->encode(q->ud, b->slot, out);
+    if (out->err || out->len - before != b->len) {
+        out->len = before;
+        return false;
+    }
+    return true;
+}
+
 /* Taking marks each message it takes (b = NULL) instead of moving the
  * array, so a packet's worth of messages costs one pass over the part of
  * the array it touched. */
@@ -292,25 +308,13 @@ void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
             continue;
         }
         struct bcast *b = q->items[i].b;
-        if (b->lazy) {
-            size_t before = out->len;
-            q->encode(q->ud, b->slot, out);
-            if (out->err || out->len - before != b->len) {
-                /* The owner's news changed without a new push: a bug
-                 * elsewhere, but never a packet over its limit. */
-                out->len = before;
-                q->items[i].b = NULL;
-                if (i < from)
-                    from = i;
-                done[ndone++] = b;
-                continue;
-            }
-        } else {
-            buf_append(out, b->msg, b->len);
-        }
         q->items[i].b = NULL;
         if (i < from)
             from = i;
+        if (!write_msg(q, b, out)) {
+            done[ndone++] = b;
+            continue;
+        }
         lens[(*n)++] = b->len;
         used += overhead + b->len;
         if ((int)b->transmits + 1 >= transmit_limit) {

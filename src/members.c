@@ -155,10 +155,10 @@ static int grow(struct members *t)
 int members_add(struct members *t, const char *name, size_t len,
                 const struct hs_addr *addr, uint64_t r, struct member **out)
 {
-    if (grow(t))
-        return HS_ENOMEM;
     if (len > CONFIG_NAME_MAX)
         return HS_EINVAL;
+    if (grow(t))
+        return HS_ENOMEM;
     struct member *m = hs_calloc(1, sizeof *m + len + 1);
     if (m == NULL)
         return HS_ENOMEM;
