@@ -325,6 +325,23 @@ describe("the simulated network", function()
                                  30000, 100))
     assert.is_true(sim:stats("n1").sim.backlogged > 0)
   end)
+
+  it("drops a connection's SYN past the backlog, and the client sends it "
+     .. "again", function()
+    -- 2 in service, 8 waiting: 30 of the 39 joins find no room at first
+    -- and get in on a SYN sent again 1, 3 or 7 s later, within the 10 s
+    -- TCP timeout
+    local sim = simlib.new{ seed = 112, max_inbound_streams = 2,
+                            backlog = 8 }
+    sim:add(40)
+    assert.is_true(sim:run_until(function() return sim:converged() end,
+                                 15000, 100))
+    local st = sim:stats()
+    assert.is_true(st.backlogged >= 8)
+    assert.is_true(st.syn_retries >= 30)
+    assert.equal(40, #sim:node("n1"):members())
+    assert.has_error(function() simlib.new{ backlog = -1 } end)
+  end)
 end)
 
 describe("replays", function()

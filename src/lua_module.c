@@ -936,11 +936,11 @@ static struct lsim *check_sim(lua_State *L, int i)
     return ls;
 }
 
-/* core.sim{seed=, latency=, log="info", print=false, trace=false,
- *          events=false} */
+/* core.sim{seed=, log="info", print=false, trace=false, events=false,
+ *          backlog=4096} */
 static int l_sim_new(lua_State *L)
 {
-    lua_Integer seed = 1;
+    lua_Integer seed = 1, backlog = -1;
     int level = HS_LOG_INFO;
     bool print = false, trace = false, events = false;
     if (lua_istable(L, 1)) {
@@ -957,7 +957,13 @@ static int l_sim_new(lua_State *L)
         trace = lua_toboolean(L, -1);
         lua_getfield(L, 1, "events");
         events = lua_toboolean(L, -1);
-        lua_pop(L, 5);
+        lua_getfield(L, 1, "backlog");
+        if (!lua_isnil(L, -1)) {
+            backlog = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+            luaL_argcheck(L, backlog >= 0 && backlog <= 1 << 20, 1,
+                          "backlog: an integer, 0 to 1048576 connections");
+        }
+        lua_pop(L, 6);
     }
     struct lsim *ls = lua_newuserdatauv(L, sizeof *ls, 1);
     memset(ls, 0, sizeof *ls);
@@ -966,6 +972,8 @@ static int l_sim_new(lua_State *L)
     int rc = sim_new((uint64_t)seed, &ls->sim);
     if (rc)
         return fail(L, rc, NULL);
+    if (backlog >= 0)
+        sim_set_backlog(ls->sim, (size_t)backlog);
     ls->L = L;
     ls->print = print;
     if (trace) {
@@ -1427,6 +1435,7 @@ static void push_sim_stats(lua_State *L, const struct sim_stats *s)
     F(reordered);
     F(streams);
     F(backlogged);
+    F(syn_retries);
     F(suspicions);
     F(false_suspicions);
     F(raised);

@@ -77,7 +77,7 @@ struct pair {
 };
 
 /* Most connections waiting to be taken by one node, as SOMAXCONN. */
-#define BACKLOG_MAX 4096
+#define BACKLOG_DEFAULT 4096 /* Linux's somaxconn */
 
 struct sim {
     uint64_t now, seq;
@@ -101,6 +101,7 @@ struct sim {
     void *event_ud;
     sim_life_fn life_fn;
     void *life_ud;
+    size_t backlog;        /* connections waiting per node, at most */
 };
 
 static uint64_t rnd(struct sim *s)
@@ -400,9 +401,12 @@ static void half_event(struct sim *s, struct half *h, int type, uint64_t at,
  * connections waiting, as a kernel's accept queue does; each stream it
  * closes lets the oldest waiting one in. */
 
+#define SYN_RTO_MS 1000
+#define SYN_RETRIES 6
+
 static bool backlog_add(struct snode *sn, struct event *e)
 {
-    if (sn->nbacklog >= BACKLOG_MAX)
+    if (sn->nbacklog >= sn->sim->backlog)
         return false;
     if (sn->head + sn->nbacklog == sn->capbacklog) {
         if (sn->head > 0) { /* slide down before growing */
@@ -607,6 +611,11 @@ static void log_sink(void *ud, int level, const char *msg)
 
 /* ===== Nodes ===== */
 
+void sim_set_backlog(struct sim *s, size_t n)
+{
+    s->backlog = n;
+}
+
 int sim_new(uint64_t seed, struct sim **out)
 {
     struct sim *s = hs_calloc(1, sizeof *s);
@@ -615,6 +624,7 @@ int sim_new(uint64_t seed, struct sim **out)
     hs_rng_seed(&s->rng, seed);
     s->link = sim_link_default();
     s->log_level = HS_LOG_OFF;
+    s->backlog = BACKLOG_DEFAULT;
     *out = s;
     return 0;
 }
@@ -1053,8 +1063,18 @@ static bool deliver(struct sim *s, struct event *e)
                 COUNT(sn, backlogged);
                 return true;
             }
+            /* The accept queue is full too: the SYN is dropped and the
+             * client sends it again, 1 s later, then 2, 4, ... s, and
+             * gives up after SYN_RETRIES (tcp_syn_retries); its own
+             * connect timeout usually closes it first. */
+            if (e->status < SYN_RETRIES) {
+                COUNT(from, syn_retries);
+                e->at = s->now + ((uint64_t)SYN_RTO_MS << e->status++);
+                push(s, e);
+                return true;
+            }
             half_event(s, a, EV_CONNECTED,
-                       stream_arrival(s, sn->idx, a->node, 0), HS_EREFUSED,
+                       stream_arrival(s, sn->idx, a->node, 0), HS_ETIMEDOUT,
                        NULL, 0);
             break;
         }

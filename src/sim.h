@@ -35,6 +35,10 @@ struct sim_link {
 struct sim_link sim_link_default(void);
 
 int sim_new(uint64_t seed, struct sim **out);
+/* Connections a node leaves waiting when it serves max_inbound_streams
+ * already (the listen backlog; 4096 by default). Past it, a connection's
+ * SYN is dropped and sent again after 1 s, 2 s, 4 s, ... (6 times). */
+void sim_set_backlog(struct sim *s, size_t n);
 void sim_free(struct sim *s);
 /* Default link for every pair of nodes. */
 void sim_set_link(struct sim *s, const struct sim_link *l);
@@ -97,7 +101,7 @@ int sim_inject_stream(struct sim *s, size_t idx, const void *p, size_t n,
 
 struct sim_stats {
     uint64_t packets, bytes, lost, blocked, duplicated, reordered, streams,
-        backlogged;
+        backlogged, syn_retries;
     /* Ground truth: suspicions (every node that hears one counts it),
      * those a node raised itself from a failed probe, and deaths, with the
      * false ones: about nodes running (not killed, not frozen) then. */

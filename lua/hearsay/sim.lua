@@ -19,7 +19,7 @@ Sim.__index = Sim
 -- set the default link; every other key is a configuration key applied
 -- to all nodes (probe_interval = "500ms").
 local SIM_OPTS = { seed = true, log = true, print = true, trace = true,
-                   events = true }
+                   events = true, backlog = true }
 local LINK_OPTS = { latency = true, jitter = true, loss = true,
                     duplicate = true, reorder = true, reorder_ms = true,
                     bandwidth = true }
@@ -32,7 +32,7 @@ end
 
 -- new{ seed = 1, profile = "lan", latency = 1, loss = 0, ...,
 --      trace = false, events = false, print = false, log = "info",
---      <any configuration key> }
+--      backlog = 4096, <any configuration key> }
 function M.new(opts)
   opts = opts or {}
   local simopts, link, defaults = {}, nil, {}
@@ -184,7 +184,7 @@ function Sim:events() return self.c:events() or {} end
 -- trace = true: the same seed and calls give the same lines.
 function Sim:trace() return self.c:trace() or {} end
 -- sim:stats() -> the network's totals: packets, bytes, lost, blocked,
--- duplicated, reordered, streams, backlogged; suspicions (each node that
+-- duplicated, reordered, streams, backlogged, syn_retries; suspicions (each node that
 -- hears one counts it) and raised (from a node's own failed probe);
 -- deaths; and false_suspicions, false_raised, false_deaths: those about
 -- a node that was running, not frozen. sim:stats(name) -> that node's

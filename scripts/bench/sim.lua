@@ -48,7 +48,6 @@ local function wall() return os.clock() end
 local GOSSIP_MS, PROBE_MS = 200, 1000 -- LAN
 -- From this many nodes on, the cheaper run described in bench() below.
 local BIG = tonumber(os.getenv("BENCH_SIM_BIG") or "") or 5000
-local SEEDS = 4
 
 -- A line on stderr now and then through a long bootstrap.
 local last_progress = 0
@@ -94,24 +93,9 @@ local function bench(n)
   if big then opts.enable_compression = false end
   local sim = simlib.new(opts)
   local t0 = wall()
-  if big then
-    -- One seed cannot take them all: its listen backlog (128 streams in
-    -- service, 4,096 waiting, as a kernel's accept queue) refuses the
-    -- rest, and a refused join is not tried again (at 5,000 nodes, 775
-    -- stay alone). Four seeds, joined to n1, a quarter each.
-    sim:add(SEEDS, { hooks = hooks })
-    local groups = {}
-    for i = SEEDS + 1, n - 1 do
-      local k = 1 + i % SEEDS
-      groups[k] = groups[k] or {}
-      groups[k][#groups[k] + 1] = "n" .. i
-    end
-    for k = 1, SEEDS do
-      sim:add(groups[k], { hooks = hooks, join = "n" .. k })
-    end
-  else
-    sim:add(n - 1, { hooks = hooks })
-  end
+  -- All join n1 at once: past its listen backlog (128 streams in service,
+  -- 4,096 waiting) their SYNs are dropped and sent again a second later.
+  sim:add(n - 1, { hooks = hooks })
   sim:add({ "victim" }, { hooks = hooks })
   local step = big and 2000 or 500
   local ok, took = sim:run_until(function()
@@ -269,12 +253,11 @@ for _, r in ipairs(rows) do
   end
 end
 print()
-print(string.format("From %d nodes on: the nodes join %d seeds (a quarter "
-  .. "each; the seeds join n1), packets are not compressed, the "
+print(string.format("From %d nodes on: packets are not compressed, the "
   .. "queues are not waited for, a virtual second's cost is taken over 20 "
   .. "s, a rumor is followed for 30 virtual s at most, and false "
   .. "suspicions are counted for 20 virtual s at each loss rate on the "
-  .. "bootstrapped cluster.", BIG, SEEDS))
+  .. "bootstrapped cluster.", BIG))
 print()
 print(string.format("SWIM expects the first detection of a crash after "
   .. "e/(e-1) = %.2f protocol periods on average (%.1f s at a %d ms probe "
