@@ -48,6 +48,10 @@ local function wall() return os.clock() end
 local GOSSIP_MS, PROBE_MS = 200, 1000 -- LAN
 -- From this many nodes on, the cheaper run described in bench() below.
 local BIG = tonumber(os.getenv("BENCH_SIM_BIG") or "") or 5000
+-- BENCH_SIM_SEEDS=k: the nodes join k seeds (the seeds join n1), a k-th
+-- each, instead of all joining n1: a cheaper bootstrap to simulate at
+-- 10,000 nodes (every node does not learn the whole cluster at once).
+local SEEDS = math.max(1, tonumber(os.getenv("BENCH_SIM_SEEDS") or "") or 1)
 
 -- A line on stderr now and then through a long bootstrap.
 local last_progress = 0
@@ -95,7 +99,20 @@ local function bench(n)
   local t0 = wall()
   -- All join n1 at once: past its listen backlog (128 streams in service,
   -- 4,096 waiting) their SYNs are dropped and sent again a second later.
-  sim:add(n - 1, { hooks = hooks })
+  if SEEDS > 1 then
+    sim:add(SEEDS, { hooks = hooks })
+    local groups = {}
+    for i = SEEDS + 1, n - 1 do
+      local k = 1 + i % SEEDS
+      groups[k] = groups[k] or {}
+      groups[k][#groups[k] + 1] = "n" .. i
+    end
+    for k = 1, SEEDS do
+      sim:add(groups[k], { hooks = hooks, join = "n" .. k })
+    end
+  else
+    sim:add(n - 1, { hooks = hooks })
+  end
   sim:add({ "victim" }, { hooks = hooks })
   local step = big and 2000 or 500
   local ok, took = sim:run_until(function()
@@ -258,6 +275,10 @@ print(string.format("From %d nodes on: packets are not compressed, the "
   .. "s, a rumor is followed for 30 virtual s at most, and false "
   .. "suspicions are counted for 20 virtual s at each loss rate on the "
   .. "bootstrapped cluster.", BIG))
+if SEEDS > 1 then
+  print(string.format("The nodes joined %d seeds (one in %d each; the seeds "
+    .. "joined n1), not n1 alone (BENCH_SIM_SEEDS).", SEEDS, SEEDS))
+end
 print()
 print(string.format("SWIM expects the first detection of a crash after "
   .. "e/(e-1) = %.2f protocol periods on average (%.1f s at a %d ms probe "
