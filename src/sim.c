@@ -22,7 +22,8 @@ struct event {
     uint64_t gen;      /* EV_WAKE: the request it belongs to */
     struct hs_addr from;
     struct half *h;    /* stream half the event is for */
-    int status;
+    int status;        /* EV_CONNECTED: the result; EV_CONNECT: how many
+                        * times its SYN was sent again */
     size_t len;
     uint8_t data[];
 };
@@ -76,8 +77,9 @@ struct pair {
     uint64_t busy_until;   /* microseconds */
 };
 
-/* Most connections waiting to be taken by one node, as SOMAXCONN. */
-#define BACKLOG_DEFAULT 4096 /* Linux's somaxconn */
+/* Most connections waiting to be taken by one node unless set otherwise:
+ * Linux's somaxconn. */
+#define BACKLOG_DEFAULT 4096
 
 struct sim {
     uint64_t now, seq;

@@ -184,8 +184,9 @@ function Sim:events() return self.c:events() or {} end
 -- trace = true: the same seed and calls give the same lines.
 function Sim:trace() return self.c:trace() or {} end
 -- sim:stats() -> the network's totals: packets, bytes, lost, blocked,
--- duplicated, reordered, streams, backlogged, syn_retries; suspicions (each node that
--- hears one counts it) and raised (from a node's own failed probe);
+-- duplicated, reordered, streams, backlogged, syn_retries; suspicions
+-- (each node that hears one counts it) and raised (from a node's own
+-- failed probe);
 -- deaths; and false_suspicions, false_raised, false_deaths: those about
 -- a node that was running, not frozen. sim:stats(name) -> that node's
 -- counters (hearsay.stats()) and its share of those under .sim.

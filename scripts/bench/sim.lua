@@ -48,8 +48,8 @@ local function wall() return os.clock() end
 local GOSSIP_MS, PROBE_MS = 200, 1000 -- LAN
 -- From this many nodes on, the cheaper run described in bench() below.
 local BIG = tonumber(os.getenv("BENCH_SIM_BIG") or "") or 5000
--- BENCH_SIM_SEEDS=k: the nodes join k seeds (the seeds join n1), a k-th
--- each, instead of all joining n1: a cheaper bootstrap to simulate at
+-- BENCH_SIM_SEEDS=k: the nodes join k seeds (the seeds join n1), one in
+-- k each, instead of all joining n1: a cheaper bootstrap to simulate at
 -- 10,000 nodes (every node does not learn the whole cluster at once).
 local SEEDS = math.max(1, tonumber(os.getenv("BENCH_SIM_SEEDS") or "") or 1)
 
@@ -97,8 +97,6 @@ local function bench(n)
   if big then opts.enable_compression = false end
   local sim = simlib.new(opts)
   local t0 = wall()
-  -- All join n1 at once: past its listen backlog (128 streams in service,
-  -- 4,096 waiting) their SYNs are dropped and sent again a second later.
   if SEEDS > 1 then
     sim:add(SEEDS, { hooks = hooks })
     local groups = {}
@@ -111,6 +109,9 @@ local function bench(n)
       sim:add(groups[k], { hooks = hooks, join = "n" .. k })
     end
   else
+    -- All join n1 at once: past its listen backlog (128 streams in
+    -- service, 4,096 waiting) their SYNs are dropped and sent again a
+    -- second later.
     sim:add(n - 1, { hooks = hooks })
   end
   sim:add({ "victim" }, { hooks = hooks })
