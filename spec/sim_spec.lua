@@ -340,7 +340,11 @@ describe("the simulated network", function()
     assert.is_true(st.backlogged >= 8)
     assert.is_true(st.syn_retries >= 30)
     assert.equal(40, #sim:node("n1"):members())
-    assert.has_error(function() simlib.new{ backlog = -1 } end)
+    for _, bad in ipairs{ -1, 2.5, "many", 2 ^ 21 } do
+      local ok, err = pcall(simlib.new, { backlog = bad })
+      assert.is_false(ok)
+      assert.matches("backlog: an integer, 0 to 1048576", err)
+    end
   end)
 end)
 
