@@ -1,10 +1,12 @@
-/* broadcast.c: transmit-limited broadcast queue as a sorted array.
+/* broadcast.c: transmit-limited broadcast queue as a sorted list of
+ * chunks.
  *
  * The order is (transmits ascending, length descending, id descending),
- * memberlist's btree order, folded into one key. The array holds it
- * backwards: the next message to send is the last item. Sending takes
- * from the end and puts the messages back one tier up, so the work of a
- * packet is the size of the lowest tiers, not of the queue: a node that
+ * memberlist's btree order, folded into one key. The queue holds it
+ * backwards, in chunks of at most CHUNK_MAX items: the next message to
+ * send is the last item of the last chunk. Taking a message, putting it
+ * back one tier up and queueing a new one each move at most one chunk,
+ * so the work of a packet is the packet's, not the queue's: a node that
  * has just learned of thousands of members queues thousands of messages
  * (a simulated bootstrap of N nodes queues N * N). */
 #include "broadcast.h"
@@ -12,6 +14,15 @@
 #include <math.h>
 #include <string.h>
 
+/* Items per chunk: a split or a shift moves at most 4 KB. */
+#ifndef CHUNK_MAX
+#define CHUNK_MAX 256
+#endif
+
+struct bchunk {
+    uint32_t n, cap;
+    struct bitem items[]; /* sorted by key, descending */
+};
 
 int retransmit_limit(int mult, size_t n)
 {
@@ -36,15 +47,20 @@ static void finish(struct bqueue *q, struct bcast *b)
 
 void bqueue_close(struct bqueue *q)
 {
-    for (size_t i = 0; i < q->n; i++) {
-        struct bcast *b = q->items[i].b;
-        if (b->slot && *b->slot == b)
-            *b->slot = NULL;
-        hs_free(b);
+    for (size_t c = 0; c < q->nchunks; c++) {
+        struct bchunk *ch = q->chunks[c];
+        for (uint32_t i = 0; i < ch->n; i++) {
+            struct bcast *b = ch->items[i].b;
+            if (b->slot && *b->slot == b)
+                *b->slot = NULL;
+            hs_free(b);
+        }
+        hs_free(ch);
     }
-    hs_free(q->items);
-    q->items = NULL;
-    q->n = q->cap = 0;
+    hs_free(q->chunks);
+    q->chunks = NULL;
+    q->nchunks = q->chunks_cap = 0;
+    q->n = 0;
 }
 
 /* The order as one number, smallest first: transmits (10 bits: limits
@@ -68,49 +84,164 @@ static uint64_t key_of(const struct bcast *b)
     return make_key(b->transmits, b->len, b->id);
 }
 
-/* How many items have a key >= `key`: they are items[0 .. count). */
-static size_t count_ge(const struct bqueue *q, uint64_t key)
+/* A place in the queue: item i of chunk c. */
+struct pos {
+    size_t c;
+    uint32_t i;
+};
+
+/* The place after every item with a key >= `key` and before every other:
+ * where an item with that key goes. Chunks are never empty. */
+static struct pos lower(const struct bqueue *q, uint64_t key)
 {
-    size_t lo = 0, hi = q->n;
-    while (lo < hi) {
+    size_t lo = 0, hi = q->nchunks;
+    while (lo < hi) { /* the first chunk whose smallest key is < key */
         size_t mid = lo + (hi - lo) / 2;
-        if (q->items[mid].key >= key)
+        const struct bchunk *ch = q->chunks[mid];
+        if (ch->items[ch->n - 1].key >= key)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo;
+    if (lo == q->nchunks) /* after everything, or the queue is empty */
+        return lo == 0 ? (struct pos){0, 0}
+                       : (struct pos){lo - 1, q->chunks[lo - 1]->n};
+    const struct bchunk *ch = q->chunks[lo];
+    uint32_t l = 0, h = ch->n;
+    while (l < h) {
+        uint32_t mid = l + (h - l) / 2;
+        if (ch->items[mid].key >= key)
+            l = mid + 1;
+        else
+            h = mid;
+    }
+    return (struct pos){lo, l};
 }
 
-static size_t find(const struct bqueue *q, const struct bcast *b)
+/* The item just before p, if any. */
+static bool before(const struct bqueue *q, struct pos p, struct pos *out)
 {
-    size_t i = count_ge(q, key_of(b));
-    while (i > 0 && q->items[i - 1].b != b)
-        i--; /* keys are unique but for wrapped ids: rarely loops */
-    return i - 1;
+    if (p.i > 0) {
+        *out = (struct pos){p.c, p.i - 1};
+        return true;
+    }
+    if (p.c == 0)
+        return false;
+    *out = (struct pos){p.c - 1, q->chunks[p.c - 1]->n - 1};
+    return true;
 }
 
-static void remove_at(struct bqueue *q, size_t i)
+static struct bitem *at(const struct bqueue *q, struct pos p)
 {
-    memmove(q->items + i, q->items + i + 1,
-            (q->n - i - 1) * sizeof *q->items);
+    return &q->chunks[p.c]->items[p.i];
+}
+
+static struct pos find(const struct bqueue *q, const struct bcast *b)
+{
+    struct pos p = lower(q, key_of(b));
+    while (before(q, p, &p) && at(q, p)->b != b)
+        ; /* keys are unique but for wrapped ids: rarely loops */
+    return p;
+}
+
+static void remove_at(struct bqueue *q, struct pos p)
+{
+    struct bchunk *ch = q->chunks[p.c];
+    memmove(ch->items + p.i, ch->items + p.i + 1,
+            (ch->n - p.i - 1) * sizeof *ch->items);
+    ch->n--;
     q->n--;
+    if (ch->n == 0) {
+        hs_free(ch);
+        memmove(q->chunks + p.c, q->chunks + p.c + 1,
+                (q->nchunks - p.c - 1) * sizeof *q->chunks);
+        q->nchunks--;
+        return;
+    }
+    /* Keep chunks at least a quarter full: join a small one with its
+     * next when both fit in half a chunk. */
+    if (p.c + 1 < q->nchunks) {
+        struct bchunk *next = q->chunks[p.c + 1];
+        if (ch->n + next->n <= CHUNK_MAX / 2 && ch->cap >= ch->n + next->n) {
+            memcpy(ch->items + ch->n, next->items,
+                   next->n * sizeof *next->items);
+            ch->n += next->n;
+            hs_free(next);
+            memmove(q->chunks + p.c + 1, q->chunks + p.c + 2,
+                    (q->nchunks - p.c - 2) * sizeof *q->chunks);
+            q->nchunks--;
+        }
+    }
+}
+
+/* Room for one more chunk pointer. */
+static int reserve_chunk(struct bqueue *q)
+{
+    if (q->nchunks < q->chunks_cap)
+        return 0;
+    size_t cap = q->chunks_cap ? q->chunks_cap * 2 : 4;
+    struct bchunk **cs = hs_realloc(q->chunks, cap * sizeof *cs);
+    if (cs == NULL)
+        return HS_ENOMEM;
+    q->chunks = cs;
+    q->chunks_cap = cap;
+    return 0;
+}
+
+static struct bchunk *chunk_new(uint32_t cap)
+{
+    struct bchunk *ch = hs_malloc(sizeof *ch + cap * sizeof ch->items[0]);
+    if (ch != NULL) {
+        ch->n = 0;
+        ch->cap = cap;
+    }
+    return ch;
 }
 
 static int insert(struct bqueue *q, struct bcast *b)
 {
-    if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 16;
-        struct bitem *items = hs_realloc(q->items, cap * sizeof *items);
-        if (items == NULL)
-            return HS_ENOMEM;
-        q->items = items;
-        q->cap = cap;
-    }
     uint64_t key = key_of(b);
-    size_t i = count_ge(q, key);
-    memmove(q->items + i + 1, q->items + i, (q->n - i) * sizeof *q->items);
-    q->items[i] = (struct bitem){key, b};
+    if (q->nchunks == 0) {
+        struct bchunk *ch;
+        if (reserve_chunk(q) || (ch = chunk_new(CHUNK_MAX < 16 ? CHUNK_MAX : 16)) == NULL)
+            return HS_ENOMEM;
+        ch->items[ch->n++] = (struct bitem){key, b};
+        q->chunks[q->nchunks++] = ch;
+        q->n++;
+        return 0;
+    }
+    struct pos p = lower(q, key);
+    struct bchunk *ch = q->chunks[p.c];
+    if (ch->n == CHUNK_MAX) {
+        /* Split: the second half goes to a new chunk after this one. */
+        struct bchunk *right;
+        if (reserve_chunk(q) || (right = chunk_new(CHUNK_MAX)) == NULL)
+            return HS_ENOMEM;
+        uint32_t half = CHUNK_MAX / 2;
+        memcpy(right->items, ch->items + half,
+               (CHUNK_MAX - half) * sizeof *ch->items);
+        right->n = CHUNK_MAX - half;
+        ch->n = half;
+        memmove(q->chunks + p.c + 2, q->chunks + p.c + 1,
+                (q->nchunks - p.c - 1) * sizeof *q->chunks);
+        q->chunks[p.c + 1] = right;
+        q->nchunks++;
+        if (p.i > half) {
+            p = (struct pos){p.c + 1, p.i - half};
+            ch = right;
+        }
+    } else if (ch->n == ch->cap) {
+        uint32_t cap = ch->cap * 2 > CHUNK_MAX ? CHUNK_MAX : ch->cap * 2;
+        ch = hs_realloc(ch, sizeof *ch + cap * sizeof ch->items[0]);
+        if (ch == NULL)
+            return HS_ENOMEM;
+        ch->cap = cap;
+        q->chunks[p.c] = ch;
+    }
+    memmove(ch->items + p.i + 1, ch->items + p.i,
+            (ch->n - p.i) * sizeof *ch->items);
+    ch->items[p.i] = (struct bitem){key, b};
+    ch->n++;
     q->n++;
     return 0;
 }
@@ -129,11 +260,13 @@ static int push(struct bqueue *q, struct bcast *b, struct bcast **slot)
     if (slot)
         *slot = b;
     /* Bounded: drop the message that has been sent the most (the first in
-     * the array); never the one just queued. */
+     * the queue); never the one just queued. */
     while (q->max_items && q->n > q->max_items) {
-        size_t i = q->items[0].b == b ? 1 : 0;
-        struct bcast *victim = q->items[i].b;
-        remove_at(q, i);
+        struct pos p = {0, 0};
+        if (at(q, p)->b == b)
+            p = q->chunks[0]->n > 1 ? (struct pos){0, 1} : (struct pos){1, 0};
+        struct bcast *victim = at(q, p)->b;
+        remove_at(q, p);
         q->dropped++;
         finish(q, victim);
     }
@@ -187,7 +320,7 @@ void bqueue_disown(struct bqueue *q, struct bcast **slot)
     if (b == NULL)
         return;
     *slot = NULL;
-    size_t i = find(q, b);
+    struct pos p = find(q, b);
     if (b->lazy) {
         /* Its owner goes: keep the message as it reads now. */
         struct buf m = BUF_INIT;
@@ -196,14 +329,14 @@ void bqueue_disown(struct bqueue *q, struct bcast **slot)
         if (!m.err && m.len == b->len)
             c = hs_malloc(sizeof *c + m.len);
         if (c == NULL) {
-            remove_at(q, i);
+            remove_at(q, p);
             b->slot = NULL;
             finish(q, b);
         } else {
             *c = *b;
             c->lazy = false;
             memcpy(c->msg, m.data, m.len);
-            q->items[i].b = c;
+            at(q, p)->b = c;
             hs_free(b);
             b = c;
         }
@@ -211,51 +344,11 @@ void bqueue_disown(struct bqueue *q, struct bcast **slot)
     }
     b->slot = NULL;
 }
-/* Put the reinserted items (sorted here) back into the array, whose
- * taken items (b == NULL) all lie at or after `from`: only items[from ..]
- * move, compacted in place and then merged with the reinserted ones from
- * the end. There are never more reinserted than taken items, so the array
- * does not grow. */
-static void merge_back(struct bqueue *q, size_t from, struct bitem *add,
-                       size_t k)
-{
-    for (size_t i = 1; i < k; i++) { /* insertion sort, descending: k is
-                                      * small */
-        struct bitem x = add[i];
-        size_t j = i;
-        while (j > 0 && add[j - 1].key < x.key) {
-            add[j] = add[j - 1];
-            j--;
-        }
-        add[j] = x;
-    }
-    if (k > 0) {
-        size_t at = count_ge(q, add[0].key);
-        if (at < from)
-            from = at;
-    }
-    size_t live = from;
-    for (size_t i = from; i < q->n; i++)
-        if (q->items[i].b)
-            q->items[live++] = q->items[i];
-    size_t a = live, b = k, out = live + k;
-    while (b > 0) {
-        if (a > from && q->items[a - 1].key < add[b - 1].key)
-            q->items[--out] = q->items[--a];
-        else
-            q->items[--out] = add[--b];
-    }
-    q->n = live + k;
-}
 
-/* The index of the next item to send with a key >= `key` that is still
- * in the array (not taken in this call), or SIZE_MAX. */
-static size_t next_ge(const struct bqueue *q, uint64_t key)
+/* The next item to send with a key >= `key`, if any. */
+static bool next_ge(const struct bqueue *q, uint64_t key, struct pos *p)
 {
-    size_t i = count_ge(q, key);
-    while (i > 0 && q->items[i - 1].b == NULL)
-        i--; /* taken already in this call */
-    return i > 0 ? i - 1 : SIZE_MAX;
+    return before(q, lower(q, key), p);
 }
 
 /* Append b's message; false if a lazy owner's news changed length without
@@ -274,9 +367,9 @@ static bool write_msg(struct bqueue *q, const struct bcast *b,
     return true;
 }
 
-/* Taking marks each message it takes (b = NULL) instead of moving the
- * array, so a packet's worth of messages costs one pass over the part of
- * the array it touched. */
+/* A taken message leaves the queue at once; those to send again go back
+ * one tier up after the packet is full, so that one packet never carries
+ * a message twice. */
 void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
                  int transmit_limit, struct buf *out, size_t *lens,
                  size_t max, size_t *n)
@@ -284,10 +377,11 @@ void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
     *n = 0;
     if (q->n == 0)
         return;
-    size_t used = 0, nre = 0, ndone = 0, from = q->n;
-    struct bitem re[256];
+    size_t used = 0, nre = 0, ndone = 0;
+    struct bcast *re[256];
     struct bcast *done[512]; /* taken to the limit, and spares */
-    uint32_t tier = q->items[q->n - 1].b->transmits;
+    const struct bchunk *last = q->chunks[q->nchunks - 1];
+    uint32_t tier = last->items[last->n - 1].b->transmits;
     while (*n < max && nre < HS_ARRAY_LEN(re) &&
            ndone < HS_ARRAY_LEN(re)) {
         if (used + overhead >= limit)
@@ -295,22 +389,19 @@ void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
         size_t free_bytes = limit - used - overhead;
         /* The first message of this tier no longer than free_bytes: in
          * queue order that is the largest that fits, newest first. */
-        size_t i = next_ge(q, make_key(tier, free_bytes, KEY_ID_MASK));
-        if (i == SIZE_MAX || q->items[i].b->transmits != tier ||
-            q->items[i].b->len > free_bytes) {
+        struct pos p;
+        if (!next_ge(q, make_key(tier, free_bytes, KEY_ID_MASK), &p) ||
+            at(q, p)->b->transmits != tier || at(q, p)->b->len > free_bytes) {
             /* Nothing fits in this tier: go to the next one, if any. */
             if (tier >= 1023)
                 break; /* the key cannot tell higher tiers apart */
-            size_t j = next_ge(q, make_key(tier + 1, 0xffff, KEY_ID_MASK));
-            if (j == SIZE_MAX)
+            if (!next_ge(q, make_key(tier + 1, 0xffff, KEY_ID_MASK), &p))
                 break;
-            tier = q->items[j].b->transmits;
+            tier = at(q, p)->b->transmits;
             continue;
         }
-        struct bcast *b = q->items[i].b;
-        q->items[i].b = NULL;
-        if (i < from)
-            from = i;
+        struct bcast *b = at(q, p)->b;
+        remove_at(q, p);
         if (!write_msg(q, b, out)) {
             done[ndone++] = b;
             continue;
@@ -321,11 +412,13 @@ void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
             done[ndone++] = b;
         } else {
             b->transmits++;
-            re[nre++] = (struct bitem){key_of(b), b};
+            re[nre++] = b;
         }
     }
-    if (from < q->n)
-        merge_back(q, from, re, nre);
+    /* Back in the queue; one that finds no memory for it is dropped. */
+    for (size_t i = 0; i < nre; i++)
+        if (insert(q, re[i]))
+            finish(q, re[i]);
     for (size_t i = 0; i < ndone; i++)
         finish(q, done[i]);
 }

@@ -26,15 +26,18 @@ struct bcast {
 };
 
 /* A queue slot: the message and its place in the order as one number,
- * so that searching the queue never leaves the array. */
+ * so that searching the queue never leaves its chunks. */
 struct bitem {
     uint64_t key;
     struct bcast *b;
 };
 
+struct bchunk;
+
 struct bqueue {
-    struct bitem *items;  /* sorted by key, the next to send last */
-    size_t n, cap;
+    struct bchunk **chunks; /* sorted by key, the next to send last */
+    size_t nchunks, chunks_cap;
+    size_t n;             /* messages queued */
     uint64_t next_id;
     size_t max_items;     /* oldest tier-0... the newest are kept */
     uint64_t dropped;     /* pushed out by the bound */
