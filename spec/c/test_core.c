@@ -163,15 +163,16 @@ static uint64_t model_rand(uint64_t *x)
     return *x;
 }
 
-static void test_queue_model(void)
+static void queue_model(size_t max_items)
 {
     enum { OWNERS = 64, MAXMSG = 4096, TL = 6, OVER = 2 };
     static struct model_msg mm[MAXMSG];
     static struct owner own[OWNERS];
     size_t nmm = 0;
     uint64_t rnd = 0x9e3779b97f4a7c15u, next_id = 0;
+    size_t maxlive = 0;
     struct bqueue q;
-    bqueue_init(&q, 0);
+    bqueue_init(&q, max_items);
     q.encode = owner_encode;
     memset(own, 0, sizeof own);
     int bad = 0;
@@ -199,6 +200,29 @@ static void test_queue_model(void)
             }
             mm[nmm] = (struct model_msg){1, o, 0, len, ++next_id, ""};
             memcpy(mm[nmm++].text, text, len + 1);
+            /* Past the bound the most sent goes: most transmits, then
+             * the shortest, then the oldest; never the one just pushed. */
+            for (;;) {
+                size_t live = 0, worst = SIZE_MAX;
+                for (size_t i = 0; i < nmm - 1; i++) {
+                    if (!mm[i].live)
+                        continue;
+                    live++;
+                    if (worst == SIZE_MAX) {
+                        worst = i;
+                        continue;
+                    }
+                    const struct model_msg *x = &mm[i], *w = &mm[worst];
+                    if (x->transmits > w->transmits ||
+                        (x->transmits == w->transmits &&
+                         (x->len < w->len ||
+                          (x->len == w->len && x->id < w->id))))
+                        worst = i;
+                }
+                if (max_items == 0 || live + 1 <= max_items)
+                    break;
+                mm[worst].live = 0;
+            }
             continue;
         }
         /* Take: tiers from the fewest transmits; in a tier the largest
@@ -261,6 +285,8 @@ static void test_queue_model(void)
         size_t live = 0;
         for (size_t i = 0; i < nmm; i++)
             live += (size_t)mm[i].live;
+        if (live > maxlive)
+            maxlive = live;
         if (live != bqueue_len(&q)) {
             bad = 1;
             CHECK_EQ(bqueue_len(&q), live);
@@ -268,7 +294,15 @@ static void test_queue_model(void)
     }
     CHECK(!bad);
     CHECK(nmm > 1000);
+    /* Long enough to span several 256-item chunks, and to the bound. */
+    CHECK(max_items ? maxlive == max_items && q.dropped > 0 : maxlive > 1000);
     bqueue_close(&q);
+}
+
+static void test_queue_model(void)
+{
+    queue_model(0);
+    queue_model(300); /* bounded, across more than one chunk */
 }
 
 static int fired[8];
