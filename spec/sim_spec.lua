@@ -346,6 +346,37 @@ describe("the simulated network", function()
       assert.matches("backlog: an integer, 0 to 1048576", err)
     end
   end)
+
+  it("gives up a connection whose SYNs find no room for 127 s, as Linux "
+     .. "does", function()
+    -- n1 serves one stream and keeps none waiting; n2's push/pull holds
+    -- it for minutes over a 1 byte/s link. n3's SYN is sent at 1 s and
+    -- again 1, 3, 7, 15, 31 and 63 s later; its connect timeout (300 s)
+    -- is longer than the kernel's patience.
+    local sim = simlib.new{ seed = 5, max_inbound_streams = 1, backlog = 0,
+                            tcp_timeout = 300000, trace = true }
+    sim:add(2)
+    sim:link("n2", "n1", { bandwidth = 1 })
+    sim:link("n1", "n2", { bandwidth = 1 })
+    sim:run(1000)
+    sim:add({ "n3" }, { join = "n1" })
+    local function gave_up()
+      for _, l in ipairs(sim:trace()) do
+        if l:match(" n3 %[WARN%] .*cannot connect to 10%.0%.0%.1:%d+: "
+                   .. "timed out") then
+          return true
+        end
+      end
+      return false
+    end
+    sim:run(126900) -- 127.9 s after the first SYN
+    assert.is_false(gave_up())
+    assert.equal(6, sim:stats("n3").sim.syn_retries)
+    sim:run(200)
+    assert.is_true(gave_up())
+    assert.equal(6, sim:stats("n3").sim.syn_retries)
+    assert.equal(1, #sim:node("n3"):members())
+  end)
 end)
 
 describe("replays", function()

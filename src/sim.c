@@ -1054,6 +1054,11 @@ static bool deliver(struct sim *s, struct event *e)
         struct snode *from = s->nodes[a->node];
         if (a->closed)
             break;
+        if (e->status > SYN_RETRIES) {
+            /* No answer to the last SYN either: the client gives up. */
+            half_event(s, a, EV_CONNECTED, s->now, HS_ETIMEDOUT, NULL, 0);
+            break;
+        }
         if (!live) {
             half_event(s, a, EV_CONNECTED,
                        stream_arrival(s, sn->idx, a->node, 0), HS_EREFUSED,
@@ -1067,18 +1072,14 @@ static bool deliver(struct sim *s, struct event *e)
             }
             /* The accept queue is full too: the SYN is dropped and the
              * client sends it again, 1 s later, then 2, 4, ... s, and
-             * gives up after SYN_RETRIES (tcp_syn_retries); its own
+             * gives up SYN_RETRIES (tcp_syn_retries) retries and 64 s
+             * later, 127 s after the first, as Linux does; its own
              * connect timeout usually closes it first. */
-            if (e->status < SYN_RETRIES) {
+            if (e->status < SYN_RETRIES)
                 COUNT(from, syn_retries);
-                e->at = s->now + ((uint64_t)SYN_RTO_MS << e->status++);
-                push(s, e);
-                return true;
-            }
-            half_event(s, a, EV_CONNECTED,
-                       stream_arrival(s, sn->idx, a->node, 0), HS_ETIMEDOUT,
-                       NULL, 0);
-            break;
+            e->at = s->now + ((uint64_t)SYN_RTO_MS << e->status++);
+            push(s, e);
+            return true;
         }
         struct half *b = half_new(s, sn, NULL);
         if (b == NULL)
