@@ -14,10 +14,12 @@
 #include <math.h>
 #include <string.h>
 
-/* Items per chunk: a split or a shift moves at most 4 KB. */
+/* Items per chunk: a split or a shift moves at most 4 KB. A queue's
+ * first chunk starts smaller and grows to it. */
 #ifndef CHUNK_MAX
 #define CHUNK_MAX 256
 #endif
+#define CHUNK_FIRST (CHUNK_MAX < 16 ? CHUNK_MAX : 16)
 
 struct bchunk {
     uint32_t n, cap;
@@ -203,7 +205,7 @@ static int insert(struct bqueue *q, struct bcast *b)
     uint64_t key = key_of(b);
     if (q->nchunks == 0) {
         struct bchunk *ch;
-        if (reserve_chunk(q) || (ch = chunk_new(CHUNK_MAX < 16 ? CHUNK_MAX : 16)) == NULL)
+        if (reserve_chunk(q) || (ch = chunk_new(CHUNK_FIRST)) == NULL)
             return HS_ENOMEM;
         ch->items[ch->n++] = (struct bitem){key, b};
         q->chunks[q->nchunks++] = ch;
@@ -390,8 +392,11 @@ void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
         /* The first message of this tier no longer than free_bytes: in
          * queue order that is the largest that fits, newest first. */
         struct pos p;
-        if (!next_ge(q, make_key(tier, free_bytes, KEY_ID_MASK), &p) ||
-            at(q, p)->b->transmits != tier || at(q, p)->b->len > free_bytes) {
+        struct bcast *b =
+            next_ge(q, make_key(tier, free_bytes, KEY_ID_MASK), &p)
+                ? at(q, p)->b
+                : NULL;
+        if (b == NULL || b->transmits != tier || b->len > free_bytes) {
             /* Nothing fits in this tier: go to the next one, if any. */
             if (tier >= 1023)
                 break; /* the key cannot tell higher tiers apart */
@@ -400,7 +405,6 @@ void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
             tier = at(q, p)->b->transmits;
             continue;
         }
-        struct bcast *b = at(q, p)->b;
         remove_at(q, p);
         if (!write_msg(q, b, out)) {
             done[ndone++] = b;

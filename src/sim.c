@@ -1071,10 +1071,10 @@ static bool deliver(struct sim *s, struct event *e)
                 return true;
             }
             /* The accept queue is full too: the SYN is dropped and the
-             * client sends it again, 1 s later, then 2, 4, ... s, and
-             * gives up SYN_RETRIES (tcp_syn_retries) retries and 64 s
-             * later, 127 s after the first, as Linux does; its own
-             * connect timeout usually closes it first. */
+             * client sends it again 1 s later, then 2, 4, ... s, up to
+             * SYN_RETRIES times (tcp_syn_retries), and gives up 64 s
+             * after the last: 127 s after the first, as Linux does. Its
+             * own connect timeout usually closes it first. */
             if (e->status < SYN_RETRIES)
                 COUNT(from, syn_retries);
             e->at = s->now + ((uint64_t)SYN_RTO_MS << e->status++);
