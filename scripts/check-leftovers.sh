@@ -1,7 +1,7 @@
 #!/bin/sh
 # check-leftovers.sh: fail (and clean up) if a spec left an agent running.
-# Specs start agents on 127.0.1.x-127.0.9.x; nothing else is touched.
-left=$(pgrep -af '(hearsay|serf) agent' | grep -E '127\.0\.[1-9]\.' || true)
+# Specs start agents on 127.0.1.x-127.0.99.x; nothing else is touched.
+left=$(pgrep -af '(hearsay|serf) agent' | grep -E '127\.0\.[1-9][0-9]?\.' || true)
 if [ -n "$left" ]; then
     echo "check-leftovers: processes left behind by the specs:" >&2
     echo "$left" >&2
