@@ -173,6 +173,179 @@ describe("cluster metadata (simulated)", function()
   end)
 end)
 
+describe("cluster metadata at scale (simulated)", function()
+  -- n2 lacks `missing` keys that n1 holds among `keys`; returns the bytes
+  -- of store sections, sync requests and answers of the push/pull that
+  -- repairs them (both ways, both nodes).
+  local function repair(keys, missing)
+    local sim = simlib.new{ seed = 28, profile = "local",
+                            push_pull_interval = "10m" }
+    sim:add({ "n1" })
+    for i = 1, keys - missing do
+      sim:node("n1"):publish(string.format("key/%06d", i), "value " .. i)
+    end
+    sim:add({ "n2" }) -- its join brings the whole store
+    assert.is_true(sim:run_until(function()
+      return sim:node("n2"):nkeys() == keys - missing and sim:queued() == 0
+    end, 120000, 100))
+    -- the last ones: their gossip to n2 is lost
+    sim:block("n1", "n2", "udp")
+    for i = keys - missing + 1, keys do
+      sim:node("n1"):publish(string.format("key/%06d", i), "value " .. i)
+    end
+    assert.is_true(sim:run_until(function() return sim:queued() == 0 end,
+                                 60000, 100)) -- n1 gave up gossiping them
+    sim:run(5000)
+    sim:heal()
+    sim:run(1000)
+    assert.are.equal(keys - missing, sim:node("n2"):nkeys())
+    local function bytes()
+      local t = 0
+      for _, n in ipairs({ "n1", "n2" }) do
+        local m = sim:stats(n).metadata
+        t = t + m.sync_bytes_out + m.digest_bytes_out
+      end
+      return t
+    end
+    local before = bytes()
+    sim:node("n2"):join(sim:addr("n1")) -- a push/pull n2 leads
+    assert.is_true(sim:run_until(function()
+      return sim:node("n2"):nkeys() == keys
+    end, 10000, 10))
+    sim:run(5000)
+    return bytes() - before
+  end
+
+  it("repairs what differs at a cost that does not grow with the store",
+     function()
+    local small, large = repair(2000, 100), repair(20000, 100)
+    print(string.format("\n  repair of 100 missing keys: %d bytes among "
+      .. "2,000 keys, %d among 20,000", small, large))
+    -- the hash tree is one level deeper; before it, every bucket that
+    -- differed was listed whole, ten times the bytes for ten times the keys
+    assert.is_true(large < 2 * small, large .. " vs " .. small)
+  end)
+
+  it("lists keys in order, by prefix, among many", function()
+    local sim = simlib.new{ seed = 29, profile = "local" }
+    sim:add({ "n1" })
+    local node = sim:node("n1")
+    local want = {}
+    for i = 1, 3000 do
+      local k = string.format("%s/%d", ({ "app", "apps", "ap" })[i % 3 + 1],
+                              (i * 7919) % 10007)
+      node:publish(k, "v")
+      if k:sub(1, 4) == "app/" then want[#want + 1] = k end
+    end
+    node:publish("app", "the prefix alone is not under it")
+    node:delete(want[1])
+    table.remove(want, 1)
+    table.sort(want)
+    assert.are.same(want, node:keys("app/"))
+    assert.are.equal(#want, node:nkeys("app/"))
+    local all = node:keys()
+    assert.are.equal(3000, #all)
+    for i = 2, #all do assert.is_true(all[i - 1] < all[i]) end
+  end)
+end)
+
+describe("deleted keys and the tombstone horizon (simulated)", function()
+  local function reads(sim, names, key, value)
+    for _, n in ipairs(names) do
+      if sim:node(n):read(key) ~= value then return false end
+    end
+    return true
+  end
+
+  it("keeps a key deleted when a node that missed the delete comes back "
+     .. "after its tombstone was collected", function()
+    local sim = simlib.new{ seed = 31, profile = "local",
+                            metadata_tombstone_ttl = "30s" }
+    local names = sim:add(4)
+    assert.is_true(sim:run_until(function() return sim:converged() end,
+                                 20000, 100))
+    sim:node("n1"):publish("doomed", "old")
+    sim:node("n1"):publish("kept", "old too")
+    assert.is_true(sim:run_until(function()
+      return reads(sim, names, "doomed", "old")
+        and reads(sim, names, "kept", "old too")
+    end, 20000))
+    sim:run(20000) -- a push/pull or two: every store complete
+    -- n4 stops; the key is deleted; the tombstone goes everywhere else
+    sim:pause("n4", 120000)
+    sim:run(1000)
+    sim:node("n2"):delete("doomed")
+    sim:run(90000)
+    for _, n in ipairs({ "n1", "n2", "n3" }) do
+      local m = sim:stats(n).metadata
+      assert.are.equal(0, m.tombstones, n)
+      assert.are.equal(1, m.tombstones_collected, n)
+      assert.is_nil(sim:node(n):read("doomed"))
+    end
+    -- n4 wakes with its old copy; it does not bring the key back
+    assert.is_true(sim:run_until(function() return not sim:paused("n4") end,
+                                 60000, 100))
+    assert.is_true(sim:run_until(function()
+      return sim:converged() and reads(sim, names, "doomed", nil)
+    end, 120000, 100))
+    sim:run(60000) -- and it stays so through the push/pulls that follow
+    assert.is_true(reads(sim, names, "doomed", nil))
+    assert.is_true(reads(sim, names, "kept", "old too"))
+    assert.are.equal(1, sim:stats("n4").metadata.dropped_horizon)
+    for _, n in ipairs({ "n1", "n2", "n3" }) do
+      assert.is_true(sim:stats(n).metadata.horizon > 0, n)
+    end
+    -- a fresh node and a restarted one get the old key that was kept
+    sim:add({ "n5" })
+    sim:restart("n3")
+    assert.is_true(sim:run_until(function()
+      return reads(sim, { "n3", "n5" }, "kept", "old too")
+    end, 30000))
+    assert.is_nil(sim:node("n5"):read("doomed"))
+    assert.are.equal(0, sim:stats("n5").metadata.refused_horizon)
+  end)
+
+  it("never refuses an old key to a new node that collected a newer "
+     .. "tombstone before its first sync ended", function()
+    -- Short TTL, a slow link: n4's first sync takes a minute, while the
+    -- delete of `x` reaches it by gossip in a second and is collected at
+    -- its next tick. `kept` is older than that tombstone, and live.
+    local sim = simlib.new{ seed = 33, profile = "local",
+                            metadata_tombstone_ttl = "2s",
+                            push_pull_interval = "10m", tcp_timeout = "60s" }
+    sim:add({ "n1" })
+    sim:node("n1"):publish("kept", "old and live")
+    sim:run(10)
+    sim:node("n1"):publish("x", "deleted soon")
+    for i = 1, 2000 do
+      sim:node("n1"):publish(string.format("fill/%05d", i), "some value")
+    end
+    sim:add({ "n2", "n3" })
+    assert.is_true(sim:run_until(function()
+      return sim:node("n2"):nkeys() == 2002 and sim:node("n3"):nkeys() == 2002
+        and sim:queued() == 0
+    end, 120000, 100))
+    sim:add({ "n4" })
+    sim:link("n1", "n4", { latency = 1, bandwidth = 1000 })
+    sim:run(1000)
+    sim:node("n2"):delete("x")
+    local corner = false
+    assert.is_true(sim:run_until(function()
+      local m = sim:stats("n4").metadata
+      if m.tombstones_collected > 0 and not sim:node("n4"):read("kept") then
+        corner = true
+      end
+      return sim:node("n4"):nkeys() == 2001
+    end, 300000, 100))
+    assert.is_true(corner) -- the tombstone went first
+    assert.is_true(reads(sim, { "n1", "n2", "n3", "n4" }, "kept",
+                         "old and live"))
+    assert.are.equal(0, sim:stats("n4").metadata.refused_horizon)
+    -- once synced, its horizon counts
+    assert.is_true(sim:stats("n4").metadata.horizon > 0)
+  end)
+end)
+
 describe("cluster metadata from Lua #net", function()
   local nodes = {}
   after_each(function()

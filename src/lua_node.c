@@ -446,13 +446,15 @@ void lnode_push_stats(lua_State *L, struct lnode *ln)
     lua_setfield(L, -2, "hooks");
     const struct metadata *md = node_metadata(nd);
     const struct meta_stats *ms = metadata_stats(md);
-    lua_createtable(L, 0, 16);
+    lua_createtable(L, 0, 19);
 #define M(f) set_int(L, #f, (lua_Integer)ms->f)
     M(writes_local); M(writes_remote); M(refused_local); M(refused_remote);
     M(refused_future); M(fetches); M(fetch_errors); M(sync_streams);
     M(sync_bytes_out); M(sync_bytes_in); M(digest_bytes_out);
-    M(digest_bytes_in); M(tombstones_collected);
+    M(digest_bytes_in); M(tombstones_collected); M(refused_horizon);
+    M(dropped_horizon);
 #undef M
+    set_int(L, "horizon", (lua_Integer)metadata_horizon(md));
     set_int(L, "keys", (lua_Integer)metadata_count(md, false));
     set_int(L, "tombstones",
             (lua_Integer)(metadata_count(md, true) -

@@ -5,13 +5,21 @@
  * high 48 bits, a counter in the low 16) and its origin's name; the higher
  * (version, origin) wins everywhere, so every node converges on the same
  * value whatever the order of arrival. Deletes are tombstones, collected
- * after metadata_tombstone_ttl. Every write, local or remote, passes the
- * validate_metadata hook first.
+ * after metadata_tombstone_ttl; the highest version collected is the
+ * store's horizon, below which a key the store does not hold cannot come
+ * back. Every write, local or remote, passes the validate_metadata hook
+ * first.
  *
  * Spreading: a write that fits in a packet is gossiped as a rumor; a larger
  * one is announced by gossip and fetched over a stream from a node that
- * has it. Each push/pull carries a digest (a hash per bucket of keys); the
- * two sides then exchange only the entries of the buckets that differ.
+ * has it. Each push/pull carries the top of a hash tree of the store (256
+ * bucket hashes); the side that started it then walks down the buckets
+ * that differ, level by level over a stream, to the keys that differ, so a
+ * sync costs what differs, not what is stored.
+ *
+ * Indexes: a hash table (grown and shrunk a few buckets at a time), a skip
+ * list in key order (listings and scans), the hash tree (syncs) and a heap
+ * of tombstones by version (collection): no call walks the whole store.
  *
  * The store belongs to the node (node.c creates it). Keys and values are
  * copied in; views handed out are valid until the next change. */
@@ -30,17 +38,23 @@ struct bcast;
 
 struct meta_entry {
     struct bcast *bcast;  /* our queued gossip about it (broadcast.h) */
-    const char *key;      /* stored with the entry */
+    const char *key;      /* stored with the entry, NUL-terminated */
+    const char *origin;   /* stored with the entry, NUL-terminated */
+    uint8_t *value;       /* owned; NULL for a tombstone */
+    uint64_t version;
+    uint64_t changed;     /* node clock (ms) of the last local change */
+    uint64_t digest;      /* hash of key, version, origin, deleted */
+    uint32_t len;
     uint16_t keylen;
     uint8_t originlen;
     bool deleted;         /* a tombstone */
-    uint32_t len;
-    uint8_t *value;       /* owned; NULL for a tombstone */
-    uint64_t version;
-    char origin[256];
-    uint64_t changed;     /* node clock (ms) of the last local change */
-    uint64_t digest;      /* hash of key, version, origin, deleted */
-    uint32_t hash;        /* of the key */
+    /* The store's own (metadata.c): */
+    uint64_t path;             /* place in the hash tree (of the key) */
+    struct meta_entry *hnext;  /* hash table chain */
+    size_t heap;               /* tombstones: heap slot + 1 */
+    uint32_t mark;             /* scratch of a key-list sync */
+    uint8_t level;             /* skip list height */
+    struct meta_entry *fwd[];  /* skip list links, then the key, origin */
 };
 
 /* A change as the hooks see it. value is NULL for a delete; old is NULL
@@ -74,12 +88,22 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
 /* The live entry for key, or NULL (absent or deleted). */
 const struct meta_entry *metadata_get(const struct metadata *md,
                                       const char *key, size_t keylen);
-/* Visit entries in key order (tombstones too if `deleted`). Returns 0 or
- * HS_ENOMEM (nothing visited). */
+/* Visit the entries whose key starts with prefix, in key order
+ * (tombstones too if `deleted`): O(log n + what it visits). Returns 0.
+ * fn must not change the store. */
 typedef void (*meta_visit_fn)(void *ud, const struct meta_entry *e);
 int metadata_each(const struct metadata *md, const char *prefix,
                   size_t prefixlen, bool deleted, meta_visit_fn fn,
                   void *ud);
+/* Visit, in key order, up to max entries (tombstones included) whose key
+ * sorts after `after` (afterlen bytes; after == NULL: from the first
+ * key). Returns how many were visited; *more tells whether any remain.
+ * O(log n + max). fn must not change the store; a scan resumed after
+ * changes sees each key that stayed in the store exactly once. */
+size_t metadata_scan(const struct metadata *md, const char *after,
+                     size_t afterlen, size_t max, meta_visit_fn fn,
+                     void *ud, bool *more);
+/* Entries: live ones, or with tombstones too. O(1). */
 size_t metadata_count(const struct metadata *md, bool deleted);
 
 /* Watch every write applied, local or remote, after the on_metadata hook
@@ -111,16 +135,40 @@ int metadata_stream_serve(struct metadata *md, const uint8_t *p, size_t n,
 /* The answer to a request of ours arrived (or the stream failed: p NULL). */
 void metadata_stream_answer(struct metadata *md, void *req,
                             const uint8_t *p, size_t n);
-/* Periodic work: tombstone collection. */
-void metadata_tick(struct metadata *md);
+/* Writes waiting in the gossip queue. */
+size_t metadata_queued(const struct metadata *md);
+/* Periodic work: collect expired tombstones (a bounded batch), move the
+ * hash table along. True when more tombstones are due already: call again
+ * soon rather than at the next period. */
+bool metadata_tick(struct metadata *md);
 
-/* ===== Persistence (the bytes; the agent does the file) ===== */
+/* ===== Persistence (the bytes; the agent does the file) =====
+ * The store-wide fields (the HLC, the horizon) and each entry are written
+ * and read on their own, so that a snapshot can be written a slice at a
+ * time (metadata_scan) and a log of writes replayed over it. */
 
-/* The whole store, tombstones included, and the HLC. */
+/* The store-wide fields: a msgpack map {hlc, hz}. */
+int metadata_state_encode(const struct metadata *md, struct buf *out);
+/* Read them back (the HLC and the horizon only ever move forward). */
+int metadata_state_restore(struct metadata *md, const uint8_t *p, size_t n,
+                           const char **why);
+/* One entry, tombstones too: the msgpack map of the wire's entries. */
+int metadata_entry_encode(const struct meta_entry *e, struct buf *out);
+/* Merge one entry as the store would a write (the higher (version,
+ * origin) wins), without hooks or gossip: replaying the same entry or an
+ * older one does nothing, so a snapshot taken while the store changed and
+ * a replay of the writes since are correct together. The horizon is not
+ * consulted (a snapshot's own live keys may be older than its horizon). */
+int metadata_entry_restore(struct metadata *md, const uint8_t *p, size_t n,
+                           const char **why);
+
+/* The whole store, tombstones included, and the store-wide fields: a map
+ * {hlc, hz, e: [entries]}. O(n): for tests and small stores. */
 int metadata_snapshot(const struct metadata *md, struct buf *out);
-/* Forget every entry (a snapshot that failed half-way through). */
+/* Forget every entry and the horizon (a snapshot that failed half-way
+ * through). */
 void metadata_clear(struct metadata *md);
-/* Load a snapshot into an empty store (no hooks called). */
+/* Load a snapshot (merged as metadata_entry_restore does; no hooks). */
 int metadata_restore(struct metadata *md, const uint8_t *p, size_t n,
                      const char **why);
 
@@ -128,7 +176,11 @@ struct meta_stats {
     uint64_t writes_local, writes_remote, refused_local, refused_remote,
         refused_future, fetches, fetch_errors, sync_streams,
         sync_bytes_out, sync_bytes_in, digest_bytes_out, digest_bytes_in,
-        tombstones_collected;
+        tombstones_collected,
+        refused_horizon,  /* writes of keys not held, at or below the
+                             horizon: deleted and collected already */
+        dropped_horizon;  /* keys forgotten because a peer whose horizon
+                             covers them lacks them */
 };
 const struct meta_stats *metadata_stats(const struct metadata *md);
 /* True when anything changed since the last call (for snapshots). */
@@ -138,5 +190,16 @@ void metadata_set_dirty(struct metadata *md);
 
 /* The HLC: the version a write made now would get. */
 uint64_t metadata_hlc_next(struct metadata *md, uint64_t wall_ms);
+/* The horizon in force: the highest tombstone version collected, once the
+ * store has been through a whole sync (0 before: see metadata.c). */
+uint64_t metadata_horizon(const struct metadata *md);
+
+/* ===== For tests ===== */
+
+/* Check every index against the others: 0, or -1 with the first fault in
+ * why. O(n). */
+int metadata_check(const struct metadata *md, char *why, size_t whylen);
+/* True while the hash table moves to a new size. */
+bool metadata_rehashing(const struct metadata *md);
 
 #endif

@@ -887,14 +887,17 @@ static void reconnect_tick(struct timer *t)
     pushpull_start(nd, &f->addr, true, NULL);
 }
 
-/* Upkeep of the metadata store: collect old tombstones. */
+/* Upkeep of the metadata store: collect old tombstones, a batch at a
+ * time (again soon while more are due). */
 #define META_TICK_MS 10000
+#define META_TICK_AGAIN_MS 10
 
 static void meta_tick(struct timer *t)
 {
     struct node *nd = HS_CONTAINER_OF(t, struct node, meta_tick);
-    node_arm(nd, t, node_now(nd) + META_TICK_MS);
-    metadata_tick(nd->store);
+    bool more = metadata_tick(nd->store);
+    node_arm(nd, t,
+             node_now(nd) + (more ? META_TICK_AGAIN_MS : META_TICK_MS));
 }
 
 int node_new(const struct config *cfg, const struct io *io,
@@ -1484,5 +1487,6 @@ int node_health(const struct node *nd)
 
 size_t node_broadcast_queue_len(const struct node *nd)
 {
-    return bqueue_len(&nd->queue) + bqueue_len(&nd->user_queue);
+    return bqueue_len(&nd->queue) + bqueue_len(&nd->user_queue) +
+           metadata_queued(nd->store);
 }

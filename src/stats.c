@@ -192,6 +192,14 @@ static const struct field meta_fields[] = {
     {"tombstones_collected", MS(tombstones_collected),
      COUNTER("metadata_tombstones_collected_total",
              "Deleted keys forgotten after metadata_tombstone_ttl."), NULL},
+    {"refused_horizon", MS(refused_horizon),
+     COUNTER("metadata_writes_behind_horizon_total",
+             "Received writes of keys deleted and forgotten here (at or "
+             "below the tombstone horizon), refused."), NULL},
+    {"dropped_horizon", MS(dropped_horizon),
+     COUNTER("metadata_keys_dropped_total",
+             "Keys forgotten because a peer whose tombstone horizon covers "
+             "them lacks them (deleted there)."), NULL},
 };
 
 #define TS(f) offsetof(struct transport_stats, f)
