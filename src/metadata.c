@@ -166,7 +166,8 @@ struct metadata {
     size_t nheap, heapcap;
     uint64_t hlc;
     uint64_t horizon;        /* highest tombstone version collected */
-    uint64_t synced;         /* t0 of the last sync that completed */
+    uint64_t synced;         /* t0 of the last sync that completed (kept
+                                with the horizon: they go together) */
     uint32_t epoch;          /* marks of key-list syncs */
     bool dirty;
     uint64_t hz_logged_at;   /* refusals by the horizon: last log line */
@@ -342,8 +343,9 @@ static void hlc_observe(struct metadata *md, uint64_t v)
  * right only if this store holds every live key that old. That is so once
  * a sync has completed (we then hold what the peer held when it began):
  * so the horizon counts only up to the start of the last sync completed.
- * A node that starts (new, or restored from an old snapshot) refuses
- * nothing until its first sync has brought it up to date. */
+ * A new node refuses nothing until its first sync has brought it up to
+ * date; a node restarted from a snapshot keeps both marks as they were
+ * when it was saved, true of the store it saved. */
 uint64_t metadata_horizon(const struct metadata *md)
 {
     return HS_MIN(md->horizon, md->synced);
@@ -2699,7 +2701,7 @@ void metadata_free(struct metadata *md)
 void metadata_clear(struct metadata *md)
 {
     free_entries(md, true);
-    md->horizon = 0;
+    md->horizon = md->synced = 0;
     md->dirty = true;
 }
 
@@ -2722,12 +2724,16 @@ bool metadata_take_dirty(struct metadata *md)
 
 /* ===== Persistence ===== */
 
+#define STATE_FIELDS 3
+
 static void put_state(const struct metadata *md, struct buf *out)
 {
     mp_write_str(out, "hlc");
     mp_write_uint(out, md->hlc);
     mp_write_str(out, "hz");
     mp_write_uint(out, md->horizon);
+    mp_write_str(out, "sy");
+    mp_write_uint(out, md->synced);
 }
 
 /* A store-wide field of a state or snapshot map: 1 if it was one, 0 if
@@ -2754,12 +2760,21 @@ static int get_state(struct metadata *md, const uint8_t *k, uint32_t kl,
         hlc_observe(md, v);
         return 1;
     }
+    if (kl == 2 && !memcmp(k, "sy", 2)) {
+        if (mp_read_uint(r, &v)) {
+            *why = "bad sync mark";
+            return HS_EBADMSG;
+        }
+        if (v > md->synced)
+            md->synced = v;
+        return 1;
+    }
     return 0;
 }
 
 int metadata_state_encode(const struct metadata *md, struct buf *out)
 {
-    mp_write_map(out, 2);
+    mp_write_map(out, STATE_FIELDS);
     put_state(md, out);
     return out->err;
 }
@@ -2839,7 +2854,7 @@ int metadata_entry_restore(struct metadata *md, const uint8_t *p, size_t n,
 
 int metadata_snapshot(const struct metadata *md, struct buf *out)
 {
-    mp_write_map(out, 3);
+    mp_write_map(out, STATE_FIELDS + 1);
     put_state(md, out);
     mp_write_str(out, "e");
     mp_write_array(out, (uint32_t)md->n);

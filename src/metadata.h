@@ -147,7 +147,8 @@ bool metadata_tick(struct metadata *md);
  * and read on their own, so that a snapshot can be written a slice at a
  * time (metadata_scan) and a log of writes replayed over it. */
 
-/* The store-wide fields: a msgpack map {hlc, hz}. */
+/* The store-wide fields: a msgpack map {hlc, hz (the horizon), sy (the
+ * start of the last sync completed)}. */
 int metadata_state_encode(const struct metadata *md, struct buf *out);
 /* Read them back (the HLC and the horizon only ever move forward). */
 int metadata_state_restore(struct metadata *md, const uint8_t *p, size_t n,
@@ -163,10 +164,10 @@ int metadata_entry_restore(struct metadata *md, const uint8_t *p, size_t n,
                            const char **why);
 
 /* The whole store, tombstones included, and the store-wide fields: a map
- * {hlc, hz, e: [entries]}. O(n): for tests and small stores. */
+ * {hlc, hz, sy, e: [entries]}. O(n): for tests and small stores. */
 int metadata_snapshot(const struct metadata *md, struct buf *out);
-/* Forget every entry and the horizon (a snapshot that failed half-way
- * through). */
+/* Forget every entry, the horizon and the sync mark (a snapshot that
+ * failed half-way through). */
 void metadata_clear(struct metadata *md);
 /* Load a snapshot (merged as metadata_entry_restore does; no hooks). */
 int metadata_restore(struct metadata *md, const uint8_t *p, size_t n,
@@ -190,8 +191,8 @@ void metadata_set_dirty(struct metadata *md);
 
 /* The HLC: the version a write made now would get. */
 uint64_t metadata_hlc_next(struct metadata *md, uint64_t wall_ms);
-/* The horizon in force: the highest tombstone version collected, once the
- * store has been through a whole sync (0 before: see metadata.c). */
+/* The horizon in force: the highest tombstone version collected, but no
+ * higher than the start of the last sync completed (see metadata.c). */
 uint64_t metadata_horizon(const struct metadata *md);
 
 /* ===== For tests ===== */
