@@ -356,6 +356,204 @@ static void test_tree_grows_and_shrinks(void)
     sim_free(s);
 }
 
+/* ===== Syncs between two nodes ===== */
+
+static struct sim *two_nodes(struct metadata **a, struct metadata **b)
+{
+    struct sim *s;
+    sim_new(9, &s);
+    sim_set_log(s, HS_LOG_ERROR, NULL, NULL);
+    const char *names[] = {"a", "b"};
+    for (int i = 0; i < 2; i++) {
+        struct config c;
+        config_defaults(&c, "lan");
+        snprintf(c.name, sizeof c.name, "%s", names[i]);
+        c.push_pull_interval = 3600 * 1000; /* only those we start */
+        size_t idx;
+        CHECK_EQ(sim_add(s, &c, NULL, &idx), 0);
+        config_free(&c);
+    }
+    *a = node_metadata(sim_node(s, 0));
+    *b = node_metadata(sim_node(s, 1));
+    return s;
+}
+
+/* Keys on a only, on b only, on both with either newer, deleted on one
+ * side or both, under prefixes deep enough to split the tree. */
+static void differ(struct sim *s, struct metadata *a, struct metadata *b,
+                   unsigned n, uint64_t seed)
+{
+    struct hs_rng r;
+    hs_rng_seed(&r, seed);
+    char k[32], v[32];
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(k, sizeof k, "%s/%u", i % 2 ? "deep/er" : "k", i);
+        snprintf(v, sizeof v, "v%u", i);
+        switch (hs_rng_next(&r) % 8) {
+        case 0:
+            put(a, k, v);
+            break;
+        case 1:
+            put(b, k, v);
+            break;
+        case 2:
+            put(a, k, "older");
+            put(b, k, v);
+            break;
+        case 3:
+            put(b, k, "older");
+            put(a, k, v);
+            break;
+        case 4:
+            put(a, k, v);
+            put(b, k, v);
+            put(b, k, NULL);
+            break;
+        case 5:
+            put(a, k, NULL);
+            break;
+        default: /* the same on both: the same write, copied */
+            put(a, k, v);
+            {
+                struct dump d = {BUF_INIT, 0};
+                const char *why;
+                const struct meta_entry *e = metadata_get(a, k, strlen(k));
+                metadata_entry_encode(e, &d.b);
+                CHECK_EQ(metadata_entry_restore(b, d.b.data, d.b.len, &why),
+                         0);
+                buf_free(&d.b);
+            }
+            break;
+        }
+        if (i % 64 == 0)
+            sim_run(s, 1); /* later writes, newer versions */
+    }
+}
+
+struct rec {
+    char key[32], origin[8];
+    uint64_t version;
+    bool deleted;
+};
+
+struct recs {
+    struct rec *v;
+    size_t n, cap;
+};
+
+static void add_rec(void *ud, const struct meta_entry *e)
+{
+    struct recs *r = ud;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 256;
+        r->v = realloc(r->v, r->cap * sizeof *r->v);
+    }
+    struct rec *x = &r->v[r->n++];
+    snprintf(x->key, sizeof x->key, "%s", e->key);
+    snprintf(x->origin, sizeof x->origin, "%s", e->origin);
+    x->version = e->version;
+    x->deleted = e->deleted;
+}
+
+/* Both stores hold the same entries, tombstones included. */
+static void same(struct metadata *a, struct metadata *b, size_t expect)
+{
+    struct recs ra = {0}, rb = {0};
+    bool more;
+    metadata_scan(a, NULL, 0, SIZE_MAX, add_rec, &ra, &more);
+    metadata_scan(b, NULL, 0, SIZE_MAX, add_rec, &rb, &more);
+    CHECK_EQ(ra.n, expect);
+    CHECK_EQ(ra.n, rb.n);
+    size_t bad = 0;
+    for (size_t i = 0; i < ra.n && i < rb.n; i++)
+        if (strcmp(ra.v[i].key, rb.v[i].key) ||
+            strcmp(ra.v[i].origin, rb.v[i].origin) ||
+            ra.v[i].version != rb.v[i].version ||
+            ra.v[i].deleted != rb.v[i].deleted)
+            bad++;
+    CHECK_EQ(bad, 0);
+    free(ra.v);
+    free(rb.v);
+    check(a);
+    check(b);
+}
+
+/* Two stores that differ every way, small and large: one push/pull led
+ * by each side, and they hold the same. */
+static void test_sync_converges(void)
+{
+    static const unsigned sizes[] = {300, 6000};
+    for (int i = 0; i < 2; i++) {
+        struct metadata *a, *b;
+        struct sim *s = two_nodes(&a, &b);
+        differ(s, a, b, sizes[i], 100 + (uint64_t)i);
+        struct hs_addr aa = sim_addr(s, 0);
+        CHECK_EQ(node_join(sim_node(s, 1), &aa, NULL, 1, NULL, NULL), 0);
+        sim_run(s, 10000); /* b's join: b leads, both ways */
+        same(a, b, sizes[i]);
+        const struct meta_stats *sa = metadata_stats(a),
+                                *sb = metadata_stats(b);
+        CHECK_EQ(sa->fetch_errors + sb->fetch_errors, 0);
+        CHECK(sa->sync_streams + sb->sync_streams > 0);
+        sim_free(s);
+    }
+}
+
+/* The push/pull section as a node from before the hash tree writes it:
+ * the bucket hashes only. */
+static void old_section(const struct buf *in, struct buf *out, bool lists)
+{
+    struct mp_reader r;
+    uint32_t nf, keep = 0;
+    mp_reader_init(&r, in->data, in->len);
+    CHECK_EQ(mp_read_map(&r, &nf), 0);
+    struct mp_reader r2 = r;
+    for (uint32_t i = 0; i < nf; i++) {
+        const uint8_t *k;
+        uint32_t kl;
+        mp_read_raw(&r2, &k, &kl);
+        keep += k[0] == 'b' || (lists && k[0] == 'l');
+        mp_skip(&r2);
+    }
+    mp_write_map(out, keep);
+    for (uint32_t i = 0; i < nf; i++) {
+        const uint8_t *k;
+        uint32_t kl;
+        mp_read_raw(&r, &k, &kl);
+        size_t at = r.off;
+        mp_skip(&r);
+        if (k[0] == 'b' || (lists && k[0] == 'l')) {
+            mp_write_raw(out, k, kl);
+            buf_append(out, in->data + at, r.off - at);
+        }
+    }
+}
+
+/* Toward nodes from before the tree: the asker gets key lists, and a
+ * node reading them syncs with key lists over the streams. */
+static void test_old_peers(void)
+{
+    struct metadata *a, *b;
+    struct sim *s = two_nodes(&a, &b);
+    differ(s, a, b, 2000, 7);
+    struct buf sb = BUF_INIT, old = BUF_INIT, ans = BUF_INIT,
+               oldans = BUF_INIT;
+    CHECK_EQ(metadata_sync_encode(b, NULL, 0, &sb), 0);
+    old_section(&sb, &old, false);
+    CHECK_EQ(metadata_sync_encode(a, old.data, old.len, &ans), 0);
+    old_section(&ans, &oldans, true);
+    CHECK(oldans.len > 8 * 256 + 100); /* the lists are there */
+    struct hs_addr aa = sim_addr(s, 0);
+    metadata_sync_merge(b, oldans.data, oldans.len, true, &aa);
+    sim_run(s, 5000);
+    same(a, b, 2000);
+    buf_free(&sb);
+    buf_free(&old);
+    buf_free(&ans);
+    buf_free(&oldans);
+    sim_free(s);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -365,5 +563,7 @@ int main(int argc, char **argv)
     RUN(test_collect_across_ticks);
     RUN(test_entry_restore);
     RUN(test_tree_grows_and_shrinks);
+    RUN(test_sync_converges);
+    RUN(test_old_peers);
     return test_report("test_metadata");
 }
