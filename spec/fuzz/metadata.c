@@ -13,7 +13,12 @@
  *   6  snapshot_load, the rest being the body of a snapshot file (the
  *      header is made valid, so the body is parsed)
  *   7  snapshot_load, the rest being the whole file
- * The simulation then runs, so that the streams they open run too. */
+ *   8  metadata_state_restore, then the rest after its first byte as
+ *      one entry for metadata_entry_restore (twice: the second changes
+ *      nothing)
+ * (the first byte's low four bits; 9 to 15 as 0 to 6). The simulation
+ * then runs, so that the streams they open run too, and every index of
+ * the store must agree with the others after all of it. */
 #include "fuzz.h"
 
 #include <dirent.h>
@@ -89,6 +94,26 @@ static void restore(struct metadata *md, const uint8_t *p, size_t n)
     buf_free(&snap);
 }
 
+static void state_and_entry(struct metadata *md, const uint8_t *p,
+                            size_t n)
+{
+    const char *why = NULL;
+    if (n == 0)
+        return;
+    size_t split = p[0] < n ? p[0] : n - 1;
+    metadata_state_restore(md, p + 1, split, &why);
+    size_t before = metadata_count(md, true);
+    if (metadata_entry_restore(md, p + 1 + split, n - 1 - split, &why))
+        return;
+    size_t after = metadata_count(md, true);
+    if (after > before + 1 ||
+        metadata_entry_restore(md, p + 1 + split, n - 1 - split, &why) ||
+        metadata_count(md, true) != after) {
+        fprintf(stderr, "metadata: replaying an entry changed the store\n");
+        abort();
+    }
+}
+
 static void load_file(struct node *nd, const uint8_t *p, size_t n,
                       bool header)
 {
@@ -124,13 +149,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *p = data + 1;
     size_t n = size - 1;
     struct buf out = BUF_INIT;
-    switch (data[0] & 7) {
+    int mode = data[0] & 15;
+    if (mode > 8)
+        mode -= 9;
+    switch (mode) {
     case 0:
         restore(md, p, n);
         break;
     case 1:
     case 2:
-        metadata_sync_merge(md, p, n, (data[0] & 7) == 1, &peer);
+        metadata_sync_merge(md, p, n, mode == 1, &peer);
         break;
     case 3:
         metadata_sync_encode(md, p, n, &out);
@@ -141,13 +169,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 5:
         metadata_on_gossip(md, p, n, &peer);
         break;
+    case 6:
+    case 7:
+        load_file(nd, p, n, mode == 6);
+        break;
     default:
-        load_file(nd, p, n, (data[0] & 7) == 6);
+        state_and_entry(md, p, n);
         break;
     }
     fuzz_touch(out.data, out.len);
     buf_free(&out);
     sim_run(s, 2500);
+    char why[200];
+    for (size_t i = 0; i < 2; i++)
+        if (metadata_check(node_metadata(sim_node(s, i)), why, sizeof why)) {
+            fprintf(stderr, "metadata: the store's indexes disagree: %s\n",
+                    why);
+            abort();
+        }
     fuzz_free(s);
     return 0;
 }

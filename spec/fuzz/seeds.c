@@ -327,6 +327,46 @@ static void streams(struct sim *s)
     save_reply("pushpull-then-sync", 0, 0, two, 2);
     save_reply("pushpull-then-sync-pieces", 0x81, 7, two, 2);
 
+    /* A sync request of the hash tree: nodes asked about, ranges (the
+     * first from after a key), a key the asker lacks below its horizon;
+     * and a's answer, after the push/pull answer. */
+    buf_reset(&body);
+    mp_write_map(&body, 4);
+    mp_write_str(&body, "hz");
+    mp_write_uint(&body, ver - 1);
+    mp_write_str(&body, "tree");
+    mp_write_array(&body, 3);
+    static const uint64_t asks[3][2] = {{1, 0}, {1, 255}, {2, 0x12}};
+    for (int i = 0; i < 3; i++) {
+        mp_write_array(&body, 2);
+        mp_write_uint(&body, asks[i][0]);
+        mp_write_uint(&body, asks[i][1]);
+    }
+    mp_write_str(&body, "ranges");
+    mp_write_array(&body, 2);
+    mp_write_array(&body, 3);
+    mp_write_uint(&body, 1);
+    mp_write_uint(&body, 7);
+    mp_write_str(&body, "app/one");
+    mp_write_array(&body, 2);
+    mp_write_uint(&body, 3);
+    mp_write_uint(&body, 0xabcd);
+    mp_write_str(&body, "gone");
+    mp_write_array(&body, 1);
+    mp_write_array(&body, 3);
+    mp_write_str(&body, "app/two");
+    mp_write_uint(&body, ver);
+    mp_write_str(&body, "b");
+    buf_reset(&req);
+    user_stream(&req, WIRE_ENV_META_REQ, &body);
+    save_buf("stream", "meta-tree", &req);
+    save_mode("metadata", "serve-tree", 4, body.data, body.len);
+    buf_reset(&served);
+    buf_reset(&resp);
+    metadata_stream_serve(na->store, body.data, body.len, &served);
+    user_stream(&resp, WIRE_ENV_META_RESP, &served);
+    save_reply("pushpull-then-tree", 0, 0, two, 2);
+
     /* The answer to a fetch of app/far (what reply mode 2 asks for). */
     buf_reset(&body);
     mp_write_map(&body, 2);
@@ -413,12 +453,27 @@ static void streams(struct sim *s)
 
 /* ===== The metadata store ===== */
 
+static void first_entry(void *ud, const struct meta_entry *e)
+{
+    metadata_entry_encode(e, ud);
+}
+
 static void store(struct sim *s)
 {
     struct node *na = sim_node(s, FUZZ_A), *nb = sim_node(s, FUZZ_B);
     struct buf snap = BUF_INIT, sa = BUF_INIT, sb = BUF_INIT;
     metadata_snapshot(nb->store, &snap);
     save_mode("metadata", "restore", 0, snap.data, snap.len);
+
+    /* The store-wide fields, then one entry (as a log would hold it). */
+    struct buf se = BUF_INIT, st = BUF_INIT;
+    metadata_state_encode(nb->store, &st);
+    buf_putc(&se, (uint8_t)st.len);
+    buf_append(&se, st.data, st.len);
+    metadata_scan(nb->store, NULL, 0, 1, first_entry, &se, NULL);
+    save_mode("metadata", "state-entry", 8, se.data, se.len);
+    buf_free(&se);
+    buf_free(&st);
 
     metadata_sync_encode(na->store, NULL, 0, &sa);
     metadata_sync_encode(nb->store, sa.data, sa.len, &sb);
