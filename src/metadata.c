@@ -721,7 +721,8 @@ static void free_kids(struct tnode *t)
 static void gather(const struct tnode *t, struct meta_entry **v, uint32_t *n)
 {
     if (t->kids == NULL) {
-        memcpy(v + *n, t->v, t->n * sizeof *v);
+        if (t->n)
+            memcpy(v + *n, t->v, t->n * sizeof *v);
         *n += t->n;
         return;
     }
