@@ -474,3 +474,63 @@ describe("cluster metadata from Lua #net", function()
     assert.are.equal("kept", a:read("v"))
   end)
 end)
+
+describe("a node back from a snapshot older than the tombstone TTL #net",
+         function()
+  local agent = require "agent"
+  local cjson = require "cjson"
+  local ip, hs = agent.subnet("127.0.21")
+  after_each(function() agent.cleanup() end)
+
+  local function value(a, key)
+    local out, status = a:cli("kv", "get", key, "--format", "json")
+    if status ~= 0 then return nil end
+    return cjson.decode(out).value
+  end
+
+  it("brings nothing deleted meanwhile back, on either node", function()
+    local dirs = {}
+    for i = 1, 2 do
+      dirs[i] = os.tmpname()
+      os.remove(dirs[i])
+    end
+    -- a short TTL; push/pulls often (collection runs every 10 s)
+    local set = { metadata_tombstone_ttl = "1s", push_pull_interval = "2s" }
+    local a = hs("a", 1, { args = { "--data-dir", dirs[1] }, set = set })
+    local function start_b()
+      return hs("b", 2, { args = { "--data-dir", dirs[2] }, set = set,
+                          join = { ip(1) .. ":7946" } })
+    end
+    local b = start_b()
+    assert.are.equal(0, select(2, a:cli("kv", "put", "doomed", "old")))
+    assert.are.equal(0, select(2, a:cli("kv", "put", "kept", "old too")))
+    assert.is_true(agent.wait(function()
+      return value(b, "doomed") == "old" and value(b, "kept") == "old too"
+    end, 10), b:log())
+    -- a few push/pulls in sync, then b stops with both keys on disk
+    local pp = a:stats().push_pulls_out + a:stats().push_pulls_in
+    assert.is_true(agent.wait(function()
+      local s = a:stats()
+      return s.push_pulls_out + s.push_pulls_in >= pp + 2
+    end, 15))
+    b:signal("TERM")
+    assert.are.equal(0, b:wait_exit(10))
+    -- the key is deleted and the tombstone collected while b is away
+    assert.are.equal(0, select(2, a:cli("kv", "delete", "doomed")))
+    assert.is_true(agent.wait(function()
+      return a:stats().metadata.tombstones_collected == 1
+    end, 20), a:log())
+    -- b comes back with its old copy: it drops it, a never takes it
+    b = start_b()
+    assert.is_true(agent.wait(function()
+      local s = b:stats()
+      return s.push_pulls_out + s.push_pulls_in >= 3
+    end, 15), b:log())
+    for _, n in ipairs({ a, b }) do
+      assert.is_nil(value(n, "doomed"))
+      assert.are.equal("old too", value(n, "kept"))
+    end
+    assert.are.equal(1, b:stats().metadata.dropped_horizon)
+    for i = 1, 2 do os.execute("rm -rf " .. agent.sh_quote(dirs[i])) end
+  end)
+end)

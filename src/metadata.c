@@ -50,7 +50,7 @@
 
 /* Upkeep: tombstones collected per tick, hash buckets moved per write and
  * per tick. */
-#define TICK_BATCH 500
+#define TICK_BATCH 256
 #define REHASH_STEP 16
 #define REHASH_TICK 4096
 #define HT_MIN 64
@@ -1975,7 +1975,7 @@ static void answer_ranges(const struct metadata *md, const struct pfx *rp,
 static void serve_gone(struct metadata *md, struct mp_reader *r, uint32_t n,
                        uint64_t hz)
 {
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n && i < 4 * GONE_BATCH; i++) {
         uint32_t three, kl, ol;
         const uint8_t *k, *o;
         uint64_t ver;
@@ -2076,8 +2076,12 @@ int metadata_stream_serve(struct metadata *md, const uint8_t *p, size_t n,
     struct buf entries = BUF_INIT;
     uint32_t served = 0, count = 0;
     if (wants) {
+        /* Within the bytes, and a bound on the keys looked up (nodes
+         * before the tree ask 1,000 at a time): `served` tells how far. */
         mp_read_array(&wr, &na);
-        for (; served < nwant && entries.len < ANSWER_BYTES; served++) {
+        for (; served < nwant && served < 4 * WANT_BATCH &&
+               entries.len < ANSWER_BYTES;
+             served++) {
             const uint8_t *k;
             uint32_t kl;
             if (mp_read_raw(&wr, &k, &kl))
@@ -2561,15 +2565,15 @@ void metadata_sync_merge(struct metadata *md, const uint8_t *p, size_t n,
         md->stats.digest_bytes_in += n;
     else
         md->stats.sync_bytes_in += n;
-    /* The one who started the push/pull drives the exchange. */
-    if (!started)
-        return;
     uint64_t t0 = HS_MAX(md->hlc, wall(md) << 16);
     if (!differ) {
         if (t0 > md->synced)
             md->synced = t0; /* in sync: we hold what it holds */
         return;
     }
+    /* The one who started the push/pull drives the exchange. */
+    if (!started)
+        return;
     if (!s.tree && s.lists == NULL)
         return;
     struct sync *sy = hs_calloc(1, sizeof *sy);
