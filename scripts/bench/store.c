@@ -270,8 +270,8 @@ int main(int argc, char **argv)
         printf("%9zu | %s%8.0f / %s%8.0f | %s%9.0f / %s%9.0f | "
                "%s%8.2f / %s%8.2f | %6.2f / %6.2f | %6.2f / %6.2f | "
                "%6.2f / %6.2f\n",
-               n, gt, cm, gt, cw, gt, bm, gt, bw, gt, sm, gt, sw, pm, pw, tm, tw, lm,
-               lw);
+               n, gt, cm, gt, cw, gt, bm, gt, bw, gt, sm, gt, sw, pm, pw, tm,
+               tw, lm, lw);
         fflush(stdout);
     }
     return 0;
