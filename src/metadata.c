@@ -19,7 +19,9 @@
 #define RANGES_BATCH 64   /* ranges asked for at once */
 #define ASK_BATCH 512     /* tree nodes asked about */
 #define GONE_BATCH 500    /* keys the peer should forget */
-#define ANSWER_BYTES (8u << 20)
+#define ANSWER_BYTES (8u << 20) /* of wanted entries */
+#define RANGE_BYTES (4u << 20)  /* of ranges' entries: with the above,
+                                   within max_stream_size's 20 MiB */
 /* What one sync may queue, whatever a peer answers (a sync that would
  * need more stops there, and the next push/pull goes on). */
 #define SYNC_QUEUE_MAX (1u << 20)
@@ -96,7 +98,8 @@ struct prange {
     struct seen seen[LIST_MAX];
 };
 
-/* A key the peer should forget: it lacks nothing. */
+/* A key the peer should forget: we lack it, at or below our horizon (it
+ * was deleted here). */
 struct krec {
     char *key, *origin;
     uint16_t keylen;
@@ -1513,7 +1516,6 @@ void metadata_on_gossip(struct metadata *md, const uint8_t *p, size_t n,
  * covers whole (the next one, in part). gone: keys the asker
  * lacks, at or below its horizon: the answerer drops its copy. */
 
-#define RANGE_BYTES ANSWER_BYTES
 #define LIST_CAP 1024 /* entries listed for one node (path collisions) */
 
 /* A horizon from a peer, unless from a clock far ahead (the HLC would
@@ -1585,6 +1587,10 @@ static void sync_done(struct metadata *md, struct sync *sy)
     HS_DEBUG(md->nd->log, "metadata sync done: peer=%s complete=%s",
              addr_format(&sy->peer, ab, sizeof ab),
              sy->failed ? "false" : "true");
+    if (sy->dropped)
+        HS_INFO(md->nd->log, "metadata keys dropped: peer=%s keys=%zu (the "
+                "peer lacks them and its tombstone horizon is past them: "
+                "deleted there)", ab, sy->dropped);
     sync_free(md, sy);
 }
 
@@ -1975,6 +1981,7 @@ static void answer_ranges(const struct metadata *md, const struct pfx *rp,
 static void serve_gone(struct metadata *md, struct mp_reader *r, uint32_t n,
                        uint64_t hz)
 {
+    size_t dropped = 0;
     for (uint32_t i = 0; i < n && i < 4 * GONE_BATCH; i++) {
         uint32_t three, kl, ol;
         const uint8_t *k, *o;
@@ -1989,8 +1996,12 @@ static void serve_gone(struct metadata *md, struct mp_reader *r, uint32_t n,
         if (e && !e->deleted && e->version <= hz &&
             newer(e->version, e->origin, e->originlen, ver,
                   (const char *)o, ol) <= 0)
-            drop(md, e);
+            dropped += drop(md, e);
     }
+    if (dropped)
+        HS_INFO(md->nd->log, "metadata keys dropped: keys=%zu (a peer lacks "
+                "them and its tombstone horizon is past them: deleted "
+                "there)", dropped);
 }
 
 int metadata_stream_serve(struct metadata *md, const uint8_t *p, size_t n,
