@@ -56,6 +56,7 @@ struct metadata {
     struct meta_stats stats;
     meta_observer_fn observer;
     void *observer_ud;
+    struct meta_journal journal; /* the data dir's log */
     /* Keys whose hooks are running: a hook must not write its own key
      * (the entry it was handed would be freed under it). */
     struct {
@@ -409,6 +410,8 @@ static void applied(struct metadata *md, const struct meta_entry *e,
 {
     struct node *nd = md->nd;
     struct meta_change c;
+    if (md->journal.append)
+        md->journal.append(md->journal.ud, e);
     fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, ov,
                 e->origin, e->originlen, e->version, local);
     if (nd->hooks.on_metadata)
@@ -518,6 +521,9 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
                  "called for (write it later, from hearsay.after)");
         return HS_EBUSY;
     }
+    if (md->journal.refuse &&
+        md->journal.refuse(md->journal.ud, why, whylen))
+        return HS_EIO;
     /* A delete is a write like any other, even of a key not seen here
      * yet: its tombstone beats any older put still on its way. */
     struct meta_entry *old = find(md, key, keylen);
@@ -1395,5 +1401,165 @@ int metadata_restore(struct metadata *md, const uint8_t *p, size_t n,
     }
     hlc_observe(md, hlc);
     md->dirty = false;
+    return 0;
+}
+
+/* ===== The data dir =====
+ * Temporary bodies: simple, not indexed (a scan is linear in the store). */
+
+void metadata_set_journal(struct metadata *md, const struct meta_journal *j)
+{
+    if (j)
+        md->journal = *j;
+    else
+        memset(&md->journal, 0, sizeof md->journal);
+}
+
+static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    int c = memcmp(a, b, HS_MIN(al, bl));
+    return c ? c : al == bl ? 0 : al < bl ? -1 : 1;
+}
+
+static int entry_cmp(const struct meta_entry *x, const struct meta_entry *y)
+{
+    return key_cmp(x->key, x->keylen, y->key, y->keylen);
+}
+
+/* Sift down in a max-heap of entries ordered by key. */
+static void heap_down(struct meta_entry **h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && entry_cmp(h[l], h[m]) > 0)
+            m = l;
+        if (r < n && entry_cmp(h[r], h[m]) > 0)
+            m = r;
+        if (m == i)
+            return;
+        struct meta_entry *t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+size_t metadata_scan(const struct metadata *md, const char *after,
+                     size_t afterlen, size_t max, meta_visit_fn fn,
+                     void *ud, bool *more)
+{
+    *more = false;
+    if (max == 0)
+        return 0;
+    size_t cap = HS_MIN(max, md->n ? md->n : 1), n = 0, beyond = 0;
+    struct meta_entry **h = hs_calloc(cap, sizeof *h);
+    if (h == NULL)
+        return 0;
+    /* The `max` smallest keys after `after`, in a max-heap. */
+    for (size_t i = 0; i < md->nslots; i++) {
+        struct meta_entry *e = md->slots[i];
+        if (e == NULL ||
+            (after && key_cmp(e->key, e->keylen, after, afterlen) <= 0))
+            continue;
+        if (n < cap) {
+            h[n++] = e;
+            for (size_t j = n - 1; j > 0 && entry_cmp(h[(j - 1) / 2],
+                                                     h[j]) < 0;
+                 j = (j - 1) / 2) {
+                struct meta_entry *t = h[j];
+                h[j] = h[(j - 1) / 2];
+                h[(j - 1) / 2] = t;
+            }
+        } else {
+            beyond++;
+            if (entry_cmp(e, h[0]) < 0) {
+                h[0] = e;
+                heap_down(h, n, 0);
+            }
+        }
+    }
+    /* Sort ascending: pop the largest to the end. */
+    for (size_t k = n; k > 1; k--) {
+        struct meta_entry *t = h[0];
+        h[0] = h[k - 1];
+        h[k - 1] = t;
+        heap_down(h, k - 1, 0);
+    }
+    for (size_t i = 0; i < n; i++)
+        fn(ud, h[i]);
+    hs_free(h);
+    *more = beyond > 0;
+    return n;
+}
+
+int metadata_state_encode(const struct metadata *md, struct buf *out)
+{
+    mp_write_map(out, 1);
+    mp_write_str(out, "hlc");
+    mp_write_uint(out, md->hlc);
+    return out->err;
+}
+
+int metadata_state_restore(struct metadata *md, const uint8_t *p, size_t n,
+                           const char **why)
+{
+    struct mp_reader r;
+    uint32_t nf;
+    mp_reader_init(&r, p, n);
+    if (mp_read_map(&r, &nf)) {
+        *why = "bad store state";
+        return HS_EBADMSG;
+    }
+    for (uint32_t i = 0; i < nf; i++) {
+        const uint8_t *k;
+        uint32_t kl;
+        uint64_t v;
+        if (mp_read_raw(&r, &k, &kl)) {
+            *why = "bad store state";
+            return HS_EBADMSG;
+        }
+        if (kl == 3 && !memcmp(k, "hlc", 3)) {
+            if (mp_read_uint(&r, &v)) {
+                *why = "bad clock";
+                return HS_EBADMSG;
+            }
+            hlc_observe(md, v);
+        } else if (mp_skip(&r)) {
+            *why = "bad store state";
+            return HS_EBADMSG;
+        }
+    }
+    return 0;
+}
+
+int metadata_entry_encode(const struct meta_entry *e, struct buf *out)
+{
+    put_entry(out, e, true, false);
+    return out->err;
+}
+
+int metadata_entry_restore(struct metadata *md, const uint8_t *p, size_t n,
+                           const char **why)
+{
+    struct mp_reader r;
+    struct view v;
+    mp_reader_init(&r, p, n);
+    if (get_entry(&r, &v) || r.off != n) {
+        *why = "bad entry";
+        return HS_EBADMSG;
+    }
+    if (!v.deleted && !v.has_value)
+        v.value = (const uint8_t *)"";
+    const struct meta_entry *old = find(md, (const char *)v.key, v.keylen);
+    if (old && newer(v.version, (const char *)v.origin, v.originlen,
+                     old->version, old->origin, old->originlen) <= 0)
+        return 0;
+    struct meta_entry *e;
+    if (store(md, (const char *)v.key, v.keylen, v.value, v.len, v.deleted,
+              v.version, (const char *)v.origin, v.originlen, &e)) {
+        *why = "out of memory";
+        return HS_ENOMEM;
+    }
+    hlc_observe(md, v.version);
     return 0;
 }

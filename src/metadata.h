@@ -116,6 +116,38 @@ void metadata_tick(struct metadata *md);
 
 /* ===== Persistence (the bytes; the agent does the file) ===== */
 
+/* Visit, in key order (bytewise, a shorter key first), up to `max`
+ * entries, tombstones too, whose key is after `after` (NULL: from the
+ * first). Returns how many were visited; *more tells whether any remain
+ * after the last one visited. The data dir's snapshots walk the store
+ * with it a bounded piece at a time. */
+size_t metadata_scan(const struct metadata *md, const char *after,
+                     size_t afterlen, size_t max, meta_visit_fn fn,
+                     void *ud, bool *more);
+/* The store-wide fields (the HLC) as bytes, and back: restoring never
+ * moves them backwards. */
+int metadata_state_encode(const struct metadata *md, struct buf *out);
+int metadata_state_restore(struct metadata *md, const uint8_t *p, size_t n,
+                           const char **why);
+/* One entry as bytes, and back: a last-writer-wins merge without hooks
+ * or gossip, so replaying the same or an older entry changes nothing. */
+int metadata_entry_encode(const struct meta_entry *e, struct buf *out);
+int metadata_entry_restore(struct metadata *md, const uint8_t *p, size_t n,
+                           const char **why);
+
+/* The data dir's log. `append` sees every change the store applies,
+ * local or remote, once validated and stored, before the on_metadata
+ * hook. `refuse`, when set, is asked before a local write is validated:
+ * true (with its sentence in why) refuses the write with HS_EIO, as while
+ * the log cannot be written. NULL (or a NULL journal) detaches. */
+struct meta_journal {
+    void (*append)(void *ud, const struct meta_entry *e);
+    bool (*refuse)(void *ud, char *why, size_t whylen);
+    void *ud;
+};
+void metadata_set_journal(struct metadata *md, const struct meta_journal *j);
+
+
 /* The whole store, tombstones included, and the HLC. */
 int metadata_snapshot(const struct metadata *md, struct buf *out);
 /* Forget every entry (a snapshot that failed half-way through). */
