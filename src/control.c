@@ -592,7 +592,9 @@ static void json_sample(void *ud, const struct stats_sample *s)
         if (o == NULL)
             return;
     }
-    if (s->boolean)
+    if (s->text)
+        add_bytes(o, s->key, (const uint8_t *)s->text, strlen(s->text));
+    else if (s->boolean)
         cJSON_AddBoolToObject(o, s->key, s->value != 0);
     else
         cJSON_AddNumberToObject(o, s->key, (double)s->value);

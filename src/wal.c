@@ -115,6 +115,7 @@ struct wal {
     uint64_t members_at;
     uint32_t members_crc;
     bool members_saved;
+    bool members_failing;
     /* Closing. */
     bool closing;
     bool handles_closing;
@@ -978,12 +979,18 @@ static void members_done(struct wal *w, struct job *j)
     w->members_job = NULL;
     if (j->err) {
         count_failure(w, j->what, j->path, j->err, reason, sizeof reason);
-        HS_WARN(w->log, "data dir %s: members not saved (%s); trying again "
-                "in %d s", w->dir, w->st.last_error, MEMBERS_EVERY_MS / 1000);
+        if (!w->members_failing)
+            HS_WARN(w->log, "data dir %s: members not saved (%s); trying "
+                    "again every %d s", w->dir, w->st.last_error,
+                    MEMBERS_EVERY_MS / 1000);
+        w->members_failing = true;
+        w->members_saved = false; /* write it again, changed or not */
+        w->members_at = uv_now(w->loop) + MEMBERS_EVERY_MS;
         return;
     }
     count_save(w);
     w->members_saved = true;
+    w->members_failing = false;
 }
 
 /* ===== Upkeep ===== */
@@ -1198,6 +1205,7 @@ static void maybe_closed(struct wal *w)
         snprintf(j.dir, sizeof j.dir, "%s", w->dir);
         snapshot_members_path(j.final, sizeof j.final, w->dir);
         snprintf(j.path, sizeof j.path, "%s.tmp", j.final);
+        j.req.data = &j;
         job_work(&j.req);
         if (j.err)
             HS_WARN(w->log, "data dir %s: members not saved at exit: %s",
