@@ -66,6 +66,11 @@ $(BUILD)/test_transport: spec/c/test_transport.c $(wildcard spec/c/*.h) $(CORE_O
 	@echo "  CC $<"
 	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(BUILD)/transport.o -o $@ $(LDLIBS_ALL)
 
+# The data dir's check needs its two files of the runtime.
+$(BUILD)/test_wal: spec/c/test_wal.c $(wildcard spec/c/*.h) $(CORE_OBJ) $(BUILD)/wal.o $(BUILD)/snapshot.o
+	@echo "  CC $<"
+	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(BUILD)/wal.o $(BUILD)/snapshot.o -o $@ $(LDLIBS_ALL)
+
 $(BUILD)/bench_%: scripts/bench/%.c $(CORE_OBJ) $(RUNTIME_OBJ)
 	@echo "  CC $<"
 	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(RUNTIME_OBJ) -o $@ $(LDLIBS_ALL)

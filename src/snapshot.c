@@ -385,13 +385,12 @@ static int load_segment(struct loader *ld, uint64_t gen, uint32_t idx)
                     "(%s)", path, w);
         off += used;
     }
-    hs_free(data);
-    if (rc == HS_ENOMEM)
-        return rc;
-    struct snapshot_seg *s =
+    struct snapshot_seg *s = rc == HS_ENOMEM ? NULL :
         hs_realloc(ld->f->segs, (ld->f->nsegs + 1) * sizeof *s);
-    if (s == NULL)
+    if (s == NULL) {
+        hs_free(data);
         return HS_ENOMEM;
+    }
     ld->f->segs = s;
     s += ld->f->nsegs++;
     memset(s, 0, sizeof *s);
@@ -400,6 +399,7 @@ static int load_segment(struct loader *ld, uint64_t gen, uint32_t idx)
     s->empty = entries == 0;
     s->lastlen = (uint16_t)(endlen - 8);
     memcpy(s->last, endp + 8, s->lastlen);
+    hs_free(data);
     s->bytes = got;
     ld->f->snapshot_bytes += got;
     ld->f->entries += entries;

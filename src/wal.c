@@ -936,6 +936,11 @@ bool wal_compacting(const struct wal *w)
     return w->cp != NULL;
 }
 
+bool wal_busy(const struct wal *w)
+{
+    return w->log_job || w->file_job || w->members_job;
+}
+
 /* ===== The members file ===== */
 
 static void save_members(struct wal *w)

@@ -85,6 +85,9 @@ void wal_wait_cancel(struct wal_wait *wt);
 void wal_compact(struct wal *w);
 /* True while a snapshot is under way. */
 bool wal_compacting(const struct wal *w);
+/* True while file work runs in a thread (for tests and benchmarks: the
+ * directory is then between two of its steps). */
+bool wal_busy(const struct wal *w);
 const struct wal_stats *wal_stats(const struct wal *w);
 /* Detach from the store, finish what is in flight, write what is pending
  * and the members (the node must still be open when this is called),
