@@ -167,6 +167,17 @@ static void settle(struct world *wd)
     CHECK(rc == 1 || s.done == 1);
 }
 
+/* Is every change so far on disk? (A wait answered at once.) */
+static bool all_durable(struct world *wd)
+{
+    struct waiter s = {{NULL, NULL, 0, on_saved}, 0};
+    char why[256];
+    int rc = wal_wait(wd->w, &s.wt, why, sizeof why);
+    if (rc == 0)
+        wal_wait_cancel(&s.wt);
+    return rc == 1;
+}
+
 static void put(struct world *wd, const char *key, const char *value)
 {
     char why[256];
@@ -240,29 +251,30 @@ static void test_snapshot_while_writing(void)
     CHECK_EQ(wal_stats(wd.w)->snapshots, 1);
     check_loads(&wd, wd.dir);
     wal_compact(wd.w);
-    int turn = 0, copies = 0;
+    int turn = 0, copies = 0, writes = 0;
     uint64_t seen = 0;
     while (wal_compacting(wd.w)) {
         uv_run(&wd.loop, UV_RUN_NOWAIT);
         turn++;
-        if (turn % 3 == 0) { /* changes behind and ahead of the walk */
-            int i = (turn * 37) % 360;
-            snprintf(k, sizeof k, "k%03d", i);
-            snprintf(v, sizeof v, "turn %d", turn);
-            put(&wd, k, turn % 9 == 0 ? NULL : v);
-            settle(&wd);
-        }
-        /* Between two file operations, and after each one: a crash. */
+        if (wal_busy(wd.w) || !all_durable(&wd))
+            continue;
+        /* Between two file operations: what a crash would leave. */
         const struct wal_stats *st = wal_stats(wd.w);
         uint64_t sig = st->saves + st->snapshots;
-        if (!wal_busy(wd.w) && sig != seen) {
+        if (sig != seen) {
             seen = sig;
             copy_dir(wd.dir, wd.copy);
             check_loads(&wd, wd.copy);
             copies++;
         }
+        /* and a change, behind or ahead of the walk */
+        int i = (turn * 37) % 360;
+        snprintf(k, sizeof k, "k%03d", i);
+        snprintf(v, sizeof v, "turn %d", turn);
+        put(&wd, k, ++writes % 3 == 0 ? NULL : v);
     }
     CHECK(copies > 5);
+    CHECK(writes > 5);
     CHECK_EQ(wal_stats(wd.w)->snapshots, 2);
     settle(&wd);
     check_loads(&wd, wd.dir);
