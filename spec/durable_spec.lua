@@ -294,7 +294,9 @@ describe("the data dir #net", function()
     end
     local d = disk.path .. "/data"
     local function start()
-      local a = hs("f1", 40, { args = { "--data-dir", d }, wrap = disk.wrap })
+      local a = hs("f1", 40, { args = { "--data-dir", d, "--metrics",
+                                        ip(40) .. ":9100" },
+                               wrap = disk.wrap })
       assert.is_true(ready(a), a:log())
       return a
     end
@@ -326,6 +328,12 @@ describe("the data dir #net", function()
     assert.is_true(st.writes_refused >= 2)
     assert.is_true(st.last_failure_time > 0)
     assert.matches("no space left on device", st.last_save_error)
+    -- and Prometheus sees the same
+    local metrics = agent.run("curl -s http://" .. ip(40) .. ":9100/metrics")
+    assert.matches("\nhearsay_data_dir_failing 1\n", metrics)
+    local failures = tonumber(metrics:match(
+      "\nhearsay_data_dir_save_failures_total (%d+)\n"))
+    assert.is_true(failures >= 1, metrics)
     assert.are.equal(1, select(2, a:log():gsub("cannot save the log", "")))
     -- the agent goes on: it answers, and reads still work
     assert.are.equal("v", entries(a)["full/2"])
