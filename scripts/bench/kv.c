@@ -2,9 +2,13 @@
  * connections, each sending kv_put requests one after the other (the next
  * once the answer came) for S seconds; prints one line:
  *   writes=N errors=E secs=S per_sec=R p50_ms=.. p99_ms=.. max_ms=..
- * Usage: bench_kv HOST PORT CLIENTS SECONDS [VALUE_BYTES] */
+ * Usage: bench_kv HOST PORT CLIENTS SECONDS [VALUE_BYTES]
+ *        bench_kv --fsync DIR   (what the disk gives: median and worst
+ *                                of 200 appends of 100 bytes, each
+ *                                fdatasynced, in DIR) */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -57,8 +61,35 @@ static int send_put(struct client *c, int id, const char *value)
     return 0;
 }
 
+static int disk(const char *dir)
+{
+    char path[4096];
+    double t[200];
+    snprintf(path, sizeof path, "%s/fsync-probe", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    if (fd < 0) {
+        perror(path);
+        return 1;
+    }
+    for (int i = 0; i < 200; i++) {
+        double a = now();
+        if (write(fd, path, 100) != 100 || fdatasync(fd)) {
+            perror("fdatasync");
+            return 1;
+        }
+        t[i] = (now() - a) * 1000.0;
+    }
+    close(fd);
+    unlink(path);
+    qsort(t, 200, sizeof *t, cmp_double);
+    printf("%.2f ms (worst %.2f ms)\n", t[100], t[199]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--fsync"))
+        return disk(argv[2]);
     if (argc < 5) {
         fprintf(stderr, "usage: %s HOST PORT CLIENTS SECONDS "
                 "[VALUE_BYTES]\n", argv[0]);
