@@ -626,6 +626,7 @@ static void compaction_failed(struct wal *w, const char *what,
                  "keeps every change; trying again in %d s", w->dir,
                  w->st.last_error, COMPACT_RETRY_MS / 1000);
     w->snap_failing = true;
+    w->needs_snapshot = true; /* whatever called for it still does */
     w->retry_at = uv_now(w->loop) + COMPACT_RETRY_MS;
     compaction_free(w);
 }
