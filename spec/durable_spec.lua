@@ -292,15 +292,20 @@ describe("the data dir #net", function()
       pending("needs root, or user and mount namespaces (unshare -rm)")
       return
     end
+    local a
+    finally(function() -- a failed check must not leave the mount behind
+      if a then a:stop() end
+      disk.close()
+    end)
     local d = disk.path .. "/data"
     local function start()
-      local a = hs("f1", 40, { args = { "--data-dir", d, "--metrics",
+      local p = hs("f1", 40, { args = { "--data-dir", d, "--metrics",
                                         ip(40) .. ":9100" },
                                wrap = disk.wrap })
-      assert.is_true(ready(a), a:log())
-      return a
+      assert.is_true(ready(p), p:log())
+      return p
     end
-    local a = start()
+    a = start()
     local acked = {}
     for k = 1, 5 do
       assert.are.equal(0, select(2, a:cli("kv", "put", "full/" .. k, "v")))
@@ -356,7 +361,5 @@ describe("the data dir #net", function()
     local have = entries(a)
     assert.are.same({}, missing(have, acked))
     assert.are.equal("yes", have.after)
-    a:stop()
-    disk.close()
   end)
 end)
