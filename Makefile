@@ -29,7 +29,7 @@ Q       := @
 CORE    := hs buf log addr mp lzw wire text keyring config timers members \
            broadcast suspicion probe stream keyops pushpull metadata node sim
 # The runtime: libuv, the control endpoint, Lua.
-RUNTIME := transport join snapshot keyfile control cli lua_config lua_node \
+RUNTIME := transport join snapshot wal keyfile control cli lua_config lua_node \
            lua_host stats metrics
 CORE_OBJ    := $(CORE:%=$(BUILD)/%.o)
 RUNTIME_OBJ := $(RUNTIME:%=$(BUILD)/%.o)
@@ -65,6 +65,11 @@ $(BUILD)/test_%: spec/c/test_%.c $(wildcard spec/c/*.h) $(CORE_OBJ)
 $(BUILD)/test_transport: spec/c/test_transport.c $(wildcard spec/c/*.h) $(CORE_OBJ) $(BUILD)/transport.o
 	@echo "  CC $<"
 	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(BUILD)/transport.o -o $@ $(LDLIBS_ALL)
+
+# The data dir's check needs its two files of the runtime.
+$(BUILD)/test_wal: spec/c/test_wal.c $(wildcard spec/c/*.h) $(CORE_OBJ) $(BUILD)/wal.o $(BUILD)/snapshot.o
+	@echo "  CC $<"
+	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(BUILD)/wal.o $(BUILD)/snapshot.o -o $@ $(LDLIBS_ALL)
 
 $(BUILD)/bench_%: scripts/bench/%.c $(CORE_OBJ) $(RUNTIME_OBJ)
 	@echo "  CC $<"
@@ -127,7 +132,7 @@ FUZZ_TIME    ?= 60
 FUZZ_SMOKE   ?= 3
 FUZZ_DIR     := build/fuzz
 FUZZ_TARGETS := packet stream reply lzw metadata packet_encrypted \
-                stream_encrypted
+                stream_encrypted datadir
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(PKG_CFLAGS) \

@@ -350,7 +350,7 @@ describe("data dirs #net", function()
     for i = 1, 3 do g[i]:signal("TERM") end
     for i = 1, 3 do assert.are.equal(0, g[i]:wait_exit(15)) end
     for i = 1, 3 do
-      assert.truthy(read(dirs[i] .. "/hearsay.snapshot"), dirs[i])
+      assert.truthy(read(dirs[i] .. "/hearsay.members"), dirs[i])
     end
     -- and start again, with no --join: the members come from the snapshot
     local h = {}
@@ -372,75 +372,6 @@ describe("data dirs #net", function()
     end, 20), h[1]:log())
     for i = 1, 3 do os.execute("rm -rf " .. q(dirs[i])) end
   end)
-
-  local function fresh_dir()
-    local d = os.tmpname()
-    os.remove(d)
-    os.execute("mkdir -p " .. q(d))
-    return d
-  end
-
-  it("set a corrupt or truncated snapshot aside and start without it",
-     function()
-    local d = fresh_dir()
-    local a = hs("s1", 50, { args = { "--data-dir", d } })
-    assert.is_true(agent.wait(function()
-      return select(2, a:cli("kv", "put", "k", "v")) == 0
-    end, 10))
-    a:signal("TERM")
-    assert.are.equal(0, a:wait_exit(10))
-    local good = read(d .. "/hearsay.snapshot")
-    assert.truthy(good)
-    for _, bad in ipairs{ good:sub(1, #good - 5),           -- truncated
-                          good:sub(1, 20) .. "X" .. good:sub(22), -- a flip
-                          "not a snapshot at all" } do
-      write(d .. "/hearsay.snapshot", bad)
-      os.execute("rm -f " .. q(d) .. "/hearsay.snapshot.corrupt-*")
-      a = hs("s1", 50, { args = { "--data-dir", d } })
-      assert.is_true(agent.wait(function()
-        return select(2, a:cli("version")) == 0
-      end, 10), a:log())
-      assert.matches("snapshot .- is not usable %(.-%): set aside as", a:log())
-      assert.is_nil(entry(a, "k"))
-      local out = agent.run("ls " .. q(d))
-      assert.matches("hearsay%.snapshot%.corrupt%-%d+", out)
-      assert.are.equal(bad, read((d .. "/" .. out:match(
-        "hearsay%.snapshot%.corrupt%-%d+"))))
-      a:signal("KILL")
-      a:wait_exit(10)
-    end
-    os.execute("rm -rf " .. q(d))
-  end)
-
-  it("keep the agent running when a snapshot cannot be written", function()
-    local d = fresh_dir()
-    local a = hs("s2", 51, { args = { "--data-dir", d } })
-    assert.is_true(agent.wait(function()
-      return select(2, a:cli("kv", "put", "k", "one")) == 0
-    end, 10))
-    assert.is_true(agent.wait(function()
-      return read(d .. "/hearsay.snapshot") ~= nil
-    end, 10))
-    local saved = read(d .. "/hearsay.snapshot")
-    -- the temporary file cannot be created: writes fail as on a full disk
-    os.execute("mkdir " .. q(d .. "/hearsay.snapshot.tmp"))
-    assert.are.equal(0, select(2, a:cli("kv", "put", "k", "two")))
-    assert.is_true(agent.wait(function()
-      return a:log():match("snapshot not saved %(the previous one stays%)")
-    end, 10), a:log())
-    assert.are.equal(saved, read(d .. "/hearsay.snapshot"))
-    assert.are.equal("two", value(a, "k"))
-    -- room again: the next check saves
-    os.execute("rmdir " .. q(d .. "/hearsay.snapshot.tmp"))
-    assert.is_true(agent.wait(function()
-      return a:log():match("snapshot saved again") ~= nil
-    end, 10), a:log())
-    a:signal("KILL")
-    a:wait_exit(10)
-    a = hs("s2", 51, { args = { "--data-dir", d } })
-    assert.is_true(agent.wait(function()
-      return value(a, "k") == "two"
-    end, 10), a:log())
-    os.execute("rm -rf " .. q(d))
-  end)
+  -- The log, snapshots, a torn log, a full disk and the snapshots of
+  -- earlier releases: spec/durable_spec.lua.
 end)

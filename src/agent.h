@@ -18,6 +18,7 @@ struct node;
 struct transport;
 struct control;
 struct metrics;
+struct wal;
 struct lua_host;
 struct join_req;
 
@@ -29,6 +30,8 @@ struct agent {
     struct node *node;       /* owned; NULL once closed */
     struct control *ctl;     /* owned; NULL once closed */
     struct metrics *met;     /* owned; NULL when off, or once closed */
+    struct wal *wal;         /* owned: the data dir; NULL when none, or
+                              * once closed */
     struct joiner joiner;    /* joins in flight (join.c) */
     /* Start the graceful leave (the path SIGTERM takes): 0 if it started
      * or is already under way, else an HS_E* code. control_left() is

@@ -210,9 +210,15 @@ static const struct key keys[] = {
       "copy cannot bring it back (default 24h)."},
      OFF(metadata_tombstone_ttl), 1000, (int64_t)DAY * 3650, NULL, 0},
     {{"data_dir", NULL, NULL, CONFIG_STRING,
-      "Directory for snapshots of the metadata store and the members; "
-      "empty = no snapshots (default empty)."},
+      "Directory for the log and snapshots of the metadata store and for "
+      "the members; a write is acknowledged once it is on disk there; "
+      "empty = none, nothing is kept across restarts (default empty)."},
      OFF(data_dir), 0, 0, NULL, CONFIG_STR_MAX},
+    {{"snapshot_threshold", NULL, NULL, CONFIG_SIZE,
+      "With a data dir: compact the log into a new snapshot once it "
+      "holds this many bytes, or as many as the last snapshot if that is "
+      "more (default 64MiB)."},
+     OFF(snapshot_threshold), 4096, INT64_C(1) << 40, NULL, 0},
     {{"scripts", "script", NULL, CONFIG_LIST,
       "Lua hook scripts to load at start-up, in order (--script FILE, "
       "repeatable)."},
@@ -362,6 +368,7 @@ int config_defaults(struct config *c, const char *profile)
     c->log_level = HS_LOG_INFO;
     c->script_budget = 10000000;
     c->metadata_max_value = 1u << 20;
+    c->snapshot_threshold = 64u << 20;
     c->metadata_max_skew = 60000;
     c->metadata_tombstone_ttl = 24ull * 3600 * 1000;
     c->script_memory = 64u << 20;

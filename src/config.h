@@ -72,6 +72,7 @@ struct config {
     uint64_t metadata_max_skew;      /* ms a version may run ahead */
     uint64_t metadata_tombstone_ttl; /* ms a delete is remembered */
     char data_dir[CONFIG_STR_MAX];   /* snapshots; "" = none */
+    uint64_t snapshot_threshold;     /* log bytes before a snapshot */
 
     /* Lua hook scripts (the agent; lua_host.c). */
     struct config_list scripts;

@@ -21,6 +21,7 @@
 #include "node.h"
 #include "stats.h"
 #include "text.h"
+#include "wal.h"
 
 /* Stop reading a connection whose answers pile up unread beyond this. */
 #define WRITE_BACKLOG_MAX (1u << 20)
@@ -62,6 +63,12 @@ struct conn {
     bool list_values;
     struct buf list;
     size_t list_pos, list_count;
+    /* kv_put or kv_delete taken, answered once on disk (wal.h). */
+    struct wal_wait saving;
+    bool saving_put;
+    uint16_t saving_keylen;
+    char saving_key[META_KEY_MAX + 1];
+    uint64_t saving_version;
     /* kv_watch: the connection only receives events from now on. */
     bool watching;
     struct conn *wprev, *wnext;
@@ -585,7 +592,9 @@ static void json_sample(void *ud, const struct stats_sample *s)
         if (o == NULL)
             return;
     }
-    if (s->boolean)
+    if (s->text)
+        add_bytes(o, s->key, (const uint8_t *)s->text, strlen(s->text));
+    else if (s->boolean)
         cJSON_AddBoolToObject(o, s->key, s->value != 0);
     else
         cJSON_AddNumberToObject(o, s->key, (double)s->value);
@@ -679,6 +688,53 @@ static struct metadata *store_of(struct conn *c)
     return node_metadata(c->ctl->a->node);
 }
 
+/* The answer to a kv_put (with its version) or a kv_delete. */
+static void reply_written(struct conn *c, bool put, const char *key,
+                          size_t keylen, uint64_t version)
+{
+    cJSON *obj = ok_answer();
+    if (obj && !(add_bytes(obj, "key", (const uint8_t *)key, keylen) &&
+                 (!put || add_version(obj, version)))) {
+        cJSON_Delete(obj);
+        obj = NULL;
+    }
+    reply(c, obj);
+}
+
+static void on_saved(struct wal_wait *wt, int err, const char *why)
+{
+    struct conn *c = HS_CONTAINER_OF(wt, struct conn, saving);
+    c->busy = false;
+    if (err)
+        reply_error(c, "%s", why ? why : hs_strerror(err));
+    else
+        reply_written(c, c->saving_put, c->saving_key, c->saving_keylen,
+                      c->saving_version);
+    pump(c);
+}
+
+/* A write was taken: with a data dir, answer once it is on disk there
+ * (architecture rule 7); without one, at once. */
+static void written(struct conn *c, bool put, const char *key,
+                    size_t keylen, uint64_t version)
+{
+    struct wal *w = c->ctl->a->wal;
+    char why[600];
+    int rc = w ? wal_wait(w, &c->saving, why, sizeof why) : 1;
+    if (rc == 1) {
+        reply_written(c, put, key, keylen, version);
+    } else if (rc) {
+        reply_error(c, "%s", why);
+    } else {
+        c->saving.cb = on_saved;
+        c->saving_put = put;
+        c->saving_keylen = (uint16_t)keylen;
+        memcpy(c->saving_key, key, keylen);
+        c->saving_version = version;
+        c->busy = true;
+    }
+}
+
 static void cmd_kv_put(struct conn *c, const cJSON *req)
 {
     const char *key;
@@ -724,13 +780,7 @@ static void cmd_kv_put(struct conn *c, const cJSON *req)
         reply_error(c, "%s", why[0] ? why : hs_strerror(rc));
         return;
     }
-    cJSON *obj = ok_answer();
-    if (obj && !(add_bytes(obj, "key", (const uint8_t *)key, keylen) &&
-                 add_version(obj, version))) {
-        cJSON_Delete(obj);
-        obj = NULL;
-    }
-    reply(c, obj);
+    written(c, true, key, keylen, version);
 }
 
 static void cmd_kv_get(struct conn *c, const cJSON *req)
@@ -765,12 +815,7 @@ static void cmd_kv_delete(struct conn *c, const cJSON *req)
         reply_error(c, "%s", why[0] ? why : hs_strerror(rc));
         return;
     }
-    cJSON *obj = ok_answer();
-    if (obj && !add_bytes(obj, "key", (const uint8_t *)key, keylen)) {
-        cJSON_Delete(obj);
-        obj = NULL;
-    }
-    reply(c, obj);
+    written(c, false, key, keylen, 0);
 }
 
 static void list_key(void *ud, const struct meta_entry *e)
@@ -1222,6 +1267,7 @@ static void close_now(struct conn *c)
 {
     c->closing = true;
     forget_keys(c);
+    wal_wait_cancel(&c->saving);
     unwatch(c);
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
@@ -1240,6 +1286,7 @@ static void finish(struct conn *c)
         return;
     c->closing = true;
     forget_keys(c);
+    wal_wait_cancel(&c->saving);
     unwatch(c);
     control_join_cancel(c->join);
     c->join = NULL;

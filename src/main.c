@@ -24,6 +24,7 @@
 #include "snapshot.h"
 #include "node.h"
 #include "transport.h"
+#include "wal.h"
 
 #define EXIT_USAGE 2
 /* Beyond leave_timeout the node itself gives up; this net only catches a
@@ -253,10 +254,7 @@ struct runner {
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t backstop; /* leave safety net */
     uv_timer_t later;    /* runs the shutdown outside any callback */
-    uv_timer_t saver;    /* snapshots of the data dir */
-    uint64_t last_save;  /* uv_now of the last snapshot */
-    bool save_failing;   /* the last save failed (logged once) */
-    struct config_list rejoin; /* members the snapshot knew */
+    struct config_list rejoin; /* members the data dir knew */
     int phase;
     int pending;         /* asynchronous closes still running */
     int exit_code;
@@ -292,45 +290,26 @@ static void on_closed(void *ud)
     close_own((uv_handle_t *)&r->sighup);
     close_own((uv_handle_t *)&r->backstop);
     close_own((uv_handle_t *)&r->later);
-    close_own((uv_handle_t *)&r->saver);
 }
 
 /* ===== Data dir ===== */
 
-/* Snapshot when the store changed (at most once a second), and every
- * 30 s anyway for the member list. */
-#define SAVE_CHECK_MS 1000
-#define SAVE_EVERY_MS 30000
-
-static void save_now(struct runner *r)
+/* Load the data dir into the node's store, then keep it (wal.c). */
+static int open_data_dir(struct runner *r, char *err, size_t errlen)
 {
     struct agent *a = &r->a;
-    char err[512];
-    if (a->cfg.data_dir[0] == '\0' || a->node == NULL)
-        return;
-    r->last_save = uv_now(&a->loop);
-    if (snapshot_save(a->cfg.data_dir, a->node, err, sizeof err)) {
-        if (!r->save_failing)
-            HS_ERROR(&a->log, "snapshot not saved (the previous one stays): "
-                     "%s", err);
-        r->save_failing = true;
-        /* try again at the next check */
-        metadata_set_dirty(node_metadata(a->node));
-        return;
+    struct snapshot_files files;
+    int rc = snapshot_open(a->cfg.data_dir, a->node, &r->rejoin, &a->log,
+                           &files, err, errlen);
+    if (rc == 0 &&
+        (rc = wal_new(&a->loop, a->cfg.data_dir, a->node, &a->log, &files,
+                      NULL, &a->wal))) {
+        a->wal = NULL;
+        snprintf(err, errlen, "data_dir %s: %s", a->cfg.data_dir,
+                 hs_strerror(rc));
     }
-    if (r->save_failing)
-        HS_INFO(&a->log, "snapshot saved again: dir=%s", a->cfg.data_dir);
-    r->save_failing = false;
-}
-
-static void on_saver(uv_timer_t *t)
-{
-    struct runner *r = t->data;
-    if (r->a.node == NULL)
-        return;
-    bool dirty = metadata_take_dirty(node_metadata(r->a.node));
-    if (dirty || uv_now(&r->a.loop) - r->last_save >= SAVE_EVERY_MS)
-        save_now(r);
+    snapshot_files_free(&files);
+    return rc;
 }
 
 static void shutdown_agent(struct runner *r)
@@ -346,8 +325,12 @@ static void shutdown_agent(struct runner *r)
         r->pending++;
         metrics_close(a->met, on_closed, r);
     }
-    uv_timer_stop(&r->saver);
-    save_now(r); /* the last word, before the node goes */
+    if (a->wal) { /* the last word, before the node goes */
+        struct wal *w = a->wal;
+        a->wal = NULL;
+        r->pending++;
+        wal_close(w, on_closed, r);
+    }
     if (a->lua) { /* its timers live in the node: before node_close */
         lua_host_free(a->lua);
         a->lua = NULL;
@@ -645,13 +628,9 @@ static int start(struct runner *r)
         fprintf(stderr, "hearsay: %s\n", err);
         return 1;
     }
-    if (a->cfg.data_dir[0]) {
-        if (snapshot_load(a->cfg.data_dir, a->node, &r->rejoin, &a->log, err,
-                          sizeof err)) {
-            fprintf(stderr, "hearsay: %s\n", err);
-            return 1;
-        }
-        uv_timer_start(&r->saver, on_saver, SAVE_CHECK_MS, SAVE_CHECK_MS);
+    if (a->cfg.data_dir[0] && open_data_dir(r, err, sizeof err)) {
+        fprintf(stderr, "hearsay: %s\n", err);
+        return 1;
     }
     if ((rc = node_start(a->node, &adv))) {
         fprintf(stderr, "hearsay: cannot start the node: %s\n",
@@ -715,9 +694,8 @@ static int agent_main(int argc, char **argv)
     uv_signal_init(&a->loop, &r.sighup);
     uv_timer_init(&a->loop, &r.backstop);
     uv_timer_init(&a->loop, &r.later);
-    uv_timer_init(&a->loop, &r.saver);
     r.sigint.data = r.sigterm.data = r.sighup.data = &r;
-    r.backstop.data = r.later.data = r.saver.data = &r;
+    r.backstop.data = r.later.data = &r;
     if ((rc = start(&r)) != 0) {
         r.exit_code = rc; /* 2: a script failed to load */
         shutdown_agent(&r);

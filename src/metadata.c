@@ -182,6 +182,7 @@ struct metadata {
     struct meta_stats stats;
     meta_observer_fn observer;
     void *observer_ud;
+    struct meta_journal journal; /* the data dir's log */
     /* Keys whose hooks are running: a hook must not write its own key
      * (the entry it was handed would be freed under it). */
     struct {
@@ -1159,6 +1160,8 @@ static void applied(struct metadata *md, const struct meta_entry *e,
 {
     struct node *nd = md->nd;
     struct meta_change c;
+    if (md->journal.append)
+        md->journal.append(md->journal.ud, e);
     fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, ov,
                 e->origin, e->originlen, e->version, local);
     if (nd->hooks.on_metadata)
@@ -1368,6 +1371,9 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
                  "called for (write it later, from hearsay.after)");
         return HS_EBUSY;
     }
+    if (md->journal.refuse &&
+        md->journal.refuse(md->journal.ud, why, whylen))
+        return HS_EIO;
     /* A delete is a write like any other, even of a key not seen here
      * yet: its tombstone beats any older put still on its way. */
     struct meta_entry *old = find(md, key, keylen);
@@ -3023,4 +3029,14 @@ int metadata_check(const struct metadata *md, char *why, size_t whylen)
 bool metadata_rehashing(const struct metadata *md)
 {
     return md->rehashing;
+}
+
+/* ===== The data dir's log ===== */
+
+void metadata_set_journal(struct metadata *md, const struct meta_journal *j)
+{
+    if (j)
+        md->journal = *j;
+    else
+        memset(&md->journal, 0, sizeof md->journal);
 }

@@ -163,6 +163,18 @@ int metadata_entry_encode(const struct meta_entry *e, struct buf *out);
 int metadata_entry_restore(struct metadata *md, const uint8_t *p, size_t n,
                            const char **why);
 
+/* The data dir's log. `append` sees every change the store applies,
+ * local or remote, once validated and stored, before the on_metadata
+ * hook. `refuse`, when set, is asked before a local write is validated:
+ * true (with its sentence in why) refuses the write with HS_EIO, as while
+ * the log cannot be written. NULL (or a NULL journal) detaches. */
+struct meta_journal {
+    void (*append)(void *ud, const struct meta_entry *e);
+    bool (*refuse)(void *ud, char *why, size_t whylen);
+    void *ud;
+};
+void metadata_set_journal(struct metadata *md, const struct meta_journal *j);
+
 /* The whole store, tombstones included, and the store-wide fields: a map
  * {hlc, hz, sy, e: [entries]}. O(n): for tests and small stores. */
 int metadata_snapshot(const struct metadata *md, struct buf *out);

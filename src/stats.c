@@ -10,6 +10,7 @@
 #include "metrics.h"
 #include "node.h"
 #include "transport.h"
+#include "wal.h"
 
 /* ===== The metrics ===== */
 
@@ -228,6 +229,53 @@ static const struct field transport_fields[] = {
              "Badly framed packets on tcp-transport connections."), NULL},
 };
 
+#define WS(f) offsetof(struct wal_stats, f)
+
+static const struct field wal_fields[] = {
+    {"log_bytes", WS(log_bytes),
+     GAUGE("data_dir_log_bytes",
+           "Bytes in the data dir's log files (since the last snapshot)."),
+     NULL},
+    {"snapshot_bytes", WS(snapshot_bytes),
+     GAUGE("data_dir_snapshot_bytes",
+           "Bytes of the data dir's snapshot segments."), NULL},
+    {"records", WS(records),
+     COUNTER("data_dir_log_records_total",
+             "Changes of the store appended to the log."), NULL},
+    {"fsyncs", WS(fsyncs),
+     COUNTER("data_dir_fsyncs_total",
+             "Groups of log records written and fsynced."), NULL},
+    {"group_max", WS(group_max),
+     GAUGE("data_dir_group_records_max",
+           "Most records one fsync of the log has carried."), NULL},
+    {"saves", WS(saves),
+     COUNTER("data_dir_saves_total",
+             "Saves that reached the disk: log groups, snapshot segments, "
+             "members files."), NULL},
+    {"save_failures", WS(save_failures),
+     COUNTER("data_dir_save_failures_total",
+             "Saves that failed (a write, fsync or rename of the data "
+             "dir)."), NULL},
+    {"writes_refused", WS(refused),
+     COUNTER("data_dir_writes_refused_total",
+             "Local writes refused because the log could not be written."),
+     NULL},
+    {"changes_unlogged", WS(dropped),
+     COUNTER("data_dir_changes_unlogged_total",
+             "Changes applied while the log could not be written (the next "
+             "snapshot saves them)."), NULL},
+    {"snapshots", WS(snapshots),
+     COUNTER("data_dir_snapshots_total",
+             "Snapshots written whole (the log compacted into them)."),
+     NULL},
+    {"last_save_time", WS(last_save_time),
+     GAUGE("data_dir_last_save_timestamp_seconds",
+           "Unix time of the last save that reached the disk."), NULL},
+    {"last_failure_time", WS(last_failure_time),
+     GAUGE("data_dir_last_failure_timestamp_seconds",
+           "Unix time of the last save that failed (0: none)."), NULL},
+};
+
 static const struct stats_metric answers = {
     "metrics_answers_total", STATS_COUNTER, "code",
     "Answers of this endpoint, by HTTP status code."};
@@ -255,7 +303,7 @@ static void emit(const struct out *o, const struct stats_metric *m,
                  const char *group, const char *key, const char *label,
                  uint64_t value)
 {
-    struct stats_sample s = {m, group, key, label, value, false};
+    struct stats_sample s = {m, group, key, label, value, false, NULL};
     o->fn(o->ud, &s);
 }
 
@@ -307,7 +355,7 @@ void stats_collect(const struct agent *a, stats_fn fn, void *ud)
          NULL, "broadcast_queue", NULL, node_broadcast_queue_len(nd));
     struct stats_sample paused = {
         GAUGE("paused", "1 while the heartbeat is paused (hearsay pause)."),
-        NULL, "paused", NULL, node_paused(nd), true};
+        NULL, "paused", NULL, node_paused(nd), true, NULL};
     fn(ud, &paused);
     emit(&o, GAUGE("keyring_keys", "Encryption keys installed."), NULL, NULL,
          NULL, node_keyring(nd)->n);
@@ -329,6 +377,19 @@ void stats_collect(const struct agent *a, stats_fn fn, void *ud)
     emit_fields(&o, "metadata", meta_fields, COUNT(meta_fields),
                 metadata_stats(md));
 
+    if (a->wal) {
+        const struct wal_stats *ws = wal_stats(a->wal);
+        struct stats_sample failing = {
+            GAUGE("data_dir_failing",
+                  "1 while the data dir's log cannot be written (local "
+                  "writes are refused)."),
+            "data_dir", "failing", NULL, ws->failing, true, NULL};
+        fn(ud, &failing);
+        emit_fields(&o, "data_dir", wal_fields, COUNT(wal_fields), ws);
+        struct stats_sample error = {NULL, "data_dir", "last_save_error",
+                                     NULL, 0, false, ws->last_error};
+        fn(ud, &error);
+    }
     if (a->tp)
         emit_fields(&o, "transport", transport_fields,
                     COUNT(transport_fields), transport_stats(a->tp));

@@ -31,6 +31,7 @@ struct stats_sample {
     const char *label;  /* the label's value, when metric->label is set */
     uint64_t value;
     bool boolean;       /* JSON shows it as false (0) or true */
+    const char *text;   /* JSON shows this string instead (metric NULL) */
 };
 
 typedef void (*stats_fn)(void *ud, const struct stats_sample *s);

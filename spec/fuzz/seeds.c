@@ -495,34 +495,37 @@ static void store(struct sim *s)
         off += lens[i];
     }
 
-    /* A snapshot file as the agent writes it. */
-    char dir[] = "/tmp/hearsay-seeds-XXXXXX", path[64], err[256];
-    if (mkdtemp(dir) == NULL || snapshot_save(dir, nb, err, sizeof err)) {
-        fprintf(stderr, "seeds: snapshot: %s\n", err);
+    /* A snapshot file as hearsay 0.1.0 wrote it (hearsay.snapshot, which
+     * the data dir still loads): magic, body length, CRC-32, and the
+     * body {saved, name, meta, members}, saved at time 0 so that the
+     * seed does not change from one run to the next. */
+    struct buf body = BUF_INIT, whole = BUF_INIT;
+    mp_write_map(&body, 4);
+    mp_write_str(&body, "saved");
+    mp_write_uint(&body, 0);
+    mp_write_str(&body, "name");
+    mp_write_str(&body, "b");
+    mp_write_str(&body, "meta");
+    mp_write_raw(&body, snap.data, snap.len);
+    mp_write_str(&body, "members");
+    mp_write_array(&body, 1);
+    mp_write_array(&body, 2);
+    mp_write_str(&body, "a");
+    mp_write_str(&body, "10.0.0.1:7946");
+    buf_append(&whole, "HEARSAY1", 8);
+    buf_put_be32(&whole, (uint32_t)body.len);
+    buf_put_be32(&whole, wire_crc32(body.data, body.len));
+    buf_append(&whole, body.data, body.len);
+    if (whole.err || whole.len < 16) {
+        fprintf(stderr, "seeds: snapshot: out of memory\n");
         exit(1);
     }
-    snprintf(path, sizeof path, "%s/hearsay.snapshot", dir);
-    FILE *f = fopen(path, "rb");
-    uint8_t file[65536];
-    size_t len = f ? fread(file, 1, sizeof file, f) : 0;
-    if (f)
-        fclose(f);
-    unlink(path);
-    rmdir(dir);
-    if (len < 16) {
-        fprintf(stderr, "seeds: snapshot file cut short\n");
-        exit(1);
-    }
-    /* The time of the save, zeroed so that the seed does not change
-     * from one run to the next. */
-    for (size_t i = 16; i + 11 <= len; i++)
-        if (memcmp(file + i, "\xa5saved\xce", 7) == 0) {
-            memset(file + i + 7, 0, 4);
-            hs_put_be32(file + 12, wire_crc32(file + 16, len - 16));
-            break;
-        }
+    const uint8_t *file = whole.data;
+    size_t len = whole.len;
     save_mode("metadata", "snapshot-body", 6, file + 16, len - 16);
     save_mode("metadata", "snapshot-file", 7, file, len);
+    buf_free(&body);
+    buf_free(&whole);
     buf_free(&snap);
     buf_free(&sa);
     buf_free(&sb);

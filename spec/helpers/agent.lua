@@ -136,7 +136,7 @@ end
 M.bin = os.getenv("HEARSAY_BIN") or "./bin/hearsay"
 
 -- opts: name, bind, control, join (list), profile, log, set (table of
--- key=value), args (extra list), env
+-- key=value), args (extra list), env, wrap (argv run before the agent's)
 function M.hearsay(opts)
   local argv = { M.bin, "agent", "--name", opts.name, "--bind", opts.bind,
                  "--control", opts.control,
@@ -154,6 +154,12 @@ function M.hearsay(opts)
     argv[#argv + 1] = k .. "=" .. tostring(v)
   end
   for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
+  if opts.wrap then -- a command that runs the agent (nsenter ...)
+    local w = {}
+    for _, a in ipairs(opts.wrap) do w[#w + 1] = a end
+    for _, a in ipairs(argv) do w[#w + 1] = a end
+    argv = w
+  end
   local p = spawn("hearsay-" .. opts.name, argv, opts.env)
   p.kind = "hearsay"
   p.name = opts.name
