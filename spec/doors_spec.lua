@@ -116,3 +116,61 @@ describe("a config file", function()
     assert.matches("expected a JSON object of configuration keys", out)
   end)
 end)
+
+describe("the agent's flags", function()
+  -- Each stops at the flags (status 2), before anything listens.
+  local function never_echoed(args)
+    local out, status = agent_fails(args, 10)
+    assert.are.equal(2, status, out)
+    assert.is_nil(out:find("SECRETKEY", 1, true), out)
+    return out
+  end
+
+  it("name the flag that lacks its value, never the secret after it",
+     function()
+    local out = never_echoed("--join --encrypt SECRETKEY")
+    assert.matches("flag %-%-join needs a value %(%-%-encrypt is a flag%)",
+                   out)
+    out = never_echoed("--advertise --encrypt=SECRETKEY")
+    assert.matches("flag %-%-advertise needs a value", out)
+    out = never_echoed("--log-level --set control_token=SECRETKEY")
+    assert.matches("flag %-%-log%-level needs a value", out)
+    out = never_echoed("--encrypt")
+    assert.matches("flag %-%-encrypt needs a value", out)
+  end)
+
+  it("never echo an unexpected argument when the arguments hold a secret",
+     function()
+    local out = never_echoed("--encrypt x SECRETKEY")
+    assert.matches("unexpected argument %d+, after the value of %-%-encrypt",
+                   out)
+    out = never_echoed("--set encrypt_passphrase=x SECRETKEY")
+    assert.matches("unexpected argument", out)
+    out = never_echoed("--set control_token SECRETKEY")
+    assert.matches("unexpected argument", out)
+    -- without a secret, the argument is shown
+    out = agent_fails("stray", 10)
+    assert.matches('unexpected argument "stray"', out)
+  end)
+
+  it("never echo a misspelt flag's value or a --set without =", function()
+    local out = never_echoed("--encrpyt=SECRETKEY")
+    assert.matches("unknown or ambiguous flag %-%-encrpyt ", out)
+    out = never_echoed("--set control_tokenSECRETKEY")
+    assert.matches("%-%-set: expected KEY=VALUE", out)
+  end)
+
+  it("and the CLI's the same", function()
+    for _, c in ipairs{
+      { "members --control --token SECRETKEY",
+        "flag %-%-control needs a value %(%-%-token is a flag%)" },
+      { "keys --install --token SECRETKEY",
+        "flag %-%-install needs a value" },
+      { "members --tokn=SECRETKEY", "unknown flag %-%-tokn\n" } } do
+      local out, status = agent.run(agent.bin .. " " .. c[1])
+      assert.are.equal(1, status, out)
+      assert.is_nil(out:find("SECRETKEY", 1, true), out)
+      assert.matches(c[2], out)
+    end
+  end)
+end)

@@ -135,6 +135,64 @@ static void agent_help(FILE *f)
     }
 }
 
+/* ===== Secrets never echoed =====
+ * An error about the flags names a flag, never a value that may be a
+ * key or a token: a flag missing its value would otherwise take the
+ * next flag as its value and leave the secret as an "unexpected
+ * argument". */
+
+static const char *const secret_keys[] = {"encrypt", "encrypt_passphrase",
+                                          "secret_key", "control_token",
+                                          NULL};
+
+/* The length of a flag's name in arg ("--set=a" -> "--set"). */
+static size_t flag_len(const char *arg)
+{
+    return strcspn(arg, "=");
+}
+
+static bool names_secret(const char *s)
+{
+    size_t n = flag_len(s);
+    for (int i = 0; secret_keys[i]; i++)
+        if (strlen(secret_keys[i]) == n && !strncmp(s, secret_keys[i], n))
+            return true;
+    return false;
+}
+
+/* Whether arg is one of the agent's flags (with or without a value). */
+static bool is_flag(const char *arg)
+{
+    if (arg[0] != '-')
+        return false;
+    const char *name = arg + (arg[1] == '-' ? 2 : 1);
+    size_t n = flag_len(name);
+    for (const struct option *o = agent_opts; o->name; o++)
+        if (strlen(o->name) == n && !strncmp(name, o->name, n))
+            return true;
+    return false;
+}
+
+/* Whether any argument carries a secret: --encrypt, or --set with a
+ * secret key. */
+static bool has_secret(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-')
+            continue;
+        const char *name = a + (a[1] == '-' ? 2 : 1);
+        if (!strncmp(name, "encrypt", flag_len(name)) &&
+            flag_len(name) == 7)
+            return true;
+        if (flag_len(name) == 3 && !strncmp(name, "set", 3) &&
+            (name[3] == '=' ? names_secret(name + 4)
+                            : i + 1 < argc && names_secret(argv[i + 1])))
+            return true;
+    }
+    return false;
+}
+
 /* Where configure() writes its error sentence. */
 static char *cfg_err;
 static size_t cfg_errlen;
@@ -170,8 +228,16 @@ static int configure(struct config *cfg, int argc, char **argv, char *err,
     cfg_errlen = errlen;
     err[0] = '\0';
     config_defaults(cfg, "lan"); /* so that config_free is always safe */
-    if (sets == NULL)
+    /* getopt moves the arguments that are not flags to the end: keep
+     * their order, to say where an unexpected one was. */
+    char **orig = hs_calloc((size_t)argc + 1, sizeof *orig);
+    if (sets == NULL || orig == NULL) {
+        hs_free(sets);
+        hs_free(orig);
         return usage_error("out of memory");
+    }
+    memcpy(orig, argv, (size_t)argc * sizeof *orig);
+    bool secret = has_secret(argc, argv);
     optind = 0;
     opterr = 0;
     while (rc < 0 &&
@@ -196,19 +262,50 @@ static int configure(struct config *cfg, int argc, char **argv, char *err,
                 sets[nsets++] = (struct setting){NULL, optarg};
             break;
         case ':':
-            rc = usage_error("flag %s needs a value", argv[optind - 1]);
+            rc = usage_error("flag %.*s needs a value",
+                             (int)flag_len(argv[optind - 1]),
+                             argv[optind - 1]);
             break;
         case '?':
-            rc = usage_error("unknown or ambiguous flag %s (see hearsay "
-                             "agent --help)", argv[optind - 1]);
+            rc = usage_error("unknown or ambiguous flag %.*s (see hearsay "
+                             "agent --help)",
+                             (int)flag_len(argv[optind - 1]),
+                             argv[optind - 1]);
             break;
         default:
             sets[nsets++] = (struct setting){flag_key(ch), optarg};
             break;
         }
+        /* "--name --encrypt KEY": --name took "--encrypt" for its value,
+         * which is a flag; the flag is what lacks its value. */
+        if (rc < 0 && optarg && optind >= 2 && optarg == argv[optind - 1] &&
+            is_flag(optarg))
+            rc = usage_error("flag %.*s needs a value (%.*s is a flag)",
+                             (int)flag_len(argv[optind - 2]),
+                             argv[optind - 2], (int)flag_len(optarg),
+                             optarg);
     }
-    if (rc < 0 && optind < argc)
-        rc = usage_error("unexpected argument \"%s\"", argv[optind]);
+    if (rc < 0 && optind < argc) {
+        /* Where it was, and what came before it. */
+        int at = 1;
+        while (at < argc && orig[at] != argv[optind])
+            at++;
+        const char *prev = at >= 2 ? orig[at - 1] : "";
+        const char *prev2 = at >= 3 ? orig[at - 2] : "";
+        if (!secret)
+            rc = usage_error("unexpected argument \"%s\"", argv[optind]);
+        else if (prev[0] == '-')
+            rc = usage_error("unexpected argument %d, after %.*s (not "
+                             "shown: the arguments hold a secret)", at,
+                             (int)flag_len(prev), prev);
+        else if (prev2[0] == '-')
+            rc = usage_error("unexpected argument %d, after the value of "
+                             "%.*s (not shown: the arguments hold a "
+                             "secret)", at, (int)flag_len(prev2), prev2);
+        else
+            rc = usage_error("unexpected argument %d (not shown: the "
+                             "arguments hold a secret)", at);
+    }
     char e[512];
     if (rc < 0 && profile && config_set(cfg, "profile", profile, e, sizeof e))
         rc = usage_error("%s", e);
@@ -226,7 +323,12 @@ static int configure(struct config *cfg, int argc, char **argv, char *err,
             const char *eq = strchr(value, '=');
             size_t n = eq ? (size_t)(eq - value) : 0;
             if (eq == NULL || n == 0 || n >= sizeof key) {
-                rc = usage_error("--set %s: expected KEY=VALUE", value);
+                /* Echo only a key name: it might be "control_tokenSECRET". */
+                if (config_get(cfg, value, key, sizeof key) != HS_ENOTFOUND)
+                    rc = usage_error("--set %s: expected KEY=VALUE", value);
+                else
+                    rc = usage_error("--set: expected KEY=VALUE, such as "
+                                     "--set probe_interval=500ms");
                 break;
             }
             memcpy(key, value, n);
@@ -240,6 +342,7 @@ static int configure(struct config *cfg, int argc, char **argv, char *err,
     if (rc < 0 && config_validate(cfg, e, sizeof e))
         rc = usage_error("%s", e);
     hs_free(sets);
+    hs_free(orig);
     return rc;
 }
 
