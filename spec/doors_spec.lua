@@ -174,3 +174,146 @@ describe("the agent's flags", function()
     end
   end)
 end)
+
+-- ===== Raw clients of the control endpoint and /metrics =====
+
+local function bash(script, limit)
+  return agent.run("timeout " .. (limit or 30) .. " bash -c "
+    .. agent.sh_quote(script))
+end
+
+local function host_port(hp)
+  return hp:match("^(.+):(%d+)$")
+end
+
+-- Send `bytes` on a new connection, then read until the agent closes it
+-- or `wait` seconds pass; returns what was read and whether the agent
+-- closed the connection in that time.
+local function exchange(hp, bytes, wait)
+  local host, port = host_port(hp)
+  local out = bash(string.format(
+    "exec 3<>/dev/tcp/%s/%s || exit 9\n"
+    .. "cat %s >&3\n"
+    .. "timeout %s cat <&3; echo \"@rc=$?\"\n",
+    host, port, agent.sh_quote(temp_file("req", bytes)), wait or 10))
+  local rc = tonumber(out:match("@rc=(%d+)%s*$"))
+  return out:gsub("@rc=%d+%s*$", ""), rc == 0
+end
+
+-- The first answer line to one request (the connection stays open until
+-- the answer came).
+local function ask(hp, bytes)
+  local host, port = host_port(hp)
+  local out = bash(string.format(
+    "exec 3<>/dev/tcp/%s/%s || exit 9\n"
+    .. "cat %s >&3\n"
+    .. "timeout 10 head -n 1 <&3\n",
+    host, port, agent.sh_quote(temp_file("req", bytes))))
+  local ok, doc = pcall(cjson.decode, out)
+  return ok and doc or out
+end
+
+-- A process that holds `n` connections to hp open and sends nothing.
+local function hold_silent(hp, n)
+  local host, port = host_port(hp)
+  return agent.spawn("silent", { "bash", "-c", string.format(
+    "for i in $(seq %d); do exec {fd}<>/dev/tcp/%s/%s || exit 9; done\n"
+    .. "echo opened; sleep 60", n, host, port) })
+end
+
+describe("the control endpoint #net", function()
+  local ctl1, ctl2 = "127.0.23.1:7374", "127.0.23.2:7374"
+  local a, b
+  setup(function()
+    a = agent.hearsay{ name = "d1", bind = "127.0.23.1:7946", control = ctl1,
+                       profile = "local", log = "info",
+                       args = { "--metrics", "127.0.23.1:9100" } }
+    local conf = temp_file("token.lua", 'control_token = "secret"\n')
+    b = agent.hearsay{ name = "d2", bind = "127.0.23.2:7946", control = ctl2,
+                       profile = "local", log = "info",
+                       set = { control_idle_timeout = "1s" },
+                       args = { "--config", conf } }
+  end)
+  teardown(function() agent.cleanup() end)
+
+  it("answers the CLI while 70 silent connections are held open, token or "
+     .. "not", function()
+    local s1, s2 = hold_silent(ctl1, 70), hold_silent(ctl2, 70)
+    assert.is_true(agent.wait(function()
+      return s1:log():find("opened") and s2:log():find("opened")
+    end, 10), s1:log() .. s2:log())
+    local out, status = a:cli("members")
+    assert.are.equal(0, status, out)
+    assert.matches("d1 +127%.0%.23%.1:7946 +alive", out)
+    out, status = b:cli("members", "--token", "secret")
+    assert.are.equal(0, status, out)
+    assert.matches("d2 +127%.0%.23%.2:7946 +alive", out)
+    -- a request without the token is still refused
+    out, status = b:cli("members")
+    assert.are.equal(1, status, out)
+    assert.matches("permission denied", out)
+    s1:stop()
+    s2:stop()
+  end)
+
+  it("closes a connection that sends no request in time", function()
+    -- control_idle_timeout = 1s on b: the first request must come
+    -- within 1 s (10 s at most on any agent)
+    local out, closed = exchange(ctl2, "", 8)
+    assert.is_true(closed, out)
+    assert.matches('"ok":false', out)
+    assert.matches("no request within 1000 ms", out)
+  end)
+
+  it("closes a connection idle after its requests, but not a watch",
+     function()
+    local out, closed = exchange(ctl2,
+      '{"cmd":"version","token":"secret"}\n', 8)
+    assert.is_true(closed, out)
+    assert.matches('"version"', out)
+    -- a watch outlives the idle timeout and still gets its events
+    local host, port = host_port(ctl2)
+    local w = agent.spawn("watch", { "bash", "-c", string.format(
+      "exec 3<>/dev/tcp/%s/%s || exit 9\n"
+      .. "printf '%%s\\n' '{\"cmd\":\"kv_watch\",\"prefix\":\"w/\","
+      .. "\"token\":\"secret\"}' >&3\n"
+      .. "timeout 20 cat <&3", host, port) })
+    assert.is_true(agent.wait(function()
+      return w:log():find('"watching"')
+    end, 10), w:log())
+    agent.sleep(2.5)
+    local _, status = b:cli("kv", "put", "w/k", "v", "--token", "secret")
+    assert.are.equal(0, status)
+    assert.is_true(agent.wait(function()
+      return w:log():find('"event":"put","key":"w/k"', 1, true)
+    end, 10), w:log())
+  end)
+
+  it("refuses a token cut short by a NUL", function()
+    for _, req in ipairs{
+      '{"cmd":"members","token":"secret\\u0000anything"}\n',
+      '{"cmd":"members","token":"secret\0anything"}\n' } do
+      local doc = ask(ctl2, req)
+      assert.are.equal("table", type(doc), tostring(doc))
+      assert.is_false(doc.ok)
+      assert.is_nil(doc.members)
+    end
+    -- the right token still works
+    local doc = ask(ctl2, '{"cmd":"members","token":"secret"}\n')
+    assert.is_true(doc.ok, cjson.encode(doc))
+  end)
+
+  it("serves /metrics to an absolute-form request target", function()
+    local out = exchange("127.0.23.1:9100",
+      "GET http://127.0.23.1:9100/metrics HTTP/1.1\r\nHost: 127.0.23.1\r\n"
+      .. "\r\n", 10)
+    assert.matches("^HTTP/1%.0 200 OK\r\n", out)
+    assert.matches("hearsay_members{state=\"alive\"} 1", out)
+    out = exchange("127.0.23.1:9100",
+      "GET HTTP://127.0.23.1:9100/nope?x HTTP/1.1\r\n\r\n", 10)
+    assert.matches("^HTTP/1%.0 404 ", out)
+    out = exchange("127.0.23.1:9100", "GET http:///metrics HTTP/1.1\r\n\r\n",
+                   10)
+    assert.matches("^HTTP/1%.0 400 ", out)
+  end)
+end)

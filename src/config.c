@@ -243,6 +243,11 @@ static const struct key keys[] = {
       "none (default empty). Put it in a config file rather than on a "
       "command line."},
      OFF(control_token), 0, 0, NULL, CONFIG_STR_MAX},
+    {{"control_idle_timeout", NULL, NULL, CONFIG_DURATION,
+      "A control connection that completes no request for this long is "
+      "closed (a kv watch or a request under way is not idle); the first "
+      "request must come within 10s, or this if shorter (default 60s)."},
+     OFF(control_idle_timeout), 100, (int64_t)DAY, NULL, 0},
     {{"metrics", NULL, NULL, CONFIG_ADDR,
       "Address (ip:port) of the Prometheus endpoint, HTTP GET /metrics; "
       "empty = off (default empty). It has no authentication: keep it on "
@@ -366,6 +371,7 @@ int config_defaults(struct config *c, const char *profile)
     c->metadata_tombstone_ttl = 24ull * 3600 * 1000;
     c->script_memory = 64u << 20;
     snprintf(c->control, sizeof c->control, "127.0.0.1:7374");
+    c->control_idle_timeout = 60000;
     c->max_stream_size = 20u << 20;
     c->max_push_pull_nodes = 1u << 20;
     c->max_inbound_streams = 128;

@@ -79,6 +79,7 @@ struct config {
     uint64_t script_memory;   /* bytes the scripts' Lua state may hold */
     char control[CONFIG_STR_MAX];
     char control_token[CONFIG_STR_MAX]; /* "" = none */
+    uint64_t control_idle_timeout;      /* ms */
     char metrics[CONFIG_STR_MAX];   /* Prometheus endpoint; "" = off */
 
     /* Bounds on what the network controls (section 10.5 and our own). */
