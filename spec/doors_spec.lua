@@ -317,3 +317,120 @@ describe("the control endpoint #net", function()
     assert.matches("^HTTP/1%.0 400 ", out)
   end)
 end)
+
+describe("joins at start-up #net", function()
+  teardown(function() agent.cleanup() end)
+
+  local function node(name, i, extra)
+    local o = { name = name, bind = "127.0.23." .. i .. ":7946",
+                control = "127.0.23." .. i .. ":7374", profile = "local",
+                log = "info" }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return agent.hearsay(o)
+  end
+
+  it("exit 1 when --join reaches nobody", function()
+    local p = node("j1", 31, { join = { "127.0.23.39:7946" } })
+    assert.are.equal(1, p:wait_exit(15), p:log())
+    assert.matches("Joining cluster%.%.%.", p:log())
+    assert.matches("join failed, exiting: cannot connect to "
+      .. "127%.0%.23%.39:7946: connection refused", p:log())
+  end)
+
+  it("join a seed started 5 s later by themselves with --retry-join",
+     function()
+    local b = node("j3", 33, { args = { "--retry-join", "127.0.23.32:7946",
+                                        "--retry-interval", "1s" } })
+    agent.sleep(5)
+    assert.is_true(b:running(), b:log())
+    local seed = node("j2", 32)
+    assert.is_true(agent.wait(function()
+      return seed:status_of("j3") == "alive"
+    end, 15), b:log())
+    local log = b:log()
+    assert.matches("%[WARN%] Join failed: cannot connect to 127%.0%.23%.32:"
+      .. "7946: connection refused, retrying in 1s", log)
+    assert.matches("%[INFO%] Join completed%. Synced with 1 initial agents",
+                   log)
+    -- no more attempts once joined
+    local attempts = select(2, log:gsub("Joining cluster", ""))
+    agent.sleep(2)
+    assert.are.equal(attempts, select(2, b:log():gsub("Joining cluster", "")))
+  end)
+
+  it("exit 1 after --retry-max failed retries", function()
+    local p = node("j4", 34, { args = { "--retry-join", "127.0.23.39:7946",
+                                        "--retry-interval", "1s",
+                                        "--retry-max", "2" } })
+    assert.are.equal(1, p:wait_exit(20), p:log())
+    local log = p:log()
+    assert.are.equal(3, select(2, log:gsub("Joining cluster", "")), log)
+    assert.matches("maximum retry join attempts made, exiting", log)
+  end)
+
+  it("take the retry keys from a JSON config file", function()
+    local conf = temp_file("retry.json", cjson.encode{
+      retry_join = { "127.0.23.39:7946" }, retry_interval = "1s",
+      retry_max = 1 })
+    local p = node("j5", 35, { args = { "--config", conf } })
+    assert.are.equal(1, p:wait_exit(20), p:log())
+    assert.are.equal(2, select(2, p:log():gsub("Joining cluster", "")))
+  end)
+
+  it("keep trying the members of the snapshot, and never exit for them",
+     function()
+    local dir = tmp .. "/data-j8"
+    local p1 = node("j8", 38, { args = { "--data-dir", dir } })
+    local p2 = node("j9", 39, { join = { "127.0.23.38:7946" } })
+    assert.is_true(agent.wait(function()
+      return p1:status_of("j9") == "alive"
+    end, 15))
+    p1:signal("TERM") -- the snapshot saved as it leaves lists j9
+    assert.are.equal(0, p1:wait_exit(15), p1:log())
+    p2:stop()
+    p1 = node("j8", 38, { args = { "--data-dir", dir },
+                          set = { retry_interval = "1s" } })
+    assert.is_true(agent.wait(function()
+      return p1:log():find("retrying in 1s: join=snapshot", 1, true)
+    end, 10), p1:log())
+    agent.sleep(1)
+    assert.is_true(p1:running(), p1:log())
+    -- j9 comes back knowing nobody: only j8's retries can find it
+    p2 = node("j9", 39)
+    assert.is_true(agent.wait(function()
+      return p2:status_of("j8") == "alive"
+    end, 15), p1:log())
+    assert.matches("Join completed%. Synced with 1 initial agents: "
+      .. "join=snapshot", p1:log())
+  end)
+
+  it("resolve a retry-join name again at each attempt", function()
+    -- The agent runs in a mount namespace of its own, where /etc/hosts is
+    -- a file of the spec's and host names are looked up in it alone; the
+    -- seed's name is added to it once the agent has failed to resolve it.
+    local _, status = agent.run("unshare -rm true")
+    if status ~= 0 then
+      pending("unprivileged mount namespaces are not available")
+      return
+    end
+    local hosts = temp_file("hosts", "127.0.0.1 localhost\n")
+    local nss = temp_file("nsswitch.conf", "hosts: files\n")
+    local seed = node("j6", 36)
+    local p = agent.spawn("hearsay-j7", { "unshare", "-rm", "sh", "-c",
+      "mount --bind \"$1\" /etc/hosts && mount --bind \"$2\" "
+      .. "/etc/nsswitch.conf && shift 2 && exec \"$@\"", "sh", hosts, nss,
+      agent.bin, "agent", "--name", "j7", "--bind", "127.0.23.37:7946",
+      "--control", "127.0.23.37:7374", "--profile", "local",
+      "--retry-join", "seed.hearsay.test:7946", "--retry-interval", "1s" })
+    assert.is_true(agent.wait(function()
+      return p:log():find('cannot resolve "seed.hearsay.test:7946"', 1, true)
+    end, 10), p:log())
+    local f = assert(io.open(hosts, "a")) -- the same file, so the mount sees it
+    f:write("127.0.23.36 seed.hearsay.test\n")
+    f:close()
+    assert.is_true(agent.wait(function()
+      return seed:status_of("j7") == "alive"
+    end, 15), p:log())
+    assert.matches("Join completed%. Synced with 1 initial agents", p:log())
+  end)
+end)

@@ -38,6 +38,9 @@ static const struct option agent_opts[] = {
     {"bind", required_argument, NULL, 'b'},
     {"advertise", required_argument, NULL, 'a'},
     {"join", required_argument, NULL, 'j'},
+    {"retry-join", required_argument, NULL, 'r'},
+    {"retry-interval", required_argument, NULL, 'i'},
+    {"retry-max", required_argument, NULL, 'x'},
     {"profile", required_argument, NULL, 'p'},
     {"config", required_argument, NULL, 'f'},
     {"config-file", required_argument, NULL, 'f'}, /* serf's spelling */
@@ -62,6 +65,9 @@ static const char *flag_key(int ch)
     case 'b': return "bind";
     case 'a': return "advertise";
     case 'j': return "join";
+    case 'r': return "retry_join";
+    case 'i': return "retry_interval";
+    case 'x': return "retry_max";
     case 'c': return "control";
     case 'M': return "metrics";
     case 'l': return "log_level";
@@ -94,7 +100,14 @@ static void agent_help(FILE *f)
         "  --bind=ADDR:PORT     Address to listen on (UDP and TCP).\n"
         "  --advertise=ADDR:PORT  Address other nodes reach this one at.\n"
         "  --join=ADDR:PORT     Join at start-up (repeatable; host names\n"
-        "                       and name/host:port allowed).\n"
+        "                       and name/host:port allowed); exits 1 if\n"
+        "                       no join succeeds.\n"
+        "  --retry-join=ADDR:PORT  Join at start-up, and again every\n"
+        "                       --retry-interval until a join succeeds\n"
+        "                       (repeatable; names resolved each time).\n"
+        "  --retry-interval=30s Time between --retry-join attempts.\n"
+        "  --retry-max=0        Retries before giving up and exiting 1\n"
+        "                       (0: retry forever).\n"
         "  --profile=PROFILE    Timings: lan (default), wan or local.\n"
         "  --config=FILE        Lua config file (globals such as\n"
         "                       name = \"a\"), or JSON when FILE ends in\n"
@@ -618,14 +631,84 @@ static void on_signal(uv_signal_t *h, int signum)
     agent_leave(&r->a);
 }
 
+/* ===== Joins at start-up =====
+ * As serf's agent: --join (start_join) is tried once, and when no
+ * address answers the agent exits 1; --retry-join is tried every
+ * retry_interval until a join succeeds, and after retry_max failed
+ * retries (when set) the agent exits 1. The members the data dir's
+ * snapshot knew are joined apart from both, and failing to reach them
+ * is not fatal: after a whole cluster stopped, the first node back finds
+ * nobody, and must wait for the others rather than exit. They are tried
+ * again every retry_interval until one answers, another node joins this
+ * one, or reconnect_timeout passes, so a restarted node is not left
+ * alone while its peers come back. */
+
+/* Stop with status 1, outside any callback of the node. */
+static void fail_start(struct runner *r, const char *why)
+{
+    if (r->phase != PHASE_RUNNING)
+        return;
+    fprintf(stderr, "hearsay: %s\n", why);
+    r->phase = PHASE_CLOSING;
+    r->exit_code = 1;
+    uv_timer_start(&r->later, on_later, 0, 0);
+}
+
 static void on_start_joined(void *ud, int joined, int err, const char *why)
 {
     struct runner *r = ud;
+    char msg[600];
+    if (joined > 0) {
+        HS_INFO(&r->a.log, "Join completed. Synced with %d initial agents",
+                joined);
+        return;
+    }
+    snprintf(msg, sizeof msg, "join failed, exiting: %s (a --join that "
+             "fails is fatal; --retry-join keeps trying)",
+             why ? why : hs_strerror(err));
+    HS_ERROR(&r->a.log, "%s", msg);
+    fail_start(r, msg);
+}
+
+static void on_retry_done(void *ud, int joined, const char *why)
+{
+    struct runner *r = ud;
+    char msg[600];
     if (joined > 0)
-        HS_INFO(&r->a.log, "joined: contacted %d node%s", joined,
-                joined == 1 ? "" : "s");
-    else
-        HS_ERROR(&r->a.log, "join failed: %s", why ? why : hs_strerror(err));
+        return;
+    snprintf(msg, sizeof msg, "retry_join: no join succeeded after %d "
+             "retries, exiting: %s", r->a.cfg.retry_max,
+             why ? why : "failed");
+    fail_start(r, msg);
+}
+
+static void start_joins(struct runner *r)
+{
+    struct agent *a = &r->a;
+    const struct config *c = &a->cfg;
+    if (r->rejoin.n) {
+        struct join_retry_opts o = {c->retry_interval, 0,
+                                    c->reconnect_timeout, true,
+                                    "snapshot"};
+        join_retry_start(&a->joiner, &r->rejoin, &o, &a->log, NULL, NULL);
+    }
+    if (c->join.n) {
+        struct join_req *j;
+        HS_INFO(&a->log, "Joining cluster...: join=start_join");
+        int rc = control_join(a, (const char *const *)c->join.v, c->join.n,
+                              on_start_joined, r, &j);
+        if (rc)
+            on_start_joined(r, 0, rc, NULL);
+    }
+    if (c->retry_join.n) {
+        struct join_retry_opts o = {c->retry_interval,
+                                    (unsigned)c->retry_max, 0, false,
+                                    "retry_join"};
+        int rc = join_retry_start(&a->joiner, &c->retry_join, &o, &a->log,
+                                  on_retry_done, r);
+        if (rc)
+            on_retry_done(r, 0, hs_strerror(rc));
+    }
 }
 
 static void banner(struct runner *r, const struct hs_addr *adv)
@@ -773,16 +856,7 @@ static int start(struct runner *r)
     uv_signal_start(&r->sigterm, on_signal, SIGTERM);
     uv_signal_start(&r->sighup, on_signal, SIGHUP);
     banner(r, &adv);
-    /* The configured seeds, then the members the snapshot knew. */
-    for (size_t i = 0; i < a->cfg.join.n; i++)
-        config_list_add(&r->rejoin, a->cfg.join.v[i]);
-    if (r->rejoin.n) {
-        struct join_req *j;
-        rc = control_join(a, (const char *const *)r->rejoin.v, r->rejoin.n,
-                          on_start_joined, r, &j);
-        if (rc)
-            HS_ERROR(&a->log, "join failed: %s", hs_strerror(rc));
-    }
+    start_joins(r);
     return 0;
 }
 
@@ -812,7 +886,8 @@ static int agent_main(int argc, char **argv)
     a->leave = agent_leave;
     a->reload = agent_reload;
     uv_loop_init(&a->loop);
-    a->joiner = (struct joiner){&a->loop, &a->node, &a->leaving, NULL};
+    a->joiner = (struct joiner){.loop = &a->loop, .nodep = &a->node,
+                                .refusep = &a->leaving};
     uv_signal_init(&a->loop, &r.sigint);
     uv_signal_init(&a->loop, &r.sigterm);
     uv_signal_init(&a->loop, &r.sighup);
