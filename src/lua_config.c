@@ -8,6 +8,7 @@
 #include "lua_config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -200,8 +201,9 @@ static int sort(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_Integer n = luaL_len(L, 1);
     lua_Unsigned cost = 0;
-    for (lua_Integer k = n; k > 1; k >>= 1)
-        cost += (lua_Unsigned)n;
+    if (n < INT_MAX) /* else sort refuses the array at once */
+        for (lua_Integer k = n; k > 1; k >>= 1)
+            cost += (lua_Unsigned)n;
     charge(L, cost);
     return call_original(L);
 }
