@@ -116,6 +116,18 @@ describe("a config file", function()
     assert.matches('unknown configuration key "no_such_key"', out)
   end)
 
+  it("and a keyring file, are never FIFOs, which would block the agent",
+     function()
+    local fifo = tmp .. "/fifo.lua"
+    assert.are.equal(0, select(2, agent.run("mkfifo " .. fifo)))
+    local out, status = agent_fails("--config " .. fifo, 10)
+    assert.are.equal(2, status, out)
+    assert.matches("a FIFO, which could block the agent", out)
+    out, status = agent_fails("--keyring " .. fifo, 10)
+    assert.are.equal(2, status, out)
+    assert.matches("not a regular file", out)
+  end)
+
   it("refuses a JSON key with a NUL byte in it", function()
     local f = temp_file("c.json",
       '{"name\\u0000junk": "x", "no_such_key": 1}')

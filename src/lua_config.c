@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <lauxlib.h>
@@ -553,6 +554,14 @@ int lua_config_load_limited(const char *path, struct config *cfg,
 {
     struct job j = {path, cfg, keep_profile, ends_with(path, ".json"),
                     NULL, 0};
+    /* A reload reads the file on the agent's loop: opening a FIFO would
+     * wait for a writer, for good. (/dev/null, an empty file, is fine.) */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode)) {
+        snprintf(err, errlen, "%s: a FIFO, which could block the agent; "
+                 "give a regular file", path);
+        return HS_EINVAL;
+    }
     if (j.json && read_file(&j, err, errlen))
         return HS_EINVAL;
     struct budget b = {0, lim->memory, lim->steps, lim->steps,
