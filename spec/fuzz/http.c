@@ -36,10 +36,13 @@ static bool looks_served(const char *p, size_t n, bool head)
     else
         return tl >= 8 && memcmp(t, "/metrics", 8) == 0 &&
                (tl == 8 || t[8] == '?');
-    const char *slash = memchr(t, '/', tl);
-    if (slash == NULL || slash == t)
+    size_t host = 0; /* the authority, then the path */
+    while (host < tl && t[host] != '/' && t[host] != '?' && t[host] != '#')
+        host++;
+    if (host == 0 || host >= tl || t[host] != '/')
         return false;
-    tl -= (size_t)(slash - t);
+    const char *slash = t + host;
+    tl -= host;
     return tl >= 8 && memcmp(slash, "/metrics", 8) == 0 &&
            (tl == 8 || slash[8] == '?');
 }
