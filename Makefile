@@ -131,15 +131,20 @@ FUZZ_CC      ?= clang
 FUZZ_TIME    ?= 60
 FUZZ_SMOKE   ?= 3
 FUZZ_DIR     := build/fuzz
+# Targets on the agent's own doors (the control endpoint, the /metrics
+# request parser, the config file loaders, the keyring file) link the
+# runtime too.
+FUZZ_AGENT_TARGETS := control http config_lua config_json keyring
 FUZZ_TARGETS := packet stream reply lzw metadata packet_encrypted \
-                stream_encrypted datadir
+                stream_encrypted datadir $(FUZZ_AGENT_TARGETS)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(PKG_CFLAGS) \
                 $(FUZZ_SAN)
 FUZZ_OBJ     := $(CORE:%=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/snapshot.o
+FUZZ_RT_OBJ  := $(CORE:%=$(FUZZ_DIR)/obj/%.o) $(RUNTIME:%=$(FUZZ_DIR)/obj/%.o)
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
-.SECONDARY: $(FUZZ_OBJ)
+.SECONDARY: $(FUZZ_OBJ) $(FUZZ_RT_OBJ)
 
 $(FUZZ_DIR)/obj:
 	$(Q)mkdir -p $@
@@ -153,6 +158,13 @@ $(FUZZ_DIR)/fuzz_%: spec/fuzz/%.c spec/fuzz/fuzz.c spec/fuzz/fuzz.h \
 	@echo "  LD (fuzz) $@"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< spec/fuzz/fuzz.c \
 	    $(FUZZ_OBJ) -o $@ $(LDLIBS_ALL)
+
+$(FUZZ_AGENT_TARGETS:%=$(FUZZ_DIR)/fuzz_%): $(FUZZ_DIR)/fuzz_%: \
+                    spec/fuzz/%.c spec/fuzz/fuzz.c spec/fuzz/fuzz.h \
+                    $(FUZZ_RT_OBJ)
+	@echo "  LD (fuzz) $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< spec/fuzz/fuzz.c \
+	    $(FUZZ_RT_OBJ) -o $@ $(LDLIBS_ALL)
 
 # The seeds hearsay writes itself (spec/fuzz/seeds.c, the real encoders).
 $(FUZZ_DIR)/seeds: spec/fuzz/seeds.c spec/fuzz/fuzz.c spec/fuzz/fuzz.h \

@@ -57,7 +57,7 @@ local function generate()
   local out = {
     BEGIN,
     "",
-    "| key | type | lan | wan | local | memberlist | pekonode | what it does |",
+    "| key | type | lan | wan | local | memberlist | alias | what it does |",
     "|---|---|---|---|---|---|---|---|",
   }
   for _, k in ipairs(core.config_keys()) do

@@ -27,7 +27,8 @@ for i in $(seq 1 "$N"); do
     control=$((7373 + i))
     args=(agent --name "$name" --bind "127.0.0.1:$port"
           --control "127.0.0.1:$control" --profile "$PROFILE")
-    [ "$i" -gt 1 ] && args+=(--join 127.0.0.1:7946)
+    # --retry-join: agent1 may not listen yet when the others start
+    [ "$i" -gt 1 ] && args+=(--retry-join 127.0.0.1:7946 --retry-interval 1s)
     # Each agent in its own session: Ctrl-C reaches this script only,
     # which then asks every agent to leave (one signal each).
     setsid "$BIN" "${args[@]}" > >(sed -u "s/^/[$name] /") 2>&1 &

@@ -165,7 +165,7 @@ describe("the hearsay CLI #net", function()
   end)
 
   it("reports a port already in use", function()
-    local a = start(20)
+    local a = start(20, { join = {} }) -- alone: a --join that fails exits
     assert.is_true(agent.wait(function()
       return a:status_of("a20") == "alive"
     end, 10))

@@ -301,10 +301,12 @@ describe("encryption with serf #net #serf", function()
   it("keeps agents without the key, or with another, out; refuses and "
      .. "counts their traffic, and logs it once per address", function()
     local before = stats(h1).dropped
-    local plain = hs("h3", "127.0.9.5", { join = { "127.0.9.2:7946" } })
+    -- (--retry-join: a --join that is refused would make them exit)
+    local plain = hs("h3", "127.0.9.5", {
+      args = { "--retry-join", "127.0.9.2:7946" } })
     local other = serf("s3", "127.0.9.6", keygen(), { "127.0.9.2:7946" })
-    local wrong = hs("h4", "127.0.9.7", { join = { "127.0.9.2:7946" },
-                                          args = { "--encrypt", keygen() } })
+    local wrong = hs("h4", "127.0.9.7", {
+      args = { "--retry-join", "127.0.9.2:7946", "--encrypt", keygen() } })
     assert.is_true(agent.wait(function()
       local d = stats(h1).dropped
       return d.plaintext > before.plaintext and d.decrypt > before.decrypt
@@ -398,8 +400,8 @@ describe("key rotation on five agents #net", function()
     assert.matches("Error removing key: removing the primary key is not "
                    .. "allowed", out)
     -- an agent that knows only the old key stays out
-    local old = hs("old", "127.0.9.16", { join = { "127.0.9.11:7946" },
-                                          args = { "--encrypt", k1 } })
+    local old = hs("old", "127.0.9.16", {
+      args = { "--retry-join", "127.0.9.11:7946", "--encrypt", k1 } })
     assert.is_true(agent.wait(function()
       return stats(agents[1]).dropped.decrypt > 0
     end, 15), agents[1]:log())

@@ -1585,6 +1585,25 @@ static int parse(const struct command *c, struct opts *o, int argc,
             command_usage(stderr, c);
             return 1;
         }
+        /* "--control --token T": --control took "--token" for its value;
+         * say that, rather than leave T (a secret) as an unexpected
+         * argument. */
+        if (optarg && optind >= 2 && optarg == argv[optind - 1] &&
+            optarg[0] == '-') {
+            const char *f = optarg + (optarg[1] == '-' ? 2 : 1);
+            size_t fl = strcspn(f, "=");
+            for (const struct option *lo = longopts; lo->name; lo++) {
+                if (strlen(lo->name) != fl || strncmp(lo->name, f, fl))
+                    continue;
+                fprintf(stderr, "hearsay %s: flag %.*s needs a value (%.*s "
+                        "is a flag)\n\n", c->name,
+                        (int)strcspn(argv[optind - 2], "="),
+                        argv[optind - 2], (int)strcspn(optarg, "="),
+                        optarg);
+                command_usage(stderr, c);
+                return 1;
+            }
+        }
         switch (ch) {
         case 'c':
             o->q.control = optarg;
@@ -1625,9 +1644,9 @@ static int parse(const struct command *c, struct opts *o, int argc,
                     argv[optind - 1]);
             command_usage(stderr, c);
             return 1;
-        default:
-            fprintf(stderr, "hearsay %s: unknown flag %s\n\n", c->name,
-                    argv[optind - 1]);
+        default: /* the flag's name only: "--tokn=SECRET" */
+            fprintf(stderr, "hearsay %s: unknown flag %.*s\n\n", c->name,
+                    (int)strcspn(argv[optind - 1], "="), argv[optind - 1]);
             command_usage(stderr, c);
             return 1;
         }

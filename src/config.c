@@ -54,9 +54,26 @@ static const struct key keys[] = {
       "over TCP) or tcp (every message over TCP; only hearsay peers with "
       "transport tcp understand it)."},
      OFF(transport), 0, 0, transports, 0},
-    {{"join", NULL, NULL, CONFIG_LIST,
-      "Addresses to join at start-up (host:port, or name/host:port)."},
+    {{"join", "start_join", NULL, CONFIG_LIST,
+      "Addresses to join at start-up (host:port, host, or name/host:port; "
+      "--join, serf's start_join): tried once, and when no join succeeds "
+      "the agent exits with status 1 (serf's -join). For seeds that may "
+      "come up later, use retry_join."},
      OFF(join), 0, 0, NULL, 0},
+    {{"retry_join", NULL, NULL, CONFIG_LIST,
+      "Addresses to join at start-up and again every retry_interval until "
+      "a join succeeds (--retry-join, serf's retry_join); host names are "
+      "resolved again at each attempt."},
+     OFF(retry_join), 0, 0, NULL, 0},
+    {{"retry_interval", NULL, NULL, CONFIG_DURATION,
+      "Time between retry_join attempts (--retry-interval, serf's "
+      "retry_interval; default 30s, at least 1s)."},
+     OFF(retry_interval), 1000, (int64_t)DAY, NULL, 0},
+    {{"retry_max", NULL, NULL, CONFIG_INT,
+      "Retries of retry_join after the first attempt before the agent "
+      "gives up and exits with status 1 (--retry-max, serf's retry_max); "
+      "0 = retry forever (default 0)."},
+     OFF(retry_max), 0, 1000000, NULL, 0},
     {{"protocol_version", NULL, "ProtocolVersion", CONFIG_INT,
       "memberlist protocol version spoken, 1 to 5 (default 2)."},
      OFF(protocol_version), 1, 5, NULL, 0},
@@ -249,6 +266,11 @@ static const struct key keys[] = {
       "none (default empty). Put it in a config file rather than on a "
       "command line."},
      OFF(control_token), 0, 0, NULL, CONFIG_STR_MAX},
+    {{"control_idle_timeout", NULL, NULL, CONFIG_DURATION,
+      "A control connection that completes no request for this long is "
+      "closed (a kv watch or a request under way is not idle); the first "
+      "request must come within 10s, or this if shorter (default 60s)."},
+     OFF(control_idle_timeout), 100, (int64_t)DAY, NULL, 0},
     {{"metrics", NULL, NULL, CONFIG_ADDR,
       "Address (ip:port) of the Prometheus endpoint, HTTP GET /metrics; "
       "empty = off (default empty). It has no authentication: keep it on "
@@ -373,6 +395,8 @@ int config_defaults(struct config *c, const char *profile)
     c->metadata_tombstone_ttl = 24ull * 3600 * 1000;
     c->script_memory = 64u << 20;
     snprintf(c->control, sizeof c->control, "127.0.0.1:7374");
+    c->control_idle_timeout = 60000;
+    c->retry_interval = 30000;
     c->max_stream_size = 20u << 20;
     c->max_push_pull_nodes = 1u << 20;
     c->max_inbound_streams = 128;
@@ -790,6 +814,7 @@ void config_free(struct config *c)
     keyring_wipe(c->encrypt_passphrase, sizeof c->encrypt_passphrase);
     keyring_wipe(c->control_token, sizeof c->control_token);
     list_clear(&c->join);
+    list_clear(&c->retry_join);
     list_clear(&c->cidrs_allowed);
     list_clear(&c->scripts);
 }
@@ -827,7 +852,9 @@ int config_copy(struct config *dst, const struct config *src)
 {
     *dst = *src;
     dst->join.n = dst->cidrs_allowed.n = dst->scripts.n = 0;
+    dst->retry_join.n = 0;
     if (list_copy(&dst->join, &src->join) ||
+        list_copy(&dst->retry_join, &src->retry_join) ||
         list_copy(&dst->cidrs_allowed, &src->cidrs_allowed) ||
         list_copy(&dst->scripts, &src->scripts)) {
         config_free(dst);

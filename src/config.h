@@ -27,7 +27,10 @@ struct config {
     char bind[CONFIG_STR_MAX];      /* "ip:port" */
     char advertise[CONFIG_STR_MAX]; /* "" = derived from bind */
     int transport;
-    struct config_list join;
+    struct config_list join;       /* tried once at start-up */
+    struct config_list retry_join; /* tried until one join succeeds */
+    uint64_t retry_interval;       /* between retry_join attempts */
+    int retry_max;                 /* retries before giving up; 0 = none */
 
     int protocol_version;
     int delegate_protocol_min, delegate_protocol_max, delegate_protocol_version;
@@ -80,6 +83,7 @@ struct config {
     uint64_t script_memory;   /* bytes the scripts' Lua state may hold */
     char control[CONFIG_STR_MAX];
     char control_token[CONFIG_STR_MAX]; /* "" = none */
+    uint64_t control_idle_timeout;      /* ms */
     char metrics[CONFIG_STR_MAX];   /* Prometheus endpoint; "" = off */
 
     /* Bounds on what the network controls (section 10.5 and our own). */

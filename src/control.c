@@ -39,6 +39,9 @@
 #define LIST_BUDGET (1u << 20)
 /* At shutdown, connections get this long to take their last answers. */
 #define CLOSE_GRACE_MS 1000
+/* How often the deadlines of connections are checked: a deadline is met
+ * within this much. */
+#define SWEEP_MS 250
 #define JOIN_ADDRS_MAX 64
 
 struct conn {
@@ -57,6 +60,17 @@ struct conn {
     bool in_pump;
     bool discard;     /* a line was too long: drop input up to its end */
     bool keys;        /* a keyring operation answers later */
+    /* A connection holds one of the CONTROL_CONN_MAX slots only once a
+     * request passed the token check; until then it waits among the
+     * CONTROL_PENDING_MAX newest, with a deadline. */
+    bool authed;
+    bool pending;     /* counted in ctl->npending */
+    bool reading;     /* reads are on (uv_read_start) */
+    uint64_t since;   /* uv_now when accepted */
+    uint64_t active;  /* uv_now when it last completed a request or
+                         had one under way: the idle timeout runs from
+                         here */
+    struct buf *sink; /* no socket: answers are appended here */
     /* kv_list under way: the keys to list (each a 16-bit length and its
      * bytes), as they were when asked; values are read as written. */
     bool listing;
@@ -81,7 +95,11 @@ struct control {
     uv_tcp_t server;
     uv_timer_t grace;   /* force-closes stragglers at shutdown */
     struct conn *conns;
-    size_t nconns;
+    size_t npending;    /* connections yet to pass the token check */
+    size_t nauthed;     /* connections that hold a slot */
+    uv_timer_t sweep;   /* checks the deadlines while any connection is
+                           open */
+    uint64_t idle_ms;   /* control_idle_timeout */
     struct conn *watchers; /* the connections in kv_watch */
     size_t line_max;       /* longest request line (a kv_put) */
     uint64_t max_value;    /* metadata_max_value, for messages */
@@ -186,6 +204,12 @@ static void send_bytes(struct conn *c, const char *s, size_t n, bool nl)
 {
     if (c->closing)
         return;
+    if (c->sink) { /* a connection without a socket (the fuzz target) */
+        buf_append(c->sink, s, n);
+        if (nl)
+            buf_putc(c->sink, '\n');
+        return;
+    }
     struct wreq *w = hs_malloc(sizeof *w + n + 1);
     if (w == NULL) {
         finish(c);
@@ -1025,6 +1049,94 @@ static bool has_nul_escape(const char *p, size_t n)
     return false;
 }
 
+/* ===== Slots =====
+ * A connection that has not passed the token check yet holds no slot: it
+ * waits among the CONTROL_PENDING_MAX newest such connections, where a
+ * newcomer evicts the oldest, and must send a request within
+ * CONTROL_FIRST_REQUEST_MS. Silent or slow clients, token or not, thus
+ * never keep out a client that sends its request at once. A request that
+ * passes the check takes one of the CONTROL_CONN_MAX slots, which an
+ * idle connection gives back after control_idle_timeout. */
+
+/* The connection no longer counts where it counted. */
+static void release(struct conn *c)
+{
+    if (c->pending)
+        c->ctl->npending--;
+    if (c->authed)
+        c->ctl->nauthed--;
+    c->pending = c->authed = false;
+}
+
+/* A request of c passed the token check: take a slot for c if it has
+ * none. False when none is free (then answered, and closing). */
+static bool admit(struct conn *c)
+{
+    struct control *ctl = c->ctl;
+    if (c->authed)
+        return true;
+    if (ctl->nauthed >= CONTROL_CONN_MAX) {
+        reply_error(c, "too many control connections (at most %d)",
+                    CONTROL_CONN_MAX);
+        finish(c);
+        return false;
+    }
+    release(c);
+    c->authed = true;
+    ctl->nauthed++;
+    return true;
+}
+
+/* A new connection waits for its first request; the oldest waiting one
+ * makes room if there is none. */
+static void pend(struct conn *c)
+{
+    struct control *ctl = c->ctl;
+    if (ctl->npending >= CONTROL_PENDING_MAX) {
+        struct conn *old = NULL;
+        /* The list is newest first: the last of the earliest wins. */
+        for (struct conn *k = ctl->conns; k; k = k->next)
+            if (k->pending && !k->closing && (!old || k->since <= old->since))
+                old = k;
+        if (old) {
+            HS_DEBUG(&ctl->a->log, "control: evicted a connection that "
+                     "sent no request: waiting=%zu", ctl->npending);
+            reply_error(old, "closed: too many connections waiting to send "
+                        "a request (at most %d)", CONTROL_PENDING_MAX);
+            finish(old);
+        }
+    }
+    c->pending = true;
+    ctl->npending++;
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct control *ctl = t->data;
+    uint64_t now = uv_now(&ctl->a->loop);
+    uint64_t first = HS_MIN((uint64_t)CONTROL_FIRST_REQUEST_MS, ctl->idle_ms);
+    bool any = false;
+    for (struct conn *k = ctl->conns, *next; k; k = next) {
+        next = k->next;
+        if (k->closing)
+            continue;
+        any = true;
+        if (k->busy) { /* a request under way, or a watch: not idle */
+            k->active = now;
+        } else if (!k->authed && now - k->since >= first) {
+            reply_error(k, "no request within %llu ms: closed",
+                        (unsigned long long)first);
+            finish(k);
+        } else if (k->authed && now - k->active >= ctl->idle_ms) {
+            HS_DEBUG(&ctl->a->log, "control: closed a connection idle for "
+                     "%llu ms", (unsigned long long)(now - k->active));
+            finish(k);
+        }
+    }
+    if (!any)
+        uv_timer_stop(t);
+}
+
 static void handle_line(struct conn *c, const char *line, size_t n)
 {
     const char *end = NULL;
@@ -1044,10 +1156,20 @@ static void handle_line(struct conn *c, const char *line, size_t n)
         const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
         const char *name = cJSON_IsString(cmd) ? cmd->valuestring : NULL;
         bool kv = name && !strncmp(name, "kv_", 3);
-        if (!token_ok(c->ctl, req))
+        /* cJSON ends a string at a NUL without a word: the token
+         * "secret\u0000x" would read as "secret", the key "a\u0000b" as
+         * "a". So no string of a request may hold one. */
+        if (memchr(line, '\0', n) || has_nul_escape(line, n))
+            reply_error(c, kv ? "keys and values cannot hold \\u0000: send "
+                                "binary values as value_base64"
+                              : "a request cannot hold \\u0000 or a NUL "
+                                "byte");
+        else if (!token_ok(c->ctl, req))
             reply_error(c, "permission denied: this agent requires a "
                         "control token (hearsay --token, or $%s)",
                         CONTROL_TOKEN_ENV);
+        else if (!admit(c))
+            ; /* answered, and closing */
         else if (name == NULL)
             reply_error(c, "missing \"cmd\"");
         else if (c->ctl->a->node == NULL)
@@ -1055,9 +1177,6 @@ static void handle_line(struct conn *c, const char *line, size_t n)
         else if (n > CONTROL_LINE_MAX && strcmp(name, "kv_put"))
             reply_error(c, "request line longer than %d bytes",
                         CONTROL_LINE_MAX);
-        else if (kv && has_nul_escape(line, n))
-            reply_error(c, "keys and values cannot hold \\u0000: send "
-                        "binary values as value_base64");
         else if (!strcmp(name, "members"))
             cmd_members(c, req);
         else if (!strcmp(name, "join"))
@@ -1119,6 +1238,20 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *out)
     /* Zero bytes makes libuv report UV_ENOBUFS, closing the connection. */
     *out = uv_buf_init(c->buf ? c->buf + c->len : NULL,
                        (unsigned)(c->cap - c->len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
+static void read_start(struct conn *c)
+{
+    c->reading = true;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void read_stop(struct conn *c)
+{
+    c->reading = false;
+    uv_read_stop((uv_stream_t *)&c->tcp);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -1183,8 +1316,10 @@ static void pump(struct conn *c)
         }
         if (nl == NULL && !(c->eof && c->len > 0))
             break;
-        if (!blank(c->buf, n))
+        if (!blank(c->buf, n)) {
+            c->active = uv_now(&c->ctl->a->loop);
             handle_line(c, c->buf, n);
+        }
         size_t used = nl ? n + 1 : n;
         memmove(c->buf, c->buf + used, c->len - used);
         c->len -= used;
@@ -1197,15 +1332,15 @@ static void pump(struct conn *c)
         if (!c->closing && c->ctl->stopping)
             finish(c);
         else if (!c->closing && !c->eof)
-            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+            read_start(c);
     } else if (!c->closing) {
         bool idle = !c->busy && c->len == 0;
         if ((c->eof && idle) || (c->ctl->stopping && !c->busy))
             finish(c);
         else if (c->eof || c->busy || backlog(c) > WRITE_BACKLOG_MAX)
-            uv_read_stop((uv_stream_t *)&c->tcp);
+            read_stop(c);
         else
-            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+            read_start(c);
     }
     /* Do not keep the memory of a long kv_put line. */
     if (c->len == 0 && c->cap > BUF_KEEP) {
@@ -1225,6 +1360,8 @@ static void maybe_closed(struct control *ctl)
         return;
     if (!uv_is_closing((uv_handle_t *)&ctl->grace))
         uv_close((uv_handle_t *)&ctl->grace, on_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&ctl->sweep))
+        uv_close((uv_handle_t *)&ctl->sweep, on_handle_closed);
     if (ctl->handles)
         return;
     void (*cb)(void *) = ctl->close_cb;
@@ -1246,7 +1383,7 @@ static void on_conn_closed(uv_handle_t *h)
         ctl->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    ctl->nconns--;
+    release(c);
     unwatch(c);
     buf_free(&c->list);
     hs_free(c->prefix);
@@ -1266,6 +1403,7 @@ static void forget_keys(struct conn *c)
 static void close_now(struct conn *c)
 {
     c->closing = true;
+    release(c);
     forget_keys(c);
     wal_wait_cancel(&c->saving);
     unwatch(c);
@@ -1285,16 +1423,52 @@ static void finish(struct conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    release(c);
     forget_keys(c);
     wal_wait_cancel(&c->saving);
     unwatch(c);
     control_join_cancel(c->join);
     c->join = NULL;
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    read_stop(c);
     c->shut.data = c;
     if (backlog(c) == 0 ||
         uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown))
         close_now(c);
+}
+
+/* A new connection, with a socket (tcp accepted into) or without one
+ * (sink set). */
+static struct conn *conn_new(struct control *ctl, struct buf *sink)
+{
+    struct conn *c = hs_calloc(1, sizeof *c);
+    if (c == NULL || uv_tcp_init(&ctl->a->loop, &c->tcp)) {
+        hs_free(c);
+        return NULL;
+    }
+    c->tcp.data = c;
+    c->ctl = ctl;
+    c->sink = sink;
+    c->since = c->active = uv_now(&ctl->a->loop);
+    c->next = ctl->conns;
+    if (ctl->conns)
+        ctl->conns->prev = c;
+    ctl->conns = c;
+    return c;
+}
+
+/* The connection is open: wait for its first request. */
+static void conn_open(struct conn *c)
+{
+    struct control *ctl = c->ctl;
+    if (ctl->stopping) {
+        reply_error(c, "the agent is shutting down");
+        finish(c);
+        return;
+    }
+    pend(c);
+    if (!uv_is_active((uv_handle_t *)&ctl->sweep))
+        uv_timer_start(&ctl->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    read_start(c);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -1305,33 +1479,66 @@ static void on_connection(uv_stream_t *server, int status)
                 uv_strerror(status));
         return;
     }
-    struct conn *c = hs_calloc(1, sizeof *c);
-    if (c == NULL || uv_tcp_init(&ctl->a->loop, &c->tcp)) {
-        hs_free(c);
+    struct conn *c = conn_new(ctl, NULL);
+    if (c == NULL) {
         /* Refuse by accepting into a throwaway handle is not possible
          * without memory; the pending connection waits in the backlog. */
         HS_WARN(&ctl->a->log, "control: out of memory accepting");
         return;
     }
-    c->tcp.data = c;
-    c->ctl = ctl;
-    c->next = ctl->conns;
-    if (ctl->conns)
-        ctl->conns->prev = c;
-    ctl->conns = c;
-    ctl->nconns++;
     if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
         close_now(c);
         return;
     }
-    if (ctl->nconns > CONTROL_CONN_MAX || ctl->stopping) {
-        reply_error(c, ctl->stopping ? "the agent is shutting down"
-                                     : "too many control connections "
-                                       "(at most %d)", CONTROL_CONN_MAX);
-        finish(c);
-        return;
+    conn_open(c);
+}
+
+/* ===== Connections without a socket (the fuzz target) ===== */
+
+static struct conn *fake_find(struct control *ctl, const struct buf *sink)
+{
+    for (struct conn *k = ctl->conns; k; k = k->next)
+        if (k->sink == sink && !k->closing)
+            return k;
+    return NULL;
+}
+
+int control_fake_open(struct control *ctl, struct buf *out)
+{
+    struct conn *c = conn_new(ctl, out);
+    if (c == NULL)
+        return HS_ENOMEM;
+    conn_open(c);
+    return 0;
+}
+
+size_t control_fake_feed(struct control *ctl, const struct buf *out,
+                         const uint8_t *p, size_t n, bool *closed)
+{
+    struct conn *c = fake_find(ctl, out);
+    size_t taken = 0;
+    /* What libuv would do: offer the bytes to on_alloc's buffer while
+     * reads are on; a full buffer is UV_ENOBUFS. */
+    while (c && c->reading && taken < n) {
+        uv_buf_t b;
+        on_alloc((uv_handle_t *)&c->tcp, 65536, &b);
+        if (b.len == 0) {
+            on_read((uv_stream_t *)&c->tcp, UV_ENOBUFS, &b);
+            break;
+        }
+        size_t k = HS_MIN((size_t)b.len, n - taken);
+        memcpy(b.base, p + taken, k);
+        taken += k;
+        on_read((uv_stream_t *)&c->tcp, (ssize_t)k, &b);
+        c = fake_find(ctl, out);
     }
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (c && c->reading && n == 0) {
+        uv_buf_t b = uv_buf_init(NULL, 0);
+        on_read((uv_stream_t *)&c->tcp, UV_EOF, &b);
+        c = fake_find(ctl, out);
+    }
+    *closed = c == NULL;
+    return taken;
 }
 
 /* ===== Server ===== */
@@ -1341,6 +1548,28 @@ static void on_handle_closed(uv_handle_t *h)
     struct control *ctl = h->data;
     ctl->handles--;
     maybe_closed(ctl);
+}
+
+struct control *control_new(struct agent *a)
+{
+    struct control *ctl = hs_calloc(1, sizeof *ctl);
+    if (ctl == NULL)
+        return NULL;
+    ctl->a = a;
+    /* A kv_put line holds its value in base64 at worst (the CLI sends
+     * text only when that is shorter), plus room for the rest. */
+    ctl->max_value = a->node ? node_config(a->node)->metadata_max_value : 0;
+    ctl->line_max = CONTROL_LINE_MAX + text_base64_len(ctl->max_value);
+    ctl->idle_ms = a->cfg.control_idle_timeout;
+    uv_tcp_init(&a->loop, &ctl->server);
+    uv_timer_init(&a->loop, &ctl->grace);
+    uv_timer_init(&a->loop, &ctl->sweep);
+    ctl->server.data = ctl->grace.data = ctl->sweep.data = ctl;
+    ctl->handles = 3;
+    a->ctl = ctl;
+    if (a->node)
+        metadata_set_observer(node_metadata(a->node), on_meta_change, ctl);
+    return ctl;
 }
 
 int control_start(struct agent *a, char *err, size_t errlen)
@@ -1364,22 +1593,12 @@ int control_start(struct agent *a, char *err, size_t errlen)
                  uv_strerror(rc));
         return HS_EADDR;
     }
-    struct control *ctl = hs_calloc(1, sizeof *ctl);
+    struct control *ctl = control_new(a);
     if (ctl == NULL) {
         uv_freeaddrinfo(gai.addrinfo);
         snprintf(err, errlen, "control: out of memory");
         return HS_ENOMEM;
     }
-    ctl->a = a;
-    /* A kv_put line holds its value in base64 at worst (the CLI sends
-     * text only when that is shorter), plus room for the rest. */
-    ctl->max_value = a->node ? node_config(a->node)->metadata_max_value : 0;
-    ctl->line_max = CONTROL_LINE_MAX + text_base64_len(ctl->max_value);
-    uv_tcp_init(&a->loop, &ctl->server);
-    uv_timer_init(&a->loop, &ctl->grace);
-    ctl->server.data = ctl->grace.data = ctl;
-    ctl->handles = 2;
-    a->ctl = ctl;
     rc = uv_tcp_bind(&ctl->server, gai.addrinfo->ai_addr, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&ctl->server, 128, on_connection);
@@ -1391,8 +1610,6 @@ int control_start(struct agent *a, char *err, size_t errlen)
         a->ctl = NULL;
         return rc == UV_EADDRINUSE ? HS_EBUSY : HS_EIO;
     }
-    if (a->node)
-        metadata_set_observer(node_metadata(a->node), on_meta_change, ctl);
     return 0;
 }
 

@@ -27,7 +27,9 @@
 #ifndef HS_CONTROL_H
 #define HS_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The one place the version lives (agent banner, CLI, control answers). */
 
@@ -40,7 +42,16 @@
 #define CONTROL_TOKEN_ENV "HEARSAY_CONTROL_TOKEN"
 
 #define CONTROL_LINE_MAX (64 * 1024) /* longest request line */
-#define CONTROL_CONN_MAX 64          /* concurrent connections */
+/* Connections that passed the token check (with no token: sent a JSON
+ * object) hold one of CONTROL_CONN_MAX slots; one idle (no request under
+ * way, not watching) for control_idle_timeout is closed. Until then a
+ * connection waits among the CONTROL_PENDING_MAX newest: a newcomer
+ * evicts the oldest waiting one, and one that sends no request within
+ * CONTROL_FIRST_REQUEST_MS (or control_idle_timeout, if shorter) is
+ * closed. Silent clients cannot keep out one that has the token. */
+#define CONTROL_CONN_MAX 64
+#define CONTROL_PENDING_MAX 16
+#define CONTROL_FIRST_REQUEST_MS 10000
 
 struct agent;
 struct control;
@@ -52,6 +63,23 @@ struct join_req;
  * sentence in err; then a->ctl stays NULL and the handles opened close as
  * the loop runs. */
 int control_start(struct agent *a, char *err, size_t errlen);
+
+/* The control state without a listening socket: control_start's first
+ * half (sets a->ctl), for connections without a socket below. NULL when
+ * out of memory. */
+struct control *control_new(struct agent *a);
+
+/* A connection without a socket, for the fuzz target: the real parsing,
+ * token check, dispatch and connection state, with the answers appended
+ * to *out instead of sent. control_fake_feed gives it bytes as a read
+ * would, while it reads (none while a request is under way: run the
+ * loop and the node, then feed the rest), and returns how many it took;
+ * n == 0 is the client's end of stream. *closed once the connection is
+ * closing or gone. */
+struct buf;
+int control_fake_open(struct control *ctl, struct buf *out);
+size_t control_fake_feed(struct control *ctl, const struct buf *out,
+                         const uint8_t *p, size_t n, bool *closed);
 
 /* The graceful leave finished (err is 0 or HS_ETIMEDOUT): answer every
  * connection waiting on a leave request. */

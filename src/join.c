@@ -1,12 +1,13 @@
 /* join.c: join a cluster by address or host name: resolve every address
  * without blocking the loop, then push/pull with all that were found in
- * one node_join (memberlist's Join). Used by the agent and by in-process
- * nodes. */
+ * one node_join (memberlist's Join); and retry a join until it succeeds
+ * (serf's retry_join). Used by the agent and by in-process nodes. */
 #include "join.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "members.h"
 #include "transport.h"
 
 struct jres {
@@ -174,8 +175,9 @@ int join_start(struct joiner *jr, const char *const *specs, size_t n,
         }
         int rc = j->specs[i] == NULL || (slash && j->spec_names[i] == NULL)
                      ? HS_ENOMEM
-                     : transport_resolve(jr->loop, hostport, 7946,
-                                         on_resolved, &j->res[i]);
+                     : (jr->resolve ? jr->resolve : transport_resolve)(
+                           jr->loop, hostport, 7946, on_resolved,
+                           &j->res[i]);
         if (rc)
             on_resolved(&j->res[i], rc, NULL, 0);
     }
@@ -192,8 +194,12 @@ void join_cancel(struct join_req *j)
     }
 }
 
+static void retry_stop(struct join_retry *r);
+
 void join_node_closed(struct joiner *jr)
 {
+    while (jr->retries)
+        retry_stop(jr->retries);
     struct join_req *j = jr->pending, *next;
     for (; j; j = next) {
         next = j->next;
@@ -202,4 +208,163 @@ void join_node_closed(struct joiner *jr)
         if (j->resolving == 0)
             join_free(j); /* else join_resolved frees it */
     }
+}
+
+/* ===== Retries ===== */
+
+struct join_retry {
+    struct joiner *jr;
+    struct join_retry *prev, *next; /* in jr->retries */
+    uv_timer_t timer;
+    struct config_list specs;
+    struct join_retry_opts o;
+    const struct hs_logger *log;
+    join_retry_cb cb;
+    void *ud;
+    unsigned attempts;     /* made so far */
+    uint64_t give_up_at;   /* uv_now; 0 = never */
+    struct join_req *req;  /* the attempt in flight */
+};
+
+static void on_retry_closed(uv_handle_t *h)
+{
+    struct join_retry *r = h->data;
+    config_list_truncate(&r->specs, 0);
+    hs_free(r);
+}
+
+/* Off the joiner's list, and freed once the timer closed. */
+static void retry_stop(struct join_retry *r)
+{
+    struct joiner *jr = r->jr;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        jr->retries = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    join_cancel(r->req);
+    r->req = NULL;
+    uv_close((uv_handle_t *)&r->timer, on_retry_closed);
+}
+
+static void retry_end(struct join_retry *r, int joined, const char *why)
+{
+    join_retry_cb cb = r->cb;
+    void *ud = r->ud;
+    retry_stop(r);
+    if (cb)
+        cb(ud, joined, why);
+}
+
+/* "30s", "1m30s" or "1500ms", as serf prints a retry_interval. */
+static void format_ms(uint64_t ms, char *out, size_t len)
+{
+    if (ms % 1000)
+        snprintf(out, len, "%llums", (unsigned long long)ms);
+    else if (ms >= 60000 && ms % 60000)
+        snprintf(out, len, "%llum%llus", (unsigned long long)(ms / 60000),
+                 (unsigned long long)(ms % 60000 / 1000));
+    else if (ms >= 60000)
+        snprintf(out, len, "%llum", (unsigned long long)(ms / 60000));
+    else
+        snprintf(out, len, "%llus", (unsigned long long)(ms / 1000));
+}
+
+static void retry_attempt(struct join_retry *r);
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    struct join_retry *r = t->data;
+    struct node *nd = *r->jr->nodep;
+    if (nd == NULL)
+        return; /* join_node_closed stops us */
+    const struct members *m = node_members(nd);
+    if (r->o.until_not_alone &&
+        m->count[MEMBER_ALIVE] + m->count[MEMBER_SUSPECT] > 1) {
+        HS_INFO(r->log, "no longer alone: stopped joining the %s",
+                r->o.what);
+        retry_stop(r);
+        return;
+    }
+    if (r->give_up_at && uv_now(r->jr->loop) >= r->give_up_at) {
+        HS_WARN(r->log, "gave up joining the %s after %u attempts",
+                r->o.what, r->attempts);
+        retry_stop(r);
+        return;
+    }
+    retry_attempt(r);
+}
+
+static void on_retry_joined(void *ud, int joined, int err, const char *why)
+{
+    struct join_retry *r = ud;
+    char every[32];
+    r->req = NULL;
+    if (joined > 0) {
+        HS_INFO(r->log, "Join completed. Synced with %d initial agents: "
+                "join=%s attempts=%u", joined, r->o.what, r->attempts);
+        retry_end(r, joined, NULL);
+        return;
+    }
+    if (why == NULL)
+        why = hs_strerror(err);
+    if (r->o.max && r->attempts > r->o.max) {
+        HS_ERROR(r->log, "maximum retry join attempts made, exiting: "
+                 "attempts=%u last_error=\"%s\"", r->attempts, why);
+        retry_end(r, 0, why);
+        return;
+    }
+    format_ms(r->o.interval_ms, every, sizeof every);
+    HS_WARN(r->log, "Join failed: %s, retrying in %s: join=%s "
+            "attempts=%u", why, every, r->o.what, r->attempts);
+    uv_timer_start(&r->timer, on_retry_timer, r->o.interval_ms, 0);
+}
+
+static void retry_attempt(struct join_retry *r)
+{
+    r->attempts++;
+    HS_INFO(r->log, "Joining cluster...: join=%s attempt=%u", r->o.what,
+            r->attempts);
+    /* join_start sets r->req before the callback can run; the callback
+     * clears it. */
+    int rc = join_start(r->jr, (const char *const *)r->specs.v, r->specs.n,
+                        on_retry_joined, r, &r->req);
+    if (rc && *r->jr->nodep != NULL && !(r->jr->refusep && *r->jr->refusep))
+        on_retry_joined(r, 0, rc, NULL);
+    /* else: the node is closing or leaving; join_node_closed stops us */
+}
+
+int join_retry_start(struct joiner *jr, const struct config_list *specs,
+                     const struct join_retry_opts *o,
+                     const struct hs_logger *log, join_retry_cb cb,
+                     void *ud)
+{
+    if (specs->n == 0 || o->interval_ms == 0)
+        return HS_EINVAL;
+    struct join_retry *r = hs_calloc(1, sizeof *r);
+    if (r == NULL)
+        return HS_ENOMEM;
+    for (size_t i = 0; i < specs->n; i++) {
+        if (config_list_add(&r->specs, specs->v[i])) {
+            config_list_truncate(&r->specs, 0);
+            hs_free(r);
+            return HS_ENOMEM;
+        }
+    }
+    r->jr = jr;
+    r->o = *o;
+    r->log = log;
+    r->cb = cb;
+    r->ud = ud;
+    if (o->give_up_ms)
+        r->give_up_at = uv_now(jr->loop) + o->give_up_ms;
+    uv_timer_init(jr->loop, &r->timer);
+    r->timer.data = r;
+    r->next = jr->retries;
+    if (jr->retries)
+        jr->retries->prev = r;
+    jr->retries = r;
+    retry_attempt(r);
+    return 0;
 }

@@ -25,11 +25,17 @@ int keyfile_load(const char *path, struct keyring *kr, char *err,
                  size_t errlen)
 {
     keyring_clear(kr);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO would wait for a writer, for good. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return errno == ENOENT ? HS_ENOTFOUND
                                : fail(err, errlen, HS_EIO, "cannot open it",
                                       path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(err, errlen, HS_EIO, "not a regular file", path, NULL);
+    }
     char *text = hs_malloc(KEYFILE_MAX + 1);
     size_t n = 0;
     ssize_t r = 0;

@@ -8,8 +8,11 @@
 #include "lua_config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -18,9 +21,17 @@
 #include "hs.h"
 
 /* A configuration file has no business being large or slow; these bounds
- * turn a runaway file into an error instead of a hung or swapping agent. */
+ * turn a runaway file into an error instead of a hung or swapping agent.
+ * Counting instructions alone does not bound the time: one instruction can
+ * compare two 30 MiB strings, and one call of a library function can loop
+ * in C for as long as its arguments say (string.rep("", 2^50)). So the
+ * run also has a deadline, checked at every call and every HOOK_EVERY
+ * instructions; the library functions whose work has no bound in the
+ * size of the state are left out (the pattern functions) or charged for
+ * their loops against the instruction budget (see the wrappers below). */
 #define MEM_LIMIT (64u << 20)        /* bytes held by the Lua state */
 #define STEP_LIMIT 20000000L         /* VM instructions */
+#define TIME_LIMIT_MS 1000           /* wall-clock time of the whole run */
 #define HOOK_EVERY 1000              /* instructions per count hook */
 #define JSON_MAX (4u << 20)          /* bytes of a JSON file */
 
@@ -30,11 +41,16 @@ static const char *const base_names[] = {
     "assert", "error", "ipairs", "next", "pairs", "select",
     "tonumber", "tostring", "type", NULL};
 
-/* ===== Bounded allocator and instruction budget ===== */
+/* ===== Bounded allocator, instruction budget and deadline ===== */
 
 struct budget {
-    size_t used;       /* bytes currently held by the state */
-    long hooks_left;   /* count-hook calls before the budget runs out */
+    size_t used;        /* bytes currently held by the state */
+    size_t limit;       /* and the most it may hold */
+    long steps_left;    /* instructions (and charged work) still allowed */
+    long steps;         /* the whole budget, for messages */
+    int every;          /* instructions per count hook */
+    uint64_t deadline;  /* monotonic ms */
+    uint64_t time_ms;   /* the whole time allowed, for messages */
 };
 
 static void *lalloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -47,7 +63,7 @@ static void *lalloc(void *ud, void *ptr, size_t osize, size_t nsize)
         b->used -= osize;
         return NULL;
     }
-    if (nsize > osize && nsize - osize > MEM_LIMIT - b->used)
+    if (nsize > osize && nsize - osize > b->limit - b->used)
         return NULL; /* Lua raises "not enough memory" */
     void *p = hs_realloc(ptr, nsize);
     if (p == NULL)
@@ -56,23 +72,178 @@ static void *lalloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-static void budget_hook(lua_State *L, lua_Debug *ar)
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct budget *budget_of(lua_State *L)
 {
     void *ud;
     lua_getallocf(L, &ud);
-    struct budget *b = ud;
-    if (--b->hooks_left > 0)
-        return;
-    /* From now on every instruction raises, so no pcall inside the chunk
-     * can swallow the error and keep running. */
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-        lua_pushfstring(L, "%s:%d: ", ar->short_src, ar->currentline);
+    return ud;
+}
+
+/* Raise "file:line: configuration file runs too long (...)", with the
+ * line of the innermost Lua function running. */
+static int too_long(lua_State *L, const struct budget *b, bool steps)
+{
+    lua_Debug ar;
+    /* From now on every instruction and call raises, so no function of
+     * the chunk can swallow the error and keep running. */
+    lua_sethook(L, lua_gethook(L), LUA_MASKCOUNT | LUA_MASKCALL, 1);
+    lua_pushstring(L, "");
+    for (int level = 0; lua_getstack(L, level, &ar); level++) {
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+            lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+            break;
+        }
+    }
+    if (steps)
+        lua_pushfstring(L, "%sconfiguration file runs too long (more than "
+                        "%d instructions)", lua_tostring(L, -1),
+                        (int)b->steps);
     else
-        lua_pushstring(L, "");
-    lua_pushfstring(L, "%sconfiguration file runs too long (more than %d "
-                    "instructions)", lua_tostring(L, -1), (int)STEP_LIMIT);
-    lua_error(L);
+        lua_pushfstring(L, "%sconfiguration file runs too long (more than "
+                        "%d ms)", lua_tostring(L, -1), (int)b->time_ms);
+    return lua_error(L);
+}
+
+/* Count hook: every b->every instructions. Call hook: every call, so
+ * that a loop of calls to slow library functions meets the deadline
+ * after one of them, not after b->every. */
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    struct budget *b = budget_of(L);
+    if (ar->event == LUA_HOOKCOUNT)
+        b->steps_left -= b->every;
+    if (b->steps_left <= 0)
+        too_long(L, b, true);
+    if (now_ms() >= b->deadline)
+        too_long(L, b, false);
+}
+
+/* Work a library function is about to do in C, in loop turns, against
+ * the instruction budget: a loop in C runs no hook. */
+static void charge(lua_State *L, lua_Unsigned n)
+{
+    struct budget *b = budget_of(L);
+    if (n >= (lua_Unsigned)b->steps_left) {
+        b->steps_left = 0;
+        too_long(L, b, true);
+    }
+    b->steps_left -= (long)n;
+}
+
+/* Call upvalue 1 (the library's own function) with our arguments. */
+static int call_original(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* string.rep copies n times even when nothing is copied:
+ * string.rep("", 2^50) would loop for days. */
+static int rep(lua_State *L)
+{
+    size_t l, lsep;
+    luaL_checklstring(L, 1, &l);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &lsep);
+    if (n <= 0 || l + lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    charge(L, (lua_Unsigned)n);
+    return call_original(L);
+}
+
+/* table.insert and table.remove shift the elements after pos, and #t
+ * may be 2^40 in a table of 41 entries. */
+static int insert(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer e = luaL_len(L, 1) + 1;
+    if (lua_gettop(L) == 3) {
+        lua_Integer pos = luaL_checkinteger(L, 2);
+        if (pos < e)
+            charge(L, (lua_Unsigned)e - (lua_Unsigned)pos);
+    }
+    return call_original(L);
+}
+
+static int remove_(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer size = luaL_len(L, 1);
+    lua_Integer pos = luaL_optinteger(L, 2, size);
+    if (pos < size)
+        charge(L, (lua_Unsigned)size - (lua_Unsigned)pos);
+    return call_original(L);
+}
+
+/* table.move(a, f, e, t) copies e - f + 1 elements, present or not. */
+static int move(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2);
+    lua_Integer e = luaL_checkinteger(L, 3);
+    if (e >= f)
+        charge(L, (lua_Unsigned)e - (lua_Unsigned)f + 1);
+    return call_original(L);
+}
+
+/* table.sort compares about n log2 n times in C. */
+static int sort(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    lua_Unsigned cost = 0;
+    if (n < INT_MAX) /* else sort refuses the array at once */
+        for (lua_Integer k = n; k > 1; k >>= 1)
+            cost += (lua_Unsigned)n;
+    charge(L, cost);
+    return call_original(L);
+}
+
+static const luaL_Reg charged[] = {
+    {"rep", rep},   {"insert", insert}, {"remove", remove_},
+    {"move", move}, {"sort", sort},     {NULL, NULL}};
+
+/* Functions left out of the chunk's libraries: Lua patterns backtrack
+ * without bound (("a"):rep(40):find(("a-"):rep(12) .. "b") runs for
+ * hours inside one call), and a config file has no use for bytecode. */
+static const char *const left_out[] = {"find", "match", "gmatch", "gsub",
+                                       "dump", NULL};
+
+/* Push a copy of the global library `name` for the chunk: without the
+ * functions left out, and with the charged ones wrapped. */
+static void push_library(lua_State *L, const char *name)
+{
+    lua_newtable(L);
+    lua_getglobal(L, name);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -5);
+    }
+    lua_pop(L, 1);
+    for (int i = 0; left_out[i]; i++) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, left_out[i]);
+    }
+    for (const luaL_Reg *r = charged; r->name; r++) {
+        if (lua_getfield(L, -1, r->name) == LUA_TFUNCTION) {
+            lua_pushcclosure(L, r->func, 1);
+            lua_setfield(L, -2, r->name);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
 }
 
 /* ===== Reading the table ===== */
@@ -219,15 +390,30 @@ static void apply_table(lua_State *L, const struct job *j, int t)
     lua_newtable(L); /* the key names, as a sequence */
     int keys = lua_gettop(L);
     lua_Integer n = 0;
+    const char *unknown = NULL; /* the first unknown key, in name order */
     lua_pushnil(L);
     while (lua_next(L, t)) {
         lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING)
+        size_t len;
+        const char *key = lua_type(L, -1) == LUA_TSTRING
+                              ? lua_tolstring(L, -1, &len)
+                              : NULL;
+        if (key == NULL || strlen(key) != len)
             fail(L, j, j->json ? "expected a JSON object of configuration "
                                  "keys"
                                : "configuration keys must be names");
+        /* Known keys are few; unknown ones may be a million, and are
+         * refused before anything is sorted. The table keeps the key
+         * alive while `unknown` points into it. */
+        if (find_info(key) == NULL &&
+            (unknown == NULL || strcmp(key, unknown) < 0))
+            unknown = key;
         lua_pushvalue(L, -1);
         lua_rawseti(L, keys, ++n);
+    }
+    if (unknown) {
+        lua_pushfstring(L, "unknown configuration key \"%s\"", unknown);
+        fail(L, j, lua_tostring(L, -1));
     }
     lua_getglobal(L, "table");
     lua_getfield(L, -1, "sort");
@@ -264,9 +450,15 @@ static void run_chunk(lua_State *L, const struct job *j)
     lua_newtable(L); /* what reading an unassigned global finds */
     static const char *const libs[] = {"string", "table", "math", NULL};
     for (int i = 0; libs[i]; i++) {
-        lua_getglobal(L, libs[i]);
+        push_library(L, libs[i]);
         lua_setfield(L, -2, libs[i]);
     }
+    /* Methods of strings, ("x"):rep(3), find the chunk's string table. */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_getfield(L, -3, "string");
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 2);
     for (int i = 0; base_names[i]; i++) {
         lua_getglobal(L, base_names[i]);
         lua_setfield(L, -2, base_names[i]);
@@ -276,7 +468,8 @@ static void run_chunk(lua_State *L, const struct job *j)
     lua_pushvalue(L, -1);
     lua_setupvalue(L, -3, 1); /* the main chunk's only upvalue is _ENV */
     lua_insert(L, -2);        /* env, chunk */
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKCALL,
+                budget_of(L)->every);
     lua_call(L, 0, 0);
     lua_sethook(L, NULL, 0, 0);
 }
@@ -354,14 +547,25 @@ static int read_file(struct job *j, char *err, size_t errlen)
     return 0;
 }
 
-int lua_config_load(const char *path, struct config *cfg, bool keep_profile,
-                    char *err, size_t errlen)
+int lua_config_load_limited(const char *path, struct config *cfg,
+                            bool keep_profile,
+                            const struct lua_config_limits *lim, char *err,
+                            size_t errlen)
 {
     struct job j = {path, cfg, keep_profile, ends_with(path, ".json"),
                     NULL, 0};
+    /* A reload reads the file on the agent's loop: opening a FIFO would
+     * wait for a writer, for good. (/dev/null, an empty file, is fine.) */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode)) {
+        snprintf(err, errlen, "%s: a FIFO, which could block the agent; "
+                 "give a regular file", path);
+        return HS_EINVAL;
+    }
     if (j.json && read_file(&j, err, errlen))
         return HS_EINVAL;
-    struct budget b = {0, STEP_LIMIT / HOOK_EVERY};
+    struct budget b = {0, lim->memory, lim->steps, lim->steps,
+                       HOOK_EVERY, now_ms() + lim->time_ms, lim->time_ms};
     lua_State *L = lua_newstate(lalloc, &b);
     if (L == NULL) {
         hs_free(j.text);
@@ -374,8 +578,8 @@ int lua_config_load(const char *path, struct config *cfg, bool keep_profile,
     if (rc != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (rc == LUA_ERRMEM)
-            snprintf(err, errlen, "%s: out of memory (the limit is 64 MiB)",
-                     path);
+            snprintf(err, errlen, "%s: out of memory (the limit is %zu "
+                     "MiB)", path, lim->memory >> 20);
         else
             snprintf(err, errlen, "%s%s%s", msg ? "" : path,
                      msg ? "" : ": ", msg ? msg : "error object is not a "
@@ -384,4 +588,13 @@ int lua_config_load(const char *path, struct config *cfg, bool keep_profile,
     lua_close(L);
     hs_free(j.text);
     return rc == LUA_OK ? 0 : HS_EINVAL;
+}
+
+int lua_config_load(const char *path, struct config *cfg, bool keep_profile,
+                    char *err, size_t errlen)
+{
+    static const struct lua_config_limits lim = {MEM_LIMIT, STEP_LIMIT,
+                                                 TIME_LIMIT_MS};
+    return lua_config_load_limited(path, cfg, keep_profile, &lim, err,
+                                   errlen);
 }

@@ -9,16 +9,21 @@
  *     join = {"127.0.0.1:7947"}
  *     enable_compression = false
  *
- * It runs in an empty environment that offers only the string, table and
- * math libraries and a few harmless base functions (pairs, ipairs, type,
- * tostring, tonumber, select, next, assert, error): no os, io, require or
- * load. Its memory and instruction count are bounded. A file whose name
+ * It runs in an empty environment that offers only the string library
+ * (without its pattern functions find, match, gmatch and gsub, whose
+ * backtracking has no bound, nor dump), the table and math libraries and
+ * a few harmless base functions (pairs, ipairs, type, tostring, tonumber,
+ * select, next, assert, error): no os, io, require or load. Its memory,
+ * instruction count and time are bounded (64 MiB, 20,000,000
+ * instructions, 1 s), and the library functions that loop in C are
+ * charged for their turns against the instructions. A file whose name
  * ends in ".json" holds one JSON object with the same keys instead. */
 #ifndef HS_LUA_CONFIG_H
 #define HS_LUA_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 
@@ -36,5 +41,18 @@
  * The lua_State it creates is always closed before it returns. */
 int lua_config_load(const char *path, struct config *cfg, bool keep_profile,
                     char *err, size_t errlen);
+
+/* The same with other bounds (the fuzz targets use small ones, so that
+ * each input finishes quickly): bytes the Lua state may hold, VM
+ * instructions, and milliseconds of wall-clock time. */
+struct lua_config_limits {
+    size_t memory;
+    long steps;
+    uint64_t time_ms;
+};
+int lua_config_load_limited(const char *path, struct config *cfg,
+                            bool keep_profile,
+                            const struct lua_config_limits *lim, char *err,
+                            size_t errlen);
 
 #endif

@@ -1669,7 +1669,7 @@ static int l_node_new(lua_State *L)
         inprocs->prev = in;
     inprocs = in;
     lnode_init(&in->ln, L, cfg.script_budget, &in->log, &inproc_ops, in);
-    in->joiner = (struct joiner){&mloop, &in->nd, NULL, NULL};
+    in->joiner = (struct joiner){.loop = &mloop, .nodep = &in->nd};
     rc = node_new(&cfg, transport_io(in->tp), NULL, &in->log, &in->nd);
     if (rc) {
         inproc_close(in);
@@ -1707,6 +1707,13 @@ static int l_node_new(lua_State *L)
         struct join_req *j;
         join_start(&in->joiner, (const char *const *)cfg.join.v, cfg.join.n,
                    on_inproc_joined, in, &j);
+    }
+    if (cfg.retry_join.n) { /* serf's retry_join; never exits */
+        struct join_retry_opts o = {cfg.retry_interval,
+                                    (unsigned)cfg.retry_max, 0, false,
+                                    "retry_join"};
+        join_retry_start(&in->joiner, &cfg.retry_join, &o, &in->log, NULL,
+                         NULL);
     }
     config_free(&cfg);
     lua_pushvalue(L, self);

@@ -39,6 +39,9 @@ static const struct option agent_opts[] = {
     {"bind", required_argument, NULL, 'b'},
     {"advertise", required_argument, NULL, 'a'},
     {"join", required_argument, NULL, 'j'},
+    {"retry-join", required_argument, NULL, 'r'},
+    {"retry-interval", required_argument, NULL, 'i'},
+    {"retry-max", required_argument, NULL, 'x'},
     {"profile", required_argument, NULL, 'p'},
     {"config", required_argument, NULL, 'f'},
     {"config-file", required_argument, NULL, 'f'}, /* serf's spelling */
@@ -63,6 +66,9 @@ static const char *flag_key(int ch)
     case 'b': return "bind";
     case 'a': return "advertise";
     case 'j': return "join";
+    case 'r': return "retry_join";
+    case 'i': return "retry_interval";
+    case 'x': return "retry_max";
     case 'c': return "control";
     case 'M': return "metrics";
     case 'l': return "log_level";
@@ -95,7 +101,14 @@ static void agent_help(FILE *f)
         "  --bind=ADDR:PORT     Address to listen on (UDP and TCP).\n"
         "  --advertise=ADDR:PORT  Address other nodes reach this one at.\n"
         "  --join=ADDR:PORT     Join at start-up (repeatable; host names\n"
-        "                       and name/host:port allowed).\n"
+        "                       and name/host:port allowed); exits 1 if\n"
+        "                       no join succeeds.\n"
+        "  --retry-join=ADDR:PORT  Join at start-up, and again every\n"
+        "                       --retry-interval until a join succeeds\n"
+        "                       (repeatable; names resolved each time).\n"
+        "  --retry-interval=30s Time between --retry-join attempts.\n"
+        "  --retry-max=0        Retries before giving up and exiting 1\n"
+        "                       (0: retry forever).\n"
         "  --profile=PROFILE    Timings: lan (default), wan or local.\n"
         "  --config=FILE        Lua config file (globals such as\n"
         "                       name = \"a\"), or JSON when FILE ends in\n"
@@ -136,6 +149,64 @@ static void agent_help(FILE *f)
     }
 }
 
+/* ===== Secrets never echoed =====
+ * An error about the flags names a flag, never a value that may be a
+ * key or a token: a flag missing its value would otherwise take the
+ * next flag as its value and leave the secret as an "unexpected
+ * argument". */
+
+static const char *const secret_keys[] = {"encrypt", "encrypt_passphrase",
+                                          "secret_key", "control_token",
+                                          NULL};
+
+/* The length of a flag's name in arg ("--set=a" -> "--set"). */
+static size_t flag_len(const char *arg)
+{
+    return strcspn(arg, "=");
+}
+
+static bool names_secret(const char *s)
+{
+    size_t n = flag_len(s);
+    for (int i = 0; secret_keys[i]; i++)
+        if (strlen(secret_keys[i]) == n && !strncmp(s, secret_keys[i], n))
+            return true;
+    return false;
+}
+
+/* Whether arg is one of the agent's flags (with or without a value). */
+static bool is_flag(const char *arg)
+{
+    if (arg[0] != '-')
+        return false;
+    const char *name = arg + (arg[1] == '-' ? 2 : 1);
+    size_t n = flag_len(name);
+    for (const struct option *o = agent_opts; o->name; o++)
+        if (strlen(o->name) == n && !strncmp(name, o->name, n))
+            return true;
+    return false;
+}
+
+/* Whether any argument carries a secret: --encrypt, or --set with a
+ * secret key. */
+static bool has_secret(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-')
+            continue;
+        const char *name = a + (a[1] == '-' ? 2 : 1);
+        if (!strncmp(name, "encrypt", flag_len(name)) &&
+            flag_len(name) == 7)
+            return true;
+        if (flag_len(name) == 3 && !strncmp(name, "set", 3) &&
+            (name[3] == '=' ? names_secret(name + 4)
+                            : i + 1 < argc && names_secret(argv[i + 1])))
+            return true;
+    }
+    return false;
+}
+
 /* Where configure() writes its error sentence. */
 static char *cfg_err;
 static size_t cfg_errlen;
@@ -171,8 +242,16 @@ static int configure(struct config *cfg, int argc, char **argv, char *err,
     cfg_errlen = errlen;
     err[0] = '\0';
     config_defaults(cfg, "lan"); /* so that config_free is always safe */
-    if (sets == NULL)
+    /* getopt moves the arguments that are not flags to the end: keep
+     * their order, to say where an unexpected one was. */
+    char **orig = hs_calloc((size_t)argc + 1, sizeof *orig);
+    if (sets == NULL || orig == NULL) {
+        hs_free(sets);
+        hs_free(orig);
         return usage_error("out of memory");
+    }
+    memcpy(orig, argv, (size_t)argc * sizeof *orig);
+    bool secret = has_secret(argc, argv);
     optind = 0;
     opterr = 0;
     while (rc < 0 &&
@@ -197,19 +276,50 @@ static int configure(struct config *cfg, int argc, char **argv, char *err,
                 sets[nsets++] = (struct setting){NULL, optarg};
             break;
         case ':':
-            rc = usage_error("flag %s needs a value", argv[optind - 1]);
+            rc = usage_error("flag %.*s needs a value",
+                             (int)flag_len(argv[optind - 1]),
+                             argv[optind - 1]);
             break;
         case '?':
-            rc = usage_error("unknown or ambiguous flag %s (see hearsay "
-                             "agent --help)", argv[optind - 1]);
+            rc = usage_error("unknown or ambiguous flag %.*s (see hearsay "
+                             "agent --help)",
+                             (int)flag_len(argv[optind - 1]),
+                             argv[optind - 1]);
             break;
         default:
             sets[nsets++] = (struct setting){flag_key(ch), optarg};
             break;
         }
+        /* "--name --encrypt KEY": --name took "--encrypt" for its value,
+         * which is a flag; the flag is what lacks its value. */
+        if (rc < 0 && optarg && optind >= 2 && optarg == argv[optind - 1] &&
+            is_flag(optarg))
+            rc = usage_error("flag %.*s needs a value (%.*s is a flag)",
+                             (int)flag_len(argv[optind - 2]),
+                             argv[optind - 2], (int)flag_len(optarg),
+                             optarg);
     }
-    if (rc < 0 && optind < argc)
-        rc = usage_error("unexpected argument \"%s\"", argv[optind]);
+    if (rc < 0 && optind < argc) {
+        /* Where it was, and what came before it. */
+        int at = 1;
+        while (at < argc && orig[at] != argv[optind])
+            at++;
+        const char *prev = at >= 2 ? orig[at - 1] : "";
+        const char *prev2 = at >= 3 ? orig[at - 2] : "";
+        if (!secret)
+            rc = usage_error("unexpected argument \"%s\"", argv[optind]);
+        else if (prev[0] == '-')
+            rc = usage_error("unexpected argument %d, after %.*s (not "
+                             "shown: the arguments hold a secret)", at,
+                             (int)flag_len(prev), prev);
+        else if (prev2[0] == '-')
+            rc = usage_error("unexpected argument %d, after the value of "
+                             "%.*s (not shown: the arguments hold a "
+                             "secret)", at, (int)flag_len(prev2), prev2);
+        else
+            rc = usage_error("unexpected argument %d (not shown: the "
+                             "arguments hold a secret)", at);
+    }
     char e[512];
     if (rc < 0 && profile && config_set(cfg, "profile", profile, e, sizeof e))
         rc = usage_error("%s", e);
@@ -227,7 +337,12 @@ static int configure(struct config *cfg, int argc, char **argv, char *err,
             const char *eq = strchr(value, '=');
             size_t n = eq ? (size_t)(eq - value) : 0;
             if (eq == NULL || n == 0 || n >= sizeof key) {
-                rc = usage_error("--set %s: expected KEY=VALUE", value);
+                /* Echo only a key name: it might be "control_tokenSECRET". */
+                if (config_get(cfg, value, key, sizeof key) != HS_ENOTFOUND)
+                    rc = usage_error("--set %s: expected KEY=VALUE", value);
+                else
+                    rc = usage_error("--set: expected KEY=VALUE, such as "
+                                     "--set probe_interval=500ms");
                 break;
             }
             memcpy(key, value, n);
@@ -241,6 +356,7 @@ static int configure(struct config *cfg, int argc, char **argv, char *err,
     if (rc < 0 && config_validate(cfg, e, sizeof e))
         rc = usage_error("%s", e);
     hs_free(sets);
+    hs_free(orig);
     return rc;
 }
 
@@ -498,14 +614,84 @@ static void on_signal(uv_signal_t *h, int signum)
     agent_leave(&r->a);
 }
 
+/* ===== Joins at start-up =====
+ * As serf's agent: --join (start_join) is tried once, and when no
+ * address answers the agent exits 1; --retry-join is tried every
+ * retry_interval until a join succeeds, and after retry_max failed
+ * retries (when set) the agent exits 1. The members the data dir's
+ * snapshot knew are joined apart from both, and failing to reach them
+ * is not fatal: after a whole cluster stopped, the first node back finds
+ * nobody, and must wait for the others rather than exit. They are tried
+ * again every retry_interval until one answers, another node joins this
+ * one, or reconnect_timeout passes, so a restarted node is not left
+ * alone while its peers come back. */
+
+/* Stop with status 1, outside any callback of the node. */
+static void fail_start(struct runner *r, const char *why)
+{
+    if (r->phase != PHASE_RUNNING)
+        return;
+    fprintf(stderr, "hearsay: %s\n", why);
+    r->phase = PHASE_CLOSING;
+    r->exit_code = 1;
+    uv_timer_start(&r->later, on_later, 0, 0);
+}
+
 static void on_start_joined(void *ud, int joined, int err, const char *why)
 {
     struct runner *r = ud;
+    char msg[600];
+    if (joined > 0) {
+        HS_INFO(&r->a.log, "Join completed. Synced with %d initial agents",
+                joined);
+        return;
+    }
+    snprintf(msg, sizeof msg, "join failed, exiting: %s (a --join that "
+             "fails is fatal; --retry-join keeps trying)",
+             why ? why : hs_strerror(err));
+    HS_ERROR(&r->a.log, "%s", msg);
+    fail_start(r, msg);
+}
+
+static void on_retry_done(void *ud, int joined, const char *why)
+{
+    struct runner *r = ud;
+    char msg[600];
     if (joined > 0)
-        HS_INFO(&r->a.log, "joined: contacted %d node%s", joined,
-                joined == 1 ? "" : "s");
-    else
-        HS_ERROR(&r->a.log, "join failed: %s", why ? why : hs_strerror(err));
+        return;
+    snprintf(msg, sizeof msg, "retry_join: no join succeeded after %d "
+             "retries, exiting: %s", r->a.cfg.retry_max,
+             why ? why : "failed");
+    fail_start(r, msg);
+}
+
+static void start_joins(struct runner *r)
+{
+    struct agent *a = &r->a;
+    const struct config *c = &a->cfg;
+    if (r->rejoin.n) {
+        struct join_retry_opts o = {c->retry_interval, 0,
+                                    c->reconnect_timeout, true,
+                                    "snapshot"};
+        join_retry_start(&a->joiner, &r->rejoin, &o, &a->log, NULL, NULL);
+    }
+    if (c->join.n) {
+        struct join_req *j;
+        HS_INFO(&a->log, "Joining cluster...: join=start_join");
+        int rc = control_join(a, (const char *const *)c->join.v, c->join.n,
+                              on_start_joined, r, &j);
+        if (rc)
+            on_start_joined(r, 0, rc, NULL);
+    }
+    if (c->retry_join.n) {
+        struct join_retry_opts o = {c->retry_interval,
+                                    (unsigned)c->retry_max, 0, false,
+                                    "retry_join"};
+        int rc = join_retry_start(&a->joiner, &c->retry_join, &o, &a->log,
+                                  on_retry_done, r);
+        if (rc)
+            on_retry_done(r, 0, hs_strerror(rc));
+    }
 }
 
 static void banner(struct runner *r, const struct hs_addr *adv)
@@ -649,16 +835,7 @@ static int start(struct runner *r)
     uv_signal_start(&r->sigterm, on_signal, SIGTERM);
     uv_signal_start(&r->sighup, on_signal, SIGHUP);
     banner(r, &adv);
-    /* The configured seeds, then the members the snapshot knew. */
-    for (size_t i = 0; i < a->cfg.join.n; i++)
-        config_list_add(&r->rejoin, a->cfg.join.v[i]);
-    if (r->rejoin.n) {
-        struct join_req *j;
-        rc = control_join(a, (const char *const *)r->rejoin.v, r->rejoin.n,
-                          on_start_joined, r, &j);
-        if (rc)
-            HS_ERROR(&a->log, "join failed: %s", hs_strerror(rc));
-    }
+    start_joins(r);
     return 0;
 }
 
@@ -688,7 +865,8 @@ static int agent_main(int argc, char **argv)
     a->leave = agent_leave;
     a->reload = agent_reload;
     uv_loop_init(&a->loop);
-    a->joiner = (struct joiner){&a->loop, &a->node, &a->leaving, NULL};
+    a->joiner = (struct joiner){.loop = &a->loop, .nodep = &a->node,
+                                .refusep = &a->leaving};
     uv_signal_init(&a->loop, &r.sigint);
     uv_signal_init(&a->loop, &r.sigterm);
     uv_signal_init(&a->loop, &r.sighup);

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <uv.h>
 
@@ -252,22 +253,19 @@ static void on_timer(uv_timer_t *t)
     answer(c, METRICS_408, false);
 }
 
-/* The end of the request head (just past the empty line that ends the
- * headers; CRLF or bare LF line ends), or 0 while it has not come. */
-static size_t head_end(struct conn *c)
+size_t metrics_head_end(const char *p, size_t len, size_t *scan)
 {
-    const char *p = c->req;
-    size_t i = c->scan > 2 ? c->scan - 2 : 0;
-    for (; i < c->len; i++) {
+    size_t i = *scan > 2 ? *scan - 2 : 0;
+    for (; i < len; i++) {
         if (p[i] != '\n')
             continue;
         size_t j = i + 1;
-        if (j < c->len && p[j] == '\r')
+        if (j < len && p[j] == '\r')
             j++;
-        if (j < c->len && p[j] == '\n')
+        if (j < len && p[j] == '\n')
             return j + 1;
     }
-    c->scan = c->len;
+    *scan = len;
     return 0;
 }
 
@@ -277,9 +275,23 @@ static bool is_tchar(unsigned char ch)
            (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
-/* Judge the request line "METHOD SP TARGET SP HTTP/1.x" in
- * req[0..n): a METRICS_<code> index; *head for HEAD. */
-static int judge(const char *p, size_t n, bool *head)
+/* The length of an absolute-form target's "http://host:port" part
+ * (RFC 9112 section 3.2.2: a server must accept one, as a proxy would send
+ * it), or 0 when t does not start with one. */
+static size_t origin_len(const char *t, size_t n)
+{
+    size_t k = n >= 7 && !strncasecmp(t, "http://", 7)    ? 7
+               : n >= 8 && !strncasecmp(t, "https://", 8) ? 8
+                                                          : 0;
+    if (k == 0)
+        return 0;
+    size_t host = k;
+    while (k < n && t[k] != '/' && t[k] != '?' && t[k] != '#')
+        k++;
+    return k > host ? k : 0; /* an authority is required */
+}
+
+int metrics_judge(const char *p, size_t n, bool *head)
 {
     const char *nl = memchr(p, '\n', n);
     if (nl == NULL)
@@ -296,13 +308,20 @@ static int judge(const char *p, size_t n, bool *head)
     while (i < len && (unsigned char)p[i] > ' ' && (unsigned char)p[i] < 0x7f)
         i++;
     size_t tlen = i - t;
-    if (tlen == 0 || i >= len || p[i] != ' ' || p[t] != '/')
+    if (tlen == 0 || i >= len || p[i] != ' ')
         return METRICS_400;
+    if (p[t] != '/') { /* absolute-form: judge its path */
+        size_t o = origin_len(p + t, tlen);
+        if (o == 0)
+            return METRICS_400;
+        t += o;
+        tlen -= o; /* an empty path is "/" */
+    }
     i++;
     if (len - i != 8 || memcmp(p + i, "HTTP/1.", 7) != 0 ||
         p[i + 7] < '0' || p[i + 7] > '9')
         return METRICS_400;
-    const char *q = memchr(p + t, '?', tlen); /* a query is ignored */
+    const char *q = tlen ? memchr(p + t, '?', tlen) : NULL; /* ignored */
     size_t plen = q ? (size_t)(q - (p + t)) : tlen;
     if (plen != 8 || memcmp(p + t, "/metrics", 8) != 0)
         return METRICS_404;
@@ -315,7 +334,7 @@ static int judge(const char *p, size_t n, bool *head)
 static void serve(struct conn *c)
 {
     bool head = false;
-    int code = judge(c->req, c->len, &head);
+    int code = metrics_judge(c->req, c->len, &head);
     char q[100];
     const char *nl = memchr(c->req, '\n', c->len);
     size_t n = nl ? (size_t)(nl - c->req) : c->len;
@@ -359,7 +378,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (nread == 0 || c->answered || c->req == NULL)
         return;
     c->len += (size_t)nread;
-    if (head_end(c))
+    if (metrics_head_end(c->req, c->len, &c->scan))
         serve(c);
     else if (c->len == METRICS_REQUEST_MAX)
         answer(c, METRICS_431, false);

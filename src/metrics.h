@@ -13,6 +13,7 @@
 #ifndef HS_METRICS_H
 #define HS_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,18 @@ int metrics_start(struct agent *a, char *err, size_t errlen);
 void metrics_close(struct metrics *m, void (*cb)(void *ud), void *ud);
 
 const struct metrics_stats *metrics_stats(const struct metrics *m);
+
+/* ===== The request parser (pure; the fuzz target calls it) ===== */
+/* The end of the request head in p[0..len) (just past the empty line
+ * that ends the headers; CRLF or bare LF line ends), or 0 while it has
+ * not come. *scan (0 at first) remembers how far earlier calls looked,
+ * so that a head arriving in pieces is scanned once. */
+size_t metrics_head_end(const char *p, size_t len, size_t *scan);
+/* Judge the request line "METHOD SP TARGET SP HTTP/1.x" of the head in
+ * p[0..n): a METRICS_<code> index, and *head for HEAD. The target is
+ * origin-form ("/metrics?query") or absolute-form
+ * ("http://host:port/metrics", RFC 9112 section 3.2.2). */
+int metrics_judge(const char *p, size_t n, bool *head);
 /* The status code of a METRICS_<code> index, and its reason phrase. */
 int metrics_code(int i);
 const char *metrics_reason(int i);

@@ -1,9 +1,12 @@
 /* fuzz.c: the pieces the libFuzzer targets share (see fuzz.h). */
 #include "fuzz.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../src/keyring.h"
 #include "../../src/members.h"
@@ -344,4 +347,67 @@ void fuzz_free(struct sim *s)
 {
     sim_free(s);
     fuzz_check_leaks("sim_free");
+}
+
+/* ===== Files ===== */
+
+static char temp_dir[256];
+
+static void remove_temp_dir(void)
+{
+    DIR *d = opendir(temp_dir);
+    if (d) {
+        struct dirent *e;
+        char p[600];
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(p, sizeof p, "%s/%s", temp_dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(temp_dir);
+}
+
+const char *fuzz_temp_dir(void)
+{
+    if (temp_dir[0] == '\0') {
+        /* In memory when there is a tmpfs: the keyring file is fsynced
+         * at every save. */
+        const char *tmp = getenv("TMPDIR");
+        if ((tmp == NULL || *tmp == '\0') && access("/dev/shm", W_OK) == 0)
+            tmp = "/dev/shm";
+        snprintf(temp_dir, sizeof temp_dir, "%s/hearsay-fuzz-XXXXXX",
+                 tmp && *tmp ? tmp : "/tmp");
+        if (mkdtemp(temp_dir) == NULL) {
+            perror("mkdtemp");
+            abort();
+        }
+        atexit(remove_temp_dir);
+    }
+    return temp_dir;
+}
+
+const char *fuzz_temp_file(const char *name, const void *p, size_t n)
+{
+    static char path[600];
+    snprintf(path, sizeof path, "%s/%s", fuzz_temp_dir(), name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        perror(path);
+        abort();
+    }
+    const char *b = p;
+    while (n > 0) {
+        ssize_t w = write(fd, b, n);
+        if (w <= 0) {
+            perror(path);
+            abort();
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    close(fd);
+    return path;
 }

@@ -74,4 +74,13 @@ void fuzz_check_leaks(const char *where);
 /* Read p[0..n) so that the sanitizers check every byte. */
 void fuzz_touch(const void *p, size_t n);
 
+/* ===== Files =====
+ * A directory of this process's own (under $TMPDIR, else /dev/shm, else
+ * /tmp; made at the first call, removed with what is in it at exit),
+ * and a file in it holding p[0..n): its
+ * path, valid until the next call. For the targets whose code reads a
+ * path (config files, the keyring file). */
+const char *fuzz_temp_dir(void);
+const char *fuzz_temp_file(const char *name, const void *p, size_t n);
+
 #endif
