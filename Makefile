@@ -27,7 +27,8 @@ Q       := @
 
 # The protocol core: pure C, no libuv, no Lua.
 CORE    := hs buf log addr mp lzw wire text keyring config timers members \
-           broadcast suspicion probe stream keyops pushpull metadata node sim
+           broadcast suspicion probe stream keyops pushpull metadata node sim \
+           frames
 # The runtime: libuv, the control endpoint, Lua.
 RUNTIME := transport join snapshot keyfile control cli lua_config lua_node \
            lua_host stats metrics

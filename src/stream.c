@@ -538,7 +538,7 @@ bool node_inbound_full(const struct node *nd)
 }
 
 void *node_io_stream_accepted(struct node *nd, struct io_stream *io,
-                              const struct hs_addr *from)
+                              const struct hs_addr *from, uint64_t waited)
 {
     if (nd->paused || nd->phase == PHASE_NEW ||
         nd->inbound_streams >= nd->cfg.max_inbound_streams) {
@@ -548,7 +548,11 @@ void *node_io_stream_accepted(struct node *nd, struct io_stream *io,
         nd->io.stream_close(nd->io.ctx, io);
         return NULL;
     }
-    struct stream *s = stream_new(nd, STREAM_IN, from, nd->cfg.tcp_timeout);
+    /* One deadline from the accept for the whole first message, however
+     * slowly its bytes come. */
+    uint64_t left = nd->cfg.tcp_timeout > waited
+                        ? nd->cfg.tcp_timeout - waited : 0;
+    struct stream *s = stream_new(nd, STREAM_IN, from, left);
     if (s == NULL) {
         nd->io.stream_close(nd->io.ctx, io);
         return NULL;
