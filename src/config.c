@@ -270,11 +270,11 @@ static const struct key keys[] = {
     {{"max_new_members", NULL, NULL, CONFIG_INT,
       "Most members one IP address may add at once to the member table, "
       "by state sync or gossip; joins asked for here are not limited; 0 "
-      "= no limit (default 128)."},
+      "= no limit (default 32)."},
      OFF(max_new_members), 0, INT64_C(1) << 24, NULL, 0},
     {{"new_member_rate", NULL, NULL, CONFIG_INT,
       "Members per second one IP address may add once it used "
-      "max_new_members (default 16)."},
+      "max_new_members (default 1)."},
      OFF(new_member_rate), 0, INT64_C(1) << 24, NULL, 0},
 };
 
@@ -385,8 +385,8 @@ int config_defaults(struct config *c, const char *profile)
     c->max_inbound_streams = 128;
     c->max_decompressed_size = 40u << 20;
     c->max_inbound_streams_per_ip = 32;
-    c->max_new_members = 128;
-    c->new_member_rate = 16;
+    c->max_new_members = 32;
+    c->new_member_rate = 1;
     set_timings(c, profile);
     return 0;
 }

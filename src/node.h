@@ -37,7 +37,8 @@ struct node;
     X(DROP_ENCRYPTED, "encrypted")                                  \
     X(DROP_LABEL, "label")                                          \
     X(DROP_DECRYPT, "decrypt")                                      \
-    X(DROP_PLAINTEXT, "plaintext")
+    X(DROP_PLAINTEXT, "plaintext")                                  \
+    X(DROP_MEMBER_LIMIT, "member_limit")
 
 enum node_drop {
 #define NODE_DROP_ENUM(name, text) NODE_##name,

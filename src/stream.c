@@ -238,8 +238,8 @@ static void serve(struct stream *s, const uint8_t *p, size_t n)
         if (pushpull_encode(nd, join, NULL, user, ulen, &b) == 0)
             reply(s, &b);
         buf_free(&b);
-        if (pushpull_merge(nd, p + 1, n - 1, &join, false, &s->peer, why,
-                           sizeof why)) {
+        if (pushpull_merge(nd, p + 1, n - 1, &join, false, false, &s->peer,
+                           why, sizeof why)) {
             nd->stats.push_pull_errors++;
             HS_WARN(nd->log, "state sync from %s refused: %s",
                     addr_format(&s->peer, ab, sizeof ab), why);
@@ -379,8 +379,8 @@ static void answered(struct stream *s, const uint8_t *p, size_t n)
         return;
     }
     bool join = s->join;
-    int rc = pushpull_merge(nd, p + 1, n - 1, &join, true, &s->peer, why,
-                            sizeof why);
+    int rc = pushpull_merge(nd, p + 1, n - 1, &join, true, s->op != NULL,
+                            &s->peer, why, sizeof why);
     pushpull_done(nd, s, rc, rc ? why : NULL);
 }
 
