@@ -128,7 +128,7 @@ FUZZ_TIME    ?= 60
 FUZZ_SMOKE   ?= 3
 FUZZ_DIR     := build/fuzz
 FUZZ_TARGETS := packet stream reply lzw metadata packet_encrypted \
-                stream_encrypted
+                stream_encrypted tcp_frames
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(PKG_CFLAGS) \
