@@ -27,7 +27,8 @@ Q       := @
 
 # The protocol core: pure C, no libuv, no Lua.
 CORE    := hs buf log addr mp lzw wire text keyring config timers members \
-           broadcast suspicion probe stream keyops pushpull metadata node sim
+           broadcast suspicion probe stream keyops pushpull metadata node sim \
+           frames
 # The runtime: libuv, the control endpoint, Lua.
 RUNTIME := transport join snapshot wal keyfile control cli lua_config lua_node \
            lua_host stats metrics
@@ -136,7 +137,7 @@ FUZZ_DIR     := build/fuzz
 # runtime too.
 FUZZ_AGENT_TARGETS := control http config_lua config_json keyring
 FUZZ_TARGETS := packet stream reply lzw metadata packet_encrypted \
-                stream_encrypted datadir $(FUZZ_AGENT_TARGETS)
+                stream_encrypted datadir tcp_frames $(FUZZ_AGENT_TARGETS)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(PKG_CFLAGS) \

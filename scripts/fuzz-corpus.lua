@@ -24,7 +24,7 @@ local core = require "hearsay.core"
 local seeds_bin = arg[1] or "build/fuzz/seeds"
 local root = "spec/fuzz/corpus"
 local targets = { "packet", "stream", "reply", "lzw", "metadata",
-  "packet_encrypted", "stream_encrypted" }
+  "packet_encrypted", "stream_encrypted", "tcp_frames" }
 
 local function sh(cmd)
   local ok = os.execute(cmd)
@@ -219,6 +219,43 @@ save("packet_encrypted", "ref-plain-ping-accepted", flags("plain_ok")
   .. pcap.unhex(ref.ping))
 save("packet_encrypted", "ref-plain-ping-skip-label",
   flags("label", "skip_label", "seal") .. pcap.unhex(ref.ping))
+
+-- ===== Bytes of an accepted TCP connection =====
+-- Every stream seed as is (a memberlist stream), and every packet seed
+-- as transport tcp frames it: 0xE7, then `len:u32be | packet`; all the
+-- reference's packets one after the other on one connection; and the
+-- edges of the framing.
+local function each_seed(target, fn)
+  local list = io.popen("LC_ALL=C ls " .. root .. "/" .. target)
+  for name in list:lines() do
+    local prefix, rest = name:match("^(%a+)%-(.*)$")
+    if prefix == "ref" or prefix == "hs" or prefix == "pcap" then
+      local f = assert(io.open(root .. "/" .. target .. "/" .. name, "rb"))
+      fn(prefix, rest, f:read("a"))
+      f:close()
+    end
+  end
+  list:close()
+end
+local function frame(p) return string.pack(">s4", p) end
+each_seed("stream", function(prefix, rest, data)
+  save("tcp_frames", prefix .. "-stream-" .. rest, data)
+end)
+local all = {}
+each_seed("packet", function(prefix, rest, data)
+  if #data > 0 then
+    save("tcp_frames", prefix .. "-frame-" .. rest, "\xe7" .. frame(data))
+    if prefix == "ref" then all[#all + 1] = frame(data) end
+  end
+end)
+save("tcp_frames", "ref-frames-all", "\xe7" .. table.concat(all))
+save("tcp_frames", "ref-frames-empty", "\xe7" .. string.pack(">I4", 0))
+save("tcp_frames", "ref-frames-too-long", "\xe7"
+  .. string.pack(">I4", 65537) .. "x")
+save("tcp_frames", "ref-frames-largest", "\xe7" .. frame(string.rep("\0",
+  65536)))
+save("tcp_frames", "ref-frames-cut", "\xe7" .. frame(pcap.unhex(ref.ping))
+  .. string.pack(">I4", 40) .. "\0\0")
 
 print(string.format("fuzz-corpus: %d files from the reference and the "
   .. "captures", count))

@@ -204,3 +204,107 @@ describe("bad input", function()
     still_fine()
   end)
 end)
+
+-- ===== Growth of the member table =====
+
+-- A push/pull listing n invented members (alive, at unreachable
+-- addresses), as a stranger would send it.
+local function invented_sync(n, prefix)
+  local states = {}
+  for i = 1, n do
+    states[i] = { Name = prefix .. i, Addr = u8(10, 9, (i >> 8) & 255, i & 255),
+                  Port = 7946, Incarnation = 1, State = 0, Vsn = "\1\5\2\2\5\5" }
+  end
+  return core.encode({ type = "push-pull", Join = false, states = states }, "stream")
+end
+
+local function invented_alive(name)
+  return core.encode{ type = "alive", Node = name, Incarnation = 1,
+                      Addr = "\10\9\255\1", Port = 7946, Vsn = "\1\5\2\2\5\5" }
+end
+
+-- Members a node knows, in any state.
+local function known(node)
+  local m = node:stats().members
+  return m.alive + m.suspect + m.dead + m.left
+end
+
+describe("member table growth", function()
+  local CAP, RATE = 32, 1 -- max_new_members, new_member_rate
+
+  it("takes at most max_new_members of a stranger's 20,000, and a crash is found as the cap allows",
+     function()
+    local N = 8
+    local sim = simlib.new{ seed = 11, profile = "lan" }
+    sim:add(N)
+    assert.is_true(sim:run_until(function() return sim:converged() end, 10000, 100))
+    -- The stranger syncs with every node.
+    local sync = invented_sync(20000, "fake")
+    for i = 1, N do sim:inject_stream("n" .. i, sync, true) end
+    sim:run(100)
+    for i = 1, N do
+      local nd = sim:node("n" .. i)
+      assert.is_true(known(nd) <= N + CAP)
+      assert.are.equal(20000 - (known(nd) - N), nd:stats().dropped.member_limit)
+    end
+    -- A real crash right after, found within the protocol's bound for a
+    -- table of N + CAP members: every node probes each member it knows
+    -- once per round of at most N - 1 + CAP probes, each probe interval
+    -- stretched at most awareness_max_multiplier (8) times by Lifeguard
+    -- (unanswering members drive it up), so within two rounds of the kill
+    -- a node suspects the victim; the suspicion lasts at most
+    -- suspicion_max_timeout_mult (6) * suspicion_mult (4) *
+    -- log10(members) probe intervals; then the death is gossiped (5 s is
+    -- ample for 8 nodes). With the 20,000 taken whole the crash goes
+    -- unseen for more than an hour.
+    local PI, M = 1000, 8
+    local bound = 2 * (N - 1 + CAP) * PI * M
+      + math.ceil(6 * 4 * math.log(N + CAP, 10) * PI) + 5000
+    local victim = "n" .. N
+    sim:kill(victim)
+    local ok = sim:run_until(function()
+      return sim:count_seeing(victim, "alive") + sim:count_seeing(victim, "suspect") == 0
+    end, bound, 100)
+    assert.is_true(ok)
+  end)
+
+  it("holds the stranger's gossip to new_member_rate once its push/pull used max_new_members",
+     function()
+    local sim = simlib.new{ seed = 12, profile = "lan" }
+    sim:add(5)
+    assert.is_true(sim:run_until(function() return sim:converged() end, 10000, 100))
+    local n1 = sim:node("n1")
+    sim:inject_stream("n1", invented_sync(20000, "fake"), true)
+    sim:run(10)
+    assert.are.equal(5 + CAP, known(n1))
+    -- Then the refused ones by gossip from the same address, 100 a
+    -- second for 10 s: the bucket refills at RATE a second.
+    for i = 1, 1000 do
+      sim:inject("n1", invented_alive("fake" .. (CAP + i)), "10.255.255.254:7946")
+      sim:run(10)
+    end
+    local took = known(n1) - 5 - CAP
+    assert.is_true(took <= RATE * 10 + 1, took)
+    assert.is_true(took >= RATE * 10 - 1, took)
+    assert.are.equal(20000 - CAP + 1000 - took, n1:stats().dropped.member_limit)
+    -- Another address has a budget of its own.
+    local before = known(n1)
+    for i = 1, 200 do
+      sim:inject("n1", invented_alive("other" .. i), "10.255.255.253:7946")
+    end
+    assert.are.equal(before + CAP, known(n1))
+  end)
+
+  it("lets a node joining a cluster larger than max_new_members learn all of it at once",
+     function()
+    local sim = simlib.new{ seed = 13, profile = "lan" }
+    sim:add(200)
+    assert.is_true(sim:run_until(function() return sim:converged() end, 60000, 500))
+    sim:add({ "late" }) -- joins n1
+    sim:run(20)
+    local late = sim:node("late")
+    assert.are.equal(201, known(late))
+    assert.are.equal(0, late:stats().dropped.member_limit)
+    assert.is_true(sim:run_until(function() return sim:converged() end, 10000, 100))
+  end)
+end)

@@ -396,7 +396,7 @@ describe("hearsay stats #net", function()
   local drop_reasons = { "malformed", "truncated", "crc", "unknown_type", "too_big",
                          "decompress", "wrong_node", "cidr", "paused", "version",
                          "refused", "stream_limit", "stream_timeout", "encrypted",
-                         "label", "decrypt", "plaintext" }
+                         "label", "decrypt", "plaintext", "member_limit" }
 
   local function stats(p)
     local out, status = p:cli("stats", "--format", "json")

@@ -290,6 +290,20 @@ static const struct key keys[] = {
       "Largest size a compressed stream message may expand to (default "
       "40MiB)."},
      OFF(max_decompressed_size), 1024, INT64_C(1) << 32, NULL, 0},
+    {{"max_inbound_streams_per_ip", NULL, NULL, CONFIG_INT,
+      "Most inbound TCP connections open at once from one IP address "
+      "(transport tcp's packet connections aside); more are closed at "
+      "accept (default 32)."},
+     OFF(max_inbound_streams_per_ip), 1, 65536, NULL, 0},
+    {{"max_new_members", NULL, NULL, CONFIG_INT,
+      "Most members one IP address may add at once to the member table, "
+      "by state sync or gossip; joins asked for here are not limited; 0 "
+      "= no limit (default 32)."},
+     OFF(max_new_members), 0, INT64_C(1) << 24, NULL, 0},
+    {{"new_member_rate", NULL, NULL, CONFIG_INT,
+      "Members per second one IP address may add once it used "
+      "max_new_members (default 1)."},
+     OFF(new_member_rate), 0, INT64_C(1) << 24, NULL, 0},
 };
 
 #define NKEYS HS_ARRAY_LEN(keys)
@@ -401,6 +415,9 @@ int config_defaults(struct config *c, const char *profile)
     c->max_push_pull_nodes = 1u << 20;
     c->max_inbound_streams = 128;
     c->max_decompressed_size = 40u << 20;
+    c->max_inbound_streams_per_ip = 32;
+    c->max_new_members = 32;
+    c->new_member_rate = 1;
     set_timings(c, profile);
     return 0;
 }

@@ -91,6 +91,10 @@ struct config {
     uint64_t max_push_pull_nodes;
     int max_inbound_streams;
     uint64_t max_decompressed_size;
+    int max_inbound_streams_per_ip;
+    /* Growth of the member table by source address (members.c). */
+    int max_new_members;
+    int new_member_rate;
 };
 
 /* Fill with the defaults of profile "lan", "wan" or "local" (memberlist's

@@ -68,6 +68,7 @@ void members_close(struct members *t)
         free_member(t->order[i]);
     hs_free(t->order);
     hs_free(t->slots);
+    hs_free(t->sources);
     members_init(t);
 }
 
@@ -232,6 +233,92 @@ static bool meta_eq(const struct member *m, const struct wire_raw *r)
            (r->n == 0 || memcmp(m->meta, r->p, r->n) == 0);
 }
 
+/* ===== Growth limits =====
+ * Without encryption, whoever reaches the port can name members: one
+ * push/pull listing 20,000 invented names spreads each node's probes over
+ * all of them (and Lifeguard, finding its relays silent, slows the probes
+ * down too), so a real failure goes unseen for an hour. So a member we
+ * do not know is added on the word of one address (a packet's sender, a
+ * state sync's peer) at most max_new_members at once, then
+ * new_member_rate a second: a token bucket per address. It is per
+ * address because a legitimate cluster grows fast, but from many
+ * senders: in a 1,000-node bootstrap a node learns some 800 members in a
+ * second, yet at most 42 from any one sender over the whole bootstrap,
+ * and a gossip packet of 1,400 bytes holds no more than 24 alives; the
+ * default 32 leaves gossip alone and clips the big state syncs of a
+ * bootstrap, whose members gossip brings a little later. A join asked
+ * for here is not limited: the operator named the peer, and a joiner
+ * must learn the whole cluster at once. Encryption is the defence; this
+ * only bounds what a stranger can do, and what it refuses is counted and
+ * logged. */
+
+#define SOURCES 64        /* addresses tracked; a power of two */
+#define SOURCE_PROBES 8   /* slots looked at for one address */
+
+static uint32_t hash_ip(const struct hs_addr *a)
+{
+    return hash_name((const char *)a->ip, a->len);
+}
+
+/* The debt left at `now` (thousandths of a member). */
+static uint64_t debt_at(const struct msource *s, uint64_t now, int rate)
+{
+    uint64_t dt = now > s->at ? now - s->at : 0;
+    if (rate <= 0)
+        return s->debt;
+    /* rate members a second is `rate` thousandths a millisecond. */
+    if (dt >= s->debt / (uint64_t)rate + 1)
+        return 0;
+    uint64_t paid = dt * (uint64_t)rate;
+    return s->debt > paid ? s->debt - paid : 0;
+}
+
+/* May `from` add one more member now? Takes its token if so. An address
+ * not tracked has a full bucket; when the slots it may use are all taken,
+ * the one with the least debt (the least to remember) gives way. */
+static bool admit(struct node *nd, const struct hs_addr *from)
+{
+    struct members *t = &nd->members;
+    int burst = nd->cfg.max_new_members, rate = nd->cfg.new_member_rate;
+    if (from == NULL || burst <= 0)
+        return true;
+    if (t->sources == NULL) {
+        t->sources = hs_calloc(SOURCES, sizeof *t->sources);
+        if (t->sources == NULL)
+            return false; /* the member would not fit either */
+    }
+    uint64_t now = node_now(nd);
+    uint32_t h = hash_ip(from);
+    struct msource *s = NULL, *spare = NULL;
+    uint64_t spare_debt = UINT64_MAX;
+    for (size_t k = 0; k < SOURCE_PROBES; k++) {
+        struct msource *e = &t->sources[(h + k) & (SOURCES - 1)];
+        if (e->len == from->len && e->len &&
+            memcmp(e->ip, from->ip, from->len) == 0) {
+            s = e;
+            break;
+        }
+        uint64_t d = e->len ? debt_at(e, now, rate) : 0;
+        if (d < spare_debt) {
+            spare = e;
+            spare_debt = d;
+        }
+    }
+    if (s == NULL) {
+        s = spare;
+        memcpy(s->ip, from->ip, from->len);
+        s->len = from->len;
+        s->debt = 0;
+        s->at = now;
+    }
+    s->debt = debt_at(s, now, rate);
+    s->at = now;
+    if (s->debt + 1000 > (uint64_t)burst * 1000)
+        return false;
+    s->debt += 1000;
+    return true;
+}
+
 /* ===== Rules ===== */
 
 void members_write_alive(const struct member *m, struct buf *b)
@@ -289,7 +376,7 @@ static bool bad_versions(const struct wire_raw *vsn)
 }
 
 void members_on_alive(struct node *nd, const struct wire_alive *a,
-                      bool bootstrap)
+                      bool bootstrap, const struct hs_addr *from)
 {
     char ab[HS_ADDRSTRLEN], qb[160];
     const char *name = (const char *)a->node.p;
@@ -363,6 +450,16 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
                     addr_ip_format(&addr, ab, sizeof ab));
             node_count_drop(nd, NODE_DROP_CIDR, &addr, "alive",
                             "address not allowed");
+            return;
+        }
+        if (!is_self && !admit(nd, from)) {
+            char detail[96];
+            snprintf(detail, sizeof detail,
+                     "max_new_members (%d) then new_member_rate (%d/s) "
+                     "used", nd->cfg.max_new_members,
+                     nd->cfg.new_member_rate);
+            node_refuse(nd, NODE_DROP_MEMBER_LIMIT, from, "new member",
+                        detail);
             return;
         }
         if (members_add(&nd->members, name, nlen, &addr, node_rand(nd), &m))
@@ -566,7 +663,7 @@ void members_on_dead(struct node *nd, const struct wire_suspect *d)
 }
 
 void members_merge(struct node *nd, const struct wire_node_state *states,
-                   size_t n)
+                   size_t n, const struct hs_addr *from)
 {
     for (size_t i = 0; i < n; i++) {
         const struct wire_node_state *r = &states[i];
@@ -574,7 +671,7 @@ void members_merge(struct node *nd, const struct wire_node_state *states,
         case WIRE_STATE_ALIVE: {
             struct wire_alive a = {r->incarnation, r->name, r->addr,
                                    r->port, r->meta, r->vsn};
-            members_on_alive(nd, &a, false);
+            members_on_alive(nd, &a, false, from);
             break;
         }
         case WIRE_STATE_LEFT: {

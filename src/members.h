@@ -63,6 +63,16 @@ struct mslot {
     uint32_t hash;
 };
 
+/* What one source address may still add to the table (members.c's
+ * growth limits): `debt` thousandths of a member, repaid at
+ * new_member_rate a second since `at`. */
+struct msource {
+    uint64_t at;
+    uint64_t debt;
+    uint8_t ip[16];
+    uint8_t len;          /* 0: a free slot */
+};
+
 struct members {
     struct member **order; /* probe order; every member, self included */
     size_t n, cap;
@@ -71,6 +81,8 @@ struct members {
     size_t nslots;
     size_t count[4];       /* members per state */
     size_t ip_named;       /* members whose name could be an IP address */
+    struct msource *sources; /* growth limits by address, made on first
+                              * use */
 };
 
 void members_init(struct members *t);
@@ -98,14 +110,20 @@ void members_write_alive(const struct member *m, struct buf *b);
 
 /* ===== Rules (they act on a node: broadcasts, timers, hooks) ===== */
 
-/* An alive message. `bootstrap` is set only for our own first alive. */
+/* An alive message. `bootstrap` is set only for our own first alive.
+ * `from` is the address the news came from (a packet's sender, a state
+ * sync's peer): a member we do not know is added only within the growth
+ * limits of that address (max_new_members, new_member_rate), else it is
+ * refused and counted (dropped: member_limit). NULL: not limited (our
+ * own alive, a join asked for here). */
 void members_on_alive(struct node *nd, const struct wire_alive *a,
-                      bool bootstrap);
+                      bool bootstrap, const struct hs_addr *from);
 void members_on_suspect(struct node *nd, const struct wire_suspect *s);
 void members_on_dead(struct node *nd, const struct wire_suspect *d);
-/* Push/pull merge of remote states (after verification). */
+/* Push/pull merge of remote states (after verification), from the peer
+ * at `from` (NULL: a join asked for here, not limited). */
 void members_merge(struct node *nd, const struct wire_node_state *states,
-                   size_t n);
+                   size_t n, const struct hs_addr *from);
 /* Refute an accusation against ourselves: bump the incarnation past
  * `accused` and broadcast alive. */
 void members_refute(struct node *nd, uint32_t accused);

@@ -652,7 +652,7 @@ static void on_leaf(void *ud, uint8_t type, const uint8_t *body, size_t n)
         }
         if (a.port == 0 || nd->cfg.protocol_version < 2)
             a.port = nd->advertise.port;
-        members_on_alive(nd, &a, false);
+        members_on_alive(nd, &a, false, rx->from);
         return;
     }
     case WIRE_SUSPECT:
@@ -1000,7 +1000,7 @@ int node_start(struct node *nd, const struct hs_addr *advertise)
                              : (struct wire_raw){0},
         .vsn = wire_raw(vsn, 6),
     };
-    members_on_alive(nd, &a, true);
+    members_on_alive(nd, &a, true, NULL);
     nd->self = members_find(&nd->members, nd->cfg.name, nd->self_name_len);
     if (nd->self == NULL)
         return HS_ENOMEM;

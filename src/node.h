@@ -37,7 +37,8 @@ struct node;
     X(DROP_ENCRYPTED, "encrypted")                                  \
     X(DROP_LABEL, "label")                                          \
     X(DROP_DECRYPT, "decrypt")                                      \
-    X(DROP_PLAINTEXT, "plaintext")
+    X(DROP_PLAINTEXT, "plaintext")                                  \
+    X(DROP_MEMBER_LIMIT, "member_limit")
 
 enum node_drop {
 #define NODE_DROP_ENUM(name, text) NODE_##name,
@@ -234,10 +235,12 @@ void node_io_packet(struct node *nd, const struct hs_addr *from,
  * io layer should leave new connections waiting (in its accept queue)
  * until a stream closes, rather than hand them over to be refused. */
 bool node_inbound_full(const struct node *nd);
-/* An inbound stream; returns the owner to pass back in its callbacks, or
+/* An inbound stream, accepted `waited` ms ago (the io layer waited for
+ * its first byte): its first whole message must arrive by tcp_timeout
+ * after the accept. Returns the owner to pass back in its callbacks, or
  * NULL after closing it (too many streams). */
 void *node_io_stream_accepted(struct node *nd, struct io_stream *s,
-                              const struct hs_addr *from);
+                              const struct hs_addr *from, uint64_t waited);
 void node_io_stream_connected(struct node *nd, void *owner, int status);
 void node_io_stream_data(struct node *nd, void *owner, const uint8_t *p,
                          size_t n);

@@ -324,10 +324,12 @@ int pushpull_encode(struct node *nd, bool join, const struct hs_addr *to,
                     const uint8_t *remote, size_t remotelen,
                     struct buf *out);
 /* A complete push/pull message (after the type byte) from `peer`;
- * `started` when it answers our own. Returns 0 or an error with why. */
+ * `started` when it answers our own, `asked` when that was a join asked
+ * for here (node_join): only then are the members it brings not held to
+ * the peer's growth limits. Returns 0 or an error with why. */
 int pushpull_merge(struct node *nd, const uint8_t *body, size_t len,
-                   bool *join, bool started, const struct hs_addr *peer,
-                   char *why, size_t whylen);
+                   bool *join, bool started, bool asked,
+                   const struct hs_addr *peer, char *why, size_t whylen);
 /* The user state of a complete push/pull body, or NULL. */
 const uint8_t *pushpull_user_state(const uint8_t *body, size_t len,
                                    size_t *n);

@@ -160,8 +160,8 @@ static void merge_user_state(struct node *nd, const uint8_t *p, size_t n,
 }
 
 int pushpull_merge(struct node *nd, const uint8_t *body, size_t len,
-                   bool *join, bool started, const struct hs_addr *peer,
-                   char *why, size_t whylen)
+                   bool *join, bool started, bool asked,
+                   const struct hs_addr *peer, char *why, size_t whylen)
 {
     struct mp_reader r;
     struct wire_pushpull_header h;
@@ -250,7 +250,9 @@ int pushpull_merge(struct node *nd, const uint8_t *body, size_t len,
     for (size_t i = 0; i < n; i++)
         if (states[i].port == 0 || nd->cfg.protocol_version < 2)
             states[i].port = nd->advertise.port;
-    members_merge(nd, states, n);
+    /* A join asked for here takes the whole cluster at once; any other
+     * sync, ours or a peer's, adds what its peer may (members.c). */
+    members_merge(nd, states, n, started && asked ? NULL : peer);
     if (h.user_state_len > 0)
         merge_user_state(nd, body + r.off, (size_t)h.user_state_len, h.join,
                          started, peer);

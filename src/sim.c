@@ -948,7 +948,7 @@ int sim_inject_stream(struct sim *s, size_t idx, const void *p, size_t n,
     struct hs_addr from;
     addr_parse("10.255.255.254:40000", 0, &from);
     b->owner = node_io_stream_accepted(dst->nd, (struct io_stream *)b,
-                                       &from);
+                                       &from, 0);
     uint64_t at = s->now + latency(s, &s->link);
     if (b->owner && n)
         half_event(s, b, EV_DATA, at, 0, p, n);
@@ -1088,7 +1088,7 @@ static bool deliver(struct sim *s, struct event *e)
         b->peer = a;
         b->refs++; /* hold it: a refusing core closes it in the call */
         b->owner = node_io_stream_accepted(nd, (struct io_stream *)b,
-                                           &from->addr);
+                                           &from->addr, 0);
         if (b->owner != NULL)
             half_event(s, a, EV_CONNECTED,
                        stream_arrival(s, sn->idx, a->node, 0), 0, NULL, 0);

@@ -227,6 +227,14 @@ static const struct field transport_fields[] = {
     {"frame_errors", TS(frame_errors),
      COUNTER("transport_frame_errors_total",
              "Badly framed packets on tcp-transport connections."), NULL},
+    {"tcp_refused_per_ip", TS(tcp_refused_per_ip),
+     COUNTER("transport_tcp_refused_per_ip_total",
+             "TCP connections refused at accept for "
+             "max_inbound_streams_per_ip."), NULL},
+    {"tcp_timeouts", TS(tcp_timeouts),
+     COUNTER("transport_tcp_timeouts_total",
+             "TCP connections closed for sending nothing, or no whole "
+             "packet frame, within tcp_timeout."), NULL},
 };
 
 #define WS(f) offsetof(struct wal_stats, f)

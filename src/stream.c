@@ -238,8 +238,8 @@ static void serve(struct stream *s, const uint8_t *p, size_t n)
         if (pushpull_encode(nd, join, NULL, user, ulen, &b) == 0)
             reply(s, &b);
         buf_free(&b);
-        if (pushpull_merge(nd, p + 1, n - 1, &join, false, &s->peer, why,
-                           sizeof why)) {
+        if (pushpull_merge(nd, p + 1, n - 1, &join, false, false, &s->peer,
+                           why, sizeof why)) {
             nd->stats.push_pull_errors++;
             HS_WARN(nd->log, "state sync from %s refused: %s",
                     addr_format(&s->peer, ab, sizeof ab), why);
@@ -379,8 +379,8 @@ static void answered(struct stream *s, const uint8_t *p, size_t n)
         return;
     }
     bool join = s->join;
-    int rc = pushpull_merge(nd, p + 1, n - 1, &join, true, &s->peer, why,
-                            sizeof why);
+    int rc = pushpull_merge(nd, p + 1, n - 1, &join, true, s->op != NULL,
+                            &s->peer, why, sizeof why);
     pushpull_done(nd, s, rc, rc ? why : NULL);
 }
 
@@ -538,7 +538,7 @@ bool node_inbound_full(const struct node *nd)
 }
 
 void *node_io_stream_accepted(struct node *nd, struct io_stream *io,
-                              const struct hs_addr *from)
+                              const struct hs_addr *from, uint64_t waited)
 {
     if (nd->paused || nd->phase == PHASE_NEW ||
         nd->inbound_streams >= nd->cfg.max_inbound_streams) {
@@ -548,7 +548,11 @@ void *node_io_stream_accepted(struct node *nd, struct io_stream *io,
         nd->io.stream_close(nd->io.ctx, io);
         return NULL;
     }
-    struct stream *s = stream_new(nd, STREAM_IN, from, nd->cfg.tcp_timeout);
+    /* One deadline from the accept for the whole first message, however
+     * slowly its bytes come. */
+    uint64_t left = nd->cfg.tcp_timeout > waited
+                        ? nd->cfg.tcp_timeout - waited : 0;
+    struct stream *s = stream_new(nd, STREAM_IN, from, left);
     if (s == NULL) {
         nd->io.stream_close(nd->io.ctx, io);
         return NULL;

@@ -7,13 +7,19 @@
  *                 stream_open, or accepted and handed to the node);
  *   CONN_NEW      accepted, first byte not read yet;
  *   CONN_PKT_IN   accepted, first byte 0xE7: packet frames from a peer in
- *                 tcp mode;
+ *                 tcp mode (frames.c reads them);
  *   CONN_PKT_OUT  dialled by send_packet in tcp mode, cached per
  *                 destination and reused until idle.
  *
- * A packet connection starts with PKT_MAGIC (0xE7: memberlist types are
- * 0-13 and 244, so one listener tells the two apart), then carries frames
- * `len:u32 big-endian | packet`, 1 <= len <= 65536.
+ * A packet connection starts with FRAMES_MAGIC (0xE7: memberlist types
+ * are 0-13 and 244, so one listener tells the two apart), then carries
+ * frames `len:u32 big-endian | packet`, 1 <= len <= 65536.
+ *
+ * An accepted connection must bring its first whole message (a stream's
+ * request, a packet connection's first frame) within tcp_timeout, and one
+ * address holds at most max_inbound_streams_per_ip connections that are
+ * not packet connections, so a few slow or silent clients cannot take
+ * every slot from the others.
  *
  * Memory of a connection is freed only in its close callback, so the
  * struct stays valid across any callback into the node, even one that
@@ -34,10 +40,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "frames.h"
 #include "node.h"
 
-#define PKT_MAGIC 0xE7
-#define FRAME_MAX 65536u
 #define UDP_BUF 65536
 #define PKT_QUEUE_MAX (1u << 20)    /* bytes queued per packet connection */
 #define UDP_QUEUE_MAX (4u << 20)    /* bytes queued behind a full socket */
@@ -64,6 +69,7 @@ struct io_stream {
     bool ended;         /* node_io_stream_end or a failed connect sent */
     bool failed;        /* a read or write error: no graceful close */
     bool reading, rdone, wdone;
+    bool per_ip;        /* counted in the transport's per-address table */
     void *owner;
     struct hs_addr peer;
     /* ms: opened, last packet sent or received, last write done, end
@@ -74,11 +80,7 @@ struct io_stream {
     size_t npend, cappend;
     unsigned pend_frames;
     size_t queued;      /* bytes handed to uv_write, not yet written */
-    /* The frame being read (CONN_PKT_IN). */
-    uint8_t hdr[4];
-    size_t nhdr;
-    uint8_t *frame;
-    size_t flen, fgot;
+    struct frames fr;   /* the frame being read (CONN_PKT_IN) */
 };
 
 /* A write in flight, with a copy of its bytes after it. */
@@ -93,6 +95,14 @@ struct wreq {
 struct sreq {
     uv_udp_send_t req;
     struct transport *t;
+};
+
+/* Inbound connections by source address: a slot per address with any
+ * (open addressing, linear probing, backward-shift deletion). */
+struct ipcount {
+    uint8_t ip[16];
+    uint8_t len;
+    uint32_t n;         /* 0: an empty slot */
 };
 
 struct transport {
@@ -112,12 +122,17 @@ struct transport {
     struct io_stream *conns;
     int handles;        /* open uv handles, the transport's included */
     int nnew, npkt_in;  /* connections of those kinds */
+    struct ipcount *ips;
+    size_t nips, capips;
+    uint32_t max_per_ip;
+    uint64_t warned_per_ip; /* when the last per-address refusal was a
+                             * WARN */
     bool closing;
     void (*close_cb)(void *ud);
     void *close_ud;
     struct transport_stats stats;
     uint64_t warned;    /* when the last send failure was a WARN */
-    uint8_t rbuf[FRAME_MAX];  /* TCP reads: each is consumed at once */
+    uint8_t rbuf[FRAMES_MAX];  /* TCP reads: each is consumed at once */
     uint8_t ubuf[UDP_BUF];
 };
 
@@ -243,12 +258,6 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
-}
-
 /* The node may be called: attached, and the transport not closing. */
 static struct node *live_node(const struct transport *t)
 {
@@ -256,6 +265,88 @@ static struct node *live_node(const struct transport *t)
 }
 
 static void maybe_done(struct transport *t);
+
+/* ===== Inbound connections per address ===== */
+
+static size_t ip_hash(const struct hs_addr *a)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < a->len; i++) {
+        h ^= a->ip[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* The slot of a's address: its own, or the empty one where it goes. */
+static struct ipcount *ip_slot(struct transport *t, const struct hs_addr *a)
+{
+    size_t mask = t->capips - 1;
+    for (size_t i = ip_hash(a) & mask;; i = (i + 1) & mask) {
+        struct ipcount *e = &t->ips[i];
+        if (e->n == 0 ||
+            (e->len == a->len && memcmp(e->ip, a->ip, a->len) == 0))
+            return e;
+    }
+}
+
+/* Count one more connection from a's address, unless it has max_per_ip
+ * already (HS_EBUSY). The table is at most half full. */
+static int ip_take(struct transport *t, const struct hs_addr *a)
+{
+    if (t->capips == 0 || (t->nips + 1) * 2 > t->capips) {
+        size_t cap = t->capips ? t->capips * 2 : 64;
+        struct ipcount *ips = hs_calloc(cap, sizeof *ips), *old = t->ips;
+        if (ips == NULL)
+            return HS_ENOMEM;
+        size_t oldcap = t->capips;
+        t->ips = ips;
+        t->capips = cap;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i].n) {
+                struct hs_addr k = {old[i].len, {0}, 0};
+                memcpy(k.ip, old[i].ip, old[i].len);
+                *ip_slot(t, &k) = old[i];
+            }
+        hs_free(old);
+    }
+    struct ipcount *e = ip_slot(t, a);
+    if (e->n >= t->max_per_ip)
+        return HS_EBUSY;
+    if (e->n == 0) {
+        memcpy(e->ip, a->ip, a->len);
+        e->len = a->len;
+        t->nips++;
+    }
+    e->n++;
+    return 0;
+}
+
+static void ip_give(struct transport *t, const struct hs_addr *a)
+{
+    struct ipcount *e = ip_slot(t, a);
+    if (e->n == 0 || --e->n > 0)
+        return;
+    /* Emptied: shift back the entries after it that may probe past. */
+    t->nips--;
+    size_t mask = t->capips - 1, i = (size_t)(e - t->ips);
+    for (size_t j = (i + 1) & mask; t->ips[j].n; j = (j + 1) & mask) {
+        struct ipcount x = t->ips[j];
+        t->ips[j].n = 0;
+        struct hs_addr k = {x.len, {0}, 0};
+        memcpy(k.ip, x.ip, x.len);
+        *ip_slot(t, &k) = x;
+    }
+}
+
+/* The connection no longer counts against its address. */
+static void ip_release(struct io_stream *c)
+{
+    if (c->per_ip) {
+        c->per_ip = false;
+        ip_give(c->t, &c->peer);
+    }
+}
 
 /* ===== Connections: lifetime ===== */
 
@@ -275,8 +366,9 @@ static void conn_closed(uv_handle_t *h)
         t->npkt_in--;
     if (c->kind == CONN_PKT_OUT && c->pend_frames)
         t->stats.udp_send_errors += c->pend_frames;
+    ip_release(c);
     hs_free(c->pend);
-    hs_free(c->frame);
+    frames_free(&c->fr);
     hs_free(c);
     t->handles--;
     maybe_done(t);
@@ -586,72 +678,34 @@ static void frame_error(struct io_stream *c, const char *why)
     conn_close(c);
 }
 
-static void deliver(struct io_stream *c, const uint8_t *p, size_t n)
+/* A whole frame for the node; stops the reading once the connection or
+ * the transport is closing (the node may close either). */
+static int deliver(void *ud, const uint8_t *p, size_t n)
 {
+    struct io_stream *c = ud;
     struct transport *t = c->t;
+    if (uv_is_closing((uv_handle_t *)&c->tcp) || t->closing)
+        return 1;
     t->stats.frames_in++;
     struct node *nd = live_node(t);
     if (nd)
         node_io_packet(nd, &c->peer, p, n);
+    return 0;
 }
 
-/* Frames of a packet connection: `len:u32be | bytes`, any split. */
+/* Bytes of a packet connection (frames.c splits them into frames). */
 static void frames(struct io_stream *c, const uint8_t *p, size_t n)
 {
     struct transport *t = c->t;
+    const char *why = NULL;
     c->last = tnow(t);
-    while (n > 0) {
-        if (uv_is_closing((uv_handle_t *)&c->tcp) || t->closing)
-            return;
-        if (c->nhdr < 4) {
-            size_t k = HS_MIN(4 - c->nhdr, n);
-            memcpy(c->hdr + c->nhdr, p, k);
-            c->nhdr += k;
-            p += k;
-            n -= k;
-            if (c->nhdr < 4)
-                return;
-            c->flen = get_be32(c->hdr);
-            c->fgot = 0;
-            if (c->flen == 0 || c->flen > FRAME_MAX) {
-                frame_error(c, c->flen ? "frame too long" : "empty frame");
-                return;
-            }
-            continue;
-        }
-        if (c->fgot == 0 && n >= c->flen) {
-            /* The whole frame is here: no copy. */
-            size_t len = c->flen;
-            c->nhdr = 0;
-            deliver(c, p, len);
-            p += len;
-            n -= len;
-            continue;
-        }
-        /* A frame split across reads is gathered; the buffer lives only
-         * that long, so idle connections hold no memory. */
-        if (c->frame == NULL) {
-            c->frame = hs_malloc(c->flen);
-            if (c->frame == NULL) {
-                HS_WARN(t->log, "out of memory reading a packet frame");
-                c->failed = true;
-                conn_close(c);
-                return;
-            }
-        }
-        size_t k = HS_MIN(c->flen - c->fgot, n);
-        memcpy(c->frame + c->fgot, p, k);
-        c->fgot += k;
-        p += k;
-        n -= k;
-        if (c->fgot == c->flen) {
-            uint8_t *f = c->frame;
-            c->frame = NULL;
-            c->nhdr = 0;
-            c->fgot = 0;
-            deliver(c, f, c->flen);
-            hs_free(f);
-        }
+    int rc = frames_feed(&c->fr, p, n, deliver, c, &why);
+    if (rc == HS_ENOMEM) {
+        HS_WARN(t->log, "%s", why);
+        c->failed = true;
+        conn_close(c);
+    } else if (rc < 0) {
+        frame_error(c, why);
     }
 }
 
@@ -662,9 +716,13 @@ static void classify(struct io_stream *c, const uint8_t *p, size_t n)
     char ab[HS_ADDRSTRLEN];
     addr_format(&c->peer, ab, sizeof ab);
     t->nnew--;
-    if (p[0] == PKT_MAGIC) {
+    if (frames_classify(p[0]) == FRAMES_PACKETS) {
         c->kind = CONN_PKT_IN;
         t->npkt_in++;
+        /* A peer in tcp mode keeps one such connection to us: they are
+         * bounded by PKT_IN_MAX and by their first frame's deadline,
+         * not per address (a cluster on one host shares its address). */
+        ip_release(c);
         if (t->npkt_in > PKT_IN_MAX) {
             t->stats.tcp_refused++;
             HS_DEBUG(t->log, "tcp connection refused: peer=%s reason=too "
@@ -685,7 +743,8 @@ static void classify(struct io_stream *c, const uint8_t *p, size_t n)
     }
     HS_DEBUG(t->log, "stream accepted: peer=%s", ab);
     c->core = true;
-    void *owner = node_io_stream_accepted(nd, c, &c->peer);
+    uint64_t now = tnow(t);
+    void *owner = node_io_stream_accepted(nd, c, &c->peer, now - c->since);
     if (owner == NULL) {
         if (c->core) /* the core should have closed it */
             conn_release(c);
@@ -718,7 +777,7 @@ static void read_end(struct io_stream *c, int err)
         conn_close(c);
         return;
     case CONN_PKT_IN:
-        if (c->nhdr)
+        if (frames_partial(&c->fr))
             t->stats.frame_errors++; /* cut in the middle of a frame */
         HS_DEBUG(t->log, "packet connection closed: peer=%s error=%s",
                  addr_format(&c->peer, ab, sizeof ab),
@@ -794,6 +853,34 @@ static void reject(struct transport *t, uv_stream_t *server)
     uv_close((uv_handle_t *)h, reject_closed);
 }
 
+/* Refused for its address's count (or memory for the count): counted,
+ * and a WARN at most every 10 s. */
+static void refuse_per_ip(struct transport *t, struct io_stream *c, int rc)
+{
+    char ab[HS_ADDRSTRLEN];
+    uint64_t now = tnow(t);
+    t->stats.tcp_refused++;
+    addr_ip_format(&c->peer, ab, sizeof ab);
+    if (rc == HS_EBUSY) {
+        t->stats.tcp_refused_per_ip++;
+        if (t->warned_per_ip == 0 || now - t->warned_per_ip >= 10000) {
+            t->warned_per_ip = now;
+            HS_WARN(t->log, "tcp connection refused: peer=%s reason=%u "
+                    "connections from this address already "
+                    "(max_inbound_streams_per_ip); more are counted in "
+                    "stats (tcp_refused_per_ip), not logged for 10 s", ab,
+                    t->max_per_ip);
+        } else {
+            HS_DEBUG(t->log, "tcp connection refused: peer=%s reason=%s", ab,
+                     "max_inbound_streams_per_ip");
+        }
+    } else {
+        HS_WARN(t->log, "out of memory accepting a tcp connection");
+    }
+    c->failed = true;
+    conn_close(c);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct transport *t = server->data;
@@ -830,6 +917,12 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
+    int rc = ip_take(t, &c->peer);
+    if (rc) {
+        refuse_per_ip(t, c, rc);
+        return;
+    }
+    c->per_ip = true;
     uv_tcp_nodelay(&c->tcp, 1);
     read_start(c);
 }
@@ -863,7 +956,7 @@ static void on_sweep(uv_timer_t *h)
         switch (c->kind) {
         case CONN_NEW:
             if (now - c->since >= t->tcp_timeout) {
-                t->stats.tcp_refused++;
+                t->stats.tcp_timeouts++;
                 HS_DEBUG(t->log, "tcp connection dropped: peer=%s "
                          "reason=silent", addr_format(&c->peer, ab, sizeof ab));
                 conn_close(c);
@@ -886,8 +979,17 @@ static void on_sweep(uv_timer_t *h)
             }
             break;
         case CONN_PKT_IN:
-            if (now - c->last >= PKT_IN_IDLE)
+            if (c->fr.count == 0 && now - c->since >= t->tcp_timeout) {
+                /* The magic byte, then no whole frame in time. */
+                t->stats.tcp_timeouts++;
+                HS_DEBUG(t->log, "packet connection dropped: peer=%s "
+                         "reason=no frame within tcp_timeout",
+                         addr_format(&c->peer, ab, sizeof ab));
+                c->failed = true;
                 conn_close(c);
+            } else if (now - c->last >= PKT_IN_IDLE) {
+                conn_close(c);
+            }
             break;
         default:
             break;
@@ -1016,7 +1118,7 @@ static int pkt_send(struct transport *t, const struct hs_addr *to,
 {
     struct hs_addr u = addr_unmap(to);
     int rc = 0;
-    if (n > FRAME_MAX) {
+    if (n > FRAMES_MAX) {
         t->stats.udp_send_errors++;
         return HS_ETOOBIG;
     }
@@ -1027,7 +1129,7 @@ static int pkt_send(struct transport *t, const struct hs_addr *to,
             t->stats.udp_send_errors++;
             return rc;
         }
-        uint8_t magic = PKT_MAGIC;
+        uint8_t magic = FRAMES_MAGIC;
         rc = pend_append(c, &magic, 1);
         if (rc) {
             conn_close(c);
@@ -1228,6 +1330,7 @@ static void maybe_done(struct transport *t)
         return;
     void (*cb)(void *) = t->close_cb;
     void *ud = t->close_ud;
+    hs_free(t->ips);
     hs_free(t);
     if (cb)
         cb(ud);
@@ -1285,6 +1388,9 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
     t->mode = cfg->transport;
     t->family = want.len == 4 ? AF_INET : AF_INET6;
     t->tcp_timeout = cfg->tcp_timeout ? cfg->tcp_timeout : 10000;
+    t->max_per_ip = cfg->max_inbound_streams_per_ip > 0
+                        ? (uint32_t)cfg->max_inbound_streams_per_ip
+                        : 32;
     t->linger = HS_MAX(t->tcp_timeout, 1000);
     t->bound = want;
     t->bound.port = port;

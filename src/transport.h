@@ -26,7 +26,9 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
 /* The io for node_new; valid until transport_close. An accepted TCP
  * connection reaches node_io_stream_accepted at its first byte: a first
  * byte of 0xE7 marks a packet connection of transport "tcp" (accepted in
- * both modes), anything else a memberlist stream. */
+ * both modes), anything else a memberlist stream. At most
+ * cfg->max_inbound_streams_per_ip connections from one address are open
+ * at once (packet connections aside); more are closed at accept. */
 const struct io *transport_io(struct transport *t);
 /* The node to call back (set once, after node_new). */
 void transport_attach(struct transport *t, struct node *nd);
@@ -51,10 +53,15 @@ int transport_resolve(uv_loop_t *loop, const char *hostport,
                       void *ud);
 
 /* Packets and bytes dropped by the transport itself (oversized, framing
- * errors on tcp-mode connections), for stats. */
+ * errors on tcp-mode connections), for stats. tcp_refused counts every
+ * connection refused at accept, tcp_refused_per_ip those of them refused
+ * for max_inbound_streams_per_ip; tcp_timeouts the connections closed
+ * for not sending their first byte, or a packet connection its first
+ * frame, within tcp_timeout. */
 struct transport_stats {
     uint64_t udp_recv_errors, udp_send_errors, tcp_accepts, tcp_refused,
-        frames_in, frames_out, frame_errors;
+        frames_in, frames_out, frame_errors, tcp_refused_per_ip,
+        tcp_timeouts;
 };
 const struct transport_stats *transport_stats(const struct transport *t);
 

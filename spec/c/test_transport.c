@@ -70,7 +70,10 @@ static void on_message(void *ud, const char *from, size_t fromlen,
              (const char *)p);
 }
 
-static int peer_start(struct world *w, const char *name, int mode)
+/* A node on `bind` (port 0: any), the local profile but for a
+ * tcp_timeout (0: the profile's). */
+static int peer_start_on(struct world *w, const char *name, int mode,
+                         const char *bind, uint64_t tcp_timeout)
 {
     struct peer *pe = &w->p[w->n];
     struct config cfg;
@@ -79,7 +82,9 @@ static int peer_start(struct world *w, const char *name, int mode)
     pe->log = (struct hs_logger){log_level, log_sink, pe->name};
     config_defaults(&cfg, "local");
     snprintf(cfg.name, sizeof cfg.name, "%s", name);
-    snprintf(cfg.bind, sizeof cfg.bind, "127.0.0.1:0");
+    snprintf(cfg.bind, sizeof cfg.bind, "%s", bind);
+    if (tcp_timeout)
+        cfg.tcp_timeout = tcp_timeout;
     cfg.transport = mode;
     int rc = transport_new(&w->loop, &cfg, &pe->log, &pe->t, err, sizeof err);
     CHECK_EQ(rc, 0);
@@ -105,6 +110,11 @@ static int peer_start(struct world *w, const char *name, int mode)
     }
     config_free(&cfg);
     return rc;
+}
+
+static int peer_start(struct world *w, const char *name, int mode)
+{
+    return peer_start_on(w, name, mode, "127.0.0.1:0", 0);
 }
 
 static void join_cb(void *ud, int joined, int err, const char *why)
@@ -455,7 +465,8 @@ static void test_garbage(void)
     for (size_t i = 0; i < HS_ARRAY_LEN(raws); i++)
         CHECK(raws[i].eof);
     CHECK_EQ(ts->frame_errors, 1);
-    CHECK_EQ(ts->tcp_refused, 1);
+    CHECK_EQ(ts->tcp_timeouts, 1); /* the silent one */
+    CHECK_EQ(ts->tcp_refused, 0);
     CHECK(ts->frames_in >= frames_before + 1);
     /* The nonsense and the half push/pull reached the node; the frames
      * and the silence did not. (b may have opened a push/pull of its own
@@ -880,6 +891,193 @@ static void test_tcp_backpressure(void)
     CHECK_EQ(uv_loop_close(&w.loop), 0);
 }
 
+/* ===== 6. Slow clients from one address ===== */
+
+/* 140 connections from 127.0.24.200 that start a push/pull and then send
+ * one byte a second, and 40 that send nothing: more than
+ * max_inbound_streams (128). Node a holds only
+ * max_inbound_streams_per_ip (32) of them and closes the rest at once;
+ * b, from another address, joins a and syncs again while they hang; the
+ * 32 are closed tcp_timeout after their accept. */
+#define LORIS_TRICKLE 140
+#define LORIS_SILENT 40
+#define LORIS_N (LORIS_TRICKLE + LORIS_SILENT)
+#define LORIS_TIMEOUT 5000 /* a's tcp_timeout, ms */
+
+struct loris {
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    bool connected, writing, eof, closed;
+    uint64_t eof_at;
+};
+
+static struct loris loris[LORIS_N];
+static uv_timer_t loris_timer;
+static int loris_connected;
+
+static void loris_closed(uv_handle_t *h)
+{
+    ((struct loris *)h->data)->closed = true;
+}
+
+static void loris_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct loris *l = s->data;
+    (void)buf;
+    if (nread < 0 && !l->eof) {
+        l->eof = true;
+        l->eof_at = uv_now(s->loop);
+        uv_close((uv_handle_t *)&l->tcp, loris_closed);
+    }
+}
+
+static void loris_written(uv_write_t *req, int status)
+{
+    (void)status;
+    ((struct loris *)req->data)->writing = false;
+}
+
+/* The next byte of a push/pull whose first field is a 64 KiB string: a
+ * message that stays incomplete at a byte a second. */
+static void loris_send(struct loris *l, size_t *at)
+{
+    static const uint8_t head[] = {0x06, 0x83, 0xdb, 0, 1, 0, 0};
+    static uint8_t x = 'x';
+    if (l->eof || l->writing || uv_is_closing((uv_handle_t *)&l->tcp))
+        return;
+    const uint8_t *b = *at < sizeof head ? &head[*at] : &x;
+    uv_buf_t ub = uv_buf_init((char *)b, 1);
+    l->writing = true;
+    if (uv_write(&l->wreq, (uv_stream_t *)&l->tcp, &ub, 1,
+                 loris_written) == 0)
+        (*at)++;
+    else
+        l->writing = false;
+}
+
+static size_t loris_pos[LORIS_TRICKLE];
+
+static void loris_tick(uv_timer_t *h)
+{
+    (void)h;
+    for (size_t i = 0; i < LORIS_TRICKLE; i++)
+        if (loris[i].connected)
+            loris_send(&loris[i], &loris_pos[i]);
+}
+
+static void loris_conn(uv_connect_t *req, int status)
+{
+    struct loris *l = req->data;
+    if (status < 0) {
+        l->eof = true; /* refused outright counts as closed */
+        uv_close((uv_handle_t *)&l->tcp, loris_closed);
+        return;
+    }
+    l->connected = true;
+    loris_connected++;
+    uv_read_start((uv_stream_t *)&l->tcp, raw_alloc, loris_read);
+    size_t i = (size_t)(l - loris);
+    if (i < LORIS_TRICKLE)
+        loris_send(l, &loris_pos[i]);
+}
+
+static bool loris_all_connected(struct world *w)
+{
+    const struct transport_stats *ts = transport_stats(w->p[0].t);
+    /* Every connection got its answer: held, or closed at accept. */
+    return loris_connected == LORIS_N && ts->tcp_accepts >= LORIS_N;
+}
+
+static bool loris_held(struct world *w)
+{
+    const struct transport_stats *ts = transport_stats(w->p[0].t);
+    return ts->tcp_refused_per_ip == LORIS_N - 32;
+}
+
+static bool b_joined(struct world *w)
+{
+    return w->p[1].joins > 0;
+}
+
+static bool loris_all_closed(struct world *w)
+{
+    (void)w;
+    for (size_t i = 0; i < LORIS_N; i++)
+        if (!loris[i].closed)
+            return false;
+    return true;
+}
+
+static void test_slowloris(void)
+{
+    struct world w;
+    world_init(&w);
+    memset(loris, 0, sizeof loris);
+    memset(loris_pos, 0, sizeof loris_pos);
+    loris_connected = 0;
+    peer_start_on(&w, "a", TRANSPORT_UDP, "127.0.24.1:0", LORIS_TIMEOUT);
+    peer_start_on(&w, "b", TRANSPORT_UDP, "127.0.24.2:0", 0);
+    if (w.n < 2) {
+        world_close(&w);
+        return;
+    }
+    struct sockaddr_in from, to;
+    char ip[64];
+    uv_ip4_addr("127.0.24.200", 0, &from);
+    addr_ip_format(&w.p[0].adv, ip, sizeof ip);
+    uv_ip4_addr(ip, w.p[0].adv.port, &to);
+    for (size_t i = 0; i < LORIS_N; i++) {
+        struct loris *l = &loris[i];
+        uv_tcp_init(&w.loop, &l->tcp);
+        l->tcp.data = l->creq.data = l->wreq.data = l;
+        CHECK_EQ(uv_tcp_bind(&l->tcp, (struct sockaddr *)&from, 0), 0);
+        CHECK_EQ(uv_tcp_connect(&l->creq, &l->tcp, (struct sockaddr *)&to,
+                                loris_conn), 0);
+    }
+    uv_timer_init(&w.loop, &loris_timer);
+    uv_timer_start(&loris_timer, loris_tick, 1000, 1000);
+    CHECK(run_until(&w, loris_all_connected));
+    CHECK(run_until(&w, loris_held));
+    uv_update_time(&w.loop);
+    uint64_t t0 = uv_now(&w.loop);
+    const struct transport_stats *ts = transport_stats(w.p[0].t);
+    CHECK_EQ(ts->tcp_refused_per_ip, LORIS_N - 32);
+    CHECK_EQ(ts->tcp_refused, LORIS_N - 32);
+
+    /* b joins from its own address while the 32 hang, and syncs again. */
+    join(&w.p[1], &w.p[0].adv);
+    CHECK(run_until(&w, b_joined));
+    CHECK_EQ(w.p[1].joined, 1);
+    CHECK_EQ(w.p[1].join_err, 0);
+    w.p[1].joins = 0;
+    join(&w.p[1], &w.p[0].adv);
+    CHECK(run_until(&w, b_joined));
+    CHECK_EQ(w.p[1].joined, 1);
+    CHECK_EQ(w.p[1].join_err, 0);
+    uv_update_time(&w.loop);
+    /* Before the slow ones' deadline: they were still holding. */
+    CHECK(uv_now(&w.loop) - t0 < LORIS_TIMEOUT / 2);
+    CHECK(sees_alive(&w.p[0], &w.p[1]) && sees_alive(&w.p[1], &w.p[0]));
+
+    /* The 32 are closed by the deadline, not before (a second of sweep
+     * and scheduling allowed after it). */
+    size_t early = 0;
+    for (size_t i = 0; i < LORIS_N; i++)
+        early += loris[i].eof;
+    CHECK_EQ(early, LORIS_N - 32);
+    CHECK(run_until(&w, loris_all_closed));
+    for (size_t i = 0; i < LORIS_N; i++)
+        CHECK(loris[i].eof_at <= t0 + LORIS_TIMEOUT + 3000);
+    CHECK_EQ(node_stats(w.p[0].nd)->dropped[NODE_DROP_STREAM_TIMEOUT] +
+                 ts->tcp_timeouts,
+             32);
+    CHECK_EQ(node_stats(w.p[0].nd)->dropped[NODE_DROP_STREAM_LIMIT], 0);
+
+    uv_close((uv_handle_t *)&loris_timer, NULL);
+    world_close(&w);
+}
+
 int main(void)
 {
     const char *lv = getenv("HS_TEST_LOG");
@@ -895,5 +1093,6 @@ int main(void)
     RUN(test_tcp_cluster);
     RUN(test_garbage);
     RUN(test_failure_detected);
+    RUN(test_slowloris);
     return test_report("test_transport");
 }
