@@ -30,7 +30,7 @@ CORE    := hs buf log addr mp lzw wire text keyring config timers members \
            broadcast suspicion probe stream keyops pushpull metadata node sim
 # The runtime: libuv, the control endpoint, Lua.
 RUNTIME := transport join snapshot keyfile control cli lua_config lua_node \
-           lua_host stats metrics
+           lua_host stats metrics watchdog
 CORE_OBJ    := $(CORE:%=$(BUILD)/%.o)
 RUNTIME_OBJ := $(RUNTIME:%=$(BUILD)/%.o)
 MODULE_OBJ  := $(BUILD)/lua_module.o

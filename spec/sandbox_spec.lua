@@ -405,8 +405,8 @@ return {}
     end
   end)
 
-  it("reads no stdin, loads no bytecode through require, and hides the "
-     .. "file metatable", function()
+  it("reads no stdin, loads no bytecode through require, hides the file "
+     .. "metatable, and measures the loop's steps", function()
     local dir = os.tmpname()
     os.remove(dir)
     assert.is_true(os.execute("mkdir " .. dir))
@@ -423,11 +423,15 @@ return {}
         hearsay.log("info", "file mt:", tostring(getmetatable(io.stdout)))
         hearsay.log("info", "req setmetatable:", select(2, pcall(
           require("_G").setmetatable, {}, { __gc = print })))
+        -- a long step, within the budget
+        local t = os.clock()
+        while os.clock() - t < 0.3 do end
       end)
       return {}
     ]])
     local a = hs_sh("probe1", 4, "0<>" .. fifo(),
-                    { "--script", s })
+                    { "--script", s, "--set", "script_budget=200000000",
+                      "--metrics", ip(4) .. ":9100" })
     assert.is_true(agent.wait(function()
       return a:log():find("req setmetatable:", 1, true) ~= nil
     end, 10), a:log())
@@ -440,7 +444,42 @@ return {}
     assert.truthy(log:find("script: file mt: false", 1, true), log)
     assert.truthy(log:find("script: req setmetatable: setmetatable: a "
       .. "metatable with __gc is not allowed", 1, true), log)
+    local loop
+    assert.is_true(agent.wait(function()
+      loop = a:stats().loop
+      return loop.longest_step_us >= 250000
+    end, 5), cjson.encode(loop))
+    assert.is_true(loop.slow_steps >= 1)
+    assert.are.equal(0, loop.stalls) -- under a second: no stall
+    local out = agent.run("curl -s http://" .. ip(4) .. ":9100/metrics")
+    local secs = tonumber(out:match("\nhearsay_loop_longest_step_seconds "
+                                    .. "([%d%.]+)"))
+    assert.is_true(secs >= 0.25, out)
+    assert.truthy(out:find("\n# TYPE hearsay_loop_slow_steps_total counter\n"
+                           .. "hearsay_loop_slow_steps_total %d+\n"), out)
+    assert.truthy(out:find("\nhearsay_loop_stalls_total 0\n", 1, true), out)
     cleanup()
     os.remove(dir)
+  end)
+
+  it("has the watchdog name a script blocked in a write, and exit after "
+     .. "script_watchdog", function()
+    local s = script [[
+      local hearsay = require "hearsay"
+      hearsay.after(200, function()
+        io.write(("x"):rep(1 << 20)) -- blocks: nobody reads the pipe
+      end)
+      return {}
+    ]]
+    local a = hs_sh("dog1", 5, "1<>" .. fifo(),
+                    { "--script", s, "--set", "script_watchdog=3s" })
+    local status = a:wait_exit(15)
+    local log = a:log()
+    assert.are.equal(1, status, log)
+    local warn = log:match("%[WARN%] event loop stalled: ([^\n]*)")
+    assert.are.equal("for=1.0s script=" .. s .. ":2 hook=after", warn)
+    assert.truthy(log:find("[ERROR] a script call has held the event loop "
+      .. "for 3.0s: script=" .. s .. ":2 hook=after; exiting "
+      .. "(script_watchdog=3000ms)", 1, true), log)
   end)
 end)

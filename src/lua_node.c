@@ -600,14 +600,46 @@ static bool should_log(struct lnode *ln, const char *what, uint64_t *skipped)
     return true;
 }
 
+/* ===== Who is running: the watchdog's view ===== */
+
+static const struct lnode_observer *observer;
+static int observed; /* calls running, nested ones included */
+
+void lnode_set_observer(const struct lnode_observer *obs)
+{
+    observer = obs;
+}
+
+/* The function at idx is about to be called as `what`. */
+static void observe_begin(lua_State *L, int idx, const char *what)
+{
+    if (observer == NULL || observed++ > 0)
+        return;
+    char where[LUA_IDSIZE + 24] = "?";
+    lua_Debug ar;
+    lua_pushvalue(L, idx);
+    if (lua_getinfo(L, ">S", &ar))
+        snprintf(where, sizeof where, "%s:%d", ar.short_src,
+                 ar.linedefined);
+    observer->begin(observer->ud, what, where);
+}
+
+static void observe_end(void)
+{
+    if (observer && --observed == 0)
+        observer->end(observer->ud);
+}
+
 int lnode_pcall(struct lnode *ln, int nargs, int nresults, const char *what)
 {
     lua_State *L = lstate(ln);
     bool stopped;
     ln->prev_current = current;
     current = ln;
+    observe_begin(L, -(nargs + 1), what);
     int status = run_protected(L, nargs, nresults, ln->budget,
                                ln->real_time, &stopped, ln);
+    observe_end();
     current = ln->prev_current;
     ln->stats.calls++;
     if (status != LUA_OK) {
@@ -1460,8 +1492,10 @@ int lnode_load_script(struct lnode *ln, lua_State *L, const char *path,
     struct lnode *outer = current;
     current = ln;
     uint64_t budget = HS_MIN(ln->budget, UINT64_MAX / LOAD_BUDGET_TIMES);
+    observe_begin(L, -1, "load");
     int status = run_protected(L, 0, 1, budget * LOAD_BUDGET_TIMES,
                                ln->real_time, &stopped, NULL);
+    observe_end();
     current = outer;
     if (status != LUA_OK) {
         /* the first line: "file:line: message" */

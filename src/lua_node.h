@@ -126,6 +126,19 @@ int lnode_setmetatable(lua_State *L);
  * is out of budget (it would run with hooks off). */
 int lnode_xpcall(lua_State *L);
 
+/* Told when a script call starts and when it ends (the agent's
+ * watchdog): `what` is the hook ("on_member"), the timer ("every",
+ * "after"), "load" (a script's top level), ...; `where` is "FILE:LINE"
+ * of the function called. A call made inside another is part of it:
+ * only the outermost is told. */
+struct lnode_observer {
+    void (*begin)(void *ud, const char *what, const char *where);
+    void (*end)(void *ud);
+    void *ud;
+};
+/* One observer for the process (NULL: none); it must outlive its use. */
+void lnode_set_observer(const struct lnode_observer *obs);
+
 /* Run fn (on the stack top, with nargs below it... see lnode_pcall) as a
  * hook call of ln: traceback, budget, counters. Returns the lua_pcall
  * status; on error the message is logged and popped. */
