@@ -127,7 +127,7 @@ FUZZ_TIME    ?= 60
 FUZZ_SMOKE   ?= 3
 FUZZ_DIR     := build/fuzz
 FUZZ_TARGETS := packet stream reply lzw metadata packet_encrypted \
-                stream_encrypted
+                stream_encrypted sandbox
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(PKG_CFLAGS) \
@@ -148,6 +148,15 @@ $(FUZZ_DIR)/fuzz_%: spec/fuzz/%.c spec/fuzz/fuzz.c spec/fuzz/fuzz.h \
 	@echo "  LD (fuzz) $@"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< spec/fuzz/fuzz.c \
 	    $(FUZZ_OBJ) -o $@ $(LDLIBS_ALL)
+
+# The script sandbox also needs the Lua binding layer.
+FUZZ_LUA_OBJ := $(FUZZ_DIR)/obj/lua_host.o $(FUZZ_DIR)/obj/lua_node.o
+.SECONDARY: $(FUZZ_LUA_OBJ)
+$(FUZZ_DIR)/fuzz_sandbox: spec/fuzz/sandbox.c spec/fuzz/fuzz.c \
+                          spec/fuzz/fuzz.h $(FUZZ_OBJ) $(FUZZ_LUA_OBJ)
+	@echo "  LD (fuzz) $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< spec/fuzz/fuzz.c \
+	    $(FUZZ_OBJ) $(FUZZ_LUA_OBJ) -o $@ $(LDLIBS_ALL)
 
 # The seeds hearsay writes itself (spec/fuzz/seeds.c, the real encoders).
 $(FUZZ_DIR)/seeds: spec/fuzz/seeds.c spec/fuzz/fuzz.c spec/fuzz/fuzz.h \
