@@ -61,7 +61,8 @@ void lnode_unregister(struct lnode *ln)
  * instructions that every thread it runs shares. The coroutines a script
  * creates inherit the count hook (lua_newthread copies it), so the hook
  * fires in whichever thread runs, and each time it pays for the next
- * stretch of that thread (PERIOD instructions) out of the call's total. When the total is spent the call is stopped:
+ * stretch of that thread (PERIOD instructions) out of the call's total.
+ * When the total is spent the call is stopped:
  *  - where the running thread can yield, the hook yields it: the call's
  *    own coroutine goes back to run_protected, past any pcall of the
  *    script, and is dropped; a coroutine the script resumed goes back to
@@ -84,7 +85,7 @@ void lnode_unregister(struct lnode *ln)
  *
  * Counting instructions misses the work of C functions: one instruction
  * may compare two long strings, sort a table or write a file. Outside a
- * simulation the budget therefore also bounds time: a call may run
+ * simulation the budget therefore also bounds CPU time: a call may use
  * BUDGET_NS nanoseconds per instruction of its budget (half a second by
  * default), checked by the same hook, whose stretches shrink when they
  * take long so that it looks at the clock about every GAP_NS. Only a
@@ -97,8 +98,8 @@ void lnode_unregister(struct lnode *ln)
  * than every 1000 costs a few percent more.) */
 #define PERIOD 100
 #define NO_BUDGET INT64_MAX
-/* Wall-clock time a call may take per instruction of its budget, and how
- * often the hook wants to see the clock. */
+/* CPU time a call may take per instruction of its budget, and how often
+ * the hook wants to see the clock. */
 #define BUDGET_NS 50
 #define GAP_NS 1000000
 
@@ -109,7 +110,9 @@ struct frame {
     lua_State *co;        /* the call's own coroutine */
     int64_t left;         /* instructions not paid for yet, or NO_BUDGET */
     uint64_t cpu;         /* CPU time (ns) the call may take; 0: no limit */
-    uint64_t cpu_start;   /* the thread's CPU clock when it began */
+    uint64_t cpu_start;   /* the thread's CPU clock when it began; 0: not
+                           * read yet */
+    uint64_t start;       /* monotonic ns when it began */
     uint64_t deadline;    /* monotonic ns before which `cpu` cannot be
                            * spent: the CPU clock is read only after it */
     uint64_t last;        /* monotonic ns of the hook's last look */
@@ -131,8 +134,8 @@ static uint64_t clock_ns(clockid_t id)
 }
 
 /* The wall clock, cheap (vDSO), and the loop thread's CPU time (a system
- * call): time the process waited for a CPU, on a busy machine, is not
- * the script's. */
+ * call, read once a call has run GAP_NS and then only near its end): time
+ * the process waited for a CPU, on a busy machine, is not the script's. */
 static uint64_t now_ns(void)
 {
     return clock_ns(CLOCK_MONOTONIC);
@@ -148,7 +151,16 @@ static uint64_t cpu_ns(void)
  * look is when the rest could be spent. */
 static bool out_of_time(struct frame *f, uint64_t now)
 {
-    if (f->cpu == 0 || now < f->deadline)
+    if (f->cpu == 0)
+        return false;
+    if (f->cpu_start == 0) { /* most calls end before this */
+        if (now - f->start < GAP_NS)
+            return false;
+        /* it used at most the wall-clock time gone by */
+        uint64_t cpu = cpu_ns(), gone = now - f->start;
+        f->cpu_start = cpu > gone ? cpu - gone : 1;
+    }
+    if (now < f->deadline)
         return false;
     uint64_t used = cpu_ns() - f->cpu_start;
     if (used >= f->cpu)
@@ -246,8 +258,11 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
         return;
     }
     /* An error raised in a hook leaves hooks off in this thread until a
-     * pcall catches it: see guarded_handler and killed_by_budget. */
-    *(const void **)lua_getextraspace(L) = &budget_mark;
+     * pcall catches it: see guarded_handler and killed_by_budget. (New
+     * threads copy the main thread's extra space: never mark that.) */
+    if (!lua_pushthread(L))
+        *(const void **)lua_getextraspace(L) = &budget_mark;
+    lua_pop(L, 1);
     luaL_error(L, "%s", f->timed_out ? "time budget exceeded "
                "(script_budget)" : BUDGET_MSG);
 }
@@ -287,13 +302,12 @@ static int run_protected(lua_State *L, int nargs, int nresults,
         fr.left = (int64_t)HS_MIN(budget, (uint64_t)NO_BUDGET - 1);
     if (budget && timed) {
         fr.cpu = HS_MIN(budget, UINT64_MAX / 2 / BUDGET_NS) * BUDGET_NS;
-        fr.cpu_start = cpu_ns();
         fr.timed = true;
     }
     if (fr.timed) {
-        fr.last = now_ns();
+        fr.start = fr.last = now_ns();
         if (fr.cpu)
-            fr.deadline = fr.last + fr.cpu;
+            fr.deadline = fr.start + fr.cpu;
     }
     frame = &fr;
     /* The hook is on even without a budget: an outer call may have one,
@@ -327,7 +341,7 @@ static int run_protected(lua_State *L, int nargs, int nresults,
     if (status == LUA_YIELD) {
         if (!*stopped)
             lua_pushliteral(L, "a hook must not yield");
-        else if (fr.timed_out && fr.cpu)
+        else if (fr.timed_out && fr.cpu_start)
             lua_pushfstring(L, "time budget exceeded (script_budget): %d "
                             "ms of CPU", (int)((cpu_ns() - fr.cpu_start) /
                                                1000000));
