@@ -10,6 +10,8 @@ files["examples/"] = { read_globals = { "hearsay" } }
 files["examples/agent.lua"] = { ignore = { "111" } }
 
 -- Scripts broken on purpose, for the failure specs.
+-- Fuzz seeds are inputs, written as the attacks they are.
 exclude_files = { "spec/fixtures/scripts/broken_v2.lua",
-                  "spec/fixtures/scripts/syntax_error.lua" }
+                  "spec/fixtures/scripts/syntax_error.lua",
+                  "spec/fuzz/corpus/**" }
 files["spec/fixtures/scripts/memory_hog.lua"] = { ignore = { "241" } }

@@ -31,7 +31,7 @@ CORE    := hs buf log addr mp lzw wire text keyring config timers members \
            frames
 # The runtime: libuv, the control endpoint, Lua.
 RUNTIME := transport join snapshot wal keyfile control cli lua_config lua_node \
-           lua_host stats metrics
+           lua_host stats metrics watchdog
 CORE_OBJ    := $(CORE:%=$(BUILD)/%.o)
 RUNTIME_OBJ := $(RUNTIME:%=$(BUILD)/%.o)
 MODULE_OBJ  := $(BUILD)/lua_module.o
@@ -137,7 +137,8 @@ FUZZ_DIR     := build/fuzz
 # runtime too.
 FUZZ_AGENT_TARGETS := control http config_lua config_json keyring
 FUZZ_TARGETS := packet stream reply lzw metadata packet_encrypted \
-                stream_encrypted datadir tcp_frames $(FUZZ_AGENT_TARGETS)
+                stream_encrypted datadir tcp_frames sandbox \
+                $(FUZZ_AGENT_TARGETS)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(PKG_CFLAGS) \
@@ -166,6 +167,15 @@ $(FUZZ_AGENT_TARGETS:%=$(FUZZ_DIR)/fuzz_%): $(FUZZ_DIR)/fuzz_%: \
 	@echo "  LD (fuzz) $@"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< spec/fuzz/fuzz.c \
 	    $(FUZZ_RT_OBJ) -o $@ $(LDLIBS_ALL)
+
+# The script sandbox also needs the Lua binding layer.
+FUZZ_LUA_OBJ := $(FUZZ_DIR)/obj/lua_host.o $(FUZZ_DIR)/obj/lua_node.o
+.SECONDARY: $(FUZZ_LUA_OBJ)
+$(FUZZ_DIR)/fuzz_sandbox: spec/fuzz/sandbox.c spec/fuzz/fuzz.c \
+                          spec/fuzz/fuzz.h $(FUZZ_OBJ) $(FUZZ_LUA_OBJ)
+	@echo "  LD (fuzz) $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< spec/fuzz/fuzz.c \
+	    $(FUZZ_OBJ) $(FUZZ_LUA_OBJ) -o $@ $(LDLIBS_ALL)
 
 # The seeds hearsay writes itself (spec/fuzz/seeds.c, the real encoders).
 $(FUZZ_DIR)/seeds: spec/fuzz/seeds.c spec/fuzz/fuzz.c spec/fuzz/fuzz.h \

@@ -475,7 +475,8 @@ describe("hearsay stats #net", function()
       end
     end
     assert.are.same({ "node", "members", "probes", "gossip", "messages", "dropped",
-                      "hooks", "metadata", "security", "transport", "metrics" }, sections)
+                      "hooks", "metadata", "security", "transport", "metrics",
+                      "loop" }, sections)
     assert.matches("\n\ttype%s+in%s+out%s+bytes in%s+bytes out\n", out)
     assert.matches("\n\tping%s+%d+%s+%d+%s+%d+%s+%d+\n", out)
   end)

@@ -21,6 +21,7 @@ struct metrics;
 struct wal;
 struct lua_host;
 struct join_req;
+struct watchdog;
 
 struct agent {
     uv_loop_t loop;
@@ -42,6 +43,7 @@ struct agent {
      * the old scripts stay on error. */
     int (*reload)(struct agent *a, size_t *count, char *err, size_t errlen);
     struct lua_host *lua;    /* owned; NULL when no scripts */
+    struct watchdog *wd;     /* owned; NULL outside an agent, or closed */
     bool leaving;            /* a leave started: refuse join/pause/resume */
 };
 

@@ -509,7 +509,7 @@ static const struct {
     {"node", sect_node},    {"members", NULL},   {"probes", sect_probes},
     {"gossip", sect_gossip}, {"messages", NULL}, {"dropped", NULL},
     {"hooks", NULL},        {"metadata", NULL},  {"security", NULL},
-    {"transport", NULL},    {"metrics", NULL}};
+    {"transport", NULL},    {"metrics", NULL},   {"loop", NULL}};
 static const char *const msg_objs[] = {"msgs_in", "msgs_out", "msg_bytes_in",
                                        "msg_bytes_out"};
 static const char *const msg_heads[] = {"in", "out", "bytes in",

@@ -242,12 +242,20 @@ static const struct key keys[] = {
      OFF(scripts), 0, 0, NULL, 0},
     {{"script_budget", NULL, NULL, CONFIG_INT,
       "Most Lua VM instructions one hook call may run before it is "
-      "stopped; 0 = no limit (default 10000000)."},
+      "stopped, and (outside a simulation) 50 ns of wall-clock time per "
+      "instruction; 0 = no limit (default 10000000: 10 million, half a "
+      "second)."},
      OFF(script_budget), 0, INT64_C(1) << 40, NULL, 0},
     {{"script_memory", NULL, NULL, CONFIG_SIZE,
       "Most memory the scripts' Lua state may hold; going over it is an "
       "error in that hook (default 64MiB)."},
      OFF(script_memory), 1 << 20, INT64_C(1) << 40, NULL, 0},
+    {{"script_watchdog", NULL, NULL, CONFIG_DURATION,
+      "How long one script call may hold the event loop (stuck in a C "
+      "function or a blocking call, which the budget cannot stop) before "
+      "the agent logs an error and exits with status 1, for its "
+      "supervisor to restart it; 0 = only warn (default 30s)."},
+     OFF(script_watchdog), 0, (int64_t)DAY, NULL, 0},
     {{"log_level", NULL, NULL, CONFIG_ENUM,
       "debug (protocol traffic), info (membership events), warn, error or "
       "off (default info)."},
@@ -408,6 +416,7 @@ int config_defaults(struct config *c, const char *profile)
     c->metadata_max_skew = 60000;
     c->metadata_tombstone_ttl = 24ull * 3600 * 1000;
     c->script_memory = 64u << 20;
+    c->script_watchdog = 30000;
     snprintf(c->control, sizeof c->control, "127.0.0.1:7374");
     c->control_idle_timeout = 60000;
     c->retry_interval = 30000;

@@ -81,6 +81,8 @@ struct config {
     struct config_list scripts;
     uint64_t script_budget;   /* VM instructions per hook call, 0 = none */
     uint64_t script_memory;   /* bytes the scripts' Lua state may hold */
+    uint64_t script_watchdog; /* ms a script call may hold the loop
+                               * before the agent exits; 0 = never */
     char control[CONFIG_STR_MAX];
     char control_token[CONFIG_STR_MAX]; /* "" = none */
     uint64_t control_idle_timeout;      /* ms */

@@ -443,8 +443,13 @@ static void apply_table(lua_State *L, const struct job *j, int t)
 /* Push the table of globals a Lua config chunk assigned. */
 static void run_chunk(lua_State *L, const struct job *j)
 {
-    if (luaL_loadfilex(L, j->path, "t") != LUA_OK) /* text only */
+    /* Text only: a crafted binary chunk can crash the VM. */
+    if (luaL_loadfilex(L, j->path, "t") != LUA_OK) {
+        if (!strcmp(lua_tostring(L, -1),
+                    "attempt to load a binary chunk (mode is 't')"))
+            fail(L, j, "binary chunks are not allowed (text only)");
         lua_error(L);
+    }
     lua_newtable(L); /* the chunk's _ENV: it receives the assignments */
     lua_newtable(L); /* its metatable */
     lua_newtable(L); /* what reading an unassigned global finds */

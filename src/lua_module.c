@@ -13,6 +13,7 @@
 
 #include "broadcast.h"
 #include "join.h"
+#include "lua_host.h"
 #include "lua_module.h"
 #include "lua_node.h"
 #include "lzw.h"
@@ -672,19 +673,41 @@ static int l_hook_names(lua_State *L)
  * everyone, the script gets a require of its own that looks in its
  * directory first (modules stay shared through package.loaded). */
 static const char SCOPED_REQUIRE[] =
-    "local dir, base = ...\n"
+    "local dir, base, loadtext = ...\n"
     "return function(name)\n"
     "  local got = package.loaded[name]\n"
     "  if got ~= nil then return got end\n"
     "  local path = package.searchpath(name, dir .. '/?.lua')\n"
+    "  if not path and not package.preload[name] then\n"
+    "    path = package.searchpath(name, package.path)\n"
+    "  end\n"
     "  if not path then return base(name) end\n"
-    "  local r = assert(loadfile(path))(name, path)\n"
+    "  local f, err = loadtext(path)\n"
+    "  if not f then\n"
+    "    error(string.format(\"error loading module '%s' from file \"\n"
+    "      .. \"'%s':\\n\\t%s\", name, path, err), 2)\n"
+    "  end\n"
+    "  local r = f(name, path)\n"
     "  if r == nil then r = package.loaded[name] or true end\n"
     "  package.loaded[name] = r\n"
     "  return r, path\n"
     "end\n";
 
-/* Push the require a script at `path` gets (or the global one). */
+/* loadtext(path) -> the chunk, or nil and "path: message": source text
+ * only, from regular files only (lnode_loadfile). */
+static int l_loadtext(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    if (lnode_loadfile(L, path, true) == LUA_OK)
+        return 1;
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* Push the require a script at `path` gets (or the global one): Lua
+ * modules load as text, like an agent's; C modules and preloads through
+ * the test's own require. */
 static void push_scoped_require(lua_State *L, const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -698,7 +721,24 @@ static void push_scoped_require(lua_State *L, const char *path)
     else
         lua_pushliteral(L, ".");
     lua_getglobal(L, "require");
-    lua_call(L, 2, 1);
+    lua_pushcfunction(L, l_loadtext);
+    lua_call(L, 3, 1);
+}
+
+/* E[name] = a copy of the global table `name`, for the sandbox's own
+ * functions to go in. */
+static void copy_global_table(lua_State *L, const char *name)
+{
+    lua_newtable(L);
+    if (lua_getglobal(L, name) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -5);
+        }
+    }
+    lua_pop(L, 1);
 }
 
 /* Hook tables from opts.hooks: one table of hook functions, or a list of
@@ -851,6 +891,18 @@ static void push_script_env(lua_State *L, const char *path, int env_ref)
     lua_setmetatable(L, -2);
     push_scoped_require(L, path);
     lua_setfield(L, -2, "require");
+    /* What the agent's sandbox has too: no finalizers, coroutines under
+     * the call's budget, files that cannot block. */
+    lua_pushcfunction(L, lnode_setmetatable);
+    lua_setfield(L, -2, "setmetatable");
+    lua_pushcfunction(L, lnode_xpcall);
+    lua_setfield(L, -2, "xpcall");
+    copy_global_table(L, "coroutine");
+    lnode_guard_coroutines(L, -1);
+    lua_setfield(L, -2, "coroutine");
+    copy_global_table(L, "io");
+    lua_host_guard_io(L, -1);
+    lua_setfield(L, -2, "io");
     if (env_ref == LUA_NOREF)
         return;
     lua_createtable(L, 0, 1);             /* E.os */
@@ -1066,6 +1118,7 @@ static int l_sim_add(lua_State *L)
     }
     ls->nodes[ls->nnodes++] = sn;
     lnode_init(&sn->ln, L, c.script_budget, NULL, &simnode_ops, sn);
+    sn->ln.real_time = false; /* budgets in instructions alone: exact */
     size_t got;
     int rc = sim_add(ls->sim, &c, NULL, &got);
     config_free(&c);

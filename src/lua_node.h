@@ -42,6 +42,8 @@ struct lnode {
     int scripts_ref;         /* array of hook tables, or LUA_NOREF */
     int udata_ref;           /* the hearsay.node userdata, or LUA_NOREF */
     uint64_t budget;         /* VM instructions per call; 0 = none */
+    bool real_time;          /* the budget bounds wall-clock time too
+                              * (not in a simulation: it has its own) */
     const struct hs_logger *log;
     const struct lnode_ops *ops;
     void *owner;
@@ -73,6 +75,19 @@ void lnode_close(struct lnode *ln);
  * lnode can be bound to the node that replaces it. */
 void lnode_detach(struct lnode *ln);
 
+/* Why a binary chunk is refused, and Lua's own message for it (a load
+ * in mode "t"). */
+#define LNODE_BINARY_MSG "binary chunks are not allowed (text only)"
+#define LNODE_BINARY_LUA_MSG "attempt to load a binary chunk (mode is 't')"
+
+/* Load the Lua source file at path as a function (luaL_loadfilex in mode
+ * "t": never bytecode, which a crafted file turns into memory errors in
+ * the VM). On error pushes "path: message" (a binary chunk: "path:
+ * binary chunks are not allowed (text only)") and returns the status.
+ * regular_only refuses what is not a regular file (a FIFO or a device
+ * would block the loop on open or read). */
+int lnode_loadfile(lua_State *L, const char *path, bool regular_only);
+
 /* Load a hook script for ln: run the file in a fresh environment (globals
  * of its own, reading through to `env_idx`) and check that it returns a
  * table of known hooks. Pushes the table and returns 0, or pushes nothing
@@ -100,6 +115,29 @@ int lnode_fail(lua_State *L, int rc, const char *why);
 /* Push the Lua view of a member (a read-only copy). */
 void lnode_push_member(lua_State *L, const struct member *m);
 void lnode_push_stats(lua_State *L, struct lnode *ln);
+
+/* Put the sandbox's coroutine.create, resume, wrap and close, which keep
+ * a call's coroutines under its budget, into the table at idx. */
+void lnode_guard_coroutines(lua_State *L, int idx);
+/* The sandbox's setmetatable: refuses a metatable with __gc (Lua runs
+ * finalizers with hooks off, outside any budget). */
+int lnode_setmetatable(lua_State *L);
+/* The sandbox's xpcall: the message handler does not run once the call
+ * is out of budget (it would run with hooks off). */
+int lnode_xpcall(lua_State *L);
+
+/* Told when a script call starts and when it ends (the agent's
+ * watchdog): `what` is the hook ("on_member"), the timer ("every",
+ * "after"), "load" (a script's top level), ...; `where` is "FILE:LINE"
+ * of the function called. A call made inside another is part of it:
+ * only the outermost is told. */
+struct lnode_observer {
+    void (*begin)(void *ud, const char *what, const char *where);
+    void (*end)(void *ud);
+    void *ud;
+};
+/* One observer for the process (NULL: none); it must outlive its use. */
+void lnode_set_observer(const struct lnode_observer *obs);
 
 /* Run fn (on the stack top, with nargs below it... see lnode_pcall) as a
  * hook call of ln: traceback, budget, counters. Returns the lua_pcall

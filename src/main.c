@@ -3,7 +3,8 @@
  * command is a client of a running agent (cli.c).
  *
  * Exit status of the agent: 0 after a graceful leave, 1 on a runtime
- * failure (a bind error), 2 on a usage or configuration error. */
+ * failure (a bind error, a script call stuck past script_watchdog), 2 on
+ * a usage or configuration error. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include "node.h"
 #include "transport.h"
 #include "wal.h"
+#include "watchdog.h"
 
 #define EXIT_USAGE 2
 /* Beyond leave_timeout the node itself gives up; this net only catches a
@@ -447,6 +449,8 @@ static void shutdown_agent(struct runner *r)
         r->pending++;
         wal_close(w, on_closed, r);
     }
+    watchdog_close(a->wd);
+    a->wd = NULL;
     if (a->lua) { /* its timers live in the node: before node_close */
         lua_host_free(a->lua);
         a->lua = NULL;
@@ -829,6 +833,13 @@ static int start(struct runner *r)
     }
     if (metrics_start(a, err, sizeof err)) {
         fprintf(stderr, "hearsay: %s\n", err);
+        return 1;
+    }
+    /* Last: from here on the loop should turn. */
+    if ((rc = watchdog_start(&a->loop, &a->log, a->cfg.script_watchdog,
+                             &a->wd))) {
+        fprintf(stderr, "hearsay: cannot start the watchdog: %s\n",
+                hs_strerror(rc));
         return 1;
     }
     uv_signal_start(&r->sigint, on_signal, SIGINT);

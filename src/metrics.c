@@ -108,7 +108,7 @@ static void render_sample(void *ud, const struct stats_sample *s)
 {
     struct render *r = ud;
     const struct stats_metric *m = s->metric;
-    char num[24];
+    char num[40];
     if (m == NULL)
         return;
     if (r->last == NULL || strcmp(r->last, m->name) != 0) {
@@ -130,7 +130,10 @@ static void render_sample(void *ud, const struct stats_sample *s)
         put_escaped(r->b, s->label ? s->label : "", true);
         put(r->b, "\"}");
     }
-    snprintf(num, sizeof num, " %" PRIu64 "\n", s->value);
+    if (m->type == STATS_GAUGE_US)
+        snprintf(num, sizeof num, " %.6f\n", (double)s->value / 1e6);
+    else
+        snprintf(num, sizeof num, " %" PRIu64 "\n", s->value);
     put(r->b, num);
 }
 

@@ -11,6 +11,7 @@
 #include "node.h"
 #include "transport.h"
 #include "wal.h"
+#include "watchdog.h"
 
 /* ===== The metrics ===== */
 
@@ -374,6 +375,23 @@ void stats_collect(const struct agent *a, stats_fn fn, void *ud)
     emit(&o, GAUGE("hook_scripts", "Hook scripts loaded."), "hooks",
          "scripts", NULL, a->lua ? lua_host_count(a->lua) : 0);
     emit_fields(&o, "hooks", hook_fields, COUNT(hook_fields), &hs);
+
+    if (a->wd) {
+        struct watchdog_stats ws = watchdog_stats(a->wd);
+        emit(&o, &(const struct stats_metric){
+                 "loop_longest_step_seconds", STATS_GAUGE_US, NULL,
+                 "The longest step of the event loop so far (the time it "
+                 "took to run what one poll for I/O brought)."},
+             "loop", "longest_step_us", NULL, ws.longest_step_us);
+        emit(&o, COUNTER("loop_slow_steps_total",
+                         "Steps of the event loop that took 100 ms or "
+                         "more."),
+             "loop", "slow_steps", NULL, ws.slow_steps);
+        emit(&o, COUNTER("loop_stalls_total",
+                         "Times the event loop did not turn for a second "
+                         "or more (the watchdog logs each one)."),
+             "loop", "stalls", NULL, ws.stalls);
+    }
 
     const struct metadata *md = node_metadata(nd);
     size_t live = metadata_count(md, false), all = metadata_count(md, true);

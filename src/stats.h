@@ -13,7 +13,9 @@
 
 struct agent;
 
-enum stats_type { STATS_COUNTER, STATS_GAUGE };
+/* STATS_GAUGE_US: a gauge whose samples are microseconds, shown to
+ * Prometheus in seconds (its name ends in _seconds). */
+enum stats_type { STATS_COUNTER, STATS_GAUGE, STATS_GAUGE_US };
 
 /* A metric of the Prometheus endpoint, named hearsay_<name>. */
 struct stats_metric {
