@@ -155,14 +155,14 @@ $(FUZZ_DIR)/obj/%.o: src/%.c $(HEADERS) | $(FUZZ_DIR)/obj
 	@echo "  CC (fuzz) $<"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_DIR)/fuzz_%: spec/fuzz/%.c spec/fuzz/fuzz.c spec/fuzz/fuzz.h \
+$(FUZZ_DIR)/fuzz_%: spec/fuzz/%.c spec/fuzz/fuzz.c $(wildcard spec/fuzz/*.h) \
                     $(FUZZ_OBJ)
 	@echo "  LD (fuzz) $@"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< spec/fuzz/fuzz.c \
 	    $(FUZZ_OBJ) -o $@ $(LDLIBS_ALL)
 
 $(FUZZ_AGENT_TARGETS:%=$(FUZZ_DIR)/fuzz_%): $(FUZZ_DIR)/fuzz_%: \
-                    spec/fuzz/%.c spec/fuzz/fuzz.c spec/fuzz/fuzz.h \
+                    spec/fuzz/%.c spec/fuzz/fuzz.c $(wildcard spec/fuzz/*.h) \
                     $(FUZZ_RT_OBJ)
 	@echo "  LD (fuzz) $@"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< spec/fuzz/fuzz.c \
@@ -172,14 +172,14 @@ $(FUZZ_AGENT_TARGETS:%=$(FUZZ_DIR)/fuzz_%): $(FUZZ_DIR)/fuzz_%: \
 FUZZ_LUA_OBJ := $(FUZZ_DIR)/obj/lua_host.o $(FUZZ_DIR)/obj/lua_node.o
 .SECONDARY: $(FUZZ_LUA_OBJ)
 $(FUZZ_DIR)/fuzz_sandbox: spec/fuzz/sandbox.c spec/fuzz/fuzz.c \
-                          spec/fuzz/fuzz.h $(FUZZ_OBJ) $(FUZZ_LUA_OBJ)
+                          $(wildcard spec/fuzz/*.h) $(FUZZ_OBJ) $(FUZZ_LUA_OBJ)
 	@echo "  LD (fuzz) $@"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< spec/fuzz/fuzz.c \
 	    $(FUZZ_OBJ) $(FUZZ_LUA_OBJ) -o $@ $(LDLIBS_ALL)
 
 # The seeds hearsay writes itself (spec/fuzz/seeds.c, the real encoders).
-$(FUZZ_DIR)/seeds: spec/fuzz/seeds.c spec/fuzz/fuzz.c spec/fuzz/fuzz.h \
-                  $(CORE_OBJ) $(BUILD)/snapshot.o
+$(FUZZ_DIR)/seeds: spec/fuzz/seeds.c spec/fuzz/fuzz.c \
+                  $(wildcard spec/fuzz/*.h) $(CORE_OBJ) $(BUILD)/snapshot.o
 	@echo "  CC $<"
 	$(Q)mkdir -p $(FUZZ_DIR)
 	$(Q)$(CC) $(CFLAGS_ALL) $< spec/fuzz/fuzz.c $(CORE_OBJ) \

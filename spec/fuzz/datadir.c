@@ -15,7 +15,6 @@
  * and never leak. The simulation then runs, as after a start. */
 #include "fuzz.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,44 +25,6 @@
 #include "../../src/node.h"
 #include "../../src/snapshot.h"
 
-static char dir[256];
-
-static void remove_files(void)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[600];
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-}
-
-static void cleanup(void)
-{
-    remove_files();
-    rmdir(dir);
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/hearsay-fuzz-datadir-XXXXXX",
-             tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
-        abort();
-    }
-    atexit(cleanup);
-    return 0;
-}
 
 static void write_file(const char *path, const struct buf *head,
                        const uint8_t *p, size_t n)
@@ -110,7 +71,7 @@ static void write_segment(struct node *b)
     snapshot_record_end(&sg.b, at);
     char path[600];
     struct buf none = BUF_INIT;
-    snapshot_seg_path(path, sizeof path, dir, 1, 0);
+    snapshot_seg_path(path, sizeof path, fuzz_temp_dir(), 1, 0);
     write_file(path, &none, sg.b.data, sg.b.len);
     buf_free(&sg.b);
 }
@@ -131,18 +92,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 0:
     case 1:
     case 5:
-        snapshot_log_path(path, sizeof path, dir, 2);
+        snapshot_log_path(path, sizeof path, fuzz_temp_dir(), 2);
         if (mode != 0)
             snapshot_put_header(&head, SNAPSHOT_LOG, 2);
         break;
     case 2:
     case 3:
-        snapshot_seg_path(path, sizeof path, dir, 2, 0);
+        snapshot_seg_path(path, sizeof path, fuzz_temp_dir(), 2, 0);
         if (mode == 3)
             snapshot_put_header(&head, SNAPSHOT_SEG, 2);
         break;
     default:
-        snapshot_members_path(path, sizeof path, dir);
+        snapshot_members_path(path, sizeof path, fuzz_temp_dir());
         break;
     }
     write_file(path, &head, p, n);
@@ -152,11 +113,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct config_list rejoin = {{0}, 0};
     struct snapshot_files f;
     char err[256];
-    if (snapshot_open(dir, nd, &rejoin, &fuzz_logger, &f, err, sizeof err))
+    if (snapshot_open(fuzz_temp_dir(), nd, &rejoin, &fuzz_logger, &f, err,
+                      sizeof err))
         abort(); /* only an unusable directory fails */
     snapshot_files_free(&f);
     config_list_truncate(&rejoin, 0);
-    remove_files();
+    fuzz_temp_clear();
     sim_run(s, 1500);
     fuzz_free(s);
     return 0;

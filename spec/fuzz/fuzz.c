@@ -353,8 +353,10 @@ void fuzz_free(struct sim *s)
 
 static char temp_dir[256];
 
-static void remove_temp_dir(void)
+void fuzz_temp_clear(void)
 {
+    if (temp_dir[0] == '\0')
+        return;
     DIR *d = opendir(temp_dir);
     if (d) {
         struct dirent *e;
@@ -367,6 +369,11 @@ static void remove_temp_dir(void)
         }
         closedir(d);
     }
+}
+
+static void remove_temp_dir(void)
+{
+    fuzz_temp_clear();
     rmdir(temp_dir);
 }
 

@@ -81,6 +81,8 @@ void fuzz_touch(const void *p, size_t n);
  * path, valid until the next call. For the targets whose code reads a
  * path (config files, the keyring file). */
 const char *fuzz_temp_dir(void);
+/* Remove the files in it (the directory stays). */
+void fuzz_temp_clear(void);
 const char *fuzz_temp_file(const char *name, const void *p, size_t n);
 
 #endif

@@ -21,7 +21,6 @@
  * the store must agree with the others after all of it. */
 #include "fuzz.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,44 +32,6 @@
 #include "../../src/snapshot.h"
 #include "../../src/wire.h"
 
-static char dir[256];
-
-static void remove_dir(void)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[600];
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-}
-
-static void cleanup(void)
-{
-    remove_dir();
-    rmdir(dir);
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/hearsay-fuzz-XXXXXX",
-             tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
-        abort();
-    }
-    atexit(cleanup);
-    return 0;
-}
 
 static void restore(struct metadata *md, const uint8_t *p, size_t n)
 {
@@ -118,7 +79,7 @@ static void load_file(struct node *nd, const uint8_t *p, size_t n,
                       bool header)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/hearsay.snapshot", dir);
+    snprintf(path, sizeof path, "%s/hearsay.snapshot", fuzz_temp_dir());
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
         abort();
@@ -132,10 +93,11 @@ static void load_file(struct node *nd, const uint8_t *p, size_t n,
     struct config_list rejoin = {{0}, 0};
     char err[256];
     metadata_clear(node_metadata(nd));
-    if (snapshot_load(dir, nd, &rejoin, &fuzz_logger, err, sizeof err))
+    if (snapshot_load(fuzz_temp_dir(), nd, &rejoin, &fuzz_logger, err,
+                      sizeof err))
         abort(); /* only an unusable directory fails */
     config_list_truncate(&rejoin, 0);
-    remove_dir();
+    fuzz_temp_clear();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
