@@ -57,8 +57,10 @@ describe("hook scripts in agents #net", function()
     assert.are.equal("v1", j.pd)
     assert.are.equal(2, j.pcur)
     assert.are.equal(5, j.dcur)
-    -- new private data: an update
-    write(file, "v2")
+    -- new private data: an update (written aside and renamed, so that the
+    -- script, which polls the file, never reads it empty)
+    write(file .. ".new", "v2")
+    assert(os.rename(file .. ".new", file))
     assert.is_true(hearsay.run_until(function() return saw("a2", "update") end,
                                      10000))
     assert.are.equal("v2", saw("a2", "update").pd)
