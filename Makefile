@@ -31,7 +31,7 @@ CORE    := hs buf log addr mp lzw wire text keyring config timers members \
            frames
 # The runtime: libuv, the control endpoint, Lua.
 RUNTIME := transport join snapshot wal keyfile control cli lua_config lua_node \
-           lua_host stats metrics watchdog
+           lua_host stats metrics watchdog lua_pattern
 CORE_OBJ    := $(CORE:%=$(BUILD)/%.o)
 RUNTIME_OBJ := $(RUNTIME:%=$(BUILD)/%.o)
 MODULE_OBJ  := $(BUILD)/lua_module.o
