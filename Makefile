@@ -137,7 +137,7 @@ FUZZ_DIR     := build/fuzz
 # runtime too.
 FUZZ_AGENT_TARGETS := control http config_lua config_json keyring
 FUZZ_TARGETS := packet stream reply lzw metadata packet_encrypted \
-                stream_encrypted datadir tcp_frames sandbox \
+                stream_encrypted datadir tcp_frames sandbox patterns \
                 $(FUZZ_AGENT_TARGETS)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
@@ -176,6 +176,13 @@ $(FUZZ_DIR)/fuzz_sandbox: spec/fuzz/sandbox.c spec/fuzz/fuzz.c \
 	@echo "  LD (fuzz) $@"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< spec/fuzz/fuzz.c \
 	    $(FUZZ_OBJ) $(FUZZ_LUA_OBJ) -o $@ $(LDLIBS_ALL)
+
+# The Lua patterns against Lua's own: the matcher alone.
+$(FUZZ_DIR)/fuzz_patterns: spec/fuzz/patterns.c $(wildcard spec/fuzz/*.h) \
+                           $(FUZZ_DIR)/obj/lua_pattern.o
+	@echo "  LD (fuzz) $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< \
+	    $(FUZZ_DIR)/obj/lua_pattern.o -o $@ $(LDLIBS_ALL)
 
 # The seeds hearsay writes itself (spec/fuzz/seeds.c, the real encoders).
 $(FUZZ_DIR)/seeds: spec/fuzz/seeds.c spec/fuzz/fuzz.c \
