@@ -30,8 +30,8 @@ CORE    := hs buf log addr mp lzw wire text keyring config timers members \
            broadcast suspicion probe stream keyops pushpull metadata node sim \
            frames
 # The runtime: libuv, the control endpoint, Lua.
-RUNTIME := transport join snapshot wal keyfile control cli lua_config lua_node \
-           lua_host stats metrics watchdog lua_pattern
+RUNTIME := transport join snapshot wal keyfile control cli lua_lib lua_pattern \
+           lua_config lua_node lua_host stats metrics watchdog
 CORE_OBJ    := $(CORE:%=$(BUILD)/%.o)
 RUNTIME_OBJ := $(RUNTIME:%=$(BUILD)/%.o)
 MODULE_OBJ  := $(BUILD)/lua_module.o
@@ -169,7 +169,8 @@ $(FUZZ_AGENT_TARGETS:%=$(FUZZ_DIR)/fuzz_%): $(FUZZ_DIR)/fuzz_%: \
 	    $(FUZZ_RT_OBJ) -o $@ $(LDLIBS_ALL)
 
 # The script sandbox also needs the Lua binding layer.
-FUZZ_LUA_OBJ := $(FUZZ_DIR)/obj/lua_host.o $(FUZZ_DIR)/obj/lua_node.o
+FUZZ_LUA_OBJ := $(FUZZ_DIR)/obj/lua_host.o $(FUZZ_DIR)/obj/lua_node.o \
+                $(FUZZ_DIR)/obj/lua_lib.o $(FUZZ_DIR)/obj/lua_pattern.o
 .SECONDARY: $(FUZZ_LUA_OBJ)
 $(FUZZ_DIR)/fuzz_sandbox: spec/fuzz/sandbox.c spec/fuzz/fuzz.c \
                           $(wildcard spec/fuzz/*.h) $(FUZZ_OBJ) $(FUZZ_LUA_OBJ)

@@ -259,6 +259,127 @@ describe("the script budget", function()
   end)
 end)
 
+-- One VM instruction can call a library function that loops in C for as
+-- long as its arguments say, where the count hook never fires. Each
+-- escape below would take Lua's own function about half a second (far
+-- past the budget, but finite, so that where the budget does not hold
+-- the call ends and says so); each runs from a timer of its own.
+describe("the script budget over loops in C", function()
+  after_each(cleanup)
+
+  -- Every escape in `calls` is stopped by the budget on both nodes.
+  local function all_held(calls)
+    local src = { "local hearsay = require 'hearsay'",
+                  "local nop = rawequal" }
+    for i, call in ipairs(calls) do
+      src[#src + 1] = ("hearsay.after(%d, function() pcall(function() %s "
+        .. "end) hearsay.log('warn', 'ESCAPED %d') end)"):format(
+        100 * i, call, i)
+    end
+    src[#src + 1] = "return {}"
+    held(cluster(table.concat(src, "\n")), #calls)
+  end
+
+  it("charges string.rep for its turns before it allocates, and repeats "
+     .. "nothing at once", function()
+    all_held{ 'string.rep("x", 3e8)', '("x"):rep(3e8, "")',
+              'local _ = ("x"):rep(0) .. string.rep("xy", 1e8, ",")' }
+    -- Lua's own loops 2^50 times to repeat an empty string
+    local sim = cluster [[
+      local hearsay = require "hearsay"
+      hearsay.after(100, function()
+        hearsay.log("warn", "empty: [" .. string.rep("", 1 << 50)
+          .. ("x"):rep(0) .. (""):rep(1 << 60, "") .. "]")
+      end)
+      return {}
+    ]]
+    assert.is_true(sim:run_until(function() return sim:converged() end,
+                                 10000))
+    sim:run(1000)
+    assert.are.equal(2, #logged(sim, "empty: %[%]$"))
+    assert.are.equal(0, sim:stats("n1").hooks.budget_stops)
+  end)
+
+  it("charges the table functions for the length they are told, whatever "
+     .. "__len, __index and __newindex do", function()
+    local t = "setmetatable({}, { __len = function() return %s end, "
+      .. "__index = %s, __newindex = nop })"
+    local lie = t:format("1e7", "nop")
+    all_held{
+      "table.insert(" .. lie .. ", 1, 0)",
+      "table.remove(" .. lie .. ", 1)",
+      "table.move(" .. lie .. ", 1, 1e7, 2)",
+      "table.concat(" .. t:format("3e6", "type") .. ")",
+      "table.concat({}, '', 1, 3e6)",
+      "table.unpack(" .. lie .. ", 1, 9e5)",
+      "table.sort(" .. t:format("1e6", "rawlen") .. ")" }
+  end)
+
+  it("sorts the length it paid for when __len answers differently the "
+     .. "next time", function()
+    local sim = cluster [[
+      local hearsay = require "hearsay"
+      hearsay.after(100, function()
+        local asked, read = 0, 0
+        local t = setmetatable({}, {
+          __len = function() asked = asked + 1
+                    return asked == 1 and 2 or 1000000 end,
+          __index = function(_, k) read = read + 1 return -k end,
+          __newindex = function() end })
+        table.sort(t)
+        hearsay.log("warn", "sorted: asked=" .. asked .. " read=" .. read)
+      end)
+      return {}
+    ]]
+    assert.is_true(sim:run_until(function() return sim:converged() end,
+                                 10000))
+    sim:run(1000)
+    assert.are.equal(2, #logged(sim, "sorted: asked=1 read=2$"))
+    assert.are.equal(0, sim:stats("n1").hooks.budget_stops)
+  end)
+
+  it("stops patterns that backtrack, in find, match, gmatch and gsub",
+     function()
+    local s, p = '("a"):rep(22)', '("a-"):rep(8) .. "b"'
+    all_held{
+      ("string.find(%s, %s)"):format(s, p),
+      ("%s:match(%s)"):format(s, p),
+      ("for _ in %s:gmatch(%s) do end"):format(s, p),
+      ("string.gsub(%s, %s, 'x')"):format(s, p),
+      -- a long subject (8 MiB in 23 instructions): the scan is charged
+      "local s = 'a' for _ = 1, 23 do s = s .. s end s:gsub('a', 'b')" }
+  end)
+
+  it("leaves patterns and the table functions as Lua's own within the "
+     .. "budget", function()
+    local sim = cluster [[
+      local hearsay = require "hearsay"
+      hearsay.after(100, function()
+        local t = { 3, 1, 2 }
+        table.insert(t, 1, 9); table.insert(t, 5)
+        table.sort(t)
+        local r = table.concat(t, ",") .. ";" .. table.remove(t, 1)
+          .. ";" .. select("#", table.unpack(t))
+        local a, b = ("key=value"):match("^([%w_]+)=(.*)$")
+        local words = {}
+        for w in ("the quick  brown"):gmatch("%a+") do words[#words+1] = w end
+        local g, n = ("a b c"):gsub("%s", { [" "] = "_" })
+        hearsay.log("warn", "lib: " .. r .. " " .. a .. " " .. b .. " "
+          .. table.concat(words, "/") .. " " .. g .. n .. " "
+          .. tostring(("x.y"):find(".", 1, true)) .. " "
+          .. ("ab"):rep(3, "-"))
+      end)
+      return {}
+    ]]
+    assert.is_true(sim:run_until(function() return sim:converged() end,
+                                 10000))
+    sim:run(1000)
+    assert.are.equal(2, #logged(sim, "lib: 1,2,3,5,9;1;4 key value "
+      .. "the/quick/brown a_b_c2 2 ab%-ab%-ab$"))
+    assert.are.equal(0, sim:stats("n1").hooks.budget_stops)
+  end)
+end)
+
 describe("the script sandbox", function()
   after_each(cleanup)
 
@@ -388,6 +509,41 @@ return {}
     assert.are.equal("alive", b:status_of("issue1"))
     assert.are.equal("alive", a:status_of("issue2"))
     assert.not_matches("member suspect: member=issue1", b:log())
+  end)
+
+  it("stops a hook looping in C (table.insert on a __len of 2^40, a "
+     .. "backtracking pattern): the agent answers and its peers see it "
+     .. "alive", function()
+    local s = script [[
+      local hearsay = require "hearsay"
+      hearsay.after(3000, function()
+        local t = setmetatable({}, { __len = function() return 1 << 40 end,
+          __index = rawequal, __newindex = rawequal })
+        table.insert(t, 1, 0)
+      end)
+      hearsay.after(4000, function()
+        (("a"):rep(40)):find(("a-"):rep(12) .. "b")
+      end)
+      return {}
+    ]]
+    local a = hs("cloop1", 6, { args = { "--script", s } })
+    local b = hs("cloop2", 7, { join = { ip(6) .. ":7946" } })
+    assert.is_true(agent.wait(function()
+      return b:status_of("cloop1") == "alive"
+    end, 10), a:log())
+    -- (the log says the first; one line per 10 s after that)
+    local st
+    assert.is_true(agent.wait(function()
+      st = a:stats()
+      return st.hooks.budget_stops == 2
+    end, 15), a:log())
+    assert.truthy(a:log():find("script after was stopped: [^\n]*:5: "
+      .. "instruction budget exceeded %(script_budget%)\nstack traceback:"
+      .. "\n\t%[C%]: in function 'table.insert'"), a:log())
+    assert.is_true(st.loop.longest_step_us < 2000000, cjson.encode(st.loop))
+    assert.are.equal(0, st.loop.stalls, cjson.encode(st.loop))
+    assert.are.equal("alive", b:status_of("cloop1"))
+    assert.not_matches("member suspect: member=cloop1", b:log())
   end)
 
   it("refuses a binary chunk as a script or a config file at start-up",

@@ -19,6 +19,7 @@
 #include <lualib.h>
 
 #include "hs.h"
+#include "lua_lib.h"
 
 /* A configuration file has no business being large or slow; these bounds
  * turn a runaway file into an error instead of a hung or swapping agent.
@@ -27,8 +28,9 @@
  * in C for as long as its arguments say (string.rep("", 2^50)). So the
  * run also has a deadline, checked at every call and every HOOK_EVERY
  * instructions; the library functions whose work has no bound in the
- * size of the state are left out (the pattern functions) or charged for
- * their loops against the instruction budget (see the wrappers below). */
+ * size of the state are charged for their loops against the instruction
+ * budget and meet the deadline as they go (lua_lib.c: string.rep, the
+ * pattern functions, the table functions). */
 #define MEM_LIMIT (64u << 20)        /* bytes held by the Lua state */
 #define STEP_LIMIT 20000000L         /* VM instructions */
 #define TIME_LIMIT_MS 1000           /* wall-clock time of the whole run */
@@ -135,89 +137,15 @@ static void charge(lua_State *L, lua_Unsigned n)
         too_long(L, b, true);
     }
     b->steps_left -= (long)n;
+    if (now_ms() >= b->deadline)
+        too_long(L, b, false);
 }
 
-/* Call upvalue 1 (the library's own function) with our arguments. */
-static int call_original(lua_State *L)
-{
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
-}
+static const struct llib_charge config_charge = {charge};
 
-/* string.rep copies n times even when nothing is copied:
- * string.rep("", 2^50) would loop for days. */
-static int rep(lua_State *L)
-{
-    size_t l, lsep;
-    luaL_checklstring(L, 1, &l);
-    lua_Integer n = luaL_checkinteger(L, 2);
-    luaL_optlstring(L, 3, "", &lsep);
-    if (n <= 0 || l + lsep == 0) {
-        lua_pushliteral(L, "");
-        return 1;
-    }
-    charge(L, (lua_Unsigned)n);
-    return call_original(L);
-}
-
-/* table.insert and table.remove shift the elements after pos, and #t
- * may be 2^40 in a table of 41 entries. */
-static int insert(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_Integer e = luaL_len(L, 1) + 1;
-    if (lua_gettop(L) == 3) {
-        lua_Integer pos = luaL_checkinteger(L, 2);
-        if (pos < e)
-            charge(L, (lua_Unsigned)e - (lua_Unsigned)pos);
-    }
-    return call_original(L);
-}
-
-static int remove_(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_Integer size = luaL_len(L, 1);
-    lua_Integer pos = luaL_optinteger(L, 2, size);
-    if (pos < size)
-        charge(L, (lua_Unsigned)size - (lua_Unsigned)pos);
-    return call_original(L);
-}
-
-/* table.move(a, f, e, t) copies e - f + 1 elements, present or not. */
-static int move(lua_State *L)
-{
-    lua_Integer f = luaL_checkinteger(L, 2);
-    lua_Integer e = luaL_checkinteger(L, 3);
-    if (e >= f)
-        charge(L, (lua_Unsigned)e - (lua_Unsigned)f + 1);
-    return call_original(L);
-}
-
-/* table.sort compares about n log2 n times in C. */
-static int sort(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_Integer n = luaL_len(L, 1);
-    lua_Unsigned cost = 0;
-    if (n < INT_MAX) /* else sort refuses the array at once */
-        for (lua_Integer k = n; k > 1; k >>= 1)
-            cost += (lua_Unsigned)n;
-    charge(L, cost);
-    return call_original(L);
-}
-
-static const luaL_Reg charged[] = {
-    {"rep", rep},   {"insert", insert}, {"remove", remove_},
-    {"move", move}, {"sort", sort},     {NULL, NULL}};
-
-/* Functions left out of the chunk's libraries: Lua patterns backtrack
- * without bound (("a"):rep(40):find(("a-"):rep(12) .. "b") runs for
- * hours inside one call), and a config file has no use for bytecode. */
-static const char *const left_out[] = {"find", "match", "gmatch", "gsub",
-                                       "dump", NULL};
+/* Functions left out of the chunk's libraries: a config file has no use
+ * for bytecode. */
+static const char *const left_out[] = {"dump", NULL};
 
 /* Push a copy of the global library `name` for the chunk: without the
  * functions left out, and with the charged ones wrapped. */
@@ -236,14 +164,10 @@ static void push_library(lua_State *L, const char *name)
         lua_pushnil(L);
         lua_setfield(L, -2, left_out[i]);
     }
-    for (const luaL_Reg *r = charged; r->name; r++) {
-        if (lua_getfield(L, -1, r->name) == LUA_TFUNCTION) {
-            lua_pushcclosure(L, r->func, 1);
-            lua_setfield(L, -2, r->name);
-        } else {
-            lua_pop(L, 1);
-        }
-    }
+    if (strcmp(name, "string") == 0)
+        llib_install(L, -1, 0, &config_charge);
+    else if (strcmp(name, "table") == 0)
+        llib_install(L, 0, -1, &config_charge);
 }
 
 /* ===== Reading the table ===== */

@@ -88,9 +88,12 @@ void lnode_unregister(struct lnode *ln)
  * simulation the budget therefore also bounds CPU time: a call may use
  * BUDGET_NS nanoseconds per instruction of its budget (half a second by
  * default), checked by the same hook, whose stretches shrink when they
- * take long so that it looks at the clock about every GAP_NS. Only a
- * single C call that never returns (a pattern that backtracks without
- * end, a blocking read) escapes both; the agent's watchdog reports it. */
+ * take long so that it looks at the clock about every GAP_NS. The
+ * library functions whose loops in C have no bound in the size of the
+ * state (string.rep, the table functions, the pattern matcher) pay for
+ * them through lnode_charge (lua_lib.c). Only a single C call that never
+ * returns (a blocking read or write) escapes both; the agent's watchdog
+ * reports it. */
 
 #define BUDGET_MSG "instruction budget exceeded (script_budget)"
 /* Instructions between two calls of the count hook, at most. (A count
@@ -510,6 +513,43 @@ static int co_close(lua_State *L)
     lua_xmove(co, L, 1);
     return 2;
 }
+
+/* ===== Work done in C =====
+ * The library functions of lua_lib.c pay here for the loops they run in
+ * C, where the count hook never fires: out of every budget the call runs
+ * under, at a unit of work per instruction, and against its CPU time.
+ * Past either the call is stopped as by the hook (which then stops the
+ * script at its next instruction, whatever pcall it runs in) and the
+ * library function raises the budget's error instead of looping. */
+void lnode_charge(lua_State *L, lua_Unsigned work)
+{
+    struct frame *f = frame;
+    if (f == NULL)
+        return; /* a test's own code, outside any call */
+    check_budget(L);
+    int64_t want = work > (lua_Unsigned)NO_BUDGET - 1 ? NO_BUDGET - 1
+                                                       : (int64_t)work;
+    struct frame *late = NULL;
+    if (f->timed) {
+        uint64_t now = now_ns();
+        for (struct frame *g = f; g; g = g->outer)
+            if (out_of_time(g, now))
+                late = g;
+    }
+    if (late == NULL && pay(want) == want)
+        return;
+    stop(late);
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "%s", late ? "time budget exceeded (script_budget)"
+                             : BUDGET_MSG);
+}
+
+static void charge_work(lua_State *L, lua_Unsigned work)
+{
+    lnode_charge(L, work);
+}
+
+const struct llib_charge lnode_library_charge = {charge_work};
 
 void lnode_guard_coroutines(lua_State *L, int idx)
 {

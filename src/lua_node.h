@@ -13,6 +13,7 @@
 
 #include <lua.h>
 
+#include "lua_lib.h"
 #include "node.h"
 
 /* Hook names, in the order the docs list them. */
@@ -119,6 +120,12 @@ void lnode_push_stats(lua_State *L, struct lnode *ln);
 /* Put the sandbox's coroutine.create, resume, wrap and close, which keep
  * a call's coroutines under its budget, into the table at idx. */
 void lnode_guard_coroutines(lua_State *L, int idx);
+/* Pay for `work` instructions' worth of a loop in C (lua_lib.c) out of
+ * the running call's budget and time: raises the budget's error, and
+ * stops the call, when they are spent. Nothing outside a call. */
+void lnode_charge(lua_State *L, lua_Unsigned work);
+/* That charge, for llib_install. */
+extern const struct llib_charge lnode_library_charge;
 /* The sandbox's setmetatable: refuses a metatable with __gc (Lua runs
  * finalizers with hooks off, outside any budget). */
 int lnode_setmetatable(lua_State *L);
