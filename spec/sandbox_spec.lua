@@ -338,6 +338,24 @@ describe("the script budget over loops in C", function()
     assert.are.equal(0, sim:stats("n1").hooks.budget_stops)
   end)
 
+  it("charges hearsay.keys for the keys it lists", function()
+    local sim = cluster [[
+      local hearsay = require "hearsay"
+      hearsay.after(3000, function()
+        if hearsay.self().name ~= "n1" then return end
+        local n = 0
+        for _ = 1, 20 do n = n + #hearsay.keys("k/") end
+        hearsay.log("warn", "ESCAPED " .. n)
+      end)
+      return {}
+    ]]
+    local n1 = sim:node(1)
+    for i = 1, 20000 do assert(n1:publish(("k/%05d"):format(i), "v")) end
+    sim:run(4000)
+    assert.are.same({}, logged(sim, "ESCAPED"))
+    assert.are.equal(1, sim:stats("n1").hooks.budget_stops)
+  end)
+
   it("stops patterns that backtrack, in find, match, gmatch and gsub",
      function()
     local s, p = '("a"):rep(22)', '("a-"):rep(8) .. "b"'

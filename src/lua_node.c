@@ -1666,6 +1666,8 @@ static int api_members(lua_State *L)
         const struct member *m = t->order[i];
         if (!want[m->state])
             continue;
+        if (i % 64 == 0) /* a member's table: a dozen fields */
+            lnode_charge(L, 64 * 16);
         lnode_push_member(L, m);
         if (ft == LUA_TFUNCTION) {
             lua_pushvalue(L, a);
@@ -2060,6 +2062,11 @@ static int api_delete(lua_State *L)
 static void add_key(void *ud, const struct meta_entry *e)
 {
     lua_State *L = ud;
+    /* A listing of a million keys is a loop in C: it pays as it goes
+     * (metadata_each holds nothing an error would leak). */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    if (n % 256 == 0)
+        lnode_charge(L, 256 * 4);
     lua_pushlstring(L, e->key, e->keylen);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 }
