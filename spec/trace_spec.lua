@@ -44,7 +44,7 @@ describe("the simulation's trace", function()
     end
     local want = assert(read(GOLDEN), GOLDEN .. " is missing")
     if got == want then return end
-    local n, a, b = 0, nil, nil
+    local n, a, b = 0
     local gi, wi = got:gmatch("[^\n]*\n"), want:gmatch("[^\n]*\n")
     repeat
       n, a, b = n + 1, gi(), wi()
