@@ -29,7 +29,8 @@
     X(HS_ECLOSED, -14, "connection closed")                           \
     X(HS_EBUSY, -15, "too many operations in progress")               \
     X(HS_ECONFLICT, -16, "name conflict")                             \
-    X(HS_EADDR, -17, "bad address")
+    X(HS_EADDR, -17, "bad address")                                   \
+    X(HS_EDECOMPRESS, -18, "cannot decompress")
 
 enum {
     HS_OK = 0,

@@ -62,11 +62,6 @@ static const char *const reasons[] = {
 #undef CODE_REASON
 };
 
-int metrics_code(int i)
-{
-    return i >= 0 && i < METRICS_CODE_COUNT ? codes[i] : 0;
-}
-
 const char *metrics_reason(int i)
 {
     return i >= 0 && i < METRICS_CODE_COUNT ? reasons[i] : "";

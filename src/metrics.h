@@ -71,7 +71,6 @@ size_t metrics_head_end(const char *p, size_t len, size_t *scan);
  * ("http://host:port/metrics", RFC 9112 section 3.2.2). */
 int metrics_judge(const char *p, size_t n, bool *head);
 /* The status code of a METRICS_<code> index, and its reason phrase. */
-int metrics_code(int i);
 const char *metrics_reason(int i);
 
 #endif

@@ -102,17 +102,6 @@ int mp_peek(struct mp_reader *r, enum mp_type *t)
     return 0;
 }
 
-int mp_read_nil(struct mp_reader *r)
-{
-    int rc = want(r, 1);
-    if (rc)
-        return rc;
-    if (r->p[r->off] != 0xc0)
-        return HS_EBADMSG;
-    r->off++;
-    return 0;
-}
-
 int mp_read_bool(struct mp_reader *r, bool *v)
 {
     int rc = want(r, 1);
@@ -362,10 +351,4 @@ void mp_write_nil(struct buf *b)
 {
     PACKER(b);
     msgpack_pack_nil(&pk);
-}
-
-void mp_write_double(struct buf *b, double v)
-{
-    PACKER(b);
-    msgpack_pack_double(&pk, v);
 }

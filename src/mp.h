@@ -44,7 +44,6 @@ static inline size_t mp_left(const struct mp_reader *r)
 }
 /* Type of the next item without consuming it. */
 int mp_peek(struct mp_reader *r, enum mp_type *t);
-int mp_read_nil(struct mp_reader *r);
 int mp_read_bool(struct mp_reader *r, bool *v);
 /* Any integer encoding whose value is >= 0 and fits in 64 bits. */
 int mp_read_uint(struct mp_reader *r, uint64_t *v);
@@ -67,6 +66,5 @@ void mp_write_uint(struct buf *b, uint64_t v);
 void mp_write_int(struct buf *b, int64_t v);
 void mp_write_bool(struct buf *b, bool v);
 void mp_write_nil(struct buf *b);
-void mp_write_double(struct buf *b, double v);
 
 #endif

@@ -812,9 +812,9 @@ static void walk_packet(struct node *nd, const struct hs_addr *from,
         int reason = rc == HS_ECRC       ? NODE_DROP_CRC
                      : rc == HS_ETRUNC   ? NODE_DROP_TRUNCATED
                      : rc == HS_ETOOBIG  ? NODE_DROP_TOO_BIG
-                     : rc == HS_EUNSUPP  ? NODE_DROP_DECOMPRESS
-                     : why && strstr(why, "LZW") ? NODE_DROP_DECOMPRESS
-                                                 : NODE_DROP_MALFORMED;
+                     : rc == HS_EUNSUPP || rc == HS_EDECOMPRESS
+                                         ? NODE_DROP_DECOMPRESS
+                                         : NODE_DROP_MALFORMED;
         node_count_drop(nd, reason, from, "packet", why);
     }
 }
@@ -1117,11 +1117,6 @@ int node_leave(struct node *nd, uint64_t timeout_ms, node_leave_cb cb,
     return 0;
 }
 
-bool node_left(const struct node *nd)
-{
-    return nd->phase >= PHASE_LEAVING;
-}
-
 void node_pause(struct node *nd)
 {
     if (nd->paused || nd->phase != PHASE_RUNNING)
@@ -1352,24 +1347,6 @@ int node_keyring_install(struct node *nd, const uint8_t *key, size_t len)
     if (rc == 0 && !had)
         keyring_changed(nd, nd->keyring.n == 1 ? "key installed as primary "
                         "(encryption on)" : "key installed");
-    return rc;
-}
-
-int node_keyring_use(struct node *nd, const uint8_t *key, size_t len)
-{
-    bool was = keyring_find(&nd->keyring, key, len) == 0;
-    int rc = keyring_use(&nd->keyring, key, len);
-    if (rc == 0 && !was)
-        keyring_changed(nd, "primary key changed");
-    return rc;
-}
-
-int node_keyring_remove(struct node *nd, const uint8_t *key, size_t len)
-{
-    bool had = keyring_find(&nd->keyring, key, len) >= 0;
-    int rc = keyring_remove(&nd->keyring, key, len);
-    if (rc == 0 && had)
-        keyring_changed(nd, "key removed");
     return rc;
 }
 

@@ -100,7 +100,6 @@ int node_leave(struct node *nd, uint64_t timeout_ms, node_leave_cb cb,
 void node_pause(struct node *nd);
 void node_resume(struct node *nd);
 bool node_paused(const struct node *nd);
-bool node_left(const struct node *nd);
 
 /* Replace the hooks (a script reload); takes effect at once. */
 void node_set_hooks(struct node *nd, const struct hooks *hooks);
@@ -149,8 +148,6 @@ const struct keyring *node_keyring(const struct node *nd);
  * is full), HS_ENOTFOUND (use: not installed), HS_ESTATE (remove: the
  * primary key). */
 int node_keyring_install(struct node *nd, const uint8_t *key, size_t len);
-int node_keyring_use(struct node *nd, const uint8_t *key, size_t len);
-int node_keyring_remove(struct node *nd, const uint8_t *key, size_t len);
 /* Called after every change of the keyring, made here or asked for by a
  * peer (the agent saves its keyring file there). A non-zero return with a
  * sentence in err is reported to whoever asked for the change. */

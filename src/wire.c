@@ -489,9 +489,12 @@ int wire_decompress(const uint8_t *body, size_t len, size_t max_out,
         return HS_EUNSUPP;
     }
     rc = lzw_decode(c.buf.p, c.buf.n, max_out, out);
-    if (rc)
-        *why = rc == HS_ETOOBIG ? "decompressed size over limit"
-                                : "bad LZW stream";
+    if (rc == HS_ETOOBIG)
+        *why = "decompressed size over limit";
+    else if (rc == HS_ETRUNC || rc == HS_EBADMSG) {
+        *why = "bad LZW stream";
+        rc = HS_EDECOMPRESS;
+    }
     return rc;
 }
 

@@ -238,7 +238,9 @@ int wire_walk_packet(const uint8_t *p, size_t len,
                      const struct wire_limits *lim, wire_leaf_fn fn,
                      void *ud, size_t *truncated, const char **why);
 
-/* Decompress the body of a compress message (after the type byte). */
+/* Decompress the body of a compress message (after the type byte):
+ * HS_EDECOMPRESS for a bad LZW stream, HS_EUNSUPP for another algorithm,
+ * HS_ETOOBIG past max_out, HS_EBADMSG for a malformed envelope. */
 int wire_decompress(const uint8_t *body, size_t len, size_t max_out,
                     struct buf *out, const char **why);
 

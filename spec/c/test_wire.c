@@ -166,6 +166,20 @@ static void test_compound_crc_compress(void)
     CHECK_MEM(z.data, 14, "\x09\x82\xa4" "Algo" "\x00\xa3" "Buf\xda\x00\x7b",
               14);
 
+    /* A bad LZW stream is told apart by its code, not by its message. */
+    struct buf out = BUF_INIT;
+    const char *why = NULL;
+    CHECK_EQ(wire_decompress(z.data + 1, z.len - 1, 1 << 20, &out, &why), 0);
+    CHECK_EQ(out.len, b.len);
+    CHECK_MEM(out.data, out.len, b.data, b.len);
+    memset(z.data + z.len - 0x7b, 0xff, 0x7b);
+    buf_reset(&out);
+    CHECK_EQ(wire_decompress(z.data + 1, z.len - 1, 1 << 20, &out, &why),
+             HS_EDECOMPRESS);
+    CHECK_MEM(why, strlen(why), "bad LZW stream", 14);
+    buf_reset(&out);
+    buf_free(&out);
+
     struct buf c = BUF_INIT;
     buf_append(&c, alive, an);
     CHECK_EQ(wire_add_crc(&c, 0), 0);
