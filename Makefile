@@ -35,6 +35,11 @@ RUNTIME := transport join snapshot wal keyfile control cli lua_lib lua_pattern \
 CORE_OBJ    := $(CORE:%=$(BUILD)/%.o)
 RUNTIME_OBJ := $(RUNTIME:%=$(BUILD)/%.o)
 MODULE_OBJ  := $(BUILD)/lua_module.o
+# What the Lua module links of the runtime: the Lua binding and the
+# libuv transport of in-process nodes (no CLI, control endpoint, metrics
+# or data dir).
+MODULE_RT   := transport join lua_lib lua_pattern lua_config lua_node lua_host
+MODULE_RT_OBJ := $(MODULE_RT:%=$(BUILD)/%.o)
 
 HEADERS := $(wildcard src/*.h)
 CTESTS  := $(patsubst spec/c/%.c,%,$(wildcard spec/c/test_*.c))
@@ -54,9 +59,9 @@ $(BIN)/hearsay: $(BUILD)/main.o $(RUNTIME_OBJ) $(CORE_OBJ) | $(BIN)
 	@echo "  LD $@"
 	$(Q)$(CC) $^ -o $@ $(LDLIBS_ALL)
 
-$(LIBDIR)/hearsay/core.so: $(MODULE_OBJ) $(RUNTIME_OBJ) $(CORE_OBJ) | $(LIBDIR)/hearsay
+$(LIBDIR)/hearsay/core.so: $(MODULE_OBJ) $(MODULE_RT_OBJ) $(CORE_OBJ) | $(LIBDIR)/hearsay
 	@echo "  LD $@"
-	$(Q)$(CC) -shared $^ -o $@ $(LDLIBS_ALL)
+	$(Q)$(CC) -shared -Wl,-z,defs $^ -o $@ $(LDLIBS_ALL)
 
 $(BUILD)/test_%: spec/c/test_%.c $(wildcard spec/c/*.h) $(CORE_OBJ)
 	@echo "  CC $<"
