@@ -657,8 +657,13 @@ static void add_string(struct mstate *m, luaL_Buffer *b, const char *s,
         } else if (d == '0') {
             luaL_addlstring(b, s, (size_t)(e - s));
         } else if (isdigit(d)) {
-            push_capture(m, d - '1', s, e);
-            luaL_addvalue(b); /* a position becomes its digits */
+            int i = d - '1';
+            if (i < m->ncap && m->cap[i].len >= 0) {
+                luaL_addlstring(b, m->cap[i].at, (size_t)m->cap[i].len);
+            } else { /* the match, a position, or an error */
+                push_capture(m, i, s, e);
+                luaL_addvalue(b);
+            }
         } else {
             luaL_error(L, "invalid use of '%c' in replacement string", '%');
         }
