@@ -42,7 +42,7 @@
 #define STEP_CHUNK 1024  /* steps counted between two charges */
 #define SCAN_BLOCK 4096  /* bytes a repetition counts before it pays */
 #define PLAIN_WINDOW 65536 /* bytes a plain find searches per payment */
-#define PLAIN_BYTES 4    /* bytes of a plain search per step */
+#define PLAIN_BYTES 16   /* bytes of a plain search per step */
 #define COPY_BYTES 32    /* bytes copied into a gsub result per step */
 
 #define CAP_OPEN (-1)     /* a capture whose ')' is still to come */
