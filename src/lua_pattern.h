@@ -19,7 +19,7 @@ int lpat_gmatch(lua_State *L);
 int lpat_gsub(lua_State *L);
 
 /* Push lpat_<name> ("find", "match", "gmatch", "gsub") as a closure
- * charging c. */
+ * charging c (c must outlive the closure); raises for any other name. */
 void lpat_push(lua_State *L, const char *name, const struct llib_charge *c);
 
 /* Steps of matching (one pattern item tried at one subject position, or
