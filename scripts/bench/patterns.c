@@ -108,9 +108,11 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Run the function on top with `impl` (a global) as its argument; the
- * time in ms. The function stays on the stack. */
+ * time in ms. The function stays on the stack. A full collection first,
+ * so that neither side pays for the other's garbage. */
 static double run_once(lua_State *L, const char *impl)
 {
+    lua_gc(L, LUA_GCCOLLECT);
     lua_pushvalue(L, -1);
     lua_getglobal(L, impl);
     double t0 = now_ms();
