@@ -42,7 +42,7 @@
 #define STEP_CHUNK 1024  /* steps counted between two charges */
 #define SCAN_BLOCK 4096  /* bytes a repetition counts before it pays */
 #define PLAIN_WINDOW 65536 /* bytes a plain find searches per payment */
-#define PLAIN_BYTES 4    /* bytes of a plain search per step */
+#define PLAIN_BYTES 16   /* bytes of a plain search per step */
 #define COPY_BYTES 32    /* bytes copied into a gsub result per step */
 
 #define CAP_OPEN (-1)     /* a capture whose ')' is still to come */
@@ -657,8 +657,13 @@ static void add_string(struct mstate *m, luaL_Buffer *b, const char *s,
         } else if (d == '0') {
             luaL_addlstring(b, s, (size_t)(e - s));
         } else if (isdigit(d)) {
-            push_capture(m, d - '1', s, e);
-            luaL_addvalue(b); /* a position becomes its digits */
+            int i = d - '1';
+            if (i < m->ncap && m->cap[i].len >= 0) {
+                luaL_addlstring(b, m->cap[i].at, (size_t)m->cap[i].len);
+            } else { /* the match, a position, or an error */
+                push_capture(m, i, s, e);
+                luaL_addvalue(b);
+            }
         } else {
             luaL_error(L, "invalid use of '%c' in replacement string", '%');
         }
