@@ -23,6 +23,8 @@
 /* Bytes copied per unit of work: a VM instruction moves a value, memcpy
  * moves a cache line in about that time. */
 #define BYTES_PER_WORK 64
+/* (A step of the pattern matcher costs about one instruction:
+ * LPAT_STEPS_PER_WORK, BENCHMARKS.md "Lua patterns".) */
 
 static void pay(lua_State *L, lua_Unsigned work)
 {

@@ -11,7 +11,8 @@
 /* Who pays: `charge(L, work)` is called before (and, for long work,
  * during) a loop in C of about `work` VM instructions' worth. It may
  * raise a Lua error (the budget is spent) and then never returns; it
- * must not yield. */
+ * must not yield, and leaves the Lua stack as it found it (a caller may
+ * have a luaL_Buffer on it). */
 struct llib_charge {
     void (*charge)(lua_State *L, lua_Unsigned work);
 };
