@@ -23,6 +23,9 @@
 /* Bytes copied per unit of work: a VM instruction moves a value, memcpy
  * moves a cache line in about that time. */
 #define BYTES_PER_WORK 64
+/* Turns of string.rep's loop per unit (a turn, a memcpy of a short piece,
+ * takes about 2 ns, half an instruction's time). */
+#define TURNS_PER_WORK 4
 /* (A step of the pattern matcher costs about one instruction:
  * LPAT_STEPS_PER_WORK, BENCHMARKS.md "Lua patterns".) */
 
@@ -66,7 +69,7 @@ static int rep(lua_State *L)
     /* The result Lua refuses as too large (or the allocator as more than
      * the state may hold) costs nothing: it fails before the loop. */
     if (bytes < (lua_Unsigned)LUA_MAXINTEGER)
-        pay(L, un + bytes / BYTES_PER_WORK);
+        pay(L, un / TURNS_PER_WORK + bytes / BYTES_PER_WORK);
     return call_original(L);
 }
 
