@@ -43,11 +43,16 @@ local function cluster(src)
   return sim
 end
 
+-- Run the simulation until the nodes see each other, then `ms` more.
+local function settle(sim, ms)
+  assert.is_true(sim:run_until(function() return sim:converged() end, 10000))
+  sim:run(ms)
+end
+
 -- The escape was stopped on both nodes, every time it was tried, the
 -- call never got to its end, and the nodes went on.
 local function held(sim, tries)
-  assert.is_true(sim:run_until(function() return sim:converged() end, 10000))
-  sim:run(5000)
+  settle(sim, 5000)
   assert.are.same({}, logged(sim, "ESCAPED"))
   for _, n in ipairs{ "n1", "n2" } do
     local hooks = sim:stats(n).hooks
@@ -225,8 +230,7 @@ describe("the script budget", function()
       end)
       return {}
     ]]
-    assert.is_true(sim:run_until(function() return sim:converged() end, 10000))
-    sim:run(1000)
+    settle(sim, 1000)
     local function said(what)
       local line = logged(sim, "n1 %[INFO%] script: " .. what)[1]
       return line and line:match(what .. "%s(.*)$")
@@ -293,9 +297,7 @@ describe("the script budget over loops in C", function()
       end)
       return {}
     ]]
-    assert.is_true(sim:run_until(function() return sim:converged() end,
-                                 10000))
-    sim:run(1000)
+    settle(sim, 1000)
     assert.are.equal(2, #logged(sim, "empty: %[%]$"))
     assert.are.equal(0, sim:stats("n1").hooks.budget_stops)
   end)
@@ -331,9 +333,7 @@ describe("the script budget over loops in C", function()
       end)
       return {}
     ]]
-    assert.is_true(sim:run_until(function() return sim:converged() end,
-                                 10000))
-    sim:run(1000)
+    settle(sim, 1000)
     assert.are.equal(2, #logged(sim, "sorted: asked=1 read=2$"))
     assert.are.equal(0, sim:stats("n1").hooks.budget_stops)
   end)
@@ -389,9 +389,7 @@ describe("the script budget over loops in C", function()
       end)
       return {}
     ]]
-    assert.is_true(sim:run_until(function() return sim:converged() end,
-                                 10000))
-    sim:run(1000)
+    settle(sim, 1000)
     assert.are.equal(2, #logged(sim, "lib: 1,2,3,5,9;1;4 key value "
       .. "the/quick/brown a_b_c2 2 ab%-ab%-ab$"))
     assert.are.equal(0, sim:stats("n1").hooks.budget_stops)
@@ -453,8 +451,7 @@ describe("the script sandbox", function()
       end)
       return {}
     ]]):format(fifo, fifo, fifo))
-    assert.is_true(sim:run_until(function() return sim:converged() end, 10000))
-    sim:run(1000)
+    settle(sim, 1000)
     assert.are.same({}, logged(sim, "ESCAPED"))
     local msg = fifo .. ": not a regular file (would block)"
     for _, what in ipairs{ "r+:", "r:", "lines:" } do

@@ -6,6 +6,7 @@
 --   HEARSAY_GOLDEN_WRITE=1 busted spec/trace_spec.lua
 -- and say in the commit why it changed.
 local simlib = require "hearsay.sim"
+local agent = require "agent"
 
 local GOLDEN = "spec/golden/sim-trace.txt"
 
@@ -26,23 +27,11 @@ local function scenario()
   return table.concat(sim:trace(), "\n") .. "\n"
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 describe("the simulation's trace", function()
   it("is byte-identical to the golden trace for seed 42", function()
     local got = scenario()
-    if os.getenv("HEARSAY_GOLDEN_WRITE") then
-      local f = assert(io.open(GOLDEN, "wb"))
-      f:write(got)
-      f:close()
-    end
-    local want = assert(read(GOLDEN), GOLDEN .. " is missing")
+    if os.getenv("HEARSAY_GOLDEN_WRITE") then agent.write_file(GOLDEN, got) end
+    local want = assert(agent.read_file(GOLDEN), GOLDEN .. " is missing")
     if got == want then return end
     local n, a, b = 0
     local gi, wi = got:gmatch("[^\n]*\n"), want:gmatch("[^\n]*\n")
@@ -50,9 +39,7 @@ describe("the simulation's trace", function()
       n, a, b = n + 1, gi(), wi()
     until a ~= b
     local out = os.tmpname()
-    local f = assert(io.open(out, "wb"))
-    f:write(got)
-    f:close()
+    agent.write_file(out, got)
     error(("trace differs from %s at line %d:\n  want: %s  got:  %s"
       .. "(the whole trace is in %s)"):format(GOLDEN, n, b or "(end)\n",
       a or "(end)\n", out))

@@ -335,10 +335,7 @@ static void harden(lua_State *L)
     lua_host_guard_io(L, -1);
     lua_pop(L, 2);
     /* Library functions that loop in C pay for it out of the budget. */
-    lua_getglobal(L, "string");
-    lua_getglobal(L, "table");
-    llib_install(L, -2, -1, &lnode_library_charge);
-    lua_pop(L, 2);
+    llib_install_globals(L, &lnode_library_charge);
     /* No finalizers (they run with hooks off), and the coroutines stay
      * under the call's budget. */
     lua_pushcfunction(L, lnode_setmetatable);

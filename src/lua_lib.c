@@ -161,47 +161,55 @@ static int move(lua_State *L)
     return call_original(L);
 }
 
-/* table.concat(t [, sep [, i [, j]]]): with j read here, Lua's own
- * function reads no length. */
+/* Lua's own function with the bounds i and j, read here, as its
+ * arguments at `at` and at + 1: it then reads no length of its own. */
+static int call_with_bounds(lua_State *L, int at, lua_Integer i,
+                            lua_Integer j)
+{
+    lua_settop(L, at + 1);
+    lua_pushinteger(L, i);
+    lua_replace(L, at);
+    lua_pushinteger(L, j);
+    lua_replace(L, at + 1);
+    return call_original(L);
+}
+
+/* Elements from i to j, or 0 when there are none. */
+static lua_Unsigned span(lua_Integer i, lua_Integer j)
+{
+    if (i > j)
+        return 0;
+    lua_Unsigned d = (lua_Unsigned)j - (lua_Unsigned)i;
+    return d == LUA_MAXUNSIGNED ? d : d + 1u; /* minint..maxint */
+}
+
+/* table.concat(t [, sep [, i [, j]]]) */
 static int concat(lua_State *L)
 {
     size_t lsep;
     luaL_optlstring(L, 2, "", &lsep);
     lua_Integer i = luaL_optinteger(L, 3, 1);
+    check_table(L, 1, NEED_R);
     lua_Integer j = lua_isnoneornil(L, 4) ? length(L, 1, NEED_R)
                                           : luaL_checkinteger(L, 4);
-    check_table(L, 1, NEED_R);
-    if (i <= j) {
-        lua_Unsigned n = (lua_Unsigned)j - (lua_Unsigned)i + 1u;
-        pay(L, n + (n > LUA_MAXINTEGER / (lsep + 1) ? n : n * lsep) /
-                       BYTES_PER_WORK);
-    }
-    lua_settop(L, 4);
-    lua_pushinteger(L, i);
-    lua_replace(L, 3);
-    lua_pushinteger(L, j);
-    lua_replace(L, 4);
-    return call_original(L);
+    lua_Unsigned n = span(i, j);
+    lua_Unsigned seps = lsep && n > LUA_MAXINTEGER / lsep ? LUA_MAXINTEGER
+                                                          : n * lsep;
+    pay(L, n + seps / BYTES_PER_WORK);
+    return call_with_bounds(L, 3, i, j);
 }
 
 /* table.unpack(t [, i [, j]]) */
 static int unpack(lua_State *L)
 {
     lua_Integer i = luaL_optinteger(L, 2, 1);
-    lua_Integer e = lua_isnoneornil(L, 3) ? luaL_len(L, 1)
+    lua_Integer j = lua_isnoneornil(L, 3) ? luaL_len(L, 1)
                                           : luaL_checkinteger(L, 3);
-    if (i <= e) {
-        lua_Unsigned n = (lua_Unsigned)e - (lua_Unsigned)i;
-        /* Lua refuses more than the stack can take before looping. */
-        if (n < INT_MAX)
-            pay(L, n + 1u);
-    }
-    lua_settop(L, 3);
-    lua_pushinteger(L, i);
-    lua_replace(L, 2);
-    lua_pushinteger(L, e);
-    lua_replace(L, 3);
-    return call_original(L);
+    lua_Unsigned n = span(i, j);
+    /* Lua refuses more than the stack can take before looping. */
+    if (n <= INT_MAX)
+        pay(L, n);
+    return call_with_bounds(L, 2, i, j);
 }
 
 static int fixed_len(lua_State *L)
@@ -279,4 +287,13 @@ void llib_install(lua_State *L, int string_idx, int table_idx,
         for (const luaL_Reg *r = table_fns; r->name; r++)
             wrap(L, t, r->name, r->func, c);
     }
+}
+
+void llib_install_globals(lua_State *L, const struct llib_charge *c)
+{
+    lua_getglobal(L, "string");
+    lua_getglobal(L, "table");
+    if (lua_istable(L, -2) && lua_istable(L, -1))
+        llib_install(L, -2, -1, c);
+    lua_pop(L, 2);
 }

@@ -26,4 +26,8 @@ struct llib_charge {
 void llib_install(lua_State *L, int string_idx, int table_idx,
                   const struct llib_charge *c);
 
+/* The same on the state's global string and table libraries (which
+ * string methods, ("x"):rep(3), find through the string metatable). */
+void llib_install_globals(lua_State *L, const struct llib_charge *c);
+
 #endif

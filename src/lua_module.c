@@ -1914,11 +1914,7 @@ int luaopen_hearsay_core(lua_State *L)
      * functions with loops in C under their budget, as in the agent
      * (string methods find the global string table). Outside a script's
      * call they cost nothing and behave as Lua's own. */
-    lua_getglobal(L, "string");
-    lua_getglobal(L, "table");
-    if (lua_istable(L, -2) && lua_istable(L, -1))
-        llib_install(L, -2, -1, &lnode_library_charge);
-    lua_pop(L, 2);
+    llib_install_globals(L, &lnode_library_charge);
     luaL_newlib(L, funcs);
     lua_pushstring(L, HS_VERSION);
     lua_setfield(L, -2, "version");

@@ -197,6 +197,16 @@ static int64_t pay(int64_t want)
 
 static void budget_hook(lua_State *L, lua_Debug *ar);
 
+/* The outermost call, from f out, that has used its CPU time, if any. */
+static struct frame *late_call(struct frame *f, uint64_t now)
+{
+    struct frame *late = NULL;
+    for (struct frame *g = f; g; g = g->outer)
+        if (out_of_time(g, now))
+            late = g;
+    return late;
+}
+
 /* The running call is out of budget (of its time, when `late` is the
  * outermost call out of time): stop it, and every call it runs inside up
  * to the outermost one whose budget is spent. Their coroutines then stop
@@ -243,9 +253,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
             uint64_t now = now_ns();
             gap = now - f->last;
             f->last = now;
-            for (struct frame *g = f; g; g = g->outer)
-                if (out_of_time(g, now))
-                    late = g;
+            late = late_call(f, now);
         }
         int64_t got = late ? 0 : pay(stretch(L, gap));
         if (got > 0) {
@@ -529,13 +537,7 @@ void lnode_charge(lua_State *L, lua_Unsigned work)
     check_budget(L);
     int64_t want = work > (lua_Unsigned)NO_BUDGET - 1 ? NO_BUDGET - 1
                                                        : (int64_t)work;
-    struct frame *late = NULL;
-    if (f->timed) {
-        uint64_t now = now_ns();
-        for (struct frame *g = f; g; g = g->outer)
-            if (out_of_time(g, now))
-                late = g;
-    }
+    struct frame *late = f->timed ? late_call(f, now_ns()) : NULL;
     if (late == NULL && pay(want) == want)
         return;
     stop(late);
@@ -544,12 +546,7 @@ void lnode_charge(lua_State *L, lua_Unsigned work)
                              : BUDGET_MSG);
 }
 
-static void charge_work(lua_State *L, lua_Unsigned work)
-{
-    lnode_charge(L, work);
-}
-
-const struct llib_charge lnode_library_charge = {charge_work};
+const struct llib_charge lnode_library_charge = {lnode_charge};
 
 void lnode_guard_coroutines(lua_State *L, int idx)
 {
