@@ -313,6 +313,8 @@ describe("the script budget over loops in C", function()
       "table.move(" .. lie .. ", 1, 1e7, 2)",
       "table.concat(" .. t:format("3e6", "type") .. ")",
       "table.concat({}, '', 1, 3e6)",
+      "table.concat(" .. t:format("1", "type")
+        .. ", '', math.mininteger, math.maxinteger)",
       "table.unpack(" .. lie .. ", 1, 9e5)",
       "table.sort(" .. t:format("1e6", "rawlen") .. ")" }
   end)
