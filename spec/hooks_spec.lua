@@ -216,8 +216,11 @@ describe("a failing script #net", function()
   end)
 
   it("stops a hook that grows past script_memory", function()
+    -- a budget of 5 s of CPU time: under the sanitizers, on a loaded
+    -- machine, filling 16 MiB can take longer than the default half second
     local a = hs("m1", 46, { args = { "--script", SCRIPTS .. "memory_hog.lua",
-                                      "--set", "script_memory=16MiB" } })
+                                      "--set", "script_memory=16MiB",
+                                      "--set", "script_budget=100000000" } })
     local b = hs("m2", 47, { join = { ip(46) .. ":7946" } })
     assert.is_true(agent.wait(function()
       return a:status_of("m2") == "alive" and b:status_of("m1") == "alive"
