@@ -9,15 +9,23 @@
 #   make docs       regenerate the configuration reference in docs/
 
 CC      ?= cc
-PKGS    := lua5.4 libuv msgpack libcrypto zlib libcjson
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# The pure layers (base, codec, core, the simulated io) see only these
+# packages; libuv and Lua are for io/transport, lua/, agent/, cli/ and main.
+PURE_PKGS := msgpack libcrypto zlib
+PKGS    := lua5.4 libuv libcjson $(PURE_PKGS)
+PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PURE_CFLAGS := $(shell pkg-config --cflags $(PURE_PKGS) 2>/dev/null)
+PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wundef -Wno-format-nonliteral
 OPT     ?= -O2 -g
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(PKG_CFLAGS) -fPIC \
-             $(EXTRA_CFLAGS)
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -Isrc -fPIC -MMD -MP \
+              $(EXTRA_CFLAGS)
+CFLAGS_ALL  = $(BASE_CFLAGS) $(PKG_CFLAGS)
+# $(BUILD)/poison holds a uv.h, lua.h, lauxlib.h and lualib.h that stop
+# the build: the pure layers find them before the system's.
+CFLAGS_PURE = $(BASE_CFLAGS) -I$(BUILD)/poison $(PURE_CFLAGS)
 LDLIBS_ALL = $(EXTRA_LDFLAGS) $(PKG_LIBS) -lm
 
 BUILD   ?= build
@@ -25,34 +33,55 @@ BIN     ?= bin
 LIBDIR  ?= lib
 Q       := @
 
-# The protocol core: pure C, no libuv, no Lua.
-CORE    := hs buf log addr mp lzw wire text keyring config timers members \
-           broadcast suspicion probe stream keyops pushpull metadata node sim \
-           frames
-# The runtime: libuv, the control endpoint, Lua.
-RUNTIME := transport join snapshot wal keyfile control cli lua_lib lua_pattern \
-           lua_config lua_node lua_host stats metrics watchdog
-CORE_OBJ    := $(CORE:%=$(BUILD)/%.o)
-RUNTIME_OBJ := $(RUNTIME:%=$(BUILD)/%.o)
-MODULE_OBJ  := $(BUILD)/lua_module.o
+# The layers, bottom up (docs/layout.md says what each may include;
+# scripts/check-layers.sh holds them to it).
+#   base   memory, buffers, logs, addresses, timers, text
+#   codec  msgpack, LZW, the wire messages, keyring, TCP frames
+#   core   the protocol: members, probes, gossip, streams, the store
+#   io     the io seam's implementations: libuv sockets, the simulation
+#   lua    the Lua binding: sandbox, hooks, the hearsay API, modules
+#   agent  the agent: start-up, data dir, control endpoint, metrics
+#   cli    the command line client
+src_of = $(wildcard src/$(1)/*.c)
+obj_of = $(patsubst src/%.c,$(BUILD)/%.o,$(1))
+PURE_SRC := $(call src_of,base) $(call src_of,codec) $(call src_of,core) \
+            src/io/sim.c
+CORE_OBJ := $(call obj_of,$(PURE_SRC))
+IO_OBJ   := $(call obj_of,$(filter-out src/io/sim.c,$(call src_of,io)))
+LUA_OBJ  := $(call obj_of,$(filter-out src/lua/module.c,$(call src_of,lua)))
+AGENT_OBJ := $(call obj_of,$(call src_of,agent))
+CLI_OBJ  := $(call obj_of,$(call src_of,cli))
+RUNTIME_OBJ := $(IO_OBJ) $(LUA_OBJ) $(AGENT_OBJ) $(CLI_OBJ)
+MODULE_OBJ  := $(BUILD)/lua/module.o
 # What the Lua module links of the runtime: the Lua binding and the
 # libuv transport of in-process nodes (no CLI, control endpoint, metrics
 # or data dir).
-MODULE_RT   := transport join lua_lib lua_pattern lua_config lua_node lua_host
-MODULE_RT_OBJ := $(MODULE_RT:%=$(BUILD)/%.o)
+MODULE_RT_OBJ := $(IO_OBJ) $(LUA_OBJ) $(BUILD)/agent/join.o
 
-HEADERS := $(wildcard src/*.h)
 CTESTS  := $(patsubst spec/c/%.c,%,$(wildcard spec/c/test_*.c))
 
-.PHONY: all clean ctest test run asan deps check busted lint docs
+.PHONY: all clean ctest test run asan deps check busted lint docs layers
 
 all: $(BIN)/hearsay $(LIBDIR)/hearsay/core.so
 
-$(BUILD)/%.o: src/%.c $(HEADERS) | $(BUILD)
+POISON := $(addprefix $(BUILD)/poison/,uv.h lua.h lauxlib.h lualib.h)
+$(POISON):
+	@mkdir -p $(@D)
+	$(Q)echo '#error "$(@F) is not for the base, codec and core layers (docs/layout.md)"' >$@
+
+$(CORE_OBJ): $(BUILD)/%.o: src/%.c | $(POISON)
+	@mkdir -p $(@D)
+	@echo "  CC $<"
+	$(Q)$(CC) $(CFLAGS_PURE) -c $< -o $@
+
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(@D)
 	@echo "  CC $<"
 	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(BUILD) $(BIN) $(LIBDIR)/hearsay:
+-include $(wildcard $(BUILD)/*.d $(BUILD)/*/*.d)
+
+$(BIN) $(LIBDIR)/hearsay:
 	$(Q)mkdir -p $@
 
 $(BIN)/hearsay: $(BUILD)/main.o $(RUNTIME_OBJ) $(CORE_OBJ) | $(BIN)
@@ -68,18 +97,22 @@ $(BUILD)/test_%: spec/c/test_%.c $(wildcard spec/c/*.h) $(CORE_OBJ)
 	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) -o $@ $(LDLIBS_ALL)
 
 # The transport check also needs libuv's side of the runtime.
-$(BUILD)/test_transport: spec/c/test_transport.c $(wildcard spec/c/*.h) $(CORE_OBJ) $(BUILD)/transport.o
+$(BUILD)/test_transport: spec/c/test_transport.c $(wildcard spec/c/*.h) $(CORE_OBJ) $(IO_OBJ)
 	@echo "  CC $<"
-	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(BUILD)/transport.o -o $@ $(LDLIBS_ALL)
+	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(IO_OBJ) -o $@ $(LDLIBS_ALL)
 
-# The data dir's check needs its two files of the runtime.
-$(BUILD)/test_wal: spec/c/test_wal.c $(wildcard spec/c/*.h) $(CORE_OBJ) $(BUILD)/wal.o $(BUILD)/snapshot.o
+# The data dir's check needs the agent's log.
+$(BUILD)/test_wal: spec/c/test_wal.c $(wildcard spec/c/*.h) $(CORE_OBJ) $(BUILD)/agent/wal.o
 	@echo "  CC $<"
-	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(BUILD)/wal.o $(BUILD)/snapshot.o -o $@ $(LDLIBS_ALL)
+	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(BUILD)/agent/wal.o -o $@ $(LDLIBS_ALL)
 
 $(BUILD)/bench_%: scripts/bench/%.c $(CORE_OBJ) $(RUNTIME_OBJ)
 	@echo "  CC $<"
 	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(RUNTIME_OBJ) -o $@ $(LDLIBS_ALL)
+
+# The layers include only what is below them.
+layers:
+	$(Q)./scripts/check-layers.sh
 
 ctest: $(CTESTS:%=$(BUILD)/%)
 	$(Q)set -e; for t in $(CTESTS); do $(BUILD)/$$t; done
@@ -94,7 +127,7 @@ deps:
 test: deps
 	$(Q)$(MAKE) --no-print-directory check
 
-check: all ctest busted lint fuzz-smoke valgrind
+check: layers all ctest busted lint fuzz-smoke valgrind
 	$(Q)./scripts/check-leftovers.sh
 
 busted: all
@@ -146,19 +179,20 @@ FUZZ_TARGETS := packet stream reply lzw metadata packet_encrypted \
                 $(FUZZ_AGENT_TARGETS)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
-FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(PKG_CFLAGS) \
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Isrc $(PKG_CFLAGS) \
                 $(FUZZ_SAN)
-FUZZ_OBJ     := $(CORE:%=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/snapshot.o
-FUZZ_RT_OBJ  := $(CORE:%=$(FUZZ_DIR)/obj/%.o) $(RUNTIME:%=$(FUZZ_DIR)/obj/%.o)
+fuzz_obj_of   = $(patsubst src/%.c,$(FUZZ_DIR)/obj/%.o,$(1))
+FUZZ_OBJ     := $(call fuzz_obj_of,$(PURE_SRC))
+FUZZ_RT_OBJ  := $(FUZZ_OBJ) $(patsubst $(BUILD)/%,$(FUZZ_DIR)/obj/%,$(RUNTIME_OBJ))
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 .SECONDARY: $(FUZZ_OBJ) $(FUZZ_RT_OBJ)
 
-$(FUZZ_DIR)/obj:
-	$(Q)mkdir -p $@
-
-$(FUZZ_DIR)/obj/%.o: src/%.c $(HEADERS) | $(FUZZ_DIR)/obj
+$(FUZZ_DIR)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
 	@echo "  CC (fuzz) $<"
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer-no-link -c $< -o $@
+
+-include $(wildcard $(FUZZ_DIR)/obj/*/*.d)
 
 $(FUZZ_DIR)/fuzz_%: spec/fuzz/%.c spec/fuzz/fuzz.c $(wildcard spec/fuzz/*.h) \
                     $(FUZZ_OBJ)
@@ -174,8 +208,7 @@ $(FUZZ_AGENT_TARGETS:%=$(FUZZ_DIR)/fuzz_%): $(FUZZ_DIR)/fuzz_%: \
 	    $(FUZZ_RT_OBJ) -o $@ $(LDLIBS_ALL)
 
 # The script sandbox also needs the Lua binding layer.
-FUZZ_LUA_OBJ := $(FUZZ_DIR)/obj/lua_host.o $(FUZZ_DIR)/obj/lua_node.o \
-                $(FUZZ_DIR)/obj/lua_lib.o $(FUZZ_DIR)/obj/lua_pattern.o
+FUZZ_LUA_OBJ := $(patsubst $(BUILD)/%,$(FUZZ_DIR)/obj/%,$(LUA_OBJ))
 .SECONDARY: $(FUZZ_LUA_OBJ)
 $(FUZZ_DIR)/fuzz_sandbox: spec/fuzz/sandbox.c spec/fuzz/fuzz.c \
                           $(wildcard spec/fuzz/*.h) $(FUZZ_OBJ) $(FUZZ_LUA_OBJ)
@@ -185,18 +218,18 @@ $(FUZZ_DIR)/fuzz_sandbox: spec/fuzz/sandbox.c spec/fuzz/fuzz.c \
 
 # The Lua patterns against Lua's own: the matcher alone.
 $(FUZZ_DIR)/fuzz_patterns: spec/fuzz/patterns.c $(wildcard spec/fuzz/*.h) \
-                           $(FUZZ_DIR)/obj/lua_pattern.o
+                           $(FUZZ_DIR)/obj/lua/pattern.o
 	@echo "  LD (fuzz) $@"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< \
-	    $(FUZZ_DIR)/obj/lua_pattern.o -o $@ $(LDLIBS_ALL)
+	    $(FUZZ_DIR)/obj/lua/pattern.o -o $@ $(LDLIBS_ALL)
 
 # The seeds hearsay writes itself (spec/fuzz/seeds.c, the real encoders).
 $(FUZZ_DIR)/seeds: spec/fuzz/seeds.c spec/fuzz/fuzz.c \
-                  $(wildcard spec/fuzz/*.h) $(CORE_OBJ) $(BUILD)/snapshot.o
+                  $(wildcard spec/fuzz/*.h) $(CORE_OBJ)
 	@echo "  CC $<"
 	$(Q)mkdir -p $(FUZZ_DIR)
-	$(Q)$(CC) $(CFLAGS_ALL) $< spec/fuzz/fuzz.c $(CORE_OBJ) \
-	    $(BUILD)/snapshot.o -o $@ $(LDLIBS_ALL)
+	$(Q)$(CC) $(CFLAGS_ALL) $< spec/fuzz/fuzz.c $(CORE_OBJ) -o $@ \
+	    $(LDLIBS_ALL)
 
 .PHONY: fuzz fuzz-build fuzz-smoke fuzz-corpus valgrind
 fuzz-build: $(FUZZ_BINS)

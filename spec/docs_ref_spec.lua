@@ -2,7 +2,7 @@
 -- the code at run time (the module tables, the hook list, the
 -- configuration keys, `hearsay --help`), so a function, hook, key, command
 -- or flag added without its documentation fails here; and the generated
--- configuration reference must match src/config.c.
+-- configuration reference must match src/core/config.c.
 local core = require "hearsay.core"
 local simlib = require "hearsay.sim"
 local agent = require "agent"
@@ -209,7 +209,7 @@ describe("docs/cli.md", function()
 
   it("documents every request of the control protocol and its variables",
      function()
-    local header = read("src/control.h")
+    local header = read("src/agent/control.h")
     local n = 0
     for cmd in header:gmatch('{"cmd":"([%w_]+)"') do
       n = n + 1
@@ -225,7 +225,7 @@ end)
 describe("docs/operations.md", function()
   it("documents every metric of the Prometheus endpoint", function()
     local text = read("docs/operations.md")
-    local src = read("src/stats.c")
+    local src = read("src/agent/stats.c")
     local n = 0
     for _, pat in ipairs({ 'COUNTER%(%s*"([%l_]+)"', 'GAUGE%(%s*"([%l_]+)"',
                            '{%s*"([%l_]+)",%s*STATS_' }) do

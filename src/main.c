@@ -14,19 +14,19 @@
 
 #include <uv.h>
 
-#include "agent.h"
-#include "cli.h"
-#include "control.h"
-#include "keyfile.h"
-#include "lua_config.h"
-#include "lua_host.h"
-#include "metadata.h"
-#include "metrics.h"
-#include "snapshot.h"
-#include "node.h"
-#include "transport.h"
-#include "wal.h"
-#include "watchdog.h"
+#include "agent/agent.h"
+#include "cli/cli.h"
+#include "agent/control.h"
+#include "agent/keyfile.h"
+#include "lua/config.h"
+#include "lua/host.h"
+#include "core/metadata.h"
+#include "agent/metrics.h"
+#include "core/snapshot.h"
+#include "core/node.h"
+#include "io/transport.h"
+#include "agent/wal.h"
+#include "agent/watchdog.h"
 
 #define EXIT_USAGE 2
 /* Beyond leave_timeout the node itself gives up; this net only catches a

@@ -1,7 +1,7 @@
 -- hearsay.sim: a deterministic simulated network for specs, many nodes
 -- in one process under a virtual clock. The protocol core and the hooks
 -- are the real ones; only the network and the clock are simulated
--- (src/sim.c implements the core's io in memory).
+-- (src/io/sim.c implements the core's io in memory).
 --
 --   local sim = require("hearsay.sim").new{ seed = 42, profile = "lan" }
 --   sim:add(5, { scripts = { "my_hooks.lua" } })  -- n1..n5, joining n1

@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../src/keyring.h"
-#include "../../src/node.h"
-#include "../../src/wire.h"
+#include "../../src/codec/keyring.h"
+#include "../../src/core/node.h"
+#include "../../src/codec/wire.h"
 
 /* ===== Counting allocations ===== */
 

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../src/lua_node.h"
-#include "../../src/node_int.h"
-#include "../../src/sim.h"
+#include "../../src/lua/lnode.h"
+#include "../../src/core/node_int.h"
+#include "../../src/io/sim.h"
 
 static double now_ns(void)
 {

@@ -1,4 +1,4 @@
-/* patterns.c: our Lua patterns (src/lua_pattern.c) against Lua's own
+/* patterns.c: our Lua patterns (src/lua/pattern.c) against Lua's own
  * string.find, match, gmatch and gsub on typical workloads, and on a
  * pattern that backtracks without end. Run by scripts/bench-patterns;
  * prints a table.
@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../src/lua_pattern.h"
+#include "../../src/lua/pattern.h"
 
 #define MAX_RUNS 101
 #define BUDGET 10000000 /* work units the pathological case may charge */

@@ -23,9 +23,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../src/metadata.h"
-#include "../../src/node.h"
-#include "../../src/sim.h"
+#include "../../src/core/metadata.h"
+#include "../../src/core/node.h"
+#include "../../src/io/sim.h"
 
 #define MISSING 1000
 #define VALUE "0123456789abcdef0123456789abcdef"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/hs.h"
+#include "../../src/base/hs.h"
 
 static int test_failures;
 static int test_checks;

@@ -2,10 +2,10 @@
  * addresses and configuration. */
 #include "test.h"
 
-#include "../../src/broadcast.h"
-#include "../../src/config.h"
-#include "../../src/members.h"
-#include "../../src/timers.h"
+#include "../../src/core/broadcast.h"
+#include "../../src/core/config.h"
+#include "../../src/core/members.h"
+#include "../../src/base/timers.h"
 
 static void take(struct bqueue *q, size_t limit, int tl, char *out,
                  size_t outlen)

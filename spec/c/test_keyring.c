@@ -2,8 +2,8 @@
  * examples (section 7.4), and the keyring rules of memberlist. */
 #include "test.h"
 
-#include "../../src/keyring.h"
-#include "../../src/sim.h"
+#include "../../src/codec/keyring.h"
+#include "../../src/io/sim.h"
 
 /* Section 9.1: the 69-byte ping that section 7.4 encrypts. */
 static const char *ping_hex =

@@ -3,8 +3,8 @@
 
 #include <time.h>
 
-#include "../../src/buf.h"
-#include "../../src/lzw.h"
+#include "../../src/base/buf.h"
+#include "../../src/codec/lzw.h"
 #include "lzw_vectors.h"
 
 /* ===== Helpers ===== */

@@ -4,10 +4,10 @@
  * tombstone heap collected across ticks, and the snapshot's parts. */
 #include "test.h"
 
-#include "../../src/metadata.h"
-#include "../../src/mp.h"
-#include "../../src/rng.h"
-#include "../../src/sim.h"
+#include "../../src/core/metadata.h"
+#include "../../src/codec/mp.h"
+#include "../../src/base/rng.h"
+#include "../../src/io/sim.h"
 
 #define TTL_MS 30000
 

@@ -4,8 +4,8 @@
  * same sanitizers. */
 #include "test.h"
 
-#include "../../src/keyring.h"
-#include "../../src/sim.h"
+#include "../../src/codec/keyring.h"
+#include "../../src/io/sim.h"
 
 static struct sim *pair(void)
 {

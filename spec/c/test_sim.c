@@ -1,7 +1,7 @@
 /* test_sim.c: the protocol core end to end on the simulated network. */
 #include "test.h"
 
-#include "../../src/sim.h"
+#include "../../src/io/sim.h"
 
 static int verbose;
 

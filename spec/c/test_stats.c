@@ -2,8 +2,8 @@
  * by type, in and out, on packets and on streams. */
 #include "test.h"
 
-#include "../../src/sim.h"
-#include "../../src/wire.h"
+#include "../../src/io/sim.h"
+#include "../../src/codec/wire.h"
 
 static struct sim *new_sim(size_t n, bool compress)
 {

@@ -8,10 +8,10 @@
 
 #include "test.h"
 
-#include "../../src/members.h"
-#include "../../src/node.h"
-#include "../../src/transport.h"
-#include "../../src/wire.h"
+#include "../../src/core/members.h"
+#include "../../src/core/node.h"
+#include "../../src/io/transport.h"
+#include "../../src/codec/wire.h"
 
 #define LIMIT_MS 30000 /* generous: most conditions hold in < 2 s */
 

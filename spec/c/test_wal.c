@@ -14,10 +14,10 @@
 
 #include <uv.h>
 
-#include "../../src/metadata.h"
-#include "../../src/sim.h"
-#include "../../src/snapshot.h"
-#include "../../src/wal.h"
+#include "../../src/core/metadata.h"
+#include "../../src/io/sim.h"
+#include "../../src/core/snapshot.h"
+#include "../../src/agent/wal.h"
 
 static struct hs_logger quiet = {HS_LOG_OFF, NULL, NULL};
 

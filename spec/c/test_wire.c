@@ -1,7 +1,7 @@
 /* test_wire.c: the codec against the shared reference's hex examples. */
 #include "test.h"
 
-#include "../../src/wire.h"
+#include "../../src/codec/wire.h"
 
 /* Section 9.1: ping, SeqNo 7, "node-a" at 10.0.0.1:7946 to "node-b". */
 static const char *PING_HEX =

@@ -23,10 +23,10 @@
 #include <cJSON.h>
 #include <uv.h>
 
-#include "../../src/agent.h"
-#include "../../src/control.h"
-#include "../../src/metadata.h"
-#include "../../src/node.h"
+#include "../../src/agent/agent.h"
+#include "../../src/agent/control.h"
+#include "../../src/core/metadata.h"
+#include "../../src/core/node.h"
 
 #define ROUNDS 40     /* reads, each followed by loop and simulation */
 #define ROUND_MS 100  /* simulated time per round: joins and leaves end */

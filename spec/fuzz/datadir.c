@@ -21,9 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../src/metadata.h"
-#include "../../src/node.h"
-#include "../../src/snapshot.h"
+#include "../../src/core/metadata.h"
+#include "../../src/core/node.h"
+#include "../../src/core/snapshot.h"
 
 
 static void write_file(const char *path, const struct buf *head,

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../src/keyring.h"
-#include "../../src/members.h"
-#include "../../src/metadata.h"
-#include "../../src/node.h"
+#include "../../src/codec/keyring.h"
+#include "../../src/core/members.h"
+#include "../../src/core/metadata.h"
+#include "../../src/core/node.h"
 
 /* ===== Reading what we are lent ===== */
 

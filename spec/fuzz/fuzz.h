@@ -11,11 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../src/buf.h"
-#include "../../src/config.h"
-#include "../../src/hooks.h"
-#include "../../src/log.h"
-#include "../../src/sim.h"
+#include "../../src/base/buf.h"
+#include "../../src/core/config.h"
+#include "../../src/core/hooks.h"
+#include "../../src/base/log.h"
+#include "../../src/io/sim.h"
 
 /* libFuzzer's entry points. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

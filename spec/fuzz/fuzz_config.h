@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/lua_config.h"
+#include "../../src/lua/config.h"
 
 static int fuzz_config_file(const char *name, const uint8_t *data,
                             size_t size)

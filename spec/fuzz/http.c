@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../../src/metrics.h"
+#include "../../src/agent/metrics.h"
 
 /* What a 200 needs, checked apart from the parser: the method, and a
  * target whose path is /metrics. */

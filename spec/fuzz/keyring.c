@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/keyfile.h"
-#include "../../src/keyring.h"
+#include "../../src/agent/keyfile.h"
+#include "../../src/codec/keyring.h"
 
 static void check_keys(const struct keyring *kr)
 {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/lzw.h"
+#include "../../src/codec/lzw.h"
 
 #define OUT_MAX (1u << 20)
 

@@ -27,10 +27,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../src/metadata.h"
-#include "../../src/node.h"
-#include "../../src/snapshot.h"
-#include "../../src/wire.h"
+#include "../../src/core/metadata.h"
+#include "../../src/core/node.h"
+#include "../../src/core/snapshot.h"
+#include "../../src/codec/wire.h"
 
 
 static void restore(struct metadata *md, const uint8_t *p, size_t n)

@@ -8,7 +8,7 @@
  * metadata fetches over streams, gossip to b) runs too. */
 #include "fuzz.h"
 
-#include "../../src/node.h"
+#include "../../src/core/node.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

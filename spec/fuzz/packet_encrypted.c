@@ -10,7 +10,7 @@
  * node b and the simulation runs on, encrypting whatever it sends. */
 #include "fuzz.h"
 
-#include "../../src/node.h"
+#include "../../src/core/node.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

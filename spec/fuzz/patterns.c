@@ -1,5 +1,5 @@
 /* patterns.c: differential libFuzzer target for the Lua patterns of
- * src/lua_pattern.c against Lua's own string.find, match, gmatch and
+ * src/lua/pattern.c against Lua's own string.find, match, gmatch and
  * gsub.
  *
  * The input is a header of four bytes and three fields:
@@ -30,7 +30,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "../../src/lua_pattern.h"
+#include "../../src/lua/pattern.h"
 
 /* Steps of our matcher per input: a scan of a 4 KiB subject takes a few
  * thousand, so only inputs that backtrack reach it; spending it takes

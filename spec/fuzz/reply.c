@@ -26,10 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/metadata.h"
-#include "../../src/mp.h"
-#include "../../src/node_int.h"
-#include "../../src/wire.h"
+#include "../../src/core/metadata.h"
+#include "../../src/codec/mp.h"
+#include "../../src/core/node_int.h"
+#include "../../src/codec/wire.h"
 
 #define MAX_STREAMS 64
 #define ROUNDS 12

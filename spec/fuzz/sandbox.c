@@ -29,9 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../src/lua_host.h"
-#include "../../src/metadata.h"
-#include "../../src/node.h"
+#include "../../src/lua/host.h"
+#include "../../src/core/metadata.h"
+#include "../../src/core/node.h"
 
 #define BUDGET 100000
 #define MEMORY (4u << 20)

@@ -19,12 +19,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../src/lzw.h"
-#include "../../src/metadata.h"
-#include "../../src/mp.h"
-#include "../../src/node_int.h"
-#include "../../src/snapshot.h"
-#include "../../src/wire.h"
+#include "../../src/codec/lzw.h"
+#include "../../src/core/metadata.h"
+#include "../../src/codec/mp.h"
+#include "../../src/core/node_int.h"
+#include "../../src/core/snapshot.h"
+#include "../../src/codec/wire.h"
 
 static const char *root;
 static int written;

@@ -10,7 +10,7 @@
  * whatever they set off run too. */
 #include "fuzz.h"
 
-#include "../../src/node.h"
+#include "../../src/core/node.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -7,7 +7,7 @@
  * input of odd length is followed by the peer closing the stream. */
 #include "fuzz.h"
 
-#include "../../src/node.h"
+#include "../../src/core/node.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/frames.h"
-#include "../../src/node.h"
+#include "../../src/codec/frames.h"
+#include "../../src/core/node.h"
 
 #define DELIVER_MAX 64 /* frames handed to the node, to keep runs short */
 

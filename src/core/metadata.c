@@ -1,0 +1,3042 @@
+/* metadata.c: the cluster metadata store: versions, validation, gossip,
+ * anti-entropy by hash tree, fetches of large values, snapshots. */
+#include "core/metadata.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/mp.h"
+#include "core/node_int.h"
+
+/* Batches of one sync stream: what one request and its answer may carry,
+ * so that serving or reading either stays a short step of the loop. */
+#define WANT_BATCH 500    /* keys asked for by name */
+#define PUSH_BATCH 500    /* entries pushed */
+#define PUSH_BYTES (4u << 20)
+#define VISIT_BATCH 4000  /* entries of ours looked at to fill a push */
+#define RANGE_BATCH 500   /* entries answered from ranges */
+#define RANGES_BATCH 64   /* ranges asked for at once */
+#define ASK_BATCH 512     /* tree nodes asked about */
+#define GONE_BATCH 500    /* keys the peer should forget */
+#define ANSWER_BYTES (8u << 20) /* of wanted entries */
+#define RANGE_BYTES (4u << 20)  /* of ranges' entries: with the above,
+                                   within max_stream_size's 20 MiB */
+/* What one sync may queue, whatever a peer answers (a sync that would
+ * need more stops there, and the next push/pull goes on). */
+#define SYNC_QUEUE_MAX (1u << 20)
+/* The old protocol's key lists (a peer before the hash tree): at most
+ * this many keys listed in a push/pull answer, and read from one. */
+#define LEGACY_LIST_MAX 20000
+#define QUEUE_MAX 4096
+
+/* The hash tree. Each entry has a 64-bit path (a hash of its key); the
+ * top level is 256 buckets by its first 8 bits, then each level splits a
+ * node 16 ways by the next 4 bits, down to depth 15. A node's hash is the
+ * XOR of its entries' digests and its count their number; both change
+ * with every write along one path, so they are always up to date. Nodes
+ * exist only where entries are: a leaf holds up to LEAF_MAX entries
+ * sorted by (path, key), and splits beyond; a subtree that falls to
+ * LEAF_MERGE entries becomes a leaf again. */
+#define TREE_TOP 256
+#define TREE_DEPTH 15
+#define LEAF_MAX 64
+#define LEAF_MERGE 32
+/* A node with at most this many entries is answered as a list of its
+ * entries, not as 16 child hashes. */
+#define LIST_MAX 8
+
+/* The skip list (key order): heights 1..SL_MAX, each level a quarter of
+ * the one below. */
+#define SL_MAX 24
+
+/* Upkeep: tombstones collected per tick, hash buckets moved per write and
+ * per tick. */
+#define TICK_BATCH 256
+#define REHASH_STEP 16
+#define REHASH_TICK 4096
+#define HT_MIN 64
+
+struct fetch {
+    struct fetch *next;
+    uint64_t version;
+    uint16_t keylen;
+    bool retried;
+    char key[META_KEY_MAX];
+    char origin[256];
+    uint8_t originlen;
+};
+
+/* A node of the hash tree: the entries whose path starts with its
+ * prefix. */
+struct tnode {
+    uint64_t hash;
+    uint32_t count;
+    uint32_t n, cap;         /* a leaf's entries */
+    struct meta_entry **v;   /* a leaf: sorted by (path, key) */
+    struct tnode *kids;      /* an inner node: 16 children; NULL: a leaf */
+};
+
+/* A prefix of paths: the top bits(depth) bits of lo (the rest zero). */
+struct pfx {
+    uint64_t lo;
+    uint8_t depth;
+};
+
+/* An entry the peer listed under a prefix (enough to know whether to
+ * push ours). */
+struct seen {
+    uint64_t path, version, digest;
+};
+
+/* A prefix whose entries we push, but for those the peer listed there. */
+struct prange {
+    struct pfx p;
+    bool partial;           /* the peer listed more than `seen` holds: we
+                               cannot tell what it lacks */
+    uint8_t nseen;
+    struct seen seen[LIST_MAX];
+};
+
+/* A key the peer should forget: we lack it, at or below our horizon (it
+ * was deleted here). */
+struct krec {
+    char *key, *origin;
+    uint16_t keylen;
+    uint8_t originlen;
+    uint64_t version;
+};
+
+/* A growable queue, read from `pos`. */
+#define QUEUE(type)                                                        \
+    struct {                                                               \
+        type *v;                                                           \
+        size_t n, cap, pos;                                                \
+    }
+
+/* One sync with a peer, led by us: the tree nodes to ask about, the
+ * ranges of keys to fetch or push, single keys wanted or pushed (the old
+ * protocol's lists), and keys the peer should forget. */
+struct sync {
+    struct sync *next;
+    struct hs_addr peer;
+    uint64_t peer_hz;        /* the peer's horizon */
+    uint64_t t0;             /* our clock (a version) when it began */
+    bool failed;             /* something went unanswered or was cut */
+    size_t dropped;          /* keys the peer's horizon showed deleted */
+    QUEUE(struct pfx) asks;
+    QUEUE(struct pfx) wranges;
+    QUEUE(struct prange) pranges;
+    QUEUE(char *) want;
+    QUEUE(char *) push;
+    QUEUE(struct krec) gone;
+    /* Where the range being fetched (w) and pushed (p) have got to. */
+    bool wcur, pcur;
+    uint16_t wcurlen, pcurlen;
+    uint64_t wcurpath, pcurpath;
+    char wcurkey[META_KEY_MAX], pcurkey[META_KEY_MAX];
+};
+
+/* What a stream request of ours is about. */
+struct request {
+    struct metadata *md;
+    struct sync *sync;   /* or NULL */
+    struct fetch *fetch; /* or NULL */
+    size_t asked;        /* keys wanted by name in this request */
+    struct pfx *tree;    /* tree nodes asked about, in order */
+    size_t ntree;
+    size_t nranges;      /* ranges fetched (the first ones queued) */
+};
+
+struct htab {
+    struct meta_entry **b;
+    size_t mask, used;
+};
+
+struct metadata {
+    struct node *nd;
+    size_t n, ndeleted;
+    /* Hash table, incremental rehash as redis's dict: while `rehashing`,
+     * buckets below `rehash` of ht[0] have moved to ht[1]. */
+    struct htab ht[2];
+    size_t rehash;
+    bool rehashing;
+    uint64_t seed;           /* of the table's hash: keys cannot aim */
+    struct hs_rng rng;       /* skip list heights */
+    struct meta_entry *head[SL_MAX];
+    struct tnode top[TREE_TOP];
+    struct meta_entry **heap; /* tombstones, oldest version first */
+    size_t nheap, heapcap;
+    uint64_t hlc;
+    uint64_t horizon;        /* highest tombstone version collected */
+    uint64_t synced;         /* t0 of the last sync that completed (kept
+                                with the horizon: they go together) */
+    uint32_t epoch;          /* marks of key-list syncs */
+    bool dirty;
+    uint64_t hz_logged_at;   /* refusals by the horizon: last log line */
+    uint64_t hz_quiet;       /* ... and those since, not logged */
+    bool hz_logged;
+    struct fetch *fetches;
+    struct sync *syncs;
+    struct bqueue queue;
+    struct meta_stats stats;
+    meta_observer_fn observer;
+    void *observer_ud;
+    struct meta_journal journal; /* the data dir's log */
+    /* Keys whose hooks are running: a hook must not write its own key
+     * (the entry it was handed would be freed under it). */
+    struct {
+        const char *key;
+        size_t len;
+    } busy[8];
+    int nbusy;
+};
+
+static bool key_busy(const struct metadata *md, const char *k, size_t n)
+{
+    for (int i = 0; i < md->nbusy; i++)
+        if (md->busy[i].len == n && memcmp(md->busy[i].key, k, n) == 0)
+            return true;
+    return false;
+}
+
+/* Mark a key busy for the hooks about to run; false when hooks are
+ * nested too deep already. */
+static bool busy_push(struct metadata *md, const char *k, size_t n)
+{
+    if (md->nbusy == (int)HS_ARRAY_LEN(md->busy))
+        return false;
+    md->busy[md->nbusy].key = k;
+    md->busy[md->nbusy].len = n;
+    md->nbusy++;
+    return true;
+}
+
+static void busy_pop(struct metadata *md)
+{
+    md->nbusy--;
+}
+
+void metadata_set_observer(struct metadata *md, meta_observer_fn fn,
+                           void *ud)
+{
+    md->observer = fn;
+    md->observer_ud = ud;
+}
+
+/* Room for one more in a queue (a vector of `size`-byte items). */
+static int reserve(void **v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    if (n >= SYNC_QUEUE_MAX)
+        return HS_ENOMEM;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *nv = hs_realloc(*v, c * size);
+    if (nv == NULL)
+        return HS_ENOMEM;
+    *v = nv;
+    *cap = c;
+    return 0;
+}
+
+#define Q_RESERVE(q) reserve((void **)&(q).v, &(q).cap, (q).n, sizeof *(q).v)
+#define Q_LEFT(q) ((q).n - (q).pos)
+
+/* ===== Hashing and ordering ===== */
+
+static uint64_t fnv64(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* A key's place in the tree. Its first 8 bits are the bucket of the
+ * digest that push/pulls have always carried (the hash's low byte), so
+ * the top level compares with nodes from before the tree. */
+static uint64_t key_path(const char *k, size_t n)
+{
+    uint64_t h = mix64(fnv64(1469598103934665603ull, k, n));
+    return h >> 8 | h << 56;
+}
+
+static uint64_t digest_of(const char *k, size_t kl, const char *o,
+                          size_t ol, uint64_t version, bool deleted)
+{
+    uint64_t h = fnv64(1469598103934665603ull, k, kl);
+    h = fnv64(h, o, ol);
+    h ^= mix64(version * 2 + (deleted ? 1 : 0));
+    return mix64(h) | 1; /* never 0 */
+}
+
+/* Order of writes: version, then origin. >0 if a wins. */
+static int newer(uint64_t av, const char *ao, size_t aol, uint64_t bv,
+                 const char *bo, size_t bol)
+{
+    if (av != bv)
+        return av > bv ? 1 : -1;
+    int c = memcmp(ao, bo, HS_MIN(aol, bol));
+    if (c)
+        return c;
+    return aol == bol ? 0 : aol > bol ? 1 : -1;
+}
+
+/* Key order: bytes, then length. */
+static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    int c = memcmp(a, b, HS_MIN(al, bl));
+    if (c)
+        return c;
+    return al == bl ? 0 : al < bl ? -1 : 1;
+}
+
+/* Tree order: path, then key. */
+static int pk_cmp(uint64_t path, const char *k, size_t kl,
+                  const struct meta_entry *e)
+{
+    if (path != e->path)
+        return path < e->path ? -1 : 1;
+    return key_cmp(k, kl, e->key, e->keylen);
+}
+
+static uint64_t version_ms(uint64_t v)
+{
+    return v >> 16;
+}
+
+static uint64_t wall(const struct metadata *md)
+{
+    return md->nd->io.wall(md->nd->io.ctx);
+}
+
+static bool expired(const struct metadata *md, uint64_t version,
+                    uint64_t now)
+{
+    return now > version_ms(version) + md->nd->cfg.metadata_tombstone_ttl;
+}
+
+uint64_t metadata_hlc_next(struct metadata *md, uint64_t wall_ms)
+{
+    uint64_t pt = wall_ms << 16;
+    md->hlc = pt > md->hlc ? pt : md->hlc + 1;
+    return md->hlc;
+}
+
+static void hlc_observe(struct metadata *md, uint64_t v)
+{
+    if (v > md->hlc)
+        md->hlc = v;
+}
+
+/* The horizon in force. A collected tombstone says "every key deleted at
+ * or before this version is gone"; refusing what is older than it is
+ * right only if this store holds every live key that old. That is so once
+ * a sync has completed (we then hold what the peer held when it began):
+ * so the horizon counts only up to the start of the last sync completed.
+ * A new node refuses nothing until its first sync has brought it up to
+ * date; a node restarted from a snapshot keeps both marks as they were
+ * when it was saved, true of the store it saved. */
+uint64_t metadata_horizon(const struct metadata *md)
+{
+    return HS_MIN(md->horizon, md->synced);
+}
+
+/* ===== The hash table ===== */
+
+static size_t ht_slot(const struct metadata *md, uint64_t path)
+{
+    return (size_t)mix64(path ^ md->seed);
+}
+
+static struct meta_entry *find_path(const struct metadata *md, const char *k,
+                                    size_t n, uint64_t path)
+{
+    size_t h = ht_slot(md, path);
+    for (int t = 0; t < (md->rehashing ? 2 : 1); t++) {
+        const struct htab *ht = &md->ht[t];
+        if (ht->b == NULL)
+            continue;
+        for (struct meta_entry *e = ht->b[h & ht->mask]; e; e = e->hnext)
+            if (e->path == path && e->keylen == n &&
+                memcmp(e->key, k, n) == 0)
+                return e;
+    }
+    return NULL;
+}
+
+static struct meta_entry *find(const struct metadata *md, const char *k,
+                               size_t n)
+{
+    if (md->n == 0)
+        return NULL;
+    return find_path(md, k, n, key_path(k, n));
+}
+
+/* Move up to `steps` buckets of ht[0] to ht[1] (looking at no more than
+ * ten times as many empty ones); the table is whole again when ht[0] is
+ * empty. */
+static void rehash_step(struct metadata *md, size_t steps)
+{
+    size_t empty = steps * 10;
+    while (md->rehashing && steps) {
+        struct htab *a = &md->ht[0], *b = &md->ht[1];
+        if (a->used == 0) {
+            hs_free(a->b);
+            *a = *b;
+            memset(b, 0, sizeof *b);
+            md->rehashing = false;
+            md->rehash = 0;
+            return;
+        }
+        while (a->b[md->rehash] == NULL) {
+            md->rehash++;
+            if (--empty == 0)
+                return;
+        }
+        struct meta_entry *e = a->b[md->rehash], *next;
+        for (; e; e = next) {
+            next = e->hnext;
+            size_t i = ht_slot(md, e->path) & b->mask;
+            e->hnext = b->b[i];
+            b->b[i] = e;
+            a->used--;
+            b->used++;
+        }
+        a->b[md->rehash++] = NULL;
+        steps--;
+    }
+}
+
+/* Start moving to a table of `size` buckets (a power of two); if there is
+ * no memory for it, the chains just grow longer. */
+static void ht_resize(struct metadata *md, size_t size)
+{
+    struct meta_entry **b = hs_calloc(size, sizeof *b);
+    if (b == NULL)
+        return;
+    md->ht[1].b = b;
+    md->ht[1].mask = size - 1;
+    md->ht[1].used = 0;
+    md->rehash = 0;
+    md->rehashing = true;
+}
+
+/* Before an insert: a table to insert into, and the next few buckets
+ * moved. */
+static int ht_reserve(struct metadata *md)
+{
+    if (md->rehashing) {
+        rehash_step(md, REHASH_STEP);
+        return 0;
+    }
+    struct htab *a = &md->ht[0];
+    if (a->b == NULL) {
+        a->b = hs_calloc(HT_MIN, sizeof *a->b);
+        if (a->b == NULL)
+            return HS_ENOMEM;
+        a->mask = HT_MIN - 1;
+        return 0;
+    }
+    if (a->used > a->mask) { /* one entry a bucket: double */
+        ht_resize(md, (a->mask + 1) * 2);
+        rehash_step(md, REHASH_STEP);
+    }
+    return 0;
+}
+
+static void ht_insert(struct metadata *md, struct meta_entry *e)
+{
+    struct htab *t = &md->ht[md->rehashing ? 1 : 0];
+    size_t i = ht_slot(md, e->path) & t->mask;
+    e->hnext = t->b[i];
+    t->b[i] = e;
+    t->used++;
+}
+
+static void ht_remove(struct metadata *md, struct meta_entry *e)
+{
+    size_t h = ht_slot(md, e->path);
+    for (int t = 0; t < 2; t++) {
+        struct htab *ht = &md->ht[t];
+        if (ht->b == NULL)
+            continue;
+        for (struct meta_entry **pp = &ht->b[h & ht->mask]; *pp;
+             pp = &(*pp)->hnext)
+            if (*pp == e) {
+                *pp = e->hnext;
+                ht->used--;
+                rehash_step(md, REHASH_STEP);
+                return;
+            }
+    }
+    HS_ASSERT(!"metadata entry missing from its hash table");
+}
+
+/* A table eight times too large for what it holds shrinks (a few buckets
+ * at a time, as it grows). */
+static void ht_maybe_shrink(struct metadata *md)
+{
+    const struct htab *a = &md->ht[0];
+    if (md->rehashing || a->b == NULL || a->mask + 1 <= HT_MIN ||
+        a->used * 8 > a->mask + 1)
+        return;
+    size_t size = HT_MIN;
+    while (size < a->used * 2)
+        size *= 2;
+    ht_resize(md, size);
+}
+
+/* ===== The skip list (key order) ===== */
+
+static int random_level(struct metadata *md)
+{
+    uint64_t r = hs_rng_next(&md->rng);
+    int l = 1;
+    while (l < SL_MAX && (r & 3) == 0) {
+        l++;
+        r >>= 2;
+    }
+    return l;
+}
+
+/* For each level, the link that points at the first entry not below
+ * key (or, if `after`, above it). */
+static void sl_preds(struct metadata *md, const char *k, size_t kl,
+                     bool after, struct meta_entry **preds[SL_MAX])
+{
+    struct meta_entry **fwd = md->head;
+    for (int i = SL_MAX - 1; i >= 0; i--) {
+        for (;;) {
+            const struct meta_entry *x = fwd[i];
+            if (x == NULL)
+                break;
+            int c = key_cmp(x->key, x->keylen, k, kl);
+            if (c > 0 || (c == 0 && !after))
+                break;
+            fwd = fwd[i]->fwd;
+        }
+        preds[i] = &fwd[i];
+    }
+}
+
+static void sl_insert(struct metadata *md, struct meta_entry *e)
+{
+    struct meta_entry **preds[SL_MAX];
+    sl_preds(md, e->key, e->keylen, false, preds);
+    for (int i = 0; i < e->level; i++) {
+        e->fwd[i] = *preds[i];
+        *preds[i] = e;
+    }
+}
+
+static void sl_remove(struct metadata *md, struct meta_entry *e)
+{
+    struct meta_entry **preds[SL_MAX];
+    sl_preds(md, e->key, e->keylen, false, preds);
+    for (int i = 0; i < e->level; i++) {
+        HS_ASSERT(*preds[i] == e);
+        *preds[i] = e->fwd[i];
+    }
+}
+
+/* The first entry at or after key (after it, if `after`). */
+static struct meta_entry *sl_seek(const struct metadata *md, const char *k,
+                                  size_t kl, bool after)
+{
+    struct meta_entry *const *fwd = md->head;
+    for (int i = SL_MAX - 1; i >= 0; i--)
+        for (;;) {
+            struct meta_entry *x = fwd[i];
+            if (x == NULL)
+                break;
+            int c = key_cmp(x->key, x->keylen, k, kl);
+            if (c > 0 || (c == 0 && !after))
+                break;
+            fwd = x->fwd;
+        }
+    return fwd[0];
+}
+
+/* ===== The hash tree ===== */
+
+/* Which child of a node at depth d (1..TREE_DEPTH-1) a path falls in. */
+static unsigned nib(uint64_t path, int d)
+{
+    return (unsigned)(path >> (56 - 4 * d)) & 15;
+}
+
+/* The prefix bits of a node at depth d. */
+static int pfx_bits(int d)
+{
+    return 4 + 4 * d;
+}
+
+static uint64_t pfx_hi(const struct pfx *p)
+{
+    int bits = pfx_bits(p->depth);
+    return bits >= 64 ? p->lo : p->lo | (UINT64_MAX >> bits);
+}
+
+/* Index of the first entry of leaf t after (path, key) (at it too, if
+ * incl). */
+static size_t leaf_lower(const struct tnode *t, uint64_t path, const char *k,
+                         size_t kl, bool incl)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = pk_cmp(path, k, kl, t->v[mid]);
+        if (c > 0 || (c == 0 && !incl))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Index of the first entry of leaf t whose path is above `path`. */
+static size_t leaf_above(const struct tnode *t, uint64_t path)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->v[mid]->path <= path)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static struct tnode *tree_leaf(struct metadata *md, uint64_t path, int *d)
+{
+    struct tnode *t = &md->top[path >> 56];
+    int depth = 1;
+    while (t->kids)
+        t = &t->kids[nib(path, depth++)];
+    if (d)
+        *d = depth;
+    return t;
+}
+
+static int leaf_grow(struct tnode *t, uint32_t want)
+{
+    if (want <= t->cap)
+        return 0;
+    uint32_t c = t->cap ? t->cap * 2 : 4;
+    while (c < want)
+        c *= 2;
+    struct meta_entry **v = hs_realloc(t->v, c * sizeof *v);
+    if (v == NULL)
+        return HS_ENOMEM;
+    t->v = v;
+    t->cap = c;
+    return 0;
+}
+
+/* Before an insert: room in the leaf the path falls in. */
+static int tree_reserve(struct metadata *md, uint64_t path)
+{
+    struct tnode *t = tree_leaf(md, path, NULL);
+    return leaf_grow(t, t->n + 1);
+}
+
+/* Split a leaf at depth d into 16 (its children split further if all
+ * fell into one). Without memory, it stays a large leaf. */
+static void split(struct tnode *t, int d)
+{
+    struct tnode *k = hs_calloc(16, sizeof *k);
+    if (k == NULL)
+        return;
+    uint32_t cnt[16] = {0};
+    for (uint32_t i = 0; i < t->n; i++)
+        cnt[nib(t->v[i]->path, d)]++;
+    for (int c = 0; c < 16; c++)
+        if (cnt[c] && leaf_grow(&k[c], cnt[c] + cnt[c] / 2 + 2)) {
+            for (int j = 0; j < 16; j++)
+                hs_free(k[j].v);
+            hs_free(k);
+            return;
+        }
+    for (uint32_t i = 0; i < t->n; i++) { /* in order: children stay so */
+        struct meta_entry *e = t->v[i];
+        struct tnode *kid = &k[nib(e->path, d)];
+        kid->v[kid->n++] = e;
+        kid->hash ^= e->digest;
+        kid->count++;
+    }
+    hs_free(t->v);
+    t->v = NULL;
+    t->n = t->cap = 0;
+    t->kids = k;
+    for (int c = 0; c < 16; c++)
+        if (k[c].n > LEAF_MAX && d + 1 < TREE_DEPTH)
+            split(&k[c], d + 1);
+}
+
+static void tree_add(struct metadata *md, struct meta_entry *e)
+{
+    struct tnode *t = &md->top[e->path >> 56];
+    int d = 1;
+    for (;;) {
+        t->hash ^= e->digest;
+        t->count++;
+        if (t->kids == NULL)
+            break;
+        t = &t->kids[nib(e->path, d++)];
+    }
+    size_t i = leaf_lower(t, e->path, e->key, e->keylen, true);
+    HS_ASSERT(t->n < t->cap);
+    memmove(t->v + i + 1, t->v + i, (t->n - i) * sizeof *t->v);
+    t->v[i] = e;
+    t->n++;
+    if (t->n > LEAF_MAX && d < TREE_DEPTH)
+        split(t, d);
+}
+
+static void free_kids(struct tnode *t)
+{
+    if (t->kids) {
+        for (int c = 0; c < 16; c++)
+            free_kids(&t->kids[c]);
+        hs_free(t->kids);
+        t->kids = NULL;
+    }
+    hs_free(t->v);
+    t->v = NULL;
+    t->n = t->cap = 0;
+}
+
+/* Append the entries under t, in order, to v. */
+static void gather(const struct tnode *t, struct meta_entry **v, uint32_t *n)
+{
+    if (t->kids == NULL) {
+        if (t->n)
+            memcpy(v + *n, t->v, t->n * sizeof *v);
+        *n += t->n;
+        return;
+    }
+    for (int c = 0; c < 16; c++)
+        gather(&t->kids[c], v, n);
+}
+
+/* An inner node with few entries left becomes a leaf. */
+static void collapse(struct tnode *t)
+{
+    struct meta_entry **v = hs_malloc((t->count + 4) * sizeof *v);
+    if (v == NULL)
+        return; /* it stays inner: correct, if larger */
+    uint32_t n = 0;
+    gather(t, v, &n);
+    HS_ASSERT(n == t->count);
+    free_kids(t);
+    t->v = v;
+    t->n = n;
+    t->cap = t->count + 4;
+}
+
+static void tree_remove(struct metadata *md, struct meta_entry *e)
+{
+    struct tnode *stack[TREE_DEPTH];
+    int depth = 0, d = 1;
+    struct tnode *t = &md->top[e->path >> 56];
+    for (;;) {
+        stack[depth++] = t;
+        t->hash ^= e->digest;
+        t->count--;
+        if (t->kids == NULL)
+            break;
+        t = &t->kids[nib(e->path, d++)];
+    }
+    size_t i = leaf_lower(t, e->path, e->key, e->keylen, true);
+    HS_ASSERT(i < t->n && t->v[i] == e);
+    memmove(t->v + i, t->v + i + 1, (t->n - i - 1) * sizeof *t->v);
+    t->n--;
+    for (int j = 0; j < depth - 1; j++)
+        if (stack[j]->count <= LEAF_MERGE) {
+            collapse(stack[j]);
+            break;
+        }
+}
+
+static struct meta_entry *node_first(const struct tnode *t)
+{
+    for (;;) {
+        if (t->count == 0)
+            return NULL;
+        if (t->kids == NULL)
+            return t->n ? t->v[0] : NULL;
+        int c = 0;
+        while (t->kids[c].count == 0)
+            c++;
+        t = &t->kids[c];
+    }
+}
+
+static struct meta_entry *node_after(const struct tnode *t, int d,
+                                     uint64_t path, const char *k,
+                                     size_t kl, bool incl)
+{
+    if (t->count == 0)
+        return NULL;
+    if (t->kids == NULL) {
+        size_t i = leaf_lower(t, path, k, kl, incl);
+        return i < t->n ? t->v[i] : NULL;
+    }
+    unsigned c = nib(path, d);
+    struct meta_entry *e = node_after(&t->kids[c], d + 1, path, k, kl, incl);
+    for (c++; e == NULL && c < 16; c++)
+        e = node_first(&t->kids[c]);
+    return e;
+}
+
+/* The first entry after (path, key) in tree order (at it too, if incl),
+ * or NULL. */
+static struct meta_entry *tree_after(const struct metadata *md,
+                                     uint64_t path, const char *k,
+                                     size_t kl, bool incl)
+{
+    unsigned b = (unsigned)(path >> 56);
+    struct meta_entry *e = node_after(&md->top[b], 1, path, k, kl, incl);
+    for (b++; e == NULL && b < TREE_TOP; b++)
+        e = node_first(&md->top[b]);
+    return e;
+}
+
+/* What the store has under a prefix: a whole node, or a slice of a leaf
+ * above the prefix's depth. */
+struct tview {
+    const struct tnode *t;
+    uint32_t from, to;       /* a leaf's entries in the prefix */
+    uint32_t count;
+    uint64_t hash;
+};
+
+static void tree_view(const struct metadata *md, const struct pfx *p,
+                      struct tview *v)
+{
+    const struct tnode *t = &md->top[p->lo >> 56];
+    int d = 1;
+    while (d < p->depth && t->kids)
+        t = &t->kids[nib(p->lo, d++)];
+    v->t = t;
+    if (d == p->depth || t->count == 0) {
+        v->from = 0;
+        v->to = t->kids ? 0 : t->n;
+        v->count = t->count;
+        v->hash = t->hash;
+        return;
+    }
+    /* A leaf above the prefix: its entries in the prefix are together. */
+    v->from = p->lo ? (uint32_t)leaf_above(t, p->lo - 1) : 0;
+    v->to = (uint32_t)leaf_above(t, pfx_hi(p));
+    v->count = v->to - v->from;
+    v->hash = 0;
+    for (uint32_t i = v->from; i < v->to; i++)
+        v->hash ^= t->v[i]->digest;
+}
+
+/* The 16 children of a prefix (its depth below TREE_DEPTH). */
+static void tree_kids(const struct pfx *p, const struct tview *v,
+                      uint64_t hash[16], uint32_t count[16])
+{
+    memset(hash, 0, 16 * sizeof *hash);
+    memset(count, 0, 16 * sizeof *count);
+    if (v->t->kids) { /* the whole node */
+        for (int c = 0; c < 16; c++) {
+            hash[c] = v->t->kids[c].hash;
+            count[c] = v->t->kids[c].count;
+        }
+        return;
+    }
+    for (uint32_t i = v->from; i < v->to; i++) {
+        const struct meta_entry *e = v->t->v[i];
+        unsigned c = nib(e->path, p->depth);
+        hash[c] ^= e->digest;
+        count[c]++;
+    }
+}
+
+static struct pfx pfx_child(const struct pfx *p, unsigned c)
+{
+    struct pfx k = {p->lo | (uint64_t)c << (56 - 4 * p->depth),
+                    (uint8_t)(p->depth + 1)};
+    return k;
+}
+
+/* ===== The tombstone heap (oldest version first) ===== */
+
+static void heap_set(struct metadata *md, size_t i, struct meta_entry *e)
+{
+    md->heap[i] = e;
+    e->heap = i + 1;
+}
+
+static void heap_up(struct metadata *md, size_t i)
+{
+    struct meta_entry *e = md->heap[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (md->heap[p]->version <= e->version)
+            break;
+        heap_set(md, i, md->heap[p]);
+        i = p;
+    }
+    heap_set(md, i, e);
+}
+
+static void heap_down(struct metadata *md, size_t i)
+{
+    struct meta_entry *e = md->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= md->nheap)
+            break;
+        if (c + 1 < md->nheap &&
+            md->heap[c + 1]->version < md->heap[c]->version)
+            c++;
+        if (md->heap[c]->version >= e->version)
+            break;
+        heap_set(md, i, md->heap[c]);
+        i = c;
+    }
+    heap_set(md, i, e);
+}
+
+static int heap_reserve(struct metadata *md)
+{
+    if (md->nheap < md->heapcap)
+        return 0;
+    size_t c = md->heapcap ? md->heapcap * 2 : 64;
+    struct meta_entry **h = hs_realloc(md->heap, c * sizeof *h);
+    if (h == NULL)
+        return HS_ENOMEM;
+    md->heap = h;
+    md->heapcap = c;
+    return 0;
+}
+
+static void heap_push(struct metadata *md, struct meta_entry *e)
+{
+    HS_ASSERT(md->nheap < md->heapcap);
+    md->heap[md->nheap++] = e;
+    heap_up(md, md->nheap - 1);
+}
+
+static void heap_remove(struct metadata *md, struct meta_entry *e)
+{
+    size_t i = e->heap - 1;
+    e->heap = 0;
+    struct meta_entry *last = md->heap[--md->nheap];
+    if (i == md->nheap)
+        return;
+    heap_set(md, i, last);
+    heap_up(md, i);
+    heap_down(md, last->heap - 1);
+}
+
+/* ===== Entries ===== */
+
+static void entry_free(struct metadata *md, struct meta_entry *e)
+{
+    bqueue_disown(&md->queue, &e->bcast);
+    hs_free(e->value);
+    hs_free(e);
+}
+
+static void link_entry(struct metadata *md, struct meta_entry *e)
+{
+    ht_insert(md, e);
+    sl_insert(md, e);
+    tree_add(md, e);
+    if (e->deleted) {
+        heap_push(md, e);
+        md->ndeleted++;
+    }
+    md->n++;
+}
+
+static void unlink_entry(struct metadata *md, struct meta_entry *e)
+{
+    ht_remove(md, e);
+    sl_remove(md, e);
+    tree_remove(md, e);
+    if (e->heap)
+        heap_remove(md, e);
+    if (e->deleted)
+        md->ndeleted--;
+    md->n--;
+}
+
+/* Store a write (the entry replaces any older one). Every index makes
+ * room first, so that nothing can fail half-way through. */
+static int store(struct metadata *md, const char *k, size_t klen,
+                 const uint8_t *v, size_t vlen, bool del, uint64_t version,
+                 const char *origin, size_t olen, struct meta_entry **out)
+{
+    int level = random_level(md);
+    olen = HS_MIN(olen, (size_t)255);
+    struct meta_entry *e = hs_calloc(1, sizeof *e +
+                                            (size_t)level * sizeof e->fwd[0] +
+                                            klen + 1 + olen + 1);
+    if (e == NULL)
+        return HS_ENOMEM;
+    char *key = (char *)(e->fwd + level), *org = key + klen + 1;
+    memcpy(key, k, klen);
+    key[klen] = '\0';
+    memcpy(org, origin, olen);
+    org[olen] = '\0';
+    e->key = key;
+    e->keylen = (uint16_t)klen;
+    e->origin = org;
+    e->originlen = (uint8_t)olen;
+    e->level = (uint8_t)level;
+    e->deleted = del;
+    if (!del && vlen) {
+        e->value = hs_malloc(vlen);
+        if (e->value == NULL) {
+            hs_free(e);
+            return HS_ENOMEM;
+        }
+        memcpy(e->value, v, vlen);
+    }
+    e->len = del ? 0 : (uint32_t)vlen;
+    e->version = version;
+    e->changed = node_now(md->nd);
+    e->path = key_path(k, klen);
+    e->digest = digest_of(k, klen, org, olen, version, del);
+    struct meta_entry *old = md->n ? find_path(md, k, klen, e->path) : NULL;
+    if (ht_reserve(md) || tree_reserve(md, e->path) ||
+        (del && heap_reserve(md))) {
+        entry_free(md, e);
+        return HS_ENOMEM;
+    }
+    if (old) {
+        /* keep the queued gossip slot with the new entry */
+        e->bcast = old->bcast;
+        if (e->bcast)
+            e->bcast->slot = &e->bcast;
+        old->bcast = NULL;
+        unlink_entry(md, old);
+        entry_free(md, old);
+    }
+    link_entry(md, e);
+    md->dirty = true;
+    *out = e;
+    return 0;
+}
+
+/* ===== Entries on the wire =====
+ * A msgpack map: k key, v value (absent in a tombstone or an
+ * announcement), ver version, o origin, d deleted, big size (an
+ * announcement: the value is too large for a packet). */
+
+struct view {
+    const uint8_t *key, *value, *origin;
+    uint32_t keylen, len, originlen;
+    bool has_value, deleted;
+    uint64_t version, big;
+};
+
+static void put_entry(struct buf *b, const struct meta_entry *e, bool value,
+                      bool announce)
+{
+    mp_write_map(b, 4 + (value && !e->deleted) + announce);
+    mp_write_str(b, "k");
+    mp_write_raw(b, e->key, e->keylen);
+    if (value && !e->deleted) {
+        mp_write_str(b, "v");
+        mp_write_raw(b, e->value, e->len);
+    }
+    mp_write_str(b, "ver");
+    mp_write_uint(b, e->version);
+    mp_write_str(b, "o");
+    mp_write_raw(b, e->origin, e->originlen);
+    mp_write_str(b, "d");
+    mp_write_bool(b, e->deleted);
+    if (announce) {
+        mp_write_str(b, "big");
+        mp_write_uint(b, e->len);
+    }
+}
+
+static int get_entry(struct mp_reader *r, struct view *v)
+{
+    uint32_t n;
+    int rc = mp_read_map(r, &n);
+    if (rc)
+        return rc;
+    memset(v, 0, sizeof *v);
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *k;
+        uint32_t kl;
+        if ((rc = mp_read_raw(r, &k, &kl)))
+            return rc;
+        if (kl == 1 && k[0] == 'k')
+            rc = mp_read_raw(r, &v->key, &v->keylen);
+        else if (kl == 1 && k[0] == 'v') {
+            rc = mp_read_raw(r, &v->value, &v->len);
+            v->has_value = rc == 0;
+        } else if (kl == 3 && !memcmp(k, "ver", 3))
+            rc = mp_read_uint(r, &v->version);
+        else if (kl == 1 && k[0] == 'o')
+            rc = mp_read_raw(r, &v->origin, &v->originlen);
+        else if (kl == 1 && k[0] == 'd')
+            rc = mp_read_bool(r, &v->deleted);
+        else if (kl == 3 && !memcmp(k, "big", 3))
+            rc = mp_read_uint(r, &v->big);
+        else
+            rc = mp_skip(r);
+        if (rc)
+            return rc;
+    }
+    if (v->key == NULL || v->keylen > META_KEY_MAX ||
+        memchr(v->key, 0, v->keylen) || v->origin == NULL ||
+        v->originlen == 0 || v->originlen > 255 ||
+        memchr(v->origin, 0, v->originlen))
+        return HS_EBADMSG;
+    return 0;
+}
+
+/* ===== Applying writes ===== */
+
+/* The value a write replaces, copied: the hooks see it after the entry
+ * that held it was replaced. */
+struct old_value {
+    uint8_t *p;  /* owned; NULL when there was none or it was empty */
+    size_t len;
+    bool had;    /* the key had a value (neither absent nor deleted) */
+};
+
+static bool old_value_take(struct old_value *o, const struct meta_entry *e)
+{
+    o->had = e && !e->deleted;
+    o->len = o->had ? e->len : 0;
+    o->p = o->len ? hs_malloc(o->len) : NULL;
+    if (o->len && o->p == NULL)
+        return false;
+    if (o->len)
+        memcpy(o->p, e->value, o->len);
+    return true;
+}
+
+static void fill_change(struct meta_change *c, const char *k, size_t klen,
+                        const uint8_t *v, size_t vlen, bool del,
+                        const struct old_value *old, const char *origin,
+                        size_t olen, uint64_t version, bool local)
+{
+    c->key = k;
+    c->keylen = klen;
+    c->value = del ? NULL : (v ? v : (const uint8_t *)"");
+    c->len = del ? 0 : vlen;
+    c->old = old->had ? (old->p ? old->p : (const uint8_t *)"") : NULL;
+    c->oldlen = old->len;
+    c->origin = origin;
+    c->originlen = olen;
+    c->version = version;
+    c->local = local;
+}
+
+static void gossip(struct metadata *md, struct meta_entry *e);
+
+/* After entry e was stored: the on_metadata hook and the observer see the
+ * change; then the key is no longer busy and the old value is freed. */
+static void applied(struct metadata *md, const struct meta_entry *e,
+                    struct old_value *ov, bool local)
+{
+    struct node *nd = md->nd;
+    struct meta_change c;
+    if (md->journal.append)
+        md->journal.append(md->journal.ud, e);
+    fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, ov,
+                e->origin, e->originlen, e->version, local);
+    if (nd->hooks.on_metadata)
+        nd->hooks.on_metadata(nd->hooks.ud, &c);
+    if (md->observer)
+        md->observer(md->observer_ud, &c);
+    busy_pop(md);
+    hs_free(ov->p);
+}
+
+enum { APPLIED, IGNORED, REFUSED, HORIZON };
+
+/* A write refused by the horizon: counted, and logged once a minute at
+ * most (a node back from a long absence may carry thousands). */
+static void note_horizon(struct metadata *md, const struct view *v)
+{
+    md->stats.refused_horizon++;
+    uint64_t now = node_now(md->nd);
+    if (md->hz_logged && now < md->hz_logged_at + 60000) {
+        md->hz_quiet++;
+        return;
+    }
+    HS_INFO(md->nd->log, "metadata write older than the tombstone horizon "
+            "refused: key=%.*s origin=%.*s version=%llu horizon=%llu "
+            "refused_since_last=%llu", (int)v->keylen, (const char *)v->key,
+            (int)v->originlen, (const char *)v->origin,
+            (unsigned long long)v->version,
+            (unsigned long long)metadata_horizon(md),
+            (unsigned long long)md->hz_quiet);
+    md->hz_logged = true;
+    md->hz_logged_at = now;
+    md->hz_quiet = 0;
+}
+
+/* A write from elsewhere: newer than ours and valid? Then store it. */
+static int apply(struct metadata *md, const struct view *v)
+{
+    struct node *nd = md->nd;
+    const struct config *cfg = &nd->cfg;
+    if (!v->deleted && v->len > cfg->metadata_max_value)
+        return REFUSED;
+    /* A version from a clock far ahead must not freeze the key: it waits
+     * until our clock comes within metadata_max_skew of it. */
+    uint64_t now = wall(md);
+    if (version_ms(v->version) > now + cfg->metadata_max_skew) {
+        md->stats.refused_future++;
+        HS_DEBUG(nd->log, "metadata write from the future put off: key=%.*s "
+                 "origin=%.*s ahead=%llums", (int)v->keylen,
+                 (const char *)v->key, (int)v->originlen,
+                 (const char *)v->origin,
+                 (unsigned long long)(version_ms(v->version) - now));
+        return REFUSED;
+    }
+    /* A delete older than the tombstone TTL is as good as collected. */
+    if (v->deleted &&
+        now > version_ms(v->version) + cfg->metadata_tombstone_ttl)
+        return IGNORED;
+    const char *k = (const char *)v->key;
+    struct meta_entry *old = find(md, k, v->keylen);
+    if (old && newer(v->version, (const char *)v->origin, v->originlen,
+                     old->version, old->origin, old->originlen) <= 0)
+        return IGNORED;
+    /* A key we do not hold, no newer than a tombstone we collected: it
+     * was deleted, and this is a copy from before (a node or a backup
+     * older than the horizon). */
+    if (old == NULL && v->version <= metadata_horizon(md)) {
+        if (v->deleted)
+            return IGNORED;
+        note_horizon(md, v);
+        return HORIZON;
+    }
+    hlc_observe(md, v->version);
+    if (!busy_push(md, k, v->keylen))
+        return REFUSED;
+    struct old_value ov;
+    if (!old_value_take(&ov, old)) {
+        busy_pop(md);
+        return REFUSED;
+    }
+    struct meta_change c;
+    fill_change(&c, k, v->keylen, v->value, v->len, v->deleted, &ov,
+                (const char *)v->origin, v->originlen, v->version, false);
+    char why[256] = "";
+    if (nd->hooks.validate_metadata &&
+        nd->hooks.validate_metadata(nd->hooks.ud, &c, why, sizeof why)) {
+        busy_pop(md);
+        hs_free(ov.p);
+        md->stats.refused_remote++;
+        HS_INFO(nd->log, "metadata write refused: key=%.*s origin=%.*s "
+                "reason=%s", (int)v->keylen, k, (int)v->originlen,
+                (const char *)v->origin, why[0] ? why : "refused");
+        return REFUSED;
+    }
+    /* A validate hook may have written other keys: look again. */
+    old = find(md, k, v->keylen);
+    if (old && newer(v->version, (const char *)v->origin, v->originlen,
+                     old->version, old->origin, old->originlen) <= 0) {
+        busy_pop(md);
+        hs_free(ov.p);
+        return IGNORED;
+    }
+    struct meta_entry *e;
+    if (store(md, k, v->keylen, v->value, v->len, v->deleted, v->version,
+              (const char *)v->origin, v->originlen, &e)) {
+        busy_pop(md);
+        hs_free(ov.p);
+        return REFUSED;
+    }
+    /* the busy mark must name memory that lives while the hooks run */
+    md->busy[md->nbusy - 1].key = e->key;
+    md->stats.writes_remote++;
+    HS_DEBUG(nd->log, "metadata write applied: key=%s origin=%s bytes=%u%s",
+             e->key, e->origin, e->len, e->deleted ? " (delete)" : "");
+    gossip(md, e);
+    applied(md, e, &ov, false);
+    return APPLIED;
+}
+
+/* Forget a live key because a peer whose horizon covers its version
+ * lacks it: the key was deleted and its tombstone collected there, and
+ * pushing it would bring it back. The hooks and the observer see a
+ * delete. False (kept) while hooks run for the key. */
+static bool drop(struct metadata *md, struct meta_entry *e)
+{
+    if (e->deleted || key_busy(md, e->key, e->keylen) ||
+        md->nbusy == (int)HS_ARRAY_LEN(md->busy))
+        return false;
+    struct node *nd = md->nd;
+    char key[META_KEY_MAX + 1], origin[256];
+    size_t kl = e->keylen, ol = e->originlen;
+    uint64_t version = e->version;
+    memcpy(key, e->key, kl + 1);
+    memcpy(origin, e->origin, ol + 1);
+    struct old_value ov;
+    if (!old_value_take(&ov, e))
+        return false;
+    busy_push(md, key, kl);
+    HS_DEBUG(nd->log, "metadata key dropped: key=%s origin=%s version=%llu "
+             "(deleted where the horizon is past it)", key, origin,
+             (unsigned long long)version);
+    unlink_entry(md, e);
+    entry_free(md, e);
+    md->stats.dropped_horizon++;
+    md->dirty = true;
+    struct meta_change c;
+    fill_change(&c, key, kl, NULL, 0, true, &ov, origin, ol, version, false);
+    if (nd->hooks.on_metadata)
+        nd->hooks.on_metadata(nd->hooks.ud, &c);
+    if (md->observer)
+        md->observer(md->observer_ud, &c);
+    busy_pop(md);
+    hs_free(ov.p);
+    return true;
+}
+
+int metadata_each(const struct metadata *md, const char *prefix,
+                  size_t prefixlen, bool deleted, meta_visit_fn fn, void *ud)
+{
+    if (prefixlen == 0)
+        prefix = "";
+    for (const struct meta_entry *e = sl_seek(md, prefix, prefixlen, false);
+         e && e->keylen >= prefixlen &&
+         memcmp(e->key, prefix, prefixlen) == 0;
+         e = e->fwd[0])
+        if (deleted || !e->deleted)
+            fn(ud, e);
+    return 0;
+}
+
+size_t metadata_scan(const struct metadata *md, const char *after,
+                     size_t afterlen, size_t max, meta_visit_fn fn,
+                     void *ud, bool *more)
+{
+    const struct meta_entry *e =
+        after ? sl_seek(md, after, afterlen, true) : md->head[0];
+    size_t n = 0;
+    for (; e && n < max; e = e->fwd[0], n++)
+        fn(ud, e);
+    if (more)
+        *more = e != NULL;
+    return n;
+}
+
+size_t metadata_count(const struct metadata *md, bool deleted)
+{
+    return deleted ? md->n : md->n - md->ndeleted;
+}
+int metadata_put(struct metadata *md, const char *key, size_t keylen,
+                 const void *value, size_t len, bool del, char *why,
+                 size_t whylen, uint64_t *version_out)
+{
+    struct node *nd = md->nd;
+    why[0] = '\0';
+    if (keylen > META_KEY_MAX || memchr(key, 0, keylen)) {
+        snprintf(why, whylen, "keys are at most %d bytes, without NUL",
+                 META_KEY_MAX);
+        return HS_EINVAL;
+    }
+    if (!del && len > nd->cfg.metadata_max_value) {
+        snprintf(why, whylen, "value of %zu bytes is over "
+                 "metadata_max_value (%llu)", len,
+                 (unsigned long long)nd->cfg.metadata_max_value);
+        return HS_ETOOBIG;
+    }
+    if (key_busy(md, key, keylen)) {
+        snprintf(why, whylen, "a metadata hook cannot write the key it was "
+                 "called for (write it later, from hearsay.after)");
+        return HS_EBUSY;
+    }
+    if (md->journal.refuse &&
+        md->journal.refuse(md->journal.ud, why, whylen))
+        return HS_EIO;
+    /* A delete is a write like any other, even of a key not seen here
+     * yet: its tombstone beats any older put still on its way. */
+    struct meta_entry *old = find(md, key, keylen);
+    if (!busy_push(md, key, keylen)) {
+        snprintf(why, whylen, "metadata hooks nested too deep");
+        return HS_EBUSY;
+    }
+    uint64_t version = metadata_hlc_next(md, wall(md));
+    struct old_value ov;
+    if (!old_value_take(&ov, old)) {
+        busy_pop(md);
+        return HS_ENOMEM;
+    }
+    struct meta_change c;
+    fill_change(&c, key, keylen, value, len, del, &ov, nd->cfg.name,
+                nd->self_name_len, version, true);
+    if (nd->hooks.validate_metadata &&
+        nd->hooks.validate_metadata(nd->hooks.ud, &c, why, whylen)) {
+        busy_pop(md);
+        hs_free(ov.p);
+        md->stats.refused_local++;
+        if (why[0] == '\0')
+            snprintf(why, whylen, "refused by validate_metadata");
+        HS_INFO(nd->log, "metadata write refused: key=%.*s origin=%s "
+                "reason=%s", (int)keylen, key, nd->cfg.name, why);
+        return HS_EREFUSED;
+    }
+    struct meta_entry *e;
+    int rc = store(md, key, keylen, value, len, del, version, nd->cfg.name,
+                   nd->self_name_len, &e);
+    if (rc) {
+        busy_pop(md);
+        hs_free(ov.p);
+        return rc;
+    }
+    md->busy[md->nbusy - 1].key = e->key;
+    md->stats.writes_local++;
+    HS_INFO(nd->log, "metadata %s: key=%s bytes=%u version=%llu",
+            del ? "deleted" : "published", e->key, e->len,
+            (unsigned long long)version);
+    gossip(md, e);
+    if (version_out)
+        *version_out = version;
+    applied(md, e, &ov, true);
+    return 0;
+}
+
+const struct meta_entry *metadata_get(const struct metadata *md,
+                                      const char *key, size_t keylen)
+{
+    const struct meta_entry *e = find(md, key, keylen);
+    return e && !e->deleted ? e : NULL;
+}
+
+
+/* ===== Gossip ===== */
+
+/* Queue a write (or, if too large for a packet, its announcement). */
+static void gossip(struct metadata *md, struct meta_entry *e)
+{
+    struct node *nd = md->nd;
+    struct buf b = BUF_INIT;
+    buf_putc(&b, WIRE_USER);
+    wire_put_envelope(&b, WIRE_ENV_META, nd->cfg.name, nd->self_name_len);
+    size_t room = (size_t)nd->cfg.udp_buffer_size - WIRE_COMPOUND_HEADER -
+                  WIRE_COMPOUND_OVERHEAD - 64;
+    /* The key, origin and field names take some 300 bytes at most: a
+     * value that cannot fit is announced without being encoded. */
+    bool fits = e->len + e->keylen + e->originlen + 40 <= room;
+    size_t head = b.len;
+    if (fits)
+        put_entry(&b, e, true, false);
+    if (!fits || b.len > room) {
+        b.len = head;
+        put_entry(&b, e, false, true);
+    }
+    if (b.err == 0 &&
+        bqueue_push(&md->queue, &e->bcast, b.data, b.len, false) == 0)
+        nd->stats.broadcasts_queued++;
+    buf_free(&b);
+}
+
+size_t metadata_take(struct metadata *md, size_t overhead, size_t limit,
+                     int transmit_limit, struct buf *out, size_t *lens,
+                     size_t max);
+
+size_t metadata_take(struct metadata *md, size_t overhead, size_t limit,
+                     int transmit_limit, struct buf *out, size_t *lens,
+                     size_t max)
+{
+    size_t n = 0;
+    bqueue_take(&md->queue, overhead, limit, transmit_limit, out, lens, max,
+                &n);
+    return n;
+}
+
+static void start_fetch(struct metadata *md, const struct view *v,
+                        const struct hs_addr *from);
+
+void metadata_on_gossip(struct metadata *md, const uint8_t *p, size_t n,
+                        const struct hs_addr *from)
+{
+    struct mp_reader r;
+    struct view v;
+    mp_reader_init(&r, p, n);
+    if (get_entry(&r, &v)) {
+        node_count_drop(md->nd, NODE_DROP_MALFORMED, from, "metadata",
+                        "bad metadata entry");
+        return;
+    }
+    if (v.big && !v.has_value) { /* an announcement */
+        const struct meta_entry *e = find(md, (const char *)v.key, v.keylen);
+        if (e && newer(v.version, (const char *)v.origin, v.originlen,
+                       e->version, e->origin, e->originlen) <= 0)
+            return; /* we have it, or newer */
+        if (e == NULL && v.version <= metadata_horizon(md)) {
+            note_horizon(md, &v);
+            return; /* deleted, and collected here */
+        }
+        if (v.big > md->nd->cfg.metadata_max_value)
+            return;
+        start_fetch(md, &v, from);
+        return;
+    }
+    if (!v.deleted && !v.has_value)
+        v.value = (const uint8_t *)"";
+    apply(md, &v);
+}
+
+
+/* ===== Streams: sync and fetch =====
+ * A request: {hz, push: [entries], want: [keys], tree: [[depth, bits],
+ * ...], ranges: [[depth, bits(, key)], ...], gone: [[key, version,
+ * origin], ...]},
+ * every field optional (nodes from before the hash tree send push and
+ * want only, and ignore the rest). hz is the asker's horizon.
+ *
+ * The answer: {hz, e: [entries], served: n, t: [...], r: [entries],
+ * rdone: n}. e: the wanted entries we have, in order, within
+ * ANSWER_BYTES; `served` says how many of the wanted keys were answered.
+ * t: for each tree node asked about, in order, [count, [[key, version,
+ * origin, deleted], ...]] when it holds at most LIST_MAX entries, else
+ * [count, the 16 child hashes (8 bytes each, big-endian), [16 child
+ * counts]]. r: the entries of the ranges, in order (the first from after
+ * its key, if given), RANGE_BATCH at most; rdone: how many ranges it
+ * covers whole (the next one, in part). gone: keys the asker
+ * lacks, at or below its horizon: the answerer drops its copy. */
+
+#define LIST_CAP 1024 /* entries listed for one node (path collisions) */
+
+/* A horizon from a peer, unless from a clock far ahead (the HLC would
+ * follow it): 0 then. */
+static uint64_t peer_horizon(const struct metadata *md, uint64_t hz)
+{
+    return version_ms(hz) > wall(md) + md->nd->cfg.metadata_max_skew ? 0
+                                                                     : hz;
+}
+
+static int send_request(struct metadata *md, const struct hs_addr *to,
+                        const struct buf *body, struct request *rq)
+{
+    struct node *nd = md->nd;
+    struct buf b = BUF_INIT, env = BUF_INIT;
+    wire_put_envelope(&env, WIRE_ENV_META_REQ, nd->cfg.name,
+                      nd->self_name_len);
+    wire_put_user_header(&b, (int64_t)(env.len + body->len));
+    buf_append(&b, env.data, env.len);
+    buf_append(&b, body->data, body->len);
+    int rc = b.err;
+    struct stream *s = NULL;
+    if (rc == 0) {
+        s = stream_open(nd, STREAM_META, to, nd->cfg.tcp_timeout);
+        rc = s ? stream_set_request(s, b.data, b.len) : HS_EIO;
+    }
+    if (rc == 0) {
+        s->req = rq;
+        md->stats.sync_bytes_out += b.len;
+    } else if (s) {
+        stream_finish(s);
+    }
+    buf_free(&b);
+    buf_free(&env);
+    return rc;
+}
+
+static void sync_free(struct metadata *md, struct sync *sy)
+{
+    struct sync **pp = &md->syncs;
+    while (*pp && *pp != sy)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = sy->next;
+    for (size_t i = 0; i < sy->want.n; i++)
+        hs_free(sy->want.v[i]);
+    for (size_t i = 0; i < sy->push.n; i++)
+        hs_free(sy->push.v[i]);
+    for (size_t i = 0; i < sy->gone.n; i++) {
+        hs_free(sy->gone.v[i].key);
+        hs_free(sy->gone.v[i].origin);
+    }
+    hs_free(sy->want.v);
+    hs_free(sy->push.v);
+    hs_free(sy->gone.v);
+    hs_free(sy->asks.v);
+    hs_free(sy->wranges.v);
+    hs_free(sy->pranges.v);
+    hs_free(sy);
+}
+
+/* Nothing left to ask or send: we now hold what the peer held when the
+ * sync began (unless something failed on the way). */
+static void sync_done(struct metadata *md, struct sync *sy)
+{
+    char ab[HS_ADDRSTRLEN];
+    if (!sy->failed && sy->t0 > md->synced)
+        md->synced = sy->t0;
+    HS_DEBUG(md->nd->log, "metadata sync done: peer=%s complete=%s",
+             addr_format(&sy->peer, ab, sizeof ab),
+             sy->failed ? "false" : "true");
+    if (sy->dropped)
+        HS_INFO(md->nd->log, "metadata keys dropped: peer=%s keys=%zu (the "
+                "peer lacks them and its tombstone horizon is past them: "
+                "deleted there)", ab, sy->dropped);
+    sync_free(md, sy);
+}
+
+static void q_ask(struct sync *sy, const struct pfx *p)
+{
+    if (Q_RESERVE(sy->asks)) {
+        sy->failed = true;
+        return;
+    }
+    sy->asks.v[sy->asks.n++] = *p;
+}
+
+static void q_want_range(struct sync *sy, const struct pfx *p)
+{
+    if (Q_RESERVE(sy->wranges)) {
+        sy->failed = true;
+        return;
+    }
+    sy->wranges.v[sy->wranges.n++] = *p;
+}
+
+static void q_push_range(struct sync *sy, const struct prange *r)
+{
+    if (Q_RESERVE(sy->pranges)) {
+        sy->failed = true;
+        return;
+    }
+    sy->pranges.v[sy->pranges.n++] = *r;
+}
+
+static void q_key(struct sync *sy, char ***v, size_t *n, size_t *cap,
+                  const char *k, size_t kl)
+{
+    char *d = NULL;
+    if (reserve((void **)v, cap, *n, sizeof **v) ||
+        (d = hs_strndup(k, kl)) == NULL) {
+        sy->failed = true;
+        return;
+    }
+    (*v)[(*n)++] = d;
+}
+
+#define Q_WANT(sy, k, kl) \
+    q_key(sy, &(sy)->want.v, &(sy)->want.n, &(sy)->want.cap, k, kl)
+#define Q_PUSH(sy, k, kl) \
+    q_key(sy, &(sy)->push.v, &(sy)->push.n, &(sy)->push.cap, k, kl)
+
+static void q_gone(struct sync *sy, const char *k, size_t kl, const char *o,
+                   size_t ol, uint64_t version)
+{
+    struct krec g = {hs_strndup(k, kl), hs_strndup(o, ol), (uint16_t)kl,
+                     (uint8_t)ol, version};
+    if (g.key == NULL || g.origin == NULL || Q_RESERVE(sy->gone)) {
+        hs_free(g.key);
+        hs_free(g.origin);
+        sy->failed = true;
+        return;
+    }
+    sy->gone.v[sy->gone.n++] = g;
+}
+
+static void set_cursor(bool *has, uint64_t *path, char *key, uint16_t *len,
+                       const struct meta_entry *e)
+{
+    *has = true;
+    *path = e->path;
+    *len = e->keylen;
+    memcpy(key, e->key, e->keylen);
+}
+
+/* The entries to push in the next request: single keys, then the
+ * ranges, skipping what the peer listed as the same or newer, dropping
+ * what it lacks below its horizon. */
+static uint32_t fill_pushes(struct metadata *md, struct sync *sy,
+                            struct buf *b)
+{
+    uint32_t n = 0;
+    size_t bytes = 0, visits = 0;
+    uint64_t now = wall(md);
+    while (n < PUSH_BATCH && bytes < PUSH_BYTES && visits < VISIT_BATCH) {
+        visits++;
+        if (sy->push.pos < sy->push.n) {
+            const char *k = sy->push.v[sy->push.pos++];
+            const struct meta_entry *e = find(md, k, strlen(k));
+            if (e) {
+                put_entry(b, e, true, false);
+                n++;
+                bytes += e->len + e->keylen + 32;
+            }
+            continue;
+        }
+        if (sy->pranges.pos >= sy->pranges.n)
+            break;
+        const struct prange *r = &sy->pranges.v[sy->pranges.pos];
+        struct meta_entry *e =
+            sy->pcur ? tree_after(md, sy->pcurpath, sy->pcurkey, sy->pcurlen,
+                                  false)
+                     : tree_after(md, r->p.lo, "", 0, true);
+        if (e == NULL || e->path > pfx_hi(&r->p)) {
+            sy->pranges.pos++;
+            sy->pcur = false;
+            continue;
+        }
+        set_cursor(&sy->pcur, &sy->pcurpath, sy->pcurkey, &sy->pcurlen, e);
+        if (e->deleted && expired(md, e->version, now))
+            continue;
+        const struct seen *s = NULL;
+        for (int i = 0; i < r->nseen && s == NULL; i++)
+            if (r->seen[i].path == e->path)
+                s = &r->seen[i];
+        if (s) {
+            if (s->digest == e->digest || s->version > e->version)
+                continue; /* the same, or theirs is newer (asked for) */
+        } else if (!r->partial && e->version <= sy->peer_hz) {
+            /* It lacks the key, and has collected tombstones as recent:
+             * deleted there. A tombstone it does not need either. */
+            if (drop(md, e))
+                sy->dropped++;
+            continue;
+        }
+        put_entry(b, e, true, false);
+        n++;
+        bytes += e->len + e->keylen + 32;
+    }
+    return n;
+}
+
+static void write_pfx(struct buf *b, const struct pfx *p, bool open)
+{
+    int bits = pfx_bits(p->depth);
+    mp_write_array(b, open ? 3 : 2);
+    mp_write_uint(b, p->depth);
+    mp_write_uint(b, bits >= 64 ? p->lo : p->lo >> (64 - bits));
+}
+
+static int read_pfx(struct mp_reader *r, uint32_t n, struct pfx *p)
+{
+    uint64_t d, bits;
+    if (n < 2 || mp_read_uint(r, &d) || d < 1 || d > TREE_DEPTH ||
+        mp_read_uint(r, &bits))
+        return HS_EBADMSG;
+    int nb = pfx_bits((int)d);
+    if (nb < 64 && bits >> nb)
+        return HS_EBADMSG;
+    p->depth = (uint8_t)d;
+    p->lo = nb >= 64 ? bits : bits << (64 - nb);
+    return 0;
+}
+
+/* Send the next request of a sync, or finish it. */
+static void sync_next(struct metadata *md, struct sync *sy)
+{
+    struct buf pushes = BUF_INIT, body = BUF_INIT;
+    uint32_t npush = fill_pushes(md, sy, &pushes);
+    size_t nask = HS_MIN(Q_LEFT(sy->asks), (size_t)ASK_BATCH);
+    size_t nwant = HS_MIN(Q_LEFT(sy->want), (size_t)WANT_BATCH);
+    size_t ngone = HS_MIN(Q_LEFT(sy->gone), (size_t)GONE_BATCH);
+    size_t nrange = HS_MIN(Q_LEFT(sy->wranges), (size_t)RANGES_BATCH);
+    bool more_pushes = Q_LEFT(sy->push) || Q_LEFT(sy->pranges);
+    if (!npush && !nask && !nwant && !ngone && !nrange && !more_pushes) {
+        buf_free(&pushes);
+        sync_done(md, sy);
+        return;
+    }
+    mp_write_map(&body, 1 + (npush > 0) + (nwant > 0) + (nask > 0) +
+                            (nrange > 0) + (ngone > 0));
+    mp_write_str(&body, "hz");
+    mp_write_uint(&body, metadata_horizon(md));
+    if (npush) {
+        mp_write_str(&body, "push");
+        mp_write_array(&body, npush);
+        buf_append(&body, pushes.data, pushes.len);
+    }
+    if (nwant) {
+        mp_write_str(&body, "want");
+        mp_write_array(&body, (uint32_t)nwant);
+        for (size_t i = 0; i < nwant; i++)
+            mp_write_str(&body, sy->want.v[sy->want.pos + i]);
+    }
+    if (nask) {
+        mp_write_str(&body, "tree");
+        mp_write_array(&body, (uint32_t)nask);
+        for (size_t i = 0; i < nask; i++)
+            write_pfx(&body, &sy->asks.v[sy->asks.pos + i], false);
+    }
+    if (nrange) {
+        mp_write_str(&body, "ranges");
+        mp_write_array(&body, (uint32_t)nrange);
+        for (size_t i = 0; i < nrange; i++) {
+            bool cur = i == 0 && sy->wcur;
+            write_pfx(&body, &sy->wranges.v[sy->wranges.pos + i], cur);
+            if (cur)
+                mp_write_raw(&body, sy->wcurkey, sy->wcurlen);
+        }
+    }
+    if (ngone) {
+        mp_write_str(&body, "gone");
+        mp_write_array(&body, (uint32_t)ngone);
+        for (size_t i = 0; i < ngone; i++) {
+            const struct krec *g = &sy->gone.v[sy->gone.pos + i];
+            mp_write_array(&body, 3);
+            mp_write_raw(&body, g->key, g->keylen);
+            mp_write_uint(&body, g->version);
+            mp_write_raw(&body, g->origin, g->originlen);
+        }
+    }
+    struct request *rq = hs_calloc(1, sizeof *rq);
+    int rc = rq && !body.err && !pushes.err ? 0 : HS_ENOMEM;
+    if (rc == 0 && nask) {
+        rq->tree = hs_malloc(nask * sizeof *rq->tree);
+        if (rq->tree == NULL)
+            rc = HS_ENOMEM;
+        else
+            memcpy(rq->tree, sy->asks.v + sy->asks.pos,
+                   nask * sizeof *rq->tree);
+    }
+    if (rc == 0) {
+        rq->md = md;
+        rq->sync = sy;
+        rq->asked = nwant;
+        rq->ntree = nask;
+        rq->nranges = nrange;
+        sy->asks.pos += nask;
+        sy->gone.pos += ngone;
+        rc = send_request(md, &sy->peer, &body, rq);
+    }
+    buf_free(&pushes);
+    buf_free(&body);
+    if (rc) {
+        if (rq)
+            hs_free(rq->tree);
+        hs_free(rq);
+        md->stats.fetch_errors++;
+        sync_free(md, sy);
+        return;
+    }
+    md->stats.sync_streams++;
+}
+
+static void fetch_free(struct metadata *md, struct fetch *f)
+{
+    struct fetch **pp = &md->fetches;
+    while (*pp && *pp != f)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = f->next;
+    hs_free(f);
+}
+
+static int fetch_from(struct metadata *md, struct fetch *f,
+                      const struct hs_addr *to)
+{
+    struct buf body = BUF_INIT;
+    mp_write_map(&body, 2);
+    mp_write_str(&body, "push");
+    mp_write_array(&body, 0);
+    mp_write_str(&body, "want");
+    mp_write_array(&body, 1);
+    mp_write_raw(&body, f->key, f->keylen);
+    struct request *rq = hs_calloc(1, sizeof *rq);
+    int rc = rq && !body.err ? 0 : HS_ENOMEM;
+    if (rc == 0) {
+        rq->md = md;
+        rq->fetch = f;
+        rq->asked = 1;
+        rc = send_request(md, to, &body, rq);
+    }
+    if (rc)
+        hs_free(rq);
+    buf_free(&body);
+    return rc;
+}
+
+static void start_fetch(struct metadata *md, const struct view *v,
+                        const struct hs_addr *from)
+{
+    for (struct fetch *f = md->fetches; f; f = f->next)
+        if (f->keylen == v->keylen && !memcmp(f->key, v->key, v->keylen) &&
+            f->version >= v->version)
+            return; /* already on its way */
+    struct fetch *f = hs_calloc(1, sizeof *f);
+    if (f == NULL)
+        return;
+    f->version = v->version;
+    f->keylen = (uint16_t)v->keylen;
+    memcpy(f->key, v->key, v->keylen);
+    f->originlen = (uint8_t)v->originlen;
+    memcpy(f->origin, v->origin, v->originlen);
+    f->next = md->fetches;
+    md->fetches = f;
+    md->stats.fetches++;
+    /* From the node that told us: it has the value. */
+    if (from == NULL || fetch_from(md, f, from)) {
+        md->stats.fetch_errors++;
+        fetch_free(md, f);
+    }
+}
+
+/* The origin, as a second chance for a fetch that failed. */
+static bool retry_from_origin(struct metadata *md, struct fetch *f)
+{
+    if (f->retried)
+        return false;
+    f->retried = true;
+    const struct member *m = members_find(&md->nd->members, f->origin,
+                                          f->originlen);
+    return m && m->state == MEMBER_ALIVE && m != md->nd->self &&
+           fetch_from(md, f, &m->addr) == 0;
+}
+
+/* ===== Serving a request ===== */
+
+/* One tree node, as the answer describes it. */
+static void answer_node(const struct metadata *md, const struct pfx *p,
+                        struct buf *out)
+{
+    struct tview v;
+    tree_view(md, p, &v);
+    mp_write_array(out, v.count <= LIST_MAX || p->depth >= TREE_DEPTH ? 2
+                                                                      : 3);
+    mp_write_uint(out, v.count);
+    if (v.count <= LIST_MAX || p->depth >= TREE_DEPTH) {
+        uint32_t n = HS_MIN(v.count, (uint32_t)LIST_CAP);
+        mp_write_array(out, n);
+        const struct meta_entry *e = tree_after(md, p->lo, "", 0, true);
+        for (uint32_t i = 0; i < n && e; i++) {
+            mp_write_array(out, 4);
+            mp_write_raw(out, e->key, e->keylen);
+            mp_write_uint(out, e->version);
+            mp_write_raw(out, e->origin, e->originlen);
+            mp_write_bool(out, e->deleted);
+            e = tree_after(md, e->path, e->key, e->keylen, false);
+        }
+        return;
+    }
+    uint64_t hash[16];
+    uint32_t count[16];
+    uint8_t hb[16 * 8];
+    tree_kids(p, &v, hash, count);
+    for (int c = 0; c < 16; c++) {
+        hs_put_be32(hb + 8 * c, (uint32_t)(hash[c] >> 32));
+        hs_put_be32(hb + 8 * c + 4, (uint32_t)hash[c]);
+    }
+    mp_write_raw(out, hb, sizeof hb);
+    mp_write_array(out, 16);
+    for (int c = 0; c < 16; c++)
+        mp_write_uint(out, count[c]);
+}
+
+/* The entries of the ranges asked for, in order, from after rkey in the
+ * first (if given), RANGE_BATCH and RANGE_BYTES at most, and how many
+ * ranges that covers whole. */
+static void answer_ranges(const struct metadata *md, const struct pfx *rp,
+                          uint32_t nranges, const uint8_t *rkey,
+                          uint32_t rkeylen, struct buf *reply)
+{
+    struct buf rb = BUF_INIT;
+    uint32_t rn = 0, done = 0;
+    for (; done < nranges; done++) {
+        const struct pfx *q = &rp[done];
+        uint64_t hi = pfx_hi(q);
+        const struct meta_entry *e;
+        const char *k = (const char *)rkey;
+        uint64_t kp = rkey ? key_path(k, rkeylen) : 0;
+        if (done == 0 && rkey && kp >= q->lo && kp <= hi)
+            e = tree_after(md, kp, k, rkeylen, false);
+        else /* from its start (a key from elsewhere is ignored) */
+            e = tree_after(md, q->lo, "", 0, true);
+        for (; e && e->path <= hi && rn < RANGE_BATCH &&
+               rb.len < RANGE_BYTES;
+             e = tree_after(md, e->path, e->key, e->keylen, false)) {
+            put_entry(&rb, e, true, false);
+            rn++;
+        }
+        if (e && e->path <= hi)
+            break; /* the budget ran out inside this one */
+    }
+    mp_write_str(reply, "r");
+    mp_write_array(reply, rn);
+    buf_append(reply, rb.data, rb.len);
+    mp_write_str(reply, "rdone");
+    mp_write_uint(reply, done);
+    buf_free(&rb);
+}
+
+/* The peer lacks these keys and its horizon is past them: ours are
+ * copies of deleted keys. */
+static void serve_gone(struct metadata *md, struct mp_reader *r, uint32_t n,
+                       uint64_t hz)
+{
+    size_t dropped = 0;
+    for (uint32_t i = 0; i < n && i < 4 * GONE_BATCH; i++) {
+        uint32_t three, kl, ol;
+        const uint8_t *k, *o;
+        uint64_t ver;
+        if (mp_read_array(r, &three) || three != 3 ||
+            mp_read_raw(r, &k, &kl) || mp_read_uint(r, &ver) ||
+            mp_read_raw(r, &o, &ol))
+            return;
+        if (kl > META_KEY_MAX)
+            continue;
+        struct meta_entry *e = find(md, (const char *)k, kl);
+        if (e && !e->deleted && e->version <= hz &&
+            newer(e->version, e->origin, e->originlen, ver,
+                  (const char *)o, ol) <= 0)
+            dropped += drop(md, e);
+    }
+    if (dropped)
+        HS_INFO(md->nd->log, "metadata keys dropped: keys=%zu (a peer lacks "
+                "them and its tombstone horizon is past them: deleted "
+                "there)", dropped);
+}
+
+int metadata_stream_serve(struct metadata *md, const uint8_t *p, size_t n,
+                          struct buf *reply)
+{
+    struct mp_reader r, wr, tr, gr;
+    uint32_t nf, na, nwant = 0, ntree = 0, ngone = 0;
+    uint64_t hz = 0;
+    bool wants = false, tree = false, gone = false;
+    struct pfx rp[RANGES_BATCH];
+    uint32_t nranges = 0;
+    const uint8_t *rkey = NULL;
+    uint32_t rkeylen = 0;
+    mp_reader_init(&r, p, n);
+    md->stats.sync_bytes_in += n;
+    if (mp_read_map(&r, &nf))
+        return HS_EBADMSG;
+    for (uint32_t i = 0; i < nf; i++) {
+        const uint8_t *k;
+        uint32_t kl;
+        if (mp_read_raw(&r, &k, &kl))
+            return HS_EBADMSG;
+        if (kl == 4 && !memcmp(k, "push", 4)) {
+            if (mp_read_array(&r, &na))
+                return HS_EBADMSG;
+            for (uint32_t j = 0; j < na; j++) {
+                struct view v;
+                if (get_entry(&r, &v))
+                    return HS_EBADMSG;
+                if (!v.deleted && !v.has_value)
+                    v.value = (const uint8_t *)"";
+                apply(md, &v);
+            }
+        } else if (kl == 4 && !memcmp(k, "want", 4)) {
+            wr = r;
+            wants = true;
+            if (mp_read_array(&r, &nwant))
+                return HS_EBADMSG;
+            for (uint32_t j = 0; j < nwant; j++)
+                if (mp_skip(&r))
+                    return HS_EBADMSG;
+        } else if (kl == 4 && !memcmp(k, "tree", 4)) {
+            if (mp_read_array(&r, &ntree) || ntree > 8 * ASK_BATCH)
+                return HS_EBADMSG;
+            tr = r;
+            tree = true;
+            for (uint32_t j = 0; j < ntree; j++) {
+                struct pfx q;
+                if (mp_read_array(&r, &na) || na != 2 || read_pfx(&r, na, &q))
+                    return HS_EBADMSG;
+            }
+        } else if (kl == 6 && !memcmp(k, "ranges", 6)) {
+            if (mp_read_array(&r, &nranges) || nranges > RANGES_BATCH)
+                return HS_EBADMSG;
+            for (uint32_t j = 0; j < nranges; j++) {
+                /* The first may go on after a key. */
+                if (mp_read_array(&r, &na) || na > 2u + (j == 0) ||
+                    read_pfx(&r, na, &rp[j]) ||
+                    (na == 3 && mp_read_raw(&r, &rkey, &rkeylen)) ||
+                    rkeylen > META_KEY_MAX)
+                    return HS_EBADMSG;
+            }
+        } else if (kl == 4 && !memcmp(k, "gone", 4)) {
+            if (mp_read_array(&r, &ngone))
+                return HS_EBADMSG;
+            gr = r;
+            gone = true;
+            for (uint32_t j = 0; j < ngone; j++)
+                if (mp_skip(&r))
+                    return HS_EBADMSG;
+        } else if (kl == 2 && !memcmp(k, "hz", 2)) {
+            if (mp_read_uint(&r, &hz))
+                return HS_EBADMSG;
+            hz = peer_horizon(md, hz);
+            hlc_observe(md, hz);
+        } else if (mp_skip(&r)) {
+            return HS_EBADMSG;
+        }
+    }
+    if (gone)
+        serve_gone(md, &gr, ngone, hz);
+    /* The wanted entries we have, in order, within the budget. */
+    struct buf entries = BUF_INIT;
+    uint32_t served = 0, count = 0;
+    if (wants) {
+        /* Within the bytes, and a bound on the keys looked up (nodes
+         * before the tree ask 1,000 at a time): `served` tells how far. */
+        mp_read_array(&wr, &na);
+        for (; served < nwant && served < 4 * WANT_BATCH &&
+               entries.len < ANSWER_BYTES;
+             served++) {
+            const uint8_t *k;
+            uint32_t kl;
+            if (mp_read_raw(&wr, &k, &kl))
+                break;
+            const struct meta_entry *e = find(md, (const char *)k, kl);
+            if (e) {
+                put_entry(&entries, e, true, false);
+                count++;
+            }
+        }
+    }
+    mp_write_map(reply, 3 + tree + 2 * (nranges > 0));
+    mp_write_str(reply, "hz");
+    mp_write_uint(reply, metadata_horizon(md));
+    mp_write_str(reply, "e");
+    mp_write_array(reply, count);
+    buf_append(reply, entries.data, entries.len);
+    mp_write_str(reply, "served");
+    mp_write_uint(reply, served);
+    buf_free(&entries);
+    if (tree) {
+        mp_write_str(reply, "t");
+        mp_write_array(reply, ntree);
+        for (uint32_t j = 0; j < ntree; j++) {
+            struct pfx q;
+            mp_read_array(&tr, &na);
+            read_pfx(&tr, na, &q);
+            answer_node(md, &q, reply);
+        }
+    }
+    if (nranges)
+        answer_ranges(md, rp, nranges, rkey, rkeylen, reply);
+    md->stats.sync_bytes_out += reply->len;
+    return reply->err;
+}
+
+/* ===== Reading an answer ===== */
+
+/* A tree node the peer described: what differs below it becomes more
+ * questions, keys wanted or told gone, and ranges fetched or pushed. */
+static int read_node(struct metadata *md, struct sync *sy,
+                     const struct pfx *p, struct mp_reader *r)
+{
+    uint32_t n;
+    uint64_t count;
+    if (mp_read_array(r, &n) || (n != 2 && n != 3) ||
+        mp_read_uint(r, &count))
+        return HS_EBADMSG;
+    struct tview v;
+    tree_view(md, p, &v);
+    if (n == 2) { /* its entries */
+        uint32_t ne;
+        if (mp_read_array(r, &ne) || ne > LIST_CAP)
+            return HS_EBADMSG;
+        struct prange pr = {*p, ne > LIST_MAX, 0, {{0, 0, 0}}};
+        uint64_t now = wall(md), hz = metadata_horizon(md), hi = pfx_hi(p);
+        for (uint32_t j = 0; j < ne; j++) {
+            uint32_t four, kl, ol;
+            const uint8_t *k, *o;
+            uint64_t ver;
+            bool del;
+            if (mp_read_array(r, &four) || four != 4 ||
+                mp_read_raw(r, &k, &kl) || mp_read_uint(r, &ver) ||
+                mp_read_raw(r, &o, &ol) || mp_read_bool(r, &del))
+                return HS_EBADMSG;
+            if (kl > META_KEY_MAX || memchr(k, 0, kl) || ol == 0 ||
+                ol > 255)
+                continue;
+            const char *key = (const char *)k, *org = (const char *)o;
+            uint64_t path = key_path(key, kl);
+            if (path < p->lo || path > hi)
+                continue; /* not in this node: a confused peer */
+            if (pr.nseen < LIST_MAX)
+                pr.seen[pr.nseen++] =
+                    (struct seen){path, ver, digest_of(key, kl, org, ol, ver,
+                                                       del)};
+            if (del && expired(md, ver, now))
+                continue;
+            const struct meta_entry *e =
+                md->n ? find_path(md, key, kl, path) : NULL;
+            if (e) {
+                if (newer(ver, org, ol, e->version, e->origin,
+                          e->originlen) > 0)
+                    Q_WANT(sy, key, kl);
+            } else if (ver > hz) {
+                Q_WANT(sy, key, kl);
+            } else if (!del) {
+                q_gone(sy, key, kl, org, ol, ver); /* deleted here */
+            }
+        }
+        if (v.count)
+            q_push_range(sy, &pr);
+        return 0;
+    }
+    const uint8_t *hb;
+    uint32_t hl, nc;
+    uint64_t tc[16];
+    if (p->depth >= TREE_DEPTH || mp_read_raw(r, &hb, &hl) ||
+        hl != 16 * 8 || mp_read_array(r, &nc) || nc != 16)
+        return HS_EBADMSG;
+    for (int c = 0; c < 16; c++)
+        if (mp_read_uint(r, &tc[c]))
+            return HS_EBADMSG;
+    uint64_t hash[16];
+    uint32_t cnt[16];
+    tree_kids(p, &v, hash, cnt);
+    for (unsigned c = 0; c < 16; c++) {
+        uint64_t th = (uint64_t)hs_be32(hb + 8 * c) << 32 |
+                      hs_be32(hb + 8 * c + 4);
+        if (th == hash[c] && tc[c] == cnt[c])
+            continue;
+        struct pfx kid = pfx_child(p, c);
+        if (tc[c] == 0) {
+            if (cnt[c]) {
+                struct prange pr = {kid, false, 0, {{0, 0, 0}}};
+                q_push_range(sy, &pr); /* it has nothing there */
+            }
+        } else if (cnt[c] == 0) {
+            q_want_range(sy, &kid);
+        } else {
+            q_ask(sy, &kid);
+        }
+    }
+    return 0;
+}
+
+/* Entries the peer sent; those refused by our horizon it should forget.
+ * For ranges (rq given), each must lie in the ranges asked for, taken in
+ * the order asked: *at says in which the last one was, *last is its
+ * key. */
+static int read_entries(struct metadata *md, struct sync *sy,
+                        struct mp_reader *r, const struct request *rq,
+                        size_t *at, struct view *last, uint32_t *got)
+{
+    uint32_t ne;
+    if (mp_read_array(r, &ne))
+        return HS_EBADMSG;
+    for (uint32_t j = 0; j < ne; j++) {
+        struct view v;
+        if (get_entry(r, &v))
+            return HS_EBADMSG;
+        if (rq) {
+            uint64_t path = key_path((const char *)v.key, v.keylen);
+            const struct pfx *ranges = sy->wranges.v + sy->wranges.pos;
+            while (*at < rq->nranges &&
+                   (path < ranges[*at].lo || path > pfx_hi(&ranges[*at])))
+                ++*at; /* the ones before are done */
+            if (*at == rq->nranges)
+                return HS_EBADMSG; /* not what was asked */
+            *last = v;
+            ++*got;
+        }
+        if (!v.deleted && !v.has_value)
+            v.value = (const uint8_t *)"";
+        if (apply(md, &v) == HORIZON && sy)
+            q_gone(sy, (const char *)v.key, v.keylen,
+                   (const char *)v.origin, v.originlen, v.version);
+    }
+    return 0;
+}
+
+void metadata_stream_answer(struct metadata *md, void *req, const uint8_t *p,
+                            size_t n)
+{
+    struct request *rq = req;
+    struct sync *sy = rq->sync;
+    struct fetch *f = rq->fetch;
+    uint64_t served = 0;
+    bool ok = p != NULL, had_t = false, had_r = false;
+    struct view last;
+    uint32_t ranged = 0;
+    size_t at = 0;
+    uint64_t rdone = 0;
+    if (ok) {
+        md->stats.sync_bytes_in += n;
+        struct mp_reader r;
+        uint32_t nf, nt;
+        mp_reader_init(&r, p, n);
+        ok = mp_read_map(&r, &nf) == 0;
+        for (uint32_t i = 0; ok && i < nf; i++) {
+            const uint8_t *k;
+            uint32_t kl;
+            uint64_t hz;
+            if (mp_read_raw(&r, &k, &kl)) {
+                ok = false;
+            } else if (kl == 1 && k[0] == 'e') {
+                ok = read_entries(md, sy, &r, NULL, NULL, NULL, NULL) == 0;
+            } else if (kl == 6 && !memcmp(k, "served", 6)) {
+                ok = mp_read_uint(&r, &served) == 0;
+            } else if (kl == 2 && !memcmp(k, "hz", 2)) {
+                ok = mp_read_uint(&r, &hz) == 0;
+                hz = peer_horizon(md, hz);
+                hlc_observe(md, hz);
+                if (sy && hz > sy->peer_hz)
+                    sy->peer_hz = hz;
+            } else if (kl == 1 && k[0] == 't' && sy) {
+                ok = mp_read_array(&r, &nt) == 0 && nt == rq->ntree;
+                for (uint32_t j = 0; ok && j < nt; j++)
+                    ok = read_node(md, sy, &rq->tree[j], &r) == 0;
+                had_t = true;
+            } else if (kl == 1 && k[0] == 'r' && sy && rq->nranges) {
+                ok = read_entries(md, sy, &r, rq, &at, &last, &ranged) == 0;
+                had_r = true;
+            } else if (kl == 5 && !memcmp(k, "rdone", 5)) {
+                ok = mp_read_uint(&r, &rdone) == 0;
+            } else {
+                ok = mp_skip(&r) == 0;
+            }
+        }
+        /* What was asked must be answered. */
+        if (ok && rq->ntree && !had_t)
+            ok = false;
+        /* Ranges: done ones whole, entries only in those and the next;
+         * some progress, or it would never end. */
+        if (ok && rq->nranges &&
+            (!had_r || rdone > rq->nranges || (ranged && at > rdone) ||
+             (rdone == 0 && ranged == 0) ||
+             (ranged && at == rdone && rdone == rq->nranges)))
+            ok = false;
+    }
+    if (!ok) {
+        md->stats.fetch_errors++;
+        HS_DEBUG(md->nd->log, "metadata %s failed: %s", f ? "fetch" : "sync",
+                 p ? "bad answer" : "no answer");
+    }
+    if (f) {
+        hs_free(rq);
+        if (!ok && retry_from_origin(md, f))
+            return;
+        fetch_free(md, f);
+        return;
+    }
+    if (sy == NULL) {
+        hs_free(rq->tree);
+        hs_free(rq);
+        return;
+    }
+    if (ok && rq->nranges) {
+        /* On from after the last entry, in the range it came from. */
+        if (rdone)
+            sy->wcur = false;
+        sy->wranges.pos += rdone;
+        if (ranged && at == rdone) {
+            sy->wcur = true;
+            sy->wcurlen = (uint16_t)last.keylen;
+            memcpy(sy->wcurkey, last.key, last.keylen);
+            sy->wcurpath = key_path(sy->wcurkey, sy->wcurlen);
+        }
+    }
+    bool asked = rq->asked > 0;
+    size_t nasked = rq->asked;
+    hs_free(rq->tree);
+    hs_free(rq);
+    if (!ok) {
+        sync_free(md, sy);
+        return;
+    }
+    /* Whatever was not served comes in the next batch; nothing served
+     * at all means the peer cannot help with those keys. */
+    if (asked && served == 0) {
+        sy->want.pos += nasked;
+        sy->failed = true;
+    } else {
+        sy->want.pos += HS_MIN((size_t)served, nasked);
+    }
+    sync_next(md, sy);
+}
+
+/* ===== Anti-entropy in push/pull =====
+ * The section: {b: the 256 top hashes of the tree (8 bytes each), t: 1
+ * (we walk the tree), hz: our horizon, l: [[bucket, [[key, version,
+ * origin, deleted], ...]], ...]}. l, the entries of the buckets that
+ * differ, only in an answer to a node from before the tree (no t), for
+ * LEGACY_LIST_MAX entries at most; a node that walks the tree gets the
+ * top hashes only, and the side that started the push/pull asks for
+ * what lies below the buckets that differ over a stream. */
+
+static void bucket_bytes(const struct metadata *md, uint8_t *out)
+{
+    for (int i = 0; i < TREE_TOP; i++) {
+        hs_put_be32(out + 8 * i, (uint32_t)(md->top[i].hash >> 32));
+        hs_put_be32(out + 8 * i + 4, (uint32_t)md->top[i].hash);
+    }
+}
+
+static uint64_t bucket_at(const uint8_t *b, int i)
+{
+    return (uint64_t)hs_be32(b + 8 * i) << 32 | hs_be32(b + 8 * i + 4);
+}
+
+struct section {
+    const uint8_t *buckets;  /* NULL if none */
+    const uint8_t *lists;    /* the "l" array, as bytes */
+    size_t listslen;
+    bool tree;
+    uint64_t hz;
+};
+
+static int get_section(const uint8_t *p, size_t n, struct section *s)
+{
+    struct mp_reader r;
+    uint32_t nf;
+    memset(s, 0, sizeof *s);
+    mp_reader_init(&r, p, n);
+    if (mp_read_map(&r, &nf))
+        return HS_EBADMSG;
+    for (uint32_t i = 0; i < nf; i++) {
+        const uint8_t *k, *v;
+        uint32_t kl, vl;
+        uint64_t t;
+        if (mp_read_raw(&r, &k, &kl))
+            return HS_EBADMSG;
+        if (kl == 1 && k[0] == 'b') {
+            if (mp_read_raw(&r, &v, &vl) || vl != 8 * TREE_TOP)
+                return HS_EBADMSG;
+            s->buckets = v;
+        } else if (kl == 1 && k[0] == 'l') {
+            size_t at = r.off;
+            if (mp_skip(&r))
+                return HS_EBADMSG;
+            s->lists = p + at;
+            s->listslen = r.off - at;
+        } else if (kl == 1 && k[0] == 't') {
+            if (mp_read_uint(&r, &t))
+                return HS_EBADMSG;
+            s->tree = t >= 1;
+        } else if (kl == 2 && !memcmp(k, "hz", 2)) {
+            if (mp_read_uint(&r, &s->hz))
+                return HS_EBADMSG;
+        } else if (mp_skip(&r)) {
+            return HS_EBADMSG;
+        }
+    }
+    return 0;
+}
+
+static void put_record(struct buf *out, const struct meta_entry *e)
+{
+    mp_write_array(out, 4);
+    mp_write_raw(out, e->key, e->keylen);
+    mp_write_uint(out, e->version);
+    mp_write_raw(out, e->origin, e->originlen);
+    mp_write_bool(out, e->deleted);
+}
+
+int metadata_sync_encode(struct metadata *md, const uint8_t *remote,
+                         size_t remotelen, struct buf *out)
+{
+    struct section rs = {0};
+    if (remote && get_section(remote, remotelen, &rs))
+        rs.buckets = NULL;
+    if (rs.buckets)
+        hlc_observe(md, peer_horizon(md, rs.hz));
+    uint8_t b[8 * TREE_TOP];
+    bucket_bytes(md, b);
+    size_t start = out->len;
+    /* An asker from before the tree: the entries of the buckets that
+     * differ, as many buckets as fit in LEGACY_LIST_MAX entries. */
+    bool list[TREE_TOP] = {false};
+    uint32_t nlist = 0;
+    size_t listed = 0;
+    if (rs.buckets && !rs.tree)
+        for (int i = 0; i < TREE_TOP; i++)
+            if (bucket_at(rs.buckets, i) != md->top[i].hash &&
+                (listed == 0 ||
+                 listed + md->top[i].count <= LEGACY_LIST_MAX)) {
+                list[i] = true;
+                nlist++;
+                listed += md->top[i].count;
+            }
+    mp_write_map(out, nlist ? 4 : 3);
+    mp_write_str(out, "b");
+    mp_write_raw(out, b, sizeof b);
+    mp_write_str(out, "t");
+    mp_write_uint(out, 1);
+    mp_write_str(out, "hz");
+    mp_write_uint(out, metadata_horizon(md));
+    if (nlist) {
+        mp_write_str(out, "l");
+        mp_write_array(out, nlist);
+        for (int i = 0; i < TREE_TOP; i++) {
+            if (!list[i])
+                continue;
+            mp_write_array(out, 2);
+            mp_write_uint(out, (uint64_t)i);
+            mp_write_array(out, md->top[i].count);
+            uint32_t w = 0;
+            for (const struct meta_entry *e =
+                     tree_after(md, (uint64_t)i << 56, "", 0, true);
+                 e && (e->path >> 56) == (uint64_t)i && w < md->top[i].count;
+                 e = tree_after(md, e->path, e->key, e->keylen, false), w++)
+                put_record(out, e);
+        }
+    }
+    size_t len = out->len - start;
+    if (nlist)
+        md->stats.sync_bytes_out += len;
+    else
+        md->stats.digest_bytes_out += len;
+    return out->err;
+}
+
+/* The key lists of a node from before the tree: what we lack or have
+ * older, what it lacks or has older. Reading stops (the sync is then not
+ * complete) after LEGACY_LIST_MAX entries of each side. */
+static void read_lists(struct metadata *md, struct sync *sy,
+                       const uint8_t *p, size_t n)
+{
+    uint64_t now = wall(md), hz = metadata_horizon(md);
+    struct mp_reader r;
+    uint32_t nb;
+    size_t work = 0;
+    mp_reader_init(&r, p, n);
+    if (mp_read_array(&r, &nb)) {
+        sy->failed = true;
+        return;
+    }
+    for (uint32_t i = 0; i < nb; i++) {
+        uint32_t two, ne;
+        uint64_t bucket;
+        if (work > 2 * LEGACY_LIST_MAX || mp_read_array(&r, &two) ||
+            two != 2 || mp_read_uint(&r, &bucket) || bucket >= TREE_TOP ||
+            mp_read_array(&r, &ne)) {
+            sy->failed = true;
+            return;
+        }
+        if (++md->epoch == 0)
+            md->epoch = 1;
+        /* Theirs: which do we lack or have older? Ours that are not
+         * newer get this round's mark. */
+        for (uint32_t j = 0; j < ne; j++, work++) {
+            uint32_t four, kl, ol;
+            const uint8_t *k, *o;
+            uint64_t ver;
+            bool del;
+            if (mp_read_array(&r, &four) || four != 4 ||
+                mp_read_raw(&r, &k, &kl) || mp_read_uint(&r, &ver) ||
+                mp_read_raw(&r, &o, &ol) || mp_read_bool(&r, &del)) {
+                sy->failed = true;
+                return;
+            }
+            if (kl > META_KEY_MAX || memchr(k, 0, kl) ||
+                (del && expired(md, ver, now)))
+                continue;
+            struct meta_entry *e = find(md, (const char *)k, kl);
+            if (e == NULL) {
+                if (del || ver > hz)
+                    Q_WANT(sy, (const char *)k, kl);
+                continue;
+            }
+            int c = newer(ver, (const char *)o, ol, e->version, e->origin,
+                          e->originlen);
+            if (c > 0)
+                Q_WANT(sy, (const char *)k, kl);
+            if (c >= 0)
+                e->mark = md->epoch;
+        }
+        /* Ours in that bucket without the mark: they lack or have older. */
+        for (const struct meta_entry *e =
+                 tree_after(md, bucket << 56, "", 0, true);
+             e && (e->path >> 56) == bucket;
+             e = tree_after(md, e->path, e->key, e->keylen, false), work++)
+            if (e->mark != md->epoch &&
+                !(e->deleted && expired(md, e->version, now)))
+                Q_PUSH(sy, e->key, e->keylen);
+    }
+}
+
+void metadata_sync_merge(struct metadata *md, const uint8_t *p, size_t n,
+                         bool started, const struct hs_addr *peer)
+{
+    struct section s;
+    if (get_section(p, n, &s) || s.buckets == NULL)
+        return;
+    uint64_t hz = peer_horizon(md, s.hz);
+    hlc_observe(md, hz);
+    bool differ = false;
+    for (int i = 0; i < TREE_TOP && !differ; i++)
+        differ = bucket_at(s.buckets, i) != md->top[i].hash;
+    if (s.lists == NULL)
+        md->stats.digest_bytes_in += n;
+    else
+        md->stats.sync_bytes_in += n;
+    uint64_t t0 = HS_MAX(md->hlc, wall(md) << 16);
+    if (!differ) {
+        if (t0 > md->synced)
+            md->synced = t0; /* in sync: we hold what it holds */
+        return;
+    }
+    /* The one who started the push/pull drives the exchange. */
+    if (!started)
+        return;
+    if (!s.tree && s.lists == NULL)
+        return;
+    struct sync *sy = hs_calloc(1, sizeof *sy);
+    if (sy == NULL)
+        return;
+    sy->peer = *peer;
+    sy->peer_hz = hz;
+    sy->t0 = t0;
+    if (s.tree) {
+        for (int i = 0; i < TREE_TOP; i++) {
+            uint64_t theirs = bucket_at(s.buckets, i);
+            if (theirs == md->top[i].hash)
+                continue;
+            struct pfx b = {(uint64_t)i << 56, 1};
+            if (theirs == 0) {
+                struct prange pr = {b, false, 0, {{0, 0, 0}}};
+                q_push_range(sy, &pr); /* it has nothing there */
+            } else if (md->top[i].count == 0) {
+                q_want_range(sy, &b);
+            } else {
+                q_ask(sy, &b);
+            }
+        }
+    } else {
+        read_lists(md, sy, s.lists, s.listslen);
+    }
+    char ab[HS_ADDRSTRLEN];
+    HS_DEBUG(md->nd->log, "metadata sync: peer=%s tree=%s asks=%zu "
+             "fetch=%zu push=%zu want=%zu",
+             addr_format(peer, ab, sizeof ab), s.tree ? "true" : "false",
+             sy->asks.n, sy->wranges.n, sy->pranges.n + sy->push.n,
+             sy->want.n);
+    sy->next = md->syncs;
+    md->syncs = sy;
+    sync_next(md, sy);
+}
+
+/* ===== Upkeep ===== */
+
+size_t metadata_queued(const struct metadata *md)
+{
+    return bqueue_len(&md->queue);
+}
+
+bool metadata_tick(struct metadata *md)
+{
+    rehash_step(md, REHASH_TICK);
+    ht_maybe_shrink(md);
+    if (md->nbusy)
+        return false; /* hooks are running: next time */
+    uint64_t now = wall(md);
+    size_t k = 0;
+    while (md->nheap && k < TICK_BATCH &&
+           expired(md, md->heap[0]->version, now)) {
+        struct meta_entry *e = md->heap[0];
+        if (e->version > md->horizon)
+            md->horizon = e->version;
+        unlink_entry(md, e);
+        entry_free(md, e);
+        k++;
+    }
+    if (k) {
+        md->stats.tombstones_collected += k;
+        md->dirty = true;
+    }
+    return md->nheap && expired(md, md->heap[0]->version, now);
+}
+
+int metadata_new(struct node *nd, struct metadata **out)
+{
+    struct metadata *md = hs_calloc(1, sizeof *md);
+    if (md == NULL)
+        return HS_ENOMEM;
+    md->nd = nd;
+    /* From the node's random state, without drawing from it: the same
+     * seed gives the same run as before there was a table to seed. */
+    md->seed = mix64(nd->rng.s[0] ^ nd->rng.s[3]);
+    hs_rng_seed(&md->rng, mix64(nd->rng.s[1] ^ nd->rng.s[2]));
+    bqueue_init(&md->queue, QUEUE_MAX);
+    *out = md;
+    return 0;
+}
+
+/* Every entry freed and every index emptied. */
+static void free_entries(struct metadata *md, bool disown)
+{
+    struct meta_entry *e = md->head[0], *next;
+    for (; e; e = next) {
+        next = e->fwd[0];
+        if (disown) {
+            entry_free(md, e);
+        } else {
+            hs_free(e->value);
+            hs_free(e);
+        }
+    }
+    memset(md->head, 0, sizeof md->head);
+    for (int t = 0; t < 2; t++) {
+        hs_free(md->ht[t].b);
+        memset(&md->ht[t], 0, sizeof md->ht[t]);
+    }
+    md->rehashing = false;
+    md->rehash = 0;
+    for (int i = 0; i < TREE_TOP; i++) {
+        free_kids(&md->top[i]);
+        memset(&md->top[i], 0, sizeof md->top[i]);
+    }
+    hs_free(md->heap);
+    md->heap = NULL;
+    md->nheap = md->heapcap = 0;
+    md->n = md->ndeleted = 0;
+}
+
+void metadata_free(struct metadata *md)
+{
+    if (md == NULL)
+        return;
+    while (md->syncs)
+        sync_free(md, md->syncs);
+    while (md->fetches)
+        fetch_free(md, md->fetches);
+    /* The queue goes first: entries need not give their slots back. */
+    for (struct meta_entry *e = md->head[0]; e; e = e->fwd[0])
+        e->bcast = NULL;
+    bqueue_close(&md->queue);
+    free_entries(md, false);
+    hs_free(md);
+}
+
+void metadata_clear(struct metadata *md)
+{
+    free_entries(md, true);
+    md->horizon = md->synced = 0;
+    md->dirty = true;
+}
+
+const struct meta_stats *metadata_stats(const struct metadata *md)
+{
+    return &md->stats;
+}
+
+void metadata_set_dirty(struct metadata *md)
+{
+    md->dirty = true;
+}
+
+bool metadata_take_dirty(struct metadata *md)
+{
+    bool d = md->dirty;
+    md->dirty = false;
+    return d;
+}
+
+/* ===== Persistence ===== */
+
+#define STATE_FIELDS 3
+
+static void put_state(const struct metadata *md, struct buf *out)
+{
+    mp_write_str(out, "hlc");
+    mp_write_uint(out, md->hlc);
+    mp_write_str(out, "hz");
+    mp_write_uint(out, md->horizon);
+    mp_write_str(out, "sy");
+    mp_write_uint(out, md->synced);
+}
+
+/* A store-wide field of a state or snapshot map: 1 if it was one, 0 if
+ * not (r is then still at its value), <0 if bad. */
+static int get_state(struct metadata *md, const uint8_t *k, uint32_t kl,
+                     struct mp_reader *r, const char **why)
+{
+    uint64_t v;
+    if (kl == 3 && !memcmp(k, "hlc", 3)) {
+        if (mp_read_uint(r, &v)) {
+            *why = "bad clock";
+            return HS_EBADMSG;
+        }
+        hlc_observe(md, v);
+        return 1;
+    }
+    if (kl == 2 && !memcmp(k, "hz", 2)) {
+        if (mp_read_uint(r, &v)) {
+            *why = "bad horizon";
+            return HS_EBADMSG;
+        }
+        if (v > md->horizon)
+            md->horizon = v;
+        hlc_observe(md, v);
+        return 1;
+    }
+    if (kl == 2 && !memcmp(k, "sy", 2)) {
+        if (mp_read_uint(r, &v)) {
+            *why = "bad sync mark";
+            return HS_EBADMSG;
+        }
+        if (v > md->synced)
+            md->synced = v;
+        return 1;
+    }
+    return 0;
+}
+
+int metadata_state_encode(const struct metadata *md, struct buf *out)
+{
+    mp_write_map(out, STATE_FIELDS);
+    put_state(md, out);
+    return out->err;
+}
+
+int metadata_state_restore(struct metadata *md, const uint8_t *p, size_t n,
+                           const char **why)
+{
+    struct mp_reader r;
+    uint32_t nf;
+    mp_reader_init(&r, p, n);
+    if (mp_read_map(&r, &nf)) {
+        *why = "not the store's state";
+        return HS_EBADMSG;
+    }
+    for (uint32_t i = 0; i < nf; i++) {
+        const uint8_t *k;
+        uint32_t kl;
+        if (mp_read_raw(&r, &k, &kl)) {
+            *why = "bad state field";
+            return HS_EBADMSG;
+        }
+        int rc = get_state(md, k, kl, &r, why);
+        if (rc < 0)
+            return rc;
+        if (rc == 0 && mp_skip(&r)) {
+            *why = "bad state field";
+            return HS_EBADMSG;
+        }
+    }
+    if (mp_left(&r)) {
+        *why = "bytes after the state";
+        return HS_EBADMSG;
+    }
+    return 0;
+}
+
+int metadata_entry_encode(const struct meta_entry *e, struct buf *out)
+{
+    put_entry(out, e, true, false);
+    return out->err;
+}
+
+/* Merge an entry read from a snapshot or a log: the newer wins, no hooks,
+ * no gossip. */
+static int merge_entry(struct metadata *md, const struct view *v)
+{
+    const struct meta_entry *old = find(md, (const char *)v->key, v->keylen);
+    hlc_observe(md, v->version);
+    if (old && newer(v->version, (const char *)v->origin, v->originlen,
+                     old->version, old->origin, old->originlen) <= 0)
+        return 0;
+    struct meta_entry *e;
+    bool dirty = md->dirty;
+    int rc = store(md, (const char *)v->key, v->keylen, v->value, v->len,
+                   v->deleted, v->version, (const char *)v->origin,
+                   v->originlen, &e);
+    md->dirty = dirty;
+    return rc;
+}
+
+int metadata_entry_restore(struct metadata *md, const uint8_t *p, size_t n,
+                           const char **why)
+{
+    struct mp_reader r;
+    struct view v;
+    mp_reader_init(&r, p, n);
+    if (get_entry(&r, &v) || mp_left(&r) ||
+        (!v.deleted && !v.has_value && v.big)) {
+        *why = "bad entry";
+        return HS_EBADMSG;
+    }
+    int rc = merge_entry(md, &v);
+    if (rc)
+        *why = "out of memory";
+    return rc;
+}
+
+int metadata_snapshot(const struct metadata *md, struct buf *out)
+{
+    mp_write_map(out, STATE_FIELDS + 1);
+    put_state(md, out);
+    mp_write_str(out, "e");
+    mp_write_array(out, (uint32_t)md->n);
+    for (const struct meta_entry *e = md->head[0]; e; e = e->fwd[0])
+        metadata_entry_encode(e, out);
+    return out->err;
+}
+
+int metadata_restore(struct metadata *md, const uint8_t *p, size_t n,
+                     const char **why)
+{
+    struct mp_reader r;
+    uint32_t nf, ne;
+    mp_reader_init(&r, p, n);
+    if (mp_read_map(&r, &nf)) {
+        *why = "not a metadata snapshot";
+        return HS_EBADMSG;
+    }
+    for (uint32_t i = 0; i < nf; i++) {
+        const uint8_t *k;
+        uint32_t kl;
+        if (mp_read_raw(&r, &k, &kl)) {
+            *why = "bad snapshot field";
+            return HS_EBADMSG;
+        }
+        int rc = get_state(md, k, kl, &r, why);
+        if (rc < 0)
+            return rc;
+        if (rc > 0)
+            continue;
+        if (kl == 1 && k[0] == 'e') {
+            if (mp_read_array(&r, &ne)) {
+                *why = "bad entry list";
+                return HS_EBADMSG;
+            }
+            for (uint32_t j = 0; j < ne; j++) {
+                struct view v;
+                if (get_entry(&r, &v)) {
+                    *why = "bad entry";
+                    return HS_EBADMSG;
+                }
+                if (merge_entry(md, &v)) {
+                    *why = "out of memory";
+                    return HS_ENOMEM;
+                }
+            }
+        } else if (mp_skip(&r)) {
+            *why = "bad snapshot field";
+            return HS_EBADMSG;
+        }
+    }
+    md->dirty = false;
+    return 0;
+}
+
+/* ===== Checks (for tests) ===== */
+
+#define FAULT(...)                                                         \
+    do {                                                                   \
+        snprintf(why, whylen, __VA_ARGS__);                                \
+        return -1;                                                         \
+    } while (0)
+
+static int check_node(const struct tnode *t, int d, uint64_t lo,
+                      size_t *seen, char *why, size_t whylen)
+{
+    uint64_t h = 0;
+    uint64_t hi = d == 0 ? UINT64_MAX
+                         : lo | (pfx_bits(d) >= 64 ? 0
+                                                   : UINT64_MAX >>
+                                                         pfx_bits(d));
+    if (t->kids == NULL) {
+        if (t->n != t->count)
+            FAULT("leaf at depth %d counts %u, holds %u", d, t->count, t->n);
+        if (t->n > t->cap)
+            FAULT("leaf over its capacity");
+        for (uint32_t i = 0; i < t->n; i++) {
+            const struct meta_entry *e = t->v[i];
+            h ^= e->digest;
+            if (e->path < lo || e->path > hi)
+                FAULT("key %s in the wrong node", e->key);
+            if (i && pk_cmp(t->v[i - 1]->path, t->v[i - 1]->key,
+                            t->v[i - 1]->keylen, e) >= 0)
+                FAULT("leaf out of order at %s", e->key);
+        }
+        *seen += t->n;
+    } else {
+        uint32_t c = 0;
+        for (unsigned k = 0; k < 16; k++) {
+            const struct tnode *kid = &t->kids[k];
+            if (check_node(kid, d + 1, lo | (uint64_t)k << (56 - 4 * d),
+                           seen, why, whylen))
+                return -1;
+            h ^= kid->hash;
+            c += kid->count;
+        }
+        if (c != t->count)
+            FAULT("inner node at depth %d counts %u, children %u", d,
+                  t->count, c);
+        if (t->count <= LEAF_MERGE)
+            FAULT("inner node at depth %d holds only %u", d, t->count);
+    }
+    if (h != t->hash)
+        FAULT("node at depth %d: hash differs from its entries", d);
+    return 0;
+}
+
+int metadata_check(const struct metadata *md, char *why, size_t whylen)
+{
+    size_t n = 0, deleted = 0;
+    for (const struct meta_entry *e = md->head[0]; e; e = e->fwd[0]) {
+        n++;
+        deleted += e->deleted;
+        if (e->fwd[0] && key_cmp(e->key, e->keylen, e->fwd[0]->key,
+                                 e->fwd[0]->keylen) >= 0)
+            FAULT("skip list out of order at %s", e->key);
+        if (find(md, e->key, e->keylen) != e)
+            FAULT("key %s not found by its hash", e->key);
+        if (e->path != key_path(e->key, e->keylen) ||
+            e->digest != digest_of(e->key, e->keylen, e->origin,
+                                   e->originlen, e->version, e->deleted))
+            FAULT("key %s: stale path or digest", e->key);
+        if (e->deleted != (e->heap != 0) ||
+            (e->heap && md->heap[e->heap - 1] != e))
+            FAULT("key %s: tombstone heap out of step", e->key);
+        for (int i = 1; i < e->level; i++)
+            if (e->fwd[i] && key_cmp(e->key, e->keylen, e->fwd[i]->key,
+                                     e->fwd[i]->keylen) >= 0)
+                FAULT("skip list level %d out of order at %s", i, e->key);
+    }
+    if (n != md->n || deleted != md->ndeleted || deleted != md->nheap)
+        FAULT("counts: %zu entries, %zu deleted listed; %zu, %zu, heap %zu",
+              n, deleted, md->n, md->ndeleted, md->nheap);
+    if (md->ht[0].used + (md->rehashing ? md->ht[1].used : 0) != n)
+        FAULT("hash table holds %zu, not %zu",
+              md->ht[0].used + md->ht[1].used, n);
+    for (size_t i = 1; i < md->nheap; i++)
+        if (md->heap[(i - 1) / 2]->version > md->heap[i]->version)
+            FAULT("tombstone heap out of order");
+    size_t seen = 0;
+    for (int b = 0; b < TREE_TOP; b++)
+        if (check_node(&md->top[b], 1, (uint64_t)b << 56, &seen, why,
+                       whylen))
+            return -1;
+    if (seen != n)
+        FAULT("hash tree holds %zu, not %zu", seen, n);
+    return 0;
+}
+
+bool metadata_rehashing(const struct metadata *md)
+{
+    return md->rehashing;
+}
+
+/* ===== The data dir's log ===== */
+
+void metadata_set_journal(struct metadata *md, const struct meta_journal *j)
+{
+    if (j)
+        md->journal = *j;
+    else
+        memset(&md->journal, 0, sizeof md->journal);
+}
