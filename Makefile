@@ -149,10 +149,11 @@ run: deps
 ASAN_DIR := build/asan
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
+ASAN_CFLAGS := $(ASAN_FLAGS) -DHS_INVARIANTS
 asan: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_DIR)/obj \
 	    BIN=$(ASAN_DIR)/bin LIBDIR=$(ASAN_DIR)/lib OPT="-O1 -g" \
-	    EXTRA_CFLAGS="$(ASAN_FLAGS)" EXTRA_LDFLAGS="$(ASAN_FLAGS)" \
+	    EXTRA_CFLAGS="$(ASAN_CFLAGS)" EXTRA_LDFLAGS="$(ASAN_FLAGS)" \
 	    all ctest
 	$(Q)ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) \
@@ -180,7 +181,7 @@ FUZZ_TARGETS := packet stream reply lzw metadata packet_encrypted \
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Isrc $(PKG_CFLAGS) \
-                $(FUZZ_SAN)
+                $(FUZZ_SAN) -DHS_INVARIANTS
 fuzz_obj_of   = $(patsubst src/%.c,$(FUZZ_DIR)/obj/%.o,$(1))
 FUZZ_OBJ     := $(call fuzz_obj_of,$(PURE_SRC))
 FUZZ_RT_OBJ  := $(FUZZ_OBJ) $(patsubst $(BUILD)/%,$(FUZZ_DIR)/obj/%,$(RUNTIME_OBJ))

@@ -63,6 +63,16 @@ void hs_mem_fail_after(long n);
 void hs_assert_fail(const char *expr, const char *file, int line);
 #define HS_ASSERT(e) ((e) ? (void)0 : hs_assert_fail(#e, __FILE__, __LINE__))
 
+/* HS_INVARIANT checks a whole structure (a heap's order, a table's
+ * counts): too slow for every build, so it is compiled in only with
+ * -DHS_INVARIANTS (make asan and the fuzz targets). Elsewhere the
+ * expression is not evaluated. */
+#ifdef HS_INVARIANTS
+#define HS_INVARIANT(e) HS_ASSERT(e)
+#else
+#define HS_INVARIANT(e) ((void)sizeof(!(e)))
+#endif
+
 #define HS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define HS_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define HS_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -244,4 +244,8 @@ void node_io_stream_data(struct node *nd, void *owner, const uint8_t *p,
 /* The peer closed (err 0) or the stream failed. */
 void node_io_stream_end(struct node *nd, void *owner, int err);
 
+/* The push/pull interval for a cluster of n members (memberlist's
+ * pushPullScale): doubled per power of two past 32 members. */
+uint64_t pushpull_scale(uint64_t interval, size_t n);
+
 #endif

@@ -340,7 +340,5 @@ int pushpull_start(struct node *nd, const struct hs_addr *to, bool join,
 /* A push/pull we started ended: err 0 if merged. */
 void pushpull_done(struct node *nd, struct stream *s, int err,
                    const char *why);
-/* memberlist pushPullScale. */
-uint64_t pushpull_scale(uint64_t interval, size_t n);
 
 #endif
