@@ -5,7 +5,7 @@
 #   make run        install missing dependencies, build, run a 3-agent cluster
 #   make asan       the same checks under AddressSanitizer + UBSan
 #   make fuzz       run each libFuzzer target for FUZZ_TIME seconds
-#   make format     clang-format the C sources (check-format verifies)
+#   make format     clang-format the C sources (make check-format verifies)
 #   make docs       regenerate the configuration reference in docs/
 
 CC      ?= cc
@@ -60,7 +60,8 @@ MODULE_RT_OBJ := $(IO_OBJ) $(LUA_OBJ) $(BUILD)/agent/join.o
 
 CTESTS  := $(patsubst spec/c/%.c,%,$(wildcard spec/c/test_*.c))
 
-.PHONY: all clean ctest test run asan deps check busted lint docs layers
+.PHONY: all clean ctest test run asan deps check busted lint docs layers \
+        format check-format
 
 all: $(BIN)/hearsay $(LIBDIR)/hearsay/core.so
 
@@ -109,6 +110,17 @@ $(BUILD)/test_wal: spec/c/test_wal.c $(wildcard spec/c/*.h) $(CORE_OBJ) $(BUILD)
 $(BUILD)/bench_%: scripts/bench/%.c $(CORE_OBJ) $(RUNTIME_OBJ)
 	@echo "  CC $<"
 	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(RUNTIME_OBJ) -o $@ $(LDLIBS_ALL)
+
+# The C style (.clang-format): `make format` rewrites, `make check-format`
+# (part of make test) fails on any difference.
+FORMAT_SRC = $(filter-out spec/c/lzw_vectors.h,$(wildcard src/*.[ch] \
+             src/*/*.[ch] spec/c/*.[ch] spec/fuzz/*.[ch] scripts/bench/*.c))
+format:
+	$(Q)clang-format -i $(FORMAT_SRC)
+
+check-format:
+	$(Q)clang-format --dry-run -Werror $(FORMAT_SRC) && \
+	    echo "format: $(words $(FORMAT_SRC)) files as .clang-format has them"
 
 # The layers include only what is below them.
 layers:

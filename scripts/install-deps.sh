@@ -6,7 +6,7 @@
 set -eu
 
 PKGS="build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-cjson
-lua-busted lua-check libmsgpack-dev libcjson-dev libssl-dev zlib1g-dev serf iproute2 procps"
+lua-busted lua-check clang-format libmsgpack-dev libcjson-dev libssl-dev zlib1g-dev serf iproute2 procps"
 # The fuzz targets (clang with libFuzzer and the sanitizer runtimes,
 # llvm-symbolizer for readable reports) and the leak check (valgrind).
 PKGS="$PKGS clang libclang-rt-dev llvm valgrind"
