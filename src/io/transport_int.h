@@ -43,6 +43,7 @@
 #include "io/transport.h"
 
 #include <sys/socket.h>
+#include <uv.h>
 
 #include "codec/frames.h"
 #include "core/node.h"
