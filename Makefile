@@ -45,9 +45,9 @@ Q       := @
 src_of = $(wildcard src/$(1)/*.c)
 obj_of = $(patsubst src/%.c,$(BUILD)/%.o,$(1))
 PURE_SRC := $(call src_of,base) $(call src_of,codec) $(call src_of,core) \
-            src/io/sim.c
+            $(wildcard src/io/sim*.c)
 CORE_OBJ := $(call obj_of,$(PURE_SRC))
-IO_OBJ   := $(call obj_of,$(filter-out src/io/sim.c,$(call src_of,io)))
+IO_OBJ   := $(call obj_of,$(filter-out src/io/sim%,$(call src_of,io)))
 LUA_OBJ  := $(call obj_of,$(filter-out src/lua/module.c,$(call src_of,lua)))
 AGENT_OBJ := $(call obj_of,$(call src_of,agent))
 CLI_OBJ  := $(call obj_of,$(call src_of,cli))

@@ -1,7 +1,7 @@
 -- gen-docs.lua: the generated part of docs/configuration.md, made from the
 -- code (hearsay.core's config_keys() and config()), so that the reference
--- cannot drift from the key table in src/core/config.c. The prose around the
--- markers is written by hand and kept as it is.
+-- cannot drift from the key table in src/core/config_keys.c. The prose
+-- around the markers is written by hand and kept as it is.
 --
 --   lua5.4 scripts/gen-docs.lua           rewrite the generated part
 --   lua5.4 scripts/gen-docs.lua --check   exit 1 when it is out of date
@@ -99,7 +99,8 @@ local text = read(PATH)
 local fresh = rewrite(text, generate())
 if arg[1] == "--check" then
   if fresh ~= text then
-    io.stderr:write(PATH, " is out of date with src/core/config.c: run make docs\n")
+    io.stderr:write(PATH, " is out of date with src/core/config_keys.c: ",
+                    "run make docs\n")
     os.exit(1)
   end
 elseif fresh ~= text then

@@ -1,6 +1,6 @@
 /* tcp_frames.c: libFuzzer target for the bytes of an accepted TCP
  * connection: what the transport makes of them (frames.h, the code
- * transport.c reads with) and what node a of a fresh two-node cluster
+ * transport_pkt.c reads with) and what node a of a fresh two-node cluster
  * then makes of that.
  *
  * The input is the connection's bytes from the first. A first byte of
@@ -9,9 +9,9 @@
  * pieces of sizes drawn from the input), which must give the same
  * frames and the same end; a reader that is stopped after its first
  * frame (the connection closed meanwhile) must read no further. Each
- * frame then reaches node a as a datagram from node b, as transport.c
- * delivers it. Any other first byte makes it a memberlist stream, which
- * node a gets as an accepted stream. */
+ * frame then reaches node a as a datagram from node b, as
+ * transport_pkt.c delivers it. Any other first byte makes it a
+ * memberlist stream, which node a gets as an accepted stream. */
 #include "fuzz.h"
 
 #include <stdio.h>
@@ -142,8 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (frames_classify(data[0]) == FRAMES_PACKETS) {
         packets(data + 1, size - 1);
     } else {
-        /* A memberlist stream: node a reads it as transport.c hands it
-         * over (the first byte included); left open, so that a message
+        /* A memberlist stream: node a reads it as transport_accept.c
+         * hands it over (the first byte included); left open, so that a message
          * cut short meets the deadline. */
         struct sim *s = fuzz_cluster();
         sim_inject_stream(s, FUZZ_A, data, size, false);

@@ -4,8 +4,9 @@
  * memberlist's types are 0-13 and 244) starts the packet frames of
  * transport "tcp", anything else is a memberlist stream. Packet frames
  * are `len:u32 big-endian | packet` with 1 <= len <= FRAMES_MAX, split
- * any way across reads. Pure (no libuv, no node), so that transport.c
- * reads with it and a fuzz target feeds it bytes without sockets. */
+ * any way across reads. Pure (no libuv, no node), so that the transport
+ * (transport_pkt.c) reads with it and a fuzz target feeds it bytes
+ * without sockets. */
 #ifndef HS_FRAMES_H
 #define HS_FRAMES_H
 

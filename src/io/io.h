@@ -1,7 +1,7 @@
 /* io.h: the seam between the protocol core and the world.
  *
  * The core reaches time and the network only through a struct io, which
- * transport.c implements on libuv (real sockets, real time) and sim.c in
+ * transport*.c implement on libuv (real sockets, real time) and sim*.c in
  * memory (virtual time, simulated links). Compare raft's struct raft_io.
  *
  * The io layer calls back into the core with the node_io_* functions of

@@ -8,19 +8,20 @@
 #ifndef HS_TRANSPORT_H
 #define HS_TRANSPORT_H
 
-#include <uv.h>
-
 #include "core/config.h"
 #include "io/io.h"
 #include "base/log.h"
 
 struct node;
 struct transport;
+/* libuv's loop (uv_loop_t), named but not opened here: this header does
+ * not bring in <uv.h>, and a user that calls libuv includes it itself. */
+struct uv_loop_s;
 
 /* Bind the UDP socket and TCP listener to cfg->bind (port 0 picks a free
  * port, the same for both). Returns 0 or an HS_E* code with a sentence in
  * err. The loop and log are borrowed. */
-int transport_new(uv_loop_t *loop, const struct config *cfg,
+int transport_new(struct uv_loop_s *loop, const struct config *cfg,
                   const struct hs_logger *log, struct transport **out,
                   char *err, size_t errlen);
 /* The io for node_new; valid until transport_close. An accepted TCP
@@ -48,7 +49,7 @@ void transport_close(struct transport *t, void (*cb)(void *ud), void *ud);
  * blocking the loop; cb gets every address found (IPv4 first). */
 typedef void (*transport_resolve_cb)(void *ud, int err,
                                      const struct hs_addr *addrs, size_t n);
-int transport_resolve(uv_loop_t *loop, const char *hostport,
+int transport_resolve(struct uv_loop_s *loop, const char *hostport,
                       uint16_t default_port, transport_resolve_cb cb,
                       void *ud);
 
