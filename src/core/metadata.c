@@ -1,6 +1,6 @@
 /* metadata.c: the cluster metadata store: versions, validation, gossip,
  * anti-entropy by hash tree, fetches of large values, snapshots. */
-#include "core/metadata.h"
+#include "core/metadata_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,189 +8,6 @@
 
 #include "codec/mp.h"
 #include "core/node_int.h"
-
-/* Batches of one sync stream: what one request and its answer may carry,
- * so that serving or reading either stays a short step of the loop. */
-#define WANT_BATCH 500    /* keys asked for by name */
-#define PUSH_BATCH 500    /* entries pushed */
-#define PUSH_BYTES (4u << 20)
-#define VISIT_BATCH 4000  /* entries of ours looked at to fill a push */
-#define RANGE_BATCH 500   /* entries answered from ranges */
-#define RANGES_BATCH 64   /* ranges asked for at once */
-#define ASK_BATCH 512     /* tree nodes asked about */
-#define GONE_BATCH 500    /* keys the peer should forget */
-#define ANSWER_BYTES (8u << 20) /* of wanted entries */
-#define RANGE_BYTES (4u << 20)  /* of ranges' entries: with the above,
-                                   within max_stream_size's 20 MiB */
-/* What one sync may queue, whatever a peer answers (a sync that would
- * need more stops there, and the next push/pull goes on). */
-#define SYNC_QUEUE_MAX (1u << 20)
-/* The old protocol's key lists (a peer before the hash tree): at most
- * this many keys listed in a push/pull answer, and read from one. */
-#define LEGACY_LIST_MAX 20000
-#define QUEUE_MAX 4096
-
-/* The hash tree. Each entry has a 64-bit path (a hash of its key); the
- * top level is 256 buckets by its first 8 bits, then each level splits a
- * node 16 ways by the next 4 bits, down to depth 15. A node's hash is the
- * XOR of its entries' digests and its count their number; both change
- * with every write along one path, so they are always up to date. Nodes
- * exist only where entries are: a leaf holds up to LEAF_MAX entries
- * sorted by (path, key), and splits beyond; a subtree that falls to
- * LEAF_MERGE entries becomes a leaf again. */
-#define TREE_TOP 256
-#define TREE_DEPTH 15
-#define LEAF_MAX 64
-#define LEAF_MERGE 32
-/* A node with at most this many entries is answered as a list of its
- * entries, not as 16 child hashes. */
-#define LIST_MAX 8
-
-/* The skip list (key order): heights 1..SL_MAX, each level a quarter of
- * the one below. */
-#define SL_MAX 24
-
-/* Upkeep: tombstones collected per tick, hash buckets moved per write and
- * per tick. */
-#define TICK_BATCH 256
-#define REHASH_STEP 16
-#define REHASH_TICK 4096
-#define HT_MIN 64
-
-struct fetch {
-    struct fetch *next;
-    uint64_t version;
-    uint16_t keylen;
-    bool retried;
-    char key[META_KEY_MAX];
-    char origin[256];
-    uint8_t originlen;
-};
-
-/* A node of the hash tree: the entries whose path starts with its
- * prefix. */
-struct tnode {
-    uint64_t hash;
-    uint32_t count;
-    uint32_t n, cap;         /* a leaf's entries */
-    struct meta_entry **v;   /* a leaf: sorted by (path, key) */
-    struct tnode *kids;      /* an inner node: 16 children; NULL: a leaf */
-};
-
-/* A prefix of paths: the top bits(depth) bits of lo (the rest zero). */
-struct pfx {
-    uint64_t lo;
-    uint8_t depth;
-};
-
-/* An entry the peer listed under a prefix (enough to know whether to
- * push ours). */
-struct seen {
-    uint64_t path, version, digest;
-};
-
-/* A prefix whose entries we push, but for those the peer listed there. */
-struct prange {
-    struct pfx p;
-    bool partial;           /* the peer listed more than `seen` holds: we
-                               cannot tell what it lacks */
-    uint8_t nseen;
-    struct seen seen[LIST_MAX];
-};
-
-/* A key the peer should forget: we lack it, at or below our horizon (it
- * was deleted here). */
-struct krec {
-    char *key, *origin;
-    uint16_t keylen;
-    uint8_t originlen;
-    uint64_t version;
-};
-
-/* A growable queue, read from `pos`. */
-#define QUEUE(type)                                                        \
-    struct {                                                               \
-        type *v;                                                           \
-        size_t n, cap, pos;                                                \
-    }
-
-/* One sync with a peer, led by us: the tree nodes to ask about, the
- * ranges of keys to fetch or push, single keys wanted or pushed (the old
- * protocol's lists), and keys the peer should forget. */
-struct sync {
-    struct sync *next;
-    struct hs_addr peer;
-    uint64_t peer_hz;        /* the peer's horizon */
-    uint64_t t0;             /* our clock (a version) when it began */
-    bool failed;             /* something went unanswered or was cut */
-    size_t dropped;          /* keys the peer's horizon showed deleted */
-    QUEUE(struct pfx) asks;
-    QUEUE(struct pfx) wranges;
-    QUEUE(struct prange) pranges;
-    QUEUE(char *) want;
-    QUEUE(char *) push;
-    QUEUE(struct krec) gone;
-    /* Where the range being fetched (w) and pushed (p) have got to. */
-    bool wcur, pcur;
-    uint16_t wcurlen, pcurlen;
-    uint64_t wcurpath, pcurpath;
-    char wcurkey[META_KEY_MAX], pcurkey[META_KEY_MAX];
-};
-
-/* What a stream request of ours is about. */
-struct request {
-    struct metadata *md;
-    struct sync *sync;   /* or NULL */
-    struct fetch *fetch; /* or NULL */
-    size_t asked;        /* keys wanted by name in this request */
-    struct pfx *tree;    /* tree nodes asked about, in order */
-    size_t ntree;
-    size_t nranges;      /* ranges fetched (the first ones queued) */
-};
-
-struct htab {
-    struct meta_entry **b;
-    size_t mask, used;
-};
-
-struct metadata {
-    struct node *nd;
-    size_t n, ndeleted;
-    /* Hash table, incremental rehash as redis's dict: while `rehashing`,
-     * buckets below `rehash` of ht[0] have moved to ht[1]. */
-    struct htab ht[2];
-    size_t rehash;
-    bool rehashing;
-    uint64_t seed;           /* of the table's hash: keys cannot aim */
-    struct hs_rng rng;       /* skip list heights */
-    struct meta_entry *head[SL_MAX];
-    struct tnode top[TREE_TOP];
-    struct meta_entry **heap; /* tombstones, oldest version first */
-    size_t nheap, heapcap;
-    uint64_t hlc;
-    uint64_t horizon;        /* highest tombstone version collected */
-    uint64_t synced;         /* t0 of the last sync that completed (kept
-                                with the horizon: they go together) */
-    uint32_t epoch;          /* marks of key-list syncs */
-    bool dirty;
-    uint64_t hz_logged_at;   /* refusals by the horizon: last log line */
-    uint64_t hz_quiet;       /* ... and those since, not logged */
-    bool hz_logged;
-    struct fetch *fetches;
-    struct sync *syncs;
-    struct bqueue queue;
-    struct meta_stats stats;
-    meta_observer_fn observer;
-    void *observer_ud;
-    struct meta_journal journal; /* the data dir's log */
-    /* Keys whose hooks are running: a hook must not write its own key
-     * (the entry it was handed would be freed under it). */
-    struct {
-        const char *key;
-        size_t len;
-    } busy[8];
-    int nbusy;
-};
 
 static bool key_busy(const struct metadata *md, const char *k, size_t n)
 {
@@ -243,80 +60,6 @@ static int reserve(void **v, size_t *cap, size_t n, size_t size)
 #define Q_RESERVE(q) reserve((void **)&(q).v, &(q).cap, (q).n, sizeof *(q).v)
 #define Q_LEFT(q) ((q).n - (q).pos)
 
-/* ===== Hashing and ordering ===== */
-
-static uint64_t fnv64(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
-/* A key's place in the tree. Its first 8 bits are the bucket of the
- * digest that push/pulls have always carried (the hash's low byte), so
- * the top level compares with nodes from before the tree. */
-static uint64_t key_path(const char *k, size_t n)
-{
-    uint64_t h = mix64(fnv64(1469598103934665603ull, k, n));
-    return h >> 8 | h << 56;
-}
-
-static uint64_t digest_of(const char *k, size_t kl, const char *o,
-                          size_t ol, uint64_t version, bool deleted)
-{
-    uint64_t h = fnv64(1469598103934665603ull, k, kl);
-    h = fnv64(h, o, ol);
-    h ^= mix64(version * 2 + (deleted ? 1 : 0));
-    return mix64(h) | 1; /* never 0 */
-}
-
-/* Order of writes: version, then origin. >0 if a wins. */
-static int newer(uint64_t av, const char *ao, size_t aol, uint64_t bv,
-                 const char *bo, size_t bol)
-{
-    if (av != bv)
-        return av > bv ? 1 : -1;
-    int c = memcmp(ao, bo, HS_MIN(aol, bol));
-    if (c)
-        return c;
-    return aol == bol ? 0 : aol > bol ? 1 : -1;
-}
-
-/* Key order: bytes, then length. */
-static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
-{
-    int c = memcmp(a, b, HS_MIN(al, bl));
-    if (c)
-        return c;
-    return al == bl ? 0 : al < bl ? -1 : 1;
-}
-
-/* Tree order: path, then key. */
-static int pk_cmp(uint64_t path, const char *k, size_t kl,
-                  const struct meta_entry *e)
-{
-    if (path != e->path)
-        return path < e->path ? -1 : 1;
-    return key_cmp(k, kl, e->key, e->keylen);
-}
-
-static uint64_t version_ms(uint64_t v)
-{
-    return v >> 16;
-}
 
 static uint64_t wall(const struct metadata *md)
 {
@@ -355,600 +98,6 @@ uint64_t metadata_horizon(const struct metadata *md)
     return HS_MIN(md->horizon, md->synced);
 }
 
-/* ===== The hash table ===== */
-
-static size_t ht_slot(const struct metadata *md, uint64_t path)
-{
-    return (size_t)mix64(path ^ md->seed);
-}
-
-static struct meta_entry *find_path(const struct metadata *md, const char *k,
-                                    size_t n, uint64_t path)
-{
-    size_t h = ht_slot(md, path);
-    for (int t = 0; t < (md->rehashing ? 2 : 1); t++) {
-        const struct htab *ht = &md->ht[t];
-        if (ht->b == NULL)
-            continue;
-        for (struct meta_entry *e = ht->b[h & ht->mask]; e; e = e->hnext)
-            if (e->path == path && e->keylen == n &&
-                memcmp(e->key, k, n) == 0)
-                return e;
-    }
-    return NULL;
-}
-
-static struct meta_entry *find(const struct metadata *md, const char *k,
-                               size_t n)
-{
-    if (md->n == 0)
-        return NULL;
-    return find_path(md, k, n, key_path(k, n));
-}
-
-/* Move up to `steps` buckets of ht[0] to ht[1] (looking at no more than
- * ten times as many empty ones); the table is whole again when ht[0] is
- * empty. */
-static void rehash_step(struct metadata *md, size_t steps)
-{
-    size_t empty = steps * 10;
-    while (md->rehashing && steps) {
-        struct htab *a = &md->ht[0], *b = &md->ht[1];
-        if (a->used == 0) {
-            hs_free(a->b);
-            *a = *b;
-            memset(b, 0, sizeof *b);
-            md->rehashing = false;
-            md->rehash = 0;
-            return;
-        }
-        while (a->b[md->rehash] == NULL) {
-            md->rehash++;
-            if (--empty == 0)
-                return;
-        }
-        struct meta_entry *e = a->b[md->rehash], *next;
-        for (; e; e = next) {
-            next = e->hnext;
-            size_t i = ht_slot(md, e->path) & b->mask;
-            e->hnext = b->b[i];
-            b->b[i] = e;
-            a->used--;
-            b->used++;
-        }
-        a->b[md->rehash++] = NULL;
-        steps--;
-    }
-}
-
-/* Start moving to a table of `size` buckets (a power of two); if there is
- * no memory for it, the chains just grow longer. */
-static void ht_resize(struct metadata *md, size_t size)
-{
-    struct meta_entry **b = hs_calloc(size, sizeof *b);
-    if (b == NULL)
-        return;
-    md->ht[1].b = b;
-    md->ht[1].mask = size - 1;
-    md->ht[1].used = 0;
-    md->rehash = 0;
-    md->rehashing = true;
-}
-
-/* Before an insert: a table to insert into, and the next few buckets
- * moved. */
-static int ht_reserve(struct metadata *md)
-{
-    if (md->rehashing) {
-        rehash_step(md, REHASH_STEP);
-        return 0;
-    }
-    struct htab *a = &md->ht[0];
-    if (a->b == NULL) {
-        a->b = hs_calloc(HT_MIN, sizeof *a->b);
-        if (a->b == NULL)
-            return HS_ENOMEM;
-        a->mask = HT_MIN - 1;
-        return 0;
-    }
-    if (a->used > a->mask) { /* one entry a bucket: double */
-        ht_resize(md, (a->mask + 1) * 2);
-        rehash_step(md, REHASH_STEP);
-    }
-    return 0;
-}
-
-static void ht_insert(struct metadata *md, struct meta_entry *e)
-{
-    struct htab *t = &md->ht[md->rehashing ? 1 : 0];
-    size_t i = ht_slot(md, e->path) & t->mask;
-    e->hnext = t->b[i];
-    t->b[i] = e;
-    t->used++;
-}
-
-static void ht_remove(struct metadata *md, struct meta_entry *e)
-{
-    size_t h = ht_slot(md, e->path);
-    for (int t = 0; t < 2; t++) {
-        struct htab *ht = &md->ht[t];
-        if (ht->b == NULL)
-            continue;
-        for (struct meta_entry **pp = &ht->b[h & ht->mask]; *pp;
-             pp = &(*pp)->hnext)
-            if (*pp == e) {
-                *pp = e->hnext;
-                ht->used--;
-                rehash_step(md, REHASH_STEP);
-                return;
-            }
-    }
-    HS_ASSERT(!"metadata entry missing from its hash table");
-}
-
-/* A table eight times too large for what it holds shrinks (a few buckets
- * at a time, as it grows). */
-static void ht_maybe_shrink(struct metadata *md)
-{
-    const struct htab *a = &md->ht[0];
-    if (md->rehashing || a->b == NULL || a->mask + 1 <= HT_MIN ||
-        a->used * 8 > a->mask + 1)
-        return;
-    size_t size = HT_MIN;
-    while (size < a->used * 2)
-        size *= 2;
-    ht_resize(md, size);
-}
-
-/* ===== The skip list (key order) ===== */
-
-static int random_level(struct metadata *md)
-{
-    uint64_t r = hs_rng_next(&md->rng);
-    int l = 1;
-    while (l < SL_MAX && (r & 3) == 0) {
-        l++;
-        r >>= 2;
-    }
-    return l;
-}
-
-/* For each level, the link that points at the first entry not below
- * key (or, if `after`, above it). */
-static void sl_preds(struct metadata *md, const char *k, size_t kl,
-                     bool after, struct meta_entry **preds[SL_MAX])
-{
-    struct meta_entry **fwd = md->head;
-    for (int i = SL_MAX - 1; i >= 0; i--) {
-        for (;;) {
-            const struct meta_entry *x = fwd[i];
-            if (x == NULL)
-                break;
-            int c = key_cmp(x->key, x->keylen, k, kl);
-            if (c > 0 || (c == 0 && !after))
-                break;
-            fwd = fwd[i]->fwd;
-        }
-        preds[i] = &fwd[i];
-    }
-}
-
-static void sl_insert(struct metadata *md, struct meta_entry *e)
-{
-    struct meta_entry **preds[SL_MAX];
-    sl_preds(md, e->key, e->keylen, false, preds);
-    for (int i = 0; i < e->level; i++) {
-        e->fwd[i] = *preds[i];
-        *preds[i] = e;
-    }
-}
-
-static void sl_remove(struct metadata *md, struct meta_entry *e)
-{
-    struct meta_entry **preds[SL_MAX];
-    sl_preds(md, e->key, e->keylen, false, preds);
-    for (int i = 0; i < e->level; i++) {
-        HS_ASSERT(*preds[i] == e);
-        *preds[i] = e->fwd[i];
-    }
-}
-
-/* The first entry at or after key (after it, if `after`). */
-static struct meta_entry *sl_seek(const struct metadata *md, const char *k,
-                                  size_t kl, bool after)
-{
-    struct meta_entry *const *fwd = md->head;
-    for (int i = SL_MAX - 1; i >= 0; i--)
-        for (;;) {
-            struct meta_entry *x = fwd[i];
-            if (x == NULL)
-                break;
-            int c = key_cmp(x->key, x->keylen, k, kl);
-            if (c > 0 || (c == 0 && !after))
-                break;
-            fwd = x->fwd;
-        }
-    return fwd[0];
-}
-
-/* ===== The hash tree ===== */
-
-/* Which child of a node at depth d (1..TREE_DEPTH-1) a path falls in. */
-static unsigned nib(uint64_t path, int d)
-{
-    return (unsigned)(path >> (56 - 4 * d)) & 15;
-}
-
-/* The prefix bits of a node at depth d. */
-static int pfx_bits(int d)
-{
-    return 4 + 4 * d;
-}
-
-static uint64_t pfx_hi(const struct pfx *p)
-{
-    int bits = pfx_bits(p->depth);
-    return bits >= 64 ? p->lo : p->lo | (UINT64_MAX >> bits);
-}
-
-/* Index of the first entry of leaf t after (path, key) (at it too, if
- * incl). */
-static size_t leaf_lower(const struct tnode *t, uint64_t path, const char *k,
-                         size_t kl, bool incl)
-{
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = pk_cmp(path, k, kl, t->v[mid]);
-        if (c > 0 || (c == 0 && !incl))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* Index of the first entry of leaf t whose path is above `path`. */
-static size_t leaf_above(const struct tnode *t, uint64_t path)
-{
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (t->v[mid]->path <= path)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static struct tnode *tree_leaf(struct metadata *md, uint64_t path, int *d)
-{
-    struct tnode *t = &md->top[path >> 56];
-    int depth = 1;
-    while (t->kids)
-        t = &t->kids[nib(path, depth++)];
-    if (d)
-        *d = depth;
-    return t;
-}
-
-static int leaf_grow(struct tnode *t, uint32_t want)
-{
-    if (want <= t->cap)
-        return 0;
-    uint32_t c = t->cap ? t->cap * 2 : 4;
-    while (c < want)
-        c *= 2;
-    struct meta_entry **v = hs_realloc(t->v, c * sizeof *v);
-    if (v == NULL)
-        return HS_ENOMEM;
-    t->v = v;
-    t->cap = c;
-    return 0;
-}
-
-/* Before an insert: room in the leaf the path falls in. */
-static int tree_reserve(struct metadata *md, uint64_t path)
-{
-    struct tnode *t = tree_leaf(md, path, NULL);
-    return leaf_grow(t, t->n + 1);
-}
-
-/* Split a leaf at depth d into 16 (its children split further if all
- * fell into one). Without memory, it stays a large leaf. */
-static void split(struct tnode *t, int d)
-{
-    struct tnode *k = hs_calloc(16, sizeof *k);
-    if (k == NULL)
-        return;
-    uint32_t cnt[16] = {0};
-    for (uint32_t i = 0; i < t->n; i++)
-        cnt[nib(t->v[i]->path, d)]++;
-    for (int c = 0; c < 16; c++)
-        if (cnt[c] && leaf_grow(&k[c], cnt[c] + cnt[c] / 2 + 2)) {
-            for (int j = 0; j < 16; j++)
-                hs_free(k[j].v);
-            hs_free(k);
-            return;
-        }
-    for (uint32_t i = 0; i < t->n; i++) { /* in order: children stay so */
-        struct meta_entry *e = t->v[i];
-        struct tnode *kid = &k[nib(e->path, d)];
-        kid->v[kid->n++] = e;
-        kid->hash ^= e->digest;
-        kid->count++;
-    }
-    hs_free(t->v);
-    t->v = NULL;
-    t->n = t->cap = 0;
-    t->kids = k;
-    for (int c = 0; c < 16; c++)
-        if (k[c].n > LEAF_MAX && d + 1 < TREE_DEPTH)
-            split(&k[c], d + 1);
-}
-
-static void tree_add(struct metadata *md, struct meta_entry *e)
-{
-    struct tnode *t = &md->top[e->path >> 56];
-    int d = 1;
-    for (;;) {
-        t->hash ^= e->digest;
-        t->count++;
-        if (t->kids == NULL)
-            break;
-        t = &t->kids[nib(e->path, d++)];
-    }
-    size_t i = leaf_lower(t, e->path, e->key, e->keylen, true);
-    HS_ASSERT(t->n < t->cap);
-    memmove(t->v + i + 1, t->v + i, (t->n - i) * sizeof *t->v);
-    t->v[i] = e;
-    t->n++;
-    if (t->n > LEAF_MAX && d < TREE_DEPTH)
-        split(t, d);
-}
-
-static void free_kids(struct tnode *t)
-{
-    if (t->kids) {
-        for (int c = 0; c < 16; c++)
-            free_kids(&t->kids[c]);
-        hs_free(t->kids);
-        t->kids = NULL;
-    }
-    hs_free(t->v);
-    t->v = NULL;
-    t->n = t->cap = 0;
-}
-
-/* Append the entries under t, in order, to v. */
-static void gather(const struct tnode *t, struct meta_entry **v, uint32_t *n)
-{
-    if (t->kids == NULL) {
-        if (t->n)
-            memcpy(v + *n, t->v, t->n * sizeof *v);
-        *n += t->n;
-        return;
-    }
-    for (int c = 0; c < 16; c++)
-        gather(&t->kids[c], v, n);
-}
-
-/* An inner node with few entries left becomes a leaf. */
-static void collapse(struct tnode *t)
-{
-    struct meta_entry **v = hs_malloc((t->count + 4) * sizeof *v);
-    if (v == NULL)
-        return; /* it stays inner: correct, if larger */
-    uint32_t n = 0;
-    gather(t, v, &n);
-    HS_ASSERT(n == t->count);
-    free_kids(t);
-    t->v = v;
-    t->n = n;
-    t->cap = t->count + 4;
-}
-
-static void tree_remove(struct metadata *md, struct meta_entry *e)
-{
-    struct tnode *stack[TREE_DEPTH];
-    int depth = 0, d = 1;
-    struct tnode *t = &md->top[e->path >> 56];
-    for (;;) {
-        stack[depth++] = t;
-        t->hash ^= e->digest;
-        t->count--;
-        if (t->kids == NULL)
-            break;
-        t = &t->kids[nib(e->path, d++)];
-    }
-    size_t i = leaf_lower(t, e->path, e->key, e->keylen, true);
-    HS_ASSERT(i < t->n && t->v[i] == e);
-    memmove(t->v + i, t->v + i + 1, (t->n - i - 1) * sizeof *t->v);
-    t->n--;
-    for (int j = 0; j < depth - 1; j++)
-        if (stack[j]->count <= LEAF_MERGE) {
-            collapse(stack[j]);
-            break;
-        }
-}
-
-static struct meta_entry *node_first(const struct tnode *t)
-{
-    for (;;) {
-        if (t->count == 0)
-            return NULL;
-        if (t->kids == NULL)
-            return t->n ? t->v[0] : NULL;
-        int c = 0;
-        while (t->kids[c].count == 0)
-            c++;
-        t = &t->kids[c];
-    }
-}
-
-static struct meta_entry *node_after(const struct tnode *t, int d,
-                                     uint64_t path, const char *k,
-                                     size_t kl, bool incl)
-{
-    if (t->count == 0)
-        return NULL;
-    if (t->kids == NULL) {
-        size_t i = leaf_lower(t, path, k, kl, incl);
-        return i < t->n ? t->v[i] : NULL;
-    }
-    unsigned c = nib(path, d);
-    struct meta_entry *e = node_after(&t->kids[c], d + 1, path, k, kl, incl);
-    for (c++; e == NULL && c < 16; c++)
-        e = node_first(&t->kids[c]);
-    return e;
-}
-
-/* The first entry after (path, key) in tree order (at it too, if incl),
- * or NULL. */
-static struct meta_entry *tree_after(const struct metadata *md,
-                                     uint64_t path, const char *k,
-                                     size_t kl, bool incl)
-{
-    unsigned b = (unsigned)(path >> 56);
-    struct meta_entry *e = node_after(&md->top[b], 1, path, k, kl, incl);
-    for (b++; e == NULL && b < TREE_TOP; b++)
-        e = node_first(&md->top[b]);
-    return e;
-}
-
-/* What the store has under a prefix: a whole node, or a slice of a leaf
- * above the prefix's depth. */
-struct tview {
-    const struct tnode *t;
-    uint32_t from, to;       /* a leaf's entries in the prefix */
-    uint32_t count;
-    uint64_t hash;
-};
-
-static void tree_view(const struct metadata *md, const struct pfx *p,
-                      struct tview *v)
-{
-    const struct tnode *t = &md->top[p->lo >> 56];
-    int d = 1;
-    while (d < p->depth && t->kids)
-        t = &t->kids[nib(p->lo, d++)];
-    v->t = t;
-    if (d == p->depth || t->count == 0) {
-        v->from = 0;
-        v->to = t->kids ? 0 : t->n;
-        v->count = t->count;
-        v->hash = t->hash;
-        return;
-    }
-    /* A leaf above the prefix: its entries in the prefix are together. */
-    v->from = p->lo ? (uint32_t)leaf_above(t, p->lo - 1) : 0;
-    v->to = (uint32_t)leaf_above(t, pfx_hi(p));
-    v->count = v->to - v->from;
-    v->hash = 0;
-    for (uint32_t i = v->from; i < v->to; i++)
-        v->hash ^= t->v[i]->digest;
-}
-
-/* The 16 children of a prefix (its depth below TREE_DEPTH). */
-static void tree_kids(const struct pfx *p, const struct tview *v,
-                      uint64_t hash[16], uint32_t count[16])
-{
-    memset(hash, 0, 16 * sizeof *hash);
-    memset(count, 0, 16 * sizeof *count);
-    if (v->t->kids) { /* the whole node */
-        for (int c = 0; c < 16; c++) {
-            hash[c] = v->t->kids[c].hash;
-            count[c] = v->t->kids[c].count;
-        }
-        return;
-    }
-    for (uint32_t i = v->from; i < v->to; i++) {
-        const struct meta_entry *e = v->t->v[i];
-        unsigned c = nib(e->path, p->depth);
-        hash[c] ^= e->digest;
-        count[c]++;
-    }
-}
-
-static struct pfx pfx_child(const struct pfx *p, unsigned c)
-{
-    struct pfx k = {p->lo | (uint64_t)c << (56 - 4 * p->depth),
-                    (uint8_t)(p->depth + 1)};
-    return k;
-}
-
-/* ===== The tombstone heap (oldest version first) ===== */
-
-static void heap_set(struct metadata *md, size_t i, struct meta_entry *e)
-{
-    md->heap[i] = e;
-    e->heap = i + 1;
-}
-
-static void heap_up(struct metadata *md, size_t i)
-{
-    struct meta_entry *e = md->heap[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (md->heap[p]->version <= e->version)
-            break;
-        heap_set(md, i, md->heap[p]);
-        i = p;
-    }
-    heap_set(md, i, e);
-}
-
-static void heap_down(struct metadata *md, size_t i)
-{
-    struct meta_entry *e = md->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= md->nheap)
-            break;
-        if (c + 1 < md->nheap &&
-            md->heap[c + 1]->version < md->heap[c]->version)
-            c++;
-        if (md->heap[c]->version >= e->version)
-            break;
-        heap_set(md, i, md->heap[c]);
-        i = c;
-    }
-    heap_set(md, i, e);
-}
-
-static int heap_reserve(struct metadata *md)
-{
-    if (md->nheap < md->heapcap)
-        return 0;
-    size_t c = md->heapcap ? md->heapcap * 2 : 64;
-    struct meta_entry **h = hs_realloc(md->heap, c * sizeof *h);
-    if (h == NULL)
-        return HS_ENOMEM;
-    md->heap = h;
-    md->heapcap = c;
-    return 0;
-}
-
-static void heap_push(struct metadata *md, struct meta_entry *e)
-{
-    HS_ASSERT(md->nheap < md->heapcap);
-    md->heap[md->nheap++] = e;
-    heap_up(md, md->nheap - 1);
-}
-
-static void heap_remove(struct metadata *md, struct meta_entry *e)
-{
-    size_t i = e->heap - 1;
-    e->heap = 0;
-    struct meta_entry *last = md->heap[--md->nheap];
-    if (i == md->nheap)
-        return;
-    heap_set(md, i, last);
-    heap_up(md, i);
-    heap_down(md, last->heap - 1);
-}
-
 /* ===== Entries ===== */
 
 static void entry_free(struct metadata *md, struct meta_entry *e)
@@ -960,11 +109,11 @@ static void entry_free(struct metadata *md, struct meta_entry *e)
 
 static void link_entry(struct metadata *md, struct meta_entry *e)
 {
-    ht_insert(md, e);
-    sl_insert(md, e);
-    tree_add(md, e);
+    md_ht_insert(md, e);
+    md_sl_insert(md, e);
+    md_tree_add(md, e);
     if (e->deleted) {
-        heap_push(md, e);
+        md_heap_push(md, e);
         md->ndeleted++;
     }
     md->n++;
@@ -972,11 +121,11 @@ static void link_entry(struct metadata *md, struct meta_entry *e)
 
 static void unlink_entry(struct metadata *md, struct meta_entry *e)
 {
-    ht_remove(md, e);
-    sl_remove(md, e);
-    tree_remove(md, e);
+    md_ht_remove(md, e);
+    md_sl_remove(md, e);
+    md_tree_remove(md, e);
     if (e->heap)
-        heap_remove(md, e);
+        md_heap_remove(md, e);
     if (e->deleted)
         md->ndeleted--;
     md->n--;
@@ -988,7 +137,7 @@ static int store(struct metadata *md, const char *k, size_t klen,
                  const uint8_t *v, size_t vlen, bool del, uint64_t version,
                  const char *origin, size_t olen, struct meta_entry **out)
 {
-    int level = random_level(md);
+    int level = md_random_level(md);
     olen = HS_MIN(olen, (size_t)255);
     struct meta_entry *e = hs_calloc(1, sizeof *e +
                                             (size_t)level * sizeof e->fwd[0] +
@@ -1019,9 +168,9 @@ static int store(struct metadata *md, const char *k, size_t klen,
     e->changed = node_now(md->nd);
     e->path = key_path(k, klen);
     e->digest = digest_of(k, klen, org, olen, version, del);
-    struct meta_entry *old = md->n ? find_path(md, k, klen, e->path) : NULL;
-    if (ht_reserve(md) || tree_reserve(md, e->path) ||
-        (del && heap_reserve(md))) {
+    struct meta_entry *old = md->n ? md_find_path(md, k, klen, e->path) : NULL;
+    if (md_ht_reserve(md) || md_tree_reserve(md, e->path) ||
+        (del && md_heap_reserve(md))) {
         entry_free(md, e);
         return HS_ENOMEM;
     }
@@ -1220,7 +369,7 @@ static int apply(struct metadata *md, const struct view *v)
         now > version_ms(v->version) + cfg->metadata_tombstone_ttl)
         return IGNORED;
     const char *k = (const char *)v->key;
-    struct meta_entry *old = find(md, k, v->keylen);
+    struct meta_entry *old = md_find(md, k, v->keylen);
     if (old && newer(v->version, (const char *)v->origin, v->originlen,
                      old->version, old->origin, old->originlen) <= 0)
         return IGNORED;
@@ -1256,7 +405,7 @@ static int apply(struct metadata *md, const struct view *v)
         return REFUSED;
     }
     /* A validate hook may have written other keys: look again. */
-    old = find(md, k, v->keylen);
+    old = md_find(md, k, v->keylen);
     if (old && newer(v->version, (const char *)v->origin, v->originlen,
                      old->version, old->origin, old->originlen) <= 0) {
         busy_pop(md);
@@ -1322,7 +471,7 @@ int metadata_each(const struct metadata *md, const char *prefix,
 {
     if (prefixlen == 0)
         prefix = "";
-    for (const struct meta_entry *e = sl_seek(md, prefix, prefixlen, false);
+    for (const struct meta_entry *e = md_sl_seek(md, prefix, prefixlen, false);
          e && e->keylen >= prefixlen &&
          memcmp(e->key, prefix, prefixlen) == 0;
          e = e->fwd[0])
@@ -1336,7 +485,7 @@ size_t metadata_scan(const struct metadata *md, const char *after,
                      void *ud, bool *more)
 {
     const struct meta_entry *e =
-        after ? sl_seek(md, after, afterlen, true) : md->head[0];
+        after ? md_sl_seek(md, after, afterlen, true) : md->head[0];
     size_t n = 0;
     for (; e && n < max; e = e->fwd[0], n++)
         fn(ud, e);
@@ -1376,7 +525,7 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
         return HS_EIO;
     /* A delete is a write like any other, even of a key not seen here
      * yet: its tombstone beats any older put still on its way. */
-    struct meta_entry *old = find(md, key, keylen);
+    struct meta_entry *old = md_find(md, key, keylen);
     if (!busy_push(md, key, keylen)) {
         snprintf(why, whylen, "metadata hooks nested too deep");
         return HS_EBUSY;
@@ -1424,7 +573,7 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
 const struct meta_entry *metadata_get(const struct metadata *md,
                                       const char *key, size_t keylen)
 {
-    const struct meta_entry *e = find(md, key, keylen);
+    const struct meta_entry *e = md_find(md, key, keylen);
     return e && !e->deleted ? e : NULL;
 }
 
@@ -1485,7 +634,8 @@ void metadata_on_gossip(struct metadata *md, const uint8_t *p, size_t n,
         return;
     }
     if (v.big && !v.has_value) { /* an announcement */
-        const struct meta_entry *e = find(md, (const char *)v.key, v.keylen);
+        const struct meta_entry *e =
+            md_find(md, (const char *)v.key, v.keylen);
         if (e && newer(v.version, (const char *)v.origin, v.originlen,
                        e->version, e->origin, e->originlen) <= 0)
             return; /* we have it, or newer */
@@ -1680,7 +830,7 @@ static uint32_t fill_pushes(struct metadata *md, struct sync *sy,
         visits++;
         if (sy->push.pos < sy->push.n) {
             const char *k = sy->push.v[sy->push.pos++];
-            const struct meta_entry *e = find(md, k, strlen(k));
+            const struct meta_entry *e = md_find(md, k, strlen(k));
             if (e) {
                 put_entry(b, e, true, false);
                 n++;
@@ -1692,9 +842,9 @@ static uint32_t fill_pushes(struct metadata *md, struct sync *sy,
             break;
         const struct prange *r = &sy->pranges.v[sy->pranges.pos];
         struct meta_entry *e =
-            sy->pcur ? tree_after(md, sy->pcurpath, sy->pcurkey, sy->pcurlen,
-                                  false)
-                     : tree_after(md, r->p.lo, "", 0, true);
+            sy->pcur ? md_tree_after(md, sy->pcurpath, sy->pcurkey,
+                                     sy->pcurlen, false)
+                     : md_tree_after(md, r->p.lo, "", 0, true);
         if (e == NULL || e->path > pfx_hi(&r->p)) {
             sy->pranges.pos++;
             sy->pcur = false;
@@ -1914,28 +1064,28 @@ static void answer_node(const struct metadata *md, const struct pfx *p,
                         struct buf *out)
 {
     struct tview v;
-    tree_view(md, p, &v);
+    md_tree_view(md, p, &v);
     mp_write_array(out, v.count <= LIST_MAX || p->depth >= TREE_DEPTH ? 2
                                                                       : 3);
     mp_write_uint(out, v.count);
     if (v.count <= LIST_MAX || p->depth >= TREE_DEPTH) {
         uint32_t n = HS_MIN(v.count, (uint32_t)LIST_CAP);
         mp_write_array(out, n);
-        const struct meta_entry *e = tree_after(md, p->lo, "", 0, true);
+        const struct meta_entry *e = md_tree_after(md, p->lo, "", 0, true);
         for (uint32_t i = 0; i < n && e; i++) {
             mp_write_array(out, 4);
             mp_write_raw(out, e->key, e->keylen);
             mp_write_uint(out, e->version);
             mp_write_raw(out, e->origin, e->originlen);
             mp_write_bool(out, e->deleted);
-            e = tree_after(md, e->path, e->key, e->keylen, false);
+            e = md_tree_after(md, e->path, e->key, e->keylen, false);
         }
         return;
     }
     uint64_t hash[16];
     uint32_t count[16];
     uint8_t hb[16 * 8];
-    tree_kids(p, &v, hash, count);
+    md_tree_kids(p, &v, hash, count);
     for (int c = 0; c < 16; c++) {
         hs_put_be32(hb + 8 * c, (uint32_t)(hash[c] >> 32));
         hs_put_be32(hb + 8 * c + 4, (uint32_t)hash[c]);
@@ -1962,12 +1112,12 @@ static void answer_ranges(const struct metadata *md, const struct pfx *rp,
         const char *k = (const char *)rkey;
         uint64_t kp = rkey ? key_path(k, rkeylen) : 0;
         if (done == 0 && rkey && kp >= q->lo && kp <= hi)
-            e = tree_after(md, kp, k, rkeylen, false);
+            e = md_tree_after(md, kp, k, rkeylen, false);
         else /* from its start (a key from elsewhere is ignored) */
-            e = tree_after(md, q->lo, "", 0, true);
+            e = md_tree_after(md, q->lo, "", 0, true);
         for (; e && e->path <= hi && rn < RANGE_BATCH &&
                rb.len < RANGE_BYTES;
-             e = tree_after(md, e->path, e->key, e->keylen, false)) {
+             e = md_tree_after(md, e->path, e->key, e->keylen, false)) {
             put_entry(&rb, e, true, false);
             rn++;
         }
@@ -1998,7 +1148,7 @@ static void serve_gone(struct metadata *md, struct mp_reader *r, uint32_t n,
             return;
         if (kl > META_KEY_MAX)
             continue;
-        struct meta_entry *e = find(md, (const char *)k, kl);
+        struct meta_entry *e = md_find(md, (const char *)k, kl);
         if (e && !e->deleted && e->version <= hz &&
             newer(e->version, e->origin, e->originlen, ver,
                   (const char *)o, ol) <= 0)
@@ -2103,7 +1253,7 @@ int metadata_stream_serve(struct metadata *md, const uint8_t *p, size_t n,
             uint32_t kl;
             if (mp_read_raw(&wr, &k, &kl))
                 break;
-            const struct meta_entry *e = find(md, (const char *)k, kl);
+            const struct meta_entry *e = md_find(md, (const char *)k, kl);
             if (e) {
                 put_entry(&entries, e, true, false);
                 count++;
@@ -2148,7 +1298,7 @@ static int read_node(struct metadata *md, struct sync *sy,
         mp_read_uint(r, &count))
         return HS_EBADMSG;
     struct tview v;
-    tree_view(md, p, &v);
+    md_tree_view(md, p, &v);
     if (n == 2) { /* its entries */
         uint32_t ne;
         if (mp_read_array(r, &ne) || ne > LIST_CAP)
@@ -2178,7 +1328,7 @@ static int read_node(struct metadata *md, struct sync *sy,
             if (del && expired(md, ver, now))
                 continue;
             const struct meta_entry *e =
-                md->n ? find_path(md, key, kl, path) : NULL;
+                md->n ? md_find_path(md, key, kl, path) : NULL;
             if (e) {
                 if (newer(ver, org, ol, e->version, e->origin,
                           e->originlen) > 0)
@@ -2204,7 +1354,7 @@ static int read_node(struct metadata *md, struct sync *sy,
             return HS_EBADMSG;
     uint64_t hash[16];
     uint32_t cnt[16];
-    tree_kids(p, &v, hash, cnt);
+    md_tree_kids(p, &v, hash, cnt);
     for (unsigned c = 0; c < 16; c++) {
         uint64_t th = (uint64_t)hs_be32(hb + 8 * c) << 32 |
                       hs_be32(hb + 8 * c + 4);
@@ -2487,9 +1637,9 @@ int metadata_sync_encode(struct metadata *md, const uint8_t *remote,
             mp_write_array(out, md->top[i].count);
             uint32_t w = 0;
             for (const struct meta_entry *e =
-                     tree_after(md, (uint64_t)i << 56, "", 0, true);
+                     md_tree_after(md, (uint64_t)i << 56, "", 0, true);
                  e && (e->path >> 56) == (uint64_t)i && w < md->top[i].count;
-                 e = tree_after(md, e->path, e->key, e->keylen, false), w++)
+                 e = md_tree_after(md, e->path, e->key, e->keylen, false), w++)
                 put_record(out, e);
         }
     }
@@ -2543,7 +1693,7 @@ static void read_lists(struct metadata *md, struct sync *sy,
             if (kl > META_KEY_MAX || memchr(k, 0, kl) ||
                 (del && expired(md, ver, now)))
                 continue;
-            struct meta_entry *e = find(md, (const char *)k, kl);
+            struct meta_entry *e = md_find(md, (const char *)k, kl);
             if (e == NULL) {
                 if (del || ver > hz)
                     Q_WANT(sy, (const char *)k, kl);
@@ -2558,9 +1708,9 @@ static void read_lists(struct metadata *md, struct sync *sy,
         }
         /* Ours in that bucket without the mark: they lack or have older. */
         for (const struct meta_entry *e =
-                 tree_after(md, bucket << 56, "", 0, true);
+                 md_tree_after(md, bucket << 56, "", 0, true);
              e && (e->path >> 56) == bucket;
-             e = tree_after(md, e->path, e->key, e->keylen, false), work++)
+             e = md_tree_after(md, e->path, e->key, e->keylen, false), work++)
             if (e->mark != md->epoch &&
                 !(e->deleted && expired(md, e->version, now)))
                 Q_PUSH(sy, e->key, e->keylen);
@@ -2637,8 +1787,8 @@ size_t metadata_queued(const struct metadata *md)
 
 bool metadata_tick(struct metadata *md)
 {
-    rehash_step(md, REHASH_TICK);
-    ht_maybe_shrink(md);
+    md_rehash_step(md, REHASH_TICK);
+    md_ht_maybe_shrink(md);
     if (md->nbusy)
         return false; /* hooks are running: next time */
     uint64_t now = wall(md);
@@ -2695,7 +1845,7 @@ static void free_entries(struct metadata *md, bool disown)
     md->rehashing = false;
     md->rehash = 0;
     for (int i = 0; i < TREE_TOP; i++) {
-        free_kids(&md->top[i]);
+        md_free_kids(&md->top[i]);
         memset(&md->top[i], 0, sizeof md->top[i]);
     }
     hs_free(md->heap);
@@ -2843,7 +1993,8 @@ int metadata_entry_encode(const struct meta_entry *e, struct buf *out)
  * no gossip. */
 static int merge_entry(struct metadata *md, const struct view *v)
 {
-    const struct meta_entry *old = find(md, (const char *)v->key, v->keylen);
+    const struct meta_entry *old =
+        md_find(md, (const char *)v->key, v->keylen);
     hlc_observe(md, v->version);
     if (old && newer(v->version, (const char *)v->origin, v->originlen,
                      old->version, old->origin, old->originlen) <= 0)
@@ -2993,7 +2144,7 @@ int metadata_check(const struct metadata *md, char *why, size_t whylen)
         if (e->fwd[0] && key_cmp(e->key, e->keylen, e->fwd[0]->key,
                                  e->fwd[0]->keylen) >= 0)
             FAULT("skip list out of order at %s", e->key);
-        if (find(md, e->key, e->keylen) != e)
+        if (md_find(md, e->key, e->keylen) != e)
             FAULT("key %s not found by its hash", e->key);
         if (e->path != key_path(e->key, e->keylen) ||
             e->digest != digest_of(e->key, e->keylen, e->origin,
