@@ -9,31 +9,6 @@
 #include "codec/mp.h"
 #include "core/node_int.h"
 
-static bool key_busy(const struct metadata *md, const char *k, size_t n)
-{
-    for (int i = 0; i < md->nbusy; i++)
-        if (md->busy[i].len == n && memcmp(md->busy[i].key, k, n) == 0)
-            return true;
-    return false;
-}
-
-/* Mark a key busy for the hooks about to run; false when hooks are
- * nested too deep already. */
-static bool busy_push(struct metadata *md, const char *k, size_t n)
-{
-    if (md->nbusy == (int)HS_ARRAY_LEN(md->busy))
-        return false;
-    md->busy[md->nbusy].key = k;
-    md->busy[md->nbusy].len = n;
-    md->nbusy++;
-    return true;
-}
-
-static void busy_pop(struct metadata *md)
-{
-    md->nbusy--;
-}
-
 void metadata_set_observer(struct metadata *md, meta_observer_fn fn,
                            void *ud)
 {
@@ -60,14 +35,13 @@ static int reserve(void **v, size_t *cap, size_t n, size_t size)
 #define Q_RESERVE(q) reserve((void **)&(q).v, &(q).cap, (q).n, sizeof *(q).v)
 #define Q_LEFT(q) ((q).n - (q).pos)
 
-
-static uint64_t wall(const struct metadata *md)
+uint64_t md_wall(const struct metadata *md)
 {
     return md->nd->io.wall(md->nd->io.ctx);
 }
 
-static bool expired(const struct metadata *md, uint64_t version,
-                    uint64_t now)
+bool md_expired(const struct metadata *md, uint64_t version,
+                uint64_t now)
 {
     return now > version_ms(version) + md->nd->cfg.metadata_tombstone_ttl;
 }
@@ -79,7 +53,7 @@ uint64_t metadata_hlc_next(struct metadata *md, uint64_t wall_ms)
     return md->hlc;
 }
 
-static void hlc_observe(struct metadata *md, uint64_t v)
+void md_hlc_observe(struct metadata *md, uint64_t v)
 {
     if (v > md->hlc)
         md->hlc = v;
@@ -97,562 +71,6 @@ uint64_t metadata_horizon(const struct metadata *md)
 {
     return HS_MIN(md->horizon, md->synced);
 }
-
-/* ===== Entries ===== */
-
-static void entry_free(struct metadata *md, struct meta_entry *e)
-{
-    bqueue_disown(&md->queue, &e->bcast);
-    hs_free(e->value);
-    hs_free(e);
-}
-
-static void link_entry(struct metadata *md, struct meta_entry *e)
-{
-    md_ht_insert(md, e);
-    md_sl_insert(md, e);
-    md_tree_add(md, e);
-    if (e->deleted) {
-        md_heap_push(md, e);
-        md->ndeleted++;
-    }
-    md->n++;
-}
-
-static void unlink_entry(struct metadata *md, struct meta_entry *e)
-{
-    md_ht_remove(md, e);
-    md_sl_remove(md, e);
-    md_tree_remove(md, e);
-    if (e->heap)
-        md_heap_remove(md, e);
-    if (e->deleted)
-        md->ndeleted--;
-    md->n--;
-}
-
-/* Store a write (the entry replaces any older one). Every index makes
- * room first, so that nothing can fail half-way through. */
-static int store(struct metadata *md, const char *k, size_t klen,
-                 const uint8_t *v, size_t vlen, bool del, uint64_t version,
-                 const char *origin, size_t olen, struct meta_entry **out)
-{
-    int level = md_random_level(md);
-    olen = HS_MIN(olen, (size_t)255);
-    struct meta_entry *e = hs_calloc(1, sizeof *e +
-                                            (size_t)level * sizeof e->fwd[0] +
-                                            klen + 1 + olen + 1);
-    if (e == NULL)
-        return HS_ENOMEM;
-    char *key = (char *)(e->fwd + level), *org = key + klen + 1;
-    memcpy(key, k, klen);
-    key[klen] = '\0';
-    memcpy(org, origin, olen);
-    org[olen] = '\0';
-    e->key = key;
-    e->keylen = (uint16_t)klen;
-    e->origin = org;
-    e->originlen = (uint8_t)olen;
-    e->level = (uint8_t)level;
-    e->deleted = del;
-    if (!del && vlen) {
-        e->value = hs_malloc(vlen);
-        if (e->value == NULL) {
-            hs_free(e);
-            return HS_ENOMEM;
-        }
-        memcpy(e->value, v, vlen);
-    }
-    e->len = del ? 0 : (uint32_t)vlen;
-    e->version = version;
-    e->changed = node_now(md->nd);
-    e->path = key_path(k, klen);
-    e->digest = digest_of(k, klen, org, olen, version, del);
-    struct meta_entry *old = md->n ? md_find_path(md, k, klen, e->path) : NULL;
-    if (md_ht_reserve(md) || md_tree_reserve(md, e->path) ||
-        (del && md_heap_reserve(md))) {
-        entry_free(md, e);
-        return HS_ENOMEM;
-    }
-    if (old) {
-        /* keep the queued gossip slot with the new entry */
-        e->bcast = old->bcast;
-        if (e->bcast)
-            e->bcast->slot = &e->bcast;
-        old->bcast = NULL;
-        unlink_entry(md, old);
-        entry_free(md, old);
-    }
-    link_entry(md, e);
-    md->dirty = true;
-    *out = e;
-    return 0;
-}
-
-/* ===== Entries on the wire =====
- * A msgpack map: k key, v value (absent in a tombstone or an
- * announcement), ver version, o origin, d deleted, big size (an
- * announcement: the value is too large for a packet). */
-
-struct view {
-    const uint8_t *key, *value, *origin;
-    uint32_t keylen, len, originlen;
-    bool has_value, deleted;
-    uint64_t version, big;
-};
-
-static void put_entry(struct buf *b, const struct meta_entry *e, bool value,
-                      bool announce)
-{
-    mp_write_map(b, 4 + (value && !e->deleted) + announce);
-    mp_write_str(b, "k");
-    mp_write_raw(b, e->key, e->keylen);
-    if (value && !e->deleted) {
-        mp_write_str(b, "v");
-        mp_write_raw(b, e->value, e->len);
-    }
-    mp_write_str(b, "ver");
-    mp_write_uint(b, e->version);
-    mp_write_str(b, "o");
-    mp_write_raw(b, e->origin, e->originlen);
-    mp_write_str(b, "d");
-    mp_write_bool(b, e->deleted);
-    if (announce) {
-        mp_write_str(b, "big");
-        mp_write_uint(b, e->len);
-    }
-}
-
-static int get_entry(struct mp_reader *r, struct view *v)
-{
-    uint32_t n;
-    int rc = mp_read_map(r, &n);
-    if (rc)
-        return rc;
-    memset(v, 0, sizeof *v);
-    for (uint32_t i = 0; i < n; i++) {
-        const uint8_t *k;
-        uint32_t kl;
-        if ((rc = mp_read_raw(r, &k, &kl)))
-            return rc;
-        if (kl == 1 && k[0] == 'k')
-            rc = mp_read_raw(r, &v->key, &v->keylen);
-        else if (kl == 1 && k[0] == 'v') {
-            rc = mp_read_raw(r, &v->value, &v->len);
-            v->has_value = rc == 0;
-        } else if (kl == 3 && !memcmp(k, "ver", 3))
-            rc = mp_read_uint(r, &v->version);
-        else if (kl == 1 && k[0] == 'o')
-            rc = mp_read_raw(r, &v->origin, &v->originlen);
-        else if (kl == 1 && k[0] == 'd')
-            rc = mp_read_bool(r, &v->deleted);
-        else if (kl == 3 && !memcmp(k, "big", 3))
-            rc = mp_read_uint(r, &v->big);
-        else
-            rc = mp_skip(r);
-        if (rc)
-            return rc;
-    }
-    if (v->key == NULL || v->keylen > META_KEY_MAX ||
-        memchr(v->key, 0, v->keylen) || v->origin == NULL ||
-        v->originlen == 0 || v->originlen > 255 ||
-        memchr(v->origin, 0, v->originlen))
-        return HS_EBADMSG;
-    return 0;
-}
-
-/* ===== Applying writes ===== */
-
-/* The value a write replaces, copied: the hooks see it after the entry
- * that held it was replaced. */
-struct old_value {
-    uint8_t *p;  /* owned; NULL when there was none or it was empty */
-    size_t len;
-    bool had;    /* the key had a value (neither absent nor deleted) */
-};
-
-static bool old_value_take(struct old_value *o, const struct meta_entry *e)
-{
-    o->had = e && !e->deleted;
-    o->len = o->had ? e->len : 0;
-    o->p = o->len ? hs_malloc(o->len) : NULL;
-    if (o->len && o->p == NULL)
-        return false;
-    if (o->len)
-        memcpy(o->p, e->value, o->len);
-    return true;
-}
-
-static void fill_change(struct meta_change *c, const char *k, size_t klen,
-                        const uint8_t *v, size_t vlen, bool del,
-                        const struct old_value *old, const char *origin,
-                        size_t olen, uint64_t version, bool local)
-{
-    c->key = k;
-    c->keylen = klen;
-    c->value = del ? NULL : (v ? v : (const uint8_t *)"");
-    c->len = del ? 0 : vlen;
-    c->old = old->had ? (old->p ? old->p : (const uint8_t *)"") : NULL;
-    c->oldlen = old->len;
-    c->origin = origin;
-    c->originlen = olen;
-    c->version = version;
-    c->local = local;
-}
-
-static void gossip(struct metadata *md, struct meta_entry *e);
-
-/* After entry e was stored: the on_metadata hook and the observer see the
- * change; then the key is no longer busy and the old value is freed. */
-static void applied(struct metadata *md, const struct meta_entry *e,
-                    struct old_value *ov, bool local)
-{
-    struct node *nd = md->nd;
-    struct meta_change c;
-    if (md->journal.append)
-        md->journal.append(md->journal.ud, e);
-    fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, ov,
-                e->origin, e->originlen, e->version, local);
-    if (nd->hooks.on_metadata)
-        nd->hooks.on_metadata(nd->hooks.ud, &c);
-    if (md->observer)
-        md->observer(md->observer_ud, &c);
-    busy_pop(md);
-    hs_free(ov->p);
-}
-
-enum { APPLIED, IGNORED, REFUSED, HORIZON };
-
-/* A write refused by the horizon: counted, and logged once a minute at
- * most (a node back from a long absence may carry thousands). */
-static void note_horizon(struct metadata *md, const struct view *v)
-{
-    md->stats.refused_horizon++;
-    uint64_t now = node_now(md->nd);
-    if (md->hz_logged && now < md->hz_logged_at + 60000) {
-        md->hz_quiet++;
-        return;
-    }
-    HS_INFO(md->nd->log, "metadata write older than the tombstone horizon "
-            "refused: key=%.*s origin=%.*s version=%llu horizon=%llu "
-            "refused_since_last=%llu", (int)v->keylen, (const char *)v->key,
-            (int)v->originlen, (const char *)v->origin,
-            (unsigned long long)v->version,
-            (unsigned long long)metadata_horizon(md),
-            (unsigned long long)md->hz_quiet);
-    md->hz_logged = true;
-    md->hz_logged_at = now;
-    md->hz_quiet = 0;
-}
-
-/* A write from elsewhere: newer than ours and valid? Then store it. */
-static int apply(struct metadata *md, const struct view *v)
-{
-    struct node *nd = md->nd;
-    const struct config *cfg = &nd->cfg;
-    if (!v->deleted && v->len > cfg->metadata_max_value)
-        return REFUSED;
-    /* A version from a clock far ahead must not freeze the key: it waits
-     * until our clock comes within metadata_max_skew of it. */
-    uint64_t now = wall(md);
-    if (version_ms(v->version) > now + cfg->metadata_max_skew) {
-        md->stats.refused_future++;
-        HS_DEBUG(nd->log, "metadata write from the future put off: key=%.*s "
-                 "origin=%.*s ahead=%llums", (int)v->keylen,
-                 (const char *)v->key, (int)v->originlen,
-                 (const char *)v->origin,
-                 (unsigned long long)(version_ms(v->version) - now));
-        return REFUSED;
-    }
-    /* A delete older than the tombstone TTL is as good as collected. */
-    if (v->deleted &&
-        now > version_ms(v->version) + cfg->metadata_tombstone_ttl)
-        return IGNORED;
-    const char *k = (const char *)v->key;
-    struct meta_entry *old = md_find(md, k, v->keylen);
-    if (old && newer(v->version, (const char *)v->origin, v->originlen,
-                     old->version, old->origin, old->originlen) <= 0)
-        return IGNORED;
-    /* A key we do not hold, no newer than a tombstone we collected: it
-     * was deleted, and this is a copy from before (a node or a backup
-     * older than the horizon). */
-    if (old == NULL && v->version <= metadata_horizon(md)) {
-        if (v->deleted)
-            return IGNORED;
-        note_horizon(md, v);
-        return HORIZON;
-    }
-    hlc_observe(md, v->version);
-    if (!busy_push(md, k, v->keylen))
-        return REFUSED;
-    struct old_value ov;
-    if (!old_value_take(&ov, old)) {
-        busy_pop(md);
-        return REFUSED;
-    }
-    struct meta_change c;
-    fill_change(&c, k, v->keylen, v->value, v->len, v->deleted, &ov,
-                (const char *)v->origin, v->originlen, v->version, false);
-    char why[256] = "";
-    if (nd->hooks.validate_metadata &&
-        nd->hooks.validate_metadata(nd->hooks.ud, &c, why, sizeof why)) {
-        busy_pop(md);
-        hs_free(ov.p);
-        md->stats.refused_remote++;
-        HS_INFO(nd->log, "metadata write refused: key=%.*s origin=%.*s "
-                "reason=%s", (int)v->keylen, k, (int)v->originlen,
-                (const char *)v->origin, why[0] ? why : "refused");
-        return REFUSED;
-    }
-    /* A validate hook may have written other keys: look again. */
-    old = md_find(md, k, v->keylen);
-    if (old && newer(v->version, (const char *)v->origin, v->originlen,
-                     old->version, old->origin, old->originlen) <= 0) {
-        busy_pop(md);
-        hs_free(ov.p);
-        return IGNORED;
-    }
-    struct meta_entry *e;
-    if (store(md, k, v->keylen, v->value, v->len, v->deleted, v->version,
-              (const char *)v->origin, v->originlen, &e)) {
-        busy_pop(md);
-        hs_free(ov.p);
-        return REFUSED;
-    }
-    /* the busy mark must name memory that lives while the hooks run */
-    md->busy[md->nbusy - 1].key = e->key;
-    md->stats.writes_remote++;
-    HS_DEBUG(nd->log, "metadata write applied: key=%s origin=%s bytes=%u%s",
-             e->key, e->origin, e->len, e->deleted ? " (delete)" : "");
-    gossip(md, e);
-    applied(md, e, &ov, false);
-    return APPLIED;
-}
-
-/* Forget a live key because a peer whose horizon covers its version
- * lacks it: the key was deleted and its tombstone collected there, and
- * pushing it would bring it back. The hooks and the observer see a
- * delete. False (kept) while hooks run for the key. */
-static bool drop(struct metadata *md, struct meta_entry *e)
-{
-    if (e->deleted || key_busy(md, e->key, e->keylen) ||
-        md->nbusy == (int)HS_ARRAY_LEN(md->busy))
-        return false;
-    struct node *nd = md->nd;
-    char key[META_KEY_MAX + 1], origin[256];
-    size_t kl = e->keylen, ol = e->originlen;
-    uint64_t version = e->version;
-    memcpy(key, e->key, kl + 1);
-    memcpy(origin, e->origin, ol + 1);
-    struct old_value ov;
-    if (!old_value_take(&ov, e))
-        return false;
-    busy_push(md, key, kl);
-    HS_DEBUG(nd->log, "metadata key dropped: key=%s origin=%s version=%llu "
-             "(deleted where the horizon is past it)", key, origin,
-             (unsigned long long)version);
-    unlink_entry(md, e);
-    entry_free(md, e);
-    md->stats.dropped_horizon++;
-    md->dirty = true;
-    struct meta_change c;
-    fill_change(&c, key, kl, NULL, 0, true, &ov, origin, ol, version, false);
-    if (nd->hooks.on_metadata)
-        nd->hooks.on_metadata(nd->hooks.ud, &c);
-    if (md->observer)
-        md->observer(md->observer_ud, &c);
-    busy_pop(md);
-    hs_free(ov.p);
-    return true;
-}
-
-int metadata_each(const struct metadata *md, const char *prefix,
-                  size_t prefixlen, bool deleted, meta_visit_fn fn, void *ud)
-{
-    if (prefixlen == 0)
-        prefix = "";
-    for (const struct meta_entry *e = md_sl_seek(md, prefix, prefixlen, false);
-         e && e->keylen >= prefixlen &&
-         memcmp(e->key, prefix, prefixlen) == 0;
-         e = e->fwd[0])
-        if (deleted || !e->deleted)
-            fn(ud, e);
-    return 0;
-}
-
-size_t metadata_scan(const struct metadata *md, const char *after,
-                     size_t afterlen, size_t max, meta_visit_fn fn,
-                     void *ud, bool *more)
-{
-    const struct meta_entry *e =
-        after ? md_sl_seek(md, after, afterlen, true) : md->head[0];
-    size_t n = 0;
-    for (; e && n < max; e = e->fwd[0], n++)
-        fn(ud, e);
-    if (more)
-        *more = e != NULL;
-    return n;
-}
-
-size_t metadata_count(const struct metadata *md, bool deleted)
-{
-    return deleted ? md->n : md->n - md->ndeleted;
-}
-int metadata_put(struct metadata *md, const char *key, size_t keylen,
-                 const void *value, size_t len, bool del, char *why,
-                 size_t whylen, uint64_t *version_out)
-{
-    struct node *nd = md->nd;
-    why[0] = '\0';
-    if (keylen > META_KEY_MAX || memchr(key, 0, keylen)) {
-        snprintf(why, whylen, "keys are at most %d bytes, without NUL",
-                 META_KEY_MAX);
-        return HS_EINVAL;
-    }
-    if (!del && len > nd->cfg.metadata_max_value) {
-        snprintf(why, whylen, "value of %zu bytes is over "
-                 "metadata_max_value (%llu)", len,
-                 (unsigned long long)nd->cfg.metadata_max_value);
-        return HS_ETOOBIG;
-    }
-    if (key_busy(md, key, keylen)) {
-        snprintf(why, whylen, "a metadata hook cannot write the key it was "
-                 "called for (write it later, from hearsay.after)");
-        return HS_EBUSY;
-    }
-    if (md->journal.refuse &&
-        md->journal.refuse(md->journal.ud, why, whylen))
-        return HS_EIO;
-    /* A delete is a write like any other, even of a key not seen here
-     * yet: its tombstone beats any older put still on its way. */
-    struct meta_entry *old = md_find(md, key, keylen);
-    if (!busy_push(md, key, keylen)) {
-        snprintf(why, whylen, "metadata hooks nested too deep");
-        return HS_EBUSY;
-    }
-    uint64_t version = metadata_hlc_next(md, wall(md));
-    struct old_value ov;
-    if (!old_value_take(&ov, old)) {
-        busy_pop(md);
-        return HS_ENOMEM;
-    }
-    struct meta_change c;
-    fill_change(&c, key, keylen, value, len, del, &ov, nd->cfg.name,
-                nd->self_name_len, version, true);
-    if (nd->hooks.validate_metadata &&
-        nd->hooks.validate_metadata(nd->hooks.ud, &c, why, whylen)) {
-        busy_pop(md);
-        hs_free(ov.p);
-        md->stats.refused_local++;
-        if (why[0] == '\0')
-            snprintf(why, whylen, "refused by validate_metadata");
-        HS_INFO(nd->log, "metadata write refused: key=%.*s origin=%s "
-                "reason=%s", (int)keylen, key, nd->cfg.name, why);
-        return HS_EREFUSED;
-    }
-    struct meta_entry *e;
-    int rc = store(md, key, keylen, value, len, del, version, nd->cfg.name,
-                   nd->self_name_len, &e);
-    if (rc) {
-        busy_pop(md);
-        hs_free(ov.p);
-        return rc;
-    }
-    md->busy[md->nbusy - 1].key = e->key;
-    md->stats.writes_local++;
-    HS_INFO(nd->log, "metadata %s: key=%s bytes=%u version=%llu",
-            del ? "deleted" : "published", e->key, e->len,
-            (unsigned long long)version);
-    gossip(md, e);
-    if (version_out)
-        *version_out = version;
-    applied(md, e, &ov, true);
-    return 0;
-}
-
-const struct meta_entry *metadata_get(const struct metadata *md,
-                                      const char *key, size_t keylen)
-{
-    const struct meta_entry *e = md_find(md, key, keylen);
-    return e && !e->deleted ? e : NULL;
-}
-
-
-/* ===== Gossip ===== */
-
-/* Queue a write (or, if too large for a packet, its announcement). */
-static void gossip(struct metadata *md, struct meta_entry *e)
-{
-    struct node *nd = md->nd;
-    struct buf b = BUF_INIT;
-    buf_putc(&b, WIRE_USER);
-    wire_put_envelope(&b, WIRE_ENV_META, nd->cfg.name, nd->self_name_len);
-    size_t room = (size_t)nd->cfg.udp_buffer_size - WIRE_COMPOUND_HEADER -
-                  WIRE_COMPOUND_OVERHEAD - 64;
-    /* The key, origin and field names take some 300 bytes at most: a
-     * value that cannot fit is announced without being encoded. */
-    bool fits = e->len + e->keylen + e->originlen + 40 <= room;
-    size_t head = b.len;
-    if (fits)
-        put_entry(&b, e, true, false);
-    if (!fits || b.len > room) {
-        b.len = head;
-        put_entry(&b, e, false, true);
-    }
-    if (b.err == 0 &&
-        bqueue_push(&md->queue, &e->bcast, b.data, b.len, false) == 0)
-        nd->stats.broadcasts_queued++;
-    buf_free(&b);
-}
-
-size_t metadata_take(struct metadata *md, size_t overhead, size_t limit,
-                     int transmit_limit, struct buf *out, size_t *lens,
-                     size_t max);
-
-size_t metadata_take(struct metadata *md, size_t overhead, size_t limit,
-                     int transmit_limit, struct buf *out, size_t *lens,
-                     size_t max)
-{
-    size_t n = 0;
-    bqueue_take(&md->queue, overhead, limit, transmit_limit, out, lens, max,
-                &n);
-    return n;
-}
-
-static void start_fetch(struct metadata *md, const struct view *v,
-                        const struct hs_addr *from);
-
-void metadata_on_gossip(struct metadata *md, const uint8_t *p, size_t n,
-                        const struct hs_addr *from)
-{
-    struct mp_reader r;
-    struct view v;
-    mp_reader_init(&r, p, n);
-    if (get_entry(&r, &v)) {
-        node_count_drop(md->nd, NODE_DROP_MALFORMED, from, "metadata",
-                        "bad metadata entry");
-        return;
-    }
-    if (v.big && !v.has_value) { /* an announcement */
-        const struct meta_entry *e =
-            md_find(md, (const char *)v.key, v.keylen);
-        if (e && newer(v.version, (const char *)v.origin, v.originlen,
-                       e->version, e->origin, e->originlen) <= 0)
-            return; /* we have it, or newer */
-        if (e == NULL && v.version <= metadata_horizon(md)) {
-            note_horizon(md, &v);
-            return; /* deleted, and collected here */
-        }
-        if (v.big > md->nd->cfg.metadata_max_value)
-            return;
-        start_fetch(md, &v, from);
-        return;
-    }
-    if (!v.deleted && !v.has_value)
-        v.value = (const uint8_t *)"";
-    apply(md, &v);
-}
-
 
 /* ===== Streams: sync and fetch =====
  * A request: {hz, push: [entries], want: [keys], tree: [[depth, bits],
@@ -678,7 +96,7 @@ void metadata_on_gossip(struct metadata *md, const uint8_t *p, size_t n,
  * follow it): 0 then. */
 static uint64_t peer_horizon(const struct metadata *md, uint64_t hz)
 {
-    return version_ms(hz) > wall(md) + md->nd->cfg.metadata_max_skew ? 0
+    return version_ms(hz) > md_wall(md) + md->nd->cfg.metadata_max_skew ? 0
                                                                      : hz;
 }
 
@@ -825,14 +243,14 @@ static uint32_t fill_pushes(struct metadata *md, struct sync *sy,
 {
     uint32_t n = 0;
     size_t bytes = 0, visits = 0;
-    uint64_t now = wall(md);
+    uint64_t now = md_wall(md);
     while (n < PUSH_BATCH && bytes < PUSH_BYTES && visits < VISIT_BATCH) {
         visits++;
         if (sy->push.pos < sy->push.n) {
             const char *k = sy->push.v[sy->push.pos++];
             const struct meta_entry *e = md_find(md, k, strlen(k));
             if (e) {
-                put_entry(b, e, true, false);
+                md_put_entry(b, e, true, false);
                 n++;
                 bytes += e->len + e->keylen + 32;
             }
@@ -851,7 +269,7 @@ static uint32_t fill_pushes(struct metadata *md, struct sync *sy,
             continue;
         }
         set_cursor(&sy->pcur, &sy->pcurpath, sy->pcurkey, &sy->pcurlen, e);
-        if (e->deleted && expired(md, e->version, now))
+        if (e->deleted && md_expired(md, e->version, now))
             continue;
         const struct seen *s = NULL;
         for (int i = 0; i < r->nseen && s == NULL; i++)
@@ -863,11 +281,11 @@ static uint32_t fill_pushes(struct metadata *md, struct sync *sy,
         } else if (!r->partial && e->version <= sy->peer_hz) {
             /* It lacks the key, and has collected tombstones as recent:
              * deleted there. A tombstone it does not need either. */
-            if (drop(md, e))
+            if (md_drop(md, e))
                 sy->dropped++;
             continue;
         }
-        put_entry(b, e, true, false);
+        md_put_entry(b, e, true, false);
         n++;
         bytes += e->len + e->keylen + 32;
     }
@@ -1020,8 +438,8 @@ static int fetch_from(struct metadata *md, struct fetch *f,
     return rc;
 }
 
-static void start_fetch(struct metadata *md, const struct view *v,
-                        const struct hs_addr *from)
+void md_start_fetch(struct metadata *md, const struct view *v,
+                    const struct hs_addr *from)
 {
     for (struct fetch *f = md->fetches; f; f = f->next)
         if (f->keylen == v->keylen && !memcmp(f->key, v->key, v->keylen) &&
@@ -1118,7 +536,7 @@ static void answer_ranges(const struct metadata *md, const struct pfx *rp,
         for (; e && e->path <= hi && rn < RANGE_BATCH &&
                rb.len < RANGE_BYTES;
              e = md_tree_after(md, e->path, e->key, e->keylen, false)) {
-            put_entry(&rb, e, true, false);
+            md_put_entry(&rb, e, true, false);
             rn++;
         }
         if (e && e->path <= hi)
@@ -1152,7 +570,7 @@ static void serve_gone(struct metadata *md, struct mp_reader *r, uint32_t n,
         if (e && !e->deleted && e->version <= hz &&
             newer(e->version, e->origin, e->originlen, ver,
                   (const char *)o, ol) <= 0)
-            dropped += drop(md, e);
+            dropped += md_drop(md, e);
     }
     if (dropped)
         HS_INFO(md->nd->log, "metadata keys dropped: keys=%zu (a peer lacks "
@@ -1185,11 +603,11 @@ int metadata_stream_serve(struct metadata *md, const uint8_t *p, size_t n,
                 return HS_EBADMSG;
             for (uint32_t j = 0; j < na; j++) {
                 struct view v;
-                if (get_entry(&r, &v))
+                if (md_get_entry(&r, &v))
                     return HS_EBADMSG;
                 if (!v.deleted && !v.has_value)
                     v.value = (const uint8_t *)"";
-                apply(md, &v);
+                md_apply(md, &v);
             }
         } else if (kl == 4 && !memcmp(k, "want", 4)) {
             wr = r;
@@ -1232,7 +650,7 @@ int metadata_stream_serve(struct metadata *md, const uint8_t *p, size_t n,
             if (mp_read_uint(&r, &hz))
                 return HS_EBADMSG;
             hz = peer_horizon(md, hz);
-            hlc_observe(md, hz);
+            md_hlc_observe(md, hz);
         } else if (mp_skip(&r)) {
             return HS_EBADMSG;
         }
@@ -1255,7 +673,7 @@ int metadata_stream_serve(struct metadata *md, const uint8_t *p, size_t n,
                 break;
             const struct meta_entry *e = md_find(md, (const char *)k, kl);
             if (e) {
-                put_entry(&entries, e, true, false);
+                md_put_entry(&entries, e, true, false);
                 count++;
             }
         }
@@ -1304,7 +722,7 @@ static int read_node(struct metadata *md, struct sync *sy,
         if (mp_read_array(r, &ne) || ne > LIST_CAP)
             return HS_EBADMSG;
         struct prange pr = {*p, ne > LIST_MAX, 0, {{0, 0, 0}}};
-        uint64_t now = wall(md), hz = metadata_horizon(md), hi = pfx_hi(p);
+        uint64_t now = md_wall(md), hz = metadata_horizon(md), hi = pfx_hi(p);
         for (uint32_t j = 0; j < ne; j++) {
             uint32_t four, kl, ol;
             const uint8_t *k, *o;
@@ -1325,7 +743,7 @@ static int read_node(struct metadata *md, struct sync *sy,
                 pr.seen[pr.nseen++] =
                     (struct seen){path, ver, digest_of(key, kl, org, ol, ver,
                                                        del)};
-            if (del && expired(md, ver, now))
+            if (del && md_expired(md, ver, now))
                 continue;
             const struct meta_entry *e =
                 md->n ? md_find_path(md, key, kl, path) : NULL;
@@ -1388,7 +806,7 @@ static int read_entries(struct metadata *md, struct sync *sy,
         return HS_EBADMSG;
     for (uint32_t j = 0; j < ne; j++) {
         struct view v;
-        if (get_entry(r, &v))
+        if (md_get_entry(r, &v))
             return HS_EBADMSG;
         if (rq) {
             uint64_t path = key_path((const char *)v.key, v.keylen);
@@ -1403,7 +821,7 @@ static int read_entries(struct metadata *md, struct sync *sy,
         }
         if (!v.deleted && !v.has_value)
             v.value = (const uint8_t *)"";
-        if (apply(md, &v) == HORIZON && sy)
+        if (md_apply(md, &v) == HORIZON && sy)
             q_gone(sy, (const char *)v.key, v.keylen,
                    (const char *)v.origin, v.originlen, v.version);
     }
@@ -1441,7 +859,7 @@ void metadata_stream_answer(struct metadata *md, void *req, const uint8_t *p,
             } else if (kl == 2 && !memcmp(k, "hz", 2)) {
                 ok = mp_read_uint(&r, &hz) == 0;
                 hz = peer_horizon(md, hz);
-                hlc_observe(md, hz);
+                md_hlc_observe(md, hz);
                 if (sy && hz > sy->peer_hz)
                     sy->peer_hz = hz;
             } else if (kl == 1 && k[0] == 't' && sy) {
@@ -1601,7 +1019,7 @@ int metadata_sync_encode(struct metadata *md, const uint8_t *remote,
     if (remote && get_section(remote, remotelen, &rs))
         rs.buckets = NULL;
     if (rs.buckets)
-        hlc_observe(md, peer_horizon(md, rs.hz));
+        md_hlc_observe(md, peer_horizon(md, rs.hz));
     uint8_t b[8 * TREE_TOP];
     bucket_bytes(md, b);
     size_t start = out->len;
@@ -1657,7 +1075,7 @@ int metadata_sync_encode(struct metadata *md, const uint8_t *remote,
 static void read_lists(struct metadata *md, struct sync *sy,
                        const uint8_t *p, size_t n)
 {
-    uint64_t now = wall(md), hz = metadata_horizon(md);
+    uint64_t now = md_wall(md), hz = metadata_horizon(md);
     struct mp_reader r;
     uint32_t nb;
     size_t work = 0;
@@ -1691,7 +1109,7 @@ static void read_lists(struct metadata *md, struct sync *sy,
                 return;
             }
             if (kl > META_KEY_MAX || memchr(k, 0, kl) ||
-                (del && expired(md, ver, now)))
+                (del && md_expired(md, ver, now)))
                 continue;
             struct meta_entry *e = md_find(md, (const char *)k, kl);
             if (e == NULL) {
@@ -1712,7 +1130,7 @@ static void read_lists(struct metadata *md, struct sync *sy,
              e && (e->path >> 56) == bucket;
              e = md_tree_after(md, e->path, e->key, e->keylen, false), work++)
             if (e->mark != md->epoch &&
-                !(e->deleted && expired(md, e->version, now)))
+                !(e->deleted && md_expired(md, e->version, now)))
                 Q_PUSH(sy, e->key, e->keylen);
     }
 }
@@ -1724,7 +1142,7 @@ void metadata_sync_merge(struct metadata *md, const uint8_t *p, size_t n,
     if (get_section(p, n, &s) || s.buckets == NULL)
         return;
     uint64_t hz = peer_horizon(md, s.hz);
-    hlc_observe(md, hz);
+    md_hlc_observe(md, hz);
     bool differ = false;
     for (int i = 0; i < TREE_TOP && !differ; i++)
         differ = bucket_at(s.buckets, i) != md->top[i].hash;
@@ -1732,7 +1150,7 @@ void metadata_sync_merge(struct metadata *md, const uint8_t *p, size_t n,
         md->stats.digest_bytes_in += n;
     else
         md->stats.sync_bytes_in += n;
-    uint64_t t0 = HS_MAX(md->hlc, wall(md) << 16);
+    uint64_t t0 = HS_MAX(md->hlc, md_wall(md) << 16);
     if (!differ) {
         if (t0 > md->synced)
             md->synced = t0; /* in sync: we hold what it holds */
@@ -1791,22 +1209,22 @@ bool metadata_tick(struct metadata *md)
     md_ht_maybe_shrink(md);
     if (md->nbusy)
         return false; /* hooks are running: next time */
-    uint64_t now = wall(md);
+    uint64_t now = md_wall(md);
     size_t k = 0;
     while (md->nheap && k < TICK_BATCH &&
-           expired(md, md->heap[0]->version, now)) {
+           md_expired(md, md->heap[0]->version, now)) {
         struct meta_entry *e = md->heap[0];
         if (e->version > md->horizon)
             md->horizon = e->version;
-        unlink_entry(md, e);
-        entry_free(md, e);
+        md_unlink_entry(md, e);
+        md_entry_free(md, e);
         k++;
     }
     if (k) {
         md->stats.tombstones_collected += k;
         md->dirty = true;
     }
-    return md->nheap && expired(md, md->heap[0]->version, now);
+    return md->nheap && md_expired(md, md->heap[0]->version, now);
 }
 
 int metadata_new(struct node *nd, struct metadata **out)
@@ -1831,7 +1249,7 @@ static void free_entries(struct metadata *md, bool disown)
     for (; e; e = next) {
         next = e->fwd[0];
         if (disown) {
-            entry_free(md, e);
+            md_entry_free(md, e);
         } else {
             hs_free(e->value);
             hs_free(e);
@@ -1919,7 +1337,7 @@ static int get_state(struct metadata *md, const uint8_t *k, uint32_t kl,
             *why = "bad clock";
             return HS_EBADMSG;
         }
-        hlc_observe(md, v);
+        md_hlc_observe(md, v);
         return 1;
     }
     if (kl == 2 && !memcmp(k, "hz", 2)) {
@@ -1929,7 +1347,7 @@ static int get_state(struct metadata *md, const uint8_t *k, uint32_t kl,
         }
         if (v > md->horizon)
             md->horizon = v;
-        hlc_observe(md, v);
+        md_hlc_observe(md, v);
         return 1;
     }
     if (kl == 2 && !memcmp(k, "sy", 2)) {
@@ -1985,7 +1403,7 @@ int metadata_state_restore(struct metadata *md, const uint8_t *p, size_t n,
 
 int metadata_entry_encode(const struct meta_entry *e, struct buf *out)
 {
-    put_entry(out, e, true, false);
+    md_put_entry(out, e, true, false);
     return out->err;
 }
 
@@ -1995,15 +1413,15 @@ static int merge_entry(struct metadata *md, const struct view *v)
 {
     const struct meta_entry *old =
         md_find(md, (const char *)v->key, v->keylen);
-    hlc_observe(md, v->version);
+    md_hlc_observe(md, v->version);
     if (old && newer(v->version, (const char *)v->origin, v->originlen,
                      old->version, old->origin, old->originlen) <= 0)
         return 0;
     struct meta_entry *e;
     bool dirty = md->dirty;
-    int rc = store(md, (const char *)v->key, v->keylen, v->value, v->len,
-                   v->deleted, v->version, (const char *)v->origin,
-                   v->originlen, &e);
+    int rc = md_store(md, (const char *)v->key, v->keylen, v->value, v->len,
+                      v->deleted, v->version, (const char *)v->origin,
+                      v->originlen, &e);
     md->dirty = dirty;
     return rc;
 }
@@ -2014,7 +1432,7 @@ int metadata_entry_restore(struct metadata *md, const uint8_t *p, size_t n,
     struct mp_reader r;
     struct view v;
     mp_reader_init(&r, p, n);
-    if (get_entry(&r, &v) || mp_left(&r) ||
+    if (md_get_entry(&r, &v) || mp_left(&r) ||
         (!v.deleted && !v.has_value && v.big)) {
         *why = "bad entry";
         return HS_EBADMSG;
@@ -2065,7 +1483,7 @@ int metadata_restore(struct metadata *md, const uint8_t *p, size_t n,
             }
             for (uint32_t j = 0; j < ne; j++) {
                 struct view v;
-                if (get_entry(&r, &v)) {
+                if (md_get_entry(&r, &v)) {
                     *why = "bad entry";
                     return HS_EBADMSG;
                 }

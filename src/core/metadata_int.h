@@ -341,4 +341,48 @@ int md_heap_reserve(struct metadata *md);
 void md_heap_push(struct metadata *md, struct meta_entry *e);
 void md_heap_remove(struct metadata *md, struct meta_entry *e);
 
+/* A write as it arrived: views into the message that brought it. */
+struct view {
+    const uint8_t *key, *value, *origin;
+    uint32_t keylen, len, originlen;
+    bool has_value, deleted;
+    uint64_t version, big;
+};
+
+/* What md_apply made of a write. */
+enum { APPLIED, IGNORED, REFUSED, HORIZON };
+
+/* ===== metadata.c: the store's clocks ===== */
+uint64_t md_wall(const struct metadata *md);
+bool md_expired(const struct metadata *md, uint64_t version, uint64_t now);
+void md_hlc_observe(struct metadata *md, uint64_t v);
+
+/* ===== md_entry.c: entries in every index ===== */
+void md_entry_free(struct metadata *md, struct meta_entry *e);
+void md_link_entry(struct metadata *md, struct meta_entry *e);
+void md_unlink_entry(struct metadata *md, struct meta_entry *e);
+/* Store a write (the entry replaces any older one). */
+int md_store(struct metadata *md, const char *k, size_t klen,
+             const uint8_t *v, size_t vlen, bool del, uint64_t version,
+             const char *origin, size_t olen, struct meta_entry **out);
+
+/* ===== md_codec.c: entries on the wire ===== */
+struct mp_reader;
+void md_put_entry(struct buf *b, const struct meta_entry *e, bool value,
+                  bool announce);
+int md_get_entry(struct mp_reader *r, struct view *v);
+
+/* ===== md_apply.c: applying writes ===== */
+void md_note_horizon(struct metadata *md, const struct view *v);
+/* A write from elsewhere: APPLIED, IGNORED, REFUSED or HORIZON. */
+int md_apply(struct metadata *md, const struct view *v);
+bool md_drop(struct metadata *md, struct meta_entry *e);
+
+/* ===== md_gossip.c: writes as rumors ===== */
+void md_gossip(struct metadata *md, struct meta_entry *e);
+
+/* ===== metadata.c: fetches of large values ===== */
+void md_start_fetch(struct metadata *md, const struct view *v,
+                    const struct hs_addr *from);
+
 #endif
