@@ -305,7 +305,6 @@ struct tview {
     uint64_t hash;
 };
 
-
 /* ===== md_table.c: the hash table ===== */
 struct meta_entry *md_find_path(const struct metadata *md, const char *k,
                                 size_t n, uint64_t path);
@@ -384,5 +383,31 @@ void md_gossip(struct metadata *md, struct meta_entry *e);
 /* ===== metadata.c: fetches of large values ===== */
 void md_start_fetch(struct metadata *md, const struct view *v,
                     const struct hs_addr *from);
+
+#define LIST_CAP 1024 /* entries listed for one node (path collisions) */
+
+/* ===== md_sync.c: the syncs we lead ===== */
+#define Q_WANT(sy, k, kl) \
+    md_q_key(sy, &(sy)->want.v, &(sy)->want.n, &(sy)->want.cap, k, kl)
+#define Q_PUSH(sy, k, kl) \
+    md_q_key(sy, &(sy)->push.v, &(sy)->push.n, &(sy)->push.cap, k, kl)
+uint64_t md_peer_horizon(const struct metadata *md, uint64_t hz);
+int md_send_request(struct metadata *md, const struct hs_addr *to,
+                    const struct buf *body, struct request *rq);
+void md_sync_free(struct metadata *md, struct sync *sy);
+void md_q_ask(struct sync *sy, const struct pfx *p);
+void md_q_want_range(struct sync *sy, const struct pfx *p);
+void md_q_push_range(struct sync *sy, const struct prange *r);
+void md_q_key(struct sync *sy, char ***v, size_t *n, size_t *cap,
+              const char *k, size_t kl);
+void md_q_gone(struct sync *sy, const char *k, size_t kl, const char *o,
+               size_t ol, uint64_t version);
+int md_read_pfx(struct mp_reader *r, uint32_t n, struct pfx *p);
+/* Send the next request of a sync, or finish it. */
+void md_sync_next(struct metadata *md, struct sync *sy);
+
+/* ===== md_fetch.c: fetches of large values ===== */
+void md_fetch_free(struct metadata *md, struct fetch *f);
+bool md_retry_from_origin(struct metadata *md, struct fetch *f);
 
 #endif
