@@ -410,4 +410,5 @@ void md_sync_next(struct metadata *md, struct sync *sy);
 void md_fetch_free(struct metadata *md, struct fetch *f);
 bool md_retry_from_origin(struct metadata *md, struct fetch *f);
 
+
 #endif
