@@ -3,7 +3,6 @@
 #include "core/metadata_int.h"
 
 #include "codec/mp.h"
-#include "core/node_int.h"
 
 /* A tree node the peer described: what differs below it becomes more
  * questions, keys wanted or told gone, and ranges fetched or pushed. */
@@ -189,7 +188,7 @@ void metadata_stream_answer(struct metadata *md, void *req, const uint8_t *p,
     }
     if (!ok) {
         md->stats.fetch_errors++;
-        HS_DEBUG(md->nd->log, "metadata %s failed: %s", f ? "fetch" : "sync",
+        HS_DEBUG(md->log, "metadata %s failed: %s", f ? "fetch" : "sync",
                  p ? "bad answer" : "no answer");
     }
     if (f) {

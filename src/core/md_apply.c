@@ -6,8 +6,6 @@
 
 #include <stdio.h>
 
-#include "core/node_int.h"
-
 static bool key_busy(const struct metadata *md, const char *k, size_t n)
 {
     for (int i = 0; i < md->nbusy; i++)
@@ -75,14 +73,13 @@ static void fill_change(struct meta_change *c, const char *k, size_t klen,
 static void applied(struct metadata *md, const struct meta_entry *e,
                     struct old_value *ov, bool local)
 {
-    struct node *nd = md->nd;
     struct meta_change c;
     if (md->journal.append)
         md->journal.append(md->journal.ud, e);
     fill_change(&c, e->key, e->keylen, e->value, e->len, e->deleted, ov,
                 e->origin, e->originlen, e->version, local);
-    if (nd->hooks.on_metadata)
-        nd->hooks.on_metadata(nd->hooks.ud, &c);
+    if (md->hooks->on_metadata)
+        md->hooks->on_metadata(md->hooks->ud, &c);
     if (md->observer)
         md->observer(md->observer_ud, &c);
     busy_pop(md);
@@ -94,12 +91,12 @@ static void applied(struct metadata *md, const struct meta_entry *e,
 void md_note_horizon(struct metadata *md, const struct view *v)
 {
     md->stats.refused_horizon++;
-    uint64_t now = node_now(md->nd);
+    uint64_t now = md_now(md);
     if (md->hz_logged && now < md->hz_logged_at + 60000) {
         md->hz_quiet++;
         return;
     }
-    HS_INFO(md->nd->log, "metadata write older than the tombstone horizon "
+    HS_INFO(md->log, "metadata write older than the tombstone horizon "
             "refused: key=%.*s origin=%.*s version=%llu horizon=%llu "
             "refused_since_last=%llu", (int)v->keylen, (const char *)v->key,
             (int)v->originlen, (const char *)v->origin,
@@ -114,8 +111,7 @@ void md_note_horizon(struct metadata *md, const struct view *v)
 /* A write from elsewhere: newer than ours and valid? Then store it. */
 int md_apply(struct metadata *md, const struct view *v)
 {
-    struct node *nd = md->nd;
-    const struct config *cfg = &nd->cfg;
+    const struct config *cfg = md->cfg;
     if (!v->deleted && v->len > cfg->metadata_max_value)
         return REFUSED;
     /* A version from a clock far ahead must not freeze the key: it waits
@@ -123,7 +119,7 @@ int md_apply(struct metadata *md, const struct view *v)
     uint64_t now = md_wall(md);
     if (version_ms(v->version) > now + cfg->metadata_max_skew) {
         md->stats.refused_future++;
-        HS_DEBUG(nd->log, "metadata write from the future put off: key=%.*s "
+        HS_DEBUG(md->log, "metadata write from the future put off: key=%.*s "
                  "origin=%.*s ahead=%llums", (int)v->keylen,
                  (const char *)v->key, (int)v->originlen,
                  (const char *)v->origin,
@@ -160,12 +156,12 @@ int md_apply(struct metadata *md, const struct view *v)
     fill_change(&c, k, v->keylen, v->value, v->len, v->deleted, &ov,
                 (const char *)v->origin, v->originlen, v->version, false);
     char why[256] = "";
-    if (nd->hooks.validate_metadata &&
-        nd->hooks.validate_metadata(nd->hooks.ud, &c, why, sizeof why)) {
+    if (md->hooks->validate_metadata &&
+        md->hooks->validate_metadata(md->hooks->ud, &c, why, sizeof why)) {
         busy_pop(md);
         hs_free(ov.p);
         md->stats.refused_remote++;
-        HS_INFO(nd->log, "metadata write refused: key=%.*s origin=%.*s "
+        HS_INFO(md->log, "metadata write refused: key=%.*s origin=%.*s "
                 "reason=%s", (int)v->keylen, k, (int)v->originlen,
                 (const char *)v->origin, why[0] ? why : "refused");
         return REFUSED;
@@ -188,7 +184,7 @@ int md_apply(struct metadata *md, const struct view *v)
     /* the busy mark must name memory that lives while the hooks run */
     md->busy[md->nbusy - 1].key = e->key;
     md->stats.writes_remote++;
-    HS_DEBUG(nd->log, "metadata write applied: key=%s origin=%s bytes=%u%s",
+    HS_DEBUG(md->log, "metadata write applied: key=%s origin=%s bytes=%u%s",
              e->key, e->origin, e->len, e->deleted ? " (delete)" : "");
     md_gossip(md, e);
     applied(md, e, &ov, false);
@@ -204,7 +200,6 @@ bool md_drop(struct metadata *md, struct meta_entry *e)
     if (e->deleted || key_busy(md, e->key, e->keylen) ||
         md->nbusy == (int)HS_ARRAY_LEN(md->busy))
         return false;
-    struct node *nd = md->nd;
     char key[META_KEY_MAX + 1], origin[256];
     size_t kl = e->keylen, ol = e->originlen;
     uint64_t version = e->version;
@@ -214,7 +209,7 @@ bool md_drop(struct metadata *md, struct meta_entry *e)
     if (!old_value_take(&ov, e))
         return false;
     busy_push(md, key, kl);
-    HS_DEBUG(nd->log, "metadata key dropped: key=%s origin=%s version=%llu "
+    HS_DEBUG(md->log, "metadata key dropped: key=%s origin=%s version=%llu "
              "(deleted where the horizon is past it)", key, origin,
              (unsigned long long)version);
     md_unlink_entry(md, e);
@@ -223,8 +218,8 @@ bool md_drop(struct metadata *md, struct meta_entry *e)
     md->dirty = true;
     struct meta_change c;
     fill_change(&c, key, kl, NULL, 0, true, &ov, origin, ol, version, false);
-    if (nd->hooks.on_metadata)
-        nd->hooks.on_metadata(nd->hooks.ud, &c);
+    if (md->hooks->on_metadata)
+        md->hooks->on_metadata(md->hooks->ud, &c);
     if (md->observer)
         md->observer(md->observer_ud, &c);
     busy_pop(md);
@@ -236,17 +231,16 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
                  const void *value, size_t len, bool del, char *why,
                  size_t whylen, uint64_t *version_out)
 {
-    struct node *nd = md->nd;
     why[0] = '\0';
     if (keylen > META_KEY_MAX || memchr(key, 0, keylen)) {
         snprintf(why, whylen, "keys are at most %d bytes, without NUL",
                  META_KEY_MAX);
         return HS_EINVAL;
     }
-    if (!del && len > nd->cfg.metadata_max_value) {
+    if (!del && len > md->cfg->metadata_max_value) {
         snprintf(why, whylen, "value of %zu bytes is over "
                  "metadata_max_value (%llu)", len,
-                 (unsigned long long)nd->cfg.metadata_max_value);
+                 (unsigned long long)md->cfg->metadata_max_value);
         return HS_ETOOBIG;
     }
     if (key_busy(md, key, keylen)) {
@@ -271,22 +265,22 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
         return HS_ENOMEM;
     }
     struct meta_change c;
-    fill_change(&c, key, keylen, value, len, del, &ov, nd->cfg.name,
-                nd->self_name_len, version, true);
-    if (nd->hooks.validate_metadata &&
-        nd->hooks.validate_metadata(nd->hooks.ud, &c, why, whylen)) {
+    fill_change(&c, key, keylen, value, len, del, &ov, md->cfg->name,
+                md->namelen, version, true);
+    if (md->hooks->validate_metadata &&
+        md->hooks->validate_metadata(md->hooks->ud, &c, why, whylen)) {
         busy_pop(md);
         hs_free(ov.p);
         md->stats.refused_local++;
         if (why[0] == '\0')
             snprintf(why, whylen, "refused by validate_metadata");
-        HS_INFO(nd->log, "metadata write refused: key=%.*s origin=%s "
-                "reason=%s", (int)keylen, key, nd->cfg.name, why);
+        HS_INFO(md->log, "metadata write refused: key=%.*s origin=%s "
+                "reason=%s", (int)keylen, key, md->cfg->name, why);
         return HS_EREFUSED;
     }
     struct meta_entry *e;
-    int rc = md_store(md, key, keylen, value, len, del, version, nd->cfg.name,
-                      nd->self_name_len, &e);
+    int rc = md_store(md, key, keylen, value, len, del, version, md->cfg->name,
+                      md->namelen, &e);
     if (rc) {
         busy_pop(md);
         hs_free(ov.p);
@@ -294,7 +288,7 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
     }
     md->busy[md->nbusy - 1].key = e->key;
     md->stats.writes_local++;
-    HS_INFO(nd->log, "metadata %s: key=%s bytes=%u version=%llu",
+    HS_INFO(md->log, "metadata %s: key=%s bytes=%u version=%llu",
             del ? "deleted" : "published", e->key, e->len,
             (unsigned long long)version);
     md_gossip(md, e);

@@ -2,8 +2,6 @@
  * into every index, or unlinked from them all and freed. */
 #include "core/metadata_int.h"
 
-#include "core/node_int.h"
-
 void md_entry_free(struct metadata *md, struct meta_entry *e)
 {
     bqueue_disown(&md->queue, &e->bcast);
@@ -69,7 +67,7 @@ int md_store(struct metadata *md, const char *k, size_t klen,
     }
     e->len = del ? 0 : (uint32_t)vlen;
     e->version = version;
-    e->changed = node_now(md->nd);
+    e->changed = md_now(md);
     e->path = key_path(k, klen);
     e->digest = digest_of(k, klen, org, olen, version, del);
     struct meta_entry *old = md->n ? md_find_path(md, k, klen, e->path) : NULL;

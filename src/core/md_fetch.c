@@ -3,7 +3,6 @@
 #include "core/metadata_int.h"
 
 #include "codec/mp.h"
-#include "core/node_int.h"
 
 void md_fetch_free(struct metadata *md, struct fetch *f)
 {
@@ -70,8 +69,7 @@ bool md_retry_from_origin(struct metadata *md, struct fetch *f)
     if (f->retried)
         return false;
     f->retried = true;
-    const struct member *m = members_find(&md->nd->members, f->origin,
-                                          f->originlen);
-    return m && m->state == MEMBER_ALIVE && m != md->nd->self &&
-           fetch_from(md, f, &m->addr) == 0;
+    struct hs_addr to;
+    return md_member_addr(md, f->origin, f->originlen, &to) &&
+           fetch_from(md, f, &to) == 0;
 }

@@ -4,16 +4,14 @@
 #include "core/metadata_int.h"
 
 #include "codec/mp.h"
-#include "core/node_int.h"
 
 /* Queue a write (or, if too large for a packet, its announcement). */
 void md_gossip(struct metadata *md, struct meta_entry *e)
 {
-    struct node *nd = md->nd;
     struct buf b = BUF_INIT;
     buf_putc(&b, WIRE_USER);
-    wire_put_envelope(&b, WIRE_ENV_META, nd->cfg.name, nd->self_name_len);
-    size_t room = (size_t)nd->cfg.udp_buffer_size - WIRE_COMPOUND_HEADER -
+    wire_put_envelope(&b, WIRE_ENV_META, md->cfg->name, md->namelen);
+    size_t room = (size_t)md->cfg->udp_buffer_size - WIRE_COMPOUND_HEADER -
                   WIRE_COMPOUND_OVERHEAD - 64;
     /* The key, origin and field names take some 300 bytes at most: a
      * value that cannot fit is announced without being encoded. */
@@ -27,7 +25,7 @@ void md_gossip(struct metadata *md, struct meta_entry *e)
     }
     if (b.err == 0 &&
         bqueue_push(&md->queue, &e->bcast, b.data, b.len, false) == 0)
-        nd->stats.broadcasts_queued++;
+        md->nstats->broadcasts_queued++;
     buf_free(&b);
 }
 
@@ -52,8 +50,8 @@ void metadata_on_gossip(struct metadata *md, const uint8_t *p, size_t n,
     struct view v;
     mp_reader_init(&r, p, n);
     if (md_get_entry(&r, &v)) {
-        node_count_drop(md->nd, NODE_DROP_MALFORMED, from, "metadata",
-                        "bad metadata entry");
+        md_count_drop(md, NODE_DROP_MALFORMED, from, "metadata",
+                      "bad metadata entry");
         return;
     }
     if (v.big && !v.has_value) { /* an announcement */
@@ -66,7 +64,7 @@ void metadata_on_gossip(struct metadata *md, const uint8_t *p, size_t n,
             md_note_horizon(md, &v);
             return; /* deleted, and collected here */
         }
-        if (v.big > md->nd->cfg.metadata_max_value)
+        if (v.big > md->cfg->metadata_max_value)
             return;
         md_start_fetch(md, &v, from);
         return;

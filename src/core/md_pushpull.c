@@ -3,7 +3,6 @@
 #include "core/metadata_int.h"
 
 #include "codec/mp.h"
-#include "core/node_int.h"
 
 /* ===== Anti-entropy in push/pull =====
  * The section: {b: the 256 top hashes of the tree (8 bytes each), t: 1
@@ -256,7 +255,7 @@ void metadata_sync_merge(struct metadata *md, const uint8_t *p, size_t n,
         read_lists(md, sy, s.lists, s.listslen);
     }
     char ab[HS_ADDRSTRLEN];
-    HS_DEBUG(md->nd->log, "metadata sync: peer=%s tree=%s asks=%zu "
+    HS_DEBUG(md->log, "metadata sync: peer=%s tree=%s asks=%zu "
              "fetch=%zu push=%zu want=%zu",
              addr_format(peer, ab, sizeof ab), s.tree ? "true" : "false",
              sy->asks.n, sy->wranges.n, sy->pranges.n + sy->push.n,

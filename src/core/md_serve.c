@@ -4,7 +4,6 @@
 #include "core/metadata_int.h"
 
 #include "codec/mp.h"
-#include "core/node_int.h"
 
 /* One tree node, as the answer describes it. */
 static void answer_node(const struct metadata *md, const struct pfx *p,
@@ -102,7 +101,7 @@ static void serve_gone(struct metadata *md, struct mp_reader *r, uint32_t n,
             dropped += md_drop(md, e);
     }
     if (dropped)
-        HS_INFO(md->nd->log, "metadata keys dropped: keys=%zu (a peer lacks "
+        HS_INFO(md->log, "metadata keys dropped: keys=%zu (a peer lacks "
                 "them and its tombstone horizon is past them: deleted "
                 "there)", dropped);
 }

@@ -3,7 +3,6 @@
 #include "core/metadata_int.h"
 
 #include "codec/mp.h"
-#include "core/node_int.h"
 
 /* ===== Streams: sync and fetch =====
  * A request: {hz, push: [entries], want: [keys], tree: [[depth, bits],
@@ -27,35 +26,8 @@
  * follow it): 0 then. */
 uint64_t md_peer_horizon(const struct metadata *md, uint64_t hz)
 {
-    return version_ms(hz) > md_wall(md) + md->nd->cfg.metadata_max_skew ? 0
+    return version_ms(hz) > md_wall(md) + md->cfg->metadata_max_skew ? 0
                                                                      : hz;
-}
-
-int md_send_request(struct metadata *md, const struct hs_addr *to,
-                    const struct buf *body, struct request *rq)
-{
-    struct node *nd = md->nd;
-    struct buf b = BUF_INIT, env = BUF_INIT;
-    wire_put_envelope(&env, WIRE_ENV_META_REQ, nd->cfg.name,
-                      nd->self_name_len);
-    wire_put_user_header(&b, (int64_t)(env.len + body->len));
-    buf_append(&b, env.data, env.len);
-    buf_append(&b, body->data, body->len);
-    int rc = b.err;
-    struct stream *s = NULL;
-    if (rc == 0) {
-        s = stream_open(nd, STREAM_META, to, nd->cfg.tcp_timeout);
-        rc = s ? stream_set_request(s, b.data, b.len) : HS_EIO;
-    }
-    if (rc == 0) {
-        s->req = rq;
-        md->stats.sync_bytes_out += b.len;
-    } else if (s) {
-        stream_finish(s);
-    }
-    buf_free(&b);
-    buf_free(&env);
-    return rc;
 }
 
 /* Room for one more in a queue (a vector of `size`-byte items). */
@@ -108,11 +80,11 @@ static void sync_done(struct metadata *md, struct sync *sy)
     char ab[HS_ADDRSTRLEN];
     if (!sy->failed && sy->t0 > md->synced)
         md->synced = sy->t0;
-    HS_DEBUG(md->nd->log, "metadata sync done: peer=%s complete=%s",
+    HS_DEBUG(md->log, "metadata sync done: peer=%s complete=%s",
              addr_format(&sy->peer, ab, sizeof ab),
              sy->failed ? "false" : "true");
     if (sy->dropped)
-        HS_INFO(md->nd->log, "metadata keys dropped: peer=%s keys=%zu (the "
+        HS_INFO(md->log, "metadata keys dropped: peer=%s keys=%zu (the "
                 "peer lacks them and its tombstone horizon is past them: "
                 "deleted there)", ab, sy->dropped);
     md_sync_free(md, sy);

@@ -6,24 +6,11 @@
 
 #include <string.h>
 
-#include "core/node_int.h"
-
 void metadata_set_observer(struct metadata *md, meta_observer_fn fn,
                            void *ud)
 {
     md->observer = fn;
     md->observer_ud = ud;
-}
-
-uint64_t md_wall(const struct metadata *md)
-{
-    return md->nd->io.wall(md->nd->io.ctx);
-}
-
-bool md_expired(const struct metadata *md, uint64_t version,
-                uint64_t now)
-{
-    return now > version_ms(version) + md->nd->cfg.metadata_tombstone_ttl;
 }
 
 uint64_t metadata_hlc_next(struct metadata *md, uint64_t wall_ms)
@@ -81,21 +68,6 @@ bool metadata_tick(struct metadata *md)
         md->dirty = true;
     }
     return md->nheap && md_expired(md, md->heap[0]->version, now);
-}
-
-int metadata_new(struct node *nd, struct metadata **out)
-{
-    struct metadata *md = hs_calloc(1, sizeof *md);
-    if (md == NULL)
-        return HS_ENOMEM;
-    md->nd = nd;
-    /* From the node's random state, without drawing from it: the same
-     * seed gives the same run as before there was a table to seed. */
-    md->seed = mix64(nd->rng.s[0] ^ nd->rng.s[3]);
-    hs_rng_seed(&md->rng, mix64(nd->rng.s[1] ^ nd->rng.s[2]));
-    bqueue_init(&md->queue, QUEUE_MAX);
-    *out = md;
-    return 0;
 }
 
 /* Every entry freed and every index emptied. */

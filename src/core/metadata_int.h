@@ -10,6 +10,7 @@
 
 #include "base/rng.h"
 #include "core/broadcast.h"
+#include "core/node.h"
 
 /* Batches of one sync stream: what one request and its answer may carry,
  * so that serving or reading either stays a short step of the loop. */
@@ -156,7 +157,15 @@ struct htab {
 };
 
 struct metadata {
-    struct node *nd;
+    struct node *nd;         /* for md_node.c only */
+    /* The node's parts the store reads, set once by metadata_new (they
+     * live as long as the node; what they hold may change). */
+    const struct config *cfg;
+    const struct hooks *hooks;
+    const struct hs_logger *log;
+    const struct io *io;
+    struct node_stats *nstats;
+    size_t namelen;          /* of our name, cfg->name */
     size_t n, ndeleted;
     /* Hash table, incremental rehash as redis's dict: while `rehashing`,
      * buckets below `rehash` of ht[0] have moved to ht[1]. */
@@ -351,9 +360,26 @@ struct view {
 /* What md_apply made of a write. */
 enum { APPLIED, IGNORED, REFUSED, HORIZON };
 
-/* ===== metadata.c: the store's clocks ===== */
-uint64_t md_wall(const struct metadata *md);
-bool md_expired(const struct metadata *md, uint64_t version, uint64_t now);
+/* ===== The store's clocks ===== */
+
+/* The node's clock (ms) and the wall clock (ms since the epoch). */
+static inline uint64_t md_now(const struct metadata *md)
+{
+    return md->io->now(md->io->ctx);
+}
+
+static inline uint64_t md_wall(const struct metadata *md)
+{
+    return md->io->wall(md->io->ctx);
+}
+
+/* A tombstone of this version is past metadata_tombstone_ttl. */
+static inline bool md_expired(const struct metadata *md, uint64_t version,
+                              uint64_t now)
+{
+    return now > version_ms(version) + md->cfg->metadata_tombstone_ttl;
+}
+
 void md_hlc_observe(struct metadata *md, uint64_t v);
 
 /* ===== md_entry.c: entries in every index ===== */
@@ -392,8 +418,6 @@ void md_start_fetch(struct metadata *md, const struct view *v,
 #define Q_PUSH(sy, k, kl) \
     md_q_key(sy, &(sy)->push.v, &(sy)->push.n, &(sy)->push.cap, k, kl)
 uint64_t md_peer_horizon(const struct metadata *md, uint64_t hz);
-int md_send_request(struct metadata *md, const struct hs_addr *to,
-                    const struct buf *body, struct request *rq);
 void md_sync_free(struct metadata *md, struct sync *sy);
 void md_q_ask(struct sync *sy, const struct pfx *p);
 void md_q_want_range(struct sync *sy, const struct pfx *p);
@@ -410,5 +434,16 @@ void md_sync_next(struct metadata *md, struct sync *sy);
 void md_fetch_free(struct metadata *md, struct fetch *f);
 bool md_retry_from_origin(struct metadata *md, struct fetch *f);
 
+
+/* ===== md_node.c: the node's side ===== */
+/* Send a metadata request over a new stream; its answer comes to
+ * metadata_stream_answer with rq. */
+int md_send_request(struct metadata *md, const struct hs_addr *to,
+                    const struct buf *body, struct request *rq);
+bool md_member_addr(const struct metadata *md, const char *name,
+                    size_t len, struct hs_addr *out);
+void md_count_drop(struct metadata *md, int reason,
+                   const struct hs_addr *from, const char *what,
+                   const char *why);
 
 #endif
