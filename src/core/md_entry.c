@@ -19,6 +19,8 @@ void md_link_entry(struct metadata *md, struct meta_entry *e)
         md->ndeleted++;
     }
     md->n++;
+    HS_INVARIANT(md->ht[0].used + md->ht[1].used == md->n &&
+                 md->nheap == md->ndeleted && md->ndeleted <= md->n);
 }
 
 void md_unlink_entry(struct metadata *md, struct meta_entry *e)
@@ -31,6 +33,8 @@ void md_unlink_entry(struct metadata *md, struct meta_entry *e)
     if (e->deleted)
         md->ndeleted--;
     md->n--;
+    HS_INVARIANT(md->ht[0].used + md->ht[1].used == md->n &&
+                 md->nheap == md->ndeleted && md->ndeleted <= md->n);
 }
 
 /* Store a write (the entry replaces any older one). Every index makes

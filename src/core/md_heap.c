@@ -10,6 +10,18 @@ static void heap_set(struct metadata *md, size_t i, struct meta_entry *e)
     e->heap = i + 1;
 }
 
+/* Slot i holds its entry in order with its parent and its children
+ * (HS_INVARIANT). */
+static bool heap_ok_at(const struct metadata *md, size_t i)
+{
+    const struct meta_entry *e = md->heap[i];
+    size_t c = 2 * i + 1;
+    return e->heap == i + 1 &&
+           (i == 0 || md->heap[(i - 1) / 2]->version <= e->version) &&
+           (c >= md->nheap || md->heap[c]->version >= e->version) &&
+           (c + 1 >= md->nheap || md->heap[c + 1]->version >= e->version);
+}
+
 static void heap_up(struct metadata *md, size_t i)
 {
     struct meta_entry *e = md->heap[i];
@@ -59,6 +71,7 @@ void md_heap_push(struct metadata *md, struct meta_entry *e)
     HS_ASSERT(md->nheap < md->heapcap);
     md->heap[md->nheap++] = e;
     heap_up(md, md->nheap - 1);
+    HS_INVARIANT(heap_ok_at(md, e->heap - 1));
 }
 
 void md_heap_remove(struct metadata *md, struct meta_entry *e)
@@ -71,4 +84,13 @@ void md_heap_remove(struct metadata *md, struct meta_entry *e)
     heap_set(md, i, last);
     heap_up(md, i);
     heap_down(md, last->heap - 1);
+    HS_INVARIANT(heap_ok_at(md, last->heap - 1));
+}
+
+bool md_heap_ordered(const struct metadata *md)
+{
+    for (size_t i = 0; i < md->nheap; i++)
+        if (!heap_ok_at(md, i))
+            return false;
+    return true;
 }

@@ -35,6 +35,16 @@ static void sl_preds(struct metadata *md, const char *k, size_t kl,
     }
 }
 
+/* e sorts before every entry it links to (HS_INVARIANT). */
+static bool sl_in_order(const struct meta_entry *e)
+{
+    for (int i = 0; i < e->level; i++)
+        if (e->fwd[i] && key_cmp(e->key, e->keylen, e->fwd[i]->key,
+                                 e->fwd[i]->keylen) >= 0)
+            return false;
+    return true;
+}
+
 void md_sl_insert(struct metadata *md, struct meta_entry *e)
 {
     struct meta_entry **preds[SL_MAX];
@@ -43,6 +53,9 @@ void md_sl_insert(struct metadata *md, struct meta_entry *e)
         e->fwd[i] = *preds[i];
         *preds[i] = e;
     }
+    /* found where its key sorts: what comes before it sorts lower */
+    HS_INVARIANT(sl_in_order(e) &&
+                 md_sl_seek(md, e->key, e->keylen, false) == e);
 }
 
 void md_sl_remove(struct metadata *md, struct meta_entry *e)
@@ -53,6 +66,7 @@ void md_sl_remove(struct metadata *md, struct meta_entry *e)
         HS_ASSERT(*preds[i] == e);
         *preds[i] = e->fwd[i];
     }
+    HS_INVARIANT(md_sl_seek(md, e->key, e->keylen, false) == e->fwd[0]);
 }
 
 /* The first entry at or after key (after it, if `after`). */

@@ -36,6 +36,16 @@ struct meta_entry *md_find(const struct metadata *md, const char *k,
 /* Move up to `steps` buckets of ht[0] to ht[1] (looking at no more than
  * ten times as many empty ones); the table is whole again when ht[0] is
  * empty. */
+/* Entries in the chains of one table: its `used` (HS_INVARIANT). */
+static size_t ht_chained(const struct htab *ht)
+{
+    size_t n = 0;
+    for (size_t i = 0; ht->b && i <= ht->mask; i++)
+        for (const struct meta_entry *e = ht->b[i]; e; e = e->hnext)
+            n++;
+    return n;
+}
+
 void md_rehash_step(struct metadata *md, size_t steps)
 {
     size_t empty = steps * 10;
@@ -47,6 +57,7 @@ void md_rehash_step(struct metadata *md, size_t steps)
             memset(b, 0, sizeof *b);
             md->rehashing = false;
             md->rehash = 0;
+            HS_INVARIANT(ht_chained(&md->ht[0]) == md->ht[0].used);
             return;
         }
         while (a->b[md->rehash] == NULL) {
@@ -112,6 +123,7 @@ void md_ht_insert(struct metadata *md, struct meta_entry *e)
     e->hnext = t->b[i];
     t->b[i] = e;
     t->used++;
+    HS_INVARIANT(md_find_path(md, e->key, e->keylen, e->path) == e);
 }
 
 void md_ht_remove(struct metadata *md, struct meta_entry *e)
@@ -127,6 +139,8 @@ void md_ht_remove(struct metadata *md, struct meta_entry *e)
                 *pp = e->hnext;
                 ht->used--;
                 md_rehash_step(md, REHASH_STEP);
+                HS_INVARIANT(md_find_path(md, e->key, e->keylen, e->path) ==
+                             NULL);
                 return;
             }
     }

@@ -66,6 +66,7 @@ bool metadata_tick(struct metadata *md)
     if (k) {
         md->stats.tombstones_collected += k;
         md->dirty = true;
+        HS_INVARIANT(md_heap_ordered(md));
     }
     return md->nheap && md_expired(md, md->heap[0]->version, now);
 }

@@ -348,6 +348,9 @@ void md_tree_kids(const struct pfx *p, const struct tview *v,
 int md_heap_reserve(struct metadata *md);
 void md_heap_push(struct metadata *md, struct meta_entry *e);
 void md_heap_remove(struct metadata *md, struct meta_entry *e);
+/* Every slot in order, each entry knowing its slot: O(n), for
+ * HS_INVARIANT. */
+bool md_heap_ordered(const struct metadata *md);
 
 /* A write as it arrived: views into the message that brought it. */
 struct view {
