@@ -48,7 +48,7 @@ struct meta_entry {
     uint16_t keylen;
     uint8_t originlen;
     bool deleted;         /* a tombstone */
-    /* The store's own (metadata.c): */
+    /* The store's own (md_*.c): */
     uint64_t path;             /* place in the hash tree (of the key) */
     struct meta_entry *hnext;  /* hash table chain */
     size_t heap;               /* tombstones: heap slot + 1 */
