@@ -1,5 +1,6 @@
 /* node_int.h: struct node, shared by the protocol core's modules only
- * (node.c, members.c, probe.c, stream.c, pushpull.c, suspicion.c). */
+ * (node.c, send.c, recv.c, gossip.c, user.c, reconnect.c, security.c,
+ * utimer.c, probe.c, stream.c, pushpull.c, keyops.c, suspicion.c). */
 #ifndef HS_NODE_INT_H
 #define HS_NODE_INT_H
 
@@ -179,7 +180,8 @@ struct node {
     size_t nnoted, noted_next;
 };
 
-/* ===== node.c helpers for the other core modules ===== */
+/* ===== node.c, send.c, recv.c, user.c, reconnect.c, security.c:
+ * helpers for the other core modules ===== */
 
 static inline uint64_t node_now(const struct node *nd)
 {
@@ -225,6 +227,19 @@ void node_peer_foreign(struct node *nd, const struct hs_addr *addr);
 bool node_peer_is_foreign(const struct node *nd, const struct hs_addr *addr);
 void node_user_message(struct node *nd, const uint8_t *p, size_t n,
                        const struct hs_addr *from);
+/* Fill up to `limit` bytes with broadcasts (memberlist getBroadcasts),
+ * laid end to end in out with their lengths in lens (send.c). */
+size_t node_take_broadcasts(struct node *nd, size_t overhead,
+                            size_t limit, struct buf *out, size_t *lens,
+                            size_t max, bool ours);
+/* msgs laid end to end in `all` as one message (single, or compound). */
+int node_pack(const struct buf *all, const size_t *lens, size_t n,
+              struct buf *out);
+/* The broadcast queue's writer of lazy news (an alive about a member). */
+void node_queue_encode(void *ud, struct bcast **slot, struct buf *out);
+/* Timer callbacks: gossip.c, reconnect.c. */
+void gossip_tick(struct timer *t);
+void reconnect_tick(struct timer *t);
 /* metadata.c's share of the gossip packets. */
 size_t metadata_take(struct metadata *md, size_t overhead, size_t limit,
                      int transmit_limit, struct buf *out, size_t *lens,
