@@ -1,6 +1,6 @@
 /* node_int.h: struct node, shared by the protocol core's modules only
  * (node.c, send.c, recv.c, gossip.c, user.c, reconnect.c, security.c,
- * utimer.c, probe.c, stream.c, pushpull.c, keyops.c, suspicion.c). */
+ * utimer.c, rules.c, probe.c, stream.c, pushpull.c, keyops.c, suspicion.c). */
 #ifndef HS_NODE_INT_H
 #define HS_NODE_INT_H
 
@@ -10,6 +10,9 @@
 #include "base/rng.h"
 #include "core/suspicion.h"
 #include "base/timers.h"
+
+_Static_assert(MEMBER_NAME_MAX == CONFIG_NAME_MAX,
+               "member names are config names");
 
 enum node_phase { PHASE_NEW, PHASE_RUNNING, PHASE_LEAVING, PHASE_LEFT };
 
@@ -286,6 +289,33 @@ static inline void node_awareness(struct node *nd, int delta)
     int v = nd->awareness + delta, max = nd->cfg.awareness_max_multiplier - 1;
     nd->awareness = v < 0 ? 0 : v > max ? max : v;
 }
+
+/* ===== rules.c: memberlist's state rules (they act on a node:
+ * broadcasts, timers, hooks) ===== */
+
+/* An alive message. `bootstrap` is set only for our own first alive.
+ * `from` is the address the news came from (a packet's sender, a state
+ * sync's peer): a member we do not know is added only within the growth
+ * limits of that address (max_new_members, new_member_rate), else it is
+ * refused and counted (dropped: member_limit). NULL: not limited (our
+ * own alive, a join asked for here). */
+void members_on_alive(struct node *nd, const struct wire_alive *a,
+                      bool bootstrap, const struct hs_addr *from);
+void members_on_suspect(struct node *nd, const struct wire_suspect *s);
+void members_on_dead(struct node *nd, const struct wire_suspect *d);
+/* Push/pull merge of remote states (after verification), from the peer
+ * at `from` (NULL: a join asked for here, not limited). */
+void members_merge(struct node *nd, const struct wire_node_state *states,
+                   size_t n, const struct hs_addr *from);
+/* Refute an accusation against ourselves: bump the incarnation past
+ * `accused` and broadcast alive. */
+void members_refute(struct node *nd, uint32_t accused);
+/* Broadcast a fresh alive about ourselves with the next incarnation
+ * (private data changed, or a resume after a pause). */
+void members_announce_self(struct node *nd);
+/* Reap dead (and left) members whose state changed longer ago than
+ * gossip_to_the_dead_time; shuffle the probe order. */
+void members_reset(struct node *nd);
 
 /* ===== probe.c ===== */
 void probe_init(struct node *nd);
