@@ -317,18 +317,26 @@ void members_announce_self(struct node *nd);
  * gossip_to_the_dead_time; shuffle the probe order. */
 void members_reset(struct node *nd);
 
+/* ===== dispatch.c: the message table ===== */
+/* Check and decode one message of a packet (its type byte, then the
+ * body), then run its handler; a body that does not decode, or a type
+ * with no handler, is counted as a drop here. */
+void dispatch_message(struct node *nd, const struct hs_addr *from,
+                      uint8_t type, const uint8_t *body, size_t n);
+
 /* ===== probe.c ===== */
 void probe_init(struct node *nd);
 void probe_close(struct node *nd);
 void probe_tick(struct timer *t);
+/* Handlers of decoded messages (dispatch.c decodes them). */
 void probe_on_ping(struct node *nd, const struct hs_addr *from,
-                   const uint8_t *body, size_t n);
+                   const struct wire_ping *msg);
 void probe_on_indirect(struct node *nd, const struct hs_addr *from,
-                       const uint8_t *body, size_t n);
+                       const struct wire_indirect_ping *msg);
 void probe_on_ack(struct node *nd, const struct hs_addr *from,
-                  const uint8_t *body, size_t n);
+                  const struct wire_ack *msg);
 void probe_on_nack(struct node *nd, const struct hs_addr *from,
-                   const uint8_t *body, size_t n);
+                   const struct wire_nack *msg);
 /* The TCP fallback ping finished (ok: acked). */
 void probe_tcp_done(struct node *nd, struct stream *s, bool ok);
 /* A member is going away: forget it in the probe state. */

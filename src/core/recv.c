@@ -1,5 +1,5 @@
 /* recv.c: the UDP receive path: label, decryption, the packet walk and
- * the dispatch of each message. */
+ * then each message to the message table (dispatch.c). */
 #include "core/node_int.h"
 
 #include <string.h>
@@ -22,71 +22,11 @@ static void on_leaf(void *ud, uint8_t type, const uint8_t *body, size_t n)
 {
     struct rx *rx = ud;
     struct node *nd = rx->nd;
-    struct mp_reader r;
-    WIRE_SCRATCH(sc);
-    const char *why = NULL;
     node_count_in(nd, type, n + 1); /* the type byte and the body */
     char ab[HS_ADDRSTRLEN];
     HS_DEBUG(nd->log, "recv message: from=%s type=%s bytes=%zu",
              addr_format(rx->from, ab, sizeof ab), wire_type_name(type), n);
-    switch (type) {
-    case WIRE_PING:
-        probe_on_ping(nd, rx->from, body, n);
-        return;
-    case WIRE_INDIRECT_PING:
-        probe_on_indirect(nd, rx->from, body, n);
-        return;
-    case WIRE_ACK:
-        probe_on_ack(nd, rx->from, body, n);
-        return;
-    case WIRE_NACK:
-        probe_on_nack(nd, rx->from, body, n);
-        return;
-    case WIRE_ALIVE: {
-        struct wire_alive a;
-        if (!node_ip_allowed(nd, rx->from)) {
-            node_count_drop(nd, NODE_DROP_CIDR, rx->from, "alive",
-                            "source not in cidrs_allowed");
-            return;
-        }
-        mp_reader_init(&r, body, n);
-        int rc = wire_get_alive(&r, &a, &sc, &why);
-        if (rc) {
-            node_count_drop(nd, rc == HS_ETRUNC ? NODE_DROP_TRUNCATED
-                                                : NODE_DROP_MALFORMED,
-                            rx->from, "alive", why);
-            return;
-        }
-        if (a.port == 0 || nd->cfg.protocol_version < 2)
-            a.port = nd->advertise.port;
-        members_on_alive(nd, &a, false, rx->from);
-        return;
-    }
-    case WIRE_SUSPECT:
-    case WIRE_DEAD: {
-        struct wire_suspect s;
-        mp_reader_init(&r, body, n);
-        int rc = wire_get_suspect(&r, &s, &sc, &why);
-        if (rc) {
-            node_count_drop(nd, rc == HS_ETRUNC ? NODE_DROP_TRUNCATED
-                                                : NODE_DROP_MALFORMED,
-                            rx->from, wire_type_name(type), why);
-            return;
-        }
-        if (type == WIRE_SUSPECT)
-            members_on_suspect(nd, &s);
-        else
-            members_on_dead(nd, &s);
-        return;
-    }
-    case WIRE_USER:
-        node_user_message(nd, body, n, rx->from);
-        return;
-    default:
-        node_count_drop(nd, NODE_DROP_UNKNOWN_TYPE, rx->from, "packet",
-                        wire_type_name(type));
-        return;
-    }
+    dispatch_message(nd, rx->from, type, body, n);
 }
 
 /* Without a key, a datagram starting 00 or 01 that is no ping or indirect
