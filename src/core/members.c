@@ -108,6 +108,27 @@ static struct mslot *slot_of(const struct members *t, const struct member *m)
     return &t->slots[i];
 }
 
+/* The table's invariant: each member knows its place in the order, its
+ * name's slot points back to it, and the counts per state and of
+ * IP-like names match the members. */
+static bool table_ok(const struct members *t)
+{
+    size_t count[4] = {0}, ip_named = 0, used = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct member *m = t->order[i];
+        if (m->index != i || m->state > MEMBER_LEFT)
+            return false;
+        if (members_find(t, m->name, m->name_len) != m)
+            return false;
+        count[m->state]++;
+        ip_named += ip_like(m->name, m->name_len);
+    }
+    for (size_t i = 0; i < t->nslots; i++)
+        used += t->slots[i].idx != 0;
+    return used == t->n && ip_named == t->ip_named && t->n <= t->cap &&
+           memcmp(count, t->count, sizeof count) == 0;
+}
+
 /* Swap two places of the probe order, and their slots with them. */
 static void order_swap(struct members *t, size_t i, size_t j)
 {
@@ -176,6 +197,7 @@ int members_add(struct members *t, const char *name, size_t len,
     order_swap(t, n ? (size_t)(r % (n + 1)) : 0, n);
     t->count[MEMBER_DEAD]++;
     t->ip_named += ip_like(name, len);
+    HS_INVARIANT(table_ok(t));
     *out = m;
     return 0;
 }
@@ -198,6 +220,7 @@ void members_remove(struct members *t, struct member *m)
     t->count[m->state]--;
     t->ip_named -= ip_like(m->name, m->name_len);
     free_member(m);
+    HS_INVARIANT(table_ok(t));
 }
 
 void members_set_state(struct members *t, struct member *m, int state,
@@ -207,6 +230,7 @@ void members_set_state(struct members *t, struct member *m, int state,
     t->count[state]++;
     m->state = (uint8_t)state;
     m->state_change = now;
+    HS_INVARIANT(table_ok(t));
 }
 
 int members_set_meta(struct member *m, const uint8_t *p, size_t n)
@@ -340,6 +364,7 @@ void members_shuffle(struct members *t,
     /* Fisher-Yates shuffle of the probe order. */
     for (size_t i = t->n; i > 1; i--)
         order_swap(t, i - 1, rand_n(ud, i));
+    HS_INVARIANT(table_ok(t));
 }
 
 /* ===== Versions ===== */
