@@ -54,6 +54,15 @@ enum stream_kind {
 };
 
 struct join_op;
+struct stream;
+
+/* A stream we dialled ended, as a libuv request completes: with its
+ * answer (one whole message, type byte first) and err 0, or without
+ * (err and why; msg NULL). Called once, then the stream is freed. */
+typedef void (*stream_done_fn)(struct stream *s, int err, const char *why,
+                               const uint8_t *msg, size_t n);
+/* The node is closing: let go of what the stream holds, no callbacks. */
+typedef void (*stream_cancel_fn)(struct stream *s);
 
 struct stream {
     struct stream *next, *prev;
@@ -77,6 +86,8 @@ struct stream {
     bool encrypted;          /* the message arrived encrypted */
     bool seal;               /* encrypt our messages whatever
                               * gossip_verify_outgoing says */
+    stream_done_fn on_done;  /* dialled: NULL when no answer comes */
+    stream_cancel_fn on_cancel;
 };
 
 struct join_op {
@@ -337,14 +348,24 @@ void probe_on_ack(struct node *nd, const struct hs_addr *from,
                   const struct wire_ack *msg);
 void probe_on_nack(struct node *nd, const struct hs_addr *from,
                    const struct wire_nack *msg);
-/* The TCP fallback ping finished (ok: acked). */
-void probe_tcp_done(struct node *nd, struct stream *s, bool ok);
 /* A member is going away: forget it in the probe state. */
 void probe_forget(struct node *nd, struct member *m);
 
 /* ===== stream.c ===== */
+/* Dial a stream of `kind` (for counts and logs): `done` is called when
+ * it ends (NULL: no answer is read; the stream ends once written), and
+ * `cancel` if the node closes first. */
+struct stream *stream_dial(struct node *nd, int kind,
+                           const struct hs_addr *to, uint64_t timeout_ms,
+                           stream_done_fn done, stream_cancel_fn cancel);
+/* A metadata request stream (metadata.c's entry; kind STREAM_META), with
+ * stream.c's callbacks for it until metadata.c passes its own. */
 struct stream *stream_open(struct node *nd, int kind,
                            const struct hs_addr *to, uint64_t timeout_ms);
+/* Is p[0..n) a WIRE_USER stream message carrying our envelope of
+ * `env_kind`? Its envelope goes to *e. */
+bool stream_envelope(const uint8_t *p, size_t n, int env_kind,
+                     struct wire_envelope *e);
 /* Wrap msg for the wire (compress when enabled) into s->out. */
 int stream_set_request(struct stream *s, const uint8_t *msg, size_t len);
 void stream_finish(struct stream *s);
@@ -362,10 +383,6 @@ struct keyop;
 void keyops_serve(struct node *nd, const char *from, size_t fromlen,
                   const uint8_t *body, size_t n, bool encrypted,
                   struct buf *out);
-/* A STREAM_KEYS stream ended: with the answer's envelope body, or with
- * NULL and why it failed. */
-void keyops_answer(struct node *nd, struct stream *s, const uint8_t *body,
-                   size_t n, const char *why);
 /* Forget every operation (node_close): no callbacks. */
 void keyops_close(struct node *nd);
 
@@ -390,8 +407,5 @@ void pushpull_tick(struct timer *t);
 /* Push/pull with one address (periodic: join=false). */
 int pushpull_start(struct node *nd, const struct hs_addr *to, bool join,
                    struct join_op *op);
-/* A push/pull we started ended: err 0 if merged. */
-void pushpull_done(struct node *nd, struct stream *s, int err,
-                   const char *why);
 
 #endif

@@ -15,6 +15,8 @@
 
 static void probe_indirect(struct timer *t);
 static void probe_expire(struct timer *t);
+static void tcp_ping_done(struct stream *s, int err, const char *why,
+                          const uint8_t *p, size_t n);
 
 void probe_init(struct node *nd)
 {
@@ -225,8 +227,9 @@ static void probe_indirect(struct timer *t)
         uint64_t end = p->sent + p->interval, now = node_now(nd);
         uint64_t left = end > now ? end - now : 1;
         struct stream *s = pb.err ? NULL
-                                  : stream_open(nd, STREAM_PING, &m->addr,
-                                                left ? left : 1);
+                                  : stream_dial(nd, STREAM_PING, &m->addr,
+                                                left ? left : 1,
+                                                tcp_ping_done, NULL);
         if (s && stream_set_request(s, pb.data, pb.len) == 0) {
             s->seq = p->seq;
             p->tcp = s;
@@ -265,7 +268,8 @@ static void probe_expire(struct timer *t)
     probe_end(nd, delta);
 }
 
-void probe_tcp_done(struct node *nd, struct stream *s, bool ok)
+/* The TCP fallback ping finished (ok: acked). */
+static void probe_tcp_done(struct node *nd, struct stream *s, bool ok)
 {
     struct probe *p = &nd->probe;
     if (p->tcp != s)
@@ -273,6 +277,25 @@ void probe_tcp_done(struct node *nd, struct stream *s, bool ok)
     p->tcp = NULL;
     if (ok && p->active && s->seq == p->seq)
         p->tcp_ok = true;
+}
+
+/* The fallback ping's stream ended: acked if its answer is our ack. */
+static void tcp_ping_done(struct stream *s, int err, const char *why,
+                          const uint8_t *p, size_t n)
+{
+    (void)why;
+    if (err) {
+        probe_tcp_done(s->nd, s, false);
+        return;
+    }
+    struct mp_reader r;
+    WIRE_SCRATCH(sc);
+    const char *w = NULL;
+    struct wire_ack ack;
+    mp_reader_init(&r, p + 1, n - 1);
+    bool ok = p[0] == WIRE_ACK &&
+              wire_get_ack(&r, &ack, &sc, &w) == 0 && ack.seq == s->seq;
+    probe_tcp_done(s->nd, s, ok);
 }
 
 static void probe_acked(struct node *nd, const struct wire_ack *ack)

@@ -203,8 +203,9 @@ int node_send(struct node *nd, const char *name, const void *p, size_t n,
         buf_append(&b, env.data, env.len);
         buf_append(&b, p, n);
         struct stream *s = b.err ? NULL
-                                 : stream_open(nd, STREAM_USER, &m->addr,
-                                               nd->cfg.tcp_timeout);
+                                 : stream_dial(nd, STREAM_USER, &m->addr,
+                                               nd->cfg.tcp_timeout, NULL,
+                                               NULL);
         rc = b.err ? b.err : s ? stream_set_request(s, b.data, b.len)
                                : HS_EIO;
     } else {
