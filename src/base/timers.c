@@ -29,6 +29,19 @@ static bool before(const struct timer *a, const struct timer *b)
     return a->at < b->at || (a->at == b->at && a->order < b->order);
 }
 
+/* The heap's invariant: each timer knows its slot, and no timer fires
+ * before its parent. */
+static bool heap_ok(const struct timers *ts)
+{
+    for (size_t i = 0; i < ts->n; i++) {
+        if (ts->heap[i]->slot != i)
+            return false;
+        if (i > 0 && before(ts->heap[i], ts->heap[(i - 1) / 2]))
+            return false;
+    }
+    return ts->n <= ts->cap;
+}
+
 static void place(struct timers *ts, size_t i, struct timer *t)
 {
     ts->heap[i] = t;
@@ -97,6 +110,7 @@ int timer_start(struct timers *ts, struct timer *t, uint64_t at)
     t->order = ts->next_order++;
     place(ts, ts->n++, t);
     sift_up(ts, ts->n - 1);
+    HS_INVARIANT(heap_ok(ts));
     return 0;
 }
 
@@ -104,6 +118,7 @@ void timer_stop(struct timers *ts, struct timer *t)
 {
     if (timer_active(t))
         remove_at(ts, t->slot);
+    HS_INVARIANT(heap_ok(ts));
 }
 
 uint64_t timers_next(const struct timers *ts)
@@ -117,6 +132,7 @@ size_t timers_run(struct timers *ts, uint64_t now)
     while (ts->n > 0 && ts->heap[0]->at <= now) {
         struct timer *t = ts->heap[0];
         remove_at(ts, 0);
+        HS_INVARIANT(heap_ok(ts));
         fired++;
         t->fn(t);
     }

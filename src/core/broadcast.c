@@ -92,6 +92,30 @@ struct pos {
     uint32_t i;
 };
 
+/* The queue's invariant: chunks are never empty nor over their size,
+ * hold n items in all, and every item's key is its message's, in
+ * descending order across the chunks (the next to send last). */
+static bool queue_ok(const struct bqueue *q)
+{
+    size_t n = 0;
+    uint64_t prev = UINT64_MAX;
+    for (size_t c = 0; c < q->nchunks; c++) {
+        const struct bchunk *ch = q->chunks[c];
+        if (ch->n == 0 || ch->n > ch->cap || ch->cap > CHUNK_MAX)
+            return false;
+        for (uint32_t i = 0; i < ch->n; i++) {
+            const struct bitem *it = &ch->items[i];
+            if (it->key != key_of(it->b) || it->key > prev)
+                return false;
+            if (it->b->slot && *it->b->slot != it->b)
+                return false;
+            prev = it->key;
+        }
+        n += ch->n;
+    }
+    return n == q->n && q->nchunks <= q->chunks_cap;
+}
+
 /* The place after every item with a key >= `key` and before every other:
  * where an item with that key goes. Chunks are never empty. */
 static struct pos lower(const struct bqueue *q, uint64_t key)
@@ -272,6 +296,7 @@ static int push(struct bqueue *q, struct bcast *b, struct bcast **slot)
         q->dropped++;
         finish(q, victim);
     }
+    HS_INVARIANT(queue_ok(q));
     return 0;
 }
 
@@ -345,6 +370,7 @@ void bqueue_disown(struct bqueue *q, struct bcast **slot)
         buf_free(&m);
     }
     b->slot = NULL;
+    HS_INVARIANT(queue_ok(q));
 }
 
 /* The next item to send with a key >= `key`, if any. */
@@ -425,4 +451,5 @@ void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
             finish(q, re[i]);
     for (size_t i = 0; i < ndone; i++)
         finish(q, done[i]);
+    HS_INVARIANT(queue_ok(q));
 }

@@ -295,8 +295,10 @@ static void take_answer(struct keyop *k, const char *name,
     }
 }
 
-void keyops_answer(struct node *nd, struct stream *s, const uint8_t *body,
-                   size_t n, const char *why)
+/* A STREAM_KEYS stream ended: with the answer's envelope body, or with
+ * NULL and why it failed. */
+static void keyops_answer(struct node *nd, struct stream *s,
+                          const uint8_t *body, size_t n, const char *why)
 {
     struct keyop *k = s->keyop;
     (void)nd;
@@ -312,6 +314,27 @@ void keyops_answer(struct node *nd, struct stream *s, const uint8_t *body,
                     why ? why : "no answer");
     k->pending--;
     maybe_done(k);
+}
+
+/* A keyring request's stream ended: its answer must come encrypted. */
+static void keys_done(struct stream *s, int err, const char *why,
+                      const uint8_t *p, size_t n)
+{
+    struct node *nd = s->nd;
+    struct wire_envelope e;
+    if (err) {
+        if (s->keyop)
+            keyops_answer(nd, s, NULL, 0, why ? why : hs_strerror(err));
+        return;
+    }
+    if (s->encrypted && stream_envelope(p, n, WIRE_ENV_KEYS_RESP, &e))
+        keyops_answer(nd, s, e.body, e.len, NULL);
+    else
+        keyops_answer(nd, s, NULL, 0,
+                      p[0] == WIRE_ERR ? "the member refused the request"
+                      : !s->encrypted  ? "the answer was not encrypted"
+                                       : "not a keyring answer (not a "
+                                         "hearsay node?)");
 }
 
 /* ===== Starting ===== */
@@ -336,7 +359,8 @@ static bool ask(struct keyop *k, const struct member *m, size_t slot)
     bool ok = false;
     if (env.err == 0 && b.err == 0) {
         struct stream *s =
-            stream_open(nd, STREAM_KEYS, &m->addr, nd->cfg.tcp_timeout);
+            stream_dial(nd, STREAM_KEYS, &m->addr, nd->cfg.tcp_timeout,
+                        keys_done, NULL);
         if (s) {
             s->seal = true;
             if (stream_set_request(s, b.data, b.len) == 0) {

@@ -1,16 +1,13 @@
-/* members.c: the member table and memberlist's state rules.
- *
- * The rules follow memberlist's state.go (aliveNode, suspectNode, deadNode,
- * refute, mergeState), which refines SWIM section 4.2 (suspicion with
- * incarnation numbers): news about a member is applied only if its
- * incarnation is newer (alive) or at least as new (suspect, dead); a node
- * accused itself answers with a higher incarnation. */
+/* members.c: the member table: members by name, the probe order, the
+ * counts per state and the growth limits per source address. It knows
+ * nothing of the node: the rules that change members (rules.c) pass in
+ * the time, random numbers and limits it needs. */
 #include "core/members.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "core/node_int.h"
+#include "base/log.h"
 
 const char *member_state_name(int state)
 {
@@ -111,6 +108,27 @@ static struct mslot *slot_of(const struct members *t, const struct member *m)
     return &t->slots[i];
 }
 
+/* The table's invariant: each member knows its place in the order, its
+ * name's slot points back to it, and the counts per state and of
+ * IP-like names match the members. */
+static bool table_ok(const struct members *t)
+{
+    size_t count[4] = {0}, ip_named = 0, used = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct member *m = t->order[i];
+        if (m->index != i || m->state > MEMBER_LEFT)
+            return false;
+        if (members_find(t, m->name, m->name_len) != m)
+            return false;
+        count[m->state]++;
+        ip_named += ip_like(m->name, m->name_len);
+    }
+    for (size_t i = 0; i < t->nslots; i++)
+        used += t->slots[i].idx != 0;
+    return used == t->n && ip_named == t->ip_named && t->n <= t->cap &&
+           memcmp(count, t->count, sizeof count) == 0;
+}
+
 /* Swap two places of the probe order, and their slots with them. */
 static void order_swap(struct members *t, size_t i, size_t j)
 {
@@ -156,7 +174,7 @@ static int grow(struct members *t)
 int members_add(struct members *t, const char *name, size_t len,
                 const struct hs_addr *addr, uint64_t r, struct member **out)
 {
-    if (len > CONFIG_NAME_MAX)
+    if (len > MEMBER_NAME_MAX)
         return HS_EINVAL;
     if (grow(t))
         return HS_ENOMEM;
@@ -179,6 +197,7 @@ int members_add(struct members *t, const char *name, size_t len,
     order_swap(t, n ? (size_t)(r % (n + 1)) : 0, n);
     t->count[MEMBER_DEAD]++;
     t->ip_named += ip_like(name, len);
+    HS_INVARIANT(table_ok(t));
     *out = m;
     return 0;
 }
@@ -201,6 +220,7 @@ void members_remove(struct members *t, struct member *m)
     t->count[m->state]--;
     t->ip_named -= ip_like(m->name, m->name_len);
     free_member(m);
+    HS_INVARIANT(table_ok(t));
 }
 
 void members_set_state(struct members *t, struct member *m, int state,
@@ -210,6 +230,7 @@ void members_set_state(struct members *t, struct member *m, int state,
     t->count[state]++;
     m->state = (uint8_t)state;
     m->state_change = now;
+    HS_INVARIANT(table_ok(t));
 }
 
 int members_set_meta(struct member *m, const uint8_t *p, size_t n)
@@ -227,7 +248,7 @@ int members_set_meta(struct member *m, const uint8_t *p, size_t n)
     return 0;
 }
 
-static bool meta_eq(const struct member *m, const struct wire_raw *r)
+bool member_meta_eq(const struct member *m, const struct wire_raw *r)
 {
     return m->meta_len == r->n &&
            (r->n == 0 || memcmp(m->meta, r->p, r->n) == 0);
@@ -276,10 +297,9 @@ static uint64_t debt_at(const struct msource *s, uint64_t now, int rate)
 /* May `from` add one more member now? Takes its token if so. An address
  * not tracked has a full bucket; when the slots it may use are all taken,
  * the one with the least debt (the least to remember) gives way. */
-static bool admit(struct node *nd, const struct hs_addr *from)
+bool members_admit(struct members *t, const struct hs_addr *from, uint64_t now,
+                   int burst, int rate)
 {
-    struct members *t = &nd->members;
-    int burst = nd->cfg.max_new_members, rate = nd->cfg.new_member_rate;
     if (from == NULL || burst <= 0)
         return true;
     if (t->sources == NULL) {
@@ -287,7 +307,6 @@ static bool admit(struct node *nd, const struct hs_addr *from)
         if (t->sources == NULL)
             return false; /* the member would not fit either */
     }
-    uint64_t now = node_now(nd);
     uint32_t h = hash_ip(from);
     struct msource *s = NULL, *spare = NULL;
     uint64_t spare_debt = UINT64_MAX;
@@ -319,7 +338,7 @@ static bool admit(struct node *nd, const struct hs_addr *from)
     return true;
 }
 
-/* ===== Rules ===== */
+/* ===== Messages ===== */
 
 void members_write_alive(const struct member *m, struct buf *b)
 {
@@ -337,387 +356,19 @@ void members_write_alive(const struct member *m, struct buf *b)
 
 /* The news is the member as it now is: the queue writes it when it sends
  * it, and any change to the member queues news of its own. */
-static void broadcast_alive(struct node *nd, struct member *m)
+/* ===== Probe order ===== */
+
+void members_shuffle(struct members *t,
+                     size_t (*rand_n)(void *ud, size_t n), void *ud)
 {
-    struct buf b = BUF_INIT;
-    members_write_alive(m, &b);
-    node_queue_alive(nd, m, &b);
-    buf_free(&b);
-}
-
-void members_refute(struct node *nd, uint32_t accused)
-{
-    struct member *me = nd->self;
-    uint32_t inc = nd->incarnation + 1;
-    if (accused >= inc)
-        inc = accused + 1;
-    nd->incarnation = inc;
-    me->incarnation = inc;
-    node_awareness(nd, 1);
-    nd->stats.refutations++;
-    broadcast_alive(nd, me);
-}
-
-void members_announce_self(struct node *nd)
-{
-    struct member *me = nd->self;
-    nd->incarnation++;
-    me->incarnation = nd->incarnation;
-    if (members_set_meta(me, nd->meta.data, nd->meta.len) == 0)
-        broadcast_alive(nd, me);
-}
-
-static bool bad_versions(const struct wire_raw *vsn)
-{
-    if (vsn->n < 3)
-        return false;
-    uint8_t pmin = vsn->p[0], pmax = vsn->p[1];
-    return pmin == 0 || pmax == 0 || pmin > pmax;
-}
-
-void members_on_alive(struct node *nd, const struct wire_alive *a,
-                      bool bootstrap, const struct hs_addr *from)
-{
-    char ab[HS_ADDRSTRLEN], qb[160];
-    const char *name = (const char *)a->node.p;
-    size_t nlen = a->node.n;
-    bool is_self = nlen == nd->self_name_len &&
-                   memcmp(name, nd->cfg.name, nlen) == 0;
-
-    /* During a leave, an alive about us must not bring us back. */
-    if (nd->phase >= PHASE_LEAVING && is_self)
-        return;
-    if (nlen == 0 || memchr(name, 0, nlen) || nlen > CONFIG_NAME_MAX) {
-        node_count_drop(nd, NODE_DROP_MALFORMED, NULL, "alive",
-                        "bad node name");
-        return;
-    }
-    if (bad_versions(&a->vsn)) {
-        HS_WARN(nd->log,
-                "ignoring alive for %s: protocol versions %u..%u are wrong",
-                hs_log_quote(name, nlen, qb, sizeof qb), a->vsn.p[0],
-                a->vsn.p[1]);
-        node_count_drop(nd, NODE_DROP_VERSION, NULL, "alive", "versions");
-        return;
-    }
-    struct hs_addr addr;
-    if (addr_from_raw(a->addr.p, a->addr.n, a->port, &addr)) {
-        node_count_drop(nd, NODE_DROP_MALFORMED, NULL, "alive",
-                        "address is not 4 or 16 bytes");
-        return;
-    }
-    if (a->meta.n > WIRE_META_MAX) {
-        node_count_drop(nd, NODE_DROP_MALFORMED, NULL, "alive",
-                        "meta over 512 bytes");
-        return;
-    }
-
-    /* AliveDelegate: the hook sees a candidate copy of the member. */
-    if (nd->hooks.allow_member && !is_self) {
-        if (a->vsn.n < 6) {
-            HS_WARN(nd->log, "ignoring alive for %s: no protocol versions",
-                    hs_log_quote(name, nlen, qb, sizeof qb));
-            return;
-        }
-        char why[256] = "";
-        struct member cand = {0};
-        char namebuf[CONFIG_NAME_MAX + 1];
-        memcpy(namebuf, name, nlen);
-        namebuf[nlen] = '\0';
-        cand.name = namebuf;
-        cand.name_len = nlen;
-        cand.addr = addr;
-        cand.meta = (uint8_t *)(uintptr_t)a->meta.p;
-        cand.meta_len = (uint16_t)a->meta.n;
-        cand.incarnation = a->incarnation;
-        cand.state = MEMBER_ALIVE;
-        memcpy(cand.vsn, a->vsn.p, 6);
-        if (nd->hooks.allow_member(nd->hooks.ud, &cand, why, sizeof why)) {
-            nd->stats.members_refused++;
-            HS_INFO(nd->log, "member refused: member=%s addr=%s reason=%s",
-                    namebuf, addr_format(&addr, ab, sizeof ab),
-                    why[0] ? why : "refused by allow_member");
-            return;
-        }
-    }
-
-    struct member *m = members_find(&nd->members, name, nlen);
-    bool updates_addr = false;
-    if (m == NULL) {
-        if (!node_ip_allowed(nd, &addr)) {
-            HS_WARN(nd->log, "rejected member %s: %s is outside "
-                    "cidrs_allowed", hs_log_quote(name, nlen, qb, sizeof qb),
-                    addr_ip_format(&addr, ab, sizeof ab));
-            node_count_drop(nd, NODE_DROP_CIDR, &addr, "alive",
-                            "address not allowed");
-            return;
-        }
-        if (!is_self && !admit(nd, from)) {
-            char detail[96];
-            snprintf(detail, sizeof detail,
-                     "max_new_members (%d) then new_member_rate (%d/s) "
-                     "used", nd->cfg.max_new_members,
-                     nd->cfg.new_member_rate);
-            node_refuse(nd, NODE_DROP_MEMBER_LIMIT, from, "new member",
-                        detail);
-            return;
-        }
-        if (members_add(&nd->members, name, nlen, &addr, node_rand(nd), &m))
-            return;
-        if (is_self)
-            nd->self = m; /* before the join event: its hooks may ask */
-        if (a->vsn.n >= 6)
-            memcpy(m->vsn, a->vsn.p, 6);
-    } else if (!addr_eq(&m->addr, &addr)) {
-        if (!node_ip_allowed(nd, &addr)) {
-            node_count_drop(nd, NODE_DROP_CIDR, &addr, "alive",
-                            "address not allowed");
-            return;
-        }
-        uint64_t now = node_now(nd);
-        bool reclaim = nd->cfg.dead_node_reclaim_time > 0 &&
-                       now - m->state_change >
-                           nd->cfg.dead_node_reclaim_time;
-        if (m->state == MEMBER_LEFT ||
-            (m->state == MEMBER_DEAD && reclaim)) {
-            char ob[HS_ADDRSTRLEN];
-            HS_INFO(nd->log, "member address changed: member=%s old=%s "
-                    "new=%s", m->name, addr_format(&m->addr, ob, sizeof ob),
-                    addr_format(&addr, ab, sizeof ab));
-            updates_addr = true;
-        } else {
-            char ob[HS_ADDRSTRLEN];
-            nd->stats.conflicts++;
-            HS_ERROR(nd->log, "name conflict: member=%s known=%s claimed=%s "
-                     "state=%s", m->name,
-                     addr_format(&m->addr, ob, sizeof ob),
-                     addr_format(&addr, ab, sizeof ab),
-                     member_state_name(m->state));
-            if (nd->hooks.on_conflict) {
-                struct member other = *m;
-                other.addr = addr;
-                other.meta = (uint8_t *)(uintptr_t)a->meta.p;
-                other.meta_len = (uint16_t)a->meta.n;
-                other.incarnation = a->incarnation;
-                other.suspicion = NULL;
-                other.bcast = NULL;
-                if (a->vsn.n >= 6)
-                    memcpy(other.vsn, a->vsn.p, 6);
-                nd->hooks.on_conflict(nd->hooks.ud, m, &other);
-            }
-            return;
-        }
-    }
-
-    if (!is_self && !updates_addr && a->incarnation <= m->incarnation)
-        return;
-    if (is_self && a->incarnation < m->incarnation)
-        return;
-
-    suspicion_cancel(nd, m);
-    int old_state = m->state;
-    bool meta_changed = !meta_eq(m, &a->meta);
-
-    if (!bootstrap && is_self) {
-        uint8_t vsn[6];
-        node_vsn(nd, vsn);
-        if (a->incarnation == m->incarnation && !meta_changed &&
-            a->vsn.n == 6 && memcmp(a->vsn.p, vsn, 6) == 0)
-            return;
-        members_refute(nd, a->incarnation);
-        HS_WARN(nd->log, "refuting an alive message about us: inc=%u "
-                "now=%u", a->incarnation, nd->incarnation);
-        return;
-    }
-
-    if (a->vsn.n >= 6)
-        memcpy(m->vsn, a->vsn.p, 6);
-    m->incarnation = a->incarnation;
-    if (meta_changed && members_set_meta(m, a->meta.p, a->meta.n))
-        meta_changed = false;
-    m->addr = addr;
-    if (m->state != MEMBER_ALIVE)
-        members_set_state(&nd->members, m, MEMBER_ALIVE, node_now(nd));
-    /* Re-gossip the news (encoded from the updated member). */
-    broadcast_alive(nd, m);
-
-    if (old_state == MEMBER_DEAD || old_state == MEMBER_LEFT) {
-        if (!is_self)
-            node_member_back(nd, m);
-        if (!is_self)
-            HS_INFO(nd->log, "member joined: member=%s addr=%s inc=%u",
-                    m->name, addr_format(&m->addr, ab, sizeof ab),
-                    m->incarnation);
-        node_event(nd, HOOK_JOIN, m);
-    } else {
-        if (old_state == MEMBER_SUSPECT) {
-            HS_INFO(nd->log, "member alive again: member=%s inc=%u",
-                    m->name, m->incarnation);
-            node_event(nd, HOOK_ALIVE, m);
-        }
-        if (meta_changed) {
-            HS_INFO(nd->log, "member updated: member=%s inc=%u meta=%u "
-                    "bytes", m->name, m->incarnation, m->meta_len);
-            node_event(nd, HOOK_UPDATE, m);
-        }
-    }
-}
-
-void members_on_suspect(struct node *nd, const struct wire_suspect *s)
-{
-    struct member *m = members_find(&nd->members, (const char *)s->node.p,
-                                    s->node.n);
-    if (m == NULL || s->incarnation < m->incarnation)
-        return;
-    uint64_t now = node_now(nd);
-    if (m->suspicion) {
-        if (suspicion_confirm(m->suspicion, (const char *)s->from.p,
-                              s->from.n, now)) {
-            struct buf b = BUF_INIT;
-            wire_put_suspect(&b, s);
-            node_queue_broadcast(nd, m, &b, false);
-            buf_free(&b);
-        }
-        return;
-    }
-    if (m->state != MEMBER_ALIVE)
-        return;
-    char qb[160];
-    if (m == nd->self) {
-        members_refute(nd, s->incarnation);
-        HS_WARN(nd->log, "refuting a suspicion about us: from=%s inc=%u",
-                hs_log_quote(s->from.p, s->from.n, qb, sizeof qb),
-                nd->incarnation);
-        return;
-    }
-    struct buf b = BUF_INIT;
-    wire_put_suspect(&b, s);
-    node_queue_broadcast(nd, m, &b, false);
-    buf_free(&b);
-
-    m->incarnation = s->incarnation;
-    members_set_state(&nd->members, m, MEMBER_SUSPECT, now);
-
-    /* Lifeguard: expect k independent confirmations, two probe periods
-     * short of the suspicion multiplier; none if too few nodes. */
-    size_t n = members_count(&nd->members);
-    int k = nd->cfg.suspicion_mult - 2;
-    if ((long)n - 2 < k)
-        k = 0;
-    uint64_t min = suspicion_timeout(nd->cfg.suspicion_mult, n,
-                                     nd->cfg.probe_interval);
-    uint64_t max = (uint64_t)nd->cfg.suspicion_max_timeout_mult * min;
-    suspicion_start(nd, m, (const char *)s->from.p, s->from.n, k, min, max,
-                    now);
-    HS_INFO(nd->log, "member suspect: member=%s inc=%u from=%s", m->name,
-            m->incarnation, hs_log_quote(s->from.p, s->from.n, qb, sizeof qb));
-    node_event(nd, HOOK_SUSPECT, m);
-}
-
-void members_on_dead(struct node *nd, const struct wire_suspect *d)
-{
-    struct member *m = members_find(&nd->members, (const char *)d->node.p,
-                                    d->node.n);
-    if (m == NULL || d->incarnation < m->incarnation)
-        return;
-    suspicion_cancel(nd, m);
-    if (member_dead_or_left(m))
-        return;
-    char qb[160];
-    struct buf b = BUF_INIT;
-    if (m == nd->self) {
-        if (nd->phase < PHASE_LEAVING) {
-            members_refute(nd, d->incarnation);
-            HS_WARN(nd->log, "refuting a death notice about us: from=%s "
-                    "inc=%u", hs_log_quote(d->from.p, d->from.n, qb,
-                                           sizeof qb), nd->incarnation);
-            return;
-        }
-        /* Our own leave: gossip it and tell the waiter when done. */
-        wire_put_dead(&b, d);
-        node_queue_broadcast(nd, m, &b, true);
-    } else {
-        wire_put_dead(&b, d);
-        node_queue_broadcast(nd, m, &b, false);
-    }
-    buf_free(&b);
-
-    m->incarnation = d->incarnation;
-    bool left = d->node.n == d->from.n &&
-                memcmp(d->node.p, d->from.p, d->node.n) == 0;
-    members_set_state(&nd->members, m, left ? MEMBER_LEFT : MEMBER_DEAD,
-                      node_now(nd));
-    if (m != nd->self) {
-        if (left) {
-            HS_INFO(nd->log, "member left: member=%s inc=%u", m->name,
-                    m->incarnation);
-        } else {
-            nd->stats.deaths++;
-            node_member_failed(nd, m);
-            HS_INFO(nd->log, "member dead: member=%s inc=%u from=%s",
-                    m->name, m->incarnation,
-                    hs_log_quote(d->from.p, d->from.n, qb, sizeof qb));
-        }
-    }
-    node_event(nd, left ? HOOK_LEFT : HOOK_DEAD, m);
-}
-
-void members_merge(struct node *nd, const struct wire_node_state *states,
-                   size_t n, const struct hs_addr *from)
-{
-    for (size_t i = 0; i < n; i++) {
-        const struct wire_node_state *r = &states[i];
-        switch (r->state) {
-        case WIRE_STATE_ALIVE: {
-            struct wire_alive a = {r->incarnation, r->name, r->addr,
-                                   r->port, r->meta, r->vsn};
-            members_on_alive(nd, &a, false, from);
-            break;
-        }
-        case WIRE_STATE_LEFT: {
-            struct wire_suspect d = {r->incarnation, r->name, r->name};
-            members_on_dead(nd, &d);
-            break;
-        }
-        case WIRE_STATE_DEAD:
-        case WIRE_STATE_SUSPECT: {
-            /* A remote "dead" never kills directly: suspect instead. */
-            struct wire_suspect s = {
-                r->incarnation, r->name,
-                wire_raw(nd->cfg.name, nd->self_name_len)};
-            members_on_suspect(nd, &s);
-            break;
-        }
-        default:
-            break;
-        }
-    }
-}
-
-void members_reset(struct node *nd)
-{
-    struct members *t = &nd->members;
-    uint64_t now = node_now(nd);
-    for (size_t i = 0; i < t->n;) {
-        struct member *m = t->order[i];
-        if (m != nd->self && member_dead_or_left(m) &&
-            now - m->state_change > nd->cfg.gossip_to_the_dead_time) {
-            HS_DEBUG(nd->log, "member removed: member=%s state=%s", m->name,
-                     member_state_name(m->state));
-            probe_forget(nd, m);
-            suspicion_cancel(nd, m);
-            bqueue_disown(&nd->queue, &m->bcast);
-            members_remove(t, m); /* moves the last member to i */
-            continue;
-        }
-        i++;
-    }
     /* Fisher-Yates shuffle of the probe order. */
     for (size_t i = t->n; i > 1; i--)
-        order_swap(t, i - 1, node_rand_n(nd, i));
+        order_swap(t, i - 1, rand_n(ud, i));
+    HS_INVARIANT(table_ok(t));
 }
 
-/* One node's spoken versions against the cluster's common range. */
+/* ===== Versions ===== */
+
 static int check_versions(const char *name, unsigned pcur, unsigned dcur,
                           unsigned pmin, unsigned pmax, unsigned dmin,
                           unsigned dmax, char *why, size_t whylen)

@@ -2,17 +2,21 @@
  *
  * The table belongs to the node (one struct members per node). It keeps
  * every member by name, plus the probe order: an array walked round-robin
- * and shuffled at each wrap (SWIM section 4.3). Only this module changes
- * a member's state; everyone else asks through members_on_alive(),
- * members_on_suspect() and members_on_dead(), so the incarnation rules
- * live in one place (memberlist's aliveNode, suspectNode, deadNode). */
+ * and shuffled at each wrap (SWIM section 4.3). Only the rules (rules.c,
+ * declared in node_int.h) change a member's state; everyone else asks
+ * through members_on_alive(), members_on_suspect() and members_on_dead(),
+ * so the incarnation rules live in one place (memberlist's aliveNode,
+ * suspectNode, deadNode). This table takes what it needs (the time, a
+ * random number, the limits) as arguments and never calls the node. */
 #ifndef HS_MEMBERS_H
 #define HS_MEMBERS_H
 
 #include "base/addr.h"
 #include "codec/wire.h"
 
-struct node;
+/* Longest member name (config.h's CONFIG_NAME_MAX, checked there). */
+#define MEMBER_NAME_MAX 255
+
 struct suspicion;
 struct bcast;
 
@@ -108,31 +112,19 @@ static inline size_t members_count(const struct members *t)
 /* The alive message that announces m as it now is. */
 void members_write_alive(const struct member *m, struct buf *b);
 
-/* ===== Rules (they act on a node: broadcasts, timers, hooks) ===== */
+/* Does m's private data equal r? */
+bool member_meta_eq(const struct member *m, const struct wire_raw *r);
 
-/* An alive message. `bootstrap` is set only for our own first alive.
- * `from` is the address the news came from (a packet's sender, a state
- * sync's peer): a member we do not know is added only within the growth
- * limits of that address (max_new_members, new_member_rate), else it is
- * refused and counted (dropped: member_limit). NULL: not limited (our
- * own alive, a join asked for here). */
-void members_on_alive(struct node *nd, const struct wire_alive *a,
-                      bool bootstrap, const struct hs_addr *from);
-void members_on_suspect(struct node *nd, const struct wire_suspect *s);
-void members_on_dead(struct node *nd, const struct wire_suspect *d);
-/* Push/pull merge of remote states (after verification), from the peer
- * at `from` (NULL: a join asked for here, not limited). */
-void members_merge(struct node *nd, const struct wire_node_state *states,
-                   size_t n, const struct hs_addr *from);
-/* Refute an accusation against ourselves: bump the incarnation past
- * `accused` and broadcast alive. */
-void members_refute(struct node *nd, uint32_t accused);
-/* Broadcast a fresh alive about ourselves with the next incarnation
- * (private data changed, or a resume after a pause). */
-void members_announce_self(struct node *nd);
-/* Reap dead (and left) members whose state changed longer ago than
- * gossip_to_the_dead_time; shuffle the probe order. */
-void members_reset(struct node *nd);
+/* Growth limits (see members.c): may `from` add one more member `now`,
+ * with a bucket of `burst` members refilled at `rate` a second? Takes its
+ * token if so. Always true for NULL (not limited) or burst <= 0. */
+bool members_admit(struct members *t, const struct hs_addr *from,
+                   uint64_t now, int burst, int rate);
+
+/* Shuffle the probe order (Fisher-Yates), drawing rand_n(ud, i) for i
+ * from n down to 2: a number in [0, i). */
+void members_shuffle(struct members *t,
+                     size_t (*rand_n)(void *ud, size_t n), void *ud);
 
 /* memberlist's verifyProtocol over remote states and our table. */
 int members_verify_protocol(const struct members *t,

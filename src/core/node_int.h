@@ -1,5 +1,6 @@
 /* node_int.h: struct node, shared by the protocol core's modules only
- * (node.c, members.c, probe.c, stream.c, pushpull.c, suspicion.c). */
+ * (node.c, send.c, recv.c, gossip.c, user.c, reconnect.c, security.c,
+ * utimer.c, rules.c, probe.c, stream.c, pushpull.c, keyops.c, suspicion.c). */
 #ifndef HS_NODE_INT_H
 #define HS_NODE_INT_H
 
@@ -9,6 +10,9 @@
 #include "base/rng.h"
 #include "core/suspicion.h"
 #include "base/timers.h"
+
+_Static_assert(MEMBER_NAME_MAX == CONFIG_NAME_MAX,
+               "member names are config names");
 
 enum node_phase { PHASE_NEW, PHASE_RUNNING, PHASE_LEAVING, PHASE_LEFT };
 
@@ -50,6 +54,15 @@ enum stream_kind {
 };
 
 struct join_op;
+struct stream;
+
+/* A stream we dialled ended, as a libuv request completes: with its
+ * answer (one whole message, type byte first) and err 0, or without
+ * (err and why; msg NULL). Called once, then the stream is freed. */
+typedef void (*stream_done_fn)(struct stream *s, int err, const char *why,
+                               const uint8_t *msg, size_t n);
+/* The node is closing: let go of what the stream holds, no callbacks. */
+typedef void (*stream_cancel_fn)(struct stream *s);
 
 struct stream {
     struct stream *next, *prev;
@@ -73,6 +86,8 @@ struct stream {
     bool encrypted;          /* the message arrived encrypted */
     bool seal;               /* encrypt our messages whatever
                               * gossip_verify_outgoing says */
+    stream_done_fn on_done;  /* dialled: NULL when no answer comes */
+    stream_cancel_fn on_cancel;
 };
 
 struct join_op {
@@ -179,7 +194,8 @@ struct node {
     size_t nnoted, noted_next;
 };
 
-/* ===== node.c helpers for the other core modules ===== */
+/* ===== node.c, send.c, recv.c, user.c, reconnect.c, security.c:
+ * helpers for the other core modules ===== */
 
 static inline uint64_t node_now(const struct node *nd)
 {
@@ -225,6 +241,19 @@ void node_peer_foreign(struct node *nd, const struct hs_addr *addr);
 bool node_peer_is_foreign(const struct node *nd, const struct hs_addr *addr);
 void node_user_message(struct node *nd, const uint8_t *p, size_t n,
                        const struct hs_addr *from);
+/* Fill up to `limit` bytes with broadcasts (memberlist getBroadcasts),
+ * laid end to end in out with their lengths in lens (send.c). */
+size_t node_take_broadcasts(struct node *nd, size_t overhead,
+                            size_t limit, struct buf *out, size_t *lens,
+                            size_t max, bool ours);
+/* msgs laid end to end in `all` as one message (single, or compound). */
+int node_pack(const struct buf *all, const size_t *lens, size_t n,
+              struct buf *out);
+/* The broadcast queue's writer of lazy news (an alive about a member). */
+void node_queue_encode(void *ud, struct bcast **slot, struct buf *out);
+/* Timer callbacks: gossip.c, reconnect.c. */
+void gossip_tick(struct timer *t);
+void reconnect_tick(struct timer *t);
 /* metadata.c's share of the gossip packets. */
 size_t metadata_take(struct metadata *md, size_t overhead, size_t limit,
                      int transmit_limit, struct buf *out, size_t *lens,
@@ -272,26 +301,71 @@ static inline void node_awareness(struct node *nd, int delta)
     nd->awareness = v < 0 ? 0 : v > max ? max : v;
 }
 
+/* ===== rules.c: memberlist's state rules (they act on a node:
+ * broadcasts, timers, hooks) ===== */
+
+/* An alive message. `bootstrap` is set only for our own first alive.
+ * `from` is the address the news came from (a packet's sender, a state
+ * sync's peer): a member we do not know is added only within the growth
+ * limits of that address (max_new_members, new_member_rate), else it is
+ * refused and counted (dropped: member_limit). NULL: not limited (our
+ * own alive, a join asked for here). */
+void members_on_alive(struct node *nd, const struct wire_alive *a,
+                      bool bootstrap, const struct hs_addr *from);
+void members_on_suspect(struct node *nd, const struct wire_suspect *s);
+void members_on_dead(struct node *nd, const struct wire_suspect *d);
+/* Push/pull merge of remote states (after verification), from the peer
+ * at `from` (NULL: a join asked for here, not limited). */
+void members_merge(struct node *nd, const struct wire_node_state *states,
+                   size_t n, const struct hs_addr *from);
+/* Refute an accusation against ourselves: bump the incarnation past
+ * `accused` and broadcast alive. */
+void members_refute(struct node *nd, uint32_t accused);
+/* Broadcast a fresh alive about ourselves with the next incarnation
+ * (private data changed, or a resume after a pause). */
+void members_announce_self(struct node *nd);
+/* Reap dead (and left) members whose state changed longer ago than
+ * gossip_to_the_dead_time; shuffle the probe order. */
+void members_reset(struct node *nd);
+
+/* ===== dispatch.c: the message table ===== */
+/* Check and decode one message of a packet (its type byte, then the
+ * body), then run its handler; a body that does not decode, or a type
+ * with no handler, is counted as a drop here. */
+void dispatch_message(struct node *nd, const struct hs_addr *from,
+                      uint8_t type, const uint8_t *body, size_t n);
+
 /* ===== probe.c ===== */
 void probe_init(struct node *nd);
 void probe_close(struct node *nd);
 void probe_tick(struct timer *t);
+/* Handlers of decoded messages (dispatch.c decodes them). */
 void probe_on_ping(struct node *nd, const struct hs_addr *from,
-                   const uint8_t *body, size_t n);
+                   const struct wire_ping *msg);
 void probe_on_indirect(struct node *nd, const struct hs_addr *from,
-                       const uint8_t *body, size_t n);
+                       const struct wire_indirect_ping *msg);
 void probe_on_ack(struct node *nd, const struct hs_addr *from,
-                  const uint8_t *body, size_t n);
+                  const struct wire_ack *msg);
 void probe_on_nack(struct node *nd, const struct hs_addr *from,
-                   const uint8_t *body, size_t n);
-/* The TCP fallback ping finished (ok: acked). */
-void probe_tcp_done(struct node *nd, struct stream *s, bool ok);
+                   const struct wire_nack *msg);
 /* A member is going away: forget it in the probe state. */
 void probe_forget(struct node *nd, struct member *m);
 
 /* ===== stream.c ===== */
+/* Dial a stream of `kind` (for counts and logs): `done` is called when
+ * it ends (NULL: no answer is read; the stream ends once written), and
+ * `cancel` if the node closes first. */
+struct stream *stream_dial(struct node *nd, int kind,
+                           const struct hs_addr *to, uint64_t timeout_ms,
+                           stream_done_fn done, stream_cancel_fn cancel);
+/* A metadata request stream (metadata.c's entry; kind STREAM_META), with
+ * stream.c's callbacks for it until metadata.c passes its own. */
 struct stream *stream_open(struct node *nd, int kind,
                            const struct hs_addr *to, uint64_t timeout_ms);
+/* Is p[0..n) a WIRE_USER stream message carrying our envelope of
+ * `env_kind`? Its envelope goes to *e. */
+bool stream_envelope(const uint8_t *p, size_t n, int env_kind,
+                     struct wire_envelope *e);
 /* Wrap msg for the wire (compress when enabled) into s->out. */
 int stream_set_request(struct stream *s, const uint8_t *msg, size_t len);
 void stream_finish(struct stream *s);
@@ -309,10 +383,6 @@ struct keyop;
 void keyops_serve(struct node *nd, const char *from, size_t fromlen,
                   const uint8_t *body, size_t n, bool encrypted,
                   struct buf *out);
-/* A STREAM_KEYS stream ended: with the answer's envelope body, or with
- * NULL and why it failed. */
-void keyops_answer(struct node *nd, struct stream *s, const uint8_t *body,
-                   size_t n, const char *why);
 /* Forget every operation (node_close): no callbacks. */
 void keyops_close(struct node *nd);
 
@@ -337,8 +407,5 @@ void pushpull_tick(struct timer *t);
 /* Push/pull with one address (periodic: join=false). */
 int pushpull_start(struct node *nd, const struct hs_addr *to, bool join,
                    struct join_op *op);
-/* A push/pull we started ended: err 0 if merged. */
-void pushpull_done(struct node *nd, struct stream *s, int err,
-                   const char *why);
 
 #endif

@@ -15,6 +15,8 @@
 
 static void probe_indirect(struct timer *t);
 static void probe_expire(struct timer *t);
+static void tcp_ping_done(struct stream *s, int err, const char *why,
+                          const uint8_t *p, size_t n);
 
 void probe_init(struct node *nd)
 {
@@ -225,8 +227,9 @@ static void probe_indirect(struct timer *t)
         uint64_t end = p->sent + p->interval, now = node_now(nd);
         uint64_t left = end > now ? end - now : 1;
         struct stream *s = pb.err ? NULL
-                                  : stream_open(nd, STREAM_PING, &m->addr,
-                                                left ? left : 1);
+                                  : stream_dial(nd, STREAM_PING, &m->addr,
+                                                left ? left : 1,
+                                                tcp_ping_done, NULL);
         if (s && stream_set_request(s, pb.data, pb.len) == 0) {
             s->seq = p->seq;
             p->tcp = s;
@@ -265,7 +268,8 @@ static void probe_expire(struct timer *t)
     probe_end(nd, delta);
 }
 
-void probe_tcp_done(struct node *nd, struct stream *s, bool ok)
+/* The TCP fallback ping finished (ok: acked). */
+static void probe_tcp_done(struct node *nd, struct stream *s, bool ok)
 {
     struct probe *p = &nd->probe;
     if (p->tcp != s)
@@ -273,6 +277,25 @@ void probe_tcp_done(struct node *nd, struct stream *s, bool ok)
     p->tcp = NULL;
     if (ok && p->active && s->seq == p->seq)
         p->tcp_ok = true;
+}
+
+/* The fallback ping's stream ended: acked if its answer is our ack. */
+static void tcp_ping_done(struct stream *s, int err, const char *why,
+                          const uint8_t *p, size_t n)
+{
+    (void)why;
+    if (err) {
+        probe_tcp_done(s->nd, s, false);
+        return;
+    }
+    struct mp_reader r;
+    WIRE_SCRATCH(sc);
+    const char *w = NULL;
+    struct wire_ack ack;
+    mp_reader_init(&r, p + 1, n - 1);
+    bool ok = p[0] == WIRE_ACK &&
+              wire_get_ack(&r, &ack, &sc, &w) == 0 && ack.seq == s->seq;
+    probe_tcp_done(s->nd, s, ok);
 }
 
 static void probe_acked(struct node *nd, const struct wire_ack *ack)
@@ -290,15 +313,6 @@ static void probe_acked(struct node *nd, const struct wire_ack *ack)
 
 /* ===== Answering ===== */
 
-static int decode_fail(struct node *nd, const struct hs_addr *from, int rc,
-                       const char *what, const char *why)
-{
-    node_count_drop(nd, rc == HS_ETRUNC ? NODE_DROP_TRUNCATED
-                                        : NODE_DROP_MALFORMED,
-                    from, what, why);
-    return rc;
-}
-
 /* Where to answer: the message's source fields, else the UDP source. */
 static struct hs_addr reply_addr(const struct hs_addr *from,
                                  struct wire_raw addr, uint16_t port)
@@ -310,18 +324,9 @@ static struct hs_addr reply_addr(const struct hs_addr *from,
 }
 
 void probe_on_ping(struct node *nd, const struct hs_addr *from,
-                   const uint8_t *body, size_t n)
+                   const struct wire_ping *msg)
 {
-    struct mp_reader r;
-    struct wire_ping ping;
-    WIRE_SCRATCH(sc);
-    const char *why = NULL;
-    mp_reader_init(&r, body, n);
-    int rc = wire_get_ping(&r, &ping, &sc, &why);
-    if (rc) {
-        decode_fail(nd, from, rc, "ping", why);
-        return;
-    }
+    struct wire_ping ping = *msg;
     if (ping.node.n && !wire_raw_eq(ping.node, nd->cfg.name)) {
         char qb[160];
         HS_WARN(nd->log, "got a ping for another node: node=%s",
@@ -368,18 +373,9 @@ static void relay_timeout(struct timer *t)
 }
 
 void probe_on_indirect(struct node *nd, const struct hs_addr *from,
-                       const uint8_t *body, size_t n)
+                       const struct wire_indirect_ping *msg)
 {
-    struct mp_reader r;
-    struct wire_indirect_ping ind;
-    WIRE_SCRATCH(sc);
-    const char *why = NULL;
-    mp_reader_init(&r, body, n);
-    int rc = wire_get_indirect_ping(&r, &ind, &sc, &why);
-    if (rc) {
-        decode_fail(nd, from, rc, "indirect ping", why);
-        return;
-    }
+    struct wire_indirect_ping ind = *msg;
     if (nd->cfg.protocol_version < 2 || ind.port == 0)
         ind.port = nd->advertise.port;
     struct hs_addr target;
@@ -411,18 +407,10 @@ void probe_on_indirect(struct node *nd, const struct hs_addr *from,
 }
 
 void probe_on_ack(struct node *nd, const struct hs_addr *from,
-                  const uint8_t *body, size_t n)
+                  const struct wire_ack *msg)
 {
-    struct mp_reader r;
-    struct wire_ack ack;
-    WIRE_SCRATCH(sc);
-    const char *why = NULL;
-    mp_reader_init(&r, body, n);
-    int rc = wire_get_ack(&r, &ack, &sc, &why);
-    if (rc) {
-        decode_fail(nd, from, rc, "ack", why);
-        return;
-    }
+    struct wire_ack ack = *msg;
+    (void)from;
     if (nd->probe.active && ack.seq == nd->probe.seq) {
         probe_acked(nd, &ack);
         return;
@@ -442,18 +430,10 @@ void probe_on_ack(struct node *nd, const struct hs_addr *from,
 }
 
 void probe_on_nack(struct node *nd, const struct hs_addr *from,
-                   const uint8_t *body, size_t n)
+                   const struct wire_nack *msg)
 {
-    struct mp_reader r;
-    struct wire_nack nack;
-    WIRE_SCRATCH(sc);
-    const char *why = NULL;
-    mp_reader_init(&r, body, n);
-    int rc = wire_get_nack(&r, &nack, &sc, &why);
-    if (rc) {
-        decode_fail(nd, from, rc, "nack", why);
-        return;
-    }
+    struct wire_nack nack = *msg;
+    (void)from;
     if (nd->probe.active && nack.seq == nd->probe.seq) {
         nd->probe.nacks++;
         nd->stats.nacks_received++;

@@ -262,6 +262,10 @@ out:
     return rc;
 }
 
+static void answered(struct stream *s, int err, const char *why,
+                     const uint8_t *p, size_t n);
+static void cancelled(struct stream *s);
+
 int pushpull_start(struct node *nd, const struct hs_addr *to, bool join,
                    struct join_op *op)
 {
@@ -269,7 +273,8 @@ int pushpull_start(struct node *nd, const struct hs_addr *to, bool join,
     int rc = pushpull_encode(nd, join, to, NULL, 0, &b);
     struct stream *s = NULL;
     if (rc == 0) {
-        s = stream_open(nd, STREAM_PUSHPULL, to, nd->cfg.tcp_timeout);
+        s = stream_dial(nd, STREAM_PUSHPULL, to, nd->cfg.tcp_timeout,
+                        answered, cancelled);
         rc = s ? stream_set_request(s, b.data, b.len) : HS_EIO;
     }
     buf_free(&b);
@@ -312,8 +317,9 @@ static void join_step(struct join_op *op, int err, const char *why)
     join_release(op);
 }
 
-void pushpull_done(struct node *nd, struct stream *s, int err,
-                   const char *why)
+/* A push/pull we started ended: err 0 if merged. */
+static void pushpull_done(struct node *nd, struct stream *s, int err,
+                          const char *why)
 {
     char ab[HS_ADDRSTRLEN];
     addr_format(&s->peer, ab, sizeof ab);
@@ -331,6 +337,49 @@ void pushpull_done(struct node *nd, struct stream *s, int err,
     s->op = NULL;
     if (op)
         join_step(op, err, why);
+}
+
+/* Our push/pull's stream ended: merge the peer's state, if it sent it. */
+static void answered(struct stream *s, int err, const char *why,
+                     const uint8_t *p, size_t n)
+{
+    struct node *nd = s->nd;
+    if (err) {
+        pushpull_done(nd, s, err, why ? why : hs_strerror(err));
+        return;
+    }
+    struct mp_reader r;
+    WIRE_SCRATCH(sc);
+    const char *w = NULL;
+    char msg[200] = "";
+    if (p[0] == WIRE_ERR) {
+        struct wire_err e;
+        mp_reader_init(&r, p + 1, n - 1);
+        if (wire_get_err(&r, &e, &sc, &w) == 0)
+            snprintf(msg, sizeof msg, "remote error: %.*s",
+                     (int)HS_MIN(e.error.n, 150u), (const char *)e.error.p);
+        else
+            snprintf(msg, sizeof msg, "remote error");
+        pushpull_done(nd, s, HS_EREFUSED, msg);
+        return;
+    }
+    if (p[0] != WIRE_PUSHPULL) {
+        pushpull_done(nd, s, HS_EBADMSG, "answer is not a push/pull");
+        return;
+    }
+    bool join = s->join;
+    int rc = pushpull_merge(nd, p + 1, n - 1, &join, true, s->op != NULL,
+                            &s->peer, msg, sizeof msg);
+    pushpull_done(nd, s, rc, rc ? msg : NULL);
+}
+
+/* The node is closing: release the join silently (no callbacks). */
+static void cancelled(struct stream *s)
+{
+    if (s->op) {
+        s->op->cb = NULL;
+        pushpull_done(s->nd, s, HS_ECLOSED, NULL);
+    }
 }
 
 static bool sync_peer(const struct node *nd, const struct member *m)

@@ -4,7 +4,9 @@
  * ways), a fallback ping and its ack, or a user message. Each side reads
  * until one whole message has arrived (messages are self-delimiting), with
  * a deadline of tcp_timeout and a size bound; the io layer only moves
- * bytes. A stream is owned by the node's list until stream_finish. */
+ * bytes. A stream is owned by the node's list until stream_finish. A
+ * stream we dial carries its own completion callback, as a libuv request
+ * does (stream_dial): this file never asks what a stream was for. */
 #include "core/node_int.h"
 
 #include <stdio.h>
@@ -57,13 +59,8 @@ void stream_close_all(struct node *nd)
 {
     while (nd->streams) {
         struct stream *s = nd->streams;
-        if (s->kind == STREAM_PUSHPULL && s->op) {
-            /* No callbacks after node_close: release the join silently. */
-            s->op->cb = NULL;
-            pushpull_done(nd, s, HS_ECLOSED, NULL);
-        }
-        hs_free(s->req); /* a metadata request: the store goes next */
-        s->req = NULL;
+        if (s->on_cancel)
+            s->on_cancel(s);
         stream_finish(s);
     }
 }
@@ -102,14 +99,17 @@ int stream_wrap(struct node *nd, const uint8_t *msg, size_t len, bool seal,
     return out->err;
 }
 
-struct stream *stream_open(struct node *nd, int kind,
-                           const struct hs_addr *to, uint64_t timeout_ms)
+struct stream *stream_dial(struct node *nd, int kind,
+                           const struct hs_addr *to, uint64_t timeout_ms,
+                           stream_done_fn done, stream_cancel_fn cancel)
 {
     if (nd->paused)
         return NULL;
     struct stream *s = stream_new(nd, kind, to, timeout_ms);
     if (s == NULL)
         return NULL;
+    s->on_done = done;
+    s->on_cancel = cancel;
     int rc = nd->io.stream_open(nd->io.ctx, to, s, &s->io);
     if (rc) {
         char ab[HS_ADDRSTRLEN];
@@ -137,27 +137,8 @@ static void stream_fail(struct stream *s, int err, const char *why)
     HS_DEBUG(nd->log, "stream failed: peer=%s kind=%d error=%s detail=%s",
              addr_format(&s->peer, ab, sizeof ab), s->kind, hs_strerror(err),
              why ? why : "-");
-    switch (s->kind) {
-    case STREAM_PUSHPULL:
-        pushpull_done(nd, s, err, why ? why : hs_strerror(err));
-        break;
-    case STREAM_PING:
-        probe_tcp_done(nd, s, false);
-        break;
-    case STREAM_META:
-        if (s->req) {
-            void *req = s->req;
-            s->req = NULL;
-            metadata_stream_answer(nd->store, req, NULL, 0);
-        }
-        break;
-    case STREAM_KEYS:
-        if (s->keyop)
-            keyops_answer(nd, s, NULL, 0, why ? why : hs_strerror(err));
-        break;
-    default:
-        break;
-    }
+    if (s->on_done)
+        s->on_done(s, err, why, NULL, 0);
     stream_finish(s);
 }
 
@@ -313,75 +294,55 @@ static void serve(struct stream *s, const uint8_t *p, size_t n)
     }
 }
 
-static void answered(struct stream *s, const uint8_t *p, size_t n)
+bool stream_envelope(const uint8_t *p, size_t n, int env_kind,
+                     struct wire_envelope *e)
 {
-    struct node *nd = s->nd;
     struct mp_reader r;
     WIRE_SCRATCH(sc);
     const char *w = NULL;
-    char why[200] = "";
-    if (s->kind == STREAM_PING) {
-        struct wire_ack ack;
-        mp_reader_init(&r, p + 1, n - 1);
-        bool ok = p[0] == WIRE_ACK &&
-                  wire_get_ack(&r, &ack, &sc, &w) == 0 && ack.seq == s->seq;
-        probe_tcp_done(nd, s, ok);
-        return;
-    }
-    if (s->kind == STREAM_KEYS) {
-        struct wire_user_header h;
-        struct wire_envelope e;
-        mp_reader_init(&r, p + 1, n - 1);
-        if (p[0] == WIRE_USER && s->encrypted &&
-            wire_get_user_header(&r, &h, &sc, &w) == 0 && h.len >= 0 &&
-            (uint64_t)h.len <= mp_left(&r) &&
-            wire_get_envelope(p + 1 + r.off, (size_t)h.len, &e) == 0 &&
-            e.kind == WIRE_ENV_KEYS_RESP)
-            keyops_answer(nd, s, e.body, e.len, NULL);
-        else
-            keyops_answer(nd, s, NULL, 0,
-                          p[0] == WIRE_ERR ? "the member refused the request"
-                          : !s->encrypted  ? "the answer was not encrypted"
-                                           : "not a keyring answer (not a "
-                                             "hearsay node?)");
-        return;
-    }
-    if (s->kind == STREAM_META) {
-        struct wire_user_header h;
-        struct wire_envelope e;
-        void *req = s->req;
-        s->req = NULL;
-        mp_reader_init(&r, p + 1, n - 1);
-        if (req && p[0] == WIRE_USER &&
-            wire_get_user_header(&r, &h, &sc, &w) == 0 && h.len >= 0 &&
-            (uint64_t)h.len <= mp_left(&r) &&
-            wire_get_envelope(p + 1 + r.off, (size_t)h.len, &e) == 0 &&
-            e.kind == WIRE_ENV_META_RESP)
-            metadata_stream_answer(nd->store, req, e.body, e.len);
-        else if (req)
+    struct wire_user_header h;
+    mp_reader_init(&r, p + 1, n - 1);
+    return p[0] == WIRE_USER &&
+           wire_get_user_header(&r, &h, &sc, &w) == 0 && h.len >= 0 &&
+           (uint64_t)h.len <= mp_left(&r) &&
+           wire_get_envelope(p + 1 + r.off, (size_t)h.len, e) == 0 &&
+           e->kind == env_kind;
+}
+
+/* ===== Metadata request streams =====
+ * metadata.c's completion, kept here until metadata.c dials its streams
+ * with stream_dial and callbacks of its own. */
+
+static void meta_done(struct stream *s, int err, const char *why,
+                      const uint8_t *p, size_t n)
+{
+    struct node *nd = s->nd;
+    struct wire_envelope e;
+    void *req = s->req;
+    (void)why;
+    s->req = NULL;
+    if (err) {
+        if (req)
             metadata_stream_answer(nd->store, req, NULL, 0);
         return;
     }
-    /* STREAM_PUSHPULL */
-    if (p[0] == WIRE_ERR) {
-        struct wire_err e;
-        mp_reader_init(&r, p + 1, n - 1);
-        if (wire_get_err(&r, &e, &sc, &w) == 0)
-            snprintf(why, sizeof why, "remote error: %.*s",
-                     (int)HS_MIN(e.error.n, 150u), (const char *)e.error.p);
-        else
-            snprintf(why, sizeof why, "remote error");
-        pushpull_done(nd, s, HS_EREFUSED, why);
-        return;
-    }
-    if (p[0] != WIRE_PUSHPULL) {
-        pushpull_done(nd, s, HS_EBADMSG, "answer is not a push/pull");
-        return;
-    }
-    bool join = s->join;
-    int rc = pushpull_merge(nd, p + 1, n - 1, &join, true, s->op != NULL,
-                            &s->peer, why, sizeof why);
-    pushpull_done(nd, s, rc, rc ? why : NULL);
+    if (req && stream_envelope(p, n, WIRE_ENV_META_RESP, &e))
+        metadata_stream_answer(nd->store, req, e.body, e.len);
+    else if (req)
+        metadata_stream_answer(nd->store, req, NULL, 0);
+}
+
+static void meta_cancel(struct stream *s)
+{
+    hs_free(s->req); /* a metadata request: the store goes next */
+    s->req = NULL;
+}
+
+struct stream *stream_open(struct node *nd, int kind,
+                           const struct hs_addr *to, uint64_t timeout_ms)
+{
+    HS_ASSERT(kind == STREAM_META);
+    return stream_dial(nd, kind, to, timeout_ms, meta_done, meta_cancel);
 }
 
 /* A whole message arrived in p[0..n): unwrap and handle it. */
@@ -479,8 +440,8 @@ static void message(struct stream *s, const uint8_t *p, size_t n)
     node_count_in(nd, p[0], n);
     if (s->kind == STREAM_IN)
         serve(s, p, n);
-    else
-        answered(s, p, n);
+    else if (s->on_done)
+        s->on_done(s, 0, NULL, p, n);
     buf_free(&plain);
     keyring_wipe(dec.data, dec.len); /* it may have carried keys */
     buf_free(&dec);
@@ -588,7 +549,7 @@ void node_io_stream_connected(struct node *nd, void *owner, int status)
     }
     if (s->out.len)
         nd->io.stream_write(nd->io.ctx, s->io, s->out.data, s->out.len);
-    if (s->kind == STREAM_USER)
+    if (s->on_done == NULL)
         stream_finish(s); /* nothing comes back; writes are flushed */
 }
 
