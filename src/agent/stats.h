@@ -1,6 +1,6 @@
 /* stats.h: every number a running agent shows, collected in one place.
  *
- * `hearsay stats` (control.c, as JSON) and the Prometheus endpoint
+ * `hearsay stats` (control_node.c, as JSON) and the Prometheus endpoint
  * (metrics.c, as text) both walk the samples stats_collect() gives, so
  * the two always show the same numbers under names that map one to one:
  * a sample carries its JSON place (group and key) and its metric (name,
