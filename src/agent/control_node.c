@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 #include "agent/control.h"
 #include "agent/control_int.h"
+#include "agent/metrics.h"
 #include "agent/stats.h"
 #include "base/text.h"
 #include "core/node.h"
@@ -381,7 +382,7 @@ void cmd_stats(struct conn *c, const cJSON *req)
     struct agent *a = c->ctl->a;
     cJSON *obj = ctl_ok_answer();
     if (obj) {
-        stats_collect(a, json_sample, obj);
+        stats_collect(a, metrics_samples, json_sample, obj);
         add_security(obj, a->node);
     }
     ctl_reply(c, obj);
