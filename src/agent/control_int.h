@@ -124,10 +124,11 @@ void ctl_add_vsn(cJSON *obj, const char *key, int min, int max, int cur);
 /* ===== Commands (control_node.c, control_kv.c) =====
  * Each answers c's request req, at once or later (then it sets c->busy). */
 typedef void ctl_cmd_fn(struct conn *c, const cJSON *req);
-ctl_cmd_fn cmd_members, cmd_join, cmd_leave, cmd_pause, cmd_resume,
-    cmd_reload, cmd_version, cmd_stats, cmd_keys;
-ctl_cmd_fn cmd_kv_put, cmd_kv_get, cmd_kv_delete, cmd_kv_list,
-    cmd_kv_watch;
+ctl_cmd_fn ctl_cmd_members, ctl_cmd_join, ctl_cmd_leave, ctl_cmd_pause,
+    ctl_cmd_resume, ctl_cmd_reload, ctl_cmd_version, ctl_cmd_stats,
+    ctl_cmd_keys;
+ctl_cmd_fn ctl_cmd_kv_put, ctl_cmd_kv_get, ctl_cmd_kv_delete,
+    ctl_cmd_kv_list, ctl_cmd_kv_watch;
 
 /* The connection goes away: its keyring operation must not answer. */
 void ctl_forget_keys(struct conn *c);

@@ -145,7 +145,7 @@ static void written(struct conn *c, bool put, const char *key,
     }
 }
 
-void cmd_kv_put(struct conn *c, const cJSON *req)
+void ctl_cmd_kv_put(struct conn *c, const cJSON *req)
 {
     const char *key;
     size_t keylen;
@@ -193,7 +193,7 @@ void cmd_kv_put(struct conn *c, const cJSON *req)
     written(c, true, key, keylen, version);
 }
 
-void cmd_kv_get(struct conn *c, const cJSON *req)
+void ctl_cmd_kv_get(struct conn *c, const cJSON *req)
 {
     const char *key;
     size_t keylen;
@@ -212,7 +212,7 @@ void cmd_kv_get(struct conn *c, const cJSON *req)
     ctl_reply(c, obj);
 }
 
-void cmd_kv_delete(struct conn *c, const cJSON *req)
+void ctl_cmd_kv_delete(struct conn *c, const cJSON *req)
 {
     const char *key;
     size_t keylen;
@@ -296,7 +296,7 @@ void ctl_list_more(struct conn *c)
     }
 }
 
-void cmd_kv_list(struct conn *c, const cJSON *req)
+void ctl_cmd_kv_list(struct conn *c, const cJSON *req)
 {
     const char *prefix;
     size_t plen;
@@ -337,7 +337,7 @@ void ctl_unwatch(struct conn *c)
     c->wprev = c->wnext = NULL;
 }
 
-void cmd_kv_watch(struct conn *c, const cJSON *req)
+void ctl_cmd_kv_watch(struct conn *c, const cJSON *req)
 {
     const char *prefix;
     size_t plen;

@@ -62,7 +62,7 @@ static void add_member(cJSON *arr, const struct member *m)
     ctl_add_vsn(o, "delegate", m->vsn[3], m->vsn[4], m->vsn[5]);
 }
 
-void cmd_members(struct conn *c, const cJSON *req)
+void ctl_cmd_members(struct conn *c, const cJSON *req)
 {
     struct node *nd = c->ctl->a->node;
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(req, "status");
@@ -114,7 +114,7 @@ static void on_conn_joined(void *ud, int joined, int err, const char *why)
     ctl_pump(c);
 }
 
-void cmd_join(struct conn *c, const cJSON *req)
+void ctl_cmd_join(struct conn *c, const cJSON *req)
 {
     struct agent *a = c->ctl->a;
     const cJSON *addrs = cJSON_GetObjectItemCaseSensitive(req, "addrs");
@@ -151,7 +151,7 @@ void cmd_join(struct conn *c, const cJSON *req)
     }
 }
 
-void cmd_leave(struct conn *c, const cJSON *req)
+void ctl_cmd_leave(struct conn *c, const cJSON *req)
 {
     (void)req;
     struct agent *a = c->ctl->a;
@@ -183,13 +183,13 @@ static void pause_or_resume(struct conn *c, bool pause)
     ctl_reply(c, obj);
 }
 
-void cmd_pause(struct conn *c, const cJSON *req)
+void ctl_cmd_pause(struct conn *c, const cJSON *req)
 {
     (void)req;
     pause_or_resume(c, true);
 }
 
-void cmd_resume(struct conn *c, const cJSON *req)
+void ctl_cmd_resume(struct conn *c, const cJSON *req)
 {
     (void)req;
     pause_or_resume(c, false);
@@ -214,7 +214,7 @@ static void add_security(cJSON *obj, const struct node *nd)
                           cfg->skip_inbound_label_check);
 }
 
-void cmd_reload(struct conn *c, const cJSON *req)
+void ctl_cmd_reload(struct conn *c, const cJSON *req)
 {
     (void)req;
     struct agent *a = c->ctl->a;
@@ -293,7 +293,7 @@ static void on_keys(void *ud, const struct node_keys_result *r)
     ctl_pump(c);
 }
 
-void cmd_keys(struct conn *c, const cJSON *req)
+void ctl_cmd_keys(struct conn *c, const cJSON *req)
 {
     struct node *nd = c->ctl->a->node;
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(req, "op");
@@ -337,7 +337,7 @@ void ctl_forget_keys(struct conn *c)
     c->keys = false;
 }
 
-void cmd_version(struct conn *c, const cJSON *req)
+void ctl_cmd_version(struct conn *c, const cJSON *req)
 {
     (void)req;
     const struct config *cfg = node_config(c->ctl->a->node);
@@ -376,7 +376,7 @@ static void json_sample(void *ud, const struct stats_sample *s)
         cJSON_AddNumberToObject(o, s->key, (double)s->value);
 }
 
-void cmd_stats(struct conn *c, const cJSON *req)
+void ctl_cmd_stats(struct conn *c, const cJSON *req)
 {
     (void)req;
     struct agent *a = c->ctl->a;

@@ -96,31 +96,32 @@ static const struct command {
     ctl_cmd_fn *run;
     bool long_line;
 } commands[] = {
-    {"members", cmd_members, false},
-    {"join", cmd_join, false},
-    {"leave", cmd_leave, false},
-    {"pause", cmd_pause, false},
-    {"resume", cmd_resume, false},
-    {"reload", cmd_reload, false},
-    {"version", cmd_version, false},
-    {"stats", cmd_stats, false},
-    {"keys", cmd_keys, false},
-    {"kv_put", cmd_kv_put, true},
-    {"kv_get", cmd_kv_get, false},
-    {"kv_delete", cmd_kv_delete, false},
-    {"kv_list", cmd_kv_list, false},
-    {"kv_watch", cmd_kv_watch, false},
+    {"members", ctl_cmd_members, false},
+    {"join", ctl_cmd_join, false},
+    {"leave", ctl_cmd_leave, false},
+    {"pause", ctl_cmd_pause, false},
+    {"resume", ctl_cmd_resume, false},
+    {"reload", ctl_cmd_reload, false},
+    {"version", ctl_cmd_version, false},
+    {"stats", ctl_cmd_stats, false},
+    {"keys", ctl_cmd_keys, false},
+    {"kv_put", ctl_cmd_kv_put, true},
+    {"kv_get", ctl_cmd_kv_get, false},
+    {"kv_delete", ctl_cmd_kv_delete, false},
+    {"kv_list", ctl_cmd_kv_list, false},
+    {"kv_watch", ctl_cmd_kv_watch, false},
 };
 
 static const struct command *command_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    for (size_t i = 0; i < HS_ARRAY_LEN(commands); i++)
         if (!strcmp(name, commands[i].name))
             return &commands[i];
     return NULL;
 }
 
 /* ===== A request ===== */
+
 void ctl_handle_line(struct conn *c, const char *line, size_t n)
 {
     const char *end = NULL;
