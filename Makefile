@@ -103,9 +103,10 @@ $(BUILD)/test_transport: spec/c/test_transport.c $(wildcard spec/c/*.h) $(CORE_O
 	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(IO_OBJ) -o $@ $(LDLIBS_ALL)
 
 # The data dir's check needs the agent's log.
-$(BUILD)/test_wal: spec/c/test_wal.c $(wildcard spec/c/*.h) $(CORE_OBJ) $(BUILD)/agent/wal.o
+WAL_OBJ := $(call obj_of,$(wildcard src/agent/wal*.c))
+$(BUILD)/test_wal: spec/c/test_wal.c $(wildcard spec/c/*.h) $(CORE_OBJ) $(WAL_OBJ)
 	@echo "  CC $<"
-	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(BUILD)/agent/wal.o -o $@ $(LDLIBS_ALL)
+	$(Q)$(CC) $(CFLAGS_ALL) $< $(CORE_OBJ) $(WAL_OBJ) -o $@ $(LDLIBS_ALL)
 
 $(BUILD)/bench_%: scripts/bench/%.c $(CORE_OBJ) $(RUNTIME_OBJ)
 	@echo "  CC $<"

@@ -1,6 +1,6 @@
 /* compact.c: what a snapshot of the data dir costs at 10k, 100k, 1M keys
  * (scripts/bench-compact): a store filled through metadata_put, then one
- * snapshot written by wal.c on a real libuv loop and a real directory,
+ * snapshot written by wal_snap.c on a real libuv loop and a real directory,
  * the loop run one turn at a time (UV_RUN_ONCE) so that each turn is
  * timed, less the time it waited for the threads (libuv's idle time);
  * then the same store loaded back by snapshot_open.

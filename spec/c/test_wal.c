@@ -1,4 +1,4 @@
-/* test_wal.c: the data dir's log and snapshots (wal.c, snapshot.c) on a
+/* test_wal.c: the data dir's log and snapshots (wal*.c, snapshot.c) on a
  * real libuv loop and real files: what is acknowledged loads back, a
  * snapshot taken while the store changes loads back whole, and a crash at
  * any point of a snapshot (a copy of the directory between two file

@@ -39,6 +39,10 @@ struct conn {
     bool closing;
 };
 
+struct metrics_stats {
+    uint64_t answers[METRICS_CODE_COUNT]; /* by METRICS_<code> */
+};
+
 struct metrics {
     struct agent *a;
     uv_tcp_t server;
@@ -62,14 +66,28 @@ static const char *const reasons[] = {
 #undef CODE_REASON
 };
 
-const char *metrics_reason(int i)
-{
-    return i >= 0 && i < METRICS_CODE_COUNT ? reasons[i] : "";
-}
+/* The JSON keys and label values of the answers, by METRICS_<code>. */
+static const char *const answer_keys[] = {
+#define ANSWER_KEY(code, text) "answered_" #code,
+    METRICS_CODES(ANSWER_KEY)
+#undef ANSWER_KEY
+};
+static const char *const answer_codes[] = {
+#define ANSWER_CODE(code, text) #code,
+    METRICS_CODES(ANSWER_CODE)
+#undef ANSWER_CODE
+};
 
-const struct metrics_stats *metrics_stats(const struct metrics *m)
+void metrics_samples(const struct agent *a, stats_fn fn, void *ud)
 {
-    return &m->stats;
+    if (a->met == NULL)
+        return;
+    for (int i = 0; i < METRICS_CODE_COUNT; i++) {
+        struct stats_sample s = {&stats_metrics_answers, "metrics",
+                                 answer_keys[i], answer_codes[i],
+                                 a->met->stats.answers[i], false, NULL};
+        fn(ud, &s);
+    }
 }
 
 /* ===== The exposition format ===== */
@@ -200,7 +218,7 @@ static void answer(struct conn *c, int code, bool head)
     char line[256];
     if (code == METRICS_200) {
         struct render r = {&body, NULL};
-        stats_collect(m->a, render_sample, &r);
+        stats_collect(m->a, metrics_samples, render_sample, &r);
     } else {
         put(&body, sentences[code]);
     }

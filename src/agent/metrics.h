@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/stats.h"
+
 #define METRICS_REQUEST_MAX 8192  /* request line and headers, in bytes */
 #define METRICS_TIMEOUT_MS 5000   /* to send the whole request */
 #define METRICS_LINGER_MS 2000    /* to take the answer, after it */
@@ -43,10 +45,6 @@ enum {
     METRICS_CODE_COUNT
 };
 
-struct metrics_stats {
-    uint64_t answers[METRICS_CODE_COUNT]; /* by METRICS_<code> */
-};
-
 /* Listen on a->cfg.metrics when it is set (a numeric ip:port), and set
  * a->met; with it empty, do nothing. Returns 0, or an HS_E* code with a
  * sentence in err (a->met stays NULL; what was opened closes as the loop
@@ -57,7 +55,9 @@ int metrics_start(struct agent *a, char *err, size_t errlen);
  * handles are closed and the struct is freed (a->met is NULL by then). */
 void metrics_close(struct metrics *m, void (*cb)(void *ud), void *ud);
 
-const struct metrics_stats *metrics_stats(const struct metrics *m);
+/* The endpoint's own numbers (its answers by status code, none when it
+ * is off), for stats_collect. */
+void metrics_samples(const struct agent *a, stats_fn fn, void *ud);
 
 /* ===== The request parser (pure; the fuzz target calls it) ===== */
 /* The end of the request head in p[0..len) (just past the empty line
@@ -70,7 +70,5 @@ size_t metrics_head_end(const char *p, size_t len, size_t *scan);
  * origin-form ("/metrics?query") or absolute-form
  * ("http://host:port/metrics", RFC 9112 section 3.2.2). */
 int metrics_judge(const char *p, size_t n, bool *head);
-/* The status code of a METRICS_<code> index, and its reason phrase. */
-const char *metrics_reason(int i);
 
 #endif

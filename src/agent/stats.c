@@ -7,7 +7,6 @@
 #include "agent/agent.h"
 #include "lua/host.h"
 #include "core/metadata.h"
-#include "agent/metrics.h"
 #include "core/node.h"
 #include "io/transport.h"
 #include "agent/wal.h"
@@ -285,21 +284,11 @@ static const struct field wal_fields[] = {
            "Unix time of the last save that failed (0: none)."), NULL},
 };
 
-static const struct stats_metric answers = {
+/* The Prometheus endpoint's answers: metrics.c gives their samples
+ * (metrics_samples), named here with every other metric. */
+const struct stats_metric stats_metrics_answers = {
     "metrics_answers_total", STATS_COUNTER, "code",
     "Answers of this endpoint, by HTTP status code."};
-
-/* The JSON keys and label values of the answers, by METRICS_<code>. */
-static const char *const answer_keys[] = {
-#define ANSWER_KEY(code, text) "answered_" #code,
-    METRICS_CODES(ANSWER_KEY)
-#undef ANSWER_KEY
-};
-static const char *const answer_codes[] = {
-#define ANSWER_CODE(code, text) #code,
-    METRICS_CODES(ANSWER_CODE)
-#undef ANSWER_CODE
-};
 
 /* ===== Collecting ===== */
 
@@ -335,7 +324,8 @@ static void emit_types(const struct out *o, const struct stats_metric *m,
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-void stats_collect(const struct agent *a, stats_fn fn, void *ud)
+void stats_collect(const struct agent *a, stats_part metrics,
+                   stats_fn fn, void *ud)
 {
     const struct out o = {fn, ud};
     const struct node *nd = a->node;
@@ -419,12 +409,8 @@ void stats_collect(const struct agent *a, stats_fn fn, void *ud)
     if (a->tp)
         emit_fields(&o, "transport", transport_fields,
                     COUNT(transport_fields), transport_stats(a->tp));
-    if (a->met) {
-        const struct metrics_stats *ms = metrics_stats(a->met);
-        for (int i = 0; i < METRICS_CODE_COUNT; i++)
-            emit(&o, &answers, "metrics", answer_keys[i], answer_codes[i],
-                 ms->answers[i]);
-    }
+    if (metrics)
+        metrics(a, fn, ud);
     emit(&o,
          &(const struct stats_metric){"build_info", STATS_GAUGE, "version",
                                       "The hearsay version, as a label."},

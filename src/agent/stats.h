@@ -1,6 +1,6 @@
 /* stats.h: every number a running agent shows, collected in one place.
  *
- * `hearsay stats` (control.c, as JSON) and the Prometheus endpoint
+ * `hearsay stats` (control_node.c, as JSON) and the Prometheus endpoint
  * (metrics.c, as text) both walk the samples stats_collect() gives, so
  * the two always show the same numbers under names that map one to one:
  * a sample carries its JSON place (group and key) and its metric (name,
@@ -38,8 +38,18 @@ struct stats_sample {
 
 typedef void (*stats_fn)(void *ud, const struct stats_sample *s);
 
-/* Call fn for every number of the agent, always in the same order. The
- * agent's node must be open. */
-void stats_collect(const struct agent *a, stats_fn fn, void *ud);
+/* The numbers of a part of the agent that sits above this file: the
+ * Prometheus endpoint's own (metrics_samples, metrics.h), which reads
+ * stats and is counted here too. */
+typedef void (*stats_part)(const struct agent *a, stats_fn fn, void *ud);
+
+/* The metric of the endpoint's answers, by status code. */
+extern const struct stats_metric stats_metrics_answers;
+
+/* Call fn for every number of the agent, always in the same order; the
+ * samples of `metrics` (if not NULL) come in their place. The agent's
+ * node must be open. */
+void stats_collect(const struct agent *a, stats_part metrics,
+                   stats_fn fn, void *ud);
 
 #endif

@@ -22,7 +22,7 @@
  * logs so, and a new snapshot saves what the log missed. It logs once
  * when it starts failing and once when it saves again.
  *
- * Only the agent uses it (main.c makes it, control.c waits on it). */
+ * Only the agent uses it (main.c makes it, control_kv.c waits on it). */
 #ifndef HS_WAL_H
 #define HS_WAL_H
 
