@@ -3,11 +3,16 @@
  *
  * One struct lnode binds one struct node to one Lua state: the agent's
  * own state (lua/host.c), or the state of a busted run for nodes started
- * in-process or in a simulation (lua/module.c). It owns the registry refs
- * of its scripts and timers, and drops them all in lnode_close. Every call
- * into Lua runs under lua_pcall with a traceback and an instruction
- * budget; a hook that fails is logged and counted, and the documented
- * default applies. */
+ * in-process or in a simulation (lua/mod_node.c, lua/mod_sim.c). It owns
+ * the registry refs of its scripts and timers, and drops them all in
+ * lnode_close. Every call into Lua runs under lua_pcall with a traceback
+ * and an instruction budget; a hook that fails is logged and counted, and
+ * the documented default applies.
+ *
+ * The files behind it: lua/call.c (calls under a budget), lua/hooks.c
+ * (the hooks, lifecycle, loading scripts), lua/member.c (members as Lua
+ * values), lua/api.c (the `hearsay` API); lua/lnode_int.h is what they
+ * share. */
 #ifndef HS_LUA_NODE_H
 #define HS_LUA_NODE_H
 
