@@ -48,11 +48,12 @@ PURE_SRC := $(call src_of,base) $(call src_of,codec) $(call src_of,core) \
             $(wildcard src/io/sim*.c)
 CORE_OBJ := $(call obj_of,$(PURE_SRC))
 IO_OBJ   := $(call obj_of,$(filter-out src/io/sim%,$(call src_of,io)))
-LUA_OBJ  := $(call obj_of,$(filter-out src/lua/module.c,$(call src_of,lua)))
+LUA_OBJ  := $(call obj_of,$(filter-out src/lua/module.c src/lua/mod_%.c,\
+              $(call src_of,lua)))
 AGENT_OBJ := $(call obj_of,$(call src_of,agent))
 CLI_OBJ  := $(call obj_of,$(call src_of,cli))
 RUNTIME_OBJ := $(IO_OBJ) $(LUA_OBJ) $(AGENT_OBJ) $(CLI_OBJ)
-MODULE_OBJ  := $(BUILD)/lua/module.o
+MODULE_OBJ  := $(call obj_of,src/lua/module.c $(wildcard src/lua/mod_*.c))
 # What the Lua module links of the runtime: the Lua binding and the
 # libuv transport of in-process nodes (no CLI, control endpoint, metrics
 # or data dir).
