@@ -205,15 +205,10 @@ void wal_log_state(struct wal *w, bool force)
     buf_free(&s);
 }
 
-void wal_flush_done(struct wal *w, struct job *j)
+/* The head batch `b` is on disk (job `j` wrote it): count it, move the
+ * durable mark, drop it and answer the writes that waited for it. */
+static void batch_saved(struct wal *w, struct batch *b, const struct job *j)
 {
-    struct batch *b = j->batch;
-    w->log_job = NULL;
-    w->fd = j->fd;
-    if (j->err) {
-        log_failed(w, j);
-        return;
-    }
     if (j->create)
         w->fd_gen = b->gen;
     log_bytes_add(w, b->gen, b->b.len, j->create);
@@ -228,6 +223,18 @@ void wal_flush_done(struct wal *w, struct job *j)
         w->tail = NULL;
     batch_free(b);
     answer_waits(w, 0, NULL);
+}
+
+void wal_flush_done(struct wal *w, struct job *j)
+{
+    struct batch *b = j->batch;
+    w->log_job = NULL;
+    w->fd = j->fd;
+    if (j->err) {
+        log_failed(w, j);
+        return;
+    }
+    batch_saved(w, b, j);
     start_flush(w); /* what gathered during this fsync */
     if (w->cp && w->cp->cleaning)
         wal_try_cleanup(w);
@@ -307,19 +314,8 @@ void wal_flush_now(struct wal *w)
             wal_job_free(j);
             break;
         }
-        if (j->create)
-            w->fd_gen = b->gen;
-        log_bytes_add(w, b->gen, b->b.len, j->create);
-        w->st.fsyncs++;
-        wal_count_save(w);
-        if (b->records)
-            w->durable = b->last_seq;
-        w->head = b->next;
-        if (w->tail == b)
-            w->tail = NULL;
-        batch_free(b);
+        batch_saved(w, b, j);
         wal_job_free(j);
-        answer_waits(w, 0, NULL);
     }
     answer_waits(w, HS_EIO, "not saved: the agent is shutting down");
 }
