@@ -295,7 +295,7 @@ describe("the script sandbox #net", function()
     local line = a:log():match("script: sandbox: ([^\n]*)")
     for _, want in ipairs{ "execute=nil", "req_os_execute=nil",
                            "req_os_time=function", "debug=error",
-                           "popen=nil", "loadlib=nil", "load=nil",
+                           "popen=nil", "loadlib=error", "load=nil",
                            "cjson=function", "module_execute=nil",
                            "module_debug=nil" } do
       assert.matches(want, line, 1, true)

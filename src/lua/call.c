@@ -4,6 +4,7 @@
  * library's loops in C, the watchdog's observer, and lnode_pcall with its
  * traceback (lua.c's msghandler) and counters. */
 #include "lua/lnode_int.h"
+#include "lua/sandbox.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -271,8 +272,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
  * leaves exactly nresults values on L; on failure the message, with a
  * traceback. *stopped tells a budget stop. */
 static int run_protected(lua_State *L, int nargs, int nresults,
-                         uint64_t budget, bool timed, bool *stopped,
-                         struct lnode *ln)
+                         uint64_t budget, bool timed, uint64_t mem_cap,
+                         bool *stopped, struct lnode *ln)
 {
     /* A coroutine that ended well can run the next call: keeping one
      * saves its creation on every hook call. */
@@ -317,7 +318,9 @@ static int run_protected(lua_State *L, int nargs, int nresults,
     else
         stop(NULL); /* an outer call is out of budget: stop at once */
     int nres = 0;
+    int64_t mem = lsandbox_mem_begin(L, mem_cap);
     int status = lua_resume(co, L, nargs, &nres);
+    lsandbox_mem_end(L, mem);
     frame = fr.outer;
     *stopped = fr.stopped;
     if (ln)
@@ -673,11 +676,12 @@ int lnode_pcall(struct lnode *ln, int nargs, int nresults, const char *what)
 {
     lua_State *L = lnode_state(ln);
     bool stopped;
+    HS_INVARIANT(lnode_refs_ok(ln));
     ln->prev_current = current;
     current = ln;
     observe_begin(L, -(nargs + 1), what);
     int status = run_protected(L, nargs, nresults, ln->budget,
-                               ln->real_time, &stopped, ln);
+                               ln->real_time, ln->mem_cap, &stopped, ln);
     observe_end();
     current = ln->prev_current;
     ln->stats.calls++;
@@ -714,8 +718,8 @@ int lnode_run_top(struct lnode *ln, lua_State *L, uint64_t budget,
     struct lnode *outer = current;
     current = ln;
     observe_begin(L, -1, "load");
-    int status = run_protected(L, 0, 1, budget, ln->real_time, stopped,
-                               NULL);
+    int status = run_protected(L, 0, 1, budget, ln->real_time,
+                               ln->mem_cap, stopped, NULL);
     observe_end();
     current = outer;
     return status;

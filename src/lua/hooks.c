@@ -465,6 +465,34 @@ void lnode_init(struct lnode *ln, lua_State *L, uint64_t budget,
     ln->owner = owner;
 }
 
+/* A ref is none, or holds a value of its type. */
+static bool ref_holds(lua_State *L, int ref, int type)
+{
+    if (ref == LUA_NOREF)
+        return true;
+    bool ok = lua_rawgeti(L, LUA_REGISTRYINDEX, ref) == type;
+    lua_pop(L, 1);
+    return ok;
+}
+
+bool lnode_refs_ok(struct lnode *ln)
+{
+    lua_State *L = ln->L;
+    if (L == NULL || !lua_checkstack(L, 1))
+        return L == NULL;
+    if (!ref_holds(L, ln->scripts_ref, LUA_TTABLE) ||
+        !ref_holds(L, ln->co_ref, LUA_TTHREAD) ||
+        !ref_holds(L, ln->udata_ref, LUA_TUSERDATA))
+        return false;
+    if (ln->udata_ref == LUA_NOREF)
+        return true;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ln->udata_ref);
+    struct lnode **p = lua_touserdata(L, -1);
+    bool ok = p != NULL && *p == ln; /* the node object points at us */
+    lua_pop(L, 1);
+    return ok;
+}
+
 void lnode_set_scripts(struct lnode *ln, int idx)
 {
     idx = lua_absindex(ln->L, idx);
@@ -472,6 +500,7 @@ void lnode_set_scripts(struct lnode *ln, int idx)
     lua_pushvalue(ln->L, idx);
     ln->scripts_ref = luaL_ref(ln->L, LUA_REGISTRYINDEX);
     lua_remove(ln->L, idx);
+    HS_INVARIANT(lnode_refs_ok(ln));
 }
 
 void lnode_detach(struct lnode *ln)
@@ -482,6 +511,7 @@ void lnode_detach(struct lnode *ln)
 
 void lnode_close(struct lnode *ln)
 {
+    HS_INVARIANT(lnode_refs_ok(ln));
     cancel_timers(ln);
     lnode_unregister(ln);
     luaL_unref(ln->L, LUA_REGISTRYINDEX, ln->scripts_ref);

@@ -22,10 +22,6 @@ int lua_host_new(const struct config *cfg, const struct hs_logger *log,
 struct hooks lua_host_hooks(struct lua_host *h);
 size_t lua_host_count(const struct lua_host *h);
 struct lnode *lua_host_lnode(struct lua_host *h);
-/* Put the sandbox's io.open and io.lines, which open regular files only
- * (a FIFO, socket or device would block the loop), into the io table at
- * idx (its own lines stays for io.lines() without a file). */
-void lua_host_guard_io(lua_State *L, int idx);
 /* Drop the scripts (their timers first), then the state. */
 void lua_host_free(struct lua_host *h);
 

@@ -50,6 +50,9 @@ struct lnode {
     uint64_t budget;         /* VM instructions per call; 0 = none */
     bool real_time;          /* the budget bounds wall-clock time too
                               * (not in a simulation: it has its own) */
+    uint64_t mem_cap;        /* bytes one call may allocate (net) in a
+                              * state shared with a test; 0: none (the
+                              * agent's state caps itself) */
     const struct hs_logger *log;
     const struct lnode_ops *ops;
     void *owner;

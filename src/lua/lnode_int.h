@@ -9,6 +9,13 @@
 #define NODE_MT "hearsay.node"
 #define TIMER_MT "hearsay.timer"
 
+/* ===== hooks.c ===== */
+
+/* The registry refs of ln hold what they should: the scripts a table,
+ * the idle coroutine a thread, the node object a userdata pointing back
+ * at ln (HS_INVARIANT). */
+bool lnode_refs_ok(struct lnode *ln);
+
 /* ===== call.c ===== */
 
 /* The thread to push a call's function and arguments on: a hook fired

@@ -20,8 +20,5 @@ void lmod_check_config(lua_State *L, int idx, struct config *c);
 /* Hook tables from opts.hooks (the table at opts): one table of hook
  * functions, or a list of them. Appends them to the array at `arr`. */
 void lmod_add_hook_tables(lua_State *L, int opts, int arr);
-/* Push the globals a script at `path` gets; env_ref: a simulated node's
- * environment variables, or LUA_NOREF. */
-void lmod_push_script_env(lua_State *L, const char *path, int env_ref);
 
 #endif

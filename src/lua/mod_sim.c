@@ -10,6 +10,7 @@
 #include "core/metadata.h"
 #include "core/node.h"
 #include "io/sim.h"
+#include "lua/sandbox.h"
 
 static int fail(lua_State *L, int rc, const char *why)
 {
@@ -136,17 +137,19 @@ static void simnode_scripts(struct simnode *sn, struct node *nd)
         }
         lua_pop(L, 1);
     }
+    /* The scripts' sandbox, as an agent's */
+    lsandbox_push(L, (const char *const *)cfg->scripts.v, cfg->scripts.n,
+                  sn->env_ref);
     for (size_t i = 0; i < cfg->scripts.n; i++) {
-        lmod_push_script_env(L, cfg->scripts.v[i], sn->env_ref);
         if (lnode_load_script(&sn->ln, L, cfg->scripts.v[i], -1, sn->err,
                               sizeof sn->err) == 0)
             lua_rawseti(L, arr, (lua_Integer)lua_rawlen(L, arr) + 1);
-        lua_pop(L, 1); /* the environment */
         if (sn->err[0]) {
             HS_ERROR(sn->ln.log, "script not loaded: %s", sn->err);
             break;
         }
     }
+    lua_pop(L, 1); /* the sandbox */
     lnode_set_scripts(&sn->ln, arr);
     struct hooks h = lnode_hooks(&sn->ln);
     node_set_hooks(nd, &h);
@@ -167,6 +170,7 @@ static void sim_life(void *ud, size_t idx, struct node *nd, bool up)
     sn->ln.nd = nd;
     sn->ln.log = sim_logger(ls->sim, idx);
     sn->ln.budget = node_config(nd)->script_budget;
+    sn->ln.mem_cap = node_config(nd)->script_memory;
     simnode_scripts(sn, nd);
 }
 

@@ -18,6 +18,7 @@
 #include "core/node.h"
 #include "io/transport.h"
 #include "lua/mod_int.h"
+#include "lua/sandbox.h"
 
 static int fail(lua_State *L, int rc, const char *why)
 {
@@ -160,8 +161,11 @@ static int l_node_new(lua_State *L)
     lnode_register(&in->ln);
     lnode_push(L, &in->ln); /* the node object, before scripts use it */
     int self = lua_gettop(L);
+    /* The scripts' sandbox, as an agent's */
+    lsandbox_push(L, (const char *const *)cfg.scripts.v, cfg.scripts.n,
+                  LUA_NOREF);
+    in->ln.mem_cap = cfg.script_memory;
     for (size_t i = 0; i < cfg.scripts.n; i++) {
-        lmod_push_script_env(L, cfg.scripts.v[i], LUA_NOREF);
         if (lnode_load_script(&in->ln, L, cfg.scripts.v[i], -1, err,
                               sizeof err)) {
             inproc_close(in);
@@ -169,8 +173,8 @@ static int l_node_new(lua_State *L)
             return luaL_error(L, "%s", err);
         }
         lua_rawseti(L, arr, (lua_Integer)lua_rawlen(L, arr) + 1);
-        lua_pop(L, 1); /* the environment */
     }
+    lua_pop(L, 1); /* the sandbox */
     lnode_set_scripts(&in->ln, arr);
     self--; /* the array below it is gone */
     struct hooks hooks = lnode_hooks(&in->ln);
