@@ -151,7 +151,7 @@ lint:
 	$(Q)luacheck -q --no-color lua spec examples
 
 # The generated part of docs/ (the configuration reference, from the key
-# table of src/config.c); `make test` fails when it is out of date.
+# table of src/core/config_keys.c); `make test` fails when it is out of date.
 docs: all
 	$(Q)lua5.4 scripts/gen-docs.lua
 

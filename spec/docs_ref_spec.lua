@@ -2,7 +2,7 @@
 -- the code at run time (the module tables, the hook list, the
 -- configuration keys, `hearsay --help`), so a function, hook, key, command
 -- or flag added without its documentation fails here; and the generated
--- configuration reference must match src/core/config.c.
+-- configuration reference must match src/core/config_keys.c.
 local core = require "hearsay.core"
 local simlib = require "hearsay.sim"
 local agent = require "agent"
