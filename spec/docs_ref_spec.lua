@@ -36,12 +36,25 @@ describe("docs/", function()
   it("has an index that links every page", function()
     local index = read("docs/README.md")
     for _, page in ipairs({ "hooks.md", "lua-api.md", "configuration.md",
-                            "cli.md", "wire.md", "operations.md" }) do
+                            "cli.md", "wire.md", "operations.md",
+                            "layout.md" }) do
       read("docs/" .. page)
       assert.truthy(has(index, "(" .. page), "docs/README.md lacks " .. page)
     end
     assert.truthy(has(read("README.md"), "(docs/README.md)"),
                   "README.md does not link docs/")
+  end)
+end)
+
+describe("docs/layout.md", function()
+  it("names every folder and file of src/", function()
+    local text = read("docs/layout.md")
+    local p = assert(io.popen("cd src && ls -d */ *.c */*.c */*.h"))
+    for path in p:lines() do
+      local name = path:match("([^/]+)/?$")
+      assert.truthy(has(text, "`" .. name), "docs/layout.md lacks " .. path)
+    end
+    p:close()
   end)
 end)
 

@@ -3,7 +3,7 @@
  *
  * One struct lnode binds one struct node to one Lua state: the agent's
  * own state (lua/host.c), or the state of a busted run for nodes started
- * in-process or in a simulation (lua/mod_node.c, lua/mod_sim.c). It owns
+ * in-process or in a simulation (lua/module.c, lua/mod_sim.c). It owns
  * the registry refs of its scripts and timers, and drops them all in
  * lnode_close. Every call into Lua runs under lua_pcall with a traceback
  * and an instruction budget; a hook that fails is logged and counted, and
