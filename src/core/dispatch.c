@@ -12,10 +12,7 @@ union msg {
     struct wire_nack nack;
     struct wire_alive alive;
     struct wire_suspect suspect; /* suspect and dead */
-    struct {
-        const uint8_t *p;
-        size_t n;
-    } user;                      /* our envelope, opened by its handler */
+    struct user_msg user;        /* with its envelope */
 };
 
 typedef int (*msg_decode_fn)(const uint8_t *p, size_t n, union msg *m,
@@ -54,8 +51,7 @@ static int decode_user(const uint8_t *p, size_t n, union msg *m,
 {
     (void)sc;
     (void)why;
-    m->user.p = p;
-    m->user.n = n;
+    user_msg_decode(&m->user, p, n); /* a bad envelope: its handler's */
     return 0;
 }
 
@@ -111,7 +107,7 @@ static void on_dead(struct node *nd, const struct hs_addr *from,
 static void on_user(struct node *nd, const struct hs_addr *from,
                     union msg *m)
 {
-    node_user_message(nd, m->user.p, m->user.n, from);
+    node_user_message(nd, &m->user, from);
 }
 
 /* ===== The table ===== */

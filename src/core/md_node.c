@@ -27,6 +27,29 @@ int metadata_new(struct node *nd, struct metadata **out)
     return 0;
 }
 
+/* A request stream ended: its answer (or none) goes to the request. */
+static void request_done(struct stream *s, int err, const char *why,
+                         const uint8_t *p, size_t n)
+{
+    struct wire_envelope e;
+    void *req = s->req;
+    (void)why;
+    s->req = NULL;
+    if (req == NULL)
+        return;
+    if (err == 0 && stream_envelope(p, n, WIRE_ENV_META_RESP, &e))
+        metadata_stream_answer(s->nd->store, req, e.body, e.len);
+    else
+        metadata_stream_answer(s->nd->store, req, NULL, 0);
+}
+
+/* The node closes with the request open: the store goes next. */
+static void request_cancel(struct stream *s)
+{
+    hs_free(s->req);
+    s->req = NULL;
+}
+
 int md_send_request(struct metadata *md, const struct hs_addr *to,
                     const struct buf *body, struct request *rq)
 {
@@ -40,7 +63,8 @@ int md_send_request(struct metadata *md, const struct hs_addr *to,
     int rc = b.err;
     struct stream *s = NULL;
     if (rc == 0) {
-        s = stream_open(nd, STREAM_META, to, nd->cfg.tcp_timeout);
+        s = stream_dial(nd, STREAM_META, to, nd->cfg.tcp_timeout,
+                        request_done, request_cancel);
         rc = s ? stream_set_request(s, b.data, b.len) : HS_EIO;
     }
     if (rc == 0) {

@@ -239,7 +239,17 @@ void node_peer_hearsay(struct node *nd, const char *name, size_t len);
 void node_peer_foreign(struct node *nd, const struct hs_addr *addr);
 /* Is the member at this address known to run something else? */
 bool node_peer_is_foreign(const struct node *nd, const struct hs_addr *addr);
-void node_user_message(struct node *nd, const uint8_t *p, size_t n,
+/* A user message (by UDP or stream), its envelope decoded up front:
+ * env_rc 0 (ours: env), HS_ENOTFOUND (a foreign payload), or the
+ * decoding error. */
+struct user_msg {
+    const uint8_t *p;
+    size_t n;
+    int env_rc;
+    struct wire_envelope env;
+};
+void user_msg_decode(struct user_msg *u, const uint8_t *p, size_t n);
+void node_user_message(struct node *nd, const struct user_msg *u,
                        const struct hs_addr *from);
 /* Fill up to `limit` bytes with broadcasts (memberlist getBroadcasts),
  * laid end to end in out with their lengths in lens (send.c). */
@@ -358,10 +368,6 @@ void probe_forget(struct node *nd, struct member *m);
 struct stream *stream_dial(struct node *nd, int kind,
                            const struct hs_addr *to, uint64_t timeout_ms,
                            stream_done_fn done, stream_cancel_fn cancel);
-/* A metadata request stream (metadata.c's entry; kind STREAM_META), with
- * stream.c's callbacks for it until metadata.c passes its own. */
-struct stream *stream_open(struct node *nd, int kind,
-                           const struct hs_addr *to, uint64_t timeout_ms);
 /* Is p[0..n) a WIRE_USER stream message carrying our envelope of
  * `env_kind`? Its envelope goes to *e. */
 bool stream_envelope(const uint8_t *p, size_t n, int env_kind,

@@ -240,10 +240,10 @@ static void serve(struct stream *s, const uint8_t *p, size_t n)
                             "stream user message", w);
             return;
         }
-        const uint8_t *payload = p + 1 + r.off;
-        struct wire_envelope e;
-        if (wire_get_envelope(payload, (size_t)h.len, &e) == 0 &&
-            e.kind == WIRE_ENV_KEYS_REQ) {
+        struct user_msg u;
+        user_msg_decode(&u, p + 1 + r.off, (size_t)h.len);
+        const struct wire_envelope e = u.env;
+        if (u.env_rc == 0 && e.kind == WIRE_ENV_KEYS_REQ) {
             /* A keyring operation: answer on this stream, encrypted
              * whatever gossip_verify_outgoing says (it may carry keys). */
             struct buf body = BUF_INIT, b = BUF_INIT, env = BUF_INIT;
@@ -263,8 +263,7 @@ static void serve(struct stream *s, const uint8_t *p, size_t n)
             buf_free(&env);
             return;
         }
-        if (wire_get_envelope(payload, (size_t)h.len, &e) == 0 &&
-            e.kind == WIRE_ENV_META_REQ) {
+        if (u.env_rc == 0 && e.kind == WIRE_ENV_META_REQ) {
             /* A metadata sync or fetch: answer on this stream. */
             struct buf body = BUF_INIT, b = BUF_INIT, env = BUF_INIT;
             if (metadata_stream_serve(nd->store, e.body, e.len, &body) == 0) {
@@ -283,7 +282,7 @@ static void serve(struct stream *s, const uint8_t *p, size_t n)
             buf_free(&env);
             return;
         }
-        node_user_message(nd, payload, (size_t)h.len, &s->peer);
+        node_user_message(nd, &u, &s->peer);
         return;
     }
     default:
@@ -307,42 +306,6 @@ bool stream_envelope(const uint8_t *p, size_t n, int env_kind,
            (uint64_t)h.len <= mp_left(&r) &&
            wire_get_envelope(p + 1 + r.off, (size_t)h.len, e) == 0 &&
            e->kind == env_kind;
-}
-
-/* ===== Metadata request streams =====
- * metadata.c's completion, kept here until metadata.c dials its streams
- * with stream_dial and callbacks of its own. */
-
-static void meta_done(struct stream *s, int err, const char *why,
-                      const uint8_t *p, size_t n)
-{
-    struct node *nd = s->nd;
-    struct wire_envelope e;
-    void *req = s->req;
-    (void)why;
-    s->req = NULL;
-    if (err) {
-        if (req)
-            metadata_stream_answer(nd->store, req, NULL, 0);
-        return;
-    }
-    if (req && stream_envelope(p, n, WIRE_ENV_META_RESP, &e))
-        metadata_stream_answer(nd->store, req, e.body, e.len);
-    else if (req)
-        metadata_stream_answer(nd->store, req, NULL, 0);
-}
-
-static void meta_cancel(struct stream *s)
-{
-    hs_free(s->req); /* a metadata request: the store goes next */
-    s->req = NULL;
-}
-
-struct stream *stream_open(struct node *nd, int kind,
-                           const struct hs_addr *to, uint64_t timeout_ms)
-{
-    HS_ASSERT(kind == STREAM_META);
-    return stream_dial(nd, kind, to, timeout_ms, meta_done, meta_cancel);
 }
 
 /* A whole message arrived in p[0..n): unwrap and handle it. */

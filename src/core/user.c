@@ -110,11 +110,20 @@ bool node_peer_is_foreign(const struct node *nd, const struct hs_addr *addr)
     return m && m->peer == PEER_FOREIGN;
 }
 
-void node_user_message(struct node *nd, const uint8_t *p, size_t n,
+void user_msg_decode(struct user_msg *u, const uint8_t *p, size_t n)
+{
+    u->p = p;
+    u->n = n;
+    u->env_rc = wire_get_envelope(p, n, &u->env);
+}
+
+void node_user_message(struct node *nd, const struct user_msg *u,
                        const struct hs_addr *from)
 {
-    struct wire_envelope e;
-    int rc = wire_get_envelope(p, n, &e);
+    const uint8_t *p = u->p;
+    size_t n = u->n;
+    const struct wire_envelope e = u->env;
+    int rc = u->env_rc;
     nd->stats.user_messages_in++;
     if (rc == 0)
         node_peer_hearsay(nd, e.from, e.fromlen);
