@@ -261,7 +261,7 @@ static void user_stream(struct buf *out, uint8_t kind, const struct buf *body)
     buf_free(&env);
 }
 
-/* A metadata entry as metadata.c writes one. */
+/* A metadata entry as md_codec.c writes one. */
 static void entry(struct buf *b, const char *key, const char *value,
                   uint64_t version, const char *origin)
 {

@@ -31,10 +31,6 @@ void md_gossip(struct metadata *md, struct meta_entry *e)
 
 size_t metadata_take(struct metadata *md, size_t overhead, size_t limit,
                      int transmit_limit, struct buf *out, size_t *lens,
-                     size_t max);
-
-size_t metadata_take(struct metadata *md, size_t overhead, size_t limit,
-                     int transmit_limit, struct buf *out, size_t *lens,
                      size_t max)
 {
     size_t n = 0;

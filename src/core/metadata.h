@@ -118,6 +118,12 @@ void metadata_set_observer(struct metadata *md, meta_observer_fn fn,
  * WIRE_ENV_META) arrived by gossip from `from` (the packet's source). */
 void metadata_on_gossip(struct metadata *md, const uint8_t *p, size_t n,
                         const struct hs_addr *from);
+/* The store's share of a gossip packet (md_gossip.c): up to `limit`
+ * bytes of queued writes, each sent at most transmit_limit times, laid
+ * end to end in out with their lengths in lens (at most max). */
+size_t metadata_take(struct metadata *md, size_t overhead, size_t limit,
+                     int transmit_limit, struct buf *out, size_t *lens,
+                     size_t max);
 /* The metadata section of our push/pull user state. `remote` is the
  * peer's section when we answer a push/pull (we then add the key lists of
  * the buckets that differ), NULL when we start one. */

@@ -2,9 +2,9 @@
  *
  * struct node owns everything of one cluster member: its member table,
  * broadcast queues, timers, probes and streams. It runs on whatever struct
- * io it is given (transport.c for real sockets, sim.c for the simulated
- * network) and calls user code only through struct hooks. This is the only
- * API main.c, the Lua binding and the simulator call. */
+ * io it is given (io/transport*.c for real sockets, io/sim*.c for the
+ * simulated network) and calls user code only through struct hooks. This
+ * is the only API the agent, the Lua binding and the simulator call. */
 #ifndef HS_NODE_H
 #define HS_NODE_H
 

@@ -79,7 +79,7 @@ struct stream {
     bool join;               /* push/pull with Join=true */
     struct join_op *op;      /* the join this push/pull belongs to */
     uint32_t seq;            /* fallback ping */
-    void *req;               /* metadata request (metadata.c) */
+    void *req;               /* metadata request (md_node.c) */
     struct keyop *keyop;     /* keyring operation (keyops.c) */
     size_t keyop_slot;       /* which member of it */
     bool label_done;         /* inbound: the label header was checked */
@@ -264,10 +264,6 @@ void node_queue_encode(void *ud, struct bcast **slot, struct buf *out);
 /* Timer callbacks: gossip.c, reconnect.c. */
 void gossip_tick(struct timer *t);
 void reconnect_tick(struct timer *t);
-/* metadata.c's share of the gossip packets. */
-size_t metadata_take(struct metadata *md, size_t overhead, size_t limit,
-                     int transmit_limit, struct buf *out, size_t *lens,
-                     size_t max);
 void node_count_drop(struct node *nd, int reason,
                      const struct hs_addr *from, const char *what,
                      const char *why);

@@ -1,5 +1,5 @@
 /* snapshot.h: the files of the agent's data directory, and loading them
- * at start-up (wal.c writes them while the agent runs).
+ * at start-up (agent/wal_snap.c writes them while the agent runs).
  *
  * DIR holds:
  *   hearsay-G.log      the log of generation G: every change the store
@@ -48,7 +48,7 @@ enum {
 
 enum { SNAPSHOT_LOG, SNAPSHOT_SEG, SNAPSHOT_MEMBERS };
 
-/* ===== Writing (the bytes; wal.c does the files) ===== */
+/* ===== Writing (the bytes; agent/wal*.c do the files) ===== */
 
 /* The 16-byte header of a file of that kind. */
 void snapshot_put_header(struct buf *b, int kind, uint64_t gen);
@@ -86,7 +86,7 @@ struct snapshot_log {
     uint64_t bytes;
 };
 
-/* What snapshot_open found: what wal.c starts from. */
+/* What snapshot_open found: what agent/wal.c starts from. */
 struct snapshot_files {
     struct snapshot_seg *segs;
     size_t nsegs;
