@@ -17,7 +17,9 @@ static int fail(lua_State *L, int rc, const char *why)
     return lnode_fail(L, rc, why);
 }
 
-/* ===== Codec: wire structs <-> Lua tables ===== */
+/* ===== Codec: wire structs <-> Lua tables =====
+ * A message's fields are its schema's (wire_schema()), under their wire
+ * keys; the framing types and what follows a map are handled here. */
 
 static void set_raw(lua_State *L, const char *k, struct wire_raw r)
 {
