@@ -362,6 +362,259 @@ static void test_stream_scan(void)
     buf_free(&b);
 }
 
+/* ===== The schema against the encoders ===== */
+
+/* Every schema: the message types with a msgpack body, and the node
+ * states of a push/pull. */
+static const int SCHEMA_IDS[] = {
+    WIRE_PING,  WIRE_INDIRECT_PING, WIRE_ACK,      WIRE_SUSPECT,
+    WIRE_ALIVE, WIRE_DEAD,          WIRE_PUSHPULL, WIRE_USER,
+    WIRE_COMPRESS, WIRE_NACK,       WIRE_ERR,      WIRE_SCHEMA_NODE_STATE};
+
+/* The keys of section 4 of the shared reference, in wire order. */
+static const char *reference_keys(int id)
+{
+    switch (id) {
+    case WIRE_PING: return "Node SeqNo SourceAddr SourceNode SourcePort";
+    case WIRE_INDIRECT_PING:
+        return "Nack Node Port SeqNo SourceAddr SourceNode SourcePort Target";
+    case WIRE_ACK: return "Payload SeqNo";
+    case WIRE_SUSPECT:
+    case WIRE_DEAD: return "From Incarnation Node";
+    case WIRE_ALIVE: return "Addr Incarnation Meta Node Port Vsn";
+    case WIRE_PUSHPULL: return "Join Nodes UserStateLen";
+    case WIRE_USER: return "UserMsgLen";
+    case WIRE_COMPRESS: return "Algo Buf";
+    case WIRE_NACK: return "SeqNo";
+    case WIRE_ERR: return "Error";
+    case WIRE_SCHEMA_NODE_STATE:
+        return "Addr Incarnation Meta Name Port State Vsn";
+    default: return NULL;
+    }
+}
+
+static const uint8_t ZIP_IN[] = "hello hello hello";
+
+/* The body through its own encoder (not wire_put_body). */
+static void put_named(struct buf *b, int id, const union wire_body *m)
+{
+    switch (id) {
+    case WIRE_PING: wire_put_ping(b, &m->ping); break;
+    case WIRE_INDIRECT_PING:
+        wire_put_indirect_ping(b, &m->indirect_ping);
+        break;
+    case WIRE_ACK: wire_put_ack(b, &m->ack); break;
+    case WIRE_SUSPECT: wire_put_suspect(b, &m->suspect); break;
+    case WIRE_ALIVE: wire_put_alive(b, &m->alive); break;
+    case WIRE_DEAD: wire_put_dead(b, &m->suspect); break;
+    case WIRE_PUSHPULL: wire_put_pushpull_header(b, &m->pushpull); break;
+    case WIRE_USER: wire_put_user_header(b, m->user_header.len); break;
+    case WIRE_COMPRESS:
+        wire_put_compress(b, ZIP_IN, sizeof ZIP_IN - 1);
+        break;
+    case WIRE_NACK: wire_put_nack(b, &m->nack); break;
+    case WIRE_ERR: wire_put_err(b, &m->err); break;
+    case WIRE_SCHEMA_NODE_STATE: wire_put_node_state(b, &m->node_state); break;
+    }
+}
+
+/* The body through its own decoder. */
+static int get_named(struct mp_reader *r, int id, union wire_body *m,
+                     struct wire_scratch *s)
+{
+    switch (id) {
+    case WIRE_PING: return wire_get_ping(r, &m->ping, s, NULL);
+    case WIRE_INDIRECT_PING:
+        return wire_get_indirect_ping(r, &m->indirect_ping, s, NULL);
+    case WIRE_ACK: return wire_get_ack(r, &m->ack, s, NULL);
+    case WIRE_SUSPECT:
+    case WIRE_DEAD: return wire_get_suspect(r, &m->suspect, s, NULL);
+    case WIRE_ALIVE: return wire_get_alive(r, &m->alive, s, NULL);
+    case WIRE_PUSHPULL:
+        return wire_get_pushpull_header(r, &m->pushpull, s, NULL);
+    case WIRE_USER: return wire_get_user_header(r, &m->user_header, s, NULL);
+    case WIRE_COMPRESS: return wire_get_compress(r, &m->compress, s, NULL);
+    case WIRE_NACK: return wire_get_nack(r, &m->nack, s, NULL);
+    case WIRE_ERR: return wire_get_err(r, &m->err, s, NULL);
+    case WIRE_SCHEMA_NODE_STATE:
+        return wire_get_node_state(r, &m->node_state, s, NULL);
+    }
+    return HS_EINVAL;
+}
+
+/* CHECK_MEM for views that may be empty and NULL. */
+#define CHECK_VIEW(ap, an, bp, bn)                 \
+    do {                                           \
+        CHECK_EQ((an), (bn));                      \
+        if ((an) > 0 && (an) == (bn))              \
+            CHECK_MEM((ap), (an), (bp), (bn));     \
+    } while (0)
+
+static size_t kind_size(uint8_t kind)
+{
+    switch (kind) {
+    case WIRE_K_U8: return 1;
+    case WIRE_K_U16: return 2;
+    case WIRE_K_U32: return 4;
+    case WIRE_K_I64: return 8;
+    case WIRE_K_BOOL: return sizeof(bool);
+    default: return sizeof(struct wire_raw);
+    }
+}
+
+static void test_schema_tables(void)
+{
+    for (int t = 0; t < 256; t++) {
+        bool listed = false;
+        for (size_t i = 0; i < HS_ARRAY_LEN(SCHEMA_IDS); i++)
+            listed |= SCHEMA_IDS[i] == t;
+        CHECK_EQ(wire_schema(t) != NULL, listed);
+    }
+    CHECK(wire_schema(WIRE_DEAD) == wire_schema(WIRE_SUSPECT));
+    CHECK(wire_schema(-1) == NULL);
+    for (size_t i = 0; i < HS_ARRAY_LEN(SCHEMA_IDS); i++) {
+        const struct wire_schema *s = wire_schema(SCHEMA_IDS[i]);
+        CHECK(s->n > 0 && s->n <= 8);
+        CHECK(s->size <= sizeof(union wire_body));
+        char keys[256] = "";
+        unsigned decl_seen = 0;
+        for (unsigned j = 0; j < s->n; j++) {
+            const struct wire_field *f = &s->fields[j];
+            CHECK_EQ(f->klen, strlen(f->key));
+            CHECK(j == 0 || strcmp(s->fields[j - 1].key, f->key) < 0);
+            CHECK(f->kind <= WIRE_K_RAW);
+            CHECK(f->off + kind_size(f->kind) <= s->size);
+            CHECK(f->decl < s->n && !(decl_seen & 1u << f->decl));
+            decl_seen |= 1u << f->decl;
+            if (j)
+                strcat(keys, " ");
+            strcat(keys, f->key);
+        }
+        const char *want = reference_keys(SCHEMA_IDS[i]);
+        CHECK_MEM(keys, strlen(keys), want, strlen(want));
+    }
+}
+
+/* Set every field of m to a value of its own (strings: the key). */
+static void fill_fields(const struct wire_schema *s, union wire_body *m)
+{
+    memset(m, 0, sizeof *m);
+    for (unsigned j = 0; j < s->n; j++) {
+        const struct wire_field *f = &s->fields[j];
+        if (f->kind == WIRE_K_STR || f->kind == WIRE_K_RAW)
+            wire_field_set_raw(f, m, wire_raw(f->key, f->klen));
+        else
+            wire_field_set_int(f, m, f->kind == WIRE_K_BOOL ? 1 : 100 + j);
+    }
+}
+
+/* What the encoder of id wrote for m, read back against the schema: the
+ * same keys in the same order, each value of the field's kind, and the
+ * schema's fields leaving out only the empty omitempty ones. */
+static void check_encoded(int id, const union wire_body *m, bool full)
+{
+    const struct wire_schema *s = wire_schema(id);
+    struct buf b = BUF_INIT;
+    put_named(&b, id, m);
+    size_t start = 0;
+    if (id != WIRE_SCHEMA_NODE_STATE) {
+        CHECK_EQ(b.data[0], id);
+        start = 1;
+        if (id != WIRE_COMPRESS) { /* wire_put_compress zips its input */
+            struct buf g = BUF_INIT;
+            wire_put_body(&g, id, m);
+            CHECK_MEM(g.data, g.len, b.data, b.len);
+            buf_free(&g);
+        }
+    }
+    struct mp_reader r;
+    mp_reader_init(&r, b.data + start, b.len - start);
+    uint32_t n;
+    CHECK_EQ(mp_read_map(&r, &n), 0);
+    unsigned j = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *k;
+        uint32_t kn;
+        CHECK_EQ(mp_read_raw(&r, &k, &kn), 0);
+        while (j < s->n && !(kn == s->fields[j].klen &&
+                             memcmp(k, s->fields[j].key, kn) == 0)) {
+            /* only an empty omitempty field may be left out */
+            CHECK(!full && (s->fields[j].flags & WIRE_F_OMITEMPTY));
+            j++;
+        }
+        CHECK(j < s->n);
+        if (j >= s->n)
+            break;
+        const struct wire_field *f = &s->fields[j++];
+        enum mp_type t;
+        CHECK_EQ(mp_peek(&r, &t), 0);
+        if (f->kind == WIRE_K_BOOL) {
+            bool v;
+            CHECK_EQ(mp_read_bool(&r, &v), 0);
+            CHECK_EQ(v, wire_field_int(f, m));
+        } else if (f->kind == WIRE_K_STR || f->kind == WIRE_K_RAW) {
+            struct wire_raw want = wire_field_raw(f, m);
+            if (t == MP_NIL) {
+                CHECK(f->kind == WIRE_K_RAW && !want.set);
+                CHECK_EQ(mp_skip(&r), 0);
+                continue;
+            }
+            const uint8_t *p;
+            uint32_t pn;
+            CHECK_EQ(mp_read_raw(&r, &p, &pn), 0);
+            if (!(f->flags & WIRE_F_INNER))
+                CHECK_VIEW(p, pn, want.p, want.n);
+        } else if (f->kind == WIRE_K_I64) {
+            int64_t v;
+            CHECK_EQ(mp_read_int(&r, &v), 0);
+            CHECK_EQ(v, wire_field_int(f, m));
+        } else {
+            uint64_t v;
+            CHECK_EQ(mp_read_uint(&r, &v), 0);
+            CHECK_EQ(v, wire_field_int(f, m));
+        }
+    }
+    CHECK_EQ(mp_left(&r), 0);
+    while (j < s->n) /* what is left out at the end */
+        CHECK(!full && (s->fields[j++].flags & WIRE_F_OMITEMPTY));
+
+    /* The decoder of id and the schema's read the same values. */
+    union wire_body a, d;
+    WIRE_SCRATCH(sa);
+    WIRE_SCRATCH(sd);
+    mp_reader_init(&r, b.data + start, b.len - start);
+    CHECK_EQ(get_named(&r, id, &a, &sa), 0);
+    mp_reader_init(&r, b.data + start, b.len - start);
+    CHECK_EQ(wire_get_struct(&r, s, &d, &sd, NULL), 0);
+    for (j = 0; j < s->n; j++) {
+        const struct wire_field *f = &s->fields[j];
+        CHECK_EQ(wire_field_int(f, &a), wire_field_int(f, &d));
+        struct wire_raw ra = wire_field_raw(f, &a), rd = wire_field_raw(f, &d);
+        CHECK_VIEW(ra.p, ra.n, rd.p, rd.n);
+        if (f->flags & WIRE_F_INNER)
+            continue;
+        CHECK_EQ(wire_field_int(f, &d), wire_field_int(f, m));
+        struct wire_raw rm = wire_field_raw(f, m);
+        CHECK_VIEW(rd.p, rd.n, rm.p, rm.n);
+    }
+    buf_free(&b);
+}
+
+static void test_schema_encoders(void)
+{
+    for (size_t i = 0; i < HS_ARRAY_LEN(SCHEMA_IDS); i++) {
+        int id = SCHEMA_IDS[i];
+        const struct wire_schema *s = wire_schema(id);
+        union wire_body m;
+        fill_fields(s, &m);
+        if (id == WIRE_COMPRESS) /* wire_put_compress writes LZW, 0 */
+            m.compress.algo = 0;
+        check_encoded(id, &m, true);
+        memset(&m, 0, sizeof m);
+        check_encoded(id, &m, false);
+    }
+}
+
 int main(void)
 {
     RUN(test_ping_encode);
@@ -372,5 +625,7 @@ int main(void)
     RUN(test_lenient_decode);
     RUN(test_walk_packet);
     RUN(test_stream_scan);
+    RUN(test_schema_tables);
+    RUN(test_schema_encoders);
     return test_report("wire");
 }

@@ -1,7 +1,6 @@
 /* wire.c: memberlist message codec and packet framing. */
 #include "codec/wire.h"
 
-#include <stddef.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -31,363 +30,64 @@ bool wire_raw_eq(struct wire_raw r, const char *s)
     return r.n == n && (n == 0 || memcmp(r.p, s, n) == 0);
 }
 
-/* ===== Table-driven struct codec =====
- * One schema per Go struct: its fields in sorted key order (the order Go
- * encodes them) with the position each has in the Go declaration (the
- * order of the array form). */
 
-enum kind { K_U8, K_U16, K_U32, K_I64, K_BOOL, K_STR, K_RAW };
+/* ===== Bodies =====
+ * The fields are wire_schema.c's: each body is written and read by the
+ * table of its type. */
 
-struct field {
-    const char *key;
-    uint8_t klen;
-    uint8_t kind;
-    uint8_t omitempty;
-    uint8_t decl;
-    uint16_t off;
-};
-
-struct schema {
-    const char *name;
-    const struct field *fields;
-    uint8_t n;
-    uint16_t size;
-};
-
-#define F(st, key, kind, omit, decl, member)                      \
-    {key, (uint8_t)(sizeof(key) - 1), kind, omit, decl,           \
-     (uint16_t)offsetof(struct st, member)}
-#define SCHEMA(var, st, name, arr) \
-    static const struct schema var = {name, arr, (uint8_t)HS_ARRAY_LEN(arr), \
-                                      (uint16_t)sizeof(struct st)}
-
-static const struct field ping_f[] = {
-    F(wire_ping, "Node", K_STR, 0, 1, node),
-    F(wire_ping, "SeqNo", K_U32, 0, 0, seq),
-    F(wire_ping, "SourceAddr", K_RAW, 1, 2, source_addr),
-    F(wire_ping, "SourceNode", K_STR, 1, 4, source_node),
-    F(wire_ping, "SourcePort", K_U16, 1, 3, source_port),
-};
-SCHEMA(ping_s, wire_ping, "ping", ping_f);
-
-static const struct field indirect_f[] = {
-    F(wire_indirect_ping, "Nack", K_BOOL, 0, 4, nack),
-    F(wire_indirect_ping, "Node", K_STR, 0, 3, node),
-    F(wire_indirect_ping, "Port", K_U16, 0, 2, port),
-    F(wire_indirect_ping, "SeqNo", K_U32, 0, 0, seq),
-    F(wire_indirect_ping, "SourceAddr", K_RAW, 1, 5, source_addr),
-    F(wire_indirect_ping, "SourceNode", K_STR, 1, 7, source_node),
-    F(wire_indirect_ping, "SourcePort", K_U16, 1, 6, source_port),
-    F(wire_indirect_ping, "Target", K_RAW, 0, 1, target),
-};
-SCHEMA(indirect_s, wire_indirect_ping, "indirect-ping", indirect_f);
-
-static const struct field ack_f[] = {
-    F(wire_ack, "Payload", K_RAW, 0, 1, payload),
-    F(wire_ack, "SeqNo", K_U32, 0, 0, seq),
-};
-SCHEMA(ack_s, wire_ack, "ack", ack_f);
-
-static const struct field nack_f[] = {
-    F(wire_nack, "SeqNo", K_U32, 0, 0, seq),
-};
-SCHEMA(nack_s, wire_nack, "nack", nack_f);
-
-static const struct field err_f[] = {
-    F(wire_err, "Error", K_STR, 0, 0, error),
-};
-SCHEMA(err_s, wire_err, "err", err_f);
-
-static const struct field suspect_f[] = {
-    F(wire_suspect, "From", K_STR, 0, 2, from),
-    F(wire_suspect, "Incarnation", K_U32, 0, 0, incarnation),
-    F(wire_suspect, "Node", K_STR, 0, 1, node),
-};
-SCHEMA(suspect_s, wire_suspect, "suspect", suspect_f);
-
-static const struct field alive_f[] = {
-    F(wire_alive, "Addr", K_RAW, 0, 2, addr),
-    F(wire_alive, "Incarnation", K_U32, 0, 0, incarnation),
-    F(wire_alive, "Meta", K_RAW, 0, 4, meta),
-    F(wire_alive, "Node", K_STR, 0, 1, node),
-    F(wire_alive, "Port", K_U16, 0, 3, port),
-    F(wire_alive, "Vsn", K_RAW, 0, 5, vsn),
-};
-SCHEMA(alive_s, wire_alive, "alive", alive_f);
-
-static const struct field pph_f[] = {
-    F(wire_pushpull_header, "Join", K_BOOL, 0, 2, join),
-    F(wire_pushpull_header, "Nodes", K_I64, 0, 0, nodes),
-    F(wire_pushpull_header, "UserStateLen", K_I64, 0, 1, user_state_len),
-};
-SCHEMA(pph_s, wire_pushpull_header, "push-pull header", pph_f);
-
-static const struct field user_f[] = {
-    F(wire_user_header, "UserMsgLen", K_I64, 0, 0, len),
-};
-SCHEMA(user_s, wire_user_header, "user header", user_f);
-
-static const struct field ns_f[] = {
-    F(wire_node_state, "Addr", K_RAW, 0, 1, addr),
-    F(wire_node_state, "Incarnation", K_U32, 0, 4, incarnation),
-    F(wire_node_state, "Meta", K_RAW, 0, 3, meta),
-    F(wire_node_state, "Name", K_STR, 0, 0, name),
-    F(wire_node_state, "Port", K_U16, 0, 2, port),
-    F(wire_node_state, "State", K_I64, 0, 5, state),
-    F(wire_node_state, "Vsn", K_RAW, 0, 6, vsn),
-};
-SCHEMA(ns_s, wire_node_state, "node state", ns_f);
-
-static const struct field compress_f[] = {
-    F(wire_compress, "Algo", K_U8, 0, 0, algo),
-    F(wire_compress, "Buf", K_RAW, 0, 1, buf),
-};
-SCHEMA(compress_s, wire_compress, "compress", compress_f);
-
-#define AT(m, f, type) ((type *)(void *)((char *)(m) + (f)->off))
-#define CAT(m, f, type) ((const type *)(const void *)((const char *)(m) + (f)->off))
-
-static bool field_empty(const struct field *f, const void *m)
+void wire_put_body(struct buf *b, int type, const void *m)
 {
-    switch (f->kind) {
-    case K_U8: return *CAT(m, f, uint8_t) == 0;
-    case K_U16: return *CAT(m, f, uint16_t) == 0;
-    case K_U32: return *CAT(m, f, uint32_t) == 0;
-    case K_I64: return *CAT(m, f, int64_t) == 0;
-    case K_BOOL: return !*CAT(m, f, bool);
-    default: return CAT(m, f, struct wire_raw)->n == 0;
-    }
+    buf_putc(b, (uint8_t)type);
+    wire_put_struct(b, wire_schema(type), m);
 }
 
-static void put_struct(struct buf *b, const struct schema *s, const void *m)
-{
-    uint32_t n = 0;
-    for (unsigned i = 0; i < s->n; i++)
-        if (!s->fields[i].omitempty || !field_empty(&s->fields[i], m))
-            n++;
-    mp_write_map(b, n);
-    for (unsigned i = 0; i < s->n; i++) {
-        const struct field *f = &s->fields[i];
-        if (f->omitempty && field_empty(f, m))
-            continue;
-        mp_write_raw(b, f->key, f->klen);
-        switch (f->kind) {
-        case K_U8: mp_write_uint(b, *CAT(m, f, uint8_t)); break;
-        case K_U16: mp_write_uint(b, *CAT(m, f, uint16_t)); break;
-        case K_U32: mp_write_uint(b, *CAT(m, f, uint32_t)); break;
-        case K_I64: mp_write_int(b, *CAT(m, f, int64_t)); break;
-        case K_BOOL: mp_write_bool(b, *CAT(m, f, bool)); break;
-        case K_STR: {
-            const struct wire_raw *r = CAT(m, f, struct wire_raw);
-            mp_write_raw(b, r->p, r->n); /* a Go string is never nil */
-            break;
-        }
-        default: {
-            const struct wire_raw *r = CAT(m, f, struct wire_raw);
-            if (r->set)
-                mp_write_raw(b, r->p, r->n);
-            else
-                mp_write_nil(b);
-        }
-        }
-    }
-}
-
-/* A []byte sent as an array of small integers goes to scratch space. */
-static int get_byte_array(struct mp_reader *r, struct wire_raw *out,
-                          struct wire_scratch *s)
-{
-    uint32_t n;
-    int rc = mp_read_array(r, &n);
-    if (rc)
-        return rc;
-    if (s == NULL || n > s->cap - s->used)
-        return HS_EBADMSG;
-    uint8_t *dst = s->p + s->used;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t v;
-        if ((rc = mp_read_uint(r, &v)))
-            return rc;
-        if (v > 255)
-            return HS_EBADMSG;
-        dst[i] = (uint8_t)v;
-    }
-    s->used += n;
-    *out = wire_raw(dst, n);
-    return 0;
-}
-
-static int get_value(struct mp_reader *r, const struct field *f, void *m,
-                     struct wire_scratch *s)
-{
-    enum mp_type t;
-    int rc = mp_peek(r, &t);
-    if (rc)
-        return rc;
-    if (t == MP_NIL) { /* nil leaves the zero value */
-        r->off++;
-        return 0;
-    }
-    uint64_t u;
-    switch (f->kind) {
-    case K_U8:
-    case K_U16:
-    case K_U32: {
-        if ((rc = mp_read_uint(r, &u)))
-            return rc;
-        uint64_t max = f->kind == K_U8 ? 0xff
-                       : f->kind == K_U16 ? 0xffff : 0xffffffffu;
-        if (u > max)
-            return HS_EBADMSG;
-        if (f->kind == K_U8)
-            *AT(m, f, uint8_t) = (uint8_t)u;
-        else if (f->kind == K_U16)
-            *AT(m, f, uint16_t) = (uint16_t)u;
-        else
-            *AT(m, f, uint32_t) = (uint32_t)u;
-        return 0;
-    }
-    case K_I64:
-        return mp_read_int(r, AT(m, f, int64_t));
-    case K_BOOL:
-        return mp_read_bool(r, AT(m, f, bool));
-    case K_STR:
-    case K_RAW: {
-        struct wire_raw *out = AT(m, f, struct wire_raw);
-        if (t == MP_ARRAY && f->kind == K_RAW)
-            return get_byte_array(r, out, s);
-        const uint8_t *p;
-        uint32_t n;
-        if ((rc = mp_read_raw(r, &p, &n)))
-            return rc;
-        *out = wire_raw(p, n);
-        return 0;
-    }
-    }
-    return HS_EBADMSG;
-}
-
-static bool key_is(const struct field *f, const uint8_t *k, uint32_t n)
-{
-    return f->klen == n && memcmp(f->key, k, n) == 0;
-}
-
-/* The field named k. Go writes the fields in the order of the table, so
- * the i-th key is tried against the i-th field first. */
-static const struct field *find_field(const struct schema *s, unsigned hint,
-                                      const uint8_t *k, uint32_t n)
-{
-    if (hint < s->n && key_is(&s->fields[hint], k, n))
-        return &s->fields[hint];
-    for (unsigned i = 0; i < s->n; i++)
-        if (key_is(&s->fields[i], k, n))
-            return &s->fields[i];
-    return NULL;
-}
-
-static int get_struct(struct mp_reader *r, const struct schema *s, void *m,
-                      struct wire_scratch *sc, const char **why)
-{
-    memset(m, 0, s->size);
-    enum mp_type t;
-    uint32_t n;
-    int rc = mp_peek(r, &t);
-    if (rc)
-        goto fail;
-    if (t == MP_NIL) {
-        r->off++;
-        return 0;
-    }
-    if (t == MP_ARRAY) {
-        if ((rc = mp_read_array(r, &n)))
-            goto fail;
-        for (uint32_t i = 0; i < n; i++) {
-            const struct field *f = NULL;
-            for (unsigned j = 0; j < s->n; j++)
-                if (s->fields[j].decl == i)
-                    f = &s->fields[j];
-            rc = f ? get_value(r, f, m, sc) : mp_skip(r);
-            if (rc) {
-                if (why && f)
-                    *why = f->key;
-                goto fail;
-            }
-        }
-        return 0;
-    }
-    if ((rc = mp_read_map(r, &n)))
-        goto fail;
-    for (uint32_t i = 0; i < n; i++) {
-        const uint8_t *k;
-        uint32_t kn;
-        if ((rc = mp_read_raw(r, &k, &kn))) {
-            if (rc == HS_EBADMSG) /* a key that is not a string */
-                rc = mp_skip(r) ? rc : mp_skip(r);
-            if (rc)
-                goto fail;
-            continue;
-        }
-        const struct field *f = find_field(s, i, k, kn);
-        rc = f ? get_value(r, f, m, sc) : mp_skip(r);
-        if (rc) {
-            if (why && f)
-                *why = f->key;
-            goto fail;
-        }
-    }
-    return 0;
-fail:
-    if (why && (*why == NULL || rc != HS_EBADMSG))
-        *why = s->name;
-    return rc;
-}
-
-#define CODEC(name, st, schema, type)                                     \
+#define CODEC(name, st, type)                                             \
     void wire_put_##name(struct buf *b, const struct st *m)               \
     {                                                                     \
-        if ((type) >= 0)                                                  \
-            buf_putc(b, (uint8_t)(type));                                 \
-        put_struct(b, &(schema), m);                                      \
+        wire_put_body(b, type, m);                                        \
     }                                                                     \
     int wire_get_##name(struct mp_reader *r, struct st *m,                \
                         struct wire_scratch *s, const char **why)         \
     {                                                                     \
-        return get_struct(r, &(schema), m, s, why);                       \
+        return wire_get_struct(r, wire_schema(type), m, s, why);          \
     }
 
-CODEC(ping, wire_ping, ping_s, WIRE_PING)
-CODEC(indirect_ping, wire_indirect_ping, indirect_s, WIRE_INDIRECT_PING)
-CODEC(ack, wire_ack, ack_s, WIRE_ACK)
-CODEC(nack, wire_nack, nack_s, WIRE_NACK)
-CODEC(err, wire_err, err_s, WIRE_ERR)
-CODEC(suspect, wire_suspect, suspect_s, WIRE_SUSPECT)
-CODEC(alive, wire_alive, alive_s, WIRE_ALIVE)
-CODEC(pushpull_header, wire_pushpull_header, pph_s, WIRE_PUSHPULL)
-CODEC(node_state, wire_node_state, ns_s, -1)
-
-int wire_get_compress(struct mp_reader *r, struct wire_compress *m,
-                      struct wire_scratch *s, const char **why)
-{
-    return get_struct(r, &compress_s, m, s, why);
-}
+CODEC(ping, wire_ping, WIRE_PING)
+CODEC(indirect_ping, wire_indirect_ping, WIRE_INDIRECT_PING)
+CODEC(ack, wire_ack, WIRE_ACK)
+CODEC(nack, wire_nack, WIRE_NACK)
+CODEC(err, wire_err, WIRE_ERR)
+CODEC(suspect, wire_suspect, WIRE_SUSPECT)
+CODEC(alive, wire_alive, WIRE_ALIVE)
+CODEC(pushpull_header, wire_pushpull_header, WIRE_PUSHPULL)
 
 void wire_put_dead(struct buf *b, const struct wire_suspect *m)
 {
-    buf_putc(b, WIRE_DEAD);
-    put_struct(b, &suspect_s, m);
+    wire_put_body(b, WIRE_DEAD, m);
+}
+
+void wire_put_node_state(struct buf *b, const struct wire_node_state *m)
+{
+    wire_put_struct(b, wire_schema(WIRE_SCHEMA_NODE_STATE), m);
+}
+
+int wire_get_node_state(struct mp_reader *r, struct wire_node_state *m,
+                        struct wire_scratch *s, const char **why)
+{
+    return wire_get_struct(r, wire_schema(WIRE_SCHEMA_NODE_STATE), m, s,
+                           why);
 }
 
 void wire_put_user_header(struct buf *b, int64_t len)
 {
     struct wire_user_header h = {len};
-    buf_putc(b, WIRE_USER);
-    put_struct(b, &user_s, &h);
+    wire_put_body(b, WIRE_USER, &h);
 }
 
 int wire_get_user_header(struct mp_reader *r, struct wire_user_header *m,
                          struct wire_scratch *s, const char **why)
 {
-    return get_struct(r, &user_s, m, s, why);
+    return wire_get_struct(r, wire_schema(WIRE_USER), m, s, why);
 }
 
 void wire_put_compress(struct buf *b, const uint8_t *msg, size_t len)
@@ -397,10 +97,15 @@ void wire_put_compress(struct buf *b, const uint8_t *msg, size_t len)
         b->err = HS_ENOMEM;
     } else {
         struct wire_compress c = {0, wire_raw(z.data, z.len)};
-        buf_putc(b, WIRE_COMPRESS);
-        put_struct(b, &compress_s, &c);
+        wire_put_body(b, WIRE_COMPRESS, &c);
     }
     buf_free(&z);
+}
+
+int wire_get_compress(struct mp_reader *r, struct wire_compress *m,
+                      struct wire_scratch *s, const char **why)
+{
+    return wire_get_struct(r, wire_schema(WIRE_COMPRESS), m, s, why);
 }
 
 /* ===== Framing ===== */

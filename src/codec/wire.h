@@ -152,6 +152,90 @@ struct wire_compress {
     struct wire_raw buf;
 };
 
+/* Room for any of the bodies above. */
+union wire_body {
+    struct wire_ping ping;
+    struct wire_indirect_ping indirect_ping;
+    struct wire_ack ack;
+    struct wire_nack nack;
+    struct wire_err err;
+    struct wire_suspect suspect;
+    struct wire_alive alive;
+    struct wire_pushpull_header pushpull;
+    struct wire_user_header user_header;
+    struct wire_node_state node_state;
+    struct wire_compress compress;
+};
+
+/* ===== Schema (wire_schema.c) =====
+ * Each body's fields as memberlist's Go struct has them: the msgpack key
+ * exactly as on the wire, in sorted key order (the order Go writes them),
+ * the position in the Go declaration (the order of the array form), and
+ * where the value lives in the body's C struct. The encoders and decoders
+ * below walk these tables, and so does everything else that lists a
+ * body's fields (the Lua module's codec). */
+enum wire_kind {
+    WIRE_K_U8,   /* uint8_t */
+    WIRE_K_U16,  /* uint16_t */
+    WIRE_K_U32,  /* uint32_t */
+    WIRE_K_I64,  /* int64_t */
+    WIRE_K_BOOL, /* bool */
+    WIRE_K_STR,  /* struct wire_raw; a Go string: never written as nil */
+    WIRE_K_RAW   /* struct wire_raw; a Go []byte (also addresses): nil
+                  * when unset, or an array of small integers on input */
+};
+
+enum wire_field_flag {
+    WIRE_F_OMITEMPTY = 1, /* left out when zero or empty */
+    WIRE_F_LENGTH = 2,    /* a count or length of what follows the map
+                           * (node states, user state, a user message):
+                           * the writer of what follows sets it */
+    WIRE_F_INNER = 4      /* the bytes of another message (compress's Buf),
+                           * which readers show in its place */
+};
+
+struct wire_field {
+    const char *key; /* NUL-terminated */
+    uint8_t klen;
+    uint8_t kind;  /* enum wire_kind */
+    uint8_t flags; /* enum wire_field_flag */
+    uint8_t decl;  /* position in the Go declaration */
+    uint16_t off;  /* offset in the body's C struct */
+};
+
+struct wire_schema {
+    const char *name; /* names the body in errors */
+    const struct wire_field *fields;
+    uint8_t n;
+    uint16_t size; /* of the body's C struct */
+};
+
+/* The node states of a push/pull: not a message type of their own. */
+#define WIRE_SCHEMA_NODE_STATE 0x100
+
+/* The schema of a message type's msgpack body: the header for push/pull
+ * and for a user message on a stream, suspect's for dead, the node
+ * states for WIRE_SCHEMA_NODE_STATE. NULL for the types without one
+ * (compound, encrypt, has-crc, label, unknown). */
+const struct wire_schema *wire_schema(int type);
+
+/* A field's value in the body m: integers and bools as int64_t, strings
+ * and byte strings as views. The setters convert as a C cast to the
+ * field's type does. */
+int64_t wire_field_int(const struct wire_field *f, const void *m);
+struct wire_raw wire_field_raw(const struct wire_field *f, const void *m);
+void wire_field_set_int(const struct wire_field *f, void *m, int64_t v);
+void wire_field_set_raw(const struct wire_field *f, void *m,
+                        struct wire_raw v);
+
+/* Encode the body m as the map of schema s (no type byte); decode one
+ * into m (zeroed first; s->size bytes). Error conventions: those of the
+ * encoders and decoders below. */
+void wire_put_struct(struct buf *b, const struct wire_schema *s,
+                     const void *m);
+int wire_get_struct(struct mp_reader *r, const struct wire_schema *s,
+                    void *m, struct wire_scratch *sc, const char **why);
+
 /* Encoders append the type byte (except for node states and the stream
  * headers that follow a type byte) and the msgpack map. Errors stick in
  * the buf. */
@@ -171,6 +255,9 @@ void wire_put_node_state(struct buf *b, const struct wire_node_state *m);
 void wire_put_user_header(struct buf *b, int64_t len);
 /* A compress message wrapping `len` bytes (LZW). */
 void wire_put_compress(struct buf *b, const uint8_t *msg, size_t len);
+/* Type byte `type` and the body m as wire_schema(type) has it: what the
+ * encoders above write for the types with a schema. */
+void wire_put_body(struct buf *b, int type, const void *m);
 
 /* Decoders read one body (the type byte already consumed) from r. They
  * return 0, HS_ETRUNC or HS_EBADMSG; on error *why names the field. */

@@ -17,7 +17,9 @@ static int fail(lua_State *L, int rc, const char *why)
     return lnode_fail(L, rc, why);
 }
 
-/* ===== Codec: wire structs <-> Lua tables ===== */
+/* ===== Codec: wire structs <-> Lua tables =====
+ * A message's fields are its schema's (wire_schema()), under their wire
+ * keys; the framing types and what follows a map are handled here. */
 
 static void set_raw(lua_State *L, const char *k, struct wire_raw r)
 {
@@ -69,6 +71,57 @@ static bool get_bool(lua_State *L, int t, const char *k)
     return v;
 }
 
+/* The fields of the body m as the schema lists them, into the table on
+ * top of the stack, under their wire keys (a carried message is shown by
+ * the caller instead). */
+static void set_fields(lua_State *L, const struct wire_schema *s,
+                       const void *m)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        const struct wire_field *f = &s->fields[i];
+        if (f->flags & WIRE_F_INNER)
+            continue;
+        if (f->kind == WIRE_K_STR || f->kind == WIRE_K_RAW)
+            set_raw(L, f->key, wire_field_raw(f, m));
+        else if (f->kind == WIRE_K_BOOL)
+            set_bool(L, f->key, wire_field_int(f, m) != 0);
+        else
+            set_int(L, f->key, wire_field_int(f, m));
+    }
+}
+
+/* The body m (zeroed) from the fields of the table at `t`. Lengths of
+ * what follows and carried messages are the caller's. */
+static void get_fields(lua_State *L, int t, const struct wire_schema *s,
+                       void *m)
+{
+    memset(m, 0, s->size);
+    for (unsigned i = 0; i < s->n; i++) {
+        const struct wire_field *f = &s->fields[i];
+        if (f->flags & (WIRE_F_LENGTH | WIRE_F_INNER))
+            continue;
+        if (f->kind == WIRE_K_STR || f->kind == WIRE_K_RAW)
+            wire_field_set_raw(f, m, get_raw(L, t, f->key));
+        else if (f->kind == WIRE_K_BOOL)
+            wire_field_set_int(f, m, get_bool(L, t, f->key));
+        else
+            wire_field_set_int(f, m, get_int(L, t, f->key));
+    }
+}
+
+/* Decode a body by its schema; its fields go to the table on top of the
+ * stack. */
+static int read_fields(lua_State *L, int schema, struct mp_reader *r,
+                       union wire_body *m, struct wire_scratch *sc,
+                       const char **why)
+{
+    const struct wire_schema *s = wire_schema(schema);
+    int rc = wire_get_struct(r, s, m, sc, why);
+    if (rc == 0)
+        set_fields(L, s, m);
+    return rc;
+}
+
 static void push_body(lua_State *L, uint8_t type, const uint8_t *p,
                       size_t n, bool stream);
 
@@ -102,76 +155,8 @@ static void push_body(lua_State *L, uint8_t type, const uint8_t *p,
     lua_newtable(L);
     lua_pushstring(L, wire_type_name(type));
     lua_setfield(L, -2, "type");
+    union wire_body m;
     switch (type) {
-    case WIRE_PING: {
-        struct wire_ping m;
-        if ((rc = wire_get_ping(&r, &m, &sc, &why)))
-            break;
-        set_raw(L, "Node", m.node);
-        set_int(L, "SeqNo", m.seq);
-        set_raw(L, "SourceAddr", m.source_addr);
-        set_raw(L, "SourceNode", m.source_node);
-        set_int(L, "SourcePort", m.source_port);
-        break;
-    }
-    case WIRE_INDIRECT_PING: {
-        struct wire_indirect_ping m;
-        if ((rc = wire_get_indirect_ping(&r, &m, &sc, &why)))
-            break;
-        set_bool(L, "Nack", m.nack);
-        set_raw(L, "Node", m.node);
-        set_int(L, "Port", m.port);
-        set_int(L, "SeqNo", m.seq);
-        set_raw(L, "SourceAddr", m.source_addr);
-        set_raw(L, "SourceNode", m.source_node);
-        set_int(L, "SourcePort", m.source_port);
-        set_raw(L, "Target", m.target);
-        break;
-    }
-    case WIRE_ACK: {
-        struct wire_ack m;
-        if ((rc = wire_get_ack(&r, &m, &sc, &why)))
-            break;
-        set_raw(L, "Payload", m.payload);
-        set_int(L, "SeqNo", m.seq);
-        break;
-    }
-    case WIRE_NACK: {
-        struct wire_nack m;
-        if ((rc = wire_get_nack(&r, &m, &sc, &why)))
-            break;
-        set_int(L, "SeqNo", m.seq);
-        break;
-    }
-    case WIRE_ERR: {
-        struct wire_err m;
-        if ((rc = wire_get_err(&r, &m, &sc, &why)))
-            break;
-        set_raw(L, "Error", m.error);
-        break;
-    }
-    case WIRE_SUSPECT:
-    case WIRE_DEAD: {
-        struct wire_suspect m;
-        if ((rc = wire_get_suspect(&r, &m, &sc, &why)))
-            break;
-        set_raw(L, "From", m.from);
-        set_int(L, "Incarnation", m.incarnation);
-        set_raw(L, "Node", m.node);
-        break;
-    }
-    case WIRE_ALIVE: {
-        struct wire_alive m;
-        if ((rc = wire_get_alive(&r, &m, &sc, &why)))
-            break;
-        set_raw(L, "Addr", m.addr);
-        set_int(L, "Incarnation", m.incarnation);
-        set_raw(L, "Meta", m.meta);
-        set_raw(L, "Node", m.node);
-        set_int(L, "Port", m.port);
-        set_raw(L, "Vsn", m.vsn);
-        break;
-    }
     case WIRE_COMPOUND: {
         struct wire_part parts[WIRE_COMPOUND_MAX];
         size_t np, trunc;
@@ -194,9 +179,7 @@ static void push_body(lua_State *L, uint8_t type, const uint8_t *p,
     }
     case WIRE_COMPRESS: {
         struct buf out = BUF_INIT;
-        struct wire_compress c;
-        if ((rc = wire_get_compress(&r, &c, &sc, &why)) == 0)
-            set_int(L, "Algo", c.algo);
+        rc = read_fields(L, type, &r, &m, &sc, &why);
         r.off = 0;
         if (rc == 0 &&
             (rc = wire_decompress(p, n, 64u << 20, &out, &why)) == 0) {
@@ -220,10 +203,8 @@ static void push_body(lua_State *L, uint8_t type, const uint8_t *p,
     }
     case WIRE_USER:
         if (stream) {
-            struct wire_user_header h;
-            if ((rc = wire_get_user_header(&r, &h, &sc, &why)))
+            if ((rc = read_fields(L, type, &r, &m, &sc, &why)))
                 break;
-            set_int(L, "UserMsgLen", h.len);
             lua_pushlstring(L, (const char *)p + r.off, n - r.off);
         } else {
             lua_pushlstring(L, (const char *)p, n);
@@ -231,30 +212,21 @@ static void push_body(lua_State *L, uint8_t type, const uint8_t *p,
         lua_setfield(L, -2, "payload");
         break;
     case WIRE_PUSHPULL: {
-        struct wire_pushpull_header h;
-        if ((rc = wire_get_pushpull_header(&r, &h, &sc, &why)))
+        if ((rc = read_fields(L, type, &r, &m, &sc, &why)))
             break;
-        set_bool(L, "Join", h.join);
-        set_int(L, "Nodes", h.nodes);
-        set_int(L, "UserStateLen", h.user_state_len);
+        struct wire_pushpull_header h = m.pushpull;
         if (h.nodes < 0 || (uint64_t)h.nodes > mp_left(&r)) {
             rc = HS_ETOOBIG;
             why = "node count larger than the message";
             break;
         }
         lua_createtable(L, (int)h.nodes, 0);
+        const struct wire_schema *nss = wire_schema(WIRE_SCHEMA_NODE_STATE);
         for (int64_t i = 0; i < h.nodes; i++) {
-            struct wire_node_state ns;
-            if ((rc = wire_get_node_state(&r, &ns, &sc, &why)))
+            if ((rc = wire_get_struct(&r, nss, &m, &sc, &why)))
                 break;
             lua_newtable(L);
-            set_raw(L, "Addr", ns.addr);
-            set_int(L, "Incarnation", ns.incarnation);
-            set_raw(L, "Meta", ns.meta);
-            set_raw(L, "Name", ns.name);
-            set_int(L, "Port", ns.port);
-            set_int(L, "State", ns.state);
-            set_raw(L, "Vsn", ns.vsn);
+            set_fields(L, nss, &m);
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         lua_setfield(L, -2, "states");
@@ -273,6 +245,10 @@ static void push_body(lua_State *L, uint8_t type, const uint8_t *p,
         break;
     }
     default:
+        if (wire_schema(type) != NULL) {
+            rc = read_fields(L, type, &r, &m, &sc, &why);
+            break;
+        }
         set_int(L, "code", type);
         lua_pushlstring(L, (const char *)p, n);
         lua_setfield(L, -2, "body");
@@ -319,60 +295,6 @@ static int encode_table(lua_State *L, int t, struct buf *b, bool stream)
     luaL_checktype(L, t, LUA_TTABLE);
     int type = encode_type(L, t);
     switch (type) {
-    case WIRE_PING: {
-        struct wire_ping m = {(uint32_t)get_int(L, t, "SeqNo"),
-                              get_raw(L, t, "Node"),
-                              get_raw(L, t, "SourceAddr"),
-                              (uint16_t)get_int(L, t, "SourcePort"),
-                              get_raw(L, t, "SourceNode")};
-        wire_put_ping(b, &m);
-        break;
-    }
-    case WIRE_INDIRECT_PING: {
-        struct wire_indirect_ping m = {
-            (uint32_t)get_int(L, t, "SeqNo"), get_raw(L, t, "Target"),
-            (uint16_t)get_int(L, t, "Port"), get_raw(L, t, "Node"),
-            get_bool(L, t, "Nack"), get_raw(L, t, "SourceAddr"),
-            (uint16_t)get_int(L, t, "SourcePort"),
-            get_raw(L, t, "SourceNode")};
-        wire_put_indirect_ping(b, &m);
-        break;
-    }
-    case WIRE_ACK: {
-        struct wire_ack m = {(uint32_t)get_int(L, t, "SeqNo"),
-                             get_raw(L, t, "Payload")};
-        wire_put_ack(b, &m);
-        break;
-    }
-    case WIRE_NACK: {
-        struct wire_nack m = {(uint32_t)get_int(L, t, "SeqNo")};
-        wire_put_nack(b, &m);
-        break;
-    }
-    case WIRE_ERR: {
-        struct wire_err m = {get_raw(L, t, "Error")};
-        wire_put_err(b, &m);
-        break;
-    }
-    case WIRE_SUSPECT:
-    case WIRE_DEAD: {
-        struct wire_suspect m = {(uint32_t)get_int(L, t, "Incarnation"),
-                                 get_raw(L, t, "Node"),
-                                 get_raw(L, t, "From")};
-        if (type == WIRE_SUSPECT)
-            wire_put_suspect(b, &m);
-        else
-            wire_put_dead(b, &m);
-        break;
-    }
-    case WIRE_ALIVE: {
-        struct wire_alive m = {(uint32_t)get_int(L, t, "Incarnation"),
-                               get_raw(L, t, "Node"), get_raw(L, t, "Addr"),
-                               (uint16_t)get_int(L, t, "Port"),
-                               get_raw(L, t, "Meta"), get_raw(L, t, "Vsn")};
-        wire_put_alive(b, &m);
-        break;
-    }
     case WIRE_COMPOUND: {
         lua_getfield(L, t, "parts");
         int pt = lua_gettop(L);
@@ -431,27 +353,31 @@ static int encode_table(lua_State *L, int t, struct buf *b, bool stream)
         lua_getfield(L, t, "states");
         int st = lua_gettop(L);
         size_t ns = lua_istable(L, st) ? (size_t)luaL_len(L, st) : 0;
-        struct wire_pushpull_header h = {(int64_t)ns, (int64_t)user.n,
-                                         get_bool(L, t, "Join")};
-        wire_put_pushpull_header(b, &h);
+        union wire_body m;
+        get_fields(L, t, wire_schema(type), &m);
+        m.pushpull.nodes = (int64_t)ns;
+        m.pushpull.user_state_len = (int64_t)user.n;
+        wire_put_body(b, type, &m);
+        const struct wire_schema *nss = wire_schema(WIRE_SCHEMA_NODE_STATE);
         for (size_t i = 0; i < ns; i++) {
             lua_rawgeti(L, st, (lua_Integer)i + 1);
-            int e = lua_gettop(L);
-            struct wire_node_state s = {
-                get_raw(L, e, "Name"), get_raw(L, e, "Addr"),
-                (uint16_t)get_int(L, e, "Port"), get_raw(L, e, "Meta"),
-                (uint32_t)get_int(L, e, "Incarnation"),
-                get_int(L, e, "State"), get_raw(L, e, "Vsn")};
-            wire_put_node_state(b, &s);
+            get_fields(L, lua_gettop(L), nss, &m);
+            wire_put_struct(b, nss, &m);
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
         buf_append(b, user.p, user.n);
         break;
     }
-    default:
-        return luaL_error(L, "cannot encode a %s message",
-                          wire_type_name(type));
+    default: {
+        const struct wire_schema *s = wire_schema(type);
+        if (s == NULL)
+            return luaL_error(L, "cannot encode a %s message",
+                              wire_type_name(type));
+        union wire_body m;
+        get_fields(L, t, s, &m);
+        wire_put_body(b, type, &m);
+    }
     }
     return 0;
 }
