@@ -20,6 +20,7 @@
 
 #include "base/hs.h"
 #include "lua/lib.h"
+#include "lua/sandbox.h"
 
 /* A configuration file has no business being large or slow; these bounds
  * turn a runaway file into an error instead of a hung or swapping agent.
@@ -151,15 +152,7 @@ static const char *const left_out[] = {"dump", NULL};
  * functions left out, and with the charged ones wrapped. */
 static void push_library(lua_State *L, const char *name)
 {
-    lua_newtable(L);
-    lua_getglobal(L, name);
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, -5);
-    }
-    lua_pop(L, 1);
+    lsandbox_copy_global(L, name);
     for (int i = 0; left_out[i]; i++) {
         lua_pushnil(L);
         lua_setfield(L, -2, left_out[i]);

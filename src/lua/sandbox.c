@@ -59,6 +59,20 @@ static void keep_only(lua_State *L, int idx, const char *const *keep)
     }
 }
 
+void lsandbox_copy_global(lua_State *L, const char *name)
+{
+    lua_newtable(L);
+    if (lua_getglobal(L, name) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -5);
+        }
+    }
+    lua_pop(L, 1);
+}
+
 /* Push a new table holding the named fields of the global table `lib`. */
 static void push_lib_part(lua_State *L, const char *lib,
                           const char *const *names)
@@ -450,16 +464,7 @@ void lsandbox_push(lua_State *L, const char *const *paths, size_t n,
     lua_setfield(L, env, "xpcall");
     lua_pushcfunction(L, sb_getmetatable);
     lua_setfield(L, env, "getmetatable");
-    lua_newtable(L);
-    if (lua_getglobal(L, "coroutine") == LUA_TTABLE) {
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_rawset(L, -5);
-        }
-    }
-    lua_pop(L, 1);
+    lsandbox_copy_global(L, "coroutine");
     lnode_guard_coroutines(L, -1);
     lua_setfield(L, env, "coroutine");
     push_lib_part(L, "os", os_ok);

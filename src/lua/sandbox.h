@@ -28,6 +28,9 @@ void lsandbox_harden(lua_State *L);
 void lsandbox_push(lua_State *L, const char *const *paths, size_t n,
                    int vars_ref);
 
+/* Push a shallow copy of the global table `name` (empty if none). */
+void lsandbox_copy_global(lua_State *L, const char *name);
+
 /* io.open and io.lines that open regular files only (a FIFO, socket or
  * device would block the loop), into the io table at idx; `lines`
  * (below idx's own, at the top of the stack, popped) serves io.lines()
