@@ -54,10 +54,11 @@ AGENT_OBJ := $(call obj_of,$(call src_of,agent))
 CLI_OBJ  := $(call obj_of,$(call src_of,cli))
 RUNTIME_OBJ := $(IO_OBJ) $(LUA_OBJ) $(AGENT_OBJ) $(CLI_OBJ)
 MODULE_OBJ  := $(call obj_of,src/lua/module.c $(wildcard src/lua/mod_*.c))
-# What the Lua module links of the runtime: the Lua binding and the
-# libuv transport of in-process nodes (no CLI, control endpoint, metrics
-# or data dir).
-MODULE_RT_OBJ := $(IO_OBJ) $(LUA_OBJ) $(BUILD)/agent/join.o
+# What the Lua module links of the runtime: the Lua binding, the libuv
+# transport of in-process nodes, and their start-up and joins, which they
+# share with the agent (no CLI, control endpoint, metrics or data dir).
+MODULE_RT_OBJ := $(IO_OBJ) $(LUA_OBJ) $(BUILD)/agent/join.o \
+                 $(BUILD)/agent/setup.o
 
 CTESTS  := $(patsubst spec/c/%.c,%,$(wildcard spec/c/test_*.c))
 

@@ -12,7 +12,7 @@ allowed() {
     codec) echo "base codec" ;;
     core) echo "base codec core io/io.h" ;;
     io) echo "base codec core io" ;;
-    lua) echo "base codec core io lua agent/join.h" ;;
+    lua) echo "base codec core io lua agent/join.h agent/setup.h" ;;
     agent) echo "base codec core io lua agent" ;;
     cli) echo "base codec core cli agent/control.h" ;;
     *) echo "" ;;

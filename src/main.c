@@ -22,6 +22,7 @@
 #include "lua/host.h"
 #include "core/metadata.h"
 #include "agent/metrics.h"
+#include "agent/setup.h"
 #include "core/snapshot.h"
 #include "core/node.h"
 #include "io/transport.h"
@@ -412,16 +413,20 @@ static void on_closed(void *ud)
 
 /* ===== Data dir ===== */
 
-/* Load the data dir into the node's store, then keep it (wal.c). */
-static int open_data_dir(struct runner *r, char *err, size_t errlen)
+/* Before the node starts: load the data dir, when there is one, into
+ * the node's store, then keep it (wal.c). */
+static int open_data_dir(void *ud, char *err, size_t errlen)
 {
+    struct runner *r = ud;
     struct agent *a = &r->a;
     struct snapshot_files files;
-    int rc = snapshot_open(a->cfg.data_dir, a->node, &r->rejoin, &a->log,
-                           &files, err, errlen);
+    if (a->cfg.data_dir[0] == '\0')
+        return 0;
+    int rc = snapshot_open(a->cfg.data_dir, a->setup.node, &r->rejoin,
+                           &a->log, &files, err, errlen);
     if (rc == 0 &&
-        (rc = wal_new(&a->loop, a->cfg.data_dir, a->node, &a->log, &files,
-                      NULL, &a->wal))) {
+        (rc = wal_new(&a->loop, a->cfg.data_dir, a->setup.node, &a->log,
+                      &files, NULL, &a->wal))) {
         a->wal = NULL;
         snprintf(err, errlen, "data_dir %s: %s", a->cfg.data_dir,
                  hs_strerror(rc));
@@ -455,17 +460,8 @@ static void shutdown_agent(struct runner *r)
         lua_host_free(a->lua);
         a->lua = NULL;
     }
-    if (a->node) { /* before the transport: it closes its streams there */
-        node_close(a->node);
-        a->node = NULL;
-        control_join_node_closed(a);
-    }
-    if (a->tp) {
-        struct transport *tp = a->tp;
-        a->tp = NULL;
-        r->pending++;
-        transport_close(tp, on_closed, r);
-    }
+    r->pending++; /* the node, then the transport */
+    agent_setup_close(&a->setup, on_closed, r);
     on_closed(r);
 }
 
@@ -516,7 +512,7 @@ static int agent_leave(struct agent *a)
             (unsigned long long)a->cfg.leave_timeout);
     uv_timer_start(&r->backstop, on_backstop,
                    a->cfg.leave_timeout + LEAVE_BACKSTOP_MS, 0);
-    int rc = node_leave(a->node, a->cfg.leave_timeout, on_left, r);
+    int rc = node_leave(a->setup.node, a->cfg.leave_timeout, on_left, r);
     if (rc) {
         HS_ERROR(&a->log, "graceful leave failed: %s", hs_strerror(rc));
         r->exit_code = 1;
@@ -552,7 +548,7 @@ static int reload_config(struct agent *a, char *err, size_t errlen)
     char e[600];
     int rc = configure(&fresh, r->argc, r->argv, e, sizeof e);
     if (rc < 0)
-        rc = node_reconfigure_security(a->node, &fresh, e, sizeof e);
+        rc = node_reconfigure_security(a->setup.node, &fresh, e, sizeof e);
     else
         rc = HS_EINVAL;
     if (rc == 0) {
@@ -574,28 +570,28 @@ static int agent_reload(struct agent *a, size_t *count, char *err,
                         size_t errlen)
 {
     struct lua_host *h;
-    if (a->node == NULL || a->leaving) {
+    if (a->setup.node == NULL || a->leaving) {
         snprintf(err, errlen, "the agent is leaving");
         return HS_ESTATE;
     }
     int rc = reload_config(a, err, errlen);
     if (rc)
         return rc;
-    rc = lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, a->node, &h,
-                          err, errlen);
+    rc = lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, a->setup.node,
+                      &h, err, errlen);
     if (rc) {
         HS_ERROR(&a->log, "reload failed, the previous scripts stay: %s",
                  err);
         return rc;
     }
     struct hooks hooks = lua_host_hooks(h);
-    node_set_hooks(a->node, &hooks);
+    node_set_hooks(a->setup.node, &hooks);
     lua_host_free(a->lua);
     a->lua = h;
     *count = lua_host_count(h);
     HS_INFO(&a->log, "scripts reloaded: count=%zu", *count);
     /* Announce the private data the new scripts give, if any. */
-    node_update_meta(a->node);
+    node_update_meta(a->setup.node);
     return 0;
 }
 
@@ -677,32 +673,20 @@ static void start_joins(struct runner *r)
         struct join_retry_opts o = {c->retry_interval, 0,
                                     c->reconnect_timeout, true,
                                     "snapshot"};
-        join_retry_start(&a->joiner, &r->rejoin, &o, &a->log, NULL, NULL);
+        join_retry_start(&a->setup.joiner, &r->rejoin, &o, &a->log, NULL,
+                         NULL);
     }
-    if (c->join.n) {
-        struct join_req *j;
+    if (c->join.n)
         HS_INFO(&a->log, "Joining cluster...: join=start_join");
-        int rc = control_join(a, (const char *const *)c->join.v, c->join.n,
-                              on_start_joined, r, &j);
-        if (rc)
-            on_start_joined(r, 0, rc, NULL);
-    }
-    if (c->retry_join.n) {
-        struct join_retry_opts o = {c->retry_interval,
-                                    (unsigned)c->retry_max, 0, false,
-                                    "retry_join"};
-        int rc = join_retry_start(&a->joiner, &c->retry_join, &o, &a->log,
-                                  on_retry_done, r);
-        if (rc)
-            on_retry_done(r, 0, hs_strerror(rc));
-    }
+    struct agent_setup_joins j = {on_start_joined, on_retry_done, r};
+    agent_setup_join(&a->setup, c, &j);
 }
 
-static void banner(struct runner *r, const struct hs_addr *adv)
+static void banner(struct runner *r)
 {
     const struct config *c = &r->a.cfg;
     char bound[HS_ADDRSTRLEN], advs[HS_ADDRSTRLEN];
-    struct hs_addr b = transport_bound(r->a.tp);
+    struct hs_addr b = transport_bound(r->a.setup.tp);
     fprintf(stderr,
             "  Node name: '%s'\n"
             "  Bind addr: %s\n"
@@ -714,10 +698,11 @@ static void banner(struct runner *r, const struct hs_addr *adv)
             "  Encrypted: %s\n"
             "==> hearsay agent running!\n",
             c->name, addr_format(&b, bound, sizeof bound),
-            addr_format(adv, advs, sizeof advs), c->control,
+            addr_format(&r->a.setup.adv, advs, sizeof advs), c->control,
             c->metrics[0] ? c->metrics : "off", c->profile,
             c->transport == TRANSPORT_TCP ? "tcp" : "udp",
-            keyring_empty(node_keyring(r->a.node)) ? "false" : "true");
+            keyring_empty(node_keyring(r->a.setup.node)) ? "false"
+                                                          : "true");
 }
 
 /* The keyring changed: keep the keyring file up to date. */
@@ -761,13 +746,16 @@ static int open_keyring(struct agent *a, struct keyring *kr, bool *loaded)
     return 0;
 }
 
-/* Bring the agent up; on failure print why and return 1 (the caller
- * still runs the loop to close what was opened). */
+/* Bring the agent up in setup.h's order, with the agent's own steps
+ * between: the keyring file, the scripts, the data dir (before the node
+ * starts), then the control endpoint, metrics and the watchdog before
+ * the joins. On failure print why and return 1 (2 for a script or a
+ * keyring file; the caller still runs the loop to close what was
+ * opened). */
 static int start(struct runner *r)
 {
     struct agent *a = &r->a;
     char err[512];
-    struct hs_addr adv;
     struct keyring kr;
     bool from_file;
     int rc;
@@ -775,56 +763,39 @@ static int start(struct runner *r)
     keyring_init(&kr);
     if ((rc = open_keyring(a, &kr, &from_file)))
         return rc;
-    if ((rc = transport_new(&a->loop, &a->cfg, &a->log, &a->tp, err,
-                            sizeof err))) {
-        a->tp = NULL;
-        keyring_clear(&kr);
+    rc = agent_setup_open(&a->setup, &a->cfg, &a->loop, &a->log,
+                          &a->leaving, err, sizeof err);
+    for (size_t i = 0; rc == 0 && from_file && i < kr.n; i++)
+        node_keyring_install(a->setup.node, kr.key[i], kr.len[i]);
+    keyring_clear(&kr);
+    if (rc) {
         fprintf(stderr, "hearsay: %s\n", err);
         return 1;
     }
-    if ((rc = node_new(&a->cfg, transport_io(a->tp), NULL, &a->log,
-                       &a->node))) {
-        a->node = NULL;
-        fprintf(stderr, "hearsay: cannot create the node: %s\n",
-                hs_strerror(rc));
-        keyring_clear(&kr);
-        return 1;
-    }
-    for (size_t i = 0; from_file && i < kr.n; i++)
-        node_keyring_install(a->node, kr.key[i], kr.len[i]);
-    keyring_clear(&kr);
-    node_set_keyring_observer(a->node, save_keyring, a);
+    struct node *nd = a->setup.node;
+    node_set_keyring_observer(nd, save_keyring, a);
     if (!from_file && a->cfg.keyring_file[0] &&
-        !keyring_empty(node_keyring(a->node))) {
+        !keyring_empty(node_keyring(nd))) {
         /* Create the file from the configured key. */
-        if (save_keyring(a, node_keyring(a->node), err, sizeof err)) {
+        if (save_keyring(a, node_keyring(nd), err, sizeof err)) {
             fprintf(stderr, "hearsay: %s\n", err);
             return 1;
         }
         HS_INFO(&a->log, "keyring file created: %s", a->cfg.keyring_file);
     }
-    transport_attach(a->tp, a->node);
     if (a->cfg.scripts.n) {
-        if (lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, a->node,
-                         &a->lua, err, sizeof err)) {
+        if (lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, nd, &a->lua,
+                         err, sizeof err)) {
             a->lua = NULL;
             fprintf(stderr, "hearsay: %s\n", err);
             return 2;
         }
         struct hooks hooks = lua_host_hooks(a->lua);
-        node_set_hooks(a->node, &hooks);
+        node_set_hooks(nd, &hooks);
     }
-    if (transport_advertise(a->tp, &a->cfg, &adv, err, sizeof err)) {
+    if (agent_setup_start(&a->setup, &a->cfg, open_data_dir, r, err,
+                          sizeof err)) {
         fprintf(stderr, "hearsay: %s\n", err);
-        return 1;
-    }
-    if (a->cfg.data_dir[0] && open_data_dir(r, err, sizeof err)) {
-        fprintf(stderr, "hearsay: %s\n", err);
-        return 1;
-    }
-    if ((rc = node_start(a->node, &adv))) {
-        fprintf(stderr, "hearsay: cannot start the node: %s\n",
-                hs_strerror(rc));
         return 1;
     }
     if (control_start(a, err, sizeof err)) {
@@ -845,7 +816,7 @@ static int start(struct runner *r)
     uv_signal_start(&r->sigint, on_signal, SIGINT);
     uv_signal_start(&r->sigterm, on_signal, SIGTERM);
     uv_signal_start(&r->sighup, on_signal, SIGHUP);
-    banner(r, &adv);
+    banner(r);
     start_joins(r);
     return 0;
 }
@@ -876,8 +847,6 @@ static int agent_main(int argc, char **argv)
     a->leave = agent_leave;
     a->reload = agent_reload;
     uv_loop_init(&a->loop);
-    a->joiner = (struct joiner){.loop = &a->loop, .nodep = &a->node,
-                                .refusep = &a->leaving};
     uv_signal_init(&a->loop, &r.sigint);
     uv_signal_init(&a->loop, &r.sigterm);
     uv_signal_init(&a->loop, &r.sighup);

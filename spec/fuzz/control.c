@@ -70,7 +70,7 @@ static int leave(struct agent *ag)
     if (ag->leaving)
         return 0;
     ag->leaving = true;
-    return node_leave(ag->node, 500, on_left, ag);
+    return node_leave(ag->setup.node, 500, on_left, ag);
 }
 
 static int reload(struct agent *ag, size_t *count, char *err,
@@ -132,15 +132,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (flags & 1)
         snprintf(a.cfg.control_token, sizeof a.cfg.control_token, "tok");
     a.log = fuzz_logger;
-    a.tp = NULL;
+    a.setup.tp = NULL;
     a.met = NULL;
     a.lua = NULL;
     a.leaving = false;
-    a.node = sim_node(s, FUZZ_A);
+    a.setup.node = sim_node(s, FUZZ_A);
     a.leave = leave;
     a.reload = reload;
-    a.joiner = (struct joiner){.loop = &a.loop, .nodep = &a.node,
-                               .refusep = &a.leaving, .resolve = resolve};
+    a.setup.joiner = (struct joiner){.loop = &a.loop,
+                                     .nodep = &a.setup.node,
+                                     .refusep = &a.leaving,
+                                     .resolve = resolve};
     struct control *ctl = control_new(&a);
     if (ctl == NULL)
         abort();
@@ -178,9 +180,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_answers(&out);
     buf_free(&out);
     /* As main.c shuts down: the node, then the joins that waited on it. */
-    a.node = NULL;
+    a.setup.node = NULL;
     sim_free(s);
-    join_node_closed(&a.joiner);
+    join_node_closed(&a.setup.joiner);
     while (uv_run(&a.loop, UV_RUN_NOWAIT))
         ;
     config_free(&a.cfg);

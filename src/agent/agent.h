@@ -11,11 +11,9 @@
 #include <uv.h>
 
 #include "core/config.h"
-#include "agent/join.h"
+#include "agent/setup.h"
 #include "base/log.h"
 
-struct node;
-struct transport;
 struct control;
 struct metrics;
 struct wal;
@@ -27,13 +25,12 @@ struct agent {
     uv_loop_t loop;
     struct config cfg;       /* owned; config_free at exit */
     struct hs_logger log;    /* every log line of the node goes here */
-    struct transport *tp;    /* owned; NULL once closed */
-    struct node *node;       /* owned; NULL once closed */
+    struct agent_setup setup; /* owned: the transport, the node (NULL
+                               * once closed) and the joins (setup.h) */
     struct control *ctl;     /* owned; NULL once closed */
     struct metrics *met;     /* owned; NULL when off, or once closed */
     struct wal *wal;         /* owned: the data dir; NULL when none, or
                               * once closed */
-    struct joiner joiner;    /* joins in flight (join.c) */
     /* Start the graceful leave (the path SIGTERM takes): 0 if it started
      * or is already under way, else an HS_E* code. control_left() is
      * called when it completes; the agent then shuts down and exits 0. */

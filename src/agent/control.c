@@ -45,17 +45,12 @@ struct wreq {
 int control_join(struct agent *a, const char *const *specs, size_t n,
                  control_join_cb cb, void *ud, struct join_req **out)
 {
-    return join_start(&a->joiner, specs, n, cb, ud, out);
+    return join_start(&a->setup.joiner, specs, n, cb, ud, out);
 }
 
 void control_join_cancel(struct join_req *j)
 {
     join_cancel(j);
-}
-
-void control_join_node_closed(struct agent *a)
-{
-    join_node_closed(&a->joiner);
 }
 
 /* ===== Writing answers ===== */
@@ -573,9 +568,10 @@ struct control *control_new(struct agent *a)
     if (ctl == NULL)
         return NULL;
     ctl->a = a;
+    struct node *nd = a->setup.node;
     /* A kv_put line holds its value in base64 at worst (the CLI sends
      * text only when that is shorter), plus room for the rest. */
-    ctl->max_value = a->node ? node_config(a->node)->metadata_max_value : 0;
+    ctl->max_value = nd ? node_config(nd)->metadata_max_value : 0;
     ctl->line_max = CONTROL_LINE_MAX + text_base64_len(ctl->max_value);
     ctl->idle_ms = a->cfg.control_idle_timeout;
     uv_tcp_init(&a->loop, &ctl->server);
@@ -584,8 +580,8 @@ struct control *control_new(struct agent *a)
     ctl->server.data = ctl->grace.data = ctl->sweep.data = ctl;
     ctl->handles = 3;
     a->ctl = ctl;
-    if (a->node)
-        metadata_set_observer(node_metadata(a->node), ctl_on_meta_change, ctl);
+    if (nd)
+        metadata_set_observer(node_metadata(nd), ctl_on_meta_change, ctl);
     return ctl;
 }
 
@@ -660,8 +656,8 @@ void control_close(struct control *c, void (*cb)(void *ud), void *ud)
     c->stopping = true;
     c->close_cb = cb;
     c->close_ud = ud;
-    if (c->a->node)
-        metadata_set_observer(node_metadata(c->a->node), NULL, NULL);
+    if (c->a->setup.node)
+        metadata_set_observer(node_metadata(c->a->setup.node), NULL, NULL);
     uv_close((uv_handle_t *)&c->server, on_handle_closed);
     for (struct conn *k = c->conns, *next; k; k = next) {
         next = k->next;

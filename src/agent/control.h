@@ -105,8 +105,5 @@ int control_join(struct agent *a, const char *const *specs, size_t n,
                  control_join_cb cb, void *ud, struct join_req **out);
 /* The caller no longer wants the answer (its connection went away). */
 void control_join_cancel(struct join_req *j);
-/* The node was closed: joins waiting on it will never hear back. Frees
- * what no longer waits on a resolve. */
-void control_join_node_closed(struct agent *a);
 
 #endif

@@ -95,7 +95,7 @@ static bool add_entry(cJSON *obj, const struct meta_entry *e, bool value)
 
 static struct metadata *store_of(struct conn *c)
 {
-    return node_metadata(c->ctl->a->node);
+    return node_metadata(c->ctl->a->setup.node);
 }
 
 /* The answer to a kv_put (with its version) or a kv_delete. */
@@ -259,8 +259,9 @@ void ctl_list_more(struct conn *c)
             const char *k = (const char *)c->list.data + c->list_pos + 2;
             c->list_pos += 2 + kl;
             /* gone since it was asked (or the node closed): skip it */
+            struct node *nd = a->setup.node;
             const struct meta_entry *e =
-                a->node ? metadata_get(node_metadata(a->node), k, kl) : NULL;
+                nd ? metadata_get(node_metadata(nd), k, kl) : NULL;
             if (e == NULL)
                 continue;
             cJSON *o = cJSON_CreateObject();

@@ -64,7 +64,7 @@ static void add_member(cJSON *arr, const struct member *m)
 
 void ctl_cmd_members(struct conn *c, const cJSON *req)
 {
-    struct node *nd = c->ctl->a->node;
+    struct node *nd = c->ctl->a->setup.node;
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(req, "status");
     int want = -1;
     if (st && !cJSON_IsNull(st)) {
@@ -174,12 +174,12 @@ static void pause_or_resume(struct conn *c, bool pause)
         return;
     }
     if (pause)
-        node_pause(a->node);
+        node_pause(a->setup.node);
     else
-        node_resume(a->node);
+        node_resume(a->setup.node);
     cJSON *obj = ctl_ok_answer();
     if (obj)
-        cJSON_AddBoolToObject(obj, "paused", node_paused(a->node));
+        cJSON_AddBoolToObject(obj, "paused", node_paused(a->setup.node));
     ctl_reply(c, obj);
 }
 
@@ -227,7 +227,7 @@ void ctl_cmd_reload(struct conn *c, const cJSON *req)
     cJSON *obj = ctl_ok_answer();
     if (obj) {
         cJSON_AddNumberToObject(obj, "scripts", (double)count);
-        add_security(obj, a->node);
+        add_security(obj, a->setup.node);
     }
     ctl_reply(c, obj);
 }
@@ -295,7 +295,7 @@ static void on_keys(void *ud, const struct node_keys_result *r)
 
 void ctl_cmd_keys(struct conn *c, const cJSON *req)
 {
-    struct node *nd = c->ctl->a->node;
+    struct node *nd = c->ctl->a->setup.node;
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(req, "op");
     const cJSON *key = cJSON_GetObjectItemCaseSensitive(req, "key");
     int which = -1;
@@ -332,15 +332,15 @@ void ctl_cmd_keys(struct conn *c, const cJSON *req)
 /* The connection goes away: its keyring operation must not answer. */
 void ctl_forget_keys(struct conn *c)
 {
-    if (c->keys && c->ctl->a->node)
-        node_keys_cancel(c->ctl->a->node, on_keys, c);
+    if (c->keys && c->ctl->a->setup.node)
+        node_keys_cancel(c->ctl->a->setup.node, on_keys, c);
     c->keys = false;
 }
 
 void ctl_cmd_version(struct conn *c, const cJSON *req)
 {
     (void)req;
-    const struct config *cfg = node_config(c->ctl->a->node);
+    const struct config *cfg = node_config(c->ctl->a->setup.node);
     cJSON *obj = ctl_ok_answer();
     if (obj) {
         cJSON_AddStringToObject(obj, "version", HS_VERSION);
@@ -383,7 +383,7 @@ void ctl_cmd_stats(struct conn *c, const cJSON *req)
     cJSON *obj = ctl_ok_answer();
     if (obj) {
         stats_collect(a, metrics_samples, json_sample, obj);
-        add_security(obj, a->node);
+        add_security(obj, a->setup.node);
     }
     ctl_reply(c, obj);
 }

@@ -159,7 +159,7 @@ void ctl_handle_line(struct conn *c, const char *line, size_t n)
             ; /* answered, and closing */
         else if (name == NULL)
             ctl_reply_error(c, "missing \"cmd\"");
-        else if (c->ctl->a->node == NULL)
+        else if (c->ctl->a->setup.node == NULL)
             ctl_reply_error(c, "the agent is shutting down");
         else if (n > CONTROL_LINE_MAX && !(command && command->long_line))
             ctl_reply_error(c, "request line longer than %d bytes",

@@ -328,7 +328,7 @@ void stats_collect(const struct agent *a, stats_part metrics,
                    stats_fn fn, void *ud)
 {
     const struct out o = {fn, ud};
-    const struct node *nd = a->node;
+    const struct node *nd = a->setup.node;
     const struct node_stats *s = node_stats(nd);
 
     emit_fields(&o, NULL, node_fields, COUNT(node_fields), s);
@@ -406,9 +406,9 @@ void stats_collect(const struct agent *a, stats_part metrics,
                                      NULL, 0, false, ws->last_error};
         fn(ud, &error);
     }
-    if (a->tp)
+    if (a->setup.tp)
         emit_fields(&o, "transport", transport_fields,
-                    COUNT(transport_fields), transport_stats(a->tp));
+                    COUNT(transport_fields), transport_stats(a->setup.tp));
     if (metrics)
         metrics(a, fn, ud);
     emit(&o,

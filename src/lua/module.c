@@ -4,7 +4,8 @@
  * hearsay.node{...} on real loopback sockets and a libuv loop of the
  * module's own, driven by hearsay.run and run_until. They are here, not
  * in a lua/mod_*.c of their own, because this file alone is linked with
- * the libuv transport and agent/join.c (the Makefile's MODULE_RT_OBJ);
+ * the libuv transport, agent/join.c and agent/setup.c (the start-up
+ * in-process nodes share with the agent; the Makefile's MODULE_RT_OBJ);
  * the rest of lua/ also goes into the agent and the fuzz targets. */
 #include "lua/module.h"
 
@@ -15,8 +16,8 @@
 #include <uv.h>
 
 #include "agent/join.h"
+#include "agent/setup.h"
 #include "core/node.h"
-#include "io/transport.h"
 #include "lua/mod_int.h"
 #include "lua/sandbox.h"
 
@@ -32,10 +33,8 @@ static int fail(lua_State *L, int rc, const char *why)
 
 struct inproc {
     struct lnode ln;
-    struct node *nd;
-    struct transport *tp;
+    struct agent_setup set; /* the transport, the node, the joins */
     struct hs_logger log;
-    struct joiner joiner;
     struct inproc *next, *prev;
     bool closing;
 };
@@ -60,7 +59,7 @@ static int inproc_join(struct lnode *ln, const char *const *addrs, size_t n,
 {
     struct inproc *in = ln->owner;
     struct join_req *j;
-    return join_start(&in->joiner, addrs, n, cb, ud, &j);
+    return join_start(&in->set.joiner, addrs, n, cb, ud, &j);
 }
 
 static const struct lnode_ops inproc_ops = {inproc_join, NULL};
@@ -83,20 +82,11 @@ static void inproc_close(struct inproc *in)
         return;
     in->closing = true;
     lnode_close(&in->ln); /* timers first: they live in the node */
-    if (in->nd) {
-        struct node *nd = in->nd;
-        in->nd = NULL;
-        in->ln.nd = NULL;
-        node_close(nd);
-        join_node_closed(&in->joiner);
-    }
-    if (in->tp) {
-        bool done = false;
-        transport_close(in->tp, tp_closed, &done);
-        in->tp = NULL;
-        while (!done && !in_run)
-            uv_run(&mloop, UV_RUN_ONCE);
-    }
+    in->ln.nd = NULL;
+    bool done = false;
+    agent_setup_close(&in->set, tp_closed, &done);
+    while (!done && !in_run)
+        uv_run(&mloop, UV_RUN_ONCE);
     if (in->prev)
         in->prev->next = in->next;
     else if (inprocs == in)
@@ -137,27 +127,22 @@ static int l_node_new(lua_State *L)
         return fail(L, HS_ENOMEM, NULL);
     }
     in->log = (struct hs_logger){cfg.log_level, hs_log_stderr_sink, NULL};
-    int rc = transport_new(&mloop, &cfg, &in->log, &in->tp, err,
-                           sizeof err);
-    if (rc) {
-        hs_free(in);
-        config_free(&cfg);
-        return fail(L, rc, err);
-    }
     in->next = inprocs;
     if (inprocs)
         inprocs->prev = in;
     inprocs = in;
     lnode_init(&in->ln, L, cfg.script_budget, &in->log, &inproc_ops, in);
-    in->joiner = (struct joiner){.loop = &mloop, .nodep = &in->nd};
-    rc = node_new(&cfg, transport_io(in->tp), NULL, &in->log, &in->nd);
+    int rc = agent_setup_open(&in->set, &cfg, &mloop, &in->log, NULL, err,
+                              sizeof err);
     if (rc) {
+        /* The transport's sentence; a node that could not be made says
+         * only its code. */
+        const char *why = in->set.tp ? NULL : err;
         inproc_close(in);
         config_free(&cfg);
-        return fail(L, rc, NULL);
+        return fail(L, rc, why);
     }
-    transport_attach(in->tp, in->nd);
-    in->ln.nd = in->nd;
+    in->ln.nd = in->set.node;
     lnode_register(&in->ln);
     lnode_push(L, &in->ln); /* the node object, before scripts use it */
     int self = lua_gettop(L);
@@ -178,26 +163,17 @@ static int l_node_new(lua_State *L)
     lnode_set_scripts(&in->ln, arr);
     self--; /* the array below it is gone */
     struct hooks hooks = lnode_hooks(&in->ln);
-    node_set_hooks(in->nd, &hooks);
-    struct hs_addr adv;
-    if ((rc = transport_advertise(in->tp, &cfg, &adv, err, sizeof err)) ||
-        (rc = node_start(in->nd, &adv))) {
+    node_set_hooks(in->set.node, &hooks);
+    if ((rc = agent_setup_start(&in->set, &cfg, NULL, NULL, err,
+                                sizeof err))) {
         inproc_close(in);
         config_free(&cfg);
         return fail(L, rc, err);
     }
-    if (cfg.join.n) {
-        struct join_req *j;
-        join_start(&in->joiner, (const char *const *)cfg.join.v, cfg.join.n,
-                   on_inproc_joined, in, &j);
-    }
-    if (cfg.retry_join.n) { /* serf's retry_join; never exits */
-        struct join_retry_opts o = {cfg.retry_interval,
-                                    (unsigned)cfg.retry_max, 0, false,
-                                    "retry_join"};
-        join_retry_start(&in->joiner, &cfg.retry_join, &o, &in->log, NULL,
-                         NULL);
-    }
+    /* A failed join is logged; a retry_join that gives up (retry_max)
+     * stops quietly: there is no agent to exit. */
+    struct agent_setup_joins joins = {on_inproc_joined, NULL, in};
+    agent_setup_join(&in->set, &cfg, &joins);
     config_free(&cfg);
     lua_pushvalue(L, self);
     return 1;
@@ -227,7 +203,7 @@ static int l_node_close(lua_State *L)
 static int l_node_address(lua_State *L)
 {
     struct inproc *in = check_inproc(L, 1);
-    const struct member *me = node_self(in->nd);
+    const struct member *me = node_self(in->set.node);
     char b[HS_ADDRSTRLEN];
     lua_pushstring(L, me ? addr_format(&me->addr, b, sizeof b) : "");
     return 1;
