@@ -1,10 +1,10 @@
 /* agent.h: the state of a running `hearsay agent`, shared by main.c (which
- * owns it: start-up, signals, leave, shutdown) and control.c (which serves
+ * owns it: start-up, signals, leave, shutdown) and control*.c (which serve
  * the control endpoint from it).
  *
- * control.c reaches main.c only through the `leave` pointer, never by a
- * symbol: control.o is also linked into the Lua module, which has no
- * main.o. */
+ * The control endpoint reaches main.c only through the `leave` and
+ * `reload` pointers, never by a symbol, so that the fuzz target of the
+ * endpoint links it without main.o. */
 #ifndef HS_AGENT_H
 #define HS_AGENT_H
 

@@ -2,6 +2,8 @@
  * the network, binary metadata values) can travel in JSON. */
 #include "base/text.h"
 
+#include <string.h>
+
 size_t text_utf8_seq(const uint8_t *p, size_t n)
 {
     if (p[0] >= 0x01 && p[0] < 0x80)
@@ -112,4 +114,26 @@ int text_base64_decode(const char *s, size_t n, uint8_t *out,
     }
     *outlen = o;
     return 0;
+}
+
+void text_wrap(FILE *f, const char *text, int indent)
+{
+    int col = 0;
+    while (*text) {
+        size_t w = strcspn(text, " ");
+        if (col > indent && col + 1 + (int)w > 78) {
+            fputc('\n', f);
+            col = 0;
+        }
+        if (col == 0)
+            col = fprintf(f, "%*s", indent, "");
+        else
+            col += fprintf(f, " ");
+        col += fprintf(f, "%.*s", (int)w, text);
+        text += w;
+        while (*text == ' ')
+            text++;
+    }
+    if (col)
+        fputc('\n', f);
 }

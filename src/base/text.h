@@ -5,6 +5,8 @@
 #ifndef HS_TEXT_H
 #define HS_TEXT_H
 
+#include <stdio.h>
+
 #include "base/hs.h"
 
 /* Length of the valid UTF-8 sequence at p (n > 0 bytes left): no NUL, no
@@ -26,5 +28,9 @@ size_t text_base64_max(size_t n);
  * *outlen, or HS_EINVAL. */
 int text_base64_decode(const char *s, size_t n, uint8_t *out,
                        size_t *outlen);
+
+/* Print `text` as a paragraph indented by `indent` spaces and wrapped at
+ * 78 columns (help texts). */
+void text_wrap(FILE *f, const char *text, int indent);
 
 #endif

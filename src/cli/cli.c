@@ -11,6 +11,7 @@
 
 #include "agent/control.h"
 #include "cli/cli_int.h"
+#include "base/text.h"
 #include "core/node.h"
 
 enum { OPT_FORMAT = 1, OPT_STATUS = 2, OPT_DETAILED = 4, OPT_KEYS = 8 };
@@ -103,32 +104,10 @@ static void usage(FILE *f)
     fprintf(f, "\nRun \"hearsay help <command>\" for its options.\n");
 }
 
-void cli_wrap(FILE *f, const char *text, int indent)
-{
-    int col = 0;
-    while (*text) {
-        size_t w = strcspn(text, " ");
-        if (col > indent && col + 1 + (int)w > 78) {
-            fputc('\n', f);
-            col = 0;
-        }
-        if (col == 0)
-            col = fprintf(f, "%*s", indent, "");
-        else
-            col += fprintf(f, " ");
-        col += fprintf(f, "%.*s", (int)w, text);
-        text += w;
-        while (*text == ' ')
-            text++;
-    }
-    if (col)
-        fputc('\n', f);
-}
-
 static void command_usage(FILE *f, const struct command *c)
 {
     fprintf(f, "Usage: hearsay %s [options]%s\n\n", c->name, c->args);
-    cli_wrap(f, c->help, 2);
+    text_wrap(f, c->help, 2);
     if (c->run == run_kv)
         fprintf(f, "\nSubcommands:\n\n"
                    "    put KEY VALUE   Writes VALUE at KEY; a VALUE of - "

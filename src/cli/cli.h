@@ -11,8 +11,5 @@
  * error, an unknown command or a usage error, as serf does. */
 int cli_main(int argc, char **argv);
 
-/* Print `text` as a paragraph indented by `indent` spaces and wrapped at
- * 78 columns (help texts). */
-void cli_wrap(FILE *f, const char *text, int indent);
 
 #endif
