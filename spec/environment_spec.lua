@@ -10,7 +10,7 @@ local agent = require "agent"
 local PROBE = "spec/fixtures/scripts/env_probe.lua"
 local MEMORY = "16MiB"
 
-local _, hs = agent.subnet("127.0.23")
+local _, hs = agent.subnet("127.0.31")
 
 local function from_sim()
   local sim = simlib.new{ seed = 3 }
