@@ -14,19 +14,19 @@
 #include <uv.h>
 
 #include "agent/agent.h"
-#include "agent/flags.h"
-#include "cli/cli.h"
 #include "agent/control.h"
+#include "agent/flags.h"
 #include "agent/keyfile.h"
-#include "lua/host.h"
-#include "core/metadata.h"
 #include "agent/metrics.h"
 #include "agent/setup.h"
-#include "core/snapshot.h"
-#include "core/node.h"
-#include "io/transport.h"
 #include "agent/wal.h"
 #include "agent/watchdog.h"
+#include "cli/cli.h"
+#include "core/metadata.h"
+#include "core/node.h"
+#include "core/snapshot.h"
+#include "io/transport.h"
+#include "lua/host.h"
 
 #define EXIT_USAGE AGENT_EXIT_USAGE
 /* Beyond leave_timeout the node itself gives up; this net only catches a
@@ -35,19 +35,23 @@
 
 /* ===== The running agent ===== */
 
-enum { PHASE_RUNNING, PHASE_LEAVING, PHASE_CLOSING };
+enum {
+    PHASE_RUNNING,
+    PHASE_LEAVING,
+    PHASE_CLOSING
+};
 
 /* main.c's side of the agent: what control.c need not see. */
 struct runner {
     struct agent a;
     uv_signal_t sigint, sigterm, sighup;
-    uv_timer_t backstop; /* leave safety net */
-    uv_timer_t later;    /* runs the shutdown outside any callback */
+    uv_timer_t backstop;       /* leave safety net */
+    uv_timer_t later;          /* runs the shutdown outside any callback */
     struct config_list rejoin; /* members the data dir knew */
     int phase;
-    int pending;         /* asynchronous closes still running */
+    int pending; /* asynchronous closes still running */
     int exit_code;
-    int argc;            /* the agent's arguments, for reloads */
+    int argc; /* the agent's arguments, for reloads */
     char **argv;
 };
 
@@ -92,11 +96,10 @@ static int open_data_dir(void *ud, char *err, size_t errlen)
     struct snapshot_files files;
     if (a->cfg.data_dir[0] == '\0')
         return 0;
-    int rc = snapshot_open(a->cfg.data_dir, a->setup.node, &r->rejoin,
-                           &a->log, &files, err, errlen);
-    if (rc == 0 &&
-        (rc = wal_new(&a->loop, a->cfg.data_dir, a->setup.node, &a->log,
-                      &files, NULL, &a->wal))) {
+    int rc = snapshot_open(a->cfg.data_dir, a->setup.node, &r->rejoin, &a->log,
+                           &files, err, errlen);
+    if (rc == 0 && (rc = wal_new(&a->loop, a->cfg.data_dir, a->setup.node,
+                                 &a->log, &files, NULL, &a->wal))) {
         a->wal = NULL;
         snprintf(err, errlen, "data_dir %s: %s", a->cfg.data_dir,
                  hs_strerror(rc));
@@ -167,7 +170,7 @@ static void on_backstop(uv_timer_t *t)
 {
     struct runner *r = t->data;
     HS_ERROR(&r->a.log, "graceful leave: no word from the node after "
-             "leave_timeout; giving up");
+                        "leave_timeout; giving up");
     left(r, HS_ETIMEDOUT);
 }
 
@@ -247,11 +250,10 @@ static int agent_reload(struct agent *a, size_t *count, char *err,
     int rc = reload_config(a, err, errlen);
     if (rc)
         return rc;
-    rc = lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, a->setup.node,
-                      &h, err, errlen);
+    rc = lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, a->setup.node, &h,
+                      err, errlen);
     if (rc) {
-        HS_ERROR(&a->log, "reload failed, the previous scripts stay: %s",
-                 err);
+        HS_ERROR(&a->log, "reload failed, the previous scripts stay: %s", err);
         return rc;
     }
     struct hooks hooks = lua_host_hooks(h);
@@ -279,8 +281,10 @@ static void on_signal(uv_signal_t *h, int signum)
                 strsignal(signum));
         exit(1);
     }
-    fprintf(stderr, "==> Caught signal: %s\n"
-                    "==> Gracefully shutting down...\n", strsignal(signum));
+    fprintf(stderr,
+            "==> Caught signal: %s\n"
+            "==> Gracefully shutting down...\n",
+            strsignal(signum));
     agent_leave(&r->a);
 }
 
@@ -316,7 +320,8 @@ static void on_start_joined(void *ud, int joined, int err, const char *why)
                 joined);
         return;
     }
-    snprintf(msg, sizeof msg, "join failed, exiting: %s (a --join that "
+    snprintf(msg, sizeof msg,
+             "join failed, exiting: %s (a --join that "
              "fails is fatal; --retry-join keeps trying)",
              why ? why : hs_strerror(err));
     HS_ERROR(&r->a.log, "%s", msg);
@@ -329,9 +334,10 @@ static void on_retry_done(void *ud, int joined, const char *why)
     char msg[600];
     if (joined > 0)
         return;
-    snprintf(msg, sizeof msg, "retry_join: no join succeeded after %d "
-             "retries, exiting: %s", r->a.cfg.retry_max,
-             why ? why : "failed");
+    snprintf(msg, sizeof msg,
+             "retry_join: no join succeeded after %d "
+             "retries, exiting: %s",
+             r->a.cfg.retry_max, why ? why : "failed");
     fail_start(r, msg);
 }
 
@@ -340,11 +346,9 @@ static void start_joins(struct runner *r)
     struct agent *a = &r->a;
     const struct config *c = &a->cfg;
     if (r->rejoin.n) {
-        struct join_retry_opts o = {c->retry_interval, 0,
-                                    c->reconnect_timeout, true,
-                                    "snapshot"};
-        join_retry_start(&a->setup.joiner, &r->rejoin, &o, &a->log, NULL,
-                         NULL);
+        struct join_retry_opts o = {c->retry_interval, 0, c->reconnect_timeout,
+                                    true, "snapshot"};
+        join_retry_start(&a->setup.joiner, &r->rejoin, &o, &a->log, NULL, NULL);
     }
     if (c->join.n)
         HS_INFO(&a->log, "Joining cluster...: join=start_join");
@@ -371,8 +375,7 @@ static void banner(struct runner *r)
             addr_format(&r->a.setup.adv, advs, sizeof advs), c->control,
             c->metrics[0] ? c->metrics : "off", c->profile,
             c->transport == TRANSPORT_TCP ? "tcp" : "udp",
-            keyring_empty(node_keyring(r->a.setup.node)) ? "false"
-                                                          : "true");
+            keyring_empty(node_keyring(r->a.setup.node)) ? "false" : "true");
 }
 
 /* The keyring changed: keep the keyring file up to date. */
@@ -403,7 +406,8 @@ static int open_keyring(struct agent *a, struct keyring *kr, bool *loaded)
     }
     *loaded = true;
     if (a->cfg.encrypt[0] || a->cfg.encrypt_passphrase[0])
-        HS_WARN(&a->log, "keyring file %s exists: using its %zu key(s), "
+        HS_WARN(&a->log,
+                "keyring file %s exists: using its %zu key(s), "
                 "the configured encryption key is ignored",
                 a->cfg.keyring_file, kr->n);
     else
@@ -411,8 +415,7 @@ static int open_keyring(struct agent *a, struct keyring *kr, bool *loaded)
                 a->cfg.keyring_file);
     /* The node starts with the file's keys only. */
     keyring_wipe(a->cfg.encrypt, sizeof a->cfg.encrypt);
-    keyring_wipe(a->cfg.encrypt_passphrase,
-                 sizeof a->cfg.encrypt_passphrase);
+    keyring_wipe(a->cfg.encrypt_passphrase, sizeof a->cfg.encrypt_passphrase);
     return 0;
 }
 
@@ -433,8 +436,8 @@ static int start(struct runner *r)
     keyring_init(&kr);
     if ((rc = open_keyring(a, &kr, &from_file)))
         return rc;
-    rc = agent_setup_open(&a->setup, &a->cfg, &a->loop, &a->log,
-                          &a->leaving, err, sizeof err);
+    rc = agent_setup_open(&a->setup, &a->cfg, &a->loop, &a->log, &a->leaving,
+                          err, sizeof err);
     for (size_t i = 0; rc == 0 && from_file && i < kr.n; i++)
         node_keyring_install(a->setup.node, kr.key[i], kr.len[i]);
     keyring_clear(&kr);
@@ -454,8 +457,8 @@ static int start(struct runner *r)
         HS_INFO(&a->log, "keyring file created: %s", a->cfg.keyring_file);
     }
     if (a->cfg.scripts.n) {
-        if (lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, nd, &a->lua,
-                         err, sizeof err)) {
+        if (lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, nd, &a->lua, err,
+                         sizeof err)) {
             a->lua = NULL;
             fprintf(stderr, "hearsay: %s\n", err);
             return 2;
@@ -530,8 +533,7 @@ static int agent_main(int argc, char **argv)
     }
     uv_run(&a->loop, UV_RUN_DEFAULT);
     if ((rc = uv_loop_close(&a->loop)) != 0) {
-        HS_ERROR(&a->log, "event loop not closed cleanly: %s",
-                 uv_strerror(rc));
+        HS_ERROR(&a->log, "event loop not closed cleanly: %s", uv_strerror(rc));
         uv_walk(&a->loop, log_open_handle, &r);
     }
     config_free(&a->cfg);

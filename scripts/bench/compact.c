@@ -16,10 +16,10 @@
 
 #include <uv.h>
 
-#include "../../src/core/metadata.h"
-#include "../../src/io/sim.h"
-#include "../../src/core/snapshot.h"
 #include "../../src/agent/wal.h"
+#include "../../src/core/metadata.h"
+#include "../../src/core/snapshot.h"
+#include "../../src/io/sim.h"
 
 static double now_ms(void)
 {
@@ -162,8 +162,8 @@ static void run(size_t keys)
         double a = now_ms(), c = cpu_ms();
         uint64_t idle = uv_metrics_idle_time(&loop);
         uv_run(&loop, UV_RUN_ONCE);
-        double d = now_ms() - a -
-                   (double)(uv_metrics_idle_time(&loop) - idle) / 1e6;
+        double d =
+            now_ms() - a - (double)(uv_metrics_idle_time(&loop) - idle) / 1e6;
         if (cpu_ms() - c > longest_cpu)
             longest_cpu = cpu_ms() - c;
         if (d > longest)
@@ -217,10 +217,10 @@ static void run(size_t keys)
     remove_dir(dir);
     sim_free(s);
     printf("| %zu | %.2f s | %.2f s | %.1f MB | %d | %zu | %.2f ms | "
-           "%.2f ms | %.2f ms | %.2f ms | %.2f s |%s\n", keys, fill / 1e3,
-           took / 1e3, (double)bytes / 1e6, segs, turns, p99, longest,
-           longest_cpu, scan_longest,
-           load / 1e3, loaded == keys ? "" : " (LOADED A DIFFERENT COUNT)");
+           "%.2f ms | %.2f ms | %.2f ms | %.2f s |%s\n",
+           keys, fill / 1e3, took / 1e3, (double)bytes / 1e6, segs, turns, p99,
+           longest, longest_cpu, scan_longest, load / 1e3,
+           loaded == keys ? "" : " (LOADED A DIFFERENT COUNT)");
     fflush(stdout);
 }
 

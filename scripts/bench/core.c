@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "../../src/codec/keyring.h"
-#include "../../src/core/node.h"
 #include "../../src/codec/wire.h"
+#include "../../src/core/node.h"
 
 /* ===== Counting allocations ===== */
 
@@ -90,8 +90,7 @@ static void io_random(void *ctx, void *p, size_t n)
     }
 }
 
-static int io_send(void *ctx, const struct hs_addr *to, const void *p,
-                   size_t n)
+static int io_send(void *ctx, const struct hs_addr *to, const void *p, size_t n)
 {
     (void)ctx;
     (void)to;
@@ -188,9 +187,9 @@ static void gossip_packet(struct buf *out, bool compress)
 static void row(const char *what, size_t bytes, double ns, long n,
                 unsigned long long allocs, unsigned long long abytes)
 {
-    printf("| %-46s | %5zu | %8.0f | %10.0f | %6.1f | %8.0f |\n", what,
-           bytes, ns / (double)n, 1e9 / (ns / (double)n),
-           (double)allocs / (double)n, (double)abytes / (double)n);
+    printf("| %-46s | %5zu | %8.0f | %10.0f | %6.1f | %8.0f |\n", what, bytes,
+           ns / (double)n, 1e9 / (ns / (double)n), (double)allocs / (double)n,
+           (double)abytes / (double)n);
 }
 
 /* Feed one datagram n times; prints its row. */
@@ -281,8 +280,8 @@ int main(int argc, char **argv)
     struct node *nd = make_node(NULL);
     struct node *enc = make_node(key);
 
-    printf("| %-46s | %5s | %8s | %10s | %6s | %8s |\n", "per packet",
-           "bytes", "ns", "packets/s", "allocs", "alloc B");
+    printf("| %-46s | %5s | %8s | %10s | %6s | %8s |\n", "per packet", "bytes",
+           "ns", "packets/s", "allocs", "alloc B");
     printf("|------------------------------------------------|-------|"
            "----------|------------|--------|----------|\n");
 
@@ -318,8 +317,8 @@ int main(int argc, char **argv)
     double t0 = now_ns();
     for (long i = 0; i < n / 4; i++)
         gossip_packet(&pkt, true);
-    row("encode a gossip packet: 20 alive, LZW, CRC", pkt.len,
-        now_ns() - t0, n / 4, n_allocs - a0, n_bytes - b0);
+    row("encode a gossip packet: 20 alive, LZW, CRC", pkt.len, now_ns() - t0,
+        n / 4, n_allocs - a0, n_bytes - b0);
     a0 = n_allocs;
     b0 = n_bytes;
     t0 = now_ns();

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../src/lua/lnode.h"
 #include "../../src/core/node_int.h"
 #include "../../src/io/sim.h"
+#include "../../src/lua/lnode.h"
 
 static double now_ns(void)
 {
@@ -74,8 +74,9 @@ int main(int argc, char **argv)
         h.on_member(h.ud, HOOK_UPDATE, me);
     row("on_member call, empty hook (with the copy)", now_ns() - t0, n);
 
-    use_scripts(L, &ln, "return { on_member = function(e, m) "
-                        "local x = m.name .. m.state end }");
+    use_scripts(L, &ln,
+                "return { on_member = function(e, m) "
+                "local x = m.name .. m.state end }");
     t0 = now_ns();
     for (long i = 0; i < n; i++)
         h.on_member(h.ud, HOOK_UPDATE, me);
@@ -95,8 +96,9 @@ int main(int argc, char **argv)
         h.on_message(h.ud, "sender", 6, (const uint8_t *)"payload", 7);
     row("on_message call (no member copy)", now_ns() - t0, n);
 
-    use_scripts(L, &ln, "return { allow_member = function(m) "
-                        "return true end }");
+    use_scripts(L, &ln,
+                "return { allow_member = function(m) "
+                "return true end }");
     char why[64];
     t0 = now_ns();
     for (long i = 0; i < n; i++)
@@ -106,8 +108,9 @@ int main(int argc, char **argv)
     /* A hook that works: 10,000 VM instructions, which the budget's hook
      * pays for in stretches. */
     long m = n / 100 > 0 ? n / 100 : 1;
-    use_scripts(L, &ln, "return { on_message = function(f, p) "
-                        "local x = 0 for i = 1, 3333 do x = x + i end end }");
+    use_scripts(L, &ln,
+                "return { on_message = function(f, p) "
+                "local x = 0 for i = 1, 3333 do x = x + i end end }");
     t0 = now_ns();
     for (long i = 0; i < m; i++)
         h.on_message(h.ud, "sender", 6, (const uint8_t *)"payload", 7);

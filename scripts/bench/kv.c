@@ -23,8 +23,8 @@
 
 struct client {
     int fd;
-    double sent;      /* when the request in flight was sent */
-    unsigned long n;  /* requests sent */
+    double sent;     /* when the request in flight was sent */
+    unsigned long n; /* requests sent */
     char in[4096];
     size_t inlen;
 };
@@ -47,7 +47,8 @@ static int send_put(struct client *c, int id, const char *value)
     char line[70000];
     int n = snprintf(line, sizeof line,
                      "{\"cmd\":\"kv_put\",\"key\":\"bench/%d/%lu\","
-                     "\"value\":\"%s\"}\n", id, c->n++, value);
+                     "\"value\":\"%s\"}\n",
+                     id, c->n++, value);
     c->sent = now();
     for (int off = 0; off < n;) {
         ssize_t w = write(c->fd, line + off, (size_t)(n - off));
@@ -91,8 +92,10 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "--fsync"))
         return disk(argv[2]);
     if (argc < 5) {
-        fprintf(stderr, "usage: %s HOST PORT CLIENTS SECONDS "
-                "[VALUE_BYTES]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s HOST PORT CLIENTS SECONDS "
+                "[VALUE_BYTES]\n",
+                argv[0]);
         return 2;
     }
     int nc = atoi(argv[3]);
@@ -133,8 +136,7 @@ int main(int argc, char **argv)
             if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP)))
                 continue;
             struct client *c = &cl[i];
-            ssize_t r = read(c->fd, c->in + c->inlen,
-                             sizeof c->in - c->inlen);
+            ssize_t r = read(c->fd, c->in + c->inlen, sizeof c->in - c->inlen);
             if (r <= 0) {
                 pf[i].fd = -1;
                 active--;
@@ -169,8 +171,8 @@ int main(int argc, char **argv)
     double took = now() - start;
     qsort(lat, nlat, sizeof *lat, cmp_double);
     printf("writes=%zu errors=%lu secs=%.2f per_sec=%.0f p50_ms=%.2f "
-           "p99_ms=%.2f max_ms=%.2f\n", nlat, errors, took,
-           (double)nlat / took, nlat ? lat[nlat / 2] : 0.0,
+           "p99_ms=%.2f max_ms=%.2f\n",
+           nlat, errors, took, (double)nlat / took, nlat ? lat[nlat / 2] : 0.0,
            nlat ? lat[(size_t)((double)nlat * 0.99)] : 0.0,
            nlat ? lat[nlat - 1] : 0.0);
     free(lat);

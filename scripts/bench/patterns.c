@@ -136,8 +136,7 @@ int main(int argc, char **argv)
 {
     int runs = argc > 1 ? atoi(argv[1]) : 5;
     if (runs < 1 || runs > MAX_RUNS) {
-        fprintf(stderr, "usage: bench_patterns [RUNS]  (1..%d)\n",
-                MAX_RUNS);
+        fprintf(stderr, "usage: bench_patterns [RUNS]  (1..%d)\n", MAX_RUNS);
         return 2;
     }
     lua_State *L = luaL_newstate();
@@ -167,8 +166,8 @@ int main(int argc, char **argv)
     printf("| %-40s | %7s | %7s | %5s | %7s | %7s | %5s | %9s | %5s |\n",
            "workload", "stock", "ours", "ratio", "stock", "ours", "ratio",
            "work", "ns/wk");
-    printf("| %-40s | %7s | %7s | %5s | %7s | %7s | %5s | %9s | %5s |\n",
-           "", "median", "median", "", "worst", "worst", "", "per run", "");
+    printf("| %-40s | %7s | %7s | %5s | %7s | %7s | %5s | %9s | %5s |\n", "",
+           "median", "median", "", "worst", "worst", "", "per run", "");
     printf("|------------------------------------------|---------|"
            "---------|-------|---------|---------|-------|-----------|"
            "-------|\n");
@@ -192,8 +191,7 @@ int main(int argc, char **argv)
         double ow = ours[runs - 1], sw = stock[runs - 1];
         printf("| %-40s | %7.2f | %7.2f | %5.2f | %7.2f | %7.2f | %5.2f |"
                " %9llu | %5.2f |\n",
-               what, sm, om, om / sm, sw, ow, ow / sw,
-               (unsigned long long)work,
+               what, sm, om, om / sm, sw, ow, ow / sw, (unsigned long long)work,
                work ? om * 1e6 / (double)work : 0.0);
         lua_pop(L, 3);
     }

@@ -141,9 +141,10 @@ static void one_run(size_t n, unsigned seed, double limit_s, struct run *r)
     sim_run(s, 1000);
     if (metadata_count(ma, true) != n ||
         metadata_count(mb, true) != n - MISSING) {
-        fprintf(stderr, "bench-store: a has %zu keys, b %zu, before the "
-                "repair\n", metadata_count(ma, true),
-                metadata_count(mb, true));
+        fprintf(stderr,
+                "bench-store: a has %zu keys, b %zu, before the "
+                "repair\n",
+                metadata_count(ma, true), metadata_count(mb, true));
         exit(1);
     }
     struct hs_addr aa = sim_addr(s, ia);
@@ -182,8 +183,8 @@ static void one_run(size_t n, unsigned seed, double limit_s, struct run *r)
     for (size_t i = 0; i < MISSING; i++) {
         char why2[200];
         snprintf(k, sizeof k, "key/%07zu", i * (n / MISSING));
-        must(metadata_put(ma, k, strlen(k), NULL, 0, true, why2,
-                          sizeof why2, NULL),
+        must(metadata_put(ma, k, strlen(k), NULL, 0, true, why2, sizeof why2,
+                          NULL),
              why2);
     }
     /* Past metadata_tombstone_ttl (24 h), on a's clock. */
@@ -238,16 +239,16 @@ int main(int argc, char **argv)
     const char *lim = getenv("BENCH_STORE_LIMIT");
     double limit = lim && *lim ? atof(lim) : 300;
     printf("metadata store, 2 simulated nodes: repair of %d missing keys, "
-           "longest loop step\n%d runs each: median / worst\n\n", MISSING,
-           runs);
+           "longest loop step\n%d runs each: median / worst\n\n",
+           MISSING, runs);
     printf("%9s | %19s | %21s | %19s | %15s | %15s | %15s\n", "keys",
-           "repair CPU ms", "repair bytes", "longest step ms",
-           "longest put ms", "tick ms", "list 100 ms");
+           "repair CPU ms", "repair bytes", "longest step ms", "longest put ms",
+           "tick ms", "list 100 ms");
     for (int i = 0; i < nsizes; i++) {
         size_t n = sizes[i];
         if (n <= MISSING) {
-            fprintf(stderr, "bench-store: %zu keys: more than %d needed\n",
-                    n, MISSING);
+            fprintf(stderr, "bench-store: %zu keys: more than %d needed\n", n,
+                    MISSING);
             return 2;
         }
         struct run rs[64];

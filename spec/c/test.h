@@ -17,14 +17,14 @@ static int test_failures;
 static int test_checks;
 static const char *test_current;
 
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        test_checks++;                                                     \
-        if (!(cond)) {                                                     \
-            test_failures++;                                               \
-            fprintf(stderr, "  FAIL %s (%s:%d): %s\n", test_current,       \
-                    __FILE__, __LINE__, #cond);                            \
-        }                                                                  \
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        test_checks++;                                                         \
+        if (!(cond)) {                                                         \
+            test_failures++;                                                   \
+            fprintf(stderr, "  FAIL %s (%s:%d): %s\n", test_current, __FILE__, \
+                    __LINE__, #cond);                                          \
+        }                                                                      \
     } while (0)
 
 #define CHECK_EQ(a, b)                                                     \
@@ -38,34 +38,34 @@ static const char *test_current;
         }                                                                  \
     } while (0)
 
-#define CHECK_MEM(a, alen, b, blen)                                        \
-    do {                                                                   \
-        size_t la_ = (size_t)(alen), lb_ = (size_t)(blen);                 \
-        test_checks++;                                                     \
-        if (la_ != lb_ || memcmp((a), (b), la_) != 0) {                    \
-            test_failures++;                                               \
-            fprintf(stderr, "  FAIL %s (%s:%d): %s (%zu bytes) != %s "     \
-                    "(%zu bytes)\n", test_current, __FILE__, __LINE__,     \
-                    #a, la_, #b, lb_);                                     \
-            test_hexdump("    got ", (const uint8_t *)(a), la_);           \
-            test_hexdump("    want", (const uint8_t *)(b), lb_);           \
-        }                                                                  \
+#define CHECK_MEM(a, alen, b, blen)                                      \
+    do {                                                                 \
+        size_t la_ = (size_t)(alen), lb_ = (size_t)(blen);               \
+        test_checks++;                                                   \
+        if (la_ != lb_ || memcmp((a), (b), la_) != 0) {                  \
+            test_failures++;                                             \
+            fprintf(stderr,                                              \
+                    "  FAIL %s (%s:%d): %s (%zu bytes) != %s "           \
+                    "(%zu bytes)\n",                                     \
+                    test_current, __FILE__, __LINE__, #a, la_, #b, lb_); \
+            test_hexdump("    got ", (const uint8_t *)(a), la_);         \
+            test_hexdump("    want", (const uint8_t *)(b), lb_);         \
+        }                                                                \
     } while (0)
 
-#define RUN(fn)                                                            \
-    do {                                                                   \
-        long live_ = hs_mem_live();                                        \
-        test_current = #fn;                                                \
-        fn();                                                              \
-        if (hs_mem_live() != live_) {                                      \
-            test_failures++;                                               \
-            fprintf(stderr, "  FAIL %s: %ld blocks leaked\n", #fn,         \
-                    hs_mem_live() - live_);                                \
-        }                                                                  \
+#define RUN(fn)                                                    \
+    do {                                                           \
+        long live_ = hs_mem_live();                                \
+        test_current = #fn;                                        \
+        fn();                                                      \
+        if (hs_mem_live() != live_) {                              \
+            test_failures++;                                       \
+            fprintf(stderr, "  FAIL %s: %ld blocks leaked\n", #fn, \
+                    hs_mem_live() - live_);                        \
+        }                                                          \
     } while (0)
 
-static inline void test_hexdump(const char *label, const uint8_t *p,
-                                size_t n)
+static inline void test_hexdump(const char *label, const uint8_t *p, size_t n)
 {
     fprintf(stderr, "%s ", label);
     for (size_t i = 0; i < n && i < 256; i++)

@@ -2,10 +2,10 @@
  * addresses and configuration. */
 #include "test.h"
 
+#include "../../src/base/timers.h"
 #include "../../src/core/broadcast.h"
 #include "../../src/core/config.h"
 #include "../../src/core/members.h"
-#include "../../src/base/timers.h"
 
 static void take(struct bqueue *q, size_t limit, int tl, char *out,
                  size_t outlen)
@@ -165,7 +165,12 @@ static uint64_t model_rand(uint64_t *x)
 
 static void queue_model(size_t max_items)
 {
-    enum { OWNERS = 64, MAXMSG = 4096, TL = 6, OVER = 2 };
+    enum {
+        OWNERS = 64,
+        MAXMSG = 4096,
+        TL = 6,
+        OVER = 2
+    };
     static struct model_msg mm[MAXMSG];
     static struct owner own[OWNERS];
     size_t nmm = 0;
@@ -356,8 +361,8 @@ static void test_member_table(void)
     struct member *m;
     for (int i = 0; i < 200; i++) {
         snprintf(name, sizeof name, "node-%d", i);
-        CHECK_EQ(members_add(&t, name, strlen(name), &a, (uint64_t)i * 7919,
-                             &m), 0);
+        CHECK_EQ(
+            members_add(&t, name, strlen(name), &a, (uint64_t)i * 7919, &m), 0);
     }
     CHECK_EQ(members_count(&t), 200);
     CHECK_EQ(t.count[MEMBER_DEAD], 200);
@@ -382,7 +387,8 @@ static void test_member_table(void)
     for (int i = 0; i < 400; i += 2) {
         snprintf(name, sizeof name, "node-%d", i);
         CHECK_EQ(members_add(&t, name, strlen(name), &a,
-                             (uint64_t)i * 104729 + 3, &m), 0);
+                             (uint64_t)i * 104729 + 3, &m),
+                 0);
     }
     CHECK_EQ(members_count(&t), 300);
     int found = 0;
@@ -417,8 +423,8 @@ static void test_addr(void)
     CHECK_EQ(addr_parse("host.example:1", 1, &a), HS_EADDR);
     CHECK_EQ(addr_parse("", 1, &a), HS_EADDR);
     /* IPv4-mapped equals IPv4 by IP, not by bytes (Go semantics). */
-    uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
-                          10, 1, 2, 3};
+    uint8_t mapped[16] = {0, 0, 0,    0,    0,  0, 0, 0,
+                          0, 0, 0xff, 0xff, 10, 1, 2, 3};
     struct hs_addr m6, v4;
     addr_from_raw(mapped, 16, 7946, &m6);
     addr_parse("10.1.2.3:7946", 1, &v4);
@@ -464,8 +470,7 @@ static void test_config(void)
     CHECK_EQ(c.log_level, 2);
     CHECK_EQ(config_set(&c, "max_stream_size", "1MiB", err, sizeof err), 0);
     CHECK_EQ(c.max_stream_size, 1 << 20);
-    CHECK_EQ(config_set(&c, "cidrs_allowed", "10.0.0.0/8", err, sizeof err),
-             0);
+    CHECK_EQ(config_set(&c, "cidrs_allowed", "10.0.0.0/8", err, sizeof err), 0);
     CHECK_EQ(c.cidrs_allowed.n, 1);
 
     CHECK_EQ(config_set(&c, "probe_intervall", "1s", err, sizeof err),
@@ -474,11 +479,9 @@ static void test_config(void)
     CHECK_EQ(config_set(&c, "probe_interval", "fast", err, sizeof err),
              HS_EINVAL);
     CHECK(strstr(err, "not a duration") != NULL);
-    CHECK_EQ(config_set(&c, "gossip_nodes", "-1", err, sizeof err),
-             HS_EINVAL);
+    CHECK_EQ(config_set(&c, "gossip_nodes", "-1", err, sizeof err), HS_EINVAL);
     CHECK(strstr(err, "out of range") != NULL);
-    CHECK_EQ(config_set(&c, "transport", "sctp", err, sizeof err),
-             HS_EINVAL);
+    CHECK_EQ(config_set(&c, "transport", "sctp", err, sizeof err), HS_EINVAL);
     CHECK(strstr(err, "udp, tcp") != NULL);
     CHECK_EQ(config_set(&c, "cidrs_allowed", "10/8/8", err, sizeof err),
              HS_EINVAL);

@@ -110,17 +110,20 @@ static void test_vectors_stream_and_label(void)
     buf_putc(&b, 0xf4);
     buf_putc(&b, 4);
     buf_append(&b, "prod", 4);
-    CHECK_EQ(keyring_seal(&kr, 1, nonce, (const uint8_t *)"prod", 4, ping,
-                          plen, &b), 0);
+    CHECK_EQ(
+        keyring_seal(&kr, 1, nonce, (const uint8_t *)"prod", 4, ping, plen, &b),
+        0);
     CHECK_MEM(b.data, b.len, lab, llen);
     buf_reset(&b);
     CHECK_EQ(keyring_open(&kr, (const uint8_t *)"prod", 4, lab + 6, llen - 6,
-                          &b, NULL, &why), 0);
+                          &b, NULL, &why),
+             0);
     CHECK_MEM(b.data, b.len, ping, plen);
     /* Another label, or none, does not open it. */
     buf_reset(&b);
-    CHECK_EQ(keyring_open(&kr, (const uint8_t *)"test", 4, lab + 6,
-                          llen - 6, &b, NULL, &why), HS_EREFUSED);
+    CHECK_EQ(keyring_open(&kr, (const uint8_t *)"test", 4, lab + 6, llen - 6,
+                          &b, NULL, &why),
+             HS_EREFUSED);
     CHECK_EQ(keyring_open(&kr, NULL, 0, lab + 6, llen - 6, &b, NULL, &why),
              HS_EREFUSED);
     CHECK_EQ(b.len, 0);
@@ -147,15 +150,17 @@ static void test_every_key(void)
     const char *why = NULL;
     int used = -1;
     /* Sealed with AES-256 (other's primary): kr cannot open it... */
-    CHECK_EQ(keyring_seal(&other, 1, nonce, NULL, 0, msg, sizeof msg,
-                          &sealed), 0);
-    CHECK_EQ(keyring_open(&kr, NULL, 0, sealed.data, sealed.len, &b, NULL,
-                          &why), HS_EREFUSED);
+    CHECK_EQ(keyring_seal(&other, 1, nonce, NULL, 0, msg, sizeof msg, &sealed),
+             0);
+    CHECK_EQ(
+        keyring_open(&kr, NULL, 0, sealed.data, sealed.len, &b, NULL, &why),
+        HS_EREFUSED);
     CHECK(why && strstr(why, "no installed key"));
     /* ...until it has that key, as its second. */
     CHECK_EQ(keyring_add(&kr, k32, 32), 0);
-    CHECK_EQ(keyring_open(&kr, NULL, 0, sealed.data, sealed.len, &b, &used,
-                          &why), 0);
+    CHECK_EQ(
+        keyring_open(&kr, NULL, 0, sealed.data, sealed.len, &b, &used, &why),
+        0);
     CHECK_EQ(used, 1);
     CHECK_MEM(b.data, b.len, msg, sizeof msg);
     /* AES-192 round trip, with additional data. */
@@ -163,10 +168,12 @@ static void test_every_key(void)
     buf_reset(&sealed);
     buf_reset(&b);
     CHECK_EQ(keyring_seal(&other, 0, nonce, (const uint8_t *)"x", 1, msg,
-                          sizeof msg, &sealed), 0);
+                          sizeof msg, &sealed),
+             0);
     CHECK_EQ(sealed.len, keyring_sealed_len(0, sizeof msg));
     CHECK_EQ(keyring_open(&other, (const uint8_t *)"x", 1, sealed.data,
-                          sealed.len, &b, &used, &why), 0);
+                          sealed.len, &b, &used, &why),
+             0);
     CHECK_EQ(used, 0);
     CHECK_MEM(b.data, b.len, msg, sizeof msg);
     /* Any flipped bit is refused: version byte aside, every byte is
@@ -175,7 +182,8 @@ static void test_every_key(void)
         sealed.data[i] ^= 0x40;
         buf_reset(&b);
         CHECK_EQ(keyring_open(&other, (const uint8_t *)"x", 1, sealed.data,
-                              sealed.len, &b, NULL, &why), HS_EREFUSED);
+                              sealed.len, &b, NULL, &why),
+                 HS_EREFUSED);
         sealed.data[i] ^= 0x40;
     }
     buf_free(&sealed);
@@ -192,19 +200,14 @@ static void test_bad_blobs(void)
     uint8_t blob[64] = {0};
     struct buf b = BUF_INIT;
     const char *why = NULL;
-    CHECK_EQ(keyring_open(&kr, NULL, 0, blob, 0, &b, NULL, &why),
-             HS_EBADMSG);
+    CHECK_EQ(keyring_open(&kr, NULL, 0, blob, 0, &b, NULL, &why), HS_EBADMSG);
     blob[0] = 2; /* unknown version */
-    CHECK_EQ(keyring_open(&kr, NULL, 0, blob, 64, &b, NULL, &why),
-             HS_EBADMSG);
+    CHECK_EQ(keyring_open(&kr, NULL, 0, blob, 64, &b, NULL, &why), HS_EBADMSG);
     blob[0] = 1; /* shorter than version, nonce and tag */
-    CHECK_EQ(keyring_open(&kr, NULL, 0, blob, 28, &b, NULL, &why),
-             HS_EBADMSG);
-    CHECK_EQ(keyring_open(&kr, NULL, 0, blob, 29, &b, NULL, &why),
-             HS_EREFUSED);
+    CHECK_EQ(keyring_open(&kr, NULL, 0, blob, 28, &b, NULL, &why), HS_EBADMSG);
+    CHECK_EQ(keyring_open(&kr, NULL, 0, blob, 29, &b, NULL, &why), HS_EREFUSED);
     blob[0] = 0; /* version 0 needs room for a padding block */
-    CHECK_EQ(keyring_open(&kr, NULL, 0, blob, 44, &b, NULL, &why),
-             HS_EBADMSG);
+    CHECK_EQ(keyring_open(&kr, NULL, 0, blob, 44, &b, NULL, &why), HS_EBADMSG);
     CHECK_EQ(keyring_open(&empty, NULL, 0, blob, 64, &b, NULL, &why),
              HS_ESTATE);
     CHECK_EQ(b.len, 0);
@@ -216,15 +219,16 @@ static void test_bad_blobs(void)
     struct buf sealed = BUF_INIT;
     CHECK_EQ(keyring_seal(&kr, 1, nonce, NULL, 0, msg, 16, &sealed), 0);
     sealed.data[0] = 0;
-    CHECK_EQ(keyring_open(&kr, NULL, 0, sealed.data, sealed.len, &b, NULL,
-                          &why), HS_EBADMSG);
+    CHECK_EQ(
+        keyring_open(&kr, NULL, 0, sealed.data, sealed.len, &b, NULL, &why),
+        HS_EBADMSG);
     CHECK(why && strstr(why, "padding"));
     /* Stream framing: the length must match what follows. */
     buf_reset(&sealed);
-    CHECK_EQ(keyring_seal_stream(&kr, 1, nonce, NULL, 0, msg, 16, &sealed),
-             0);
-    CHECK_EQ(keyring_open_stream(&kr, NULL, 0, sealed.data, sealed.len - 1,
-                                 &b, &why), HS_EBADMSG);
+    CHECK_EQ(keyring_seal_stream(&kr, 1, nonce, NULL, 0, msg, 16, &sealed), 0);
+    CHECK_EQ(keyring_open_stream(&kr, NULL, 0, sealed.data, sealed.len - 1, &b,
+                                 &why),
+             HS_EBADMSG);
     CHECK_EQ(keyring_open_stream(&kr, NULL, 0, sealed.data, 3, &b, &why),
              HS_EBADMSG);
     CHECK_EQ(keyring_seal(&empty, 1, nonce, NULL, 0, msg, 16, &sealed),
@@ -290,8 +294,9 @@ static void test_parse(void)
     size_t len = 0;
     char text[45];
     /* serf keygen's form: 32 bytes. */
-    CHECK_EQ(keyring_parse("sKOo038zlyFGsBEoybPg6A2PeT8fqPX+IaqVdp4RjYs=",
-                           key, &len), 0);
+    CHECK_EQ(keyring_parse("sKOo038zlyFGsBEoybPg6A2PeT8fqPX+IaqVdp4RjYs=", key,
+                           &len),
+             0);
     CHECK_EQ(len, 32);
     CHECK_EQ(key[0], 0xb0);
     keyring_format(key, len, text);
@@ -305,7 +310,9 @@ static void test_parse(void)
     CHECK_EQ(keyring_parse("not a key!", key, &len), HS_EINVAL);
     CHECK_EQ(keyring_parse("AAECAwQFBgcICQoLDA0O", key, &len), HS_EINVAL);
     CHECK_EQ(keyring_parse("sKOo038zlyFGsBEoybPg6A2PeT8fqPX+IaqVdp4RjYsA"
-                           "AAAA", key, &len), HS_EINVAL);
+                           "AAAA",
+                           key, &len),
+             HS_EINVAL);
     /* A passphrase: SHA-256 of its bytes. */
     keyring_from_passphrase("abc", 3, key);
     keyring_format(key, 32, text);
@@ -319,7 +326,7 @@ static void test_parse(void)
 #define KEY_C "ZHVtbXkga2V5IGZvciBzcGVjcyBvbmx5ISEhISEhISE="
 
 static int verbose;
-static int warn_lines;        /* "refused" WARN lines logged */
+static int warn_lines; /* "refused" WARN lines logged */
 static char last_warn[512];
 
 static void sink(void *ud, const char *node, uint64_t now, int level,
@@ -454,8 +461,7 @@ static void test_encrypted_cluster(void)
     join(s, plain, 1);
     sim_run(s, 5000);
     CHECK_EQ(warn_lines, lines);
-    CHECK(strstr(last_warn, KEY_A) == NULL && strstr(last_warn, KEY_B) ==
-          NULL);
+    CHECK(strstr(last_warn, KEY_A) == NULL && strstr(last_warn, KEY_B) == NULL);
     sim_free(s);
 }
 
@@ -518,8 +524,8 @@ static void test_labels(void)
     /* What b (no label) sends: sealed with "prod" as the additional data
      * by a node that labels its packets, minus the label. */
     CHECK_EQ(keyring_seal(node_keyring(sim_node(s, c)), 1, nonce,
-                          (const uint8_t *)"prod", 4, ping, sizeof ping,
-                          &pkt), 0);
+                          (const uint8_t *)"prod", 4, ping, sizeof ping, &pkt),
+             0);
     uint64_t pings = node_stats(sim_node(s, a))->msgs_in[WIRE_PING];
     node_io_packet(sim_node(s, a), &from, pkt.data, pkt.len);
     CHECK_EQ(node_stats(sim_node(s, a))->msgs_in[WIRE_PING], pings + 1);
@@ -560,8 +566,8 @@ static void on_keys(void *ud, const struct node_keys_result *r)
         if (r->keys[i].installed == r->nodes)
             o->everywhere++;
     if (r->nfailures)
-        snprintf(o->failure, sizeof o->failure, "%s: %s",
-                 r->failures[0].name, r->failures[0].message);
+        snprintf(o->failure, sizeof o->failure, "%s: %s", r->failures[0].name,
+                 r->failures[0].message);
 }
 
 static int keys(struct sim *s, size_t at, int op, const char *b64,
@@ -671,8 +677,7 @@ static void test_keys_refusals(void)
     CHECK_EQ(o.nodes, 2);
     CHECK_EQ(o.responses, 2);
     CHECK_EQ(o.errors, 1);
-    CHECK(strstr(o.failure, "b: requested key is not in the keyring") !=
-          NULL);
+    CHECK(strstr(o.failure, "b: requested key is not in the keyring") != NULL);
     /* a now seals with C, which b cannot open: b refuses a's packets. */
     sim_run(s, 3000);
     CHECK(dropped(s, 2, NODE_DROP_DECRYPT) > 0);
@@ -702,23 +707,23 @@ static void test_plain_to_encrypted(void)
     snprintf(c.encrypt, sizeof c.encrypt, "%s", KEY_A);
     c.gossip_verify_incoming = c.gossip_verify_outgoing = false;
     for (size_t i = 0; i < n; i++) {
-        CHECK_EQ(node_reconfigure_security(sim_node(s, i), &c, err,
-                                           sizeof err), 0);
+        CHECK_EQ(node_reconfigure_security(sim_node(s, i), &c, err, sizeof err),
+                 0);
         CHECK_EQ(run_watching(s, n, 700), 0);
     }
     CHECK_EQ(node_stats(sim_node(s, 0))->msgs_out[WIRE_ENCRYPT], 0);
     /* Step 2: everyone encrypts, everyone still accepts plaintext. */
     c.gossip_verify_outgoing = true;
     for (size_t i = 0; i < n; i++) {
-        CHECK_EQ(node_reconfigure_security(sim_node(s, i), &c, err,
-                                           sizeof err), 0);
+        CHECK_EQ(node_reconfigure_security(sim_node(s, i), &c, err, sizeof err),
+                 0);
         CHECK_EQ(run_watching(s, n, 700), 0);
     }
     /* Step 3: plaintext is refused. */
     c.gossip_verify_incoming = true;
     for (size_t i = 0; i < n; i++) {
-        CHECK_EQ(node_reconfigure_security(sim_node(s, i), &c, err,
-                                           sizeof err), 0);
+        CHECK_EQ(node_reconfigure_security(sim_node(s, i), &c, err, sizeof err),
+                 0);
         CHECK_EQ(run_watching(s, n, 700), 0);
     }
     CHECK_EQ(run_watching(s, n, 10000), 0);
@@ -755,13 +760,13 @@ static void test_bad_packets(void)
     struct hs_addr from;
     CHECK_EQ(addr_parse("10.9.9.9:7946", 7946, &from), 0);
     static const uint8_t cases[][8] = {
-        {0xf4},                   /* label header cut short */
-        {0xf4, 0},                /* empty label */
-        {0xf4, 5, 'x'},           /* label longer than the packet */
-        {0xf4, 1, 'y', 1, 2, 3},  /* another label */
-        {0xf4, 1, 'x', 2, 0, 0},  /* unsupported encryption version */
-        {0xf4, 1, 'x', 1, 0, 0},  /* too short to be encrypted */
-        {0xf4, 1, 'x'},           /* nothing after the label */
+        {0xf4},                  /* label header cut short */
+        {0xf4, 0},               /* empty label */
+        {0xf4, 5, 'x'},          /* label longer than the packet */
+        {0xf4, 1, 'y', 1, 2, 3}, /* another label */
+        {0xf4, 1, 'x', 2, 0, 0}, /* unsupported encryption version */
+        {0xf4, 1, 'x', 1, 0, 0}, /* too short to be encrypted */
+        {0xf4, 1, 'x'},          /* nothing after the label */
     };
     const size_t lens[] = {1, 2, 3, 6, 6, 6, 3};
     for (size_t i = 0; i < HS_ARRAY_LEN(cases); i++)

@@ -33,9 +33,10 @@ static uint8_t *random_bytes(size_t n)
 static uint8_t *textish_bytes(size_t n)
 {
     static const char *words[] = {
-        "the ",  "node ", "alive ", "suspect ", "\"Incarnation\": ",
+        "the ",  "node ",   "alive ",      "suspect ",    "\"Incarnation\": ",
         "dead ", "gossip ", "memberlist ", "{\"Addr\": ", "127.0.0.1, ",
-        "serf ", "event ", "query ", "Payload ", "SeqNo ", "\n"};
+        "serf ", "event ",  "query ",      "Payload ",    "SeqNo ",
+        "\n"};
     uint8_t *p = malloc(n ? n : 1);
     size_t o = 0;
     while (o < n) {
@@ -209,8 +210,7 @@ static int decode_codes(const unsigned *codes, size_t n, size_t max_out,
 
 static void test_worked_examples(void)
 {
-    static const uint8_t want_ab[] = {0x00, 0x83, 0x08, 0x11,
-                                      0x48, 0x30, 0x20};
+    static const uint8_t want_ab[] = {0x00, 0x83, 0x08, 0x11, 0x48, 0x30, 0x20};
     static const uint8_t want_empty[] = {0x00, 0x03, 0x02};
     struct buf b = BUF_INIT, d = BUF_INIT;
 
@@ -294,8 +294,7 @@ static void test_go_compound(void)
     CHECK_EQ(b.len, 123);
     if (b.len >= sizeof head + sizeof tail) {
         CHECK_MEM(b.data, sizeof head, head, sizeof head);
-        CHECK_MEM(b.data + b.len - sizeof tail, sizeof tail, tail,
-                  sizeof tail);
+        CHECK_MEM(b.data + b.len - sizeof tail, sizeof tail, tail, sizeof tail);
     }
     check_roundtrip(plain, n);
     buf_free(&b);
@@ -449,8 +448,8 @@ static void test_decode_variants(void)
 
     /* Clears anywhere, repeated, and right before the end. */
     buf_reset(&b);
-    static const unsigned clears[] = {256, 256, 'x', 'y', 258, 256,
-                                      'y', 258, 256, 257};
+    static const unsigned clears[] = {256, 256, 'x', 'y', 258,
+                                      256, 'y', 258, 256, 257};
     CHECK_EQ(decode_codes(clears, HS_ARRAY_LEN(clears), 100, &b), 0);
     CHECK_MEM(b.data, b.len, "xyxyyyy", 7);
 

@@ -4,9 +4,9 @@
  * tombstone heap collected across ticks, and the snapshot's parts. */
 #include "test.h"
 
-#include "../../src/core/metadata.h"
-#include "../../src/codec/mp.h"
 #include "../../src/base/rng.h"
+#include "../../src/codec/mp.h"
+#include "../../src/core/metadata.h"
 #include "../../src/io/sim.h"
 
 #define TTL_MS 30000
@@ -30,8 +30,8 @@ static struct sim *one_node(struct metadata **md)
 static int put(struct metadata *md, const char *k, const char *v)
 {
     char why[200];
-    return metadata_put(md, k, strlen(k), v, v ? strlen(v) : 0, v == NULL,
-                        why, sizeof why, NULL);
+    return metadata_put(md, k, strlen(k), v, v ? strlen(v) : 0, v == NULL, why,
+                        sizeof why, NULL);
 }
 
 static void check(const struct metadata *md)
@@ -44,7 +44,11 @@ static void check(const struct metadata *md)
 }
 
 /* The model: each key absent, live with a value number, or deleted. */
-enum { ABSENT, LIVE, DELETED };
+enum {
+    ABSENT,
+    LIVE,
+    DELETED
+};
 #define KEYS 3000
 static int state[KEYS];
 static unsigned val[KEYS];
@@ -179,8 +183,8 @@ static void test_key_order(void)
     size_t pages = 0;
     while (more) {
         size_t before = all.n;
-        size_t got = metadata_scan(md, pages ? after : NULL, strlen(after),
-                                   7, collect, &all, &more);
+        size_t got = metadata_scan(md, pages ? after : NULL, strlen(after), 7,
+                                   collect, &all, &more);
         CHECK(got <= 7);
         CHECK(got == 7 || !more);
         if (got)
@@ -215,8 +219,8 @@ static void test_collect_across_ticks(void)
         snprintf(k, sizeof k, "t/%u", i);
         char why[100];
         uint64_t ver;
-        CHECK_EQ(metadata_put(md, k, strlen(k), NULL, 0, true, why,
-                              sizeof why, &ver),
+        CHECK_EQ(metadata_put(md, k, strlen(k), NULL, 0, true, why, sizeof why,
+                              &ver),
                  0);
         newest = ver > newest ? ver : newest;
     }
@@ -298,9 +302,9 @@ static void test_entry_restore(void)
         for (uint32_t i = 0; i < now.n; i++) {
             size_t at = r.off;
             CHECK_EQ(mp_skip(&r), 0);
-            CHECK_EQ(metadata_entry_restore(b, now.b.data + at, r.off - at,
-                                            &why),
-                     0);
+            CHECK_EQ(
+                metadata_entry_restore(b, now.b.data + at, r.off - at, &why),
+                0);
         }
         /* the older x after the newer: nothing changes */
         CHECK_EQ(metadata_entry_restore(b, old.b.data, old.b.len, &why), 0);
@@ -419,8 +423,7 @@ static void differ(struct sim *s, struct metadata *a, struct metadata *b,
                 const char *why;
                 const struct meta_entry *e = metadata_get(a, k, strlen(k));
                 metadata_entry_encode(e, &d.b);
-                CHECK_EQ(metadata_entry_restore(b, d.b.data, d.b.len, &why),
-                         0);
+                CHECK_EQ(metadata_entry_restore(b, d.b.data, d.b.len, &why), 0);
                 buf_free(&d.b);
             }
             break;
@@ -536,8 +539,7 @@ static void test_old_peers(void)
     struct metadata *a, *b;
     struct sim *s = two_nodes(&a, &b);
     differ(s, a, b, 2000, 7);
-    struct buf sb = BUF_INIT, old = BUF_INIT, ans = BUF_INIT,
-               oldans = BUF_INIT;
+    struct buf sb = BUF_INIT, old = BUF_INIT, ans = BUF_INIT, oldans = BUF_INIT;
     CHECK_EQ(metadata_sync_encode(b, NULL, 0, &sb), 0);
     old_section(&sb, &old, false);
     CHECK_EQ(metadata_sync_encode(a, old.data, old.len, &ans), 0);

@@ -39,10 +39,10 @@ static void test_suspect_without_from(void)
 {
     struct sim *s = pair();
     CHECK_EQ(state_of(s, 0, "b"), MEMBER_ALIVE);
-    static const uint8_t msg[] = {
-        0x03, 0x83, 0xa4, 'F', 'r', 't', 'm', 0xa1, 'a', 0xab, 'I', 'n',
-        'c', 'a', 'r', 'n', 'a', 't', 'i', 'o', 'n', 0x01, 0xa4, 'N', 'o',
-        'd', 'e', 0xa1, 'b'};
+    static const uint8_t msg[] = {0x03, 0x83, 0xa4, 'F',  'r', 't',  'm',  0xa1,
+                                  'a',  0xab, 'I',  'n',  'c', 'a',  'r',  'n',
+                                  'a',  't',  'i',  'o',  'n', 0x01, 0xa4, 'N',
+                                  'o',  'd',  'e',  0xa1, 'b'};
     struct hs_addr from = sim_addr(s, 1);
     node_io_packet(sim_node(s, 0), &from, msg, sizeof msg);
     CHECK_EQ(state_of(s, 0, "b"), MEMBER_SUSPECT);
@@ -64,16 +64,16 @@ static void test_confirm_without_from(void)
     static const char *const names[] = {"c", "d", "e"};
     for (int i = 0; i < 3; i++) {
         uint8_t ip[4] = {10, 0, 0, (uint8_t)(3 + i)};
-        struct wire_alive a = {1, wire_str(names[i]), wire_raw(ip, 4), 7946,
+        struct wire_alive a = {1,   wire_str(names[i]), wire_raw(ip, 4), 7946,
                                {0}, wire_raw(vsn, 6)};
         size_t before = all.len;
         wire_put_alive(&all, &a);
         lens[i] = all.len - before;
     }
     /* suspect {Incarnation: 1, Node: "c"}, twice */
-    static const uint8_t sus[] = {0x03, 0x82, 0xab, 'I', 'n', 'c', 'a', 'r',
-                                  'n', 'a', 't', 'i', 'o', 'n', 0x01, 0xa4,
-                                  'N', 'o', 'd', 'e', 0xa1, 'c'};
+    static const uint8_t sus[] = {0x03, 0x82, 0xab, 'I', 'n',  'c', 'a',  'r',
+                                  'n',  'a',  't',  'i', 'o',  'n', 0x01, 0xa4,
+                                  'N',  'o',  'd',  'e', 0xa1, 'c'};
     for (int i = 3; i < 5; i++) {
         buf_append(&all, sus, sizeof sus);
         lens[i] = sizeof sus;
@@ -95,7 +95,7 @@ static void test_confirm_without_from(void)
 static void test_sealed_empty_message(void)
 {
     struct keyring kr;
-    static const uint8_t key[16] = {1, 2, 3, 4, 5, 6, 7, 8,
+    static const uint8_t key[16] = {1, 2,  3,  4,  5,  6,  7,  8,
                                     9, 10, 11, 12, 13, 14, 15, 16};
     static const uint8_t nonce[KEYRING_NONCE] = {0};
     keyring_init(&kr);
@@ -104,15 +104,14 @@ static void test_sealed_empty_message(void)
     const char *why = NULL;
     CHECK_EQ(keyring_seal(&kr, 1, nonce, NULL, 0, NULL, 0, &sealed), 0);
     CHECK_EQ(sealed.len, KEYRING_OVERHEAD_V1);
-    CHECK_EQ(keyring_open(&kr, NULL, 0, sealed.data, sealed.len, &plain,
-                          NULL, &why),
-             0);
+    CHECK_EQ(
+        keyring_open(&kr, NULL, 0, sealed.data, sealed.len, &plain, NULL, &why),
+        0);
     CHECK_EQ(plain.len, 0);
     buf_reset(&sealed);
-    CHECK_EQ(keyring_seal_stream(&kr, 1, nonce, NULL, 0, NULL, 0, &sealed),
-             0);
-    CHECK_EQ(keyring_open_stream(&kr, NULL, 0, sealed.data, sealed.len,
-                                 &plain, &why),
+    CHECK_EQ(keyring_seal_stream(&kr, 1, nonce, NULL, 0, NULL, 0, &sealed), 0);
+    CHECK_EQ(keyring_open_stream(&kr, NULL, 0, sealed.data, sealed.len, &plain,
+                                 &why),
              0);
     CHECK_EQ(plain.len, 0);
     buf_free(&sealed);

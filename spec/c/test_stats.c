@@ -2,8 +2,8 @@
  * by type, in and out, on packets and on streams. */
 #include "test.h"
 
-#include "../../src/io/sim.h"
 #include "../../src/codec/wire.h"
+#include "../../src/io/sim.h"
 
 static struct sim *new_sim(size_t n, bool compress)
 {
@@ -24,8 +24,7 @@ static struct sim *new_sim(size_t n, bool compress)
 
 static void put_ping(struct buf *b, uint32_t seq, const char *to)
 {
-    struct wire_ping p = {seq, wire_str(to), wire_str(NULL), 0,
-                          wire_str(NULL)};
+    struct wire_ping p = {seq, wire_str(to), wire_str(NULL), 0, wire_str(NULL)};
     wire_put_ping(b, &p);
 }
 
@@ -55,8 +54,8 @@ static void test_packet_bytes(void)
     CHECK_EQ(st->msg_bytes_out[WIRE_ACK] - before.msg_bytes_out[WIRE_ACK],
              ack.len);
     CHECK_EQ(st->packets_out - before.packets_out, 1);
-    uint64_t compound = st->msg_bytes_out[WIRE_COMPOUND] -
-                        before.msg_bytes_out[WIRE_COMPOUND];
+    uint64_t compound =
+        st->msg_bytes_out[WIRE_COMPOUND] - before.msg_bytes_out[WIRE_COMPOUND];
     CHECK_EQ(st->bytes_out - before.bytes_out, compound ? compound : ack.len);
 
     /* Two pings in one compound. */
@@ -69,7 +68,8 @@ static void test_packet_bytes(void)
     node_io_packet(nd, &from, comp.data, comp.len);
     CHECK_EQ(st->msgs_in[WIRE_COMPOUND] - before.msgs_in[WIRE_COMPOUND], 1);
     CHECK_EQ(st->msg_bytes_in[WIRE_COMPOUND] -
-                 before.msg_bytes_in[WIRE_COMPOUND], comp.len);
+                 before.msg_bytes_in[WIRE_COMPOUND],
+             comp.len);
     CHECK_EQ(st->msgs_in[WIRE_PING] - before.msgs_in[WIRE_PING], 2);
     CHECK_EQ(st->msg_bytes_in[WIRE_PING] - before.msg_bytes_in[WIRE_PING],
              p1.len + p2.len);
@@ -84,7 +84,8 @@ static void test_packet_bytes(void)
         in += st->msg_bytes_in[t] - before.msg_bytes_in[t];
     CHECK_EQ(in, 0);
     CHECK_EQ(st->dropped[NODE_DROP_UNKNOWN_TYPE] -
-                 before.dropped[NODE_DROP_UNKNOWN_TYPE], 1);
+                 before.dropped[NODE_DROP_UNKNOWN_TYPE],
+             1);
     buf_free(&ping);
     buf_free(&ack);
     buf_free(&p1);

@@ -8,10 +8,10 @@
 
 #include "test.h"
 
+#include "../../src/codec/wire.h"
 #include "../../src/core/members.h"
 #include "../../src/core/node.h"
 #include "../../src/io/transport.h"
-#include "../../src/codec/wire.h"
 
 #define LIMIT_MS 30000 /* generous: most conditions hold in < 2 s */
 
@@ -305,8 +305,7 @@ static void test_tcp_cluster(void)
 static bool c_dead(struct world *w)
 {
     for (int i = 0; i < 2; i++) {
-        const struct member *m =
-            members_find(node_members(w->p[i].nd), "c", 1);
+        const struct member *m = members_find(node_members(w->p[i].nd), "c", 1);
         if (m == NULL || m->state != MEMBER_DEAD)
             return false;
     }
@@ -323,7 +322,8 @@ static void test_failure_detected(void)
         CHECK(sees_alive(&w.p[0], &w.p[1]));
         CHECK(sees_alive(&w.p[1], &w.p[0]));
         CHECK(node_stats(w.p[0].nd)->tcp_pings +
-                  node_stats(w.p[1].nd)->tcp_pings > 0);
+                  node_stats(w.p[1].nd)->tcp_pings >
+              0);
     }
     world_close(&w);
 }
@@ -514,8 +514,7 @@ static void test_join_refused(void)
     CHECK_EQ(uv_tcp_bind(&blocker, (struct sockaddr *)&sa, 0), 0);
     CHECK_EQ(uv_tcp_getsockname(&blocker, (struct sockaddr *)&ss, &len), 0);
     struct hs_addr to;
-    addr_parse("127.0.0.1", ntohs(((struct sockaddr_in *)&ss)->sin_port),
-               &to);
+    addr_parse("127.0.0.1", ntohs(((struct sockaddr_in *)&ss)->sin_port), &to);
     if (w.n == 1) {
         join(&w.p[0], &to);
         CHECK_EQ(w.p[0].joins, 0); /* not from inside node_join */
@@ -531,9 +530,8 @@ static void test_join_refused(void)
 
 /* ===== 5. The transport alone: binding, addresses, tcp-mode queues ===== */
 
-static struct transport *open_bare(uv_loop_t *loop, const char *bind,
-                                   int mode, int *rc, char *err,
-                                   size_t errlen)
+static struct transport *open_bare(uv_loop_t *loop, const char *bind, int mode,
+                                   int *rc, char *err, size_t errlen)
 {
     struct config cfg;
     struct transport *t = NULL;
@@ -556,15 +554,15 @@ static void test_bind_errors(void)
     char err[200], want[200], ab[HS_ADDRSTRLEN];
     int rc, closed = 0;
     uv_loop_init(&loop);
-    struct transport *t1 = open_bare(&loop, "127.0.0.1:0", TRANSPORT_UDP,
-                                     &rc, err, sizeof err);
+    struct transport *t1 =
+        open_bare(&loop, "127.0.0.1:0", TRANSPORT_UDP, &rc, err, sizeof err);
     CHECK(t1 != NULL);
     if (t1) {
         struct hs_addr b = transport_bound(t1);
         /* Both sockets taken: UDP fails first, with a sentence. */
         addr_format(&b, ab, sizeof ab);
-        struct transport *t2 = open_bare(&loop, ab, TRANSPORT_UDP, &rc, err,
-                                         sizeof err);
+        struct transport *t2 =
+            open_bare(&loop, ab, TRANSPORT_UDP, &rc, err, sizeof err);
         CHECK(t2 == NULL);
         CHECK(rc != 0);
         snprintf(want, sizeof want,
@@ -584,8 +582,8 @@ static void test_bind_errors(void)
     uv_tcp_getsockname(&l, (struct sockaddr *)&ss, &len);
     snprintf(ab, sizeof ab, "127.0.0.1:%u",
              (unsigned)ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    struct transport *t3 = open_bare(&loop, ab, TRANSPORT_UDP, &rc, err,
-                                     sizeof err);
+    struct transport *t3 =
+        open_bare(&loop, ab, TRANSPORT_UDP, &rc, err, sizeof err);
     CHECK(t3 == NULL);
     snprintf(want, sizeof want, "cannot bind TCP %s: address already in use",
              ab);
@@ -594,8 +592,8 @@ static void test_bind_errors(void)
         transport_close(t3, NULL, NULL);
     uv_close((uv_handle_t *)&l, NULL);
 
-    CHECK(open_bare(&loop, "nonsense", TRANSPORT_UDP, &rc, err,
-                    sizeof err) == NULL);
+    CHECK(open_bare(&loop, "nonsense", TRANSPORT_UDP, &rc, err, sizeof err) ==
+          NULL);
     CHECK_EQ(rc, HS_EADDR);
     CHECK(strstr(err, "nonsense") != NULL);
 
@@ -610,8 +608,8 @@ static void test_advertise(void)
     char err[200] = "";
     int rc, closed = 0;
     uv_loop_init(&loop);
-    struct transport *t = open_bare(&loop, "127.0.0.1:0", TRANSPORT_UDP, &rc,
-                                    err, sizeof err);
+    struct transport *t =
+        open_bare(&loop, "127.0.0.1:0", TRANSPORT_UDP, &rc, err, sizeof err);
     CHECK(t != NULL);
     if (t == NULL)
         return;
@@ -680,8 +678,7 @@ static void test_resolve(void)
     CHECK_EQ(transport_resolve(&loop, "127.0.0.1:99", 7946, on_resolved, &r1),
              0);
     CHECK_EQ(transport_resolve(&loop, "[::1]:5", 7946, on_resolved, &r2), 0);
-    CHECK_EQ(transport_resolve(&loop, "localhost", 7946, on_resolved, &r3),
-             0);
+    CHECK_EQ(transport_resolve(&loop, "localhost", 7946, on_resolved, &r3), 0);
     CHECK_EQ(r1.calls + r2.calls + r3.calls, 0); /* from the loop only */
     CHECK_EQ(transport_resolve(&loop, "[::1", 7946, on_resolved, &r1),
              HS_EADDR);
@@ -727,10 +724,10 @@ static void test_tcp_frames_bare(void)
     char err[200];
     int rc;
     world_init(&w);
-    bare[0] = open_bare(&w.loop, "127.0.0.1:0", TRANSPORT_TCP, &rc, err,
-                        sizeof err);
-    bare[1] = open_bare(&w.loop, "127.0.0.1:0", TRANSPORT_TCP, &rc, err,
-                        sizeof err);
+    bare[0] =
+        open_bare(&w.loop, "127.0.0.1:0", TRANSPORT_TCP, &rc, err, sizeof err);
+    bare[1] =
+        open_bare(&w.loop, "127.0.0.1:0", TRANSPORT_TCP, &rc, err, sizeof err);
     CHECK(bare[0] && bare[1]);
     if (!bare[0] || !bare[1])
         return;
@@ -777,8 +774,7 @@ static void test_tcp_frames_bare(void)
     }
     CHECK_EQ(ok, 15);
     CHECK_EQ(busy, 5);
-    CHECK_EQ(io->send_packet(io->ctx, &closed_to, big, sizeof big),
-             HS_ETOOBIG);
+    CHECK_EQ(io->send_packet(io->ctx, &closed_to, big, sizeof big), HS_ETOOBIG);
     CHECK(run_until(&w, refused_counted));
     CHECK_EQ(transport_stats(bare[1])->udp_send_errors, 21);
 
@@ -841,8 +837,8 @@ static void test_tcp_backpressure(void)
     int rc;
     world_init(&w);
     memset(&sink, 0, sizeof sink);
-    struct transport *tx = open_bare(&w.loop, "127.0.0.1:0", TRANSPORT_TCP,
-                                     &rc, err, sizeof err);
+    struct transport *tx =
+        open_bare(&w.loop, "127.0.0.1:0", TRANSPORT_TCP, &rc, err, sizeof err);
     CHECK(tx != NULL);
     if (tx == NULL)
         return;
@@ -949,8 +945,7 @@ static void loris_send(struct loris *l, size_t *at)
     const uint8_t *b = *at < sizeof head ? &head[*at] : &x;
     uv_buf_t ub = uv_buf_init((char *)b, 1);
     l->writing = true;
-    if (uv_write(&l->wreq, (uv_stream_t *)&l->tcp, &ub, 1,
-                 loris_written) == 0)
+    if (uv_write(&l->wreq, (uv_stream_t *)&l->tcp, &ub, 1, loris_written) == 0)
         (*at)++;
     else
         l->writing = false;
@@ -1033,7 +1028,8 @@ static void test_slowloris(void)
         l->tcp.data = l->creq.data = l->wreq.data = l;
         CHECK_EQ(uv_tcp_bind(&l->tcp, (struct sockaddr *)&from, 0), 0);
         CHECK_EQ(uv_tcp_connect(&l->creq, &l->tcp, (struct sockaddr *)&to,
-                                loris_conn), 0);
+                                loris_conn),
+                 0);
     }
     uv_timer_init(&w.loop, &loris_timer);
     uv_timer_start(&loris_timer, loris_tick, 1000, 1000);

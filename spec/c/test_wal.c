@@ -14,10 +14,10 @@
 
 #include <uv.h>
 
-#include "../../src/core/metadata.h"
-#include "../../src/io/sim.h"
-#include "../../src/core/snapshot.h"
 #include "../../src/agent/wal.h"
+#include "../../src/core/metadata.h"
+#include "../../src/core/snapshot.h"
+#include "../../src/io/sim.h"
 
 static struct hs_logger quiet = {HS_LOG_OFF, NULL, NULL};
 
@@ -127,10 +127,10 @@ static void open_world(struct world *wd, const struct wal_options *o)
     struct config_list rejoin = {{0}, 0};
     struct snapshot_files f;
     char err[256];
-    CHECK_EQ(snapshot_open(wd->dir, wd->nd, &rejoin, &quiet, &f, err,
-                           sizeof err), 0);
-    CHECK_EQ(wal_new(&wd->loop, wd->dir, wd->nd, &quiet, &f, o, &wd->w),
-             0);
+    CHECK_EQ(
+        snapshot_open(wd->dir, wd->nd, &rejoin, &quiet, &f, err, sizeof err),
+        0);
+    CHECK_EQ(wal_new(&wd->loop, wd->dir, wd->nd, &quiet, &f, o, &wd->w), 0);
     snapshot_files_free(&f);
 }
 
@@ -183,7 +183,8 @@ static void put(struct world *wd, const char *key, const char *value)
     char why[256];
     CHECK_EQ(metadata_put(node_metadata(wd->nd), key, strlen(key), value,
                           value ? strlen(value) : 0, value == NULL, why,
-                          sizeof why, NULL), 0);
+                          sizeof why, NULL),
+             0);
 }
 
 /* Load dir into a fresh node and compare with the live store. */
@@ -194,8 +195,7 @@ static void check_loads(struct world *wd, const char *dir)
     struct node *r = add_node(wd->sim, name);
     struct config_list rejoin = {{0}, 0};
     struct snapshot_files f;
-    CHECK_EQ(snapshot_open(dir, r, &rejoin, &quiet, &f, err, sizeof err),
-             0);
+    CHECK_EQ(snapshot_open(dir, r, &rejoin, &quiet, &f, err, sizeof err), 0);
     CHECK(!f.damaged);
     snapshot_files_free(&f);
     config_list_truncate(&rejoin, 0);
@@ -224,7 +224,7 @@ static void test_log_loads(void)
     settle(&wd);
     CHECK(wal_stats(wd.w)->fsyncs >= 1);
     CHECK(wal_stats(wd.w)->group_max > 1); /* one turn, one group */
-    copy_dir(wd.dir, wd.copy); /* a kill -9 now */
+    copy_dir(wd.dir, wd.copy);             /* a kill -9 now */
     check_loads(&wd, wd.copy);
     close_world(&wd);
 }

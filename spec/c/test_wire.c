@@ -31,8 +31,7 @@ static void test_ping_encode(void)
     buf_reset(&b);
     struct wire_ping q = {300000, wire_str("node-b"), {0}, 0, {0}};
     wire_put_ping(&b, &q);
-    want = test_unhex("0082a44e6f6465a66e6f64652d62a55365714e6fce000493e0",
-                      &n);
+    want = test_unhex("0082a44e6f6465a66e6f64652d62a55365714e6fce000493e0", &n);
     CHECK_MEM(b.data, b.len, want, n);
     free(want);
     buf_free(&b);
@@ -60,7 +59,7 @@ static void test_ping_decode(void)
 static void test_alive_roundtrip(void)
 {
     struct buf b = BUF_INIT;
-    struct wire_alive a = {1, wire_str("node-a"), wire_raw(IP, 4), 7946,
+    struct wire_alive a = {1,   wire_str("node-a"), wire_raw(IP, 4), 7946,
                            {0}, wire_raw(VSN, 6)};
     wire_put_alive(&b, &a);
     size_t n;
@@ -104,11 +103,12 @@ static void test_small_messages(void)
     free(want);
 
     buf_reset(&b);
-    struct wire_indirect_ping ip = {9, wire_raw(IP, 4), 7946,
-                                    wire_str("node-c"), true, {0}, 0, {0}};
+    struct wire_indirect_ping ip = {
+        9, wire_raw(IP, 4), 7946, wire_str("node-c"), true, {0}, 0, {0}};
     wire_put_indirect_ping(&b, &ip);
     want = test_unhex("0185a44e61636bc3a44e6f6465a66e6f64652d63a4506f7274cd"
-                      "1f0aa55365714e6f09a6546172676574a40a000001", &n);
+                      "1f0aa55365714e6f09a6546172676574a40a000001",
+                      &n);
     CHECK_MEM(b.data, b.len, want, n);
     free(want);
 
@@ -133,11 +133,13 @@ static void test_small_messages(void)
     struct wire_pushpull_header h2 = {200, 585, true};
     wire_put_pushpull_header(&b, &h2);
     want = test_unhex("0683a44a6f696ec3a54e6f646573ccc8ac557365725374617465"
-                      "4c656ecd0249", &n);
+                      "4c656ecd0249",
+                      &n);
     CHECK_MEM(b.data, b.len, want, n);
     free(want);
     want = test_unhex("83a44a6f696ec3a54e6f646573d100c8ac5573657253746174"
-                      "654c656ed10249", &n);
+                      "654c656ed10249",
+                      &n);
     struct mp_reader r;
     struct wire_pushpull_header d;
     mp_reader_init(&r, want, n);
@@ -163,7 +165,11 @@ static void test_compound_crc_compress(void)
     struct buf z = BUF_INIT;
     wire_put_compress(&z, b.data, b.len);
     CHECK_EQ(z.len, 138);
-    CHECK_MEM(z.data, 14, "\x09\x82\xa4" "Algo" "\x00\xa3" "Buf\xda\x00\x7b",
+    CHECK_MEM(z.data, 14,
+              "\x09\x82\xa4"
+              "Algo"
+              "\x00\xa3"
+              "Buf\xda\x00\x7b",
               14);
 
     /* A bad LZW stream is told apart by its code, not by its message. */
@@ -259,8 +265,7 @@ static void test_lenient_decode(void)
 static int leaves;
 static uint8_t leaf_types[16];
 
-static void count_leaf(void *ud, uint8_t type, const uint8_t *body,
-                       size_t len)
+static void count_leaf(void *ud, uint8_t type, const uint8_t *body, size_t len)
 {
     (void)ud;
     (void)body;
@@ -281,10 +286,10 @@ static void test_walk_packet(void)
         "6f6e01a44d657461b0ff82a4726f6c65a3776562a26463a178a44e6f6465a161a4"
         "506f7274cd1f0aa356736ea60105020205050486a441646472a47f000001ab496e"
         "6361726e6174696f6e01a44d657461a2ff80a44e6f6465a162a4506f7274cd1f0b"
-        "a356736ea6010502020505", &n);
+        "a356736ea6010502020505",
+        &n);
     leaves = 0;
-    CHECK_EQ(wire_walk_packet(in, n, &lim, count_leaf, NULL, &trunc, &why),
-             0);
+    CHECK_EQ(wire_walk_packet(in, n, &lim, count_leaf, NULL, &trunc, &why), 0);
     CHECK_EQ(leaves, 2);
     CHECK_EQ(leaf_types[0], WIRE_ALIVE);
     /* A flipped bit fails the CRC. */
@@ -296,8 +301,9 @@ static void test_walk_packet(void)
     /* Cut the compound: the first part survives, the second is counted. */
     in[20] ^= 1;
     leaves = 0;
-    CHECK_EQ(wire_walk_packet(in + 5, n - 20, &lim, count_leaf, NULL,
-                              &trunc, &why), HS_ETRUNC);
+    CHECK_EQ(
+        wire_walk_packet(in + 5, n - 20, &lim, count_leaf, NULL, &trunc, &why),
+        HS_ETRUNC);
     CHECK_EQ(leaves, 1);
     CHECK_EQ(trunc, 1);
     free(in);
@@ -330,8 +336,8 @@ static void test_stream_scan(void)
     struct buf b = BUF_INIT;
     struct wire_pushpull_header h = {2, 3, true};
     wire_put_pushpull_header(&b, &h);
-    struct wire_node_state ns = {wire_str("a"), wire_raw(IP, 4), 7946, {0},
-                                 1, 0, wire_raw(VSN, 6)};
+    struct wire_node_state ns = {
+        wire_str("a"), wire_raw(IP, 4), 7946, {0}, 1, 0, wire_raw(VSN, 6)};
     wire_put_node_state(&b, &ns);
     ns.name = wire_str("b");
     wire_put_node_state(&b, &ns);
@@ -343,8 +349,7 @@ static void test_stream_scan(void)
     size_t end = 0, need = 0;
     const char *why = NULL;
     for (size_t len = 0; len < b.len; len++) {
-        int rc = wire_scan_stream(&s, b.data, len, 10, 100, &end, &need,
-                                  &why);
+        int rc = wire_scan_stream(&s, b.data, len, 10, 100, &end, &need, &why);
         CHECK_EQ(rc, HS_ETRUNC);
         CHECK(need > len && need <= b.len);
     }
@@ -357,8 +362,9 @@ static void test_stream_scan(void)
     struct wire_pushpull_header big = {1000000000, 0, false};
     wire_put_pushpull_header(&b, &big);
     wire_stream_scan_init(&s);
-    CHECK_EQ(wire_scan_stream(&s, b.data, b.len, 1 << 20, 100, &end, &need,
-                              &why), HS_ETOOBIG);
+    CHECK_EQ(
+        wire_scan_stream(&s, b.data, b.len, 1 << 20, 100, &end, &need, &why),
+        HS_ETOOBIG);
     buf_free(&b);
 }
 
@@ -367,29 +373,39 @@ static void test_stream_scan(void)
 /* Every schema: the message types with a msgpack body, and the node
  * states of a push/pull. */
 static const int SCHEMA_IDS[] = {
-    WIRE_PING,  WIRE_INDIRECT_PING, WIRE_ACK,      WIRE_SUSPECT,
-    WIRE_ALIVE, WIRE_DEAD,          WIRE_PUSHPULL, WIRE_USER,
-    WIRE_COMPRESS, WIRE_NACK,       WIRE_ERR,      WIRE_SCHEMA_NODE_STATE};
+    WIRE_PING,     WIRE_INDIRECT_PING, WIRE_ACK,      WIRE_SUSPECT,
+    WIRE_ALIVE,    WIRE_DEAD,          WIRE_PUSHPULL, WIRE_USER,
+    WIRE_COMPRESS, WIRE_NACK,          WIRE_ERR,      WIRE_SCHEMA_NODE_STATE};
 
 /* The keys of section 4 of the shared reference, in wire order. */
 static const char *reference_keys(int id)
 {
     switch (id) {
-    case WIRE_PING: return "Node SeqNo SourceAddr SourceNode SourcePort";
+    case WIRE_PING:
+        return "Node SeqNo SourceAddr SourceNode SourcePort";
     case WIRE_INDIRECT_PING:
         return "Nack Node Port SeqNo SourceAddr SourceNode SourcePort Target";
-    case WIRE_ACK: return "Payload SeqNo";
+    case WIRE_ACK:
+        return "Payload SeqNo";
     case WIRE_SUSPECT:
-    case WIRE_DEAD: return "From Incarnation Node";
-    case WIRE_ALIVE: return "Addr Incarnation Meta Node Port Vsn";
-    case WIRE_PUSHPULL: return "Join Nodes UserStateLen";
-    case WIRE_USER: return "UserMsgLen";
-    case WIRE_COMPRESS: return "Algo Buf";
-    case WIRE_NACK: return "SeqNo";
-    case WIRE_ERR: return "Error";
+    case WIRE_DEAD:
+        return "From Incarnation Node";
+    case WIRE_ALIVE:
+        return "Addr Incarnation Meta Node Port Vsn";
+    case WIRE_PUSHPULL:
+        return "Join Nodes UserStateLen";
+    case WIRE_USER:
+        return "UserMsgLen";
+    case WIRE_COMPRESS:
+        return "Algo Buf";
+    case WIRE_NACK:
+        return "SeqNo";
+    case WIRE_ERR:
+        return "Error";
     case WIRE_SCHEMA_NODE_STATE:
         return "Addr Incarnation Meta Name Port State Vsn";
-    default: return NULL;
+    default:
+        return NULL;
     }
 }
 
@@ -399,22 +415,42 @@ static const uint8_t ZIP_IN[] = "hello hello hello";
 static void put_named(struct buf *b, int id, const union wire_body *m)
 {
     switch (id) {
-    case WIRE_PING: wire_put_ping(b, &m->ping); break;
+    case WIRE_PING:
+        wire_put_ping(b, &m->ping);
+        break;
     case WIRE_INDIRECT_PING:
         wire_put_indirect_ping(b, &m->indirect_ping);
         break;
-    case WIRE_ACK: wire_put_ack(b, &m->ack); break;
-    case WIRE_SUSPECT: wire_put_suspect(b, &m->suspect); break;
-    case WIRE_ALIVE: wire_put_alive(b, &m->alive); break;
-    case WIRE_DEAD: wire_put_dead(b, &m->suspect); break;
-    case WIRE_PUSHPULL: wire_put_pushpull_header(b, &m->pushpull); break;
-    case WIRE_USER: wire_put_user_header(b, m->user_header.len); break;
+    case WIRE_ACK:
+        wire_put_ack(b, &m->ack);
+        break;
+    case WIRE_SUSPECT:
+        wire_put_suspect(b, &m->suspect);
+        break;
+    case WIRE_ALIVE:
+        wire_put_alive(b, &m->alive);
+        break;
+    case WIRE_DEAD:
+        wire_put_dead(b, &m->suspect);
+        break;
+    case WIRE_PUSHPULL:
+        wire_put_pushpull_header(b, &m->pushpull);
+        break;
+    case WIRE_USER:
+        wire_put_user_header(b, m->user_header.len);
+        break;
     case WIRE_COMPRESS:
         wire_put_compress(b, ZIP_IN, sizeof ZIP_IN - 1);
         break;
-    case WIRE_NACK: wire_put_nack(b, &m->nack); break;
-    case WIRE_ERR: wire_put_err(b, &m->err); break;
-    case WIRE_SCHEMA_NODE_STATE: wire_put_node_state(b, &m->node_state); break;
+    case WIRE_NACK:
+        wire_put_nack(b, &m->nack);
+        break;
+    case WIRE_ERR:
+        wire_put_err(b, &m->err);
+        break;
+    case WIRE_SCHEMA_NODE_STATE:
+        wire_put_node_state(b, &m->node_state);
+        break;
     }
 }
 
@@ -423,19 +459,27 @@ static int get_named(struct mp_reader *r, int id, union wire_body *m,
                      struct wire_scratch *s)
 {
     switch (id) {
-    case WIRE_PING: return wire_get_ping(r, &m->ping, s, NULL);
+    case WIRE_PING:
+        return wire_get_ping(r, &m->ping, s, NULL);
     case WIRE_INDIRECT_PING:
         return wire_get_indirect_ping(r, &m->indirect_ping, s, NULL);
-    case WIRE_ACK: return wire_get_ack(r, &m->ack, s, NULL);
+    case WIRE_ACK:
+        return wire_get_ack(r, &m->ack, s, NULL);
     case WIRE_SUSPECT:
-    case WIRE_DEAD: return wire_get_suspect(r, &m->suspect, s, NULL);
-    case WIRE_ALIVE: return wire_get_alive(r, &m->alive, s, NULL);
+    case WIRE_DEAD:
+        return wire_get_suspect(r, &m->suspect, s, NULL);
+    case WIRE_ALIVE:
+        return wire_get_alive(r, &m->alive, s, NULL);
     case WIRE_PUSHPULL:
         return wire_get_pushpull_header(r, &m->pushpull, s, NULL);
-    case WIRE_USER: return wire_get_user_header(r, &m->user_header, s, NULL);
-    case WIRE_COMPRESS: return wire_get_compress(r, &m->compress, s, NULL);
-    case WIRE_NACK: return wire_get_nack(r, &m->nack, s, NULL);
-    case WIRE_ERR: return wire_get_err(r, &m->err, s, NULL);
+    case WIRE_USER:
+        return wire_get_user_header(r, &m->user_header, s, NULL);
+    case WIRE_COMPRESS:
+        return wire_get_compress(r, &m->compress, s, NULL);
+    case WIRE_NACK:
+        return wire_get_nack(r, &m->nack, s, NULL);
+    case WIRE_ERR:
+        return wire_get_err(r, &m->err, s, NULL);
     case WIRE_SCHEMA_NODE_STATE:
         return wire_get_node_state(r, &m->node_state, s, NULL);
     }
@@ -443,22 +487,28 @@ static int get_named(struct mp_reader *r, int id, union wire_body *m,
 }
 
 /* CHECK_MEM for views that may be empty and NULL. */
-#define CHECK_VIEW(ap, an, bp, bn)                 \
-    do {                                           \
-        CHECK_EQ((an), (bn));                      \
-        if ((an) > 0 && (an) == (bn))              \
-            CHECK_MEM((ap), (an), (bp), (bn));     \
+#define CHECK_VIEW(ap, an, bp, bn)             \
+    do {                                       \
+        CHECK_EQ((an), (bn));                  \
+        if ((an) > 0 && (an) == (bn))          \
+            CHECK_MEM((ap), (an), (bp), (bn)); \
     } while (0)
 
 static size_t kind_size(uint8_t kind)
 {
     switch (kind) {
-    case WIRE_K_U8: return 1;
-    case WIRE_K_U16: return 2;
-    case WIRE_K_U32: return 4;
-    case WIRE_K_I64: return 8;
-    case WIRE_K_BOOL: return sizeof(bool);
-    default: return sizeof(struct wire_raw);
+    case WIRE_K_U8:
+        return 1;
+    case WIRE_K_U16:
+        return 2;
+    case WIRE_K_U32:
+        return 4;
+    case WIRE_K_I64:
+        return 8;
+    case WIRE_K_BOOL:
+        return sizeof(bool);
+    default:
+        return sizeof(struct wire_raw);
     }
 }
 

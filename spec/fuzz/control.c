@@ -28,8 +28,8 @@
 #include "../../src/core/metadata.h"
 #include "../../src/core/node.h"
 
-#define ROUNDS 40     /* reads, each followed by loop and simulation */
-#define ROUND_MS 100  /* simulated time per round: joins and leaves end */
+#define ROUNDS 40    /* reads, each followed by loop and simulation */
+#define ROUND_MS 100 /* simulated time per round: joins and leaves end */
 
 /* The agent the endpoint serves: its loop lives for the whole run (a
  * uv_loop_t must not move), the rest is set afresh for each input. */
@@ -73,8 +73,7 @@ static int leave(struct agent *ag)
     return node_leave(ag->setup.node, 500, on_left, ag);
 }
 
-static int reload(struct agent *ag, size_t *count, char *err,
-                  size_t errlen)
+static int reload(struct agent *ag, size_t *count, char *err, size_t errlen)
 {
     static unsigned calls;
     (void)ag;
@@ -106,8 +105,7 @@ static void check_answers(const struct buf *out)
         cJSON *doc = cJSON_ParseWithLength(p, (size_t)(nl - p));
         if (!cJSON_IsObject(doc) ||
             !(cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(doc, "ok")) ||
-              cJSON_IsString(cJSON_GetObjectItemCaseSensitive(doc,
-                                                              "event")))) {
+              cJSON_IsString(cJSON_GetObjectItemCaseSensitive(doc, "event")))) {
             fprintf(stderr, "control: not an answer: %.*s\n",
                     (int)(nl - p > 300 ? 300 : nl - p), p);
             abort();
@@ -155,8 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int round = 0; round < ROUNDS && !closed; round++) {
         while (!closed && off < size) {
             size_t n = size - off < step ? size - off : step;
-            size_t took = control_fake_feed(ctl, &out, data + off, n,
-                                            &closed);
+            size_t took = control_fake_feed(ctl, &out, data + off, n, &closed);
             off += took;
             if (took < n)
                 break; /* not reading now: a request is under way */

@@ -25,15 +25,13 @@
 #include "../../src/core/node.h"
 #include "../../src/core/snapshot.h"
 
-
 static void write_file(const char *path, const struct buf *head,
                        const uint8_t *p, size_t n)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
         abort();
-    if ((head->len &&
-         write(fd, head->data, head->len) != (ssize_t)head->len) ||
+    if ((head->len && write(fd, head->data, head->len) != (ssize_t)head->len) ||
         (n && write(fd, p, n) != (ssize_t)n))
         abort();
     close(fd);

@@ -44,7 +44,8 @@ static bool starts(const char *s, size_t n, const char *prefix)
 static int h_node_meta(void *ud, size_t limit, struct buf *out)
 {
     (void)ud;
-    static const char meta[] = "\xff\x81\xa4role\xa4" "fuzz";
+    static const char meta[] = "\xff\x81\xa4role\xa4"
+                               "fuzz";
     if (limit < sizeof meta - 1)
         return HS_ETOOBIG;
     return buf_append(out, meta, sizeof meta - 1);
@@ -122,8 +123,8 @@ static void touch_change(const struct meta_change *c)
     fuzz_touch(c->origin, c->originlen);
 }
 
-static int h_validate_metadata(void *ud, const struct meta_change *c,
-                               char *why, size_t whylen)
+static int h_validate_metadata(void *ud, const struct meta_change *c, char *why,
+                               size_t whylen)
 {
     (void)ud;
     touch_change(c);
@@ -234,13 +235,13 @@ static void put(struct sim *s, size_t idx, const char *key, const void *v,
 {
     char why[128];
     struct metadata *md = node_metadata(sim_node(s, idx));
-    must(metadata_put(md, key, strlen(key), v, n, del, why, sizeof why,
-                      NULL),
+    must(metadata_put(md, key, strlen(key), v, n, del, why, sizeof why, NULL),
          key);
 }
 
 /* The capture's key (serf -encrypt) and the reference's test key. */
-static const char capture_key[] = "sKOo038zlyFGsBEoybPg6A2PeT8fqPX+IaqVdp4RjYs=";
+static const char capture_key[] =
+    "sKOo038zlyFGsBEoybPg6A2PeT8fqPX+IaqVdp4RjYs=";
 static const uint8_t test_key[16] = {0, 1, 2,  3,  4,  5,  6,  7,
                                      8, 9, 10, 11, 12, 13, 14, 15};
 #define LABEL "prod"
@@ -303,7 +304,7 @@ struct sim *fuzz_secure_cluster(unsigned flags)
 void fuzz_wrap(unsigned flags, bool stream, const uint8_t *p, size_t n,
                struct buf *out)
 {
-    static const uint8_t nonce[KEYRING_NONCE] = {1, 2, 3, 4, 5, 6,
+    static const uint8_t nonce[KEYRING_NONCE] = {1, 2, 3, 4,  5,  6,
                                                  7, 8, 9, 10, 11, 12};
     const uint8_t *label = (const uint8_t *)LABEL;
     size_t labellen = flags & FUZZ_LABEL ? strlen(LABEL) : 0;
@@ -324,12 +325,10 @@ void fuzz_wrap(unsigned flags, bool stream, const uint8_t *p, size_t n,
     must(keyring_add(&kr, key, keylen), "key");
     int vsn = flags & FUZZ_SEAL_V0 ? 0 : 1;
     if (stream)
-        must(keyring_seal_stream(&kr, vsn, nonce, label, labellen, p, n,
-                                 out),
+        must(keyring_seal_stream(&kr, vsn, nonce, label, labellen, p, n, out),
              "seal");
     else
-        must(keyring_seal(&kr, vsn, nonce, label, labellen, p, n, out),
-             "seal");
+        must(keyring_seal(&kr, vsn, nonce, label, labellen, p, n, out), "seal");
     keyring_clear(&kr);
 }
 
@@ -337,8 +336,7 @@ void fuzz_check_leaks(const char *where)
 {
     long live = hs_mem_live();
     if (live != 0) {
-        fprintf(stderr, "fuzz: %ld blocks still live after %s\n", live,
-                where);
+        fprintf(stderr, "fuzz: %ld blocks still live after %s\n", live, where);
         abort();
     }
 }

@@ -12,9 +12,9 @@
 #include <stdint.h>
 
 #include "../../src/base/buf.h"
+#include "../../src/base/log.h"
 #include "../../src/core/config.h"
 #include "../../src/core/hooks.h"
-#include "../../src/base/log.h"
 #include "../../src/io/sim.h"
 
 /* libFuzzer's entry points. */
@@ -51,12 +51,12 @@ struct sim *fuzz_cluster(void);
  * encryption (so its packets open), and also holds the reference's
  * AES-128 test key (section 7.4) for decryption. */
 enum {
-    FUZZ_LABEL = 1,       /* both nodes use the label "prod" */
-    FUZZ_SEAL = 2,        /* the target seals the input with the primary */
-    FUZZ_ADD_LABEL = 4,   /* the target puts the label header in front */
-    FUZZ_PLAIN_OK = 8,    /* gossip_verify_incoming = false */
-    FUZZ_SEAL_V0 = 16,    /* seal as protocol 1 does (PKCS#7 padding) */
-    FUZZ_SKIP_LABEL = 32  /* skip_inbound_label_check = true */
+    FUZZ_LABEL = 1,      /* both nodes use the label "prod" */
+    FUZZ_SEAL = 2,       /* the target seals the input with the primary */
+    FUZZ_ADD_LABEL = 4,  /* the target puts the label header in front */
+    FUZZ_PLAIN_OK = 8,   /* gossip_verify_incoming = false */
+    FUZZ_SEAL_V0 = 16,   /* seal as protocol 1 does (PKCS#7 padding) */
+    FUZZ_SKIP_LABEL = 32 /* skip_inbound_label_check = true */
 };
 struct sim *fuzz_secure_cluster(unsigned flags);
 /* That cluster's configuration of encryption and labels. */

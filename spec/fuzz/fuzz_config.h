@@ -14,8 +14,7 @@
 
 #include "../../src/lua/config.h"
 
-static int fuzz_config_file(const char *name, const uint8_t *data,
-                            size_t size)
+static int fuzz_config_file(const char *name, const uint8_t *data, size_t size)
 {
     static const struct lua_config_limits lim = {8u << 20, 200000, 200};
     struct config cfg;
@@ -33,8 +32,7 @@ static int fuzz_config_file(const char *name, const uint8_t *data,
         if (config_validate(&cfg, err, sizeof err) == 0)
             fuzz_touch(cfg.name, strlen(cfg.name));
         for (size_t i = 0; i < config_key_count(); i++)
-            if (config_get(&cfg, config_key(i)->name, value, sizeof value) ==
-                0)
+            if (config_get(&cfg, config_key(i)->name, value, sizeof value) == 0)
                 fuzz_touch(value, strlen(value));
     }
     config_free(&cfg);

@@ -69,8 +69,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         end = metrics_head_end(req, len, &scan);
     }
     if (end != whole) {
-        fprintf(stderr, "http: the head ends at %zu in pieces of %zu, at "
-                "%zu in one\n", end, step, whole);
+        fprintf(stderr,
+                "http: the head ends at %zu in pieces of %zu, at "
+                "%zu in one\n",
+                end, step, whole);
         abort();
     }
     bool head = false;
@@ -83,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (code == METRICS_200 && !looks_served(req, end ? len : n, head)) {
         fprintf(stderr, "http: 200 for a request that is not GET or HEAD "
-                "of /metrics\n");
+                        "of /metrics\n");
         abort();
     }
     free(req);

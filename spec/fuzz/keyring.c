@@ -58,8 +58,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             same = back.len[i] == kr.len[i] &&
                    !memcmp(back.key[i], kr.key[i], kr.len[i]);
         if (!same) {
-            fprintf(stderr, "keyring: %zu keys saved, %zu read back, or "
-                    "not the same\n", kr.n, back.n);
+            fprintf(stderr,
+                    "keyring: %zu keys saved, %zu read back, or "
+                    "not the same\n",
+                    kr.n, back.n);
             abort();
         }
     }

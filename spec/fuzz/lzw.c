@@ -30,8 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     rc = lzw_decode(z.data, z.len, size, &back);
     if (rc || back.len != size || (size && memcmp(back.data, data, size))) {
-        fprintf(stderr, "lzw: round trip of %zu bytes failed: %s, %zu "
-                "bytes back\n", size, hs_strerror(rc), back.len);
+        fprintf(stderr,
+                "lzw: round trip of %zu bytes failed: %s, %zu "
+                "bytes back\n",
+                size, hs_strerror(rc), back.len);
         abort();
     }
     buf_free(&z);

@@ -27,11 +27,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../src/codec/wire.h"
 #include "../../src/core/metadata.h"
 #include "../../src/core/node.h"
 #include "../../src/core/snapshot.h"
-#include "../../src/codec/wire.h"
-
 
 static void restore(struct metadata *md, const uint8_t *p, size_t n)
 {
@@ -48,15 +47,16 @@ static void restore(struct metadata *md, const uint8_t *p, size_t n)
     metadata_clear(md);
     if (metadata_restore(md, snap.data, snap.len, &why) ||
         metadata_count(md, true) != count) {
-        fprintf(stderr, "metadata: a snapshot of %zu entries does not load "
-                "back: %s\n", count, why ? why : "count differs");
+        fprintf(stderr,
+                "metadata: a snapshot of %zu entries does not load "
+                "back: %s\n",
+                count, why ? why : "count differs");
         abort();
     }
     buf_free(&snap);
 }
 
-static void state_and_entry(struct metadata *md, const uint8_t *p,
-                            size_t n)
+static void state_and_entry(struct metadata *md, const uint8_t *p, size_t n)
 {
     const char *why = NULL;
     if (n == 0)
@@ -75,8 +75,7 @@ static void state_and_entry(struct metadata *md, const uint8_t *p,
     }
 }
 
-static void load_file(struct node *nd, const uint8_t *p, size_t n,
-                      bool header)
+static void load_file(struct node *nd, const uint8_t *p, size_t n, bool header)
 {
     char path[300];
     snprintf(path, sizeof path, "%s/hearsay.snapshot", fuzz_temp_dir());

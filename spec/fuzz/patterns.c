@@ -186,9 +186,9 @@ static const char harness[] =
 
 #define MODES 10
 static const char *const mode_names[MODES] = {
-    "find", "find plain", "find plain=x", "match", "gmatch all",
-    "gsub string", "gsub table", "gsub function", "gsub number",
-    "gsub bad replacement"};
+    "find",        "find plain",          "find plain=x", "match",
+    "gmatch all",  "gsub string",         "gsub table",   "gsub function",
+    "gsub number", "gsub bad replacement"};
 
 static void close_state(void)
 {
@@ -241,8 +241,7 @@ static void field(const uint8_t *p, size_t n, uint8_t sep, int i,
 }
 
 /* Call run(impl, ...) and leave its outcome on the stack. */
-static void run(const char *impl, int mode, const uint8_t *data,
-                size_t size)
+static void run(const char *impl, int mode, const uint8_t *data, size_t size)
 {
     lua_getglobal(L, "run");
     lua_getglobal(L, impl);
@@ -256,8 +255,7 @@ static void run(const char *impl, int mode, const uint8_t *data,
         lua_pushlstring(L, f, n);
     }
     if (lua_pcall(L, 7, 1, 0) != LUA_OK) {
-        fprintf(stderr, "fuzz patterns: harness: %s\n",
-                lua_tostring(L, -1));
+        fprintf(stderr, "fuzz patterns: harness: %s\n", lua_tostring(L, -1));
         abort();
     }
 }
@@ -288,9 +286,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 "mode %s, init byte %u, extra byte %u\n"
                 "pattern (%zu bytes): %.*s\nsubject (%zu bytes): %.*s\n"
                 "replacement (%zu bytes): %.*s\n%s\n",
-                mode_names[mode], data[1], data[2], n[0], (int)n[0], f[0],
-                n[1], (int)n[1], f[1], n[2], (int)n[2], f[2],
-                lua_tostring(L, -1));
+                mode_names[mode], data[1], data[2], n[0], (int)n[0], f[0], n[1],
+                (int)n[1], f[1], n[2], (int)n[2], f[2], lua_tostring(L, -1));
         abort();
     }
     lua_settop(L, 0);

@@ -26,10 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/core/metadata.h"
 #include "../../src/codec/mp.h"
-#include "../../src/core/node_int.h"
 #include "../../src/codec/wire.h"
+#include "../../src/core/metadata.h"
+#include "../../src/core/node_int.h"
 
 #define MAX_STREAMS 64
 #define ROUNDS 12
@@ -38,8 +38,8 @@
 
 struct fstream {
     void *owner;
-    bool closed;   /* the node closed it: no more callbacks */
-    bool handled;  /* answered (or refused) already */
+    bool closed;  /* the node closed it: no more callbacks */
+    bool handled; /* answered (or refused) already */
 };
 
 struct fio {
@@ -75,8 +75,7 @@ static void f_random(void *ctx, void *p, size_t n)
     }
 }
 
-static int f_send(void *ctx, const struct hs_addr *to, const void *p,
-                  size_t n)
+static int f_send(void *ctx, const struct hs_addr *to, const void *p, size_t n)
 {
     (void)ctx;
     (void)to;
@@ -143,8 +142,8 @@ static void learn_peer(struct node *nd, const struct hs_addr *b, bool sealed)
 {
     static const uint8_t vsn[6] = {1, 5, 2, 2, 5, 5};
     struct buf m = BUF_INIT;
-    struct wire_alive a = {1, wire_str("b"), wire_raw(b->ip, b->len),
-                           b->port, {0}, wire_raw(vsn, 6)};
+    struct wire_alive a = {1,       wire_str("b"), wire_raw(b->ip, b->len),
+                           b->port, {0},           wire_raw(vsn, 6)};
     wire_put_alive(&m, &a);
     from_b(nd, b, &m, sealed);
     buf_free(&m);
@@ -172,8 +171,7 @@ static void announce(struct node *nd, const struct hs_addr *b, uint64_t now,
     buf_free(&m);
 }
 
-static void put(struct node *nd, const char *key, const char *value,
-                bool del)
+static void put(struct node *nd, const char *key, const char *value, bool del)
 {
     char why[128];
     metadata_put(node_metadata(nd), key, strlen(key), value,
@@ -224,8 +222,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     f.rng = 0x9e3779b97f4a7c15ull;
     f.wake = UINT64_MAX;
     f.now = 1000;
-    struct io io = {&f, f_now, f_wall, f_wakeup, f_random, f_send,
-                    f_open, f_write, f_close};
+    struct io io = {&f,     f_now,  f_wall,  f_wakeup, f_random,
+                    f_send, f_open, f_write, f_close};
     struct config c;
     fuzz_config(&c, "a");
     c.push_pull_interval = 0; /* only the push/pull the input asks for */

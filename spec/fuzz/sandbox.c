@@ -29,9 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../src/lua/host.h"
 #include "../../src/core/metadata.h"
 #include "../../src/core/node.h"
+#include "../../src/lua/host.h"
 
 #define BUDGET 100000
 #define MEMORY (4u << 20)
@@ -189,23 +189,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.script_memory = MEMORY;
     struct lua_host *h = NULL;
     char err[512];
-    if (lua_host_new(&cfg, &fuzz_logger, NULL, NULL, a, &h, err,
-                     sizeof err) == 0) {
+    if (lua_host_new(&cfg, &fuzz_logger, NULL, NULL, a, &h, err, sizeof err) ==
+        0) {
         fuzz_touch(err, 0);
         struct hooks hooks = lua_host_hooks(h);
         node_set_hooks(a, &hooks);
-        node_update_meta(a);               /* private_data */
-        run(s, 1500, started);             /* probes: acks, pings, timers */
+        node_update_meta(a);   /* private_data */
+        run(s, 1500, started); /* probes: acks, pings, timers */
         node_send(b, "a", "hello", 5, false);
         node_send(b, "a", "reliable", 8, true);
-        put(a, "app/local", "1");          /* validate, on_metadata */
+        put(a, "app/local", "1"); /* validate, on_metadata */
         put(b, "app/remote", "2");
         put(b, "app/one", NULL);
         node_broadcast(b, "rumor", 5);
         struct hs_addr addr = sim_addr(s, FUZZ_A);
         node_join(b, &addr, NULL, 1, NULL, NULL); /* a push/pull */
         run(s, 3000, started);
-        node_leave(b, 500, NULL, NULL);    /* on_member "leave" */
+        node_leave(b, 500, NULL, NULL); /* on_member "leave" */
         run(s, 1500, started);
         node_set_hooks(a, NULL);
         lua_host_free(h);

@@ -20,17 +20,16 @@
 #include <unistd.h>
 
 #include "../../src/codec/lzw.h"
-#include "../../src/core/metadata.h"
 #include "../../src/codec/mp.h"
+#include "../../src/codec/wire.h"
+#include "../../src/core/metadata.h"
 #include "../../src/core/node_int.h"
 #include "../../src/core/snapshot.h"
-#include "../../src/codec/wire.h"
 
 static const char *root;
 static int written;
 
-static void save(const char *target, const char *name, const void *p,
-                 size_t n)
+static void save(const char *target, const char *name, const void *p, size_t n)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", root, target);
@@ -47,8 +46,7 @@ static void save(const char *target, const char *name, const void *p,
     written++;
 }
 
-static void save_buf(const char *target, const char *name,
-                     const struct buf *b)
+static void save_buf(const char *target, const char *name, const struct buf *b)
 {
     if (b->err) {
         fprintf(stderr, "seeds: %s/%s: %s\n", target, name,
@@ -99,7 +97,10 @@ static const uint8_t ip_a[4] = {10, 0, 0, 1}, ip_b[4] = {10, 0, 0, 2},
 static void alive(struct buf *b, const char *name, const uint8_t ip[4],
                   uint32_t inc, const char *meta)
 {
-    struct wire_alive m = {inc, wire_str(name), wire_raw(ip, 4), 7946,
+    struct wire_alive m = {inc,
+                           wire_str(name),
+                           wire_raw(ip, 4),
+                           7946,
                            meta ? wire_str(meta) : (struct wire_raw){0},
                            wire_raw(vsn, 6)};
     wire_put_alive(b, &m);
@@ -136,9 +137,9 @@ static void packets(struct sim *s)
     wire_put_dead(&x, &leave);
     save_buf("packet", "leave-b", &x);
 
-    struct wire_indirect_ping ind = {9,          wire_raw(ip_b, 4), 7946,
-                                     wire_str("b"), true, wire_raw(ip_b, 4),
-                                     7946,       wire_str("b")};
+    struct wire_indirect_ping ind = {
+        9,    wire_raw(ip_b, 4), 7946, wire_str("b"),
+        true, wire_raw(ip_b, 4), 7946, wire_str("b")};
     buf_reset(&x);
     wire_put_indirect_ping(&x, &ind);
     save_buf("packet", "indirect-ping", &x);
@@ -214,8 +215,7 @@ static void packets(struct sim *s)
     memset(big, 'y', sizeof big);
     metadata_put(nb->store, "app/huge", 8, big, sizeof big, false, why,
                  sizeof why, NULL);
-    metadata_put(nb->store, "app/two", 7, NULL, 0, true, why, sizeof why,
-                 NULL);
+    metadata_put(nb->store, "app/two", 7, NULL, 0, true, why, sizeof why, NULL);
     metadata_put(nb->store, "app/three", 9, "3", 1, false, why, sizeof why,
                  NULL);
     struct buf all = BUF_INIT;
@@ -238,9 +238,9 @@ static void packets(struct sim *s)
     buf_append(&x, "to a", 4);
     save_buf("packet", "user-b", &x);
     static const uint8_t serf_event[] = {
-        0x08, 0x03, 0x84, 0xa2, 'C', 'C', 0xc3, 0xa5, 'L', 'T', 'i', 'm',
-        'e', 0x01, 0xa4, 'N', 'a', 'm', 'e', 0xa6, 'd', 'e', 'p', 'l', 'o',
-        'y', 0xa7, 'P', 'a', 'y', 'l', 'o', 'a', 'd', 0xa2, 'v', '1'};
+        0x08, 0x03, 0x84, 0xa2, 'C', 'C', 0xc3, 0xa5, 'L',  'T', 'i', 'm', 'e',
+        0x01, 0xa4, 'N',  'a',  'm', 'e', 0xa6, 'd',  'e',  'p', 'l', 'o', 'y',
+        0xa7, 'P',  'a',  'y',  'l', 'o', 'a',  'd',  0xa2, 'v', '1'};
     save("packet", "user-serf", serf_event, sizeof serf_event);
     buf_free(&all);
     buf_free(&m);
@@ -284,8 +284,8 @@ static void streams(struct sim *s)
 {
     struct node *na = sim_node(s, FUZZ_A), *nb = sim_node(s, FUZZ_B);
     struct buf m = BUF_INIT, z = BUF_INIT, ans = BUF_INIT, req = BUF_INIT;
-    uint64_t ver = metadata_hlc_next(nb->store, node_now(nb) +
-                                                    1767225600000ull);
+    uint64_t ver =
+        metadata_hlc_next(nb->store, node_now(nb) + 1767225600000ull);
 
     /* b's push/pull, and a's answer to it (with the key lists). */
     pushpull_encode(nb, true, NULL, NULL, 0, &m);

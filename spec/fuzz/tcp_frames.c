@@ -91,8 +91,10 @@ static void same(const struct seen *a, int ra, const struct seen *b, int rb,
 {
     if (ra != rb || a->n != b->n || a->all.len != b->all.len ||
         (a->all.len && memcmp(a->all.data, b->all.data, a->all.len))) {
-        fprintf(stderr, "tcp_frames: read %s: %d and %zu frames, not %d "
-                "and %zu\n", how, rb, b->n, ra, a->n);
+        fprintf(stderr,
+                "tcp_frames: read %s: %d and %zu frames, not %d "
+                "and %zu\n",
+                how, rb, b->n, ra, a->n);
         abort();
     }
 }

@@ -19,9 +19,9 @@
 
 #include "agent/agent.h"
 #include "agent/control_int.h"
-#include "core/node.h"
-#include "base/text.h"
 #include "agent/wal.h"
+#include "base/text.h"
+#include "core/node.h"
 
 /* The read buffer holds one whole line and its '\n': CONTROL_LINE_MAX,
  * or for kv_put enough for a value of metadata_max_value in base64 (see
@@ -193,10 +193,14 @@ static void pend(struct conn *c)
             if (k->pending && !k->closing && (!old || k->since <= old->since))
                 old = k;
         if (old) {
-            HS_DEBUG(&ctl->a->log, "control: evicted a connection that "
-                     "sent no request: waiting=%zu", ctl->npending);
-            ctl_reply_error(old, "closed: too many connections waiting to send "
-                            "a request (at most %d)", CONTROL_PENDING_MAX);
+            HS_DEBUG(&ctl->a->log,
+                     "control: evicted a connection that "
+                     "sent no request: waiting=%zu",
+                     ctl->npending);
+            ctl_reply_error(old,
+                            "closed: too many connections waiting to send "
+                            "a request (at most %d)",
+                            CONTROL_PENDING_MAX);
             ctl_finish(old);
         }
     }
@@ -222,8 +226,10 @@ static void on_sweep(uv_timer_t *t)
                             (unsigned long long)first);
             ctl_finish(k);
         } else if (k->authed && now - k->active >= ctl->idle_ms) {
-            HS_DEBUG(&ctl->a->log, "control: closed a connection idle for "
-                     "%llu ms", (unsigned long long)(now - k->active));
+            HS_DEBUG(&ctl->a->log,
+                     "control: closed a connection idle for "
+                     "%llu ms",
+                     (unsigned long long)(now - k->active));
             ctl_finish(k);
         }
     }
@@ -301,7 +307,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 static void line_too_long(struct conn *c)
 {
     if (c->ctl->line_max > CONTROL_LINE_MAX)
-        ctl_reply_error(c, "request line longer than %zu bytes (a kv_put "
+        ctl_reply_error(c,
+                        "request line longer than %zu bytes (a kv_put "
                         "value may be at most %llu bytes: metadata_max_value)",
                         c->ctl->line_max,
                         (unsigned long long)c->ctl->max_value);

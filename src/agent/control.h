@@ -57,7 +57,6 @@ struct agent;
 struct control;
 struct join_req;
 
-
 /* Listen on a->cfg.control (host names resolved synchronously: this runs
  * before the loop does). Sets a->ctl. Returns 0, or an HS_E* code with a
  * sentence in err; then a->ctl stays NULL and the handles opened close as

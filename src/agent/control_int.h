@@ -28,14 +28,14 @@ struct conn {
     char *buf;
     size_t len, cap;
     struct join_req *join; /* our join in flight, or NULL */
-    size_t scan;      /* buf[0..scan) holds no '\n' */
-    bool busy;        /* an answer is pending: later lines wait */
-    bool wants_leave; /* answered by control_left() */
-    bool eof;         /* the client sent everything it will send */
+    size_t scan;           /* buf[0..scan) holds no '\n' */
+    bool busy;             /* an answer is pending: later lines wait */
+    bool wants_leave;      /* answered by control_left() */
+    bool eof;              /* the client sent everything it will send */
     bool closing;
     bool in_pump;
-    bool discard;     /* a line was too long: drop input up to its end */
-    bool keys;        /* a keyring operation answers later */
+    bool discard; /* a line was too long: drop input up to its end */
+    bool keys;    /* a keyring operation answers later */
     /* A connection holds one of the CONTROL_CONN_MAX slots only once a
      * request passed the token check; until then it waits among the
      * CONTROL_PENDING_MAX newest, with a deadline. */
@@ -69,18 +69,18 @@ struct conn {
 struct control {
     struct agent *a;
     uv_tcp_t server;
-    uv_timer_t grace;   /* force-closes stragglers at shutdown */
+    uv_timer_t grace; /* force-closes stragglers at shutdown */
     struct conn *conns;
-    size_t npending;    /* connections yet to pass the token check */
-    size_t nauthed;     /* connections that hold a slot */
-    uv_timer_t sweep;   /* checks the deadlines while any connection is
+    size_t npending;       /* connections yet to pass the token check */
+    size_t nauthed;        /* connections that hold a slot */
+    uv_timer_t sweep;      /* checks the deadlines while any connection is
                            open */
-    uint64_t idle_ms;   /* control_idle_timeout */
+    uint64_t idle_ms;      /* control_idle_timeout */
     struct conn *watchers; /* the connections in kv_watch */
     size_t line_max;       /* longest request line (a kv_put) */
     uint64_t max_value;    /* metadata_max_value, for messages */
-    int handles;        /* open handles of our own (server, grace) */
-    bool stopping;      /* the agent left or is closing: serve no more */
+    int handles;           /* open handles of our own (server, grace) */
+    bool stopping;         /* the agent left or is closing: serve no more */
     bool closing;
     void (*close_cb)(void *ud);
     void *close_ud;
@@ -116,8 +116,7 @@ bool ctl_admit(struct conn *c);
 /* Answer one request line (without its '\n'). */
 void ctl_handle_line(struct conn *c, const char *line, size_t n);
 /* A JSON string from bytes of the network, made valid UTF-8. */
-cJSON *ctl_add_bytes(cJSON *obj, const char *key, const uint8_t *p,
-                     size_t n);
+cJSON *ctl_add_bytes(cJSON *obj, const char *key, const uint8_t *p, size_t n);
 /* {"min":min,"max":max,"cur":cur} as obj's key. */
 void ctl_add_vsn(cJSON *obj, const char *key, int min, int max, int cur);
 
@@ -127,8 +126,8 @@ typedef void ctl_cmd_fn(struct conn *c, const cJSON *req);
 ctl_cmd_fn ctl_cmd_members, ctl_cmd_join, ctl_cmd_leave, ctl_cmd_pause,
     ctl_cmd_resume, ctl_cmd_reload, ctl_cmd_version, ctl_cmd_stats,
     ctl_cmd_keys;
-ctl_cmd_fn ctl_cmd_kv_put, ctl_cmd_kv_get, ctl_cmd_kv_delete,
-    ctl_cmd_kv_list, ctl_cmd_kv_watch;
+ctl_cmd_fn ctl_cmd_kv_put, ctl_cmd_kv_get, ctl_cmd_kv_delete, ctl_cmd_kv_list,
+    ctl_cmd_kv_watch;
 
 /* The connection goes away: its keyring operation must not answer. */
 void ctl_forget_keys(struct conn *c);

@@ -8,10 +8,10 @@
 
 #include "agent/agent.h"
 #include "agent/control_int.h"
+#include "agent/wal.h"
 #include "base/text.h"
 #include "core/metadata.h"
 #include "core/node.h"
-#include "agent/wal.h"
 
 /* A watcher that leaves this much of its events unread is dropped: it
  * must not make the agent's memory grow without bound. */
@@ -125,8 +125,8 @@ static void on_saved(struct wal_wait *wt, int err, const char *why)
 
 /* A write was taken: with a data dir, answer once it is on disk there
  * (architecture rule 7); without one, at once. */
-static void written(struct conn *c, bool put, const char *key,
-                    size_t keylen, uint64_t version)
+static void written(struct conn *c, bool put, const char *key, size_t keylen,
+                    uint64_t version)
 {
     struct wal *w = c->ctl->a->wal;
     char why[600];
@@ -155,7 +155,7 @@ void ctl_cmd_kv_put(struct conn *c, const cJSON *req)
     const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(req, "value_base64");
     if ((text == NULL) == (b64 == NULL)) {
         ctl_reply_error(c, "give the value as \"value\" (text) or "
-                        "\"value_base64\"");
+                           "\"value_base64\"");
         return;
     }
     const cJSON *v = text ? text : b64;
@@ -183,8 +183,8 @@ void ctl_cmd_kv_put(struct conn *c, const cJSON *req)
     char why[256] = "";
     struct metadata *md = store_of(c);
     uint64_t version = 0;
-    int rc = metadata_put(md, key, keylen, value, len, false, why,
-                          sizeof why, &version);
+    int rc = metadata_put(md, key, keylen, value, len, false, why, sizeof why,
+                          &version);
     hs_free(bytes);
     if (rc) {
         ctl_reply_error(c, "%s", why[0] ? why : hs_strerror(rc));
@@ -309,8 +309,7 @@ void ctl_cmd_kv_list(struct conn *c, const cJSON *req)
         return;
     }
     buf_init(&c->list);
-    if (metadata_each(store_of(c), prefix, plen, false, list_key,
-                      &c->list) ||
+    if (metadata_each(store_of(c), prefix, plen, false, list_key, &c->list) ||
         c->list.err) {
         buf_free(&c->list);
         ctl_reply_error(c, "out of memory");
@@ -408,11 +407,14 @@ void ctl_on_meta_change(void *ud, const struct meta_change *ch)
             ctl_reply_error(k, "out of memory: the watch stopped");
             ctl_finish(k);
         } else if (ctl_backlog(k) + n + 1 > WATCH_BACKLOG_MAX) {
-            HS_WARN(&ctl->a->log, "control: a kv watcher left more than "
+            HS_WARN(&ctl->a->log,
+                    "control: a kv watcher left more than "
                     "%u MiB of events unread: dropped",
                     WATCH_BACKLOG_MAX >> 20);
-            ctl_reply_error(k, "the watch stopped: more than %u MiB of events "
-                            "unread", WATCH_BACKLOG_MAX >> 20);
+            ctl_reply_error(k,
+                            "the watch stopped: more than %u MiB of events "
+                            "unread",
+                            WATCH_BACKLOG_MAX >> 20);
             ctl_finish(k);
         } else {
             ctl_send_bytes(k, line, n, true);
@@ -420,4 +422,3 @@ void ctl_on_meta_change(void *ud, const struct meta_change *ch)
     }
     cJSON_free(line);
 }
-

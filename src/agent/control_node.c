@@ -74,8 +74,10 @@ void ctl_cmd_members(struct conn *c, const cJSON *req)
         }
         want = member_state_parse(st->valuestring);
         if (want < 0) {
-            ctl_reply_error(c, "unknown status \"%.64s\": use alive, suspect, "
-                            "dead (or failed) or left", st->valuestring);
+            ctl_reply_error(c,
+                            "unknown status \"%.64s\": use alive, suspect, "
+                            "dead (or failed) or left",
+                            st->valuestring);
             return;
         }
     }
@@ -125,10 +127,10 @@ void ctl_cmd_join(struct conn *c, const cJSON *req)
         ctl_reply_error(c, "addrs: expected an array of \"host:port\" strings");
         return;
     }
-    cJSON_ArrayForEach(it, addrs) {
+    cJSON_ArrayForEach (it, addrs) {
         if (!cJSON_IsString(it) || it->valuestring[0] == '\0') {
             ctl_reply_error(c, "addrs: expected an array of \"host:port\" "
-                            "strings");
+                               "strings");
             return;
         }
         if (n == JOIN_ADDRS_MAX) {
@@ -146,8 +148,8 @@ void ctl_cmd_join(struct conn *c, const cJSON *req)
     if (rc) {
         c->busy = false;
         c->join = NULL;
-        ctl_reply_error(c, "%s", a->leaving ? "the agent is leaving"
-                                            : hs_strerror(rc));
+        ctl_reply_error(c, "%s",
+                        a->leaving ? "the agent is leaving" : hs_strerror(rc));
     }
 }
 
@@ -246,8 +248,8 @@ static void on_keys(void *ud, const struct node_keys_result *r)
     cJSON *obj = cJSON_CreateObject();
     char msg[128] = "";
     if (r->errors)
-        snprintf(msg, sizeof msg, "%zu/%zu nodes reported failure",
-                 r->errors, r->nodes);
+        snprintf(msg, sizeof msg, "%zu/%zu nodes reported failure", r->errors,
+                 r->nodes);
     else if (r->responses != r->nodes)
         snprintf(msg, sizeof msg, "%zu/%zu nodes reported success",
                  r->responses, r->nodes);
@@ -271,8 +273,8 @@ static void on_keys(void *ud, const struct node_keys_result *r)
             ctl_add_bytes(o, "message", (const uint8_t *)r->failures[i].message,
                           strlen(r->failures[i].message));
         }
-        cJSON *k = r->op == NODE_KEYS_LIST
-                       ? cJSON_AddArrayToObject(obj, "keys") : NULL;
+        cJSON *k = r->op == NODE_KEYS_LIST ? cJSON_AddArrayToObject(obj, "keys")
+                                           : NULL;
         for (size_t i = 0; k && i < r->nkeys; i++) {
             char b64[45];
             cJSON *o = cJSON_CreateObject();
@@ -285,8 +287,7 @@ static void on_keys(void *ud, const struct node_keys_result *r)
             keyring_wipe(b64, sizeof b64);
             cJSON_AddNumberToObject(o, "installed",
                                     (double)r->keys[i].installed);
-            cJSON_AddNumberToObject(o, "primary",
-                                    (double)r->keys[i].primary);
+            cJSON_AddNumberToObject(o, "primary", (double)r->keys[i].primary);
         }
     }
     ctl_reply(c, obj);
@@ -311,7 +312,7 @@ void ctl_cmd_keys(struct conn *c, const cJSON *req)
     if (which != NODE_KEYS_LIST &&
         (!cJSON_IsString(key) || keyring_parse(key->valuestring, raw, &len))) {
         ctl_reply_error(c, "key: expected a base64-encoded key of 16, 24 or 32 "
-                        "bytes");
+                           "bytes");
         return;
     }
     if (c->ctl->a->leaving) {
@@ -387,4 +388,3 @@ void ctl_cmd_stats(struct conn *c, const cJSON *req)
     }
     ctl_reply(c, obj);
 }
-

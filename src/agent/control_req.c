@@ -18,8 +18,7 @@
 /* A JSON string from bytes of the network: cJSON copies bytes as they
  * are, so anything not valid UTF-8 (or a NUL) becomes U+FFFD first to
  * keep every answer valid JSON. */
-cJSON *ctl_add_bytes(cJSON *obj, const char *key, const uint8_t *p,
-                     size_t n)
+cJSON *ctl_add_bytes(cJSON *obj, const char *key, const uint8_t *p, size_t n)
 {
     char *s = hs_malloc(n * 3 + 1);
     if (s == NULL)
@@ -136,7 +135,7 @@ void ctl_handle_line(struct conn *c, const char *line, size_t n)
         ctl_reply_error(c, "invalid JSON: trailing data after the object");
     } else if (!cJSON_IsObject(req)) {
         ctl_reply_error(c, "a request must be a JSON object such as "
-                        "{\"cmd\":\"members\"}");
+                           "{\"cmd\":\"members\"}");
     } else {
         const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
         const char *name = cJSON_IsString(cmd) ? cmd->valuestring : NULL;
@@ -152,7 +151,8 @@ void ctl_handle_line(struct conn *c, const char *line, size_t n)
                                   : "a request cannot hold \\u0000 or a NUL "
                                     "byte");
         else if (!token_ok(c->ctl, req))
-            ctl_reply_error(c, "permission denied: this agent requires a "
+            ctl_reply_error(c,
+                            "permission denied: this agent requires a "
                             "control token (hearsay --token, or $%s)",
                             CONTROL_TOKEN_ENV);
         else if (!ctl_admit(c))
@@ -167,11 +167,12 @@ void ctl_handle_line(struct conn *c, const char *line, size_t n)
         else if (command)
             command->run(c, req);
         else
-            ctl_reply_error(c, "unknown cmd \"%.64s\": use members, join, "
+            ctl_reply_error(c,
+                            "unknown cmd \"%.64s\": use members, join, "
                             "leave, pause, resume, reload, version, stats, "
                             "keys, kv_put, kv_get, kv_delete, kv_list or "
-                            "kv_watch", name);
+                            "kv_watch",
+                            name);
     }
     cJSON_Delete(req);
 }
-

@@ -43,34 +43,51 @@ static const struct option agent_opts[] = {
 static const char *flag_key(int ch)
 {
     switch (ch) {
-    case 'n': return "name";
-    case 'b': return "bind";
-    case 'a': return "advertise";
-    case 'j': return "join";
-    case 'r': return "retry_join";
-    case 'i': return "retry_interval";
-    case 'x': return "retry_max";
-    case 'c': return "control";
-    case 'M': return "metrics";
-    case 'l': return "log_level";
-    case 't': return "transport";
-    case 'S': return "scripts";
-    case 'd': return "data_dir";
-    case 'e': return "encrypt";
-    case 'k': return "keyring_file";
-    default: return NULL;
+    case 'n':
+        return "name";
+    case 'b':
+        return "bind";
+    case 'a':
+        return "advertise";
+    case 'j':
+        return "join";
+    case 'r':
+        return "retry_join";
+    case 'i':
+        return "retry_interval";
+    case 'x':
+        return "retry_max";
+    case 'c':
+        return "control";
+    case 'M':
+        return "metrics";
+    case 'l':
+        return "log_level";
+    case 't':
+        return "transport";
+    case 'S':
+        return "scripts";
+    case 'd':
+        return "data_dir";
+    case 'e':
+        return "encrypt";
+    case 'k':
+        return "keyring_file";
+    default:
+        return NULL;
     }
 }
 
 static const char *const kind_names[] = {
-    [CONFIG_STRING] = "string",    [CONFIG_ADDR] = "host:port",
-    [CONFIG_INT] = "integer",      [CONFIG_DURATION] = "duration",
-    [CONFIG_SIZE] = "size",        [CONFIG_BOOL] = "boolean",
-    [CONFIG_LIST] = "list",        [CONFIG_ENUM] = "choice"};
+    [CONFIG_STRING] = "string", [CONFIG_ADDR] = "host:port",
+    [CONFIG_INT] = "integer",   [CONFIG_DURATION] = "duration",
+    [CONFIG_SIZE] = "size",     [CONFIG_BOOL] = "boolean",
+    [CONFIG_LIST] = "list",     [CONFIG_ENUM] = "choice"};
 
 void agent_help(FILE *f)
 {
-    fprintf(f,
+    fprintf(
+        f,
         "Usage: hearsay agent [options]\n\n"
         "  Starts a hearsay agent: a gossip node that speaks memberlist's\n"
         "  wire protocol and can join Serf and memberlist clusters. Values\n"
@@ -124,8 +141,7 @@ void agent_help(FILE *f)
         fprintf(f, ")\n");
         snprintf(doc, sizeof doc, "%s%s%s%s", k->doc,
                  k->memberlist ? " [memberlist: " : "",
-                 k->memberlist ? k->memberlist : "",
-                 k->memberlist ? "]" : "");
+                 k->memberlist ? k->memberlist : "", k->memberlist ? "]" : "");
         text_wrap(f, doc, 6);
     }
 }
@@ -137,8 +153,7 @@ void agent_help(FILE *f)
  * argument". */
 
 static const char *const secret_keys[] = {"encrypt", "encrypt_passphrase",
-                                          "secret_key", "control_token",
-                                          NULL};
+                                          "secret_key", "control_token", NULL};
 
 /* The length of a flag's name in arg ("--set=a" -> "--set"). */
 static size_t flag_len(const char *arg)
@@ -177,8 +192,7 @@ static bool has_secret(int argc, char **argv)
         if (a[0] != '-')
             continue;
         const char *name = a + (a[1] == '-' ? 2 : 1);
-        if (!strncmp(name, "encrypt", flag_len(name)) &&
-            flag_len(name) == 7)
+        if (!strncmp(name, "encrypt", flag_len(name)) && flag_len(name) == 7)
             return true;
         if (flag_len(name) == 3 && !strncmp(name, "set", 3) &&
             (name[3] == '=' ? names_secret(name + 4)
@@ -195,7 +209,8 @@ static size_t cfg_errlen;
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-static int usage_error(const char *fmt, ...)
+static int
+usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -213,7 +228,7 @@ int agent_configure(struct config *cfg, int argc, char **argv, char *err,
 {
     /* The flags that set keys, kept in order: argv element and key. */
     struct setting {
-        const char *key;   /* NULL: "KEY=VALUE" in value */
+        const char *key; /* NULL: "KEY=VALUE" in value */
         const char *value;
     } *sets = hs_calloc((size_t)argc + 1, sizeof *sets);
     size_t nsets = 0;
@@ -258,14 +273,12 @@ int agent_configure(struct config *cfg, int argc, char **argv, char *err,
             break;
         case ':':
             rc = usage_error("flag %.*s needs a value",
-                             (int)flag_len(argv[optind - 1]),
-                             argv[optind - 1]);
+                             (int)flag_len(argv[optind - 1]), argv[optind - 1]);
             break;
         case '?':
             rc = usage_error("unknown or ambiguous flag %.*s (see hearsay "
                              "agent --help)",
-                             (int)flag_len(argv[optind - 1]),
-                             argv[optind - 1]);
+                             (int)flag_len(argv[optind - 1]), argv[optind - 1]);
             break;
         default:
             sets[nsets++] = (struct setting){flag_key(ch), optarg};
@@ -276,9 +289,8 @@ int agent_configure(struct config *cfg, int argc, char **argv, char *err,
         if (rc < 0 && optarg && optind >= 2 && optarg == argv[optind - 1] &&
             is_flag(optarg))
             rc = usage_error("flag %.*s needs a value (%.*s is a flag)",
-                             (int)flag_len(argv[optind - 2]),
-                             argv[optind - 2], (int)flag_len(optarg),
-                             optarg);
+                             (int)flag_len(argv[optind - 2]), argv[optind - 2],
+                             (int)flag_len(optarg), optarg);
     }
     if (rc < 0 && optind < argc) {
         /* Where it was, and what came before it. */
@@ -291,22 +303,23 @@ int agent_configure(struct config *cfg, int argc, char **argv, char *err,
             rc = usage_error("unexpected argument \"%s\"", argv[optind]);
         else if (prev[0] == '-')
             rc = usage_error("unexpected argument %d, after %.*s (not "
-                             "shown: the arguments hold a secret)", at,
-                             (int)flag_len(prev), prev);
+                             "shown: the arguments hold a secret)",
+                             at, (int)flag_len(prev), prev);
         else if (prev2[0] == '-')
             rc = usage_error("unexpected argument %d, after the value of "
                              "%.*s (not shown: the arguments hold a "
-                             "secret)", at, (int)flag_len(prev2), prev2);
+                             "secret)",
+                             at, (int)flag_len(prev2), prev2);
         else
             rc = usage_error("unexpected argument %d (not shown: the "
-                             "arguments hold a secret)", at);
+                             "arguments hold a secret)",
+                             at);
     }
     char e[512];
     if (rc < 0 && profile && config_set(cfg, "profile", profile, e, sizeof e))
         rc = usage_error("%s", e);
     const char *env = getenv(CONTROL_ENV);
-    if (rc < 0 && env && *env &&
-        config_set(cfg, "control", env, e, sizeof e))
+    if (rc < 0 && env && *env && config_set(cfg, "control", env, e, sizeof e))
         rc = usage_error("$%s: %s", CONTROL_ENV, e);
     if (rc < 0 && file &&
         lua_config_load(file, cfg, profile != NULL, e, sizeof e))

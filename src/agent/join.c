@@ -20,14 +20,14 @@ struct join_req {
     struct join_req *prev, *next; /* in jr->pending */
     join_cb cb;
     void *ud;
-    size_t n;             /* addresses asked for */
-    size_t resolving;     /* resolves not yet answered */
-    bool node_waiting;    /* node_join in flight */
-    struct jres *res;     /* one per address asked for */
-    char **specs;         /* copies of the addresses asked for */
-    char **spec_names;    /* the "name/" part of each, or NULL */
-    struct hs_addr *addrs;       /* every address found */
-    const char **names;          /* the node name of each ("" unknown) */
+    size_t n;              /* addresses asked for */
+    size_t resolving;      /* resolves not yet answered */
+    bool node_waiting;     /* node_join in flight */
+    struct jres *res;      /* one per address asked for */
+    char **specs;          /* copies of the addresses asked for */
+    char **spec_names;     /* the "name/" part of each, or NULL */
+    struct hs_addr *addrs; /* every address found */
+    const char **names;    /* the node name of each ("" unknown) */
     size_t naddrs, cap;
     int err;
     char why[256];
@@ -89,11 +89,13 @@ static void join_resolved(struct join_req *j)
         return;
     }
     j->node_waiting = true;
-    int rc = node_join(*jr->nodep, j->addrs, j->names, j->naddrs,
-                       on_node_joined, j);
+    int rc =
+        node_join(*jr->nodep, j->addrs, j->names, j->naddrs, on_node_joined, j);
     if (rc) {
         j->node_waiting = false;
-        join_complete(j, 0, rc, jr->refusep && *jr->refusep ? "the agent is leaving" : NULL);
+        join_complete(j, 0, rc,
+                      jr->refusep && *jr->refusep ? "the agent is leaving"
+                                                  : NULL);
     }
 }
 
@@ -108,8 +110,7 @@ static void on_resolved(void *ud, int err, const struct hs_addr *addrs,
     if (err && j->err == 0) {
         j->err = err;
         snprintf(j->why, sizeof j->why, "cannot resolve \"%.128s\": %s",
-                 j->specs[r->idx] ? j->specs[r->idx] : "?",
-                 hs_strerror(err));
+                 j->specs[r->idx] ? j->specs[r->idx] : "?", hs_strerror(err));
     }
     /* memberlist joins every address a name resolves to. */
     for (size_t i = 0; err == 0 && i < n; i++) {
@@ -134,7 +135,7 @@ static void on_resolved(void *ud, int err, const struct hs_addr *addrs,
 }
 
 int join_start(struct joiner *jr, const char *const *specs, size_t n,
-                 join_cb cb, void *ud, struct join_req **out)
+               join_cb cb, void *ud, struct join_req **out)
 {
     if (*jr->nodep == NULL || (jr->refusep && *jr->refusep))
         return HS_ESTATE;
@@ -169,15 +170,13 @@ int join_start(struct joiner *jr, const char *const *specs, size_t n,
         j->res[i].idx = i;
         j->specs[i] = hs_strndup(specs[i], strlen(specs[i]));
         if (slash) { /* "name/host:port" */
-            j->spec_names[i] = hs_strndup(specs[i],
-                                          (size_t)(slash - specs[i]));
+            j->spec_names[i] = hs_strndup(specs[i], (size_t)(slash - specs[i]));
             hostport = slash + 1;
         }
         int rc = j->specs[i] == NULL || (slash && j->spec_names[i] == NULL)
                      ? HS_ENOMEM
                      : (jr->resolve ? jr->resolve : transport_resolve)(
-                           jr->loop, hostport, 7946, on_resolved,
-                           &j->res[i]);
+                           jr->loop, hostport, 7946, on_resolved, &j->res[i]);
         if (rc)
             on_resolved(&j->res[i], rc, NULL, 0);
     }
@@ -221,9 +220,9 @@ struct join_retry {
     const struct hs_logger *log;
     join_retry_cb cb;
     void *ud;
-    unsigned attempts;     /* made so far */
-    uint64_t give_up_at;   /* uv_now; 0 = never */
-    struct join_req *req;  /* the attempt in flight */
+    unsigned attempts;    /* made so far */
+    uint64_t give_up_at;  /* uv_now; 0 = never */
+    struct join_req *req; /* the attempt in flight */
 };
 
 static void on_retry_closed(uv_handle_t *h)
@@ -282,14 +281,13 @@ static void on_retry_timer(uv_timer_t *t)
     const struct members *m = node_members(nd);
     if (r->o.until_not_alone &&
         m->count[MEMBER_ALIVE] + m->count[MEMBER_SUSPECT] > 1) {
-        HS_INFO(r->log, "no longer alone: stopped joining the %s",
-                r->o.what);
+        HS_INFO(r->log, "no longer alone: stopped joining the %s", r->o.what);
         retry_stop(r);
         return;
     }
     if (r->give_up_at && uv_now(r->jr->loop) >= r->give_up_at) {
-        HS_WARN(r->log, "gave up joining the %s after %u attempts",
-                r->o.what, r->attempts);
+        HS_WARN(r->log, "gave up joining the %s after %u attempts", r->o.what,
+                r->attempts);
         retry_stop(r);
         return;
     }
@@ -302,22 +300,28 @@ static void on_retry_joined(void *ud, int joined, int err, const char *why)
     char every[32];
     r->req = NULL;
     if (joined > 0) {
-        HS_INFO(r->log, "Join completed. Synced with %d initial agents: "
-                "join=%s attempts=%u", joined, r->o.what, r->attempts);
+        HS_INFO(r->log,
+                "Join completed. Synced with %d initial agents: "
+                "join=%s attempts=%u",
+                joined, r->o.what, r->attempts);
         retry_end(r, joined, NULL);
         return;
     }
     if (why == NULL)
         why = hs_strerror(err);
     if (r->o.max && r->attempts > r->o.max) {
-        HS_ERROR(r->log, "maximum retry join attempts made, exiting: "
-                 "attempts=%u last_error=\"%s\"", r->attempts, why);
+        HS_ERROR(r->log,
+                 "maximum retry join attempts made, exiting: "
+                 "attempts=%u last_error=\"%s\"",
+                 r->attempts, why);
         retry_end(r, 0, why);
         return;
     }
     format_ms(r->o.interval_ms, every, sizeof every);
-    HS_WARN(r->log, "Join failed: %s, retrying in %s: join=%s "
-            "attempts=%u", why, every, r->o.what, r->attempts);
+    HS_WARN(r->log,
+            "Join failed: %s, retrying in %s: join=%s "
+            "attempts=%u",
+            why, every, r->o.what, r->attempts);
     uv_timer_start(&r->timer, on_retry_timer, r->o.interval_ms, 0);
 }
 
@@ -337,8 +341,7 @@ static void retry_attempt(struct join_retry *r)
 
 int join_retry_start(struct joiner *jr, const struct config_list *specs,
                      const struct join_retry_opts *o,
-                     const struct hs_logger *log, join_retry_cb cb,
-                     void *ud)
+                     const struct hs_logger *log, join_retry_cb cb, void *ud)
 {
     if (specs->n == 0 || o->interval_ms == 0)
         return HS_EINVAL;

@@ -11,23 +11,22 @@
 
 #include "core/node.h"
 
-#include "core/config.h"
 #include "base/log.h"
+#include "core/config.h"
 #include "io/transport.h"
 
 /* The owner's view of its node: joins in flight and joins to retry are
  * on its lists. */
 struct joiner {
     uv_loop_t *loop;
-    struct node **nodep;   /* *nodep is NULL once the node closed */
-    const bool *refusep;   /* when true (say, leaving), refuse new joins */
+    struct node **nodep; /* *nodep is NULL once the node closed */
+    const bool *refusep; /* when true (say, leaving), refuse new joins */
     struct join_req *pending;
     struct join_retry *retries;
     /* How names are resolved; NULL is transport_resolve (the fuzz target
      * gives one that asks no DNS). */
-    int (*resolve)(uv_loop_t *loop, const char *hostport,
-                   uint16_t default_port, transport_resolve_cb cb,
-                   void *ud);
+    int (*resolve)(uv_loop_t *loop, const char *hostport, uint16_t default_port,
+                   transport_resolve_cb cb, void *ud);
 };
 
 /* cb(ud, joined, 0, NULL) when at least one push/pull succeeded, else
@@ -64,7 +63,6 @@ struct join_retry_opts {
 typedef void (*join_retry_cb)(void *ud, int joined, const char *why);
 int join_retry_start(struct joiner *jr, const struct config_list *specs,
                      const struct join_retry_opts *o,
-                     const struct hs_logger *log, join_retry_cb cb,
-                     void *ud);
+                     const struct hs_logger *log, join_retry_cb cb, void *ud);
 
 #endif

@@ -21,8 +21,7 @@ static int fail(char *err, size_t errlen, int rc, const char *what,
     return rc;
 }
 
-int keyfile_load(const char *path, struct keyring *kr, char *err,
-                 size_t errlen)
+int keyfile_load(const char *path, struct keyring *kr, char *err, size_t errlen)
 {
     keyring_clear(kr);
     /* O_NONBLOCK: opening a FIFO would wait for a writer, for good. */
@@ -48,8 +47,7 @@ int keyfile_load(const char *path, struct keyring *kr, char *err,
         return fail(err, errlen, HS_ENOMEM, "out of memory", path, NULL);
     if (r < 0) {
         hs_free(text);
-        return fail(err, errlen, HS_EIO, "cannot read it", path,
-                    strerror(e));
+        return fail(err, errlen, HS_EIO, "cannot read it", path, strerror(e));
     }
     if (n == KEYFILE_MAX) {
         hs_free(text);
@@ -66,33 +64,34 @@ int keyfile_load(const char *path, struct keyring *kr, char *err,
                   path, NULL);
     } else {
         size_t i = 0;
-        cJSON_ArrayForEach(it, doc) {
+        cJSON_ArrayForEach (it, doc) {
             uint8_t key[KEYRING_KEY_MAX];
             size_t len;
             i++;
             if (!cJSON_IsString(it) ||
                 keyring_parse(it->valuestring, key, &len)) {
-                snprintf(err, errlen, "keyring file %s: entry %zu is not a "
-                         "base64-encoded key of 16, 24 or 32 bytes", path,
-                         i);
+                snprintf(err, errlen,
+                         "keyring file %s: entry %zu is not a "
+                         "base64-encoded key of 16, 24 or 32 bytes",
+                         path, i);
                 rc = HS_EINVAL;
                 break;
             }
             rc = keyring_add(kr, key, len);
             keyring_wipe(key, sizeof key);
             if (rc) {
-                fail(err, errlen, rc, "more keys than a keyring holds",
-                     path, NULL);
+                fail(err, errlen, rc, "more keys than a keyring holds", path,
+                     NULL);
                 break;
             }
         }
         if (rc == 0 && keyring_empty(kr))
-            rc = fail(err, errlen, HS_EINVAL, "it contains no keys", path,
-                      NULL);
+            rc =
+                fail(err, errlen, HS_EINVAL, "it contains no keys", path, NULL);
     }
     /* The parsed strings held the keys too. */
     if (cJSON_IsArray(doc))
-        cJSON_ArrayForEach(it, doc)
+        cJSON_ArrayForEach (it, doc)
             if (cJSON_IsString(it))
                 keyring_wipe(it->valuestring, strlen(it->valuestring));
     cJSON_Delete(doc);
@@ -127,8 +126,8 @@ int keyfile_save(const char *path, const struct keyring *kr, char *err,
     for (size_t i = 0; i < kr->n; i++) {
         char b64[45];
         keyring_format(kr->key[i], kr->len[i], b64);
-        o += (size_t)snprintf(text + o, cap - o, "%s\n  \"%s\"",
-                              i ? "," : "", b64);
+        o += (size_t)snprintf(text + o, cap - o, "%s\n  \"%s\"", i ? "," : "",
+                              b64);
         keyring_wipe(b64, sizeof b64);
     }
     o += (size_t)snprintf(text + o, cap - o, "%s]\n", kr->n ? "\n" : "");
@@ -140,8 +139,8 @@ int keyfile_save(const char *path, const struct keyring *kr, char *err,
     int rc = 0;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || fchmod(fd, 0600) || write_all(fd, text, o) || fsync(fd)) {
-        rc = fail(err, errlen, HS_EIO, "cannot write it", path,
-                  strerror(errno));
+        rc =
+            fail(err, errlen, HS_EIO, "cannot write it", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         unlink(tmp);

@@ -16,26 +16,26 @@
 #include <uv.h>
 
 #include "agent/agent.h"
-#include "base/buf.h"
 #include "agent/stats.h"
+#include "base/buf.h"
 
 #define DISCARD_SIZE 4096
 
 struct conn {
     uv_tcp_t tcp;
-    uv_timer_t timer;    /* the request's deadline, then the linger */
+    uv_timer_t timer; /* the request's deadline, then the linger */
     uv_write_t write;
     uv_shutdown_t shut;
     struct metrics *m;
     struct conn *prev, *next;
-    char *req;           /* METRICS_REQUEST_MAX bytes; NULL if refused */
-    size_t len;          /* bytes of the request head so far */
-    size_t scan;         /* req[0..scan) holds no end of the head */
-    uint8_t *answer;     /* owned; freed with the connection */
-    int handles;         /* open handles of ours: tcp and timer */
-    bool answered;       /* the answer is queued: drop what comes */
-    bool written;        /* the answer is out */
-    bool eof;            /* the client sent all it will send */
+    char *req;       /* METRICS_REQUEST_MAX bytes; NULL if refused */
+    size_t len;      /* bytes of the request head so far */
+    size_t scan;     /* req[0..scan) holds no end of the head */
+    uint8_t *answer; /* owned; freed with the connection */
+    int handles;     /* open handles of ours: tcp and timer */
+    bool answered;   /* the answer is queued: drop what comes */
+    bool written;    /* the answer is out */
+    bool eof;        /* the client sent all it will send */
     bool closing;
 };
 
@@ -83,9 +83,13 @@ void metrics_samples(const struct agent *a, stats_fn fn, void *ud)
     if (a->met == NULL)
         return;
     for (int i = 0; i < METRICS_CODE_COUNT; i++) {
-        struct stats_sample s = {&stats_metrics_answers, "metrics",
-                                 answer_keys[i], answer_codes[i],
-                                 a->met->stats.answers[i], false, NULL};
+        struct stats_sample s = {&stats_metrics_answers,
+                                 "metrics",
+                                 answer_keys[i],
+                                 answer_codes[i],
+                                 a->met->stats.answers[i],
+                                 false,
+                                 NULL};
         fn(ud, &s);
     }
 }
@@ -334,8 +338,8 @@ int metrics_judge(const char *p, size_t n, bool *head)
         tlen -= o; /* an empty path is "/" */
     }
     i++;
-    if (len - i != 8 || memcmp(p + i, "HTTP/1.", 7) != 0 ||
-        p[i + 7] < '0' || p[i + 7] > '9')
+    if (len - i != 8 || memcmp(p + i, "HTTP/1.", 7) != 0 || p[i + 7] < '0' ||
+        p[i + 7] > '9')
         return METRICS_400;
     const char *q = tlen ? memchr(p + t, '?', tlen) : NULL; /* ignored */
     size_t plen = q ? (size_t)(q - (p + t)) : tlen;
@@ -404,8 +408,7 @@ static void on_connection(uv_stream_t *server, int status)
 {
     struct metrics *m = server->data;
     if (status < 0) {
-        HS_WARN(&m->a->log, "metrics: accept failed: %s",
-                uv_strerror(status));
+        HS_WARN(&m->a->log, "metrics: accept failed: %s", uv_strerror(status));
         return;
     }
     struct conn *c = hs_calloc(1, sizeof *c);
@@ -499,8 +502,10 @@ int metrics_start(struct agent *a, char *err, size_t errlen)
     }
     addr_format(&ha, ab, sizeof ab);
     if (!addr_is_loopback(&ha))
-        HS_WARN(&a->log, "metrics: listening beyond loopback, with no "
-                "authentication: addr=%s", ab);
+        HS_WARN(&a->log,
+                "metrics: listening beyond loopback, with no "
+                "authentication: addr=%s",
+                ab);
     HS_INFO(&a->log, "metrics: serving GET /metrics: addr=%s", ab);
     return 0;
 }

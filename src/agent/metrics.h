@@ -19,23 +19,23 @@
 
 #include "agent/stats.h"
 
-#define METRICS_REQUEST_MAX 8192  /* request line and headers, in bytes */
-#define METRICS_TIMEOUT_MS 5000   /* to send the whole request */
-#define METRICS_LINGER_MS 2000    /* to take the answer, after it */
-#define METRICS_CONN_MAX 16       /* connections served at once */
+#define METRICS_REQUEST_MAX 8192 /* request line and headers, in bytes */
+#define METRICS_TIMEOUT_MS 5000  /* to send the whole request */
+#define METRICS_LINGER_MS 2000   /* to take the answer, after it */
+#define METRICS_CONN_MAX 16      /* connections served at once */
 
 struct agent;
 struct metrics;
 
 /* The answers given, by status code (hearsay stats, and the endpoint's
  * own metrics). */
-#define METRICS_CODES(X)                                                   \
-    X(200, "OK")                                                           \
-    X(400, "Bad Request")                                                  \
-    X(404, "Not Found")                                                    \
-    X(405, "Method Not Allowed")                                           \
-    X(408, "Request Timeout")                                              \
-    X(431, "Request Header Fields Too Large")                              \
+#define METRICS_CODES(X)                      \
+    X(200, "OK")                              \
+    X(400, "Bad Request")                     \
+    X(404, "Not Found")                       \
+    X(405, "Method Not Allowed")              \
+    X(408, "Request Timeout")                 \
+    X(431, "Request Header Fields Too Large") \
     X(503, "Service Unavailable")
 
 enum {

@@ -62,9 +62,10 @@ static void members_done(struct wal *w, struct job *j)
     if (j->err) {
         wal_count_failure(w, j->what, j->path, j->err, reason, sizeof reason);
         if (!w->members_failing)
-            HS_WARN(w->log, "data dir %s: members not saved (%s); trying "
-                    "again every %d s", w->dir, w->st.last_error,
-                    MEMBERS_EVERY_MS / 1000);
+            HS_WARN(w->log,
+                    "data dir %s: members not saved (%s); trying "
+                    "again every %d s",
+                    w->dir, w->st.last_error, MEMBERS_EVERY_MS / 1000);
         w->members_failing = true;
         w->members_saved = false; /* write it again, changed or not */
         w->members_at = uv_now(w->loop) + MEMBERS_EVERY_MS;
@@ -186,8 +187,7 @@ int wal_new(uv_loop_t *loop, const char *dir, struct node *nd,
 int wal_wait(struct wal *w, struct wal_wait *wt, char *why, size_t whylen)
 {
     if (w->st.failing) {
-        snprintf(why, whylen, "not saved: %s (data dir %s)", w->reason,
-                 w->dir);
+        snprintf(why, whylen, "not saved: %s (data dir %s)", w->reason, w->dir);
         return HS_EIO;
     }
     if (w->durable >= w->appended)
@@ -244,9 +244,11 @@ static void maybe_closed(struct wal *w)
     }
     wal_compaction_free(w);
     if (w->last_members.len) {
-        struct job j = {.kind = JOB_MEMBERS, .fd = -1,
+        struct job j = {.kind = JOB_MEMBERS,
+                        .fd = -1,
                         .data = w->last_members.data,
-                        .len = w->last_members.len, .finish = true};
+                        .len = w->last_members.len,
+                        .finish = true};
         snprintf(j.dir, sizeof j.dir, "%s", w->dir);
         snapshot_members_path(j.final, sizeof j.final, w->dir);
         snprintf(j.path, sizeof j.path, "%s.tmp", j.final);
@@ -276,8 +278,8 @@ void wal_close(struct wal *w, void (*cb)(void *ud), void *ud)
     struct buf body = BUF_INIT;
     if (snapshot_members_encode(w->nd, &body) == 0) {
         snapshot_put_header(&w->last_members, SNAPSHOT_MEMBERS, 0);
-        size_t at = snapshot_record_begin(&w->last_members,
-                                          SNAPSHOT_REC_MEMBERS);
+        size_t at =
+            snapshot_record_begin(&w->last_members, SNAPSHOT_REC_MEMBERS);
         buf_append(&w->last_members, body.data, body.len);
         snapshot_record_end(&w->last_members, at);
         if (w->last_members.err)

@@ -45,20 +45,20 @@ struct wal_options {
 #define WAL_STEP_ENTRIES 256
 
 struct wal_stats {
-    uint64_t log_bytes;       /* in the log files now */
-    uint64_t records;         /* appended to the log */
-    uint64_t fsyncs;          /* groups written and fsynced */
-    uint64_t group_max;       /* most records in one group */
-    uint64_t saves;           /* groups, segments, members files saved */
-    uint64_t save_failures;   /* writes or fsyncs that failed */
-    uint64_t refused;         /* local writes refused while failing */
-    uint64_t dropped;         /* remote changes not logged while failing */
-    uint64_t snapshots;       /* snapshots written whole */
-    uint64_t snapshot_bytes;  /* of the segments now */
-    uint64_t last_save_time;  /* unix seconds of the last save, or 0 */
+    uint64_t log_bytes;      /* in the log files now */
+    uint64_t records;        /* appended to the log */
+    uint64_t fsyncs;         /* groups written and fsynced */
+    uint64_t group_max;      /* most records in one group */
+    uint64_t saves;          /* groups, segments, members files saved */
+    uint64_t save_failures;  /* writes or fsyncs that failed */
+    uint64_t refused;        /* local writes refused while failing */
+    uint64_t dropped;        /* remote changes not logged while failing */
+    uint64_t snapshots;      /* snapshots written whole */
+    uint64_t snapshot_bytes; /* of the segments now */
+    uint64_t last_save_time; /* unix seconds of the last save, or 0 */
     uint64_t last_failure_time;
     bool failing;
-    char last_error[320];     /* the last failure's sentence, or "" */
+    char last_error[320]; /* the last failure's sentence, or "" */
 };
 
 /* A local write waiting to be on disk: embed it in the request's state;

@@ -18,13 +18,19 @@
 
 #define PATH_LEN 600
 
-enum { JOB_FLUSH, JOB_PROBE, JOB_CHUNK, JOB_FILES, JOB_MEMBERS };
+enum {
+    JOB_FLUSH,
+    JOB_PROBE,
+    JOB_CHUNK,
+    JOB_FILES,
+    JOB_MEMBERS
+};
 
 struct batch {
     struct batch *next;
-    uint64_t gen;       /* of the log file it goes to */
+    uint64_t gen; /* of the log file it goes to */
     struct buf b;
-    uint64_t last_seq;  /* of its last record */
+    uint64_t last_seq; /* of its last record */
     size_t records;
 };
 
@@ -34,37 +40,37 @@ struct job {
     int kind;
     char dir[PATH_LEN];
     char path[PATH_LEN + 8]; /* the file written (a .tmp for a segment) */
-    char final[PATH_LEN]; /* what it is renamed to when finished */
+    char final[PATH_LEN];    /* what it is renamed to when finished */
     const uint8_t *data;
     size_t len;
-    uint8_t *owned;       /* data, when the job owns it */
-    int fd;               /* in and out: the open file, or -1 */
-    bool create;          /* open path first, creating it */
-    bool finish;          /* fsync, close, rename to final */
-    char **unlink;        /* files to remove after (then the dir fsynced) */
+    uint8_t *owned; /* data, when the job owns it */
+    int fd;         /* in and out: the open file, or -1 */
+    bool create;    /* open path first, creating it */
+    bool finish;    /* fsync, close, rename to final */
+    char **unlink;  /* files to remove after (then the dir fsynced) */
     size_t nunlink;
-    struct batch *batch;  /* JOB_FLUSH */
-    uint64_t gen;         /* JOB_PROBE: of the file it makes */
-    uint32_t seg_idx;     /* JOB_CHUNK that finishes a segment: which, */
-    uint16_t lastlen;     /* and its last key */
+    struct batch *batch; /* JOB_FLUSH */
+    uint64_t gen;        /* JOB_PROBE: of the file it makes */
+    uint32_t seg_idx;    /* JOB_CHUNK that finishes a segment: which, */
+    uint16_t lastlen;    /* and its last key */
     char last[META_KEY_MAX + 1];
-    int err;              /* out: errno */
-    const char *what;     /* out: the step that failed */
+    int err;          /* out: errno */
+    const char *what; /* out: the step that failed */
 };
 
 struct compaction {
     uint64_t gen;
-    uint32_t idx;          /* the segment being built */
+    uint32_t idx;               /* the segment being built */
     char key[META_KEY_MAX + 1]; /* the last key taken (the walk's place) */
     uint16_t keylen;
     bool has_key;
-    struct buf out;        /* the next chunk */
-    uint64_t seg_bytes;    /* of the current segment, out included */
+    struct buf out;     /* the next chunk */
+    uint64_t seg_bytes; /* of the current segment, out included */
     uint64_t seg_entries;
-    int fd;                /* the segment's .tmp, open between jobs */
-    bool scanned;          /* the walk is over */
-    bool last_sent;        /* the last segment is handed over */
-    bool cleaning;         /* removing the older files */
+    int fd;         /* the segment's .tmp, open between jobs */
+    bool scanned;   /* the walk is over */
+    bool last_sent; /* the last segment is handed over */
+    bool cleaning;  /* removing the older files */
     uint64_t entries, bytes, started, dropped_at_start;
 };
 
@@ -75,15 +81,15 @@ struct wal {
     const struct hs_logger *log;
     char dir[CONFIG_STR_MAX];
     struct wal_options o;
-    uv_idle_t kick;  /* starts the next group at the next loop turn */
-    uv_idle_t step;  /* a snapshot's walk, one piece per loop turn */
+    uv_idle_t kick; /* starts the next group at the next loop turn */
+    uv_idle_t step; /* a snapshot's walk, one piece per loop turn */
     uv_timer_t tick;
     int handles;
     /* The log. */
-    int fd;               /* open on generation fd_gen, or -1 */
+    int fd; /* open on generation fd_gen, or -1 */
     uint64_t fd_gen;
-    uint64_t gen;         /* where new records go */
-    bool header_due;      /* the next batch starts the file of `gen` */
+    uint64_t gen;    /* where new records go */
+    bool header_due; /* the next batch starts the file of `gen` */
     uint64_t max_gen;
     struct batch *head, *tail;
     struct job *log_job;
@@ -91,18 +97,18 @@ struct wal {
     struct wal_wait waits;      /* sentinel of a ring, oldest first */
     struct snapshot_log *logs;  /* the log files and their bytes */
     size_t nlogs;
-    struct buf state;           /* the store state last logged */
-    char reason[160];           /* why saving fails, for the clients */
+    struct buf state; /* the store state last logged */
+    char reason[160]; /* why saving fails, for the clients */
     /* Snapshots. */
-    struct snapshot_seg *segs;  /* on disk, every generation */
+    struct snapshot_seg *segs; /* on disk, every generation */
     size_t nsegs;
     struct compaction *cp;
     struct job *file_job;
     struct job *members_job;
-    bool needs_snapshot;  /* the log missed changes, or a file was bad */
-    bool legacy;          /* hearsay.snapshot still there */
+    bool needs_snapshot; /* the log missed changes, or a file was bad */
+    bool legacy;         /* hearsay.snapshot still there */
     bool snap_failing;
-    uint64_t retry_at;    /* uv_now before which no snapshot starts */
+    uint64_t retry_at; /* uv_now before which no snapshot starts */
     uint64_t members_at;
     uint32_t members_crc;
     bool members_saved;

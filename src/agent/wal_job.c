@@ -60,8 +60,9 @@ void wal_job_work(uv_work_t *req)
         if (j->create) {
             if (j->fd >= 0)
                 close(j->fd);
-            j->fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND |
-                         O_CLOEXEC, 0600);
+            j->fd =
+                open(j->path,
+                     O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
             if (j->fd < 0)
                 FAIL("create");
         }
@@ -76,8 +77,8 @@ void wal_job_work(uv_work_t *req)
     case JOB_CHUNK:
     case JOB_MEMBERS:
         if (j->fd < 0) {
-            j->fd = open(j->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                         0600);
+            j->fd =
+                open(j->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
             if (j->fd < 0)
                 FAIL("create");
         }
@@ -114,8 +115,7 @@ failed:
     if (j->fd >= 0)
         close(j->fd);
     j->fd = -1;
-    if (j->kind == JOB_PROBE || j->kind == JOB_CHUNK ||
-        j->kind == JOB_MEMBERS)
+    if (j->kind == JOB_PROBE || j->kind == JOB_CHUNK || j->kind == JOB_MEMBERS)
         unlink(j->path);
 }
 
@@ -176,9 +176,8 @@ static const char *base(const char *path)
 }
 
 /* A save failed: count it and keep its sentence. */
-void wal_count_failure(struct wal *w, const char *what,
-                       const char *path, int err, char *reason,
-                       size_t n)
+void wal_count_failure(struct wal *w, const char *what, const char *path,
+                       int err, char *reason, size_t n)
 {
     reason_of(err, reason, n);
     w->st.save_failures++;

@@ -22,8 +22,7 @@ static void answer_waits(struct wal *w, int err, const char *why)
     }
 }
 
-static void log_bytes_add(struct wal *w, uint64_t gen, uint64_t n,
-                          bool create)
+static void log_bytes_add(struct wal *w, uint64_t gen, uint64_t n, bool create)
 {
     if (create || w->nlogs == 0 || w->logs[w->nlogs - 1].gen != gen) {
         struct snapshot_log *v =
@@ -52,10 +51,11 @@ static void log_failed(struct wal *w, const struct job *j)
     wal_count_failure(w, j->what, j->path, j->err, reason, sizeof reason);
     snprintf(w->reason, sizeof w->reason, "%s", reason);
     if (!w->st.failing)
-        HS_ERROR(w->log, "data dir %s: cannot save the log (%s): local "
+        HS_ERROR(w->log,
+                 "data dir %s: cannot save the log (%s): local "
                  "writes are refused until it can; gossip goes on, and "
-                 "the agent tries again every second", w->dir,
-                 w->st.last_error);
+                 "the agent tries again every second",
+                 w->dir, w->st.last_error);
     w->st.failing = true;
     w->needs_snapshot = true;
     while (w->head) {
@@ -288,7 +288,8 @@ void wal_probe_done(struct wal *w, struct job *j)
     log_bytes_add(w, gen, j->len, true);
     wal_count_save(w);
     w->st.failing = false;
-    HS_INFO(w->log, "data dir %s: saving again: local writes are taken; "
+    HS_INFO(w->log,
+            "data dir %s: saving again: local writes are taken; "
             "a snapshot saves the %" PRIu64 " changes the log missed",
             w->dir, w->st.dropped);
     wal_compaction_start(w);

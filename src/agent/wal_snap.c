@@ -43,15 +43,16 @@ void wal_compaction_free(struct wal *w)
     w->cp = NULL;
 }
 
-static void compaction_failed(struct wal *w, const char *what,
-                              const char *path, int err)
+static void compaction_failed(struct wal *w, const char *what, const char *path,
+                              int err)
 {
     char reason[160];
     wal_count_failure(w, what, path, err, reason, sizeof reason);
     if (!w->snap_failing)
-        HS_ERROR(w->log, "data dir %s: snapshot not written (%s): the log "
-                 "keeps every change; trying again in %d s", w->dir,
-                 w->st.last_error, COMPACT_RETRY_MS / 1000);
+        HS_ERROR(w->log,
+                 "data dir %s: snapshot not written (%s): the log "
+                 "keeps every change; trying again in %d s",
+                 w->dir, w->st.last_error, COMPACT_RETRY_MS / 1000);
     w->snap_failing = true;
     w->needs_snapshot = true; /* whatever called for it still does */
     w->retry_at = uv_now(w->loop) + COMPACT_RETRY_MS;
@@ -89,8 +90,10 @@ void wal_compaction_start(struct wal *w)
     wal_log_state(w, true);
     w->needs_snapshot = false;
     segment_header(cp, w);
-    HS_INFO(w->log, "data dir %s: snapshot started: generation=%" PRIx64
-            " log_bytes=%" PRIu64, w->dir, cp->gen, w->st.log_bytes);
+    HS_INFO(w->log,
+            "data dir %s: snapshot started: generation=%" PRIx64
+            " log_bytes=%" PRIu64,
+            w->dir, cp->gen, w->st.log_bytes);
     uv_idle_start(&w->step, on_step);
 }
 
@@ -147,8 +150,7 @@ static void send_chunk(struct wal *w, bool finish)
             if (s->gen >= cp->gen)
                 continue;
             if (!(cp->scanned || s->empty ||
-                  (cp->has_key && snapshot_key_cmp(s->last, s->lastlen,
-                                                   cp->key,
+                  (cp->has_key && snapshot_key_cmp(s->last, s->lastlen, cp->key,
                                                    cp->keylen) <= 0)))
                 continue;
             snapshot_seg_path(p, sizeof p, w->dir, s->gen, s->idx);
@@ -193,8 +195,8 @@ static void on_step(uv_idle_t *h)
         uv_idle_stop(h);
         return;
     }
-    bool room = cp->out.len < w->o.chunk_bytes &&
-                cp->seg_bytes < w->o.segment_bytes;
+    bool room =
+        cp->out.len < w->o.chunk_bytes && cp->seg_bytes < w->o.segment_bytes;
     if (!cp->scanned && room) {
         struct visit v = {w, 0, false};
         bool more = false;
@@ -333,7 +335,8 @@ void wal_cleanup_done(struct wal *w, struct job *j)
     if (w->snap_failing)
         HS_INFO(w->log, "data dir %s: snapshots written again", w->dir);
     w->snap_failing = false;
-    HS_INFO(w->log, "data dir %s: snapshot written: generation=%" PRIx64
+    HS_INFO(w->log,
+            "data dir %s: snapshot written: generation=%" PRIx64
             " segments=%u entries=%" PRIu64 " bytes=%" PRIu64 " ms=%" PRIu64,
             w->dir, cp->gen, cp->idx + 1, cp->entries, cp->bytes,
             uv_now(w->loop) - cp->started);
@@ -345,8 +348,7 @@ void wal_cleanup_done(struct wal *w, struct job *j)
 
 void wal_maybe_compact(struct wal *w)
 {
-    if (w->cp || w->closing || w->st.failing ||
-        uv_now(w->loop) < w->retry_at)
+    if (w->cp || w->closing || w->st.failing || uv_now(w->loop) < w->retry_at)
         return;
     uint64_t limit = HS_MAX(w->o.compact_bytes, w->st.snapshot_bytes);
     if (w->needs_snapshot || w->legacy || w->st.log_bytes >= limit)

@@ -10,8 +10,8 @@
 
 #include "lua/lnode.h"
 
-#define TICK_MS 50          /* how often the watchdog looks */
-#define TEXT_MAX 160        /* "script=FILE:LINE hook=NAME" */
+#define TICK_MS 50   /* how often the watchdog looks */
+#define TEXT_MAX 160 /* "script=FILE:LINE hook=NAME" */
 
 struct watchdog {
     uv_loop_t *loop;
@@ -19,23 +19,23 @@ struct watchdog {
     uint64_t exit_ms;
     uv_timer_t beat;
     uv_prepare_t step;
-    int handles;            /* still open; wd is freed at 0 */
+    int handles; /* still open; wd is freed at 0 */
     struct lnode_observer obs;
     uv_thread_t thread;
     uv_mutex_t mu;
     uv_cond_t cond;
-    bool quit;              /* under mu */
+    bool quit; /* under mu */
     bool thread_on;
     /* Written by the loop thread, read by the watchdog's. The call is
      * a seqlock: call_seq is odd while it is being written. */
-    _Atomic uint64_t beat_ms;        /* uv_hrtime, in ms, of the last beat */
+    _Atomic uint64_t beat_ms; /* uv_hrtime, in ms, of the last beat */
     _Atomic uint64_t call_seq;
-    _Atomic uint64_t call_start_ms;  /* 0: no script call running */
+    _Atomic uint64_t call_start_ms; /* 0: no script call running */
     _Atomic char call_text[TEXT_MAX];
     /* Written by the watchdog's thread. */
     _Atomic uint64_t stalls;
     /* The loop thread's own. */
-    uint64_t step_ns, step_idle;     /* at the last step's start */
+    uint64_t step_ns, step_idle; /* at the last step's start */
     _Atomic uint64_t longest_us, slow;
 };
 
@@ -79,13 +79,11 @@ static void call_begin(void *ud, const char *what, const char *where)
     atomic_store_explicit(&wd->call_seq, seq + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
     for (size_t i = 0; i < TEXT_MAX; i++) {
-        atomic_store_explicit(&wd->call_text[i], text[i],
-                              memory_order_relaxed);
+        atomic_store_explicit(&wd->call_text[i], text[i], memory_order_relaxed);
         if (text[i] == '\0')
             break;
     }
-    atomic_store_explicit(&wd->call_start_ms, now_ms(),
-                          memory_order_relaxed);
+    atomic_store_explicit(&wd->call_start_ms, now_ms(), memory_order_relaxed);
     atomic_store_explicit(&wd->call_seq, seq + 2, memory_order_release);
 }
 
@@ -101,15 +99,14 @@ static void call_end(void *ud)
 static uint64_t read_call(struct watchdog *wd, char *text)
 {
     for (;;) {
-        uint64_t s1 = atomic_load_explicit(&wd->call_seq,
-                                           memory_order_acquire);
+        uint64_t s1 = atomic_load_explicit(&wd->call_seq, memory_order_acquire);
         if (s1 & 1)
             continue; /* the loop thread is writing it: a moment */
-        uint64_t start = atomic_load_explicit(&wd->call_start_ms,
-                                              memory_order_relaxed);
+        uint64_t start =
+            atomic_load_explicit(&wd->call_start_ms, memory_order_relaxed);
         for (size_t i = 0; i < TEXT_MAX; i++) {
-            text[i] = atomic_load_explicit(&wd->call_text[i],
-                                           memory_order_relaxed);
+            text[i] =
+                atomic_load_explicit(&wd->call_text[i], memory_order_relaxed);
             if (text[i] == '\0')
                 break;
         }
@@ -131,8 +128,8 @@ static void watch(void *arg)
         if (wd->quit)
             break;
         uint64_t now = now_ms();
-        uint64_t beat = atomic_load_explicit(&wd->beat_ms,
-                                             memory_order_acquire);
+        uint64_t beat =
+            atomic_load_explicit(&wd->beat_ms, memory_order_acquire);
         uint64_t start = read_call(wd, text);
         if (stalled_at == 0 && beat && now - beat >= WATCHDOG_STALL_MS) {
             snprintf(held, sizeof held, "%s", start ? text : "");
@@ -148,7 +145,8 @@ static void watch(void *arg)
             stalled_at = 0;
         }
         if (wd->exit_ms && start && now - start >= wd->exit_ms) {
-            HS_ERROR(wd->log, "a script call has held the event loop for "
+            HS_ERROR(wd->log,
+                     "a script call has held the event loop for "
                      "%.1fs: %s; exiting (script_watchdog=%llums) so "
                      "that a supervisor restarts the agent",
                      (double)(now - start) / 1000.0, text,
@@ -193,7 +191,7 @@ int watchdog_start(uv_loop_t *loop, const struct hs_logger *log,
     }
     if (!wd->thread_on)
         HS_WARN(log, "watchdog thread not started: stalls of the event "
-                "loop will not be reported");
+                     "loop will not be reported");
     wd->obs = (struct lnode_observer){call_begin, call_end, wd};
     lnode_set_observer(&wd->obs);
     *out = wd;

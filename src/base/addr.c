@@ -120,8 +120,8 @@ const char *addr_ip_format(const struct hs_addr *a, char *out, size_t n)
         snprintf(out, n, "?");
         return out;
     }
-    if (inet_ntop(u.len == 4 ? AF_INET : AF_INET6, u.ip, out,
-                  (socklen_t)n) == NULL)
+    if (inet_ntop(u.len == 4 ? AF_INET : AF_INET6, u.ip, out, (socklen_t)n) ==
+        NULL)
         snprintf(out, n, "?");
     return out;
 }

@@ -17,7 +17,10 @@ struct buf {
     int err;
 };
 
-#define BUF_INIT {NULL, 0, 0, 0}
+#define BUF_INIT      \
+    {                 \
+        NULL, 0, 0, 0 \
+    }
 
 void buf_init(struct buf *b);
 void buf_free(struct buf *b);
@@ -58,8 +61,8 @@ static inline uint16_t hs_be16(const uint8_t *p)
 
 static inline uint32_t hs_be32(const uint8_t *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
 }
 
 static inline void hs_put_be16(uint8_t *p, uint16_t v)

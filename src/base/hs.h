@@ -2,9 +2,9 @@
 #ifndef HS_H
 #define HS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdbool.h>
 
 /* The release, as `hearsay version` prints it. */
 #define HS_VERSION "0.1.0"
@@ -12,24 +12,24 @@
 /* ===== Error codes =====
  * Every fallible function returns 0 or a negative HS_E* code (as libuv
  * does). hs_strerror() gives the sentence for people. */
-#define HS_ERRORS(X)                                                  \
-    X(HS_ENOMEM, -1, "out of memory")                                 \
-    X(HS_EINVAL, -2, "invalid argument")                              \
-    X(HS_ETRUNC, -3, "truncated input")                               \
-    X(HS_EBADMSG, -4, "malformed message")                            \
-    X(HS_ETOOBIG, -5, "size limit exceeded")                          \
-    X(HS_ECRC, -6, "checksum mismatch")                               \
-    X(HS_EUNSUPP, -7, "unsupported message or feature")               \
-    X(HS_ENOTFOUND, -8, "not found")                                  \
-    X(HS_EIO, -9, "i/o error")                                        \
-    X(HS_ETIMEDOUT, -10, "timed out")                                 \
-    X(HS_ESTATE, -11, "not allowed in the current state")             \
-    X(HS_EREFUSED, -12, "refused")                                    \
-    X(HS_EVERSION, -13, "incompatible protocol version")              \
-    X(HS_ECLOSED, -14, "connection closed")                           \
-    X(HS_EBUSY, -15, "too many operations in progress")               \
-    X(HS_ECONFLICT, -16, "name conflict")                             \
-    X(HS_EADDR, -17, "bad address")                                   \
+#define HS_ERRORS(X)                                      \
+    X(HS_ENOMEM, -1, "out of memory")                     \
+    X(HS_EINVAL, -2, "invalid argument")                  \
+    X(HS_ETRUNC, -3, "truncated input")                   \
+    X(HS_EBADMSG, -4, "malformed message")                \
+    X(HS_ETOOBIG, -5, "size limit exceeded")              \
+    X(HS_ECRC, -6, "checksum mismatch")                   \
+    X(HS_EUNSUPP, -7, "unsupported message or feature")   \
+    X(HS_ENOTFOUND, -8, "not found")                      \
+    X(HS_EIO, -9, "i/o error")                            \
+    X(HS_ETIMEDOUT, -10, "timed out")                     \
+    X(HS_ESTATE, -11, "not allowed in the current state") \
+    X(HS_EREFUSED, -12, "refused")                        \
+    X(HS_EVERSION, -13, "incompatible protocol version")  \
+    X(HS_ECLOSED, -14, "connection closed")               \
+    X(HS_EBUSY, -15, "too many operations in progress")   \
+    X(HS_ECONFLICT, -16, "name conflict")                 \
+    X(HS_EADDR, -17, "bad address")                       \
     X(HS_EDECOMPRESS, -18, "cannot decompress")
 
 enum {
@@ -78,6 +78,6 @@ void hs_assert_fail(const char *expr, const char *file, int line);
 #define HS_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 #define HS_CONTAINER_OF(ptr, type, field) \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, field)))
+    ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
 #endif

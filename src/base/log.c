@@ -31,8 +31,7 @@ int hs_log_level_parse(const char *s)
     return -1;
 }
 
-void hs_log_write(const struct hs_logger *lg, int level, const char *fmt,
-                  ...)
+void hs_log_write(const struct hs_logger *lg, int level, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -54,9 +53,8 @@ void hs_log_stderr_sink(void *ud, int level, const char *msg)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     fprintf(f, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%s] %s\n",
-            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-            tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
-            hs_log_level_name(level), msg);
+            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+            tm.tm_sec, ts.tv_nsec / 1000000L, hs_log_level_name(level), msg);
     fflush(f);
 }
 

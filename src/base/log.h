@@ -24,11 +24,11 @@ struct hs_logger {
     void *ud;
 };
 
-#define HS_LOG(lg, lvl, ...)                                   \
-    do {                                                       \
-        const struct hs_logger *lg_ = (lg);                    \
-        if (lg_ && lg_->sink && (lvl) >= lg_->level)           \
-            hs_log_write(lg_, (lvl), __VA_ARGS__);             \
+#define HS_LOG(lg, lvl, ...)                         \
+    do {                                             \
+        const struct hs_logger *lg_ = (lg);          \
+        if (lg_ && lg_->sink && (lvl) >= lg_->level) \
+            hs_log_write(lg_, (lvl), __VA_ARGS__);   \
     } while (0)
 
 #define HS_DEBUG(lg, ...) HS_LOG(lg, HS_LOG_DEBUG, __VA_ARGS__)

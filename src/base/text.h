@@ -26,8 +26,7 @@ size_t text_base64_max(size_t n);
 /* Decode n characters (padding optional, no whitespace) into out, which
  * has room for text_base64_max(n) bytes. Returns 0 with the length in
  * *outlen, or HS_EINVAL. */
-int text_base64_decode(const char *s, size_t n, uint8_t *out,
-                       size_t *outlen);
+int text_base64_decode(const char *s, size_t n, uint8_t *out, size_t *outlen);
 
 /* Print `text` as a paragraph indented by `indent` spaces and wrapped at
  * 78 columns (help texts). */

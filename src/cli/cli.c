@@ -10,18 +10,23 @@
 #include <string.h>
 
 #include "agent/control.h"
-#include "cli/cli_int.h"
 #include "base/text.h"
+#include "cli/cli_int.h"
 #include "core/node.h"
 
-enum { OPT_FORMAT = 1, OPT_STATUS = 2, OPT_DETAILED = 4, OPT_KEYS = 8 };
+enum {
+    OPT_FORMAT = 1,
+    OPT_STATUS = 2,
+    OPT_DETAILED = 4,
+    OPT_KEYS = 8
+};
 
 struct command {
     const char *name;
     const char *synopsis;
-    const char *args;  /* after "hearsay NAME [options]" */
-    const char *help;  /* what it does, one paragraph */
-    unsigned opts;     /* OPT_* it accepts besides --control, --help */
+    const char *args; /* after "hearsay NAME [options]" */
+    const char *help; /* what it does, one paragraph */
+    unsigned opts;    /* OPT_* it accepts besides --control, --help */
     int (*run)(struct opts *o, int argc, char **argv);
 };
 
@@ -144,13 +149,16 @@ static void command_usage(FILE *f, const struct command *c)
                    "  --remove=KEY      Remove a key from every member; "
                    "the primary key cannot\n"
                    "                    be removed.\n");
-    fprintf(f, "  --control=ADDR    Address of the agent's control endpoint "
-               "(default:\n"
-               "                    $%s, else %s).\n",
+    fprintf(f,
+            "  --control=ADDR    Address of the agent's control endpoint "
+            "(default:\n"
+            "                    $%s, else %s).\n",
             CONTROL_ENV, CONTROL_DEFAULT_ADDR);
-    fprintf(f, "  --token=TOKEN     The agent's control token, when it has "
-               "one (default:\n"
-               "                    $%s).\n", CONTROL_TOKEN_ENV);
+    fprintf(f,
+            "  --token=TOKEN     The agent's control token, when it has "
+            "one (default:\n"
+            "                    $%s).\n",
+            CONTROL_TOKEN_ENV);
     if (c->opts & OPT_DETAILED)
         fprintf(f, "  --detailed        Also show incarnation, protocol and "
                    "delegate versions\n"
@@ -176,8 +184,8 @@ int kv_usage_error(const char *sub, const char *why)
 
 /* Parse a command's options; argv[0] is its name. Returns -1 to go on,
  * else the exit status. Leaves the positional arguments in argv[*first..]. */
-static int parse(const struct command *c, struct opts *o, int argc,
-                 char **argv, int *first)
+static int parse(const struct command *c, struct opts *o, int argc, char **argv,
+                 int *first)
 {
     static const struct option longopts[] = {
         {"control", required_argument, NULL, 'c'},
@@ -202,15 +210,17 @@ static int parse(const struct command *c, struct opts *o, int argc,
     opterr = 0;
     int ch, idx = 0;
     while ((ch = getopt_long_only(argc, argv, ":h", longopts, &idx)) != -1) {
-        unsigned need = ch == 'f' ? OPT_FORMAT
+        unsigned need = ch == 'f'   ? OPT_FORMAT
                         : ch == 's' ? OPT_STATUS
                         : ch == 'd' ? OPT_DETAILED
                         : ch == 'L' || ch == 'I' || ch == 'U' || ch == 'R'
                             ? OPT_KEYS
                             : 0;
         if (need && !(c->opts & need)) {
-            fprintf(stderr, "hearsay %s: flag --%s does not apply to this "
-                    "command\n\n", c->name, longopts[idx].name);
+            fprintf(stderr,
+                    "hearsay %s: flag --%s does not apply to this "
+                    "command\n\n",
+                    c->name, longopts[idx].name);
             command_usage(stderr, c);
             return 1;
         }
@@ -224,11 +234,11 @@ static int parse(const struct command *c, struct opts *o, int argc,
             for (const struct option *lo = longopts; lo->name; lo++) {
                 if (strlen(lo->name) != fl || strncmp(lo->name, f, fl))
                     continue;
-                fprintf(stderr, "hearsay %s: flag %.*s needs a value (%.*s "
-                        "is a flag)\n\n", c->name,
-                        (int)strcspn(argv[optind - 2], "="),
-                        argv[optind - 2], (int)strcspn(optarg, "="),
-                        optarg);
+                fprintf(stderr,
+                        "hearsay %s: flag %.*s needs a value (%.*s "
+                        "is a flag)\n\n",
+                        c->name, (int)strcspn(argv[optind - 2], "="),
+                        argv[optind - 2], (int)strcspn(optarg, "="), optarg);
                 command_usage(stderr, c);
                 return 1;
             }
@@ -253,8 +263,10 @@ static int parse(const struct command *c, struct opts *o, int argc,
             break;
         case 'f':
             if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
-                fprintf(stderr, "hearsay %s: --format must be text or "
-                        "json, not \"%s\"\n", c->name, optarg);
+                fprintf(stderr,
+                        "hearsay %s: --format must be text or "
+                        "json, not \"%s\"\n",
+                        c->name, optarg);
                 return 1;
             }
             o->format = optarg;
@@ -330,7 +342,7 @@ int cli_main(int argc, char **argv)
     if (c->run == run_keys && npos == 0 && o.key_ops != 1) {
         if (o.key_ops > 1)
             fprintf(stderr, "hearsay keys: only one of --install, --use, "
-                    "--remove or --list allowed\n\n");
+                            "--remove or --list allowed\n\n");
         command_usage(stderr, c);
         return 1;
     }

@@ -11,5 +11,4 @@
  * error, an unknown command or a usage error, as serf does. */
 int cli_main(int argc, char **argv);
 
-
 #endif

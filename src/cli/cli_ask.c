@@ -184,8 +184,8 @@ int link_fill(struct ask *q, struct link *l, uint64_t deadline)
 /* The next line, without its '\n' and NUL-terminated, valid until the
  * next call; *line is NULL when the agent closed the connection between
  * lines. */
-int link_line(struct ask *q, struct link *l, uint64_t deadline,
-              char **line, size_t *n)
+int link_line(struct ask *q, struct link *l, uint64_t deadline, char **line,
+              size_t *n)
 {
     if (l->taken) {
         memmove(l->buf, l->buf + l->taken, l->len - l->taken);
@@ -194,8 +194,8 @@ int link_line(struct ask *q, struct link *l, uint64_t deadline,
     }
     size_t scan = 0; /* an answer can be large: look at new bytes only */
     for (;;) {
-        char *nl = l->len > scan ? memchr(l->buf + scan, '\n', l->len - scan)
-                                 : NULL;
+        char *nl =
+            l->len > scan ? memchr(l->buf + scan, '\n', l->len - scan) : NULL;
         if (nl) {
             *nl = '\0';
             *line = l->buf;
@@ -218,8 +218,7 @@ int link_line(struct ask *q, struct link *l, uint64_t deadline,
 }
 
 /* Connect and send `req` (freed here) as one line. */
-int ask_open(struct ask *q, cJSON *req, uint64_t deadline,
-             struct link *l)
+int ask_open(struct ask *q, cJSON *req, uint64_t deadline, struct link *l)
 {
     if (req && q->token && *q->token)
         cJSON_AddStringToObject(req, "token", q->token);
@@ -239,8 +238,8 @@ int ask_open(struct ask *q, cJSON *req, uint64_t deadline,
 /* Read one answer: ASK_OK when it says ok (with the line as it came in
  * *raw when asked, valid until the link moves on); an {"ok":false}
  * answer is ASK_REFUSED and "Error: <its sentence>". */
-int ask_answer(struct ask *q, struct link *l, uint64_t deadline,
-               cJSON **answer, const char **raw)
+int ask_answer(struct ask *q, struct link *l, uint64_t deadline, cJSON **answer,
+               const char **raw)
 {
     char *line;
     size_t n;

@@ -96,14 +96,18 @@ int run_reload(struct opts *o, int argc, char **argv)
     if (sec) {
         printf("Security: encrypted=%s keys=%.0f gossip_verify_incoming=%s "
                "gossip_verify_outgoing=%s label=\"",
-               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sec,
-                                                            "encrypted"))
-                   ? "true" : "false",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sec, "encrypted"))
+                   ? "true"
+                   : "false",
                cli_num_field(sec, "keys"),
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
-                   sec, "gossip_verify_incoming")) ? "true" : "false",
+                   sec, "gossip_verify_incoming"))
+                   ? "true"
+                   : "false",
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
-                   sec, "gossip_verify_outgoing")) ? "true" : "false");
+                   sec, "gossip_verify_outgoing"))
+                   ? "true"
+                   : "false");
         cli_put_safe(stdout, cli_str_field(sec, "label"));
         printf("\"\n");
     }
@@ -205,14 +209,15 @@ static void print_keys(const cJSON *ans)
     double total = cli_num_field(ans, "nodes");
     if (v == NULL)
         return;
-    cJSON_ArrayForEach(k, keys) v[i++] = k;
+    cJSON_ArrayForEach (k, keys)
+        v[i++] = k;
     qsort(v, n, sizeof *v, by_count);
     for (i = 0; i < n; i++) {
         printf("%s  [%.0f/%.0f]", cli_str_field(v[i], "key"),
                cli_num_field(v[i], "installed"), total);
         if (cli_num_field(v[i], "primary") > 0)
             printf("  primary [%.0f/%.0f]", cli_num_field(v[i], "primary"),
-                       total);
+                   total);
         putchar('\n');
     }
     hs_free(v);
@@ -223,8 +228,9 @@ static void print_failures(const cJSON *ans)
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(ans, "failures"), *x;
     size_t w = 0;
-    cJSON_ArrayForEach(x, f) w = HS_MAX(w, cli_width(cli_str_field(x, "name")));
-    cJSON_ArrayForEach(x, f) {
+    cJSON_ArrayForEach (x, f)
+        w = HS_MAX(w, cli_width(cli_str_field(x, "name")));
+    cJSON_ArrayForEach (x, f) {
         const char *name = cli_str_field(x, "name");
         fputs("failed:  ", stderr);
         cli_put_safe(stderr, name);
@@ -256,8 +262,10 @@ int run_keys(struct opts *o, int argc, char **argv)
     uint8_t raw[KEYRING_KEY_MAX];
     size_t rawlen;
     if (o->key && keyring_parse(o->key, raw, &rawlen)) {
-        fprintf(stderr, "%s: the key must be base64 of 16, 24 or 32 bytes "
-                "(hearsay keygen makes one)\n", say[op].fail);
+        fprintf(stderr,
+                "%s: the key must be base64 of 16, 24 or 32 bytes "
+                "(hearsay keygen makes one)\n",
+                say[op].fail);
         return 1;
     }
     keyring_wipe(raw, sizeof raw);

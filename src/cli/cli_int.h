@@ -13,32 +13,40 @@
 
 #include "base/hs.h"
 
-#define TIMEOUT_MS 10000        /* connect plus answer, most commands */
-#define SLOW_TIMEOUT_MS 30000   /* leave: up to leave_timeout, and join */
+#define TIMEOUT_MS 10000      /* connect plus answer, most commands */
+#define SLOW_TIMEOUT_MS 30000 /* leave: up to leave_timeout, and join */
 
 /* ===== Talking to the agent (cli_ask.c) ===== */
 
 /* ASK_REFUSED: the agent answered {"ok":false}. */
-enum { ASK_OK, ASK_CONNECT, ASK_FAILED, ASK_REFUSED };
+enum {
+    ASK_OK,
+    ASK_CONNECT,
+    ASK_FAILED,
+    ASK_REFUSED
+};
 
 struct ask {
     const char *control; /* the agent's address */
     const char *token;   /* the control token, or NULL */
     int timeout_ms;
-    char err[512];       /* the sentence for ASK_CONNECT / ASK_FAILED */
+    char err[512]; /* the sentence for ASK_CONNECT / ASK_FAILED */
 };
 
 /* A connection to the agent, and what was read from it and not yet
  * taken. */
 struct link {
     int fd;
-    bool eof;     /* the agent closed its side */
+    bool eof; /* the agent closed its side */
     char *buf;
     size_t len, cap;
     size_t taken; /* buf[0..taken) was the last line handed out */
 };
 
-#define LINK_INIT {-1, false, NULL, 0, 0, 0}
+#define LINK_INIT                \
+    {                            \
+        -1, false, NULL, 0, 0, 0 \
+    }
 
 uint64_t cli_now_ms(void);
 /* strerror's sentence starting in lower case, as Go prints them. */
@@ -52,15 +60,15 @@ int link_fill(struct ask *q, struct link *l, uint64_t deadline);
 /* The next line, without its '\n' and NUL-terminated, valid until the
  * next call; *line is NULL when the agent closed the connection between
  * lines. */
-int link_line(struct ask *q, struct link *l, uint64_t deadline,
-              char **line, size_t *n);
+int link_line(struct ask *q, struct link *l, uint64_t deadline, char **line,
+              size_t *n);
 /* Connect and send `req` (freed here) as one line. */
 int ask_open(struct ask *q, cJSON *req, uint64_t deadline, struct link *l);
 /* Read one answer: ASK_OK when it says ok (with the line as it came in
  * *raw when asked, valid until the link moves on); an {"ok":false}
  * answer is ASK_REFUSED and "Error: <its sentence>". */
-int ask_answer(struct ask *q, struct link *l, uint64_t deadline,
-               cJSON **answer, const char **raw);
+int ask_answer(struct ask *q, struct link *l, uint64_t deadline, cJSON **answer,
+               const char **raw);
 /* Send `req` (a JSON object) and return the answer when it says ok. An
  * {"ok":false} answer becomes "Error: <its sentence>". */
 int ask(struct ask *q, cJSON *req, cJSON **answer);
@@ -86,19 +94,19 @@ void print_json(const cJSON *v);
 /* ===== Commands (cli_cmds.c, cli_kv.c) ===== */
 struct opts {
     struct ask q;
-    const char *format;  /* "text" or "json" */
-    const char *status;  /* members --status, or NULL */
+    const char *format; /* "text" or "json" */
+    const char *status; /* members --status, or NULL */
     bool detailed;
-    int key_op;          /* keys: NODE_KEYS_*, or -1 */
-    int key_ops;         /* keys: how many operations were given */
-    const char *key;     /* keys: the key of install, use, remove */
+    int key_op;      /* keys: NODE_KEYS_*, or -1 */
+    int key_ops;     /* keys: how many operations were given */
+    const char *key; /* keys: the key of install, use, remove */
 };
 
 /* Each runs its command with the positional arguments argv[0..argc) and
  * returns the exit status. */
 typedef int cli_run_fn(struct opts *o, int argc, char **argv);
-cli_run_fn run_members, run_join, run_leave, run_reload, run_pause,
-    run_resume, run_stats, run_version, run_keygen, run_keys, run_kv;
+cli_run_fn run_members, run_join, run_leave, run_reload, run_pause, run_resume,
+    run_stats, run_version, run_keygen, run_keys, run_kv;
 
 /* hearsay kv's usage error (cli.c): "hearsay kv SUB: why", the usage,
  * exit status 1. */

@@ -73,7 +73,8 @@ static size_t json_len(const uint8_t *p, size_t n)
         len += p[i] == '"' || p[i] == '\\' || p[i] == '\b' || p[i] == '\f' ||
                        p[i] == '\n' || p[i] == '\r' || p[i] == '\t'
                    ? 2
-                   : p[i] < 0x20 ? 6 : 1;
+               : p[i] < 0x20 ? 6
+                             : 1;
     return len;
 }
 
@@ -110,8 +111,7 @@ static int kv_ask(struct opts *o, cJSON *req, cJSON **answer, bool print)
     return rc;
 }
 
-static cJSON *kv_request(const char *cmd, const char *field,
-                         const char *key)
+static cJSON *kv_request(const char *cmd, const char *field, const char *key)
 {
     cJSON *r = cli_request(cmd);
     if (r && !cJSON_AddStringToObject(r, field, key)) {
@@ -229,8 +229,8 @@ static int kv_list_json(struct opts *o, cJSON *req)
         rc = link_fill(&o->q, &l, cli_now_ms() + (uint64_t)o->q.timeout_ms);
     if (rc == ASK_OK && (l.len < hn || memcmp(l.buf, head, hn))) {
         cJSON *ans; /* an error answer, short */
-        rc = ask_answer(&o->q, &l,
-                        cli_now_ms() + (uint64_t)o->q.timeout_ms, &ans, NULL);
+        rc = ask_answer(&o->q, &l, cli_now_ms() + (uint64_t)o->q.timeout_ms,
+                        &ans, NULL);
         cJSON_Delete(ans);
         if (rc == ASK_OK)
             rc = ask_fail(&o->q, "the agent's answer is not a list");
@@ -272,7 +272,7 @@ static int kv_list(struct opts *o, char **args)
     if (rc)
         return kv_fail(&o->q, rc);
     const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(ans, "entries")) {
+    cJSON_ArrayForEach (e, cJSON_GetObjectItemCaseSensitive(ans, "entries")) {
         cli_put_safe(stdout, cli_str_field(e, "key"));
         putchar('\n');
     }
@@ -325,8 +325,8 @@ static int kv_watch(struct opts *o, char **args)
     struct link l = LINK_INIT;
     cJSON *ans = NULL;
     uint64_t deadline = cli_now_ms() + (uint64_t)o->q.timeout_ms;
-    int rc = ask_open(&o->q, kv_request("kv_watch", "prefix",
-                                        args[0] ? args[0] : ""),
+    int rc = ask_open(&o->q,
+                      kv_request("kv_watch", "prefix", args[0] ? args[0] : ""),
                       deadline, &l);
     if (rc == ASK_OK)
         rc = ask_answer(&o->q, &l, deadline, &ans, NULL);

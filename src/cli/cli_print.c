@@ -72,7 +72,8 @@ static char *dup_str(const char *s)
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-static char *dup_fmt(const char *fmt, ...)
+static char *
+dup_fmt(const char *fmt, ...)
 {
     char tmp[1100];
     va_list ap;
@@ -116,7 +117,7 @@ void print_members_text(const cJSON *arr, bool detailed)
     }
     size_t i = 0;
     const cJSON *m;
-    cJSON_ArrayForEach(m, arr) {
+    cJSON_ArrayForEach (m, arr) {
         member_row(m, detailed, &rows[i]);
         for (size_t c = 0; c < ncols; c++)
             if (rows[i].cell[c])
@@ -125,8 +126,7 @@ void print_members_text(const cJSON *arr, bool detailed)
     }
     for (i = 0; i < n; i++) {
         size_t last = ncols; /* no padding after the last non-empty cell */
-        while (last > 1 && !(rows[i].cell[last - 1] &&
-                             *rows[i].cell[last - 1]))
+        while (last > 1 && !(rows[i].cell[last - 1] && *rows[i].cell[last - 1]))
             last--;
         for (size_t c = 0; c < last; c++) {
             const char *s = rows[i].cell[c] ? rows[i].cell[c] : "";
@@ -171,37 +171,46 @@ static void print_scalar(const cJSON *v)
  * of their own, and the four objects of messages by type make one table.
  * What this CLI does not know of (a newer agent's) is still shown. */
 
-static const char *const sect_node[] = {"health", "paused",
-                                        "broadcast_queue", NULL};
-static const char *const sect_probes[] = {
-    "probes", "probes_failed", "indirect_probes", "tcp_pings",
-    "tcp_ping_rescues", "nacks_received", "suspicions", "refutations",
-    "deaths", "conflicts", NULL};
+static const char *const sect_node[] = {"health", "paused", "broadcast_queue",
+                                        NULL};
+static const char *const sect_probes[] = {"probes",
+                                          "probes_failed",
+                                          "indirect_probes",
+                                          "tcp_pings",
+                                          "tcp_ping_rescues",
+                                          "nacks_received",
+                                          "suspicions",
+                                          "refutations",
+                                          "deaths",
+                                          "conflicts",
+                                          NULL};
 static const char *const sect_gossip[] = {
-    "packets_in", "packets_out", "bytes_in", "bytes_out", "send_errors",
-    "push_pulls_out", "push_pulls_in", "push_pull_errors", "streams_in",
-    "streams_out", "broadcasts_queued", "user_messages_in",
-    "user_messages_out", "members_refused", "rumors_duplicate", NULL};
+    "packets_in",        "packets_out",
+    "bytes_in",          "bytes_out",
+    "send_errors",       "push_pulls_out",
+    "push_pulls_in",     "push_pull_errors",
+    "streams_in",        "streams_out",
+    "broadcasts_queued", "user_messages_in",
+    "user_messages_out", "members_refused",
+    "rumors_duplicate",  NULL};
 /* The sections in order: top-level keys, or (keys NULL) the object of
  * that name, or (name "messages") the table of messages by type. */
 static const struct {
     const char *name;
     const char *const *keys;
 } stats_layout[] = {
-    {"node", sect_node},    {"members", NULL},   {"probes", sect_probes},
+    {"node", sect_node},     {"members", NULL},  {"probes", sect_probes},
     {"gossip", sect_gossip}, {"messages", NULL}, {"dropped", NULL},
-    {"hooks", NULL},        {"metadata", NULL},  {"security", NULL},
-    {"transport", NULL},    {"metrics", NULL},   {"loop", NULL}};
+    {"hooks", NULL},         {"metadata", NULL}, {"security", NULL},
+    {"transport", NULL},     {"metrics", NULL},  {"loop", NULL}};
 static const char *const msg_objs[] = {"msgs_in", "msgs_out", "msg_bytes_in",
                                        "msg_bytes_out"};
-static const char *const msg_heads[] = {"in", "out", "bytes in",
-                                        "bytes out"};
+static const char *const msg_heads[] = {"in", "out", "bytes in", "bytes out"};
 
 #define STATS_ITEMS_MAX 256
 
 /* One section of "key = value" lines, keys aligned. */
-static void print_section(const char *name, const cJSON *const *items,
-                          size_t n)
+static void print_section(const char *name, const cJSON *const *items, size_t n)
 {
     size_t w = 0;
     if (n == 0)
@@ -222,7 +231,7 @@ static void print_object(const cJSON *obj)
 {
     const cJSON *items[STATS_ITEMS_MAX], *k;
     size_t n = 0;
-    cJSON_ArrayForEach(k, obj) {
+    cJSON_ArrayForEach (k, obj) {
         if (n < STATS_ITEMS_MAX)
             items[n++] = k;
     }
@@ -245,7 +254,7 @@ static void print_messages(const cJSON *ans)
     }
     if (rows == NULL)
         return;
-    cJSON_ArrayForEach(t, rows) {
+    cJSON_ArrayForEach (t, rows) {
         w[0] = HS_MAX(w[0], cli_width(t->string));
         for (int c = 0; c < 4; c++) {
             const cJSON *v =
@@ -260,7 +269,7 @@ static void print_messages(const cJSON *ans)
     for (int c = 0; c < 4; c++)
         printf("  %*s", (int)w[c + 1], msg_heads[c]);
     putchar('\n');
-    cJSON_ArrayForEach(t, rows) {
+    cJSON_ArrayForEach (t, rows) {
         putchar('\t');
         cli_put_safe(stdout, t->string);
         printf("%*s", (int)(w[0] - cli_width(t->string)), "");
@@ -290,8 +299,7 @@ static bool is_msg_obj(const char *key)
 static bool laid_out(const cJSON *v)
 {
     if (cJSON_IsObject(v))
-        for (size_t s = 0; s < sizeof stats_layout / sizeof *stats_layout;
-             s++)
+        for (size_t s = 0; s < sizeof stats_layout / sizeof *stats_layout; s++)
             if (stats_layout[s].keys == NULL &&
                 !strcmp(stats_layout[s].name, v->string))
                 return true;
@@ -327,12 +335,12 @@ void print_stats_text(const cJSON *ans)
         print_section(name, items, n);
     }
     /* What a newer agent adds: its objects, then its other numbers. */
-    cJSON_ArrayForEach(v, ans) {
+    cJSON_ArrayForEach (v, ans) {
         if (cJSON_IsObject(v) && !laid_out(v))
             print_object(v);
     }
     n = 0;
-    cJSON_ArrayForEach(v, ans) {
+    cJSON_ArrayForEach (v, ans) {
         if (!cJSON_IsObject(v) && !laid_out(v) && strcmp(v->string, "ok") &&
             n < STATS_ITEMS_MAX)
             items[n++] = v;

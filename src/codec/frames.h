@@ -16,7 +16,10 @@
 #define FRAMES_MAX 65536u
 
 /* What an accepted connection carries, by its first byte. */
-enum { FRAMES_STREAM, FRAMES_PACKETS };
+enum {
+    FRAMES_STREAM,
+    FRAMES_PACKETS
+};
 static inline int frames_classify(uint8_t first)
 {
     return first == FRAMES_MAGIC ? FRAMES_PACKETS : FRAMES_STREAM;
@@ -30,7 +33,7 @@ struct frames {
     size_t nhdr;
     uint8_t *frame;
     size_t flen, fgot;
-    uint64_t count;  /* whole frames delivered */
+    uint64_t count; /* whole frames delivered */
 };
 
 /* A whole frame; it is lent until the call returns. A nonzero return

@@ -17,8 +17,7 @@ bool keyring_key_len_ok(size_t len)
     return len == 16 || len == 24 || len == 32;
 }
 
-int keyring_parse(const char *b64, uint8_t key[KEYRING_KEY_MAX],
-                  size_t *len)
+int keyring_parse(const char *b64, uint8_t key[KEYRING_KEY_MAX], size_t *len)
 {
     /* Base64 of 32 bytes is 44 characters; anything longer is no key. */
     uint8_t tmp[64];
@@ -150,15 +149,15 @@ static int gcm_seal(const uint8_t *key, size_t keylen, const uint8_t *nonce,
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int len, ok = ctx != NULL;
     ok = ok && EVP_EncryptInit_ex(ctx, cipher(keylen), NULL, NULL, NULL);
-    ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN,
-                                   KEYRING_NONCE, NULL);
+    ok = ok &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, KEYRING_NONCE, NULL);
     ok = ok && EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce);
-    ok = ok && (aadlen == 0 ||
-                EVP_EncryptUpdate(ctx, NULL, &len, aad, (int)aadlen));
+    ok = ok &&
+         (aadlen == 0 || EVP_EncryptUpdate(ctx, NULL, &len, aad, (int)aadlen));
     ok = ok && (n == 0 || EVP_EncryptUpdate(ctx, out, &len, in, (int)n));
     ok = ok && EVP_EncryptFinal_ex(ctx, out + n, &len);
-    ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, KEYRING_TAG,
-                                   out + n);
+    ok = ok &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, KEYRING_TAG, out + n);
     EVP_CIPHER_CTX_free(ctx);
     return ok ? 0 : HS_EIO;
 }
@@ -174,11 +173,11 @@ static bool gcm_open(const uint8_t *key, size_t keylen, const uint8_t *nonce,
     int len, ok = ctx != NULL;
     memcpy(t, tag, sizeof t);
     ok = ok && EVP_DecryptInit_ex(ctx, cipher(keylen), NULL, NULL, NULL);
-    ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN,
-                                   KEYRING_NONCE, NULL);
+    ok = ok &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, KEYRING_NONCE, NULL);
     ok = ok && EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce);
-    ok = ok && (aadlen == 0 ||
-                EVP_DecryptUpdate(ctx, NULL, &len, aad, (int)aadlen));
+    ok = ok &&
+         (aadlen == 0 || EVP_DecryptUpdate(ctx, NULL, &len, aad, (int)aadlen));
     ok = ok && (n == 0 || EVP_DecryptUpdate(ctx, out, &len, ct, (int)n));
     ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, KEYRING_TAG, t);
     ok = ok && EVP_DecryptFinal_ex(ctx, out + n, &len) > 0;
@@ -188,8 +187,7 @@ static bool gcm_open(const uint8_t *key, size_t keylen, const uint8_t *nonce,
 
 int keyring_seal(const struct keyring *kr, int vsn,
                  const uint8_t nonce[KEYRING_NONCE], const uint8_t *aad,
-                 size_t aadlen, const uint8_t *msg, size_t n,
-                 struct buf *out)
+                 size_t aadlen, const uint8_t *msg, size_t n, struct buf *out)
 {
     if (kr->n == 0)
         return HS_ESTATE;
@@ -211,17 +209,17 @@ int keyring_seal(const struct keyring *kr, int vsn,
         memset(body + n, (int)(plen - n), plen - n);
         src = body;
     }
-    int rc = gcm_seal(kr->key[0], kr->len[0], nonce, aad, aadlen, src, plen,
-                      body);
+    int rc =
+        gcm_seal(kr->key[0], kr->len[0], nonce, aad, aadlen, src, plen, body);
     if (rc)
         return rc;
     out->len += total;
     return 0;
 }
 
-int keyring_open(const struct keyring *kr, const uint8_t *aad,
-                 size_t aadlen, const uint8_t *blob, size_t n,
-                 struct buf *out, int *used, const char **why)
+int keyring_open(const struct keyring *kr, const uint8_t *aad, size_t aadlen,
+                 const uint8_t *blob, size_t n, struct buf *out, int *used,
+                 const char **why)
 {
     if (kr->n == 0)
         return HS_ESTATE;
@@ -286,10 +284,10 @@ int keyring_seal_stream(const struct keyring *kr, int vsn,
         memcpy(aad + KEYRING_STREAM_HEADER, label, labellen);
     size_t start = out->len;
     buf_append(out, aad, KEYRING_STREAM_HEADER);
-    int rc = out->err ? out->err
-                      : keyring_seal(kr, vsn, nonce, aad,
-                                     KEYRING_STREAM_HEADER + labellen, msg,
-                                     n, out);
+    int rc = out->err
+                 ? out->err
+                 : keyring_seal(kr, vsn, nonce, aad,
+                                KEYRING_STREAM_HEADER + labellen, msg, n, out);
     if (rc && out->len > start)
         out->len = start;
     return rc;

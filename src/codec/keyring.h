@@ -17,8 +17,8 @@
 
 #include "base/buf.h"
 
-#define KEYRING_MAX 32          /* keys in one ring */
-#define KEYRING_KEY_MAX 32      /* bytes of the largest key */
+#define KEYRING_MAX 32     /* keys in one ring */
+#define KEYRING_KEY_MAX 32 /* bytes of the largest key */
 #define KEYRING_NONCE 12
 #define KEYRING_TAG 16
 #define KEYRING_OVERHEAD_V1 29  /* version, nonce, tag */
@@ -36,8 +36,7 @@ bool keyring_key_len_ok(size_t len);
 /* Decode a key given in base64 (serf keygen's form): 0 with the bytes in
  * key[0..*len), or HS_EINVAL when it is not base64 of 16, 24 or 32
  * bytes. The text is never copied anywhere else. */
-int keyring_parse(const char *b64, uint8_t key[KEYRING_KEY_MAX],
-                  size_t *len);
+int keyring_parse(const char *b64, uint8_t key[KEYRING_KEY_MAX], size_t *len);
 /* The base64 form of a key: out needs 45 bytes. */
 void keyring_format(const uint8_t *key, size_t len, char out[45]);
 /* A key from a passphrase: SHA-256 of its bytes (32 bytes, AES-256). It
@@ -86,15 +85,14 @@ size_t keyring_sealed_len(int vsn, size_t n);
  * cipher fails. */
 int keyring_seal(const struct keyring *kr, int vsn,
                  const uint8_t nonce[KEYRING_NONCE], const uint8_t *aad,
-                 size_t aadlen, const uint8_t *msg, size_t n,
-                 struct buf *out);
+                 size_t aadlen, const uint8_t *msg, size_t n, struct buf *out);
 /* Open a blob with the first key that authenticates it; the plaintext is
  * appended to out. HS_EBADMSG for a bad version or a short blob (with
  * *why), HS_EREFUSED when no installed key opens it, HS_ESTATE for an
  * empty ring. `*used` (may be NULL) gets the index of the key. */
-int keyring_open(const struct keyring *kr, const uint8_t *aad,
-                 size_t aadlen, const uint8_t *blob, size_t n,
-                 struct buf *out, int *used, const char **why);
+int keyring_open(const struct keyring *kr, const uint8_t *aad, size_t aadlen,
+                 const uint8_t *blob, size_t n, struct buf *out, int *used,
+                 const char **why);
 
 /* A stream message `0a | len:u32 | blob` with the 5 header bytes and the
  * label as the additional data, appended to out. */

@@ -136,7 +136,6 @@ int lzw_encode(const uint8_t *in, size_t len, struct buf *out)
 
 /* ===== Decoder ===== */
 
-
 /* The dictionary: code c >= 258 expands to the expansion of prefix[c]
  * followed by suffix[c]; length[c] and first[c] are the length and first
  * byte of that expansion (kept for literals too, so no chain walks are
@@ -157,8 +156,8 @@ int lzw_decode(const uint8_t *in, size_t len, size_t max_out, struct buf *out)
         d.length[c] = 1;
         d.first[c] = (uint8_t)c;
     }
-    size_t limit = max_out > SIZE_MAX - out->len ? SIZE_MAX
-                                                 : out->len + max_out;
+    size_t limit =
+        max_out > SIZE_MAX - out->len ? SIZE_MAX : out->len + max_out;
     unsigned width = LZW_MIN_WIDTH;
     unsigned next = LZW_END; /* the code the next data code defines */
     unsigned last = LZW_NONE;

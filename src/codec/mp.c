@@ -24,8 +24,8 @@ static int trunc_at(struct mp_reader *r, size_t total)
 static int want(struct mp_reader *r, uint64_t n)
 {
     if (n > mp_left(r))
-        return trunc_at(r, n > SIZE_MAX - r->off ? SIZE_MAX
-                                                 : r->off + (size_t)n);
+        return trunc_at(r,
+                        n > SIZE_MAX - r->off ? SIZE_MAX : r->off + (size_t)n);
     return 0;
 }
 
@@ -40,7 +40,7 @@ static uint64_t be(const uint8_t *p, int n)
 /* Byte counts of the length field that follows a type byte. */
 struct head {
     enum mp_type type;
-    int extra;       /* bytes following the type byte before the payload */
+    int extra;         /* bytes following the type byte before the payload */
     uint64_t inline_n; /* count/length/value held in the type byte */
 };
 
@@ -58,38 +58,70 @@ static struct head classify(uint8_t c)
     if (c <= 0xbf)
         return (struct head){MP_STR, 0, c & 0x1f};
     switch (c) {
-    case 0xc0: return (struct head){MP_NIL, 0, 0};
-    case 0xc2: return (struct head){MP_BOOL, 0, 0};
-    case 0xc3: return (struct head){MP_BOOL, 0, 1};
-    case 0xc4: return (struct head){MP_BIN, 1, 0};
-    case 0xc5: return (struct head){MP_BIN, 2, 0};
-    case 0xc6: return (struct head){MP_BIN, 4, 0};
-    case 0xc7: return (struct head){MP_EXT, 1, 0};
-    case 0xc8: return (struct head){MP_EXT, 2, 0};
-    case 0xc9: return (struct head){MP_EXT, 4, 0};
-    case 0xca: return (struct head){MP_FLOAT, 4, 0};
-    case 0xcb: return (struct head){MP_FLOAT, 8, 0};
-    case 0xcc: return (struct head){MP_UINT, 1, 0};
-    case 0xcd: return (struct head){MP_UINT, 2, 0};
-    case 0xce: return (struct head){MP_UINT, 4, 0};
-    case 0xcf: return (struct head){MP_UINT, 8, 0};
-    case 0xd0: return (struct head){MP_INT, 1, 0};
-    case 0xd1: return (struct head){MP_INT, 2, 0};
-    case 0xd2: return (struct head){MP_INT, 4, 0};
-    case 0xd3: return (struct head){MP_INT, 8, 0};
-    case 0xd4: return (struct head){MP_EXT, 0, 2};  /* fixext 1 */
-    case 0xd5: return (struct head){MP_EXT, 0, 3};
-    case 0xd6: return (struct head){MP_EXT, 0, 5};
-    case 0xd7: return (struct head){MP_EXT, 0, 9};
-    case 0xd8: return (struct head){MP_EXT, 0, 17};
-    case 0xd9: return (struct head){MP_STR, 1, 0};
-    case 0xda: return (struct head){MP_STR, 2, 0};
-    case 0xdb: return (struct head){MP_STR, 4, 0};
-    case 0xdc: return (struct head){MP_ARRAY, 2, 0};
-    case 0xdd: return (struct head){MP_ARRAY, 4, 0};
-    case 0xde: return (struct head){MP_MAP, 2, 0};
-    case 0xdf: return (struct head){MP_MAP, 4, 0};
-    default: return h;
+    case 0xc0:
+        return (struct head){MP_NIL, 0, 0};
+    case 0xc2:
+        return (struct head){MP_BOOL, 0, 0};
+    case 0xc3:
+        return (struct head){MP_BOOL, 0, 1};
+    case 0xc4:
+        return (struct head){MP_BIN, 1, 0};
+    case 0xc5:
+        return (struct head){MP_BIN, 2, 0};
+    case 0xc6:
+        return (struct head){MP_BIN, 4, 0};
+    case 0xc7:
+        return (struct head){MP_EXT, 1, 0};
+    case 0xc8:
+        return (struct head){MP_EXT, 2, 0};
+    case 0xc9:
+        return (struct head){MP_EXT, 4, 0};
+    case 0xca:
+        return (struct head){MP_FLOAT, 4, 0};
+    case 0xcb:
+        return (struct head){MP_FLOAT, 8, 0};
+    case 0xcc:
+        return (struct head){MP_UINT, 1, 0};
+    case 0xcd:
+        return (struct head){MP_UINT, 2, 0};
+    case 0xce:
+        return (struct head){MP_UINT, 4, 0};
+    case 0xcf:
+        return (struct head){MP_UINT, 8, 0};
+    case 0xd0:
+        return (struct head){MP_INT, 1, 0};
+    case 0xd1:
+        return (struct head){MP_INT, 2, 0};
+    case 0xd2:
+        return (struct head){MP_INT, 4, 0};
+    case 0xd3:
+        return (struct head){MP_INT, 8, 0};
+    case 0xd4:
+        return (struct head){MP_EXT, 0, 2}; /* fixext 1 */
+    case 0xd5:
+        return (struct head){MP_EXT, 0, 3};
+    case 0xd6:
+        return (struct head){MP_EXT, 0, 5};
+    case 0xd7:
+        return (struct head){MP_EXT, 0, 9};
+    case 0xd8:
+        return (struct head){MP_EXT, 0, 17};
+    case 0xd9:
+        return (struct head){MP_STR, 1, 0};
+    case 0xda:
+        return (struct head){MP_STR, 2, 0};
+    case 0xdb:
+        return (struct head){MP_STR, 4, 0};
+    case 0xdc:
+        return (struct head){MP_ARRAY, 2, 0};
+    case 0xdd:
+        return (struct head){MP_ARRAY, 4, 0};
+    case 0xde:
+        return (struct head){MP_MAP, 2, 0};
+    case 0xdf:
+        return (struct head){MP_MAP, 4, 0};
+    default:
+        return h;
     }
 }
 
@@ -134,11 +166,21 @@ static int read_integer(struct mp_reader *r, bool *neg, uint64_t *mag)
     } else {
         int64_t s;
         switch (h.extra) {
-        case 0: s = (int8_t)c; break;
-        case 1: s = (int8_t)q[0]; break;
-        case 2: s = (int16_t)be(q, 2); break;
-        case 4: s = (int32_t)be(q, 4); break;
-        default: s = (int64_t)be(q, 8); break;
+        case 0:
+            s = (int8_t)c;
+            break;
+        case 1:
+            s = (int8_t)q[0];
+            break;
+        case 2:
+            s = (int16_t)be(q, 2);
+            break;
+        case 4:
+            s = (int32_t)be(q, 4);
+            break;
+        default:
+            s = (int64_t)be(q, 8);
+            break;
         }
         *neg = s < 0;
         *mag = s < 0 ? (uint64_t)0 - (uint64_t)s : (uint64_t)s;
@@ -298,8 +340,8 @@ static int write_cb(void *data, const char *p, size_t n)
     return buf_append(data, p, n) ? -1 : 0;
 }
 
-#define PACKER(b)              \
-    msgpack_packer pk;         \
+#define PACKER(b)      \
+    msgpack_packer pk; \
     msgpack_packer_init(&pk, (b), write_cb)
 
 void mp_write_map(struct buf *b, uint32_t n)

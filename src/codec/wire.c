@@ -9,9 +9,9 @@
 const char *wire_type_name(int type)
 {
     static const char *names[WIRE_TYPE_COUNT] = {
-        "ping", "indirect-ping", "ack",  "suspect", "alive",
-        "dead", "push-pull",     "compound", "user", "compress",
-        "encrypt", "nack",       "has-crc", "err"};
+        "ping",    "indirect-ping", "ack",      "suspect", "alive",
+        "dead",    "push-pull",     "compound", "user",    "compress",
+        "encrypt", "nack",          "has-crc",  "err"};
     if (type >= 0 && type < WIRE_TYPE_COUNT)
         return names[type];
     if (type == WIRE_LABEL)
@@ -30,7 +30,6 @@ bool wire_raw_eq(struct wire_raw r, const char *s)
     return r.n == n && (n == 0 || memcmp(r.p, s, n) == 0);
 }
 
-
 /* ===== Bodies =====
  * The fields are wire_schema.c's: each body is written and read by the
  * table of its type. */
@@ -41,15 +40,15 @@ void wire_put_body(struct buf *b, int type, const void *m)
     wire_put_struct(b, wire_schema(type), m);
 }
 
-#define CODEC(name, st, type)                                             \
-    void wire_put_##name(struct buf *b, const struct st *m)               \
-    {                                                                     \
-        wire_put_body(b, type, m);                                        \
-    }                                                                     \
-    int wire_get_##name(struct mp_reader *r, struct st *m,                \
-                        struct wire_scratch *s, const char **why)         \
-    {                                                                     \
-        return wire_get_struct(r, wire_schema(type), m, s, why);          \
+#define CODEC(name, st, type)                                     \
+    void wire_put_##name(struct buf *b, const struct st *m)       \
+    {                                                             \
+        wire_put_body(b, type, m);                                \
+    }                                                             \
+    int wire_get_##name(struct mp_reader *r, struct st *m,        \
+                        struct wire_scratch *s, const char **why) \
+    {                                                             \
+        return wire_get_struct(r, wire_schema(type), m, s, why);  \
     }
 
 CODEC(ping, wire_ping, WIRE_PING)
@@ -74,8 +73,7 @@ void wire_put_node_state(struct buf *b, const struct wire_node_state *m)
 int wire_get_node_state(struct mp_reader *r, struct wire_node_state *m,
                         struct wire_scratch *s, const char **why)
 {
-    return wire_get_struct(r, wire_schema(WIRE_SCHEMA_NODE_STATE), m, s,
-                           why);
+    return wire_get_struct(r, wire_schema(WIRE_SCHEMA_NODE_STATE), m, s, why);
 }
 
 void wire_put_user_header(struct buf *b, int64_t len)
@@ -122,8 +120,7 @@ uint32_t wire_crc32(const uint8_t *p, size_t n)
     return (uint32_t)c;
 }
 
-int wire_put_compound(struct buf *b, const struct wire_part *parts,
-                      size_t n)
+int wire_put_compound(struct buf *b, const struct wire_part *parts, size_t n)
 {
     if (n == 0 || n > WIRE_COMPOUND_MAX)
         return HS_EINVAL;
@@ -247,8 +244,8 @@ static void walk(struct walk *w, const uint8_t *p, size_t len, int depth)
     } else if (type == WIRE_COMPRESS) {
         struct buf out = BUF_INIT;
         const char *why = NULL;
-        int rc = wire_decompress(p + 1, len - 1, w->lim->max_decompressed,
-                                 &out, &why);
+        int rc = wire_decompress(p + 1, len - 1, w->lim->max_decompressed, &out,
+                                 &why);
         if (rc)
             walk_note(w, rc, why);
         else
@@ -260,8 +257,8 @@ static void walk(struct walk *w, const uint8_t *p, size_t len, int depth)
 }
 
 int wire_walk_packet(const uint8_t *p, size_t len,
-                     const struct wire_limits *lim, wire_leaf_fn fn,
-                     void *ud, size_t *truncated, const char **why)
+                     const struct wire_limits *lim, wire_leaf_fn fn, void *ud,
+                     size_t *truncated, const char **why)
 {
     struct walk w = {lim, fn, ud, 0, NULL, 0};
     if (len >= WIRE_CRC_OVERHEAD && p[0] == WIRE_HASCRC) {
@@ -314,16 +311,22 @@ int wire_get_envelope(const uint8_t *p, size_t n, struct wire_envelope *e)
 
 /* ===== Stream scanning ===== */
 
-enum { SCAN_TYPE, SCAN_PP_HEADER, SCAN_PP_NODES, SCAN_TAIL, SCAN_DONE };
+enum {
+    SCAN_TYPE,
+    SCAN_PP_HEADER,
+    SCAN_PP_NODES,
+    SCAN_TAIL,
+    SCAN_DONE
+};
 
 void wire_stream_scan_init(struct wire_stream_scan *s)
 {
     memset(s, 0, sizeof *s);
 }
 
-int wire_scan_stream(struct wire_stream_scan *s, const uint8_t *p,
-                     size_t len, uint64_t max_nodes, uint64_t max_user,
-                     size_t *end, size_t *need, const char **why)
+int wire_scan_stream(struct wire_stream_scan *s, const uint8_t *p, size_t len,
+                     uint64_t max_nodes, uint64_t max_user, size_t *end,
+                     size_t *need, const char **why)
 {
     struct mp_reader r;
     int rc;
@@ -413,8 +416,7 @@ int wire_scan_stream(struct wire_stream_scan *s, const uint8_t *p,
                 *why = "push/pull node count over limit";
                 return HS_ETOOBIG;
             }
-            if (h.user_state_len < 0 ||
-                (uint64_t)h.user_state_len > max_user) {
+            if (h.user_state_len < 0 || (uint64_t)h.user_state_len > max_user) {
                 *why = "push/pull user state over size limit";
                 return HS_ETOOBIG;
             }

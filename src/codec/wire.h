@@ -41,12 +41,17 @@ const char *wire_type_name(int type);
 #define WIRE_PROTO_MIN 1
 #define WIRE_PROTO_MAX 5
 /* Node states in push/pull (NodeStateType). */
-enum { WIRE_STATE_ALIVE, WIRE_STATE_SUSPECT, WIRE_STATE_DEAD, WIRE_STATE_LEFT };
+enum {
+    WIRE_STATE_ALIVE,
+    WIRE_STATE_SUSPECT,
+    WIRE_STATE_DEAD,
+    WIRE_STATE_LEFT
+};
 
-#define WIRE_META_MAX 512       /* MetaMaxSize */
-#define WIRE_COMPOUND_MAX 255   /* parts per compound message */
+#define WIRE_META_MAX 512        /* MetaMaxSize */
+#define WIRE_COMPOUND_MAX 255    /* parts per compound message */
 #define WIRE_COMPOUND_OVERHEAD 2 /* per part: its u16 length */
-#define WIRE_COMPOUND_HEADER 2  /* type byte + count byte */
+#define WIRE_COMPOUND_HEADER 2   /* type byte + count byte */
 #define WIRE_CRC_OVERHEAD 5
 
 /* A string or []byte field: a view into the input or scratch space.
@@ -73,8 +78,8 @@ struct wire_scratch {
     size_t cap;
     size_t used;
 };
-#define WIRE_SCRATCH(var)        \
-    uint8_t var##_mem[1024];     \
+#define WIRE_SCRATCH(var)    \
+    uint8_t var##_mem[1024]; \
     struct wire_scratch var = {var##_mem, sizeof var##_mem, 0}
 
 /* ===== Bodies (section 4) ===== */
@@ -225,16 +230,14 @@ const struct wire_schema *wire_schema(int type);
 int64_t wire_field_int(const struct wire_field *f, const void *m);
 struct wire_raw wire_field_raw(const struct wire_field *f, const void *m);
 void wire_field_set_int(const struct wire_field *f, void *m, int64_t v);
-void wire_field_set_raw(const struct wire_field *f, void *m,
-                        struct wire_raw v);
+void wire_field_set_raw(const struct wire_field *f, void *m, struct wire_raw v);
 
 /* Encode the body m as the map of schema s (no type byte); decode one
  * into m (zeroed first; s->size bytes). Error conventions: those of the
  * encoders and decoders below. */
-void wire_put_struct(struct buf *b, const struct wire_schema *s,
-                     const void *m);
-int wire_get_struct(struct mp_reader *r, const struct wire_schema *s,
-                    void *m, struct wire_scratch *sc, const char **why);
+void wire_put_struct(struct buf *b, const struct wire_schema *s, const void *m);
+int wire_get_struct(struct mp_reader *r, const struct wire_schema *s, void *m,
+                    struct wire_scratch *sc, const char **why);
 
 /* Encoders append the type byte (except for node states and the stream
  * headers that follow a type byte) and the msgpack map. Errors stick in
@@ -295,8 +298,7 @@ struct wire_part {
     size_t n;
 };
 /* Append a compound of n (1..255) parts, each shorter than 64 KiB. */
-int wire_put_compound(struct buf *b, const struct wire_part *parts,
-                      size_t n);
+int wire_put_compound(struct buf *b, const struct wire_part *parts, size_t n);
 /* Split a compound body (after the type byte). Complete parts go to
  * parts[0..*n); *truncated counts the parts the buffer ended before.
  * HS_EBADMSG when even the length table is cut short. */
@@ -322,8 +324,8 @@ typedef void (*wire_leaf_fn)(void *ud, uint8_t type, const uint8_t *body,
  * Returns 0 or the first error with *why set; *truncated counts compound
  * parts lost to a short buffer. */
 int wire_walk_packet(const uint8_t *p, size_t len,
-                     const struct wire_limits *lim, wire_leaf_fn fn,
-                     void *ud, size_t *truncated, const char **why);
+                     const struct wire_limits *lim, wire_leaf_fn fn, void *ud,
+                     size_t *truncated, const char **why);
 
 /* Decompress the body of a compress message (after the type byte):
  * HS_EDECOMPRESS for a bad LZW stream, HS_EUNSUPP for another algorithm,
@@ -339,18 +341,18 @@ int wire_decompress(const uint8_t *body, size_t len, size_t max_out,
  * Payloads without the envelope are foreign and passed on raw. */
 #define WIRE_ENVELOPE_MAGIC0 0xe8
 enum wire_envelope_kind {
-    WIRE_ENV_USER = 1,   /* a user message to one node: hearsay.send */
-    WIRE_ENV_STATE = 2,  /* push/pull user state */
-    WIRE_ENV_META = 3,   /* cluster metadata */
-    WIRE_ENV_RUMOR = 4,  /* a gossiped user message: hearsay.broadcast;
+    WIRE_ENV_USER = 1,      /* a user message to one node: hearsay.send */
+    WIRE_ENV_STATE = 2,     /* push/pull user state */
+    WIRE_ENV_META = 3,      /* cluster metadata */
+    WIRE_ENV_RUMOR = 4,     /* a gossiped user message: hearsay.broadcast;
                           * the body starts with the origin's 8-byte
                           * sequence number, so that every node passes it
                           * on once and delivers it once */
-    WIRE_ENV_META_REQ = 5, /* metadata: a sync or fetch request (stream) */
+    WIRE_ENV_META_REQ = 5,  /* metadata: a sync or fetch request (stream) */
     WIRE_ENV_META_RESP = 6, /* metadata: its answer (stream) */
-    WIRE_ENV_KEYS_REQ = 7, /* keyring: an operation on the keyring of the
+    WIRE_ENV_KEYS_REQ = 7,  /* keyring: an operation on the keyring of the
                             * receiver (stream, always encrypted) */
-    WIRE_ENV_KEYS_RESP = 8 /* keyring: its answer (stream) */
+    WIRE_ENV_KEYS_RESP = 8  /* keyring: its answer (stream) */
 };
 
 struct wire_envelope {
@@ -383,8 +385,8 @@ void wire_stream_scan_init(struct wire_stream_scan *s);
 /* Returns 0 with *end set when a whole message is in p[0..len),
  * HS_ETRUNC when more bytes are needed (*need: a lower bound on the total
  * length), or an error. `max_nodes` bounds a push/pull node count. */
-int wire_scan_stream(struct wire_stream_scan *s, const uint8_t *p,
-                     size_t len, uint64_t max_nodes, uint64_t max_user,
-                     size_t *end, size_t *need, const char **why);
+int wire_scan_stream(struct wire_stream_scan *s, const uint8_t *p, size_t len,
+                     uint64_t max_nodes, uint64_t max_user, size_t *end,
+                     size_t *need, const char **why);
 
 #endif

@@ -21,11 +21,13 @@
 #define LEN WIRE_F_LENGTH
 #define INNER WIRE_F_INNER
 
-#define F(st, key, kind, flags, decl, member)                     \
-    {key, (uint8_t)(sizeof(key) - 1), kind, flags, decl,          \
-     (uint16_t)offsetof(struct st, member)}
-#define SCHEMA(var, st, name, arr)                                \
-    static const struct wire_schema var = {                       \
+#define F(st, key, kind, flags, decl, member)               \
+    {                                                       \
+        key, (uint8_t)(sizeof(key) - 1), kind, flags, decl, \
+            (uint16_t)offsetof(struct st, member)           \
+    }
+#define SCHEMA(var, st, name, arr)          \
+    static const struct wire_schema var = { \
         name, arr, (uint8_t)HS_ARRAY_LEN(arr), (uint16_t)sizeof(struct st)}
 
 static const struct wire_field ping_f[] = {
@@ -114,19 +116,31 @@ SCHEMA(compress_s, wire_compress, "compress", compress_f);
 const struct wire_schema *wire_schema(int type)
 {
     switch (type) {
-    case WIRE_PING: return &ping_s;
-    case WIRE_INDIRECT_PING: return &indirect_s;
-    case WIRE_ACK: return &ack_s;
+    case WIRE_PING:
+        return &ping_s;
+    case WIRE_INDIRECT_PING:
+        return &indirect_s;
+    case WIRE_ACK:
+        return &ack_s;
     case WIRE_SUSPECT:
-    case WIRE_DEAD: return &suspect_s;
-    case WIRE_ALIVE: return &alive_s;
-    case WIRE_PUSHPULL: return &pph_s;
-    case WIRE_USER: return &user_s;
-    case WIRE_COMPRESS: return &compress_s;
-    case WIRE_NACK: return &nack_s;
-    case WIRE_ERR: return &err_s;
-    case WIRE_SCHEMA_NODE_STATE: return &ns_s;
-    default: return NULL;
+    case WIRE_DEAD:
+        return &suspect_s;
+    case WIRE_ALIVE:
+        return &alive_s;
+    case WIRE_PUSHPULL:
+        return &pph_s;
+    case WIRE_USER:
+        return &user_s;
+    case WIRE_COMPRESS:
+        return &compress_s;
+    case WIRE_NACK:
+        return &nack_s;
+    case WIRE_ERR:
+        return &err_s;
+    case WIRE_SCHEMA_NODE_STATE:
+        return &ns_s;
+    default:
+        return NULL;
     }
 }
 
@@ -139,12 +153,18 @@ const struct wire_schema *wire_schema(int type)
 int64_t wire_field_int(const struct wire_field *f, const void *m)
 {
     switch (f->kind) {
-    case K_U8: return *CAT(m, f, uint8_t);
-    case K_U16: return *CAT(m, f, uint16_t);
-    case K_U32: return *CAT(m, f, uint32_t);
-    case K_I64: return *CAT(m, f, int64_t);
-    case K_BOOL: return *CAT(m, f, bool);
-    default: return 0;
+    case K_U8:
+        return *CAT(m, f, uint8_t);
+    case K_U16:
+        return *CAT(m, f, uint16_t);
+    case K_U32:
+        return *CAT(m, f, uint32_t);
+    case K_I64:
+        return *CAT(m, f, int64_t);
+    case K_BOOL:
+        return *CAT(m, f, bool);
+    default:
+        return 0;
     }
 }
 
@@ -158,17 +178,27 @@ struct wire_raw wire_field_raw(const struct wire_field *f, const void *m)
 void wire_field_set_int(const struct wire_field *f, void *m, int64_t v)
 {
     switch (f->kind) {
-    case K_U8: *AT(m, f, uint8_t) = (uint8_t)v; break;
-    case K_U16: *AT(m, f, uint16_t) = (uint16_t)v; break;
-    case K_U32: *AT(m, f, uint32_t) = (uint32_t)v; break;
-    case K_I64: *AT(m, f, int64_t) = v; break;
-    case K_BOOL: *AT(m, f, bool) = v != 0; break;
-    default: break;
+    case K_U8:
+        *AT(m, f, uint8_t) = (uint8_t)v;
+        break;
+    case K_U16:
+        *AT(m, f, uint16_t) = (uint16_t)v;
+        break;
+    case K_U32:
+        *AT(m, f, uint32_t) = (uint32_t)v;
+        break;
+    case K_I64:
+        *AT(m, f, int64_t) = v;
+        break;
+    case K_BOOL:
+        *AT(m, f, bool) = v != 0;
+        break;
+    default:
+        break;
     }
 }
 
-void wire_field_set_raw(const struct wire_field *f, void *m,
-                        struct wire_raw v)
+void wire_field_set_raw(const struct wire_field *f, void *m, struct wire_raw v)
 {
     if (f->kind == K_STR || f->kind == K_RAW)
         *AT(m, f, struct wire_raw) = v;
@@ -179,17 +209,22 @@ void wire_field_set_raw(const struct wire_field *f, void *m,
 static bool field_empty(const struct wire_field *f, const void *m)
 {
     switch (f->kind) {
-    case K_U8: return *CAT(m, f, uint8_t) == 0;
-    case K_U16: return *CAT(m, f, uint16_t) == 0;
-    case K_U32: return *CAT(m, f, uint32_t) == 0;
-    case K_I64: return *CAT(m, f, int64_t) == 0;
-    case K_BOOL: return !*CAT(m, f, bool);
-    default: return CAT(m, f, struct wire_raw)->n == 0;
+    case K_U8:
+        return *CAT(m, f, uint8_t) == 0;
+    case K_U16:
+        return *CAT(m, f, uint16_t) == 0;
+    case K_U32:
+        return *CAT(m, f, uint32_t) == 0;
+    case K_I64:
+        return *CAT(m, f, int64_t) == 0;
+    case K_BOOL:
+        return !*CAT(m, f, bool);
+    default:
+        return CAT(m, f, struct wire_raw)->n == 0;
     }
 }
 
-void wire_put_struct(struct buf *b, const struct wire_schema *s,
-                     const void *m)
+void wire_put_struct(struct buf *b, const struct wire_schema *s, const void *m)
 {
     uint32_t n = 0;
     for (unsigned i = 0; i < s->n; i++)
@@ -202,11 +237,21 @@ void wire_put_struct(struct buf *b, const struct wire_schema *s,
             continue;
         mp_write_raw(b, f->key, f->klen);
         switch (f->kind) {
-        case K_U8: mp_write_uint(b, *CAT(m, f, uint8_t)); break;
-        case K_U16: mp_write_uint(b, *CAT(m, f, uint16_t)); break;
-        case K_U32: mp_write_uint(b, *CAT(m, f, uint32_t)); break;
-        case K_I64: mp_write_int(b, *CAT(m, f, int64_t)); break;
-        case K_BOOL: mp_write_bool(b, *CAT(m, f, bool)); break;
+        case K_U8:
+            mp_write_uint(b, *CAT(m, f, uint8_t));
+            break;
+        case K_U16:
+            mp_write_uint(b, *CAT(m, f, uint16_t));
+            break;
+        case K_U32:
+            mp_write_uint(b, *CAT(m, f, uint32_t));
+            break;
+        case K_I64:
+            mp_write_int(b, *CAT(m, f, int64_t));
+            break;
+        case K_BOOL:
+            mp_write_bool(b, *CAT(m, f, bool));
+            break;
         case K_STR: {
             const struct wire_raw *r = CAT(m, f, struct wire_raw);
             mp_write_raw(b, r->p, r->n); /* a Go string is never nil */
@@ -265,8 +310,9 @@ static int get_value(struct mp_reader *r, const struct wire_field *f, void *m,
     case K_U32: {
         if ((rc = mp_read_uint(r, &u)))
             return rc;
-        uint64_t max = f->kind == K_U8 ? 0xff
-                       : f->kind == K_U16 ? 0xffff : 0xffffffffu;
+        uint64_t max = f->kind == K_U8    ? 0xff
+                       : f->kind == K_U16 ? 0xffff
+                                          : 0xffffffffu;
         if (u > max)
             return HS_EBADMSG;
         if (f->kind == K_U8)
@@ -316,8 +362,8 @@ static const struct wire_field *find_field(const struct wire_schema *s,
     return NULL;
 }
 
-int wire_get_struct(struct mp_reader *r, const struct wire_schema *s,
-                    void *m, struct wire_scratch *sc, const char **why)
+int wire_get_struct(struct mp_reader *r, const struct wire_schema *s, void *m,
+                    struct wire_scratch *sc, const char **why)
 {
     memset(m, 0, s->size);
     enum mp_type t;

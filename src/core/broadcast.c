@@ -381,8 +381,7 @@ static bool next_ge(const struct bqueue *q, uint64_t key, struct pos *p)
 
 /* Append b's message; false if a lazy owner's news changed length without
  * a new push (a bug elsewhere, but never a packet over its limit). */
-static bool write_msg(struct bqueue *q, const struct bcast *b,
-                      struct buf *out)
+static bool write_msg(struct bqueue *q, const struct bcast *b, struct buf *out)
 {
     if (!b->lazy)
         return buf_append(out, b->msg, b->len) == 0;
@@ -399,8 +398,8 @@ static bool write_msg(struct bqueue *q, const struct bcast *b,
  * one tier up after the packet is full, so that one packet never carries
  * a message twice. */
 void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
-                 int transmit_limit, struct buf *out, size_t *lens,
-                 size_t max, size_t *n)
+                 int transmit_limit, struct buf *out, size_t *lens, size_t max,
+                 size_t *n)
 {
     *n = 0;
     if (q->n == 0)
@@ -410,8 +409,7 @@ void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
     struct bcast *done[512]; /* taken to the limit, and spares */
     const struct bchunk *last = q->chunks[q->nchunks - 1];
     uint32_t tier = last->items[last->n - 1].b->transmits;
-    while (*n < max && nre < HS_ARRAY_LEN(re) &&
-           ndone < HS_ARRAY_LEN(re)) {
+    while (*n < max && nre < HS_ARRAY_LEN(re) && ndone < HS_ARRAY_LEN(re)) {
         if (used + overhead >= limit)
             break;
         size_t free_bytes = limit - used - overhead;

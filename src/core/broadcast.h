@@ -17,11 +17,11 @@
 
 struct bcast {
     uint64_t id;
-    struct bcast **slot;  /* its owner's pointer to it, or NULL */
+    struct bcast **slot; /* its owner's pointer to it, or NULL */
     uint32_t len;
-    uint16_t transmits;   /* below 1024: see retransmit_limit */
-    bool notify;          /* call the queue's on_finished when done */
-    bool lazy;            /* no bytes here: the queue's encode writes them */
+    uint16_t transmits; /* below 1024: see retransmit_limit */
+    bool notify;        /* call the queue's on_finished when done */
+    bool lazy;          /* no bytes here: the queue's encode writes them */
     uint8_t msg[];
 };
 
@@ -37,10 +37,10 @@ struct bchunk;
 struct bqueue {
     struct bchunk **chunks; /* sorted by key, the next to send last */
     size_t nchunks, chunks_cap;
-    size_t n;             /* messages queued */
+    size_t n; /* messages queued */
     uint64_t next_id;
-    size_t max_items;     /* oldest tier-0... the newest are kept */
-    uint64_t dropped;     /* pushed out by the bound */
+    size_t max_items; /* oldest tier-0... the newest are kept */
+    uint64_t dropped; /* pushed out by the bound */
     void (*on_finished)(void *ud, struct bcast *b);
     /* Appends the message of a lazy broadcast, from its owner's slot. */
     void (*encode)(void *ud, struct bcast **slot, struct buf *out);
@@ -67,8 +67,8 @@ void bqueue_disown(struct bqueue *q, struct bcast **slot);
  * message: each is appended to `out` and its length to lens[*n]. Takes at
  * most `max` messages. Messages reaching `transmit_limit` are dropped. */
 void bqueue_take(struct bqueue *q, size_t overhead, size_t limit,
-                 int transmit_limit, struct buf *out, size_t *lens,
-                 size_t max, size_t *n);
+                 int transmit_limit, struct buf *out, size_t *lens, size_t max,
+                 size_t *n);
 static inline size_t bqueue_len(const struct bqueue *q)
 {
     return q->n;

@@ -12,8 +12,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "codec/keyring.h"
 #include "base/log.h"
+#include "codec/keyring.h"
 
 /* ===== Defaults ===== */
 
@@ -237,8 +237,7 @@ static void list_clear(struct config_list *l)
     l->n = 0;
 }
 
-static int check_range(const struct key *k, int64_t v, char *err,
-                       size_t errlen)
+static int check_range(const struct key *k, int64_t v, char *err, size_t errlen)
 {
     if (v < k->min || v > k->max)
         return fail(err, errlen, "%s: %lld is out of range [%lld, %lld]",
@@ -247,8 +246,8 @@ static int check_range(const struct key *k, int64_t v, char *err,
     return 0;
 }
 
-int config_set(struct config *c, const char *name, const char *value,
-               char *err, size_t errlen)
+int config_set(struct config *c, const char *name, const char *value, char *err,
+               size_t errlen)
 {
     const struct key *k = config_find_key(name);
     if (k == NULL)
@@ -284,8 +283,7 @@ int config_set(struct config *c, const char *name, const char *value,
                         k->info.name, value);
         if (check_range(k, v, err, errlen))
             return HS_EINVAL;
-        if (k->off == OFF(max_push_pull_nodes) ||
-            k->off == OFF(script_budget))
+        if (k->off == OFF(max_push_pull_nodes) || k->off == OFF(script_budget))
             *(uint64_t *)f = (uint64_t)v;
         else
             *(int *)f = (int)v;
@@ -368,8 +366,8 @@ int config_set(struct config *c, const char *name, const char *value,
                             value);
         }
         if (l->n >= CONFIG_LIST_MAX)
-            return fail(err, errlen, "%s: more than %d entries",
-                        k->info.name, CONFIG_LIST_MAX);
+            return fail(err, errlen, "%s: more than %d entries", k->info.name,
+                        CONFIG_LIST_MAX);
         char *dup = hs_strndup(value, strlen(value));
         if (dup == NULL)
             return HS_ENOMEM;
@@ -393,8 +391,7 @@ int config_get(const struct config *c, const char *name, char *out,
         snprintf(out, outlen, "%s", (const char *)f);
         break;
     case CONFIG_INT:
-        if (k->off == OFF(max_push_pull_nodes) ||
-            k->off == OFF(script_budget))
+        if (k->off == OFF(max_push_pull_nodes) || k->off == OFF(script_budget))
             snprintf(out, outlen, "%llu",
                      (unsigned long long)*(const uint64_t *)f);
         else
@@ -409,16 +406,14 @@ int config_get(const struct config *c, const char *name, char *out,
         break;
     }
     case CONFIG_SIZE:
-        snprintf(out, outlen, "%llu",
-                 (unsigned long long)*(const uint64_t *)f);
+        snprintf(out, outlen, "%llu", (unsigned long long)*(const uint64_t *)f);
         break;
     case CONFIG_BOOL:
         if (k->off == OFF(log_level))
             snprintf(out, outlen, "%s",
                      c->log_level <= HS_LOG_INFO ? "true" : "false");
         else
-            snprintf(out, outlen, "%s",
-                     *(const bool *)f ? "true" : "false");
+            snprintf(out, outlen, "%s", *(const bool *)f ? "true" : "false");
         break;
     case CONFIG_ENUM:
         if (k->off == OFF(profile))
@@ -457,11 +452,13 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     if (addr_parse(c->control, 7374, &a))
         return fail(err, errlen,
                     "control: \"%s\" is not ip:port (the control endpoint "
-                    "binds a numeric address)", c->control);
+                    "binds a numeric address)",
+                    c->control);
     if (c->metrics[0] && (addr_parse(c->metrics, 0, &a) || a.port == 0))
         return fail(err, errlen,
                     "metrics: \"%s\" is not ip:port (the metrics endpoint "
-                    "binds a numeric address and a port)", c->metrics);
+                    "binds a numeric address and a port)",
+                    c->metrics);
     if (c->delegate_protocol_min > c->delegate_protocol_max ||
         c->delegate_protocol_version < c->delegate_protocol_min ||
         c->delegate_protocol_version > c->delegate_protocol_max)

@@ -14,7 +14,10 @@
 #define CONFIG_LIST_MAX 64
 #define CONFIG_LABEL_MAX 255 /* memberlist LabelMaxSize */
 
-enum { TRANSPORT_UDP, TRANSPORT_TCP };
+enum {
+    TRANSPORT_UDP,
+    TRANSPORT_TCP
+};
 
 struct config_list {
     char *v[CONFIG_LIST_MAX];
@@ -35,7 +38,7 @@ struct config {
     int protocol_version;
     int delegate_protocol_min, delegate_protocol_max, delegate_protocol_version;
 
-    uint64_t tcp_timeout;          /* all durations in milliseconds */
+    uint64_t tcp_timeout; /* all durations in milliseconds */
     int indirect_checks;
     int retransmit_mult;
     int suspicion_mult;
@@ -86,7 +89,7 @@ struct config {
     char control[CONFIG_STR_MAX];
     char control_token[CONFIG_STR_MAX]; /* "" = none */
     uint64_t control_idle_timeout;      /* ms */
-    char metrics[CONFIG_STR_MAX];   /* Prometheus endpoint; "" = off */
+    char metrics[CONFIG_STR_MAX];       /* Prometheus endpoint; "" = off */
 
     /* Bounds on what the network controls (section 10.5 and our own). */
     uint64_t max_stream_size;
@@ -108,8 +111,8 @@ int config_defaults(struct config *c, const char *profile);
 int config_apply_profile(struct config *c, const char *profile);
 /* Set one key (or alias) from its text form. List keys append; the value
  * "" clears a list. On error writes a sentence to err. */
-int config_set(struct config *c, const char *key, const char *value,
-               char *err, size_t errlen);
+int config_set(struct config *c, const char *key, const char *value, char *err,
+               size_t errlen);
 /* Check cross-key rules; on error writes a sentence to err (never a
  * secret's value). */
 int config_validate(const struct config *c, char *err, size_t errlen);

@@ -10,9 +10,9 @@
 struct key {
     struct config_key_info info;
     size_t off;
-    int64_t min, max;            /* for ints, durations and sizes */
-    const char *const *choices;  /* for enums, NULL-terminated */
-    size_t len;                  /* for strings: buffer size */
+    int64_t min, max;           /* for ints, durations and sizes */
+    const char *const *choices; /* for enums, NULL-terminated */
+    size_t len;                 /* for strings: buffer size */
 };
 
 #define OFF(f) offsetof(struct config, f)

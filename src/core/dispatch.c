@@ -22,21 +22,21 @@ typedef void (*msg_handle_fn)(struct node *nd, const struct hs_addr *from,
 
 struct msg_type {
     uint8_t type;
-    const char *what;       /* names the message in drop counts */
-    bool cidr;              /* the source must be in cidrs_allowed */
+    const char *what; /* names the message in drop counts */
+    bool cidr;        /* the source must be in cidrs_allowed */
     msg_decode_fn decode;
     msg_handle_fn handle;
 };
 
 /* ===== Decoders ===== */
 
-#define MSG_DECODER(name, getter, field)                                  \
-    static int name(const uint8_t *p, size_t n, union msg *m,             \
-                    struct wire_scratch *sc, const char **why)            \
-    {                                                                     \
-        struct mp_reader r;                                               \
-        mp_reader_init(&r, p, n);                                         \
-        return getter(&r, &m->field, sc, why);                            \
+#define MSG_DECODER(name, getter, field)                       \
+    static int name(const uint8_t *p, size_t n, union msg *m,  \
+                    struct wire_scratch *sc, const char **why) \
+    {                                                          \
+        struct mp_reader r;                                    \
+        mp_reader_init(&r, p, n);                              \
+        return getter(&r, &m->field, sc, why);                 \
     }
 
 MSG_DECODER(decode_ping, wire_get_ping, ping)
@@ -57,8 +57,7 @@ static int decode_user(const uint8_t *p, size_t n, union msg *m,
 
 /* ===== Handlers ===== */
 
-static void on_ping(struct node *nd, const struct hs_addr *from,
-                    union msg *m)
+static void on_ping(struct node *nd, const struct hs_addr *from, union msg *m)
 {
     probe_on_ping(nd, from, &m->ping);
 }
@@ -69,20 +68,17 @@ static void on_indirect(struct node *nd, const struct hs_addr *from,
     probe_on_indirect(nd, from, &m->ind);
 }
 
-static void on_ack(struct node *nd, const struct hs_addr *from,
-                   union msg *m)
+static void on_ack(struct node *nd, const struct hs_addr *from, union msg *m)
 {
     probe_on_ack(nd, from, &m->ack);
 }
 
-static void on_nack(struct node *nd, const struct hs_addr *from,
-                    union msg *m)
+static void on_nack(struct node *nd, const struct hs_addr *from, union msg *m)
 {
     probe_on_nack(nd, from, &m->nack);
 }
 
-static void on_alive(struct node *nd, const struct hs_addr *from,
-                     union msg *m)
+static void on_alive(struct node *nd, const struct hs_addr *from, union msg *m)
 {
     struct wire_alive *a = &m->alive;
     if (a->port == 0 || nd->cfg.protocol_version < 2)
@@ -97,15 +93,13 @@ static void on_suspect(struct node *nd, const struct hs_addr *from,
     members_on_suspect(nd, &m->suspect);
 }
 
-static void on_dead(struct node *nd, const struct hs_addr *from,
-                    union msg *m)
+static void on_dead(struct node *nd, const struct hs_addr *from, union msg *m)
 {
     (void)from;
     members_on_dead(nd, &m->suspect);
 }
 
-static void on_user(struct node *nd, const struct hs_addr *from,
-                    union msg *m)
+static void on_user(struct node *nd, const struct hs_addr *from, union msg *m)
 {
     node_user_message(nd, &m->user, from);
 }
@@ -114,8 +108,7 @@ static void on_user(struct node *nd, const struct hs_addr *from,
 
 static const struct msg_type msg_types[] = {
     {WIRE_PING, "ping", false, decode_ping, on_ping},
-    {WIRE_INDIRECT_PING, "indirect ping", false, decode_indirect,
-     on_indirect},
+    {WIRE_INDIRECT_PING, "indirect ping", false, decode_indirect, on_indirect},
     {WIRE_ACK, "ack", false, decode_ack, on_ack},
     {WIRE_NACK, "nack", false, decode_nack, on_nack},
     {WIRE_ALIVE, "alive", true, decode_alive, on_alive},
@@ -124,8 +117,8 @@ static const struct msg_type msg_types[] = {
     {WIRE_USER, "user message", false, decode_user, on_user},
 };
 
-void dispatch_message(struct node *nd, const struct hs_addr *from,
-                      uint8_t type, const uint8_t *body, size_t n)
+void dispatch_message(struct node *nd, const struct hs_addr *from, uint8_t type,
+                      const uint8_t *body, size_t n)
 {
     const struct msg_type *t = NULL;
     for (size_t i = 0; i < HS_ARRAY_LEN(msg_types); i++)
@@ -148,9 +141,9 @@ void dispatch_message(struct node *nd, const struct hs_addr *from,
     const char *why = NULL;
     int rc = t->decode(body, n, &m, &sc, &why);
     if (rc) {
-        node_count_drop(nd, rc == HS_ETRUNC ? NODE_DROP_TRUNCATED
-                                            : NODE_DROP_MALFORMED,
-                        from, t->what, why);
+        node_count_drop(
+            nd, rc == HS_ETRUNC ? NODE_DROP_TRUNCATED : NODE_DROP_MALFORMED,
+            from, t->what, why);
         return;
     }
     t->handle(nd, from, &m);

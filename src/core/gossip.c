@@ -24,8 +24,7 @@ void gossip_tick(struct timer *t)
     if (nd->paused || nd->cfg.gossip_nodes <= 0)
         return;
     struct member *peers[1024];
-    size_t k = node_pick(nd, peers,
-                         HS_MIN((size_t)nd->cfg.gossip_nodes, 1024),
+    size_t k = node_pick(nd, peers, HS_MIN((size_t)nd->cfg.gossip_nodes, 1024),
                          gossip_target);
     size_t limit = (size_t)nd->cfg.udp_buffer_size - WIRE_COMPOUND_HEADER -
                    node_packet_overhead(nd);
@@ -34,8 +33,8 @@ void gossip_tick(struct timer *t)
     for (size_t i = 0; i < k; i++) {
         buf_reset(&all);
         buf_reset(&pkt);
-        size_t n = node_take_broadcasts(nd, WIRE_COMPOUND_OVERHEAD, limit,
-                                        &all, lens, WIRE_COMPOUND_MAX,
+        size_t n = node_take_broadcasts(nd, WIRE_COMPOUND_OVERHEAD, limit, &all,
+                                        lens, WIRE_COMPOUND_MAX,
                                         peers[i]->peer != PEER_FOREIGN);
         if (n == 0)
             continue;

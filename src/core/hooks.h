@@ -56,13 +56,12 @@ struct hooks {
     /* Cluster metadata (metadata.h): validate_metadata returns 0 to accept
      * a write, local or remote, or an error with a reason in `why`;
      * on_metadata hears every write applied. */
-    int (*validate_metadata)(void *ud, const struct meta_change *c,
-                             char *why, size_t whylen);
+    int (*validate_metadata)(void *ud, const struct meta_change *c, char *why,
+                             size_t whylen);
     void (*on_metadata)(void *ud, const struct meta_change *c);
     /* Delegate.LocalState / MergeRemoteState (push/pull user state). */
     int (*local_state)(void *ud, bool join, struct buf *out);
-    void (*merge_remote_state)(void *ud, const uint8_t *p, size_t n,
-                               bool join);
+    void (*merge_remote_state)(void *ud, const uint8_t *p, size_t n, bool join);
 };
 
 #endif

@@ -26,12 +26,12 @@ struct keyop {
     int op;
     uint8_t key[KEYRING_KEY_MAX];
     size_t len;
-    node_keys_cb cb;         /* NULL once cancelled */
+    node_keys_cb cb; /* NULL once cancelled */
     void *ud;
-    char **names;            /* the member behind each stream slot */
+    char **names; /* the member behind each stream slot */
     size_t nnames;
-    size_t pending;          /* streams still open */
-    bool dispatched;         /* every request is out */
+    size_t pending;  /* streams still open */
+    bool dispatched; /* every request is out */
     struct node_keys_result res;
 };
 
@@ -188,8 +188,8 @@ static bool apply(struct node *nd, int op, const uint8_t *key, size_t len,
         snprintf(msg, msglen, "%s",
                  op > NODE_KEYS_REMOVE ? "unknown key operation"
                                        : node_keys_strerror(op, rc));
-        HS_WARN(nd->log, "keyring: %s refused: by=%s reason=%s",
-                op_name(op), by, msg);
+        HS_WARN(nd->log, "keyring: %s refused: by=%s reason=%s", op_name(op),
+                by, msg);
         return false;
     }
     if (!changed)
@@ -236,13 +236,13 @@ void keyops_serve(struct node *nd, const char *from, size_t fromlen,
     if (!encrypted) {
         /* Only a holder of a cluster key may change or read the keys. */
         if (keyring_empty(&nd->keyring))
-            snprintf(msg, sizeof msg, "%s",
-                     node_keys_strerror(op, HS_EUNSUPP));
+            snprintf(msg, sizeof msg, "%s", node_keys_strerror(op, HS_EUNSUPP));
         else
-            snprintf(msg, sizeof msg, "refused: keyring requests must "
+            snprintf(msg, sizeof msg,
+                     "refused: keyring requests must "
                      "arrive encrypted");
-        HS_WARN(nd->log, "keyring: %s refused: by=%s reason=%s",
-                op_name(op), by, msg);
+        HS_WARN(nd->log, "keyring: %s refused: by=%s reason=%s", op_name(op),
+                by, msg);
         put_response(out, false, msg, NULL);
         return;
     }
@@ -254,8 +254,8 @@ void keyops_serve(struct node *nd, const char *from, size_t fromlen,
 /* ===== Answers ===== */
 
 /* Parse a KEYS_RESP body into the operation's result. */
-static void take_answer(struct keyop *k, const char *name,
-                        const uint8_t *p, size_t n)
+static void take_answer(struct keyop *k, const char *name, const uint8_t *p,
+                        size_t n)
 {
     struct node_keys_result *r = &k->res;
     if (n < 2 || n - 2 < p[1]) {
@@ -306,12 +306,12 @@ static void keyops_answer(struct node *nd, struct stream *s,
     if (k == NULL)
         return;
     const char *name = s->keyop_slot < k->nnames && k->names[s->keyop_slot]
-                           ? k->names[s->keyop_slot] : "?";
+                           ? k->names[s->keyop_slot]
+                           : "?";
     if (body)
         take_answer(k, name, body, n);
     else
-        add_failure(k, name, strlen(name),
-                    why ? why : "no answer");
+        add_failure(k, name, strlen(name), why ? why : "no answer");
     k->pending--;
     maybe_done(k);
 }
@@ -349,8 +349,7 @@ static bool ask(struct keyop *k, const struct member *m, size_t slot)
 {
     struct node *nd = k->nd;
     struct buf env = BUF_INIT, b = BUF_INIT;
-    wire_put_envelope(&env, WIRE_ENV_KEYS_REQ, nd->cfg.name,
-                      nd->self_name_len);
+    wire_put_envelope(&env, WIRE_ENV_KEYS_REQ, nd->cfg.name, nd->self_name_len);
     buf_putc(&env, (uint8_t)k->op);
     buf_putc(&env, (uint8_t)k->len);
     buf_append(&env, k->key, k->len);
@@ -358,9 +357,8 @@ static bool ask(struct keyop *k, const struct member *m, size_t slot)
     buf_append(&b, env.data, env.len);
     bool ok = false;
     if (env.err == 0 && b.err == 0) {
-        struct stream *s =
-            stream_dial(nd, STREAM_KEYS, &m->addr, nd->cfg.tcp_timeout,
-                        keys_done, NULL);
+        struct stream *s = stream_dial(nd, STREAM_KEYS, &m->addr,
+                                       nd->cfg.tcp_timeout, keys_done, NULL);
         if (s) {
             s->seal = true;
             if (stream_set_request(s, b.data, b.len) == 0) {
@@ -446,8 +444,7 @@ int node_keys(struct node *nd, int op, const uint8_t *key, size_t len,
                         "not a hearsay node: manage its keys with its own "
                         "tools (serf keys)");
         else if (!ask(k, m, slot))
-            add_failure(k, m->name, m->name_len,
-                        "cannot open a stream to it");
+            add_failure(k, m->name, m->name_len, "cannot open a stream to it");
     }
     if (op == NODE_KEYS_USE)
         self_ok = apply(nd, op, k->key, k->len, "this node", msg, sizeof msg);

@@ -6,13 +6,12 @@
 
 /* A tree node the peer described: what differs below it becomes more
  * questions, keys wanted or told gone, and ranges fetched or pushed. */
-static int read_node(struct metadata *md, struct sync *sy,
-                     const struct pfx *p, struct mp_reader *r)
+static int read_node(struct metadata *md, struct sync *sy, const struct pfx *p,
+                     struct mp_reader *r)
 {
     uint32_t n;
     uint64_t count;
-    if (mp_read_array(r, &n) || (n != 2 && n != 3) ||
-        mp_read_uint(r, &count))
+    if (mp_read_array(r, &n) || (n != 2 && n != 3) || mp_read_uint(r, &count))
         return HS_EBADMSG;
     struct tview v;
     md_tree_view(md, p, &v);
@@ -31,24 +30,22 @@ static int read_node(struct metadata *md, struct sync *sy,
                 mp_read_raw(r, &k, &kl) || mp_read_uint(r, &ver) ||
                 mp_read_raw(r, &o, &ol) || mp_read_bool(r, &del))
                 return HS_EBADMSG;
-            if (kl > META_KEY_MAX || memchr(k, 0, kl) || ol == 0 ||
-                ol > 255)
+            if (kl > META_KEY_MAX || memchr(k, 0, kl) || ol == 0 || ol > 255)
                 continue;
             const char *key = (const char *)k, *org = (const char *)o;
             uint64_t path = key_path(key, kl);
             if (path < p->lo || path > hi)
                 continue; /* not in this node: a confused peer */
             if (pr.nseen < LIST_MAX)
-                pr.seen[pr.nseen++] =
-                    (struct seen){path, ver, digest_of(key, kl, org, ol, ver,
-                                                       del)};
+                pr.seen[pr.nseen++] = (struct seen){
+                    path, ver, digest_of(key, kl, org, ol, ver, del)};
             if (del && md_expired(md, ver, now))
                 continue;
             const struct meta_entry *e =
                 md->n ? md_find_path(md, key, kl, path) : NULL;
             if (e) {
-                if (newer(ver, org, ol, e->version, e->origin,
-                          e->originlen) > 0)
+                if (newer(ver, org, ol, e->version, e->origin, e->originlen) >
+                    0)
                     Q_WANT(sy, key, kl);
             } else if (ver > hz) {
                 Q_WANT(sy, key, kl);
@@ -63,8 +60,8 @@ static int read_node(struct metadata *md, struct sync *sy,
     const uint8_t *hb;
     uint32_t hl, nc;
     uint64_t tc[16];
-    if (p->depth >= TREE_DEPTH || mp_read_raw(r, &hb, &hl) ||
-        hl != 16 * 8 || mp_read_array(r, &nc) || nc != 16)
+    if (p->depth >= TREE_DEPTH || mp_read_raw(r, &hb, &hl) || hl != 16 * 8 ||
+        mp_read_array(r, &nc) || nc != 16)
         return HS_EBADMSG;
     for (int c = 0; c < 16; c++)
         if (mp_read_uint(r, &tc[c]))
@@ -73,8 +70,8 @@ static int read_node(struct metadata *md, struct sync *sy,
     uint32_t cnt[16];
     md_tree_kids(p, &v, hash, cnt);
     for (unsigned c = 0; c < 16; c++) {
-        uint64_t th = (uint64_t)hs_be32(hb + 8 * c) << 32 |
-                      hs_be32(hb + 8 * c + 4);
+        uint64_t th =
+            (uint64_t)hs_be32(hb + 8 * c) << 32 | hs_be32(hb + 8 * c + 4);
         if (th == hash[c] && tc[c] == cnt[c])
             continue;
         struct pfx kid = pfx_child(p, c);
@@ -121,8 +118,8 @@ static int read_entries(struct metadata *md, struct sync *sy,
         if (!v.deleted && !v.has_value)
             v.value = (const uint8_t *)"";
         if (md_apply(md, &v) == HORIZON && sy)
-            md_q_gone(sy, (const char *)v.key, v.keylen,
-                      (const char *)v.origin, v.originlen, v.version);
+            md_q_gone(sy, (const char *)v.key, v.keylen, (const char *)v.origin,
+                      v.originlen, v.version);
     }
     return 0;
 }

@@ -34,9 +34,9 @@ static void busy_pop(struct metadata *md)
 /* The value a write replaces, copied: the hooks see it after the entry
  * that held it was replaced. */
 struct old_value {
-    uint8_t *p;  /* owned; NULL when there was none or it was empty */
+    uint8_t *p; /* owned; NULL when there was none or it was empty */
     size_t len;
-    bool had;    /* the key had a value (neither absent nor deleted) */
+    bool had; /* the key had a value (neither absent nor deleted) */
 };
 
 static bool old_value_take(struct old_value *o, const struct meta_entry *e)
@@ -96,11 +96,12 @@ void md_note_horizon(struct metadata *md, const struct view *v)
         md->hz_quiet++;
         return;
     }
-    HS_INFO(md->log, "metadata write older than the tombstone horizon "
+    HS_INFO(md->log,
+            "metadata write older than the tombstone horizon "
             "refused: key=%.*s origin=%.*s version=%llu horizon=%llu "
-            "refused_since_last=%llu", (int)v->keylen, (const char *)v->key,
-            (int)v->originlen, (const char *)v->origin,
-            (unsigned long long)v->version,
+            "refused_since_last=%llu",
+            (int)v->keylen, (const char *)v->key, (int)v->originlen,
+            (const char *)v->origin, (unsigned long long)v->version,
             (unsigned long long)metadata_horizon(md),
             (unsigned long long)md->hz_quiet);
     md->hz_logged = true;
@@ -119,9 +120,10 @@ int md_apply(struct metadata *md, const struct view *v)
     uint64_t now = md_wall(md);
     if (version_ms(v->version) > now + cfg->metadata_max_skew) {
         md->stats.refused_future++;
-        HS_DEBUG(md->log, "metadata write from the future put off: key=%.*s "
-                 "origin=%.*s ahead=%llums", (int)v->keylen,
-                 (const char *)v->key, (int)v->originlen,
+        HS_DEBUG(md->log,
+                 "metadata write from the future put off: key=%.*s "
+                 "origin=%.*s ahead=%llums",
+                 (int)v->keylen, (const char *)v->key, (int)v->originlen,
                  (const char *)v->origin,
                  (unsigned long long)(version_ms(v->version) - now));
         return REFUSED;
@@ -161,9 +163,11 @@ int md_apply(struct metadata *md, const struct view *v)
         busy_pop(md);
         hs_free(ov.p);
         md->stats.refused_remote++;
-        HS_INFO(md->log, "metadata write refused: key=%.*s origin=%.*s "
-                "reason=%s", (int)v->keylen, k, (int)v->originlen,
-                (const char *)v->origin, why[0] ? why : "refused");
+        HS_INFO(md->log,
+                "metadata write refused: key=%.*s origin=%.*s "
+                "reason=%s",
+                (int)v->keylen, k, (int)v->originlen, (const char *)v->origin,
+                why[0] ? why : "refused");
         return REFUSED;
     }
     /* A validate hook may have written other keys: look again. */
@@ -209,9 +213,10 @@ bool md_drop(struct metadata *md, struct meta_entry *e)
     if (!old_value_take(&ov, e))
         return false;
     busy_push(md, key, kl);
-    HS_DEBUG(md->log, "metadata key dropped: key=%s origin=%s version=%llu "
-             "(deleted where the horizon is past it)", key, origin,
-             (unsigned long long)version);
+    HS_DEBUG(md->log,
+             "metadata key dropped: key=%s origin=%s version=%llu "
+             "(deleted where the horizon is past it)",
+             key, origin, (unsigned long long)version);
     md_unlink_entry(md, e);
     md_entry_free(md, e);
     md->stats.dropped_horizon++;
@@ -238,18 +243,19 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
         return HS_EINVAL;
     }
     if (!del && len > md->cfg->metadata_max_value) {
-        snprintf(why, whylen, "value of %zu bytes is over "
-                 "metadata_max_value (%llu)", len,
-                 (unsigned long long)md->cfg->metadata_max_value);
+        snprintf(why, whylen,
+                 "value of %zu bytes is over "
+                 "metadata_max_value (%llu)",
+                 len, (unsigned long long)md->cfg->metadata_max_value);
         return HS_ETOOBIG;
     }
     if (key_busy(md, key, keylen)) {
-        snprintf(why, whylen, "a metadata hook cannot write the key it was "
+        snprintf(why, whylen,
+                 "a metadata hook cannot write the key it was "
                  "called for (write it later, from hearsay.after)");
         return HS_EBUSY;
     }
-    if (md->journal.refuse &&
-        md->journal.refuse(md->journal.ud, why, whylen))
+    if (md->journal.refuse && md->journal.refuse(md->journal.ud, why, whylen))
         return HS_EIO;
     /* A delete is a write like any other, even of a key not seen here
      * yet: its tombstone beats any older put still on its way. */
@@ -274,8 +280,10 @@ int metadata_put(struct metadata *md, const char *key, size_t keylen,
         md->stats.refused_local++;
         if (why[0] == '\0')
             snprintf(why, whylen, "refused by validate_metadata");
-        HS_INFO(md->log, "metadata write refused: key=%.*s origin=%s "
-                "reason=%s", (int)keylen, key, md->cfg->name, why);
+        HS_INFO(md->log,
+                "metadata write refused: key=%.*s origin=%s "
+                "reason=%s",
+                (int)keylen, key, md->cfg->name, why);
         return HS_EREFUSED;
     }
     struct meta_entry *e;

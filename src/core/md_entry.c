@@ -39,15 +39,14 @@ void md_unlink_entry(struct metadata *md, struct meta_entry *e)
 
 /* Store a write (the entry replaces any older one). Every index makes
  * room first, so that nothing can fail half-way through. */
-int md_store(struct metadata *md, const char *k, size_t klen,
-             const uint8_t *v, size_t vlen, bool del, uint64_t version,
-             const char *origin, size_t olen, struct meta_entry **out)
+int md_store(struct metadata *md, const char *k, size_t klen, const uint8_t *v,
+             size_t vlen, bool del, uint64_t version, const char *origin,
+             size_t olen, struct meta_entry **out)
 {
     int level = md_random_level(md);
     olen = HS_MIN(olen, (size_t)255);
-    struct meta_entry *e = hs_calloc(1, sizeof *e +
-                                            (size_t)level * sizeof e->fwd[0] +
-                                            klen + 1 + olen + 1);
+    struct meta_entry *e = hs_calloc(
+        1, sizeof *e + (size_t)level * sizeof e->fwd[0] + klen + 1 + olen + 1);
     if (e == NULL)
         return HS_ENOMEM;
     char *key = (char *)(e->fwd + level), *org = key + klen + 1;

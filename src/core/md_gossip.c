@@ -51,8 +51,7 @@ void metadata_on_gossip(struct metadata *md, const uint8_t *p, size_t n,
         return;
     }
     if (v.big && !v.has_value) { /* an announcement */
-        const struct meta_entry *e =
-            md_find(md, (const char *)v.key, v.keylen);
+        const struct meta_entry *e = md_find(md, (const char *)v.key, v.keylen);
         if (e && newer(v.version, (const char *)v.origin, v.originlen,
                        e->version, e->origin, e->originlen) <= 0)
             return; /* we have it, or newer */

@@ -55,16 +55,15 @@ int md_send_request(struct metadata *md, const struct hs_addr *to,
 {
     struct node *nd = md->nd;
     struct buf b = BUF_INIT, env = BUF_INIT;
-    wire_put_envelope(&env, WIRE_ENV_META_REQ, nd->cfg.name,
-                      nd->self_name_len);
+    wire_put_envelope(&env, WIRE_ENV_META_REQ, nd->cfg.name, nd->self_name_len);
     wire_put_user_header(&b, (int64_t)(env.len + body->len));
     buf_append(&b, env.data, env.len);
     buf_append(&b, body->data, body->len);
     int rc = b.err;
     struct stream *s = NULL;
     if (rc == 0) {
-        s = stream_dial(nd, STREAM_META, to, nd->cfg.tcp_timeout,
-                        request_done, request_cancel);
+        s = stream_dial(nd, STREAM_META, to, nd->cfg.tcp_timeout, request_done,
+                        request_cancel);
         rc = s ? stream_set_request(s, b.data, b.len) : HS_EIO;
     }
     if (rc == 0) {
@@ -79,8 +78,8 @@ int md_send_request(struct metadata *md, const struct hs_addr *to,
 }
 
 /* The address of a live member, not us, by name. */
-bool md_member_addr(const struct metadata *md, const char *name,
-                    size_t len, struct hs_addr *out)
+bool md_member_addr(const struct metadata *md, const char *name, size_t len,
+                    struct hs_addr *out)
 {
     const struct member *m = members_find(&md->nd->members, name, len);
     if (!(m && m->state == MEMBER_ALIVE && m != md->nd->self))
@@ -89,9 +88,8 @@ bool md_member_addr(const struct metadata *md, const char *name,
     return true;
 }
 
-void md_count_drop(struct metadata *md, int reason,
-                   const struct hs_addr *from, const char *what,
-                   const char *why)
+void md_count_drop(struct metadata *md, int reason, const struct hs_addr *from,
+                   const char *what, const char *why)
 {
     node_count_drop(md->nd, reason, from, what, why);
 }

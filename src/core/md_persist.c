@@ -101,8 +101,7 @@ int metadata_entry_encode(const struct meta_entry *e, struct buf *out)
  * no gossip. */
 static int merge_entry(struct metadata *md, const struct view *v)
 {
-    const struct meta_entry *old =
-        md_find(md, (const char *)v->key, v->keylen);
+    const struct meta_entry *old = md_find(md, (const char *)v->key, v->keylen);
     md_hlc_observe(md, v->version);
     if (old && newer(v->version, (const char *)v->origin, v->originlen,
                      old->version, old->origin, old->originlen) <= 0)

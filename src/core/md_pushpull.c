@@ -27,8 +27,8 @@ static uint64_t bucket_at(const uint8_t *b, int i)
 }
 
 struct section {
-    const uint8_t *buckets;  /* NULL if none */
-    const uint8_t *lists;    /* the "l" array, as bytes */
+    const uint8_t *buckets; /* NULL if none */
+    const uint8_t *lists;   /* the "l" array, as bytes */
     size_t listslen;
     bool tree;
     uint64_t hz;
@@ -100,8 +100,7 @@ int metadata_sync_encode(struct metadata *md, const uint8_t *remote,
     if (rs.buckets && !rs.tree)
         for (int i = 0; i < TREE_TOP; i++)
             if (bucket_at(rs.buckets, i) != md->top[i].hash &&
-                (listed == 0 ||
-                 listed + md->top[i].count <= LEGACY_LIST_MAX)) {
+                (listed == 0 || listed + md->top[i].count <= LEGACY_LIST_MAX)) {
                 list[i] = true;
                 nlist++;
                 listed += md->top[i].count;
@@ -141,8 +140,8 @@ int metadata_sync_encode(struct metadata *md, const uint8_t *remote,
 /* The key lists of a node from before the tree: what we lack or have
  * older, what it lacks or has older. Reading stops (the sync is then not
  * complete) after LEGACY_LIST_MAX entries of each side. */
-static void read_lists(struct metadata *md, struct sync *sy,
-                       const uint8_t *p, size_t n)
+static void read_lists(struct metadata *md, struct sync *sy, const uint8_t *p,
+                       size_t n)
 {
     uint64_t now = md_wall(md), hz = metadata_horizon(md);
     struct mp_reader r;
@@ -156,8 +155,8 @@ static void read_lists(struct metadata *md, struct sync *sy,
     for (uint32_t i = 0; i < nb; i++) {
         uint32_t two, ne;
         uint64_t bucket;
-        if (work > 2 * LEGACY_LIST_MAX || mp_read_array(&r, &two) ||
-            two != 2 || mp_read_uint(&r, &bucket) || bucket >= TREE_TOP ||
+        if (work > 2 * LEGACY_LIST_MAX || mp_read_array(&r, &two) || two != 2 ||
+            mp_read_uint(&r, &bucket) || bucket >= TREE_TOP ||
             mp_read_array(&r, &ne)) {
             sy->failed = true;
             return;
@@ -255,11 +254,11 @@ void metadata_sync_merge(struct metadata *md, const uint8_t *p, size_t n,
         read_lists(md, sy, s.lists, s.listslen);
     }
     char ab[HS_ADDRSTRLEN];
-    HS_DEBUG(md->log, "metadata sync: peer=%s tree=%s asks=%zu "
+    HS_DEBUG(md->log,
+             "metadata sync: peer=%s tree=%s asks=%zu "
              "fetch=%zu push=%zu want=%zu",
              addr_format(peer, ab, sizeof ab), s.tree ? "true" : "false",
-             sy->asks.n, sy->wranges.n, sy->pranges.n + sy->push.n,
-             sy->want.n);
+             sy->asks.n, sy->wranges.n, sy->pranges.n + sy->push.n, sy->want.n);
     sy->next = md->syncs;
     md->syncs = sy;
     md_sync_next(md, sy);

@@ -8,8 +8,7 @@ int metadata_each(const struct metadata *md, const char *prefix,
     if (prefixlen == 0)
         prefix = "";
     for (const struct meta_entry *e = md_sl_seek(md, prefix, prefixlen, false);
-         e && e->keylen >= prefixlen &&
-         memcmp(e->key, prefix, prefixlen) == 0;
+         e && e->keylen >= prefixlen && memcmp(e->key, prefix, prefixlen) == 0;
          e = e->fwd[0])
         if (deleted || !e->deleted)
             fn(ud, e);
@@ -17,8 +16,8 @@ int metadata_each(const struct metadata *md, const char *prefix,
 }
 
 size_t metadata_scan(const struct metadata *md, const char *after,
-                     size_t afterlen, size_t max, meta_visit_fn fn,
-                     void *ud, bool *more)
+                     size_t afterlen, size_t max, meta_visit_fn fn, void *ud,
+                     bool *more)
 {
     const struct meta_entry *e =
         after ? md_sl_seek(md, after, afterlen, true) : md->head[0];

@@ -11,8 +11,7 @@ static void answer_node(const struct metadata *md, const struct pfx *p,
 {
     struct tview v;
     md_tree_view(md, p, &v);
-    mp_write_array(out, v.count <= LIST_MAX || p->depth >= TREE_DEPTH ? 2
-                                                                      : 3);
+    mp_write_array(out, v.count <= LIST_MAX || p->depth >= TREE_DEPTH ? 2 : 3);
     mp_write_uint(out, v.count);
     if (v.count <= LIST_MAX || p->depth >= TREE_DEPTH) {
         uint32_t n = HS_MIN(v.count, (uint32_t)LIST_CAP);
@@ -61,8 +60,7 @@ static void answer_ranges(const struct metadata *md, const struct pfx *rp,
             e = md_tree_after(md, kp, k, rkeylen, false);
         else /* from its start (a key from elsewhere is ignored) */
             e = md_tree_after(md, q->lo, "", 0, true);
-        for (; e && e->path <= hi && rn < RANGE_BATCH &&
-               rb.len < RANGE_BYTES;
+        for (; e && e->path <= hi && rn < RANGE_BATCH && rb.len < RANGE_BYTES;
              e = md_tree_after(md, e->path, e->key, e->keylen, false)) {
             md_put_entry(&rb, e, true, false);
             rn++;
@@ -88,22 +86,23 @@ static void serve_gone(struct metadata *md, struct mp_reader *r, uint32_t n,
         uint32_t three, kl, ol;
         const uint8_t *k, *o;
         uint64_t ver;
-        if (mp_read_array(r, &three) || three != 3 ||
-            mp_read_raw(r, &k, &kl) || mp_read_uint(r, &ver) ||
-            mp_read_raw(r, &o, &ol))
+        if (mp_read_array(r, &three) || three != 3 || mp_read_raw(r, &k, &kl) ||
+            mp_read_uint(r, &ver) || mp_read_raw(r, &o, &ol))
             return;
         if (kl > META_KEY_MAX)
             continue;
         struct meta_entry *e = md_find(md, (const char *)k, kl);
         if (e && !e->deleted && e->version <= hz &&
-            newer(e->version, e->origin, e->originlen, ver,
-                  (const char *)o, ol) <= 0)
+            newer(e->version, e->origin, e->originlen, ver, (const char *)o,
+                  ol) <= 0)
             dropped += md_drop(md, e);
     }
     if (dropped)
-        HS_INFO(md->log, "metadata keys dropped: keys=%zu (a peer lacks "
+        HS_INFO(md->log,
+                "metadata keys dropped: keys=%zu (a peer lacks "
                 "them and its tombstone horizon is past them: deleted "
-                "there)", dropped);
+                "there)",
+                dropped);
 }
 
 int metadata_stream_serve(struct metadata *md, const uint8_t *p, size_t n,

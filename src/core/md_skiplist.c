@@ -17,8 +17,8 @@ int md_random_level(struct metadata *md)
 
 /* For each level, the link that points at the first entry not below
  * key (or, if `after`, above it). */
-static void sl_preds(struct metadata *md, const char *k, size_t kl,
-                     bool after, struct meta_entry **preds[SL_MAX])
+static void sl_preds(struct metadata *md, const char *k, size_t kl, bool after,
+                     struct meta_entry **preds[SL_MAX])
 {
     struct meta_entry **fwd = md->head;
     for (int i = SL_MAX - 1; i >= 0; i--) {
@@ -39,8 +39,8 @@ static void sl_preds(struct metadata *md, const char *k, size_t kl,
 static bool sl_in_order(const struct meta_entry *e)
 {
     for (int i = 0; i < e->level; i++)
-        if (e->fwd[i] && key_cmp(e->key, e->keylen, e->fwd[i]->key,
-                                 e->fwd[i]->keylen) >= 0)
+        if (e->fwd[i] &&
+            key_cmp(e->key, e->keylen, e->fwd[i]->key, e->fwd[i]->keylen) >= 0)
             return false;
     return true;
 }

@@ -26,8 +26,7 @@
  * follow it): 0 then. */
 uint64_t md_peer_horizon(const struct metadata *md, uint64_t hz)
 {
-    return version_ms(hz) > md_wall(md) + md->cfg->metadata_max_skew ? 0
-                                                                     : hz;
+    return version_ms(hz) > md_wall(md) + md->cfg->metadata_max_skew ? 0 : hz;
 }
 
 /* Room for one more in a queue (a vector of `size`-byte items). */
@@ -84,9 +83,11 @@ static void sync_done(struct metadata *md, struct sync *sy)
              addr_format(&sy->peer, ab, sizeof ab),
              sy->failed ? "false" : "true");
     if (sy->dropped)
-        HS_INFO(md->log, "metadata keys dropped: peer=%s keys=%zu (the "
+        HS_INFO(md->log,
+                "metadata keys dropped: peer=%s keys=%zu (the "
                 "peer lacks them and its tombstone horizon is past them: "
-                "deleted there)", ab, sy->dropped);
+                "deleted there)",
+                ab, sy->dropped);
     md_sync_free(md, sy);
 }
 
@@ -117,8 +118,8 @@ void md_q_push_range(struct sync *sy, const struct prange *r)
     sy->pranges.v[sy->pranges.n++] = *r;
 }
 
-void md_q_key(struct sync *sy, char ***v, size_t *n, size_t *cap,
-              const char *k, size_t kl)
+void md_q_key(struct sync *sy, char ***v, size_t *n, size_t *cap, const char *k,
+              size_t kl)
 {
     char *d = NULL;
     if (reserve((void **)v, cap, *n, sizeof **v) ||
@@ -155,8 +156,7 @@ static void set_cursor(bool *has, uint64_t *path, char *key, uint16_t *len,
 /* The entries to push in the next request: single keys, then the
  * ranges, skipping what the peer listed as the same or newer, dropping
  * what it lacks below its horizon. */
-static uint32_t fill_pushes(struct metadata *md, struct sync *sy,
-                            struct buf *b)
+static uint32_t fill_pushes(struct metadata *md, struct sync *sy, struct buf *b)
 {
     uint32_t n = 0;
     size_t bytes = 0, visits = 0;
@@ -177,8 +177,8 @@ static uint32_t fill_pushes(struct metadata *md, struct sync *sy,
             break;
         const struct prange *r = &sy->pranges.v[sy->pranges.pos];
         struct meta_entry *e =
-            sy->pcur ? md_tree_after(md, sy->pcurpath, sy->pcurkey,
-                                     sy->pcurlen, false)
+            sy->pcur ? md_tree_after(md, sy->pcurpath, sy->pcurkey, sy->pcurlen,
+                                     false)
                      : md_tree_after(md, r->p.lo, "", 0, true);
         if (e == NULL || e->path > pfx_hi(&r->p)) {
             sy->pranges.pos++;

@@ -18,15 +18,13 @@ struct meta_entry *md_find_path(const struct metadata *md, const char *k,
         if (ht->b == NULL)
             continue;
         for (struct meta_entry *e = ht->b[h & ht->mask]; e; e = e->hnext)
-            if (e->path == path && e->keylen == n &&
-                memcmp(e->key, k, n) == 0)
+            if (e->path == path && e->keylen == n && memcmp(e->key, k, n) == 0)
                 return e;
     }
     return NULL;
 }
 
-struct meta_entry *md_find(const struct metadata *md, const char *k,
-                           size_t n)
+struct meta_entry *md_find(const struct metadata *md, const char *k, size_t n)
 {
     if (md->n == 0)
         return NULL;

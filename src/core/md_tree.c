@@ -202,8 +202,8 @@ static struct meta_entry *node_first(const struct tnode *t)
 }
 
 static struct meta_entry *node_after(const struct tnode *t, int d,
-                                     uint64_t path, const char *k,
-                                     size_t kl, bool incl)
+                                     uint64_t path, const char *k, size_t kl,
+                                     bool incl)
 {
     if (t->count == 0)
         return NULL;
@@ -220,9 +220,8 @@ static struct meta_entry *node_after(const struct tnode *t, int d,
 
 /* The first entry after (path, key) in tree order (at it too, if incl),
  * or NULL. */
-struct meta_entry *md_tree_after(const struct metadata *md,
-                                 uint64_t path, const char *k,
-                                 size_t kl, bool incl)
+struct meta_entry *md_tree_after(const struct metadata *md, uint64_t path,
+                                 const char *k, size_t kl, bool incl)
 {
     unsigned b = (unsigned)(path >> 56);
     struct meta_entry *e = node_after(&md->top[b], 1, path, k, kl, incl);
@@ -256,8 +255,8 @@ void md_tree_view(const struct metadata *md, const struct pfx *p,
 }
 
 /* The 16 children of a prefix (its depth below TREE_DEPTH). */
-void md_tree_kids(const struct pfx *p, const struct tview *v,
-                  uint64_t hash[16], uint32_t count[16])
+void md_tree_kids(const struct pfx *p, const struct tview *v, uint64_t hash[16],
+                  uint32_t count[16])
 {
     memset(hash, 0, 16 * sizeof *hash);
     memset(count, 0, 16 * sizeof *count);

@@ -273,8 +273,8 @@ bool member_meta_eq(const struct member *m, const struct wire_raw *r)
  * only bounds what a stranger can do, and what it refuses is counted and
  * logged. */
 
-#define SOURCES 64        /* addresses tracked; a power of two */
-#define SOURCE_PROBES 8   /* slots looked at for one address */
+#define SOURCES 64      /* addresses tracked; a power of two */
+#define SOURCE_PROBES 8 /* slots looked at for one address */
 
 static uint32_t hash_ip(const struct hs_addr *a)
 {
@@ -347,8 +347,8 @@ void members_write_alive(const struct member *m, struct buf *b)
         .node = wire_raw(m->name, m->name_len),
         .addr = wire_raw(m->addr.ip, m->addr.len),
         .port = m->addr.port,
-        .meta = m->meta_len ? wire_raw(m->meta, m->meta_len)
-                            : (struct wire_raw){0},
+        .meta =
+            m->meta_len ? wire_raw(m->meta, m->meta_len) : (struct wire_raw){0},
         .vsn = wire_raw(m->vsn, 6),
     };
     wire_put_alive(b, &a);
@@ -358,8 +358,8 @@ void members_write_alive(const struct member *m, struct buf *b)
  * it, and any change to the member queues news of its own. */
 /* ===== Probe order ===== */
 
-void members_shuffle(struct members *t,
-                     size_t (*rand_n)(void *ud, size_t n), void *ud)
+void members_shuffle(struct members *t, size_t (*rand_n)(void *ud, size_t n),
+                     void *ud)
 {
     /* Fisher-Yates shuffle of the probe order. */
     for (size_t i = t->n; i > 1; i--)
@@ -374,13 +374,17 @@ static int check_versions(const char *name, unsigned pcur, unsigned dcur,
                           unsigned dmax, char *why, size_t whylen)
 {
     if (pcur < pmin || pcur > pmax) {
-        snprintf(why, whylen, "node %s protocol version %u is "
-                 "incompatible: [%u, %u]", name, pcur, pmin, pmax);
+        snprintf(why, whylen,
+                 "node %s protocol version %u is "
+                 "incompatible: [%u, %u]",
+                 name, pcur, pmin, pmax);
         return HS_EVERSION;
     }
     if (dcur < dmin || dcur > dmax) {
-        snprintf(why, whylen, "node %s delegate protocol version %u is "
-                 "incompatible: [%u, %u]", name, dcur, dmin, dmax);
+        snprintf(why, whylen,
+                 "node %s delegate protocol version %u is "
+                 "incompatible: [%u, %u]",
+                 name, dcur, dmin, dmax);
         return HS_EVERSION;
     }
     return 0;
@@ -414,18 +418,17 @@ int members_verify_protocol(const struct members *t,
         const struct wire_node_state *r = &states[i];
         /* A node without a full Vsn counts as speaking version 0. */
         bool full = r->vsn.n >= 6;
-        int rc = check_versions(hs_log_quote(r->name.p, r->name.n, qb,
-                                             sizeof qb),
-                                full ? r->vsn.p[2] : 0, full ? r->vsn.p[5] : 0,
-                                maxpmin, minpmax, maxdmin, mindmax, why,
-                                whylen);
+        int rc =
+            check_versions(hs_log_quote(r->name.p, r->name.n, qb, sizeof qb),
+                           full ? r->vsn.p[2] : 0, full ? r->vsn.p[5] : 0,
+                           maxpmin, minpmax, maxdmin, mindmax, why, whylen);
         if (rc)
             return rc;
     }
     for (size_t i = 0; i < t->n; i++) {
         const struct member *m = t->order[i];
-        int rc = check_versions(m->name, m->vsn[2], m->vsn[5], maxpmin,
-                                minpmax, maxdmin, mindmax, why, whylen);
+        int rc = check_versions(m->name, m->vsn[2], m->vsn[5], maxpmin, minpmax,
+                                maxdmin, mindmax, why, whylen);
         if (rc)
             return rc;
     }

@@ -30,27 +30,31 @@ enum member_state {
 /* What a member runs, as learned from what it sends: hearsay (our
  * envelope) or something else (Serf, memberlist), which gets none of our
  * metadata or rumors, since it could only log and drop them. */
-enum { PEER_UNKNOWN, PEER_HEARSAY, PEER_FOREIGN };
+enum {
+    PEER_UNKNOWN,
+    PEER_HEARSAY,
+    PEER_FOREIGN
+};
 
 const char *member_state_name(int state);
 /* -1 if unknown */
 int member_state_parse(const char *s);
 
 struct member {
-    const char *name;     /* NUL-terminated, stored with the member */
-    uint8_t *meta;        /* owned; NULL when empty */
+    const char *name; /* NUL-terminated, stored with the member */
+    uint8_t *meta;    /* owned; NULL when empty */
     /* Owned by other modules, cleared when they let go. */
     struct suspicion *suspicion;
-    struct bcast *bcast;  /* our queued broadcast about this member */
+    struct bcast *bcast;   /* our queued broadcast about this member */
     uint64_t state_change; /* ms, node clock */
-    struct hs_addr addr;  /* exactly as announced (4 or 16 bytes) */
+    struct hs_addr addr;   /* exactly as announced (4 or 16 bytes) */
     uint32_t incarnation;
-    uint32_t index;       /* position in the probe order */
+    uint32_t index; /* position in the probe order */
     uint16_t meta_len;
-    uint8_t vsn[6];       /* pmin pmax pcur dmin dmax dcur */
-    uint8_t name_len;     /* names are at most CONFIG_NAME_MAX (255) */
+    uint8_t vsn[6];   /* pmin pmax pcur dmin dmax dcur */
+    uint8_t name_len; /* names are at most CONFIG_NAME_MAX (255) */
     uint8_t state;
-    uint8_t peer;         /* PEER_*: what its messages say it runs */
+    uint8_t peer; /* PEER_*: what its messages say it runs */
 };
 
 static inline bool member_dead_or_left(const struct member *m)
@@ -74,17 +78,17 @@ struct msource {
     uint64_t at;
     uint64_t debt;
     uint8_t ip[16];
-    uint8_t len;          /* 0: a free slot */
+    uint8_t len; /* 0: a free slot */
 };
 
 struct members {
     struct member **order; /* probe order; every member, self included */
     size_t n, cap;
-    struct mslot *slots;   /* open addressing by name hash, at most 3/4
+    struct mslot *slots; /* open addressing by name hash, at most 3/4
                             * full */
     size_t nslots;
-    size_t count[4];       /* members per state */
-    size_t ip_named;       /* members whose name could be an IP address */
+    size_t count[4];         /* members per state */
+    size_t ip_named;         /* members whose name could be an IP address */
     struct msource *sources; /* growth limits by address, made on first
                               * use */
 };
@@ -118,13 +122,13 @@ bool member_meta_eq(const struct member *m, const struct wire_raw *r);
 /* Growth limits (see members.c): may `from` add one more member `now`,
  * with a bucket of `burst` members refilled at `rate` a second? Takes its
  * token if so. Always true for NULL (not limited) or burst <= 0. */
-bool members_admit(struct members *t, const struct hs_addr *from,
-                   uint64_t now, int burst, int rate);
+bool members_admit(struct members *t, const struct hs_addr *from, uint64_t now,
+                   int burst, int rate);
 
 /* Shuffle the probe order (Fisher-Yates), drawing rand_n(ud, i) for i
  * from n down to 2: a number in [0, i). */
-void members_shuffle(struct members *t,
-                     size_t (*rand_n)(void *ud, size_t n), void *ud);
+void members_shuffle(struct members *t, size_t (*rand_n)(void *ud, size_t n),
+                     void *ud);
 
 /* memberlist's verifyProtocol over remote states and our table. */
 int members_verify_protocol(const struct members *t,

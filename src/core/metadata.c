@@ -6,8 +6,7 @@
 
 #include <string.h>
 
-void metadata_set_observer(struct metadata *md, meta_observer_fn fn,
-                           void *ud)
+void metadata_set_observer(struct metadata *md, meta_observer_fn fn, void *ud)
 {
     md->observer = fn;
     md->observer_ud = ud;

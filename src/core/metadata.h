@@ -37,24 +37,24 @@ struct node;
 struct bcast;
 
 struct meta_entry {
-    struct bcast *bcast;  /* our queued gossip about it (broadcast.h) */
-    const char *key;      /* stored with the entry, NUL-terminated */
-    const char *origin;   /* stored with the entry, NUL-terminated */
-    uint8_t *value;       /* owned; NULL for a tombstone */
+    struct bcast *bcast; /* our queued gossip about it (broadcast.h) */
+    const char *key;     /* stored with the entry, NUL-terminated */
+    const char *origin;  /* stored with the entry, NUL-terminated */
+    uint8_t *value;      /* owned; NULL for a tombstone */
     uint64_t version;
-    uint64_t changed;     /* node clock (ms) of the last local change */
-    uint64_t digest;      /* hash of key, version, origin, deleted */
+    uint64_t changed; /* node clock (ms) of the last local change */
+    uint64_t digest;  /* hash of key, version, origin, deleted */
     uint32_t len;
     uint16_t keylen;
     uint8_t originlen;
-    bool deleted;         /* a tombstone */
+    bool deleted; /* a tombstone */
     /* The store's own (md_*.c): */
-    uint64_t path;             /* place in the hash tree (of the key) */
-    struct meta_entry *hnext;  /* hash table chain */
-    size_t heap;               /* tombstones: heap slot + 1 */
-    uint32_t mark;             /* scratch of a key-list sync */
-    uint8_t level;             /* skip list height */
-    struct meta_entry *fwd[];  /* skip list links, then the key, origin */
+    uint64_t path;            /* place in the hash tree (of the key) */
+    struct meta_entry *hnext; /* hash table chain */
+    size_t heap;              /* tombstones: heap slot + 1 */
+    uint32_t mark;            /* scratch of a key-list sync */
+    uint8_t level;            /* skip list height */
+    struct meta_entry *fwd[]; /* skip list links, then the key, origin */
 };
 
 /* A change as the hooks see it. value is NULL for a delete; old is NULL
@@ -69,7 +69,7 @@ struct meta_change {
     const char *origin;
     size_t originlen;
     uint64_t version;
-    bool local;           /* written here, not received */
+    bool local; /* written here, not received */
 };
 
 struct metadata;
@@ -93,24 +93,22 @@ const struct meta_entry *metadata_get(const struct metadata *md,
  * fn must not change the store. */
 typedef void (*meta_visit_fn)(void *ud, const struct meta_entry *e);
 int metadata_each(const struct metadata *md, const char *prefix,
-                  size_t prefixlen, bool deleted, meta_visit_fn fn,
-                  void *ud);
+                  size_t prefixlen, bool deleted, meta_visit_fn fn, void *ud);
 /* Visit, in key order, up to max entries (tombstones included) whose key
  * sorts after `after` (afterlen bytes; after == NULL: from the first
  * key). Returns how many were visited; *more tells whether any remain.
  * O(log n + max). fn must not change the store; a scan resumed after
  * changes sees each key that stayed in the store exactly once. */
 size_t metadata_scan(const struct metadata *md, const char *after,
-                     size_t afterlen, size_t max, meta_visit_fn fn,
-                     void *ud, bool *more);
+                     size_t afterlen, size_t max, meta_visit_fn fn, void *ud,
+                     bool *more);
 /* Entries: live ones, or with tombstones too. O(1). */
 size_t metadata_count(const struct metadata *md, bool deleted);
 
 /* Watch every write applied, local or remote, after the on_metadata hook
  * (the control endpoint's `kv watch`). One observer; NULL removes it. */
 typedef void (*meta_observer_fn)(void *ud, const struct meta_change *c);
-void metadata_set_observer(struct metadata *md, meta_observer_fn fn,
-                           void *ud);
+void metadata_set_observer(struct metadata *md, meta_observer_fn fn, void *ud);
 
 /* ===== For the node ===== */
 
@@ -139,8 +137,8 @@ void metadata_sync_merge(struct metadata *md, const uint8_t *p, size_t n,
 int metadata_stream_serve(struct metadata *md, const uint8_t *p, size_t n,
                           struct buf *reply);
 /* The answer to a request of ours arrived (or the stream failed: p NULL). */
-void metadata_stream_answer(struct metadata *md, void *req,
-                            const uint8_t *p, size_t n);
+void metadata_stream_answer(struct metadata *md, void *req, const uint8_t *p,
+                            size_t n);
 /* Writes waiting in the gossip queue. */
 size_t metadata_queued(const struct metadata *md);
 /* Periodic work: collect expired tombstones (a bounded batch), move the
@@ -193,12 +191,11 @@ int metadata_restore(struct metadata *md, const uint8_t *p, size_t n,
 
 struct meta_stats {
     uint64_t writes_local, writes_remote, refused_local, refused_remote,
-        refused_future, fetches, fetch_errors, sync_streams,
-        sync_bytes_out, sync_bytes_in, digest_bytes_out, digest_bytes_in,
-        tombstones_collected,
-        refused_horizon,  /* writes of keys not held, at or below the
+        refused_future, fetches, fetch_errors, sync_streams, sync_bytes_out,
+        sync_bytes_in, digest_bytes_out, digest_bytes_in, tombstones_collected,
+        refused_horizon, /* writes of keys not held, at or below the
                              horizon: deleted and collected already */
-        dropped_horizon;  /* keys forgotten because a peer whose horizon
+        dropped_horizon; /* keys forgotten because a peer whose horizon
                              covers them lacks them */
 };
 const struct meta_stats *metadata_stats(const struct metadata *md);

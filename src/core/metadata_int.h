@@ -14,16 +14,17 @@
 
 /* Batches of one sync stream: what one request and its answer may carry,
  * so that serving or reading either stays a short step of the loop. */
-#define WANT_BATCH 500    /* keys asked for by name */
-#define PUSH_BATCH 500    /* entries pushed */
+#define WANT_BATCH 500 /* keys asked for by name */
+#define PUSH_BATCH 500 /* entries pushed */
 #define PUSH_BYTES (4u << 20)
-#define VISIT_BATCH 4000  /* entries of ours looked at to fill a push */
-#define RANGE_BATCH 500   /* entries answered from ranges */
-#define RANGES_BATCH 64   /* ranges asked for at once */
-#define ASK_BATCH 512     /* tree nodes asked about */
-#define GONE_BATCH 500    /* keys the peer should forget */
+#define VISIT_BATCH 4000        /* entries of ours looked at to fill a push */
+#define RANGE_BATCH 500         /* entries answered from ranges */
+#define RANGES_BATCH 64         /* ranges asked for at once */
+#define ASK_BATCH 512           /* tree nodes asked about */
+#define GONE_BATCH 500          /* keys the peer should forget */
 #define ANSWER_BYTES (8u << 20) /* of wanted entries */
-#define RANGE_BYTES (4u << 20)  /* of ranges' entries: with the above,
+#define RANGE_BYTES \
+    (4u << 20) /* of ranges' entries: with the above,
                                    within max_stream_size's 20 MiB */
 /* What one sync may queue, whatever a peer answers (a sync that would
  * need more stops there, and the next push/pull goes on). */
@@ -75,9 +76,9 @@ struct fetch {
 struct tnode {
     uint64_t hash;
     uint32_t count;
-    uint32_t n, cap;         /* a leaf's entries */
-    struct meta_entry **v;   /* a leaf: sorted by (path, key) */
-    struct tnode *kids;      /* an inner node: 16 children; NULL: a leaf */
+    uint32_t n, cap;       /* a leaf's entries */
+    struct meta_entry **v; /* a leaf: sorted by (path, key) */
+    struct tnode *kids;    /* an inner node: 16 children; NULL: a leaf */
 };
 
 /* A prefix of paths: the top bits(depth) bits of lo (the rest zero). */
@@ -95,7 +96,7 @@ struct seen {
 /* A prefix whose entries we push, but for those the peer listed there. */
 struct prange {
     struct pfx p;
-    bool partial;           /* the peer listed more than `seen` holds: we
+    bool partial; /* the peer listed more than `seen` holds: we
                                cannot tell what it lacks */
     uint8_t nseen;
     struct seen seen[LIST_MAX];
@@ -111,10 +112,10 @@ struct krec {
 };
 
 /* A growable queue, read from `pos`. */
-#define QUEUE(type)                                                        \
-    struct {                                                               \
-        type *v;                                                           \
-        size_t n, cap, pos;                                                \
+#define QUEUE(type)         \
+    struct {                \
+        type *v;            \
+        size_t n, cap, pos; \
     }
 
 /* One sync with a peer, led by us: the tree nodes to ask about, the
@@ -123,10 +124,10 @@ struct krec {
 struct sync {
     struct sync *next;
     struct hs_addr peer;
-    uint64_t peer_hz;        /* the peer's horizon */
-    uint64_t t0;             /* our clock (a version) when it began */
-    bool failed;             /* something went unanswered or was cut */
-    size_t dropped;          /* keys the peer's horizon showed deleted */
+    uint64_t peer_hz; /* the peer's horizon */
+    uint64_t t0;      /* our clock (a version) when it began */
+    bool failed;      /* something went unanswered or was cut */
+    size_t dropped;   /* keys the peer's horizon showed deleted */
     QUEUE(struct pfx) asks;
     QUEUE(struct pfx) wranges;
     QUEUE(struct prange) pranges;
@@ -148,7 +149,7 @@ struct request {
     size_t asked;        /* keys wanted by name in this request */
     struct pfx *tree;    /* tree nodes asked about, in order */
     size_t ntree;
-    size_t nranges;      /* ranges fetched (the first ones queued) */
+    size_t nranges; /* ranges fetched (the first ones queued) */
 };
 
 struct htab {
@@ -157,7 +158,7 @@ struct htab {
 };
 
 struct metadata {
-    struct node *nd;         /* for md_node.c only */
+    struct node *nd; /* for md_node.c only */
     /* The node's parts the store reads, set once by metadata_new (they
      * live as long as the node; what they hold may change). */
     const struct config *cfg;
@@ -165,27 +166,27 @@ struct metadata {
     const struct hs_logger *log;
     const struct io *io;
     struct node_stats *nstats;
-    size_t namelen;          /* of our name, cfg->name */
+    size_t namelen; /* of our name, cfg->name */
     size_t n, ndeleted;
     /* Hash table, incremental rehash as redis's dict: while `rehashing`,
      * buckets below `rehash` of ht[0] have moved to ht[1]. */
     struct htab ht[2];
     size_t rehash;
     bool rehashing;
-    uint64_t seed;           /* of the table's hash: keys cannot aim */
-    struct hs_rng rng;       /* skip list heights */
+    uint64_t seed;     /* of the table's hash: keys cannot aim */
+    struct hs_rng rng; /* skip list heights */
     struct meta_entry *head[SL_MAX];
     struct tnode top[TREE_TOP];
     struct meta_entry **heap; /* tombstones, oldest version first */
     size_t nheap, heapcap;
     uint64_t hlc;
-    uint64_t horizon;        /* highest tombstone version collected */
-    uint64_t synced;         /* t0 of the last sync that completed (kept
+    uint64_t horizon; /* highest tombstone version collected */
+    uint64_t synced;  /* t0 of the last sync that completed (kept
                                 with the horizon: they go together) */
-    uint32_t epoch;          /* marks of key-list syncs */
+    uint32_t epoch;   /* marks of key-list syncs */
     bool dirty;
-    uint64_t hz_logged_at;   /* refusals by the horizon: last log line */
-    uint64_t hz_quiet;       /* ... and those since, not logged */
+    uint64_t hz_logged_at; /* refusals by the horizon: last log line */
+    uint64_t hz_quiet;     /* ... and those since, not logged */
     bool hz_logged;
     struct fetch *fetches;
     struct sync *syncs;
@@ -309,7 +310,7 @@ static inline struct pfx pfx_child(const struct pfx *p, unsigned c)
  * above the prefix's depth. */
 struct tview {
     const struct tnode *t;
-    uint32_t from, to;       /* a leaf's entries in the prefix */
+    uint32_t from, to; /* a leaf's entries in the prefix */
     uint32_t count;
     uint64_t hash;
 };
@@ -317,8 +318,7 @@ struct tview {
 /* ===== md_table.c: the hash table ===== */
 struct meta_entry *md_find_path(const struct metadata *md, const char *k,
                                 size_t n, uint64_t path);
-struct meta_entry *md_find(const struct metadata *md, const char *k,
-                           size_t n);
+struct meta_entry *md_find(const struct metadata *md, const char *k, size_t n);
 void md_rehash_step(struct metadata *md, size_t steps);
 int md_ht_reserve(struct metadata *md);
 void md_ht_insert(struct metadata *md, struct meta_entry *e);
@@ -341,8 +341,8 @@ struct meta_entry *md_tree_after(const struct metadata *md, uint64_t path,
                                  const char *k, size_t kl, bool incl);
 void md_tree_view(const struct metadata *md, const struct pfx *p,
                   struct tview *v);
-void md_tree_kids(const struct pfx *p, const struct tview *v,
-                  uint64_t hash[16], uint32_t count[16]);
+void md_tree_kids(const struct pfx *p, const struct tview *v, uint64_t hash[16],
+                  uint32_t count[16]);
 
 /* ===== md_heap.c: the tombstone heap (oldest version first) ===== */
 int md_heap_reserve(struct metadata *md);
@@ -361,7 +361,12 @@ struct view {
 };
 
 /* What md_apply made of a write. */
-enum { APPLIED, IGNORED, REFUSED, HORIZON };
+enum {
+    APPLIED,
+    IGNORED,
+    REFUSED,
+    HORIZON
+};
 
 /* ===== The store's clocks ===== */
 
@@ -390,9 +395,9 @@ void md_entry_free(struct metadata *md, struct meta_entry *e);
 void md_link_entry(struct metadata *md, struct meta_entry *e);
 void md_unlink_entry(struct metadata *md, struct meta_entry *e);
 /* Store a write (the entry replaces any older one). */
-int md_store(struct metadata *md, const char *k, size_t klen,
-             const uint8_t *v, size_t vlen, bool del, uint64_t version,
-             const char *origin, size_t olen, struct meta_entry **out);
+int md_store(struct metadata *md, const char *k, size_t klen, const uint8_t *v,
+             size_t vlen, bool del, uint64_t version, const char *origin,
+             size_t olen, struct meta_entry **out);
 
 /* ===== md_codec.c: entries on the wire ===== */
 struct mp_reader;
@@ -425,8 +430,8 @@ void md_sync_free(struct metadata *md, struct sync *sy);
 void md_q_ask(struct sync *sy, const struct pfx *p);
 void md_q_want_range(struct sync *sy, const struct pfx *p);
 void md_q_push_range(struct sync *sy, const struct prange *r);
-void md_q_key(struct sync *sy, char ***v, size_t *n, size_t *cap,
-              const char *k, size_t kl);
+void md_q_key(struct sync *sy, char ***v, size_t *n, size_t *cap, const char *k,
+              size_t kl);
 void md_q_gone(struct sync *sy, const char *k, size_t kl, const char *o,
                size_t ol, uint64_t version);
 int md_read_pfx(struct mp_reader *r, uint32_t n, struct pfx *p);
@@ -437,16 +442,14 @@ void md_sync_next(struct metadata *md, struct sync *sy);
 void md_fetch_free(struct metadata *md, struct fetch *f);
 bool md_retry_from_origin(struct metadata *md, struct fetch *f);
 
-
 /* ===== md_node.c: the node's side ===== */
 /* Send a metadata request over a new stream; its answer comes to
  * metadata_stream_answer with rq. */
 int md_send_request(struct metadata *md, const struct hs_addr *to,
                     const struct buf *body, struct request *rq);
-bool md_member_addr(const struct metadata *md, const char *name,
-                    size_t len, struct hs_addr *out);
-void md_count_drop(struct metadata *md, int reason,
-                   const struct hs_addr *from, const char *what,
-                   const char *why);
+bool md_member_addr(const struct metadata *md, const char *name, size_t len,
+                    struct hs_addr *out);
+void md_count_drop(struct metadata *md, int reason, const struct hs_addr *from,
+                   const char *what, const char *why);
 
 #endif

@@ -10,8 +10,8 @@
 
 const char *hook_event_name(int event)
 {
-    static const char *names[HOOK_EVENT_COUNT] = {
-        "join", "update", "suspect", "alive", "dead", "left"};
+    static const char *names[HOOK_EVENT_COUNT] = {"join",  "update", "suspect",
+                                                  "alive", "dead",   "left"};
     return event >= 0 && event < HOOK_EVENT_COUNT ? names[event] : "?";
 }
 
@@ -111,8 +111,7 @@ void node_count_drop(struct node *nd, int reason, const struct hs_addr *from,
     nd->stats.dropped[reason]++;
     HS_DEBUG(nd->log, "dropped %s: reason=%s from=%s detail=%s",
              what ? what : "packet", node_drop_name(reason),
-             from ? addr_format(from, ab, sizeof ab) : "-",
-             why ? why : "-");
+             from ? addr_format(from, ab, sizeof ab) : "-", why ? why : "-");
 }
 
 void node_refuse(struct node *nd, int reason, const struct hs_addr *from,
@@ -137,7 +136,8 @@ void node_refuse(struct node *nd, int reason, const struct hs_addr *from,
     k->reason = (uint8_t)reason;
     char ip[HS_ADDRSTRLEN];
     addr_ip_format(from, ip, sizeof ip);
-    HS_WARN(nd->log, "refused %s: from=%s reason=%s detail=%s (further "
+    HS_WARN(nd->log,
+            "refused %s: from=%s reason=%s detail=%s (further "
             "ones from this address are counted in stats, not logged)",
             what ? what : "packet", ip, node_drop_name(reason),
             why ? why : "-");
@@ -199,8 +199,7 @@ static void meta_tick(struct timer *t)
 {
     struct node *nd = HS_CONTAINER_OF(t, struct node, meta_tick);
     bool more = metadata_tick(nd->store);
-    node_arm(nd, t,
-             node_now(nd) + (more ? META_TICK_AGAIN_MS : META_TICK_MS));
+    node_arm(nd, t, node_now(nd) + (more ? META_TICK_AGAIN_MS : META_TICK_MS));
 }
 
 int node_new(const struct config *cfg, const struct io *io,
@@ -393,8 +392,7 @@ static bool is_alive(const struct node *nd, const struct member *m)
     return m->state == MEMBER_ALIVE;
 }
 
-int node_leave(struct node *nd, uint64_t timeout_ms, node_leave_cb cb,
-               void *ud)
+int node_leave(struct node *nd, uint64_t timeout_ms, node_leave_cb cb, void *ud)
 {
     if (nd->phase != PHASE_RUNNING)
         return HS_ESTATE;

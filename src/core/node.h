@@ -8,36 +8,36 @@
 #ifndef HS_NODE_H
 #define HS_NODE_H
 
+#include "base/log.h"
+#include "codec/keyring.h"
 #include "core/config.h"
 #include "core/hooks.h"
-#include "io/io.h"
-#include "codec/keyring.h"
-#include "base/log.h"
 #include "core/members.h"
+#include "io/io.h"
 
 struct node;
 
 /* ===== Counters (hearsay stats) ===== */
 
 /* Why a packet or stream was dropped. */
-#define NODE_DROPS(X)                                               \
-    X(DROP_MALFORMED, "malformed")                                  \
-    X(DROP_TRUNCATED, "truncated")                                  \
-    X(DROP_CRC, "crc")                                              \
-    X(DROP_UNKNOWN_TYPE, "unknown_type")                            \
-    X(DROP_TOO_BIG, "too_big")                                      \
-    X(DROP_DECOMPRESS, "decompress")                                \
-    X(DROP_WRONG_NODE, "wrong_node")                                \
-    X(DROP_CIDR, "cidr")                                            \
-    X(DROP_PAUSED, "paused")                                        \
-    X(DROP_VERSION, "version")                                      \
-    X(DROP_REFUSED, "refused")                                      \
-    X(DROP_STREAM_LIMIT, "stream_limit")                            \
-    X(DROP_STREAM_TIMEOUT, "stream_timeout")                        \
-    X(DROP_ENCRYPTED, "encrypted")                                  \
-    X(DROP_LABEL, "label")                                          \
-    X(DROP_DECRYPT, "decrypt")                                      \
-    X(DROP_PLAINTEXT, "plaintext")                                  \
+#define NODE_DROPS(X)                        \
+    X(DROP_MALFORMED, "malformed")           \
+    X(DROP_TRUNCATED, "truncated")           \
+    X(DROP_CRC, "crc")                       \
+    X(DROP_UNKNOWN_TYPE, "unknown_type")     \
+    X(DROP_TOO_BIG, "too_big")               \
+    X(DROP_DECOMPRESS, "decompress")         \
+    X(DROP_WRONG_NODE, "wrong_node")         \
+    X(DROP_CIDR, "cidr")                     \
+    X(DROP_PAUSED, "paused")                 \
+    X(DROP_VERSION, "version")               \
+    X(DROP_REFUSED, "refused")               \
+    X(DROP_STREAM_LIMIT, "stream_limit")     \
+    X(DROP_STREAM_TIMEOUT, "stream_timeout") \
+    X(DROP_ENCRYPTED, "encrypted")           \
+    X(DROP_LABEL, "label")                   \
+    X(DROP_DECRYPT, "decrypt")               \
+    X(DROP_PLAINTEXT, "plaintext")           \
     X(DROP_MEMBER_LIMIT, "member_limit")
 
 enum node_drop {
@@ -80,8 +80,7 @@ int node_start(struct node *nd, const struct hs_addr *advertise);
 /* Free everything. Open streams are closed; no callbacks follow. */
 void node_close(struct node *nd);
 
-typedef void (*node_join_cb)(void *ud, int joined, int err,
-                             const char *why);
+typedef void (*node_join_cb)(void *ud, int joined, int err, const char *why);
 /* Push/pull (Join=true) with each address; cb(joined count) when all
  * finished. `names` may be NULL or hold the node name of each address
  * ("" when unknown). */
@@ -105,8 +104,7 @@ bool node_paused(const struct node *nd);
 void node_set_hooks(struct node *nd, const struct hooks *hooks);
 /* Member events for tooling (the simulation's counters), seen before the
  * on_member hook; one observer, NULL removes it. */
-typedef void (*node_observer_fn)(void *ud, int event,
-                                 const struct member *m);
+typedef void (*node_observer_fn)(void *ud, int event, const struct member *m);
 void node_set_observer(struct node *nd, node_observer_fn fn, void *ud);
 /* Ask the node_meta hook again and announce the new private data. */
 int node_update_meta(struct node *nd);
@@ -151,10 +149,9 @@ int node_keyring_install(struct node *nd, const uint8_t *key, size_t len);
 /* Called after every change of the keyring, made here or asked for by a
  * peer (the agent saves its keyring file there). A non-zero return with a
  * sentence in err is reported to whoever asked for the change. */
-typedef int (*node_keyring_fn)(void *ud, const struct keyring *kr,
-                               char *err, size_t errlen);
-void node_set_keyring_observer(struct node *nd, node_keyring_fn fn,
-                               void *ud);
+typedef int (*node_keyring_fn)(void *ud, const struct keyring *kr, char *err,
+                               size_t errlen);
+void node_set_keyring_observer(struct node *nd, node_keyring_fn fn, void *ud);
 /* Take the reloadable security settings of cfg: gossip_verify_incoming,
  * gossip_verify_outgoing, label and skip_inbound_label_check, and the key
  * of encrypt (or encrypt_passphrase) when no key is installed yet. 0, or
@@ -167,25 +164,30 @@ int node_reconfigure_security(struct node *nd, const struct config *cfg,
  * keys: this node first, then each other member alive or suspect over an
  * encrypted stream of its own (a hearsay envelope that other software
  * ignores). cb runs once every member answered or failed (tcp_timeout). */
-enum { NODE_KEYS_LIST, NODE_KEYS_INSTALL, NODE_KEYS_USE, NODE_KEYS_REMOVE };
+enum {
+    NODE_KEYS_LIST,
+    NODE_KEYS_INSTALL,
+    NODE_KEYS_USE,
+    NODE_KEYS_REMOVE
+};
 
 struct node_keys_failure {
-    char *name;              /* the member */
-    char *message;           /* what went wrong there */
+    char *name;    /* the member */
+    char *message; /* what went wrong there */
 };
 
 struct node_keys_count {
     uint8_t key[KEYRING_KEY_MAX];
     uint8_t len;
-    size_t installed;        /* members that have it */
-    size_t primary;          /* members whose primary it is */
+    size_t installed; /* members that have it */
+    size_t primary;   /* members whose primary it is */
 };
 
 struct node_keys_result {
     int op;
-    size_t nodes;            /* members asked, this node included */
-    size_t responses;        /* members that answered */
-    size_t errors;           /* answers that reported a failure */
+    size_t nodes;                       /* members asked, this node included */
+    size_t responses;                   /* members that answered */
+    size_t errors;                      /* answers that reported a failure */
     struct node_keys_failure *failures; /* answered or not, nfailures */
     size_t nfailures;
     struct node_keys_count *keys; /* NODE_KEYS_LIST: nkeys */

@@ -4,17 +4,22 @@
 #ifndef HS_NODE_INT_H
 #define HS_NODE_INT_H
 
+#include "base/rng.h"
+#include "base/timers.h"
 #include "core/broadcast.h"
 #include "core/metadata.h"
 #include "core/node.h"
-#include "base/rng.h"
 #include "core/suspicion.h"
-#include "base/timers.h"
 
 _Static_assert(MEMBER_NAME_MAX == CONFIG_NAME_MAX,
                "member names are config names");
 
-enum node_phase { PHASE_NEW, PHASE_RUNNING, PHASE_LEAVING, PHASE_LEFT };
+enum node_phase {
+    PHASE_NEW,
+    PHASE_RUNNING,
+    PHASE_LEAVING,
+    PHASE_LEFT
+};
 
 #define NODE_NOTED_MAX 256 /* sources of refused traffic remembered */
 
@@ -24,33 +29,33 @@ struct probe {
     uint32_t seq;
     struct member *target;
     uint64_t sent;
-    uint64_t interval;       /* probe_interval scaled by awareness */
+    uint64_t interval; /* probe_interval scaled by awareness */
     int expected_nacks, nacks;
-    bool tcp_ok;             /* the TCP fallback ping was answered */
-    struct stream *tcp;      /* the TCP fallback ping, while open */
-    struct timer indirect;   /* probe_timeout: go indirect */
-    struct timer expire;     /* interval: judge the probe */
+    bool tcp_ok;           /* the TCP fallback ping was answered */
+    struct stream *tcp;    /* the TCP fallback ping, while open */
+    struct timer indirect; /* probe_timeout: go indirect */
+    struct timer expire;   /* interval: judge the probe */
 };
 
 /* An ack we wait for on behalf of another node (indirect probe relay). */
 struct relay {
     struct relay *next;
     struct node *nd;
-    uint32_t seq;            /* our ping's sequence number */
-    uint32_t their_seq;      /* the requester's */
+    uint32_t seq;       /* our ping's sequence number */
+    uint32_t their_seq; /* the requester's */
     struct hs_addr reply_to;
     char *reply_name;
     bool want_nack, acked;
-    struct timer timeout;    /* probe_timeout */
+    struct timer timeout; /* probe_timeout */
 };
 
 enum stream_kind {
-    STREAM_IN,               /* accepted: read one request, answer */
-    STREAM_PUSHPULL,         /* we dialled: send state, read state */
-    STREAM_PING,             /* we dialled: fallback ping, read ack */
-    STREAM_USER,             /* we dialled: send a user message */
-    STREAM_META,             /* we dialled: metadata request, answer */
-    STREAM_KEYS              /* we dialled: keyring operation, answer */
+    STREAM_IN,       /* accepted: read one request, answer */
+    STREAM_PUSHPULL, /* we dialled: send state, read state */
+    STREAM_PING,     /* we dialled: fallback ping, read ack */
+    STREAM_USER,     /* we dialled: send a user message */
+    STREAM_META,     /* we dialled: metadata request, answer */
+    STREAM_KEYS      /* we dialled: keyring operation, answer */
 };
 
 struct join_op;
@@ -74,19 +79,19 @@ struct stream {
     struct buf in;
     struct wire_stream_scan scan;
     size_t need;
-    struct buf out;          /* request to write once connected */
+    struct buf out; /* request to write once connected */
     struct timer deadline;
-    bool join;               /* push/pull with Join=true */
-    struct join_op *op;      /* the join this push/pull belongs to */
-    uint32_t seq;            /* fallback ping */
-    void *req;               /* metadata request (md_node.c) */
-    struct keyop *keyop;     /* keyring operation (keyops.c) */
-    size_t keyop_slot;       /* which member of it */
-    bool label_done;         /* inbound: the label header was checked */
-    bool encrypted;          /* the message arrived encrypted */
-    bool seal;               /* encrypt our messages whatever
+    bool join;              /* push/pull with Join=true */
+    struct join_op *op;     /* the join this push/pull belongs to */
+    uint32_t seq;           /* fallback ping */
+    void *req;              /* metadata request (md_node.c) */
+    struct keyop *keyop;    /* keyring operation (keyops.c) */
+    size_t keyop_slot;      /* which member of it */
+    bool label_done;        /* inbound: the label header was checked */
+    bool encrypted;         /* the message arrived encrypted */
+    bool seal;              /* encrypt our messages whatever
                               * gossip_verify_outgoing says */
-    stream_done_fn on_done;  /* dialled: NULL when no answer comes */
+    stream_done_fn on_done; /* dialled: NULL when no answer comes */
     stream_cancel_fn on_cancel;
 };
 
@@ -115,7 +120,7 @@ struct node {
     const struct hs_logger *log;
     int phase;
     bool paused;
-    bool mixed;   /* a foreign member was seen: see take_broadcasts */
+    bool mixed; /* a foreign member was seen: see take_broadcasts */
     node_observer_fn observer; /* tooling's view of member events */
     void *observer_ud;
     struct hs_rng rng;
@@ -128,7 +133,7 @@ struct node {
     struct member *self;
     size_t self_name_len;
     struct hs_addr advertise;
-    struct buf meta;          /* our private data */
+    struct buf meta; /* our private data */
     uint32_t incarnation;
     uint32_t seq;
     int awareness;
@@ -153,7 +158,7 @@ struct node {
     struct timer leave_timer;
 
     struct node_utimer *utimers;
-    struct metadata *store;   /* the cluster metadata store */
+    struct metadata *store; /* the cluster metadata store */
 
     /* Members that failed, tried again now and then (Serf's reconnect):
      * without it two halves of a healed partition stay apart. */
@@ -161,7 +166,7 @@ struct node {
         char name[CONFIG_NAME_MAX + 1];
         struct hs_addr addr;
         uint64_t since;
-    } *failed;
+    } * failed;
     size_t nfailed;
     struct timer reconnect_tick;
     struct timer meta_tick;
@@ -169,21 +174,21 @@ struct node {
     /* Rumors (gossiped user messages) seen lately: a hash set of their
      * ids, forgotten oldest first. */
     uint64_t rumor_seq;
-    uint64_t *seen;          /* RUMOR_SLOTS slots, 0 = empty */
-    uint64_t *seen_ring;     /* RUMOR_KEEP ids in arrival order */
+    uint64_t *seen;      /* RUMOR_SLOTS slots, 0 = empty */
+    uint64_t *seen_ring; /* RUMOR_KEEP ids in arrival order */
     size_t seen_pos, seen_n;
-    struct buf scratch;       /* packet being built */
+    struct buf scratch; /* packet being built */
     struct node_stats stats;
 
     /* Encryption (keyring.c). The keyring is empty when encryption is
      * off; the label and verify flags live in cfg. */
     struct keyring keyring;
-    struct buf sealed;        /* packet being sealed */
-    struct buf rx;            /* packet being opened */
+    struct buf sealed; /* packet being sealed */
+    struct buf rx;     /* packet being opened */
     bool rx_busy;
     node_keyring_fn keyring_fn;
     void *keyring_ud;
-    struct keyop *keyops;     /* cluster-wide key operations under way */
+    struct keyop *keyops; /* cluster-wide key operations under way */
     int nkeyops;
     /* Sources of refused traffic already logged, by IP and reason: each
      * is logged once, then only counted. */
@@ -212,13 +217,12 @@ int node_send_raw(struct node *nd, const struct hs_addr *to,
                   const struct member *to_member, const uint8_t *msg,
                   size_t len);
 /* Send a message with piggybacked broadcasts (memberlist's sendMsg). */
-int node_send_msg(struct node *nd, const struct hs_addr *to,
-                  const uint8_t *msg, size_t len);
+int node_send_msg(struct node *nd, const struct hs_addr *to, const uint8_t *msg,
+                  size_t len);
 /* Queue a memberlist broadcast about `about` (may be NULL). */
 /* Queue an alive about m, written from m itself when sent (`msg` is the
  * message as it reads now, for its length). */
-void node_queue_alive(struct node *nd, struct member *m,
-                      const struct buf *msg);
+void node_queue_alive(struct node *nd, struct member *m, const struct buf *msg);
 void node_queue_broadcast(struct node *nd, struct member *about,
                           const struct buf *msg, bool notify);
 void node_event(struct node *nd, int event, const struct member *m);
@@ -253,9 +257,9 @@ void node_user_message(struct node *nd, const struct user_msg *u,
                        const struct hs_addr *from);
 /* Fill up to `limit` bytes with broadcasts (memberlist getBroadcasts),
  * laid end to end in out with their lengths in lens (send.c). */
-size_t node_take_broadcasts(struct node *nd, size_t overhead,
-                            size_t limit, struct buf *out, size_t *lens,
-                            size_t max, bool ours);
+size_t node_take_broadcasts(struct node *nd, size_t overhead, size_t limit,
+                            struct buf *out, size_t *lens, size_t max,
+                            bool ours);
 /* msgs laid end to end in `all` as one message (single, or compound). */
 int node_pack(const struct buf *all, const size_t *lens, size_t n,
               struct buf *out);
@@ -264,9 +268,8 @@ void node_queue_encode(void *ud, struct bcast **slot, struct buf *out);
 /* Timer callbacks: gossip.c, reconnect.c. */
 void gossip_tick(struct timer *t);
 void reconnect_tick(struct timer *t);
-void node_count_drop(struct node *nd, int reason,
-                     const struct hs_addr *from, const char *what,
-                     const char *why);
+void node_count_drop(struct node *nd, int reason, const struct hs_addr *from,
+                     const char *what, const char *why);
 /* Count a drop for encryption or label reasons, and log it at WARN the
  * first time for this source IP and reason. */
 void node_refuse(struct node *nd, int reason, const struct hs_addr *from,
@@ -338,8 +341,8 @@ void members_reset(struct node *nd);
 /* Check and decode one message of a packet (its type byte, then the
  * body), then run its handler; a body that does not decode, or a type
  * with no handler, is counted as a drop here. */
-void dispatch_message(struct node *nd, const struct hs_addr *from,
-                      uint8_t type, const uint8_t *body, size_t n);
+void dispatch_message(struct node *nd, const struct hs_addr *from, uint8_t type,
+                      const uint8_t *body, size_t n);
 
 /* ===== probe.c ===== */
 void probe_init(struct node *nd);
@@ -361,9 +364,9 @@ void probe_forget(struct node *nd, struct member *m);
 /* Dial a stream of `kind` (for counts and logs): `done` is called when
  * it ends (NULL: no answer is read; the stream ends once written), and
  * `cancel` if the node closes first. */
-struct stream *stream_dial(struct node *nd, int kind,
-                           const struct hs_addr *to, uint64_t timeout_ms,
-                           stream_done_fn done, stream_cancel_fn cancel);
+struct stream *stream_dial(struct node *nd, int kind, const struct hs_addr *to,
+                           uint64_t timeout_ms, stream_done_fn done,
+                           stream_cancel_fn cancel);
 /* Is p[0..n) a WIRE_USER stream message carrying our envelope of
  * `env_kind`? Its envelope goes to *e. */
 bool stream_envelope(const uint8_t *p, size_t n, int env_kind,
@@ -393,18 +396,16 @@ void keyops_close(struct node *nd);
  * we call when we start (else NULL); `remote` the peer's user state when
  * we answer its push/pull (else NULL). */
 int pushpull_encode(struct node *nd, bool join, const struct hs_addr *to,
-                    const uint8_t *remote, size_t remotelen,
-                    struct buf *out);
+                    const uint8_t *remote, size_t remotelen, struct buf *out);
 /* A complete push/pull message (after the type byte) from `peer`;
  * `started` when it answers our own, `asked` when that was a join asked
  * for here (node_join): only then are the members it brings not held to
  * the peer's growth limits. Returns 0 or an error with why. */
-int pushpull_merge(struct node *nd, const uint8_t *body, size_t len,
-                   bool *join, bool started, bool asked,
-                   const struct hs_addr *peer, char *why, size_t whylen);
+int pushpull_merge(struct node *nd, const uint8_t *body, size_t len, bool *join,
+                   bool started, bool asked, const struct hs_addr *peer,
+                   char *why, size_t whylen);
 /* The user state of a complete push/pull body, or NULL. */
-const uint8_t *pushpull_user_state(const uint8_t *body, size_t len,
-                                   size_t *n);
+const uint8_t *pushpull_user_state(const uint8_t *body, size_t len, size_t *n);
 void pushpull_tick(struct timer *t);
 /* Push/pull with one address (periodic: join=false). */
 int pushpull_start(struct node *nd, const struct hs_addr *to, bool join,

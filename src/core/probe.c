@@ -59,8 +59,8 @@ void probe_forget(struct node *nd, struct member *m)
     }
 }
 
-static void self_source(struct node *nd, struct wire_raw *addr,
-                        uint16_t *port, struct wire_raw *name)
+static void self_source(struct node *nd, struct wire_raw *addr, uint16_t *port,
+                        struct wire_raw *name)
 {
     *addr = wire_raw(nd->advertise.ip, nd->advertise.len);
     *port = nd->advertise.port;
@@ -193,8 +193,7 @@ static void probe_indirect(struct timer *t)
     HS_DEBUG(nd->log, "probe timed out, going indirect: member=%s seq=%u",
              m->name, p->seq);
     struct member *peers[64];
-    size_t k = node_pick(nd, peers,
-                         HS_MIN((size_t)nd->cfg.indirect_checks, 64),
+    size_t k = node_pick(nd, peers, HS_MIN((size_t)nd->cfg.indirect_checks, 64),
                          relay_candidate);
     struct wire_indirect_ping ind = {
         .seq = p->seq,
@@ -226,10 +225,10 @@ static void probe_indirect(struct timer *t)
         wire_put_ping(&pb, &ping);
         uint64_t end = p->sent + p->interval, now = node_now(nd);
         uint64_t left = end > now ? end - now : 1;
-        struct stream *s = pb.err ? NULL
-                                  : stream_dial(nd, STREAM_PING, &m->addr,
-                                                left ? left : 1,
-                                                tcp_ping_done, NULL);
+        struct stream *s =
+            pb.err ? NULL
+                   : stream_dial(nd, STREAM_PING, &m->addr, left ? left : 1,
+                                 tcp_ping_done, NULL);
         if (s && stream_set_request(s, pb.data, pb.len) == 0) {
             s->seq = p->seq;
             p->tcp = s;
@@ -245,8 +244,10 @@ static void probe_expire(struct timer *t)
     struct node *nd = HS_CONTAINER_OF(p, struct node, probe);
     struct member *m = p->target;
     if (p->tcp_ok) {
-        HS_WARN(nd->log, "member %s answered over TCP but not UDP: the "
-                "network may block UDP", m->name);
+        HS_WARN(nd->log,
+                "member %s answered over TCP but not UDP: the "
+                "network may block UDP",
+                m->name);
         nd->stats.tcp_ping_rescues++;
         probe_end(nd, -1);
         return;
@@ -254,11 +255,12 @@ static void probe_expire(struct timer *t)
     /* Lifeguard: missing nacks mean our own network is in trouble. */
     int delta = 1;
     if (p->expected_nacks > 0)
-        delta = p->nacks < p->expected_nacks
-                    ? p->expected_nacks - p->nacks : 0;
+        delta = p->nacks < p->expected_nacks ? p->expected_nacks - p->nacks : 0;
     nd->stats.probes_failed++;
-    HS_INFO(nd->log, "probe failed, suspecting member: member=%s seq=%u "
-            "nacks=%d/%d", m->name, p->seq, p->nacks, p->expected_nacks);
+    HS_INFO(nd->log,
+            "probe failed, suspecting member: member=%s seq=%u "
+            "nacks=%d/%d",
+            m->name, p->seq, p->nacks, p->expected_nacks);
     struct wire_suspect s = {m->incarnation, wire_raw(m->name, m->name_len),
                              wire_raw(nd->cfg.name, nd->self_name_len)};
     /* Suspect first: a probe started by probe_end (for a missed tick)
@@ -293,8 +295,8 @@ static void tcp_ping_done(struct stream *s, int err, const char *why,
     const char *w = NULL;
     struct wire_ack ack;
     mp_reader_init(&r, p + 1, n - 1);
-    bool ok = p[0] == WIRE_ACK &&
-              wire_get_ack(&r, &ack, &sc, &w) == 0 && ack.seq == s->seq;
+    bool ok = p[0] == WIRE_ACK && wire_get_ack(&r, &ack, &sc, &w) == 0 &&
+              ack.seq == s->seq;
     probe_tcp_done(s->nd, s, ok);
 }
 
@@ -306,8 +308,7 @@ static void probe_acked(struct node *nd, const struct wire_ack *ack)
     HS_DEBUG(nd->log, "probe acked: member=%s seq=%u rtt=%llums", m->name,
              p->seq, (unsigned long long)rtt);
     if (nd->hooks.on_ping)
-        nd->hooks.on_ping(nd->hooks.ud, m, rtt, ack->payload.p,
-                          ack->payload.n);
+        nd->hooks.on_ping(nd->hooks.ud, m, rtt, ack->payload.p, ack->payload.n);
     probe_end(nd, -1);
 }
 

@@ -29,8 +29,7 @@ uint64_t pushpull_scale(uint64_t interval, size_t n)
  * `to` is the peer we call (NULL when answering), `remote` its state
  * (when answering). */
 static int user_state(struct node *nd, bool join, const struct hs_addr *to,
-                      const uint8_t *remote, size_t remotelen,
-                      struct buf *out)
+                      const uint8_t *remote, size_t remotelen, struct buf *out)
 {
     struct buf lua = BUF_INIT, meta = BUF_INIT;
     bool has_lua = nd->hooks.local_state &&
@@ -39,10 +38,9 @@ static int user_state(struct node *nd, bool join, const struct hs_addr *to,
     const uint8_t *rmeta = NULL;
     size_t rmetalen = 0;
     struct wire_envelope e;
-    int erc = remote && remotelen
-                  ? wire_get_envelope(remote, remotelen, &e) : HS_EINVAL;
-    bool foreign = erc == HS_ENOTFOUND ||
-                   (to && node_peer_is_foreign(nd, to));
+    int erc = remote && remotelen ? wire_get_envelope(remote, remotelen, &e)
+                                  : HS_EINVAL;
+    bool foreign = erc == HS_ENOTFOUND || (to && node_peer_is_foreign(nd, to));
     bool has_meta = !foreign;
     if (!has_lua && !has_meta) {
         buf_free(&lua);
@@ -82,8 +80,7 @@ static int user_state(struct node *nd, bool join, const struct hs_addr *to,
     return rc;
 }
 
-const uint8_t *pushpull_user_state(const uint8_t *body, size_t len,
-                                   size_t *n)
+const uint8_t *pushpull_user_state(const uint8_t *body, size_t len, size_t *n)
 {
     struct mp_reader r;
     struct wire_pushpull_header h;
@@ -159,9 +156,9 @@ static void merge_user_state(struct node *nd, const uint8_t *p, size_t n,
     }
 }
 
-int pushpull_merge(struct node *nd, const uint8_t *body, size_t len,
-                   bool *join, bool started, bool asked,
-                   const struct hs_addr *peer, char *why, size_t whylen)
+int pushpull_merge(struct node *nd, const uint8_t *body, size_t len, bool *join,
+                   bool started, bool asked, const struct hs_addr *peer,
+                   char *why, size_t whylen)
 {
     struct mp_reader r;
     struct wire_pushpull_header h;
@@ -177,8 +174,7 @@ int pushpull_merge(struct node *nd, const uint8_t *body, size_t len,
     size_t n = (size_t)h.nodes;
     /* The stream scan already checked that n maps are really there, so
      * this allocation is bounded by the bytes received. */
-    struct wire_node_state *states =
-        n ? hs_calloc(n, sizeof *states) : NULL;
+    struct wire_node_state *states = n ? hs_calloc(n, sizeof *states) : NULL;
     /* []byte fields sent as arrays take no less room on the wire. */
     struct wire_scratch sc = {n ? hs_malloc(len) : NULL, len, 0};
     int rc = 0;
@@ -273,8 +269,8 @@ int pushpull_start(struct node *nd, const struct hs_addr *to, bool join,
     int rc = pushpull_encode(nd, join, to, NULL, 0, &b);
     struct stream *s = NULL;
     if (rc == 0) {
-        s = stream_dial(nd, STREAM_PUSHPULL, to, nd->cfg.tcp_timeout,
-                        answered, cancelled);
+        s = stream_dial(nd, STREAM_PUSHPULL, to, nd->cfg.tcp_timeout, answered,
+                        cancelled);
         rc = s ? stream_set_request(s, b.data, b.len) : HS_EIO;
     }
     buf_free(&b);
@@ -391,9 +387,9 @@ static bool sync_peer(const struct node *nd, const struct member *m)
 void pushpull_tick(struct timer *t)
 {
     struct node *nd = HS_CONTAINER_OF(t, struct node, pushpull_tick);
-    node_arm(nd, t, node_now(nd) +
-                        pushpull_scale(nd->cfg.push_pull_interval,
-                                       members_count(&nd->members)));
+    node_arm(nd, t,
+             node_now(nd) + pushpull_scale(nd->cfg.push_pull_interval,
+                                           members_count(&nd->members)));
     if (nd->paused || nd->phase != PHASE_RUNNING)
         return;
     struct member *peer;

@@ -51,8 +51,7 @@ void reconnect_tick(struct timer *t)
         return;
     uint64_t now = node_now(nd);
     for (size_t i = 0; i < nd->nfailed;) {
-        const struct member *m = members_find(&nd->members,
-                                              nd->failed[i].name,
+        const struct member *m = members_find(&nd->members, nd->failed[i].name,
                                               strlen(nd->failed[i].name));
         if (now - nd->failed[i].since > nd->cfg.reconnect_timeout ||
             (m && m->state == MEMBER_ALIVE))

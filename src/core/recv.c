@@ -97,8 +97,8 @@ static bool unwrap(struct node *nd, const struct hs_addr *from,
         } else if (nd->cfg.gossip_verify_incoming) {
             /* A blob starts with its version, 0 or 1; other first bytes
              * are plaintext messages. */
-            node_refuse(nd, n && p[0] > 1 ? NODE_DROP_PLAINTEXT
-                                          : NODE_DROP_DECRYPT,
+            node_refuse(nd,
+                        n && p[0] > 1 ? NODE_DROP_PLAINTEXT : NODE_DROP_DECRYPT,
                         from, "packet",
                         n && p[0] > 1 ? "not encrypted, and "
                                         "gossip_verify_incoming is set"
@@ -146,8 +146,8 @@ static void walk_packet(struct node *nd, const struct hs_addr *from,
     struct wire_limits lim = {PACKET_MAX_DECOMPRESSED, PACKET_MAX_DEPTH};
     struct rx rx = {nd, from};
     /* Wrappers are not leaves: count the outermost ones here. */
-    size_t o = n >= WIRE_CRC_OVERHEAD && p[0] == WIRE_HASCRC
-                   ? WIRE_CRC_OVERHEAD : 0;
+    size_t o =
+        n >= WIRE_CRC_OVERHEAD && p[0] == WIRE_HASCRC ? WIRE_CRC_OVERHEAD : 0;
     if (o)
         node_count_in(nd, WIRE_HASCRC, n);
     if (n > o && (p[o] == WIRE_COMPRESS || p[o] == WIRE_COMPOUND))
@@ -156,12 +156,12 @@ static void walk_packet(struct node *nd, const struct hs_addr *from,
     const char *why = NULL;
     int rc = wire_walk_packet(p, n, &lim, on_leaf, &rx, &trunc, &why);
     if (rc) {
-        int reason = rc == HS_ECRC       ? NODE_DROP_CRC
-                     : rc == HS_ETRUNC   ? NODE_DROP_TRUNCATED
-                     : rc == HS_ETOOBIG  ? NODE_DROP_TOO_BIG
+        int reason = rc == HS_ECRC      ? NODE_DROP_CRC
+                     : rc == HS_ETRUNC  ? NODE_DROP_TRUNCATED
+                     : rc == HS_ETOOBIG ? NODE_DROP_TOO_BIG
                      : rc == HS_EUNSUPP || rc == HS_EDECOMPRESS
-                                         ? NODE_DROP_DECOMPRESS
-                                         : NODE_DROP_MALFORMED;
+                         ? NODE_DROP_DECOMPRESS
+                         : NODE_DROP_MALFORMED;
         node_count_drop(nd, reason, from, "packet", why);
     }
 }

@@ -53,8 +53,8 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
     char ab[HS_ADDRSTRLEN], qb[160];
     const char *name = (const char *)a->node.p;
     size_t nlen = a->node.n;
-    bool is_self = nlen == nd->self_name_len &&
-                   memcmp(name, nd->cfg.name, nlen) == 0;
+    bool is_self =
+        nlen == nd->self_name_len && memcmp(name, nd->cfg.name, nlen) == 0;
 
     /* During a leave, an alive about us must not bring us back. */
     if (nd->phase >= PHASE_LEAVING && is_self)
@@ -117,8 +117,10 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
     bool updates_addr = false;
     if (m == NULL) {
         if (!node_ip_allowed(nd, &addr)) {
-            HS_WARN(nd->log, "rejected member %s: %s is outside "
-                    "cidrs_allowed", hs_log_quote(name, nlen, qb, sizeof qb),
+            HS_WARN(nd->log,
+                    "rejected member %s: %s is outside "
+                    "cidrs_allowed",
+                    hs_log_quote(name, nlen, qb, sizeof qb),
                     addr_ip_format(&addr, ab, sizeof ab));
             node_count_drop(nd, NODE_DROP_CIDR, &addr, "alive",
                             "address not allowed");
@@ -126,15 +128,13 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
         }
         if (!is_self &&
             !members_admit(&nd->members, from, node_now(nd),
-                           nd->cfg.max_new_members,
-                           nd->cfg.new_member_rate)) {
+                           nd->cfg.max_new_members, nd->cfg.new_member_rate)) {
             char detail[96];
             snprintf(detail, sizeof detail,
                      "max_new_members (%d) then new_member_rate (%d/s) "
-                     "used", nd->cfg.max_new_members,
-                     nd->cfg.new_member_rate);
-            node_refuse(nd, NODE_DROP_MEMBER_LIMIT, from, "new member",
-                        detail);
+                     "used",
+                     nd->cfg.max_new_members, nd->cfg.new_member_rate);
+            node_refuse(nd, NODE_DROP_MEMBER_LIMIT, from, "new member", detail);
             return;
         }
         if (members_add(&nd->members, name, nlen, &addr, node_rand(nd), &m))
@@ -151,21 +151,22 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
         }
         uint64_t now = node_now(nd);
         bool reclaim = nd->cfg.dead_node_reclaim_time > 0 &&
-                       now - m->state_change >
-                           nd->cfg.dead_node_reclaim_time;
-        if (m->state == MEMBER_LEFT ||
-            (m->state == MEMBER_DEAD && reclaim)) {
+                       now - m->state_change > nd->cfg.dead_node_reclaim_time;
+        if (m->state == MEMBER_LEFT || (m->state == MEMBER_DEAD && reclaim)) {
             char ob[HS_ADDRSTRLEN];
-            HS_INFO(nd->log, "member address changed: member=%s old=%s "
-                    "new=%s", m->name, addr_format(&m->addr, ob, sizeof ob),
+            HS_INFO(nd->log,
+                    "member address changed: member=%s old=%s "
+                    "new=%s",
+                    m->name, addr_format(&m->addr, ob, sizeof ob),
                     addr_format(&addr, ab, sizeof ab));
             updates_addr = true;
         } else {
             char ob[HS_ADDRSTRLEN];
             nd->stats.conflicts++;
-            HS_ERROR(nd->log, "name conflict: member=%s known=%s claimed=%s "
-                     "state=%s", m->name,
-                     addr_format(&m->addr, ob, sizeof ob),
+            HS_ERROR(nd->log,
+                     "name conflict: member=%s known=%s claimed=%s "
+                     "state=%s",
+                     m->name, addr_format(&m->addr, ob, sizeof ob),
                      addr_format(&addr, ab, sizeof ab),
                      member_state_name(m->state));
             if (nd->hooks.on_conflict) {
@@ -200,8 +201,10 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
             a->vsn.n == 6 && memcmp(a->vsn.p, vsn, 6) == 0)
             return;
         members_refute(nd, a->incarnation);
-        HS_WARN(nd->log, "refuting an alive message about us: inc=%u "
-                "now=%u", a->incarnation, nd->incarnation);
+        HS_WARN(nd->log,
+                "refuting an alive message about us: inc=%u "
+                "now=%u",
+                a->incarnation, nd->incarnation);
         return;
     }
 
@@ -220,19 +223,20 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
         if (!is_self)
             node_member_back(nd, m);
         if (!is_self)
-            HS_INFO(nd->log, "member joined: member=%s addr=%s inc=%u",
-                    m->name, addr_format(&m->addr, ab, sizeof ab),
-                    m->incarnation);
+            HS_INFO(nd->log, "member joined: member=%s addr=%s inc=%u", m->name,
+                    addr_format(&m->addr, ab, sizeof ab), m->incarnation);
         node_event(nd, HOOK_JOIN, m);
     } else {
         if (old_state == MEMBER_SUSPECT) {
-            HS_INFO(nd->log, "member alive again: member=%s inc=%u",
-                    m->name, m->incarnation);
+            HS_INFO(nd->log, "member alive again: member=%s inc=%u", m->name,
+                    m->incarnation);
             node_event(nd, HOOK_ALIVE, m);
         }
         if (meta_changed) {
-            HS_INFO(nd->log, "member updated: member=%s inc=%u meta=%u "
-                    "bytes", m->name, m->incarnation, m->meta_len);
+            HS_INFO(nd->log,
+                    "member updated: member=%s inc=%u meta=%u "
+                    "bytes",
+                    m->name, m->incarnation, m->meta_len);
             node_event(nd, HOOK_UPDATE, m);
         }
     }
@@ -240,14 +244,14 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
 
 void members_on_suspect(struct node *nd, const struct wire_suspect *s)
 {
-    struct member *m = members_find(&nd->members, (const char *)s->node.p,
-                                    s->node.n);
+    struct member *m =
+        members_find(&nd->members, (const char *)s->node.p, s->node.n);
     if (m == NULL || s->incarnation < m->incarnation)
         return;
     uint64_t now = node_now(nd);
     if (m->suspicion) {
-        if (suspicion_confirm(m->suspicion, (const char *)s->from.p,
-                              s->from.n, now)) {
+        if (suspicion_confirm(m->suspicion, (const char *)s->from.p, s->from.n,
+                              now)) {
             struct buf b = BUF_INIT;
             wire_put_suspect(&b, s);
             node_queue_broadcast(nd, m, &b, false);
@@ -279,8 +283,8 @@ void members_on_suspect(struct node *nd, const struct wire_suspect *s)
     int k = nd->cfg.suspicion_mult - 2;
     if ((long)n - 2 < k)
         k = 0;
-    uint64_t min = suspicion_timeout(nd->cfg.suspicion_mult, n,
-                                     nd->cfg.probe_interval);
+    uint64_t min =
+        suspicion_timeout(nd->cfg.suspicion_mult, n, nd->cfg.probe_interval);
     uint64_t max = (uint64_t)nd->cfg.suspicion_max_timeout_mult * min;
     suspicion_start(nd, m, (const char *)s->from.p, s->from.n, k, min, max,
                     now);
@@ -291,8 +295,8 @@ void members_on_suspect(struct node *nd, const struct wire_suspect *s)
 
 void members_on_dead(struct node *nd, const struct wire_suspect *d)
 {
-    struct member *m = members_find(&nd->members, (const char *)d->node.p,
-                                    d->node.n);
+    struct member *m =
+        members_find(&nd->members, (const char *)d->node.p, d->node.n);
     if (m == NULL || d->incarnation < m->incarnation)
         return;
     suspicion_cancel(nd, m);
@@ -303,9 +307,11 @@ void members_on_dead(struct node *nd, const struct wire_suspect *d)
     if (m == nd->self) {
         if (nd->phase < PHASE_LEAVING) {
             members_refute(nd, d->incarnation);
-            HS_WARN(nd->log, "refuting a death notice about us: from=%s "
-                    "inc=%u", hs_log_quote(d->from.p, d->from.n, qb,
-                                           sizeof qb), nd->incarnation);
+            HS_WARN(nd->log,
+                    "refuting a death notice about us: from=%s "
+                    "inc=%u",
+                    hs_log_quote(d->from.p, d->from.n, qb, sizeof qb),
+                    nd->incarnation);
             return;
         }
         /* Our own leave: gossip it and tell the waiter when done. */
@@ -318,8 +324,8 @@ void members_on_dead(struct node *nd, const struct wire_suspect *d)
     buf_free(&b);
 
     m->incarnation = d->incarnation;
-    bool left = d->node.n == d->from.n &&
-                memcmp(d->node.p, d->from.p, d->node.n) == 0;
+    bool left =
+        d->node.n == d->from.n && memcmp(d->node.p, d->from.p, d->node.n) == 0;
     members_set_state(&nd->members, m, left ? MEMBER_LEFT : MEMBER_DEAD,
                       node_now(nd));
     if (m != nd->self) {
@@ -329,8 +335,8 @@ void members_on_dead(struct node *nd, const struct wire_suspect *d)
         } else {
             nd->stats.deaths++;
             node_member_failed(nd, m);
-            HS_INFO(nd->log, "member dead: member=%s inc=%u from=%s",
-                    m->name, m->incarnation,
+            HS_INFO(nd->log, "member dead: member=%s inc=%u from=%s", m->name,
+                    m->incarnation,
                     hs_log_quote(d->from.p, d->from.n, qb, sizeof qb));
         }
     }
@@ -345,7 +351,7 @@ void members_merge(struct node *nd, const struct wire_node_state *states,
         switch (r->state) {
         case WIRE_STATE_ALIVE: {
             struct wire_alive a = {r->incarnation, r->name, r->addr,
-                                   r->port, r->meta, r->vsn};
+                                   r->port,        r->meta, r->vsn};
             members_on_alive(nd, &a, false, from);
             break;
         }
@@ -357,9 +363,8 @@ void members_merge(struct node *nd, const struct wire_node_state *states,
         case WIRE_STATE_DEAD:
         case WIRE_STATE_SUSPECT: {
             /* A remote "dead" never kills directly: suspect instead. */
-            struct wire_suspect s = {
-                r->incarnation, r->name,
-                wire_raw(nd->cfg.name, nd->self_name_len)};
+            struct wire_suspect s = {r->incarnation, r->name,
+                                     wire_raw(nd->cfg.name, nd->self_name_len)};
             members_on_suspect(nd, &s);
             break;
         }

@@ -17,8 +17,7 @@ const struct keyring *node_keyring(const struct node *nd)
     return &nd->keyring;
 }
 
-void node_set_keyring_observer(struct node *nd, node_keyring_fn fn,
-                               void *ud)
+void node_set_keyring_observer(struct node *nd, node_keyring_fn fn, void *ud)
 {
     nd->keyring_fn = fn;
     nd->keyring_ud = ud;
@@ -46,7 +45,8 @@ int node_keyring_install(struct node *nd, const uint8_t *key, size_t len)
     int rc = keyring_add(&nd->keyring, key, len);
     if (rc == 0 && !had)
         keyring_changed(nd, nd->keyring.n == 1 ? "key installed as primary "
-                        "(encryption on)" : "key installed");
+                                                 "(encryption on)"
+                                               : "key installed");
     return rc;
 }
 
@@ -90,21 +90,23 @@ int node_reconfigure_security(struct node *nd, const struct config *cfg,
     config_free(&c);
     if (changed) {
         char lb[CONFIG_LABEL_MAX * 4 + 1];
-        HS_INFO(nd->log, "security settings: gossip_verify_incoming=%s "
-                "gossip_verify_outgoing=%s label=\"%s\" "
-                "skip_inbound_label_check=%s",
-                nd->cfg.gossip_verify_incoming ? "true" : "false",
-                nd->cfg.gossip_verify_outgoing ? "true" : "false",
-                hs_log_quote(nd->cfg.label, strlen(nd->cfg.label), lb,
-                             sizeof lb),
-                nd->cfg.skip_inbound_label_check ? "true" : "false");
+        HS_INFO(
+            nd->log,
+            "security settings: gossip_verify_incoming=%s "
+            "gossip_verify_outgoing=%s label=\"%s\" "
+            "skip_inbound_label_check=%s",
+            nd->cfg.gossip_verify_incoming ? "true" : "false",
+            nd->cfg.gossip_verify_outgoing ? "true" : "false",
+            hs_log_quote(nd->cfg.label, strlen(nd->cfg.label), lb, sizeof lb),
+            nd->cfg.skip_inbound_label_check ? "true" : "false");
     }
     /* A configured key starts encryption on a node without one; once
      * there is a keyring, hearsay keys manages it. */
     if (keylen && keyring_empty(&nd->keyring))
         rc = node_keyring_install(nd, key, keylen);
     else if (keylen && keyring_find(&nd->keyring, key, keylen) < 0)
-        HS_INFO(nd->log, "keyring: the configured key is not installed; "
+        HS_INFO(nd->log,
+                "keyring: the configured key is not installed; "
                 "the keyring is managed with hearsay keys once it has a "
                 "key");
     keyring_wipe(key, sizeof key);

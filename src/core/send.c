@@ -61,10 +61,9 @@ int node_send_raw(struct node *nd, const struct hs_addr *to,
         if (node_seals(nd)) {
             uint8_t nonce[KEYRING_NONCE];
             node_nonce(nd, nonce);
-            int rc = keyring_seal(&nd->keyring,
-                                  keyring_version(nd->cfg.protocol_version),
-                                  nonce, (const uint8_t *)nd->cfg.label,
-                                  labellen, b->data, b->len, sb);
+            int rc = keyring_seal(
+                &nd->keyring, keyring_version(nd->cfg.protocol_version), nonce,
+                (const uint8_t *)nd->cfg.label, labellen, b->data, b->len, sb);
             if (rc) {
                 HS_ERROR(nd->log, "cannot encrypt a packet: %s",
                          hs_strerror(rc));
@@ -95,9 +94,9 @@ int node_send_raw(struct node *nd, const struct hs_addr *to,
 /* Fill up to `limit` bytes with broadcasts: memberlist's first, then user
  * messages (memberlist getBroadcasts). Our own (metadata and rumors) only
  * if `ours`: the target is not known to run something else. */
-size_t node_take_broadcasts(struct node *nd, size_t overhead,
-                            size_t limit, struct buf *out, size_t *lens,
-                            size_t max, bool ours)
+size_t node_take_broadcasts(struct node *nd, size_t overhead, size_t limit,
+                            struct buf *out, size_t *lens, size_t max,
+                            bool ours)
 {
     size_t n = 0, m = 0, used = 0;
     size_t members = members_count(&nd->members);
@@ -111,16 +110,16 @@ size_t node_take_broadcasts(struct node *nd, size_t overhead,
          * tell it to at least a full round of gossip targets, which in a
          * small cluster is everyone. */
         int mtl = tl < nd->cfg.gossip_nodes ? nd->cfg.gossip_nodes : tl;
-        m = metadata_take(nd->store, overhead, limit - used, mtl, out,
-                          lens + n, max - n);
+        m = metadata_take(nd->store, overhead, limit - used, mtl, out, lens + n,
+                          max - n);
         for (size_t i = n; i < n + m; i++)
             used += lens[i] + overhead;
         n += m;
         m = 0;
     }
     if (ours && limit > used && limit - used > overhead + 1 && n < max)
-        bqueue_take(&nd->user_queue, overhead, limit - used, tl, out,
-                    lens + n, max - n, &m);
+        bqueue_take(&nd->user_queue, overhead, limit - used, tl, out, lens + n,
+                    max - n, &m);
     return n + m;
 }
 
@@ -150,8 +149,8 @@ size_t node_packet_overhead(const struct node *nd)
     return o;
 }
 
-int node_send_msg(struct node *nd, const struct hs_addr *to,
-                  const uint8_t *msg, size_t len)
+int node_send_msg(struct node *nd, const struct hs_addr *to, const uint8_t *msg,
+                  size_t len)
 {
     size_t limit = (size_t)nd->cfg.udp_buffer_size;
     size_t fixed = len + WIRE_COMPOUND_HEADER + node_packet_overhead(nd);
@@ -194,11 +193,10 @@ int node_send_msg(struct node *nd, const struct hs_addr *to,
     return rc;
 }
 
-void node_queue_alive(struct node *nd, struct member *m,
-                      const struct buf *msg)
+void node_queue_alive(struct node *nd, struct member *m, const struct buf *msg)
 {
-    if (!msg->err && bqueue_push_lazy(&nd->queue, &m->bcast, msg->len,
-                                      false) == 0)
+    if (!msg->err &&
+        bqueue_push_lazy(&nd->queue, &m->bcast, msg->len, false) == 0)
         nd->stats.broadcasts_queued++;
 }
 
@@ -206,8 +204,9 @@ void node_queue_alive(struct node *nd, struct member *m,
 void node_queue_encode(void *ud, struct bcast **slot, struct buf *out)
 {
     (void)ud;
-    const struct member *m = (const struct member *)(const void *)(
-        (const char *)slot - offsetof(struct member, bcast));
+    const struct member *m =
+        (const struct member *)(const void *)((const char *)slot -
+                                              offsetof(struct member, bcast));
     members_write_alive(m, out);
 }
 

@@ -15,9 +15,9 @@
 
 #include <zlib.h>
 
-#include "core/metadata.h"
 #include "codec/mp.h"
 #include "codec/wire.h"
+#include "core/metadata.h"
 
 static const char MAGIC[3][8] = {
     [SNAPSHOT_LOG] = {'H', 'S', 'L', 'O', 'G', 0, 0, 1},
@@ -149,8 +149,8 @@ static uint8_t *read_all(int fd, size_t size, size_t *got)
  * is its whole size. `cut` tells a record cut short by the end of the
  * bytes (what a crash leaves) from one that is wrong. */
 static const char *record_at(const uint8_t *p, size_t n, int *type,
-                             const uint8_t **payload, size_t *len,
-                             size_t *used, bool *cut)
+                             const uint8_t **payload, size_t *len, size_t *used,
+                             bool *cut)
 {
     *cut = false;
     if (n < SNAPSHOT_RECORD_HEAD) {
@@ -190,21 +190,23 @@ static void set_aside(struct loader *ld, const char *path, const char *what,
                       const char *why)
 {
     char aside[PATH_MAX_ + 64];
-    snprintf(aside, sizeof aside, "%s.corrupt-%lld", path,
-             (long long)ld->now);
+    snprintf(aside, sizeof aside, "%s.corrupt-%lld", path, (long long)ld->now);
     ld->f->damaged = true;
     if (rename(path, aside) == 0)
-        HS_ERROR(ld->log, "%s %s is not usable (%s): set aside as %s, "
-                 "never loaded", what, path, why, aside);
+        HS_ERROR(ld->log,
+                 "%s %s is not usable (%s): set aside as %s, "
+                 "never loaded",
+                 what, path, why, aside);
     else
-        HS_ERROR(ld->log, "%s %s is not usable (%s), and cannot be set "
-                 "aside: %s; not loaded", what, path, why, strerror(errno));
+        HS_ERROR(ld->log,
+                 "%s %s is not usable (%s), and cannot be set "
+                 "aside: %s; not loaded",
+                 what, path, why, strerror(errno));
 }
 
 /* Add the members of a MEMBERS payload (or the legacy list) to rejoin;
  * false if malformed (nothing added then). */
-static bool add_members(struct loader *ld, struct mp_reader *r,
-                        size_t *count)
+static bool add_members(struct loader *ld, struct mp_reader *r, size_t *count)
 {
     size_t before = ld->rejoin->n;
     uint32_t n;
@@ -214,16 +216,15 @@ static bool add_members(struct loader *ld, struct mp_reader *r,
     for (uint32_t j = 0; j < n; j++) {
         const uint8_t *name, *addr;
         uint32_t nl, al, two;
-        if (mp_read_array(r, &two) || two != 2 ||
-            mp_read_raw(r, &name, &nl) || mp_read_raw(r, &addr, &al)) {
+        if (mp_read_array(r, &two) || two != 2 || mp_read_raw(r, &name, &nl) ||
+            mp_read_raw(r, &addr, &al)) {
             config_list_truncate(ld->rejoin, before);
             *count = 0;
             return false;
         }
         char spec[600];
         snprintf(spec, sizeof spec, "%.*s/%.*s", (int)HS_MIN(nl, 300u),
-                 (const char *)name, (int)HS_MIN(al, 200u),
-                 (const char *)addr);
+                 (const char *)name, (int)HS_MIN(al, 200u), (const char *)addr);
         if (config_list_add(ld->rejoin, spec) == 0)
             (*count)++;
     }
@@ -333,8 +334,9 @@ static int load_segment(struct loader *ld, uint64_t gen, uint32_t idx)
     snapshot_put_header(&hb, SNAPSHOT_SEG, gen);
     if (got < SNAPSHOT_HEADER || hb.err ||
         memcmp(data, hb.data, SNAPSHOT_HEADER) != 0)
-        why = got < SNAPSHOT_HEADER ? "cut short" : "not a hearsay segment "
-                                                    "of its generation";
+        why = got < SNAPSHOT_HEADER ? "cut short"
+                                    : "not a hearsay segment "
+                                      "of its generation";
     buf_free(&hb);
     /* First pass: every record sound, and the end record last. */
     size_t off = SNAPSHOT_HEADER, entries = 0;
@@ -381,12 +383,16 @@ static int load_segment(struct loader *ld, uint64_t gen, uint32_t idx)
         if (rc == HS_ENOMEM)
             break;
         if (w) /* sound bytes, not an entry: a bug or a newer format */
-            HS_WARN(ld->log, "snapshot segment %s: a record not applied "
-                    "(%s)", path, w);
+            HS_WARN(ld->log,
+                    "snapshot segment %s: a record not applied "
+                    "(%s)",
+                    path, w);
         off += used;
     }
-    struct snapshot_seg *s = rc == HS_ENOMEM ? NULL :
-        hs_realloc(ld->f->segs, (ld->f->nsegs + 1) * sizeof *s);
+    struct snapshot_seg *s =
+        rc == HS_ENOMEM
+            ? NULL
+            : hs_realloc(ld->f->segs, (ld->f->nsegs + 1) * sizeof *s);
     if (s == NULL) {
         hs_free(data);
         return HS_ENOMEM;
@@ -407,8 +413,8 @@ static int load_segment(struct loader *ld, uint64_t gen, uint32_t idx)
 }
 
 /* Copy bytes [from, size) of a log aside before they are cut. */
-static void keep_cut(struct loader *ld, int fd, const char *path,
-                     uint64_t from, uint64_t size, char *aside, size_t n)
+static void keep_cut(struct loader *ld, int fd, const char *path, uint64_t from,
+                     uint64_t size, char *aside, size_t n)
 {
     snprintf(aside, n, "%s.corrupt-%lld", path, (long long)ld->now);
     int out = open(aside, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -474,8 +480,8 @@ static int load_log(struct loader *ld, uint64_t gen)
             break;
         }
         uint32_t l = want == sizeof h ? hs_be32(h) : 0;
-        if (want < sizeof h || (l && l <= SNAPSHOT_RECORD_MAX &&
-                                off + 8 + l > size)) {
+        if (want < sizeof h ||
+            (l && l <= SNAPSHOT_RECORD_MAX && off + 8 + l > size)) {
             why = "a record cut short";
             cut = true;
             break;
@@ -489,8 +495,7 @@ static int load_log(struct loader *ld, uint64_t gen)
             rc = HS_ENOMEM;
             break;
         }
-        if (pread(fd, rec.data, (size_t)l + 8, (off_t)off) !=
-            (ssize_t)l + 8) {
+        if (pread(fd, rec.data, (size_t)l + 8, (off_t)off) != (ssize_t)l + 8) {
             why = "a read error";
             break;
         }
@@ -509,8 +514,10 @@ static int load_log(struct loader *ld, uint64_t gen)
                 break;
             records++;
         } else {
-            HS_WARN(ld->log, "log %s: a record of unknown type %d at byte "
-                    "%" PRIu64 " skipped", path, type, off);
+            HS_WARN(ld->log,
+                    "log %s: a record of unknown type %d at byte "
+                    "%" PRIu64 " skipped",
+                    path, type, off);
         }
         off += used;
     }
@@ -526,20 +533,24 @@ static int load_log(struct loader *ld, uint64_t gen)
         ld->f->damaged = true;
         if (cut) {
             snprintf(aside, sizeof aside, "nowhere (a torn write)");
-            HS_WARN(ld->log, "log %s: %s at byte %" PRIu64 " of %" PRIu64
+            HS_WARN(ld->log,
+                    "log %s: %s at byte %" PRIu64 " of %" PRIu64
                     ": the last %" PRIu64 " bytes are cut, never applied "
-                    "(a write torn by a crash)", path, why, off, size,
-                    size - off);
+                    "(a write torn by a crash)",
+                    path, why, off, size, size - off);
         } else {
             keep_cut(ld, fd, path, off, size, aside, sizeof aside);
-            HS_ERROR(ld->log, "log %s: %s at byte %" PRIu64 " of %" PRIu64
+            HS_ERROR(ld->log,
+                     "log %s: %s at byte %" PRIu64 " of %" PRIu64
                      ": the %" PRIu64 " bytes from there are cut, never "
-                     "applied, and kept in %s", path, why, off, size,
-                     size - off, aside);
+                     "applied, and kept in %s",
+                     path, why, off, size, size - off, aside);
         }
         if (ftruncate(fd, (off_t)off) != 0 || fsync(fd) != 0)
-            HS_ERROR(ld->log, "log %s: cannot cut it: %s (it is cut again "
-                     "at the next start)", path, strerror(errno));
+            HS_ERROR(ld->log,
+                     "log %s: cannot cut it: %s (it is cut again "
+                     "at the next start)",
+                     path, strerror(errno));
         size = off;
     }
     close(fd);
@@ -580,13 +591,11 @@ static int load_members(struct loader *ld)
     int type = 0;
     const uint8_t *p = NULL;
     bool cut;
-    if (got < SNAPSHOT_HEADER ||
-        memcmp(data, MAGIC[SNAPSHOT_MEMBERS], 8) != 0)
+    if (got < SNAPSHOT_HEADER || memcmp(data, MAGIC[SNAPSHOT_MEMBERS], 8) != 0)
         why = got < SNAPSHOT_HEADER ? "cut short" : "not a members file";
     else if ((why = record_at(data + SNAPSHOT_HEADER, got - SNAPSHOT_HEADER,
                               &type, &p, &len, &used, &cut)) == NULL &&
-             (type != SNAPSHOT_REC_MEMBERS ||
-              used != got - SNAPSHOT_HEADER))
+             (type != SNAPSHOT_REC_MEMBERS || used != got - SNAPSHOT_HEADER))
         why = "malformed";
     if (why == NULL) {
         struct mp_reader r;
@@ -598,8 +607,7 @@ static int load_members(struct loader *ld)
     if (why)
         set_aside(ld, path, "members file", why);
     else
-        HS_DEBUG(ld->log, "members loaded: path=%s members=%zu", path,
-                 count);
+        HS_DEBUG(ld->log, "members loaded: path=%s members=%zu", path, count);
     return 0;
 }
 
@@ -649,9 +657,9 @@ static bool parse_name(const char *s, struct name *n, bool *tmp)
     return *tmp;
 }
 
-int snapshot_open(const char *dir, struct node *nd,
-                  struct config_list *rejoin, const struct hs_logger *log,
-                  struct snapshot_files *out, char *err, size_t errlen)
+int snapshot_open(const char *dir, struct node *nd, struct config_list *rejoin,
+                  const struct hs_logger *log, struct snapshot_files *out,
+                  char *err, size_t errlen)
 {
     struct stat st;
     memset(out, 0, sizeof *out);
@@ -659,14 +667,12 @@ int snapshot_open(const char *dir, struct node *nd,
         snprintf(err, errlen, "data_dir %s: %s", dir, strerror(errno));
         return HS_EIO;
     }
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
-        access(dir, W_OK) != 0) {
-        snprintf(err, errlen, "data_dir %s is not a writable directory",
-                 dir);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK) != 0) {
+        snprintf(err, errlen, "data_dir %s is not a writable directory", dir);
         return HS_EIO;
     }
-    struct loader ld = {dir, nd, node_metadata(nd), rejoin, log, out,
-                        time(NULL)};
+    struct loader ld = {dir, nd,  node_metadata(nd), rejoin,
+                        log, out, time(NULL)};
     /* The files of ours, in generation order; leftovers of a save that
      * did not finish (.tmp) go. */
     DIR *d = opendir(dir);
@@ -728,7 +734,8 @@ int snapshot_open(const char *dir, struct node *nd,
         return rc;
     }
     if (out->nsegs || out->nlogs)
-        HS_INFO(log, "data dir loaded: dir=%s keys=%zu segments=%zu "
+        HS_INFO(log,
+                "data dir loaded: dir=%s keys=%zu segments=%zu "
                 "entries=%" PRIu64 " logs=%zu records=%" PRIu64,
                 dir, metadata_count(ld.md, false), out->nsegs, out->entries,
                 out->nlogs, out->records);

@@ -29,8 +29,8 @@
 #define HS_SNAPSHOT_H
 
 #include "base/buf.h"
-#include "core/config.h"
 #include "base/log.h"
+#include "core/config.h"
 #include "core/node.h"
 
 #define SNAPSHOT_HEADER 16
@@ -46,7 +46,11 @@ enum {
     SNAPSHOT_REC_MEMBERS = 4, /* msgpack [[name, "ip:port"], ...] */
 };
 
-enum { SNAPSHOT_LOG, SNAPSHOT_SEG, SNAPSHOT_MEMBERS };
+enum {
+    SNAPSHOT_LOG,
+    SNAPSHOT_SEG,
+    SNAPSHOT_MEMBERS
+};
 
 /* ===== Writing (the bytes; agent/wal*.c do the files) ===== */
 
@@ -75,7 +79,7 @@ void snapshot_legacy_path(char *out, size_t n, const char *dir);
 struct snapshot_seg {
     uint64_t gen;
     uint32_t idx;
-    bool empty;       /* no entries: covered by anything */
+    bool empty; /* no entries: covered by anything */
     uint16_t lastlen;
     char last[256 + 1];
     uint64_t bytes;
@@ -92,11 +96,11 @@ struct snapshot_files {
     size_t nsegs;
     struct snapshot_log *logs;
     size_t nlogs;
-    uint64_t max_gen;        /* of every file seen, bad ones included */
-    uint64_t snapshot_bytes; /* of the segments */
-    uint64_t log_bytes;      /* of the logs, as loaded */
-    bool legacy;             /* hearsay.snapshot was loaded */
-    bool damaged;            /* something was cut or set aside */
+    uint64_t max_gen;          /* of every file seen, bad ones included */
+    uint64_t snapshot_bytes;   /* of the segments */
+    uint64_t log_bytes;        /* of the logs, as loaded */
+    bool legacy;               /* hearsay.snapshot was loaded */
+    bool damaged;              /* something was cut or set aside */
     uint64_t entries, records; /* applied from segments, from logs */
 };
 
@@ -105,9 +109,9 @@ struct snapshot_files {
  * added to `rejoin`. DIR is created (0700) when missing. Returns 0 (bad
  * files are reported and set aside, or cut), or an error with a sentence
  * in err when the directory is unusable or memory runs out. */
-int snapshot_open(const char *dir, struct node *nd,
-                  struct config_list *rejoin, const struct hs_logger *log,
-                  struct snapshot_files *out, char *err, size_t errlen);
+int snapshot_open(const char *dir, struct node *nd, struct config_list *rejoin,
+                  const struct hs_logger *log, struct snapshot_files *out,
+                  char *err, size_t errlen);
 void snapshot_files_free(struct snapshot_files *f);
 /* snapshot_open, keeping nothing of what it found. */
 int snapshot_load(const char *dir, struct node *nd, struct config_list *rejoin,

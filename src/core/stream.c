@@ -99,9 +99,9 @@ int stream_wrap(struct node *nd, const uint8_t *msg, size_t len, bool seal,
     return out->err;
 }
 
-struct stream *stream_dial(struct node *nd, int kind,
-                           const struct hs_addr *to, uint64_t timeout_ms,
-                           stream_done_fn done, stream_cancel_fn cancel)
+struct stream *stream_dial(struct node *nd, int kind, const struct hs_addr *to,
+                           uint64_t timeout_ms, stream_done_fn done,
+                           stream_cancel_fn cancel)
 {
     if (nd->paused)
         return NULL;
@@ -158,8 +158,7 @@ static void reply(struct stream *s, const struct buf *msg)
 {
     struct node *nd = s->nd;
     struct buf w = BUF_INIT;
-    if (msg->err == 0 &&
-        stream_wrap(nd, msg->data, msg->len, s->seal, &w) == 0)
+    if (msg->err == 0 && stream_wrap(nd, msg->data, msg->len, s->seal, &w) == 0)
         nd->io.stream_write(nd->io.ctx, s->io, w.data, w.len);
     buf_free(&w);
 }
@@ -219,8 +218,8 @@ static void serve(struct stream *s, const uint8_t *p, size_t n)
         if (pushpull_encode(nd, join, NULL, user, ulen, &b) == 0)
             reply(s, &b);
         buf_free(&b);
-        if (pushpull_merge(nd, p + 1, n - 1, &join, false, false, &s->peer,
-                           why, sizeof why)) {
+        if (pushpull_merge(nd, p + 1, n - 1, &join, false, false, &s->peer, why,
+                           sizeof why)) {
             nd->stats.push_pull_errors++;
             HS_WARN(nd->log, "state sync from %s refused: %s",
                     addr_format(&s->peer, ab, sizeof ab), why);
@@ -301,9 +300,8 @@ bool stream_envelope(const uint8_t *p, size_t n, int env_kind,
     const char *w = NULL;
     struct wire_user_header h;
     mp_reader_init(&r, p + 1, n - 1);
-    return p[0] == WIRE_USER &&
-           wire_get_user_header(&r, &h, &sc, &w) == 0 && h.len >= 0 &&
-           (uint64_t)h.len <= mp_left(&r) &&
+    return p[0] == WIRE_USER && wire_get_user_header(&r, &h, &sc, &w) == 0 &&
+           h.len >= 0 && (uint64_t)h.len <= mp_left(&r) &&
            wire_get_envelope(p + 1 + r.off, (size_t)h.len, e) == 0 &&
            e->kind == env_kind;
 }
@@ -320,14 +318,15 @@ static void message(struct stream *s, const uint8_t *p, size_t n)
         if (s->kind == STREAM_IN)
             reply_err(s, "remote state is encrypted and encryption is not "
                          "configured");
-        stream_fail(s, HS_EREFUSED, "the peer encrypts, and no key is "
-                                    "installed here");
+        stream_fail(s, HS_EREFUSED,
+                    "the peer encrypts, and no key is "
+                    "installed here");
         return;
     }
     if (p[0] == WIRE_ENCRYPT) {
-        int rc = keyring_open_stream(&nd->keyring,
-                                     (const uint8_t *)nd->cfg.label,
-                                     strlen(nd->cfg.label), p, n, &dec, &why);
+        int rc =
+            keyring_open_stream(&nd->keyring, (const uint8_t *)nd->cfg.label,
+                                strlen(nd->cfg.label), p, n, &dec, &why);
         size_t end = 0, need = 0;
         if (rc == 0) {
             /* One whole message, not encrypted again. */
@@ -340,9 +339,10 @@ static void message(struct stream *s, const uint8_t *p, size_t n)
                                         nd->cfg.max_stream_size, &end, &need,
                                         &why);
             if (rc) {
-                node_count_drop(nd, NODE_DROP_MALFORMED, &s->peer,
-                                "stream", why ? why : "bad encrypted "
-                                                      "message");
+                node_count_drop(nd, NODE_DROP_MALFORMED, &s->peer, "stream",
+                                why ? why
+                                    : "bad encrypted "
+                                      "message");
                 why = "malformed encrypted message";
             }
         } else {
@@ -360,8 +360,7 @@ static void message(struct stream *s, const uint8_t *p, size_t n)
         s->encrypted = true;
         p = dec.data;
         n = end;
-    } else if (!keyring_empty(&nd->keyring) &&
-               nd->cfg.gossip_verify_incoming) {
+    } else if (!keyring_empty(&nd->keyring) && nd->cfg.gossip_verify_incoming) {
         node_refuse(nd, NODE_DROP_PLAINTEXT, &s->peer, "stream",
                     "not encrypted, and gossip_verify_incoming is set");
         if (s->kind == STREAM_IN)
@@ -387,9 +386,9 @@ static void message(struct stream *s, const uint8_t *p, size_t n)
                                   nd->cfg.max_push_pull_nodes,
                                   nd->cfg.max_stream_size, &end, &need, &why);
         if (rc) {
-            node_count_drop(nd, rc == HS_ETOOBIG ? NODE_DROP_TOO_BIG
-                                                 : NODE_DROP_DECOMPRESS,
-                            &s->peer, "stream", why ? why : hs_strerror(rc));
+            node_count_drop(
+                nd, rc == HS_ETOOBIG ? NODE_DROP_TOO_BIG : NODE_DROP_DECOMPRESS,
+                &s->peer, "stream", why ? why : hs_strerror(rc));
             if (s->kind == STREAM_IN)
                 reply_err(s, "cannot read the compressed message");
             buf_free(&plain);
@@ -443,8 +442,8 @@ static int check_label(struct stream *s)
             return -1;
         }
     }
-    if (!skip && (have != want || (want && memcmp(label, nd->cfg.label,
-                                                  want)))) {
+    if (!skip &&
+        (have != want || (want && memcmp(label, nd->cfg.label, want)))) {
         node_refuse(nd, NODE_DROP_LABEL, &s->peer, "stream",
                     have ? "another label" : "no label");
         return -1;
@@ -466,16 +465,16 @@ void *node_io_stream_accepted(struct node *nd, struct io_stream *io,
 {
     if (nd->paused || nd->phase == PHASE_NEW ||
         nd->inbound_streams >= nd->cfg.max_inbound_streams) {
-        node_count_drop(nd, nd->paused ? NODE_DROP_PAUSED
-                                       : NODE_DROP_STREAM_LIMIT,
+        node_count_drop(nd,
+                        nd->paused ? NODE_DROP_PAUSED : NODE_DROP_STREAM_LIMIT,
                         from, "stream", "refused at accept");
         nd->io.stream_close(nd->io.ctx, io);
         return NULL;
     }
     /* One deadline from the accept for the whole first message, however
      * slowly its bytes come. */
-    uint64_t left = nd->cfg.tcp_timeout > waited
-                        ? nd->cfg.tcp_timeout - waited : 0;
+    uint64_t left =
+        nd->cfg.tcp_timeout > waited ? nd->cfg.tcp_timeout - waited : 0;
     struct stream *s = stream_new(nd, STREAM_IN, from, left);
     if (s == NULL) {
         nd->io.stream_close(nd->io.ctx, io);
@@ -556,9 +555,10 @@ void node_io_stream_data(struct node *nd, void *owner, const uint8_t *p,
         return;
     }
     if (rc) {
-        node_count_drop(nd, rc == HS_ETOOBIG ? NODE_DROP_TOO_BIG
-                            : rc == HS_EUNSUPP ? NODE_DROP_UNKNOWN_TYPE
-                                               : NODE_DROP_MALFORMED,
+        node_count_drop(nd,
+                        rc == HS_ETOOBIG   ? NODE_DROP_TOO_BIG
+                        : rc == HS_EUNSUPP ? NODE_DROP_UNKNOWN_TYPE
+                                           : NODE_DROP_MALFORMED,
                         &s->peer, "stream", why);
         if (s->kind == STREAM_IN)
             reply_err(s, why ? why : "malformed message");

@@ -87,12 +87,13 @@ bool suspicion_confirm(struct suspicion *s, const char *from, size_t len,
         return false;
     s->from[s->nfrom++] = copy;
     s->n++;
-    int64_t left = suspicion_remaining(s->n, s->k, now - s->start, s->min,
-                                       s->max);
+    int64_t left =
+        suspicion_remaining(s->n, s->k, now - s->start, s->min, s->max);
     node_arm(s->node, &s->timer, left > 0 ? now + (uint64_t)left : now);
-    HS_DEBUG(s->node->log, "suspicion confirmed: member=%s from=%s "
-             "confirmations=%d/%d remaining=%lldms", s->m->name, copy, s->n,
-             s->k, (long long)(left > 0 ? left : 0));
+    HS_DEBUG(s->node->log,
+             "suspicion confirmed: member=%s from=%s "
+             "confirmations=%d/%d remaining=%lldms",
+             s->m->name, copy, s->n, s->k, (long long)(left > 0 ? left : 0));
     return true;
 }
 

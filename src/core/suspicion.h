@@ -32,7 +32,7 @@ struct suspicion {
     int k;           /* confirmations expected */
     int n;           /* confirmations received */
     size_t nfrom;
-    char *from[];    /* who accused: the first, then each confirmer */
+    char *from[]; /* who accused: the first, then each confirmer */
 };
 
 /* Start a suspicion of m raised by `from`; m->suspicion is set. */

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#define RUMOR_KEEP 4096             /* rumor ids remembered */
+#define RUMOR_KEEP 4096              /* rumor ids remembered */
 #define RUMOR_SLOTS (2 * RUMOR_KEEP) /* hash slots for them */
 
 /* ===== User messages ===== */
@@ -95,8 +95,10 @@ void node_peer_foreign(struct node *nd, const struct hs_addr *addr)
         return;
     m->peer = PEER_FOREIGN;
     if (!nd->mixed)
-        HS_INFO(nd->log, "foreign members in the cluster: metadata and "
-                "rumors skip them: first=%s", m->name);
+        HS_INFO(nd->log,
+                "foreign members in the cluster: metadata and "
+                "rumors skip them: first=%s",
+                m->name);
     else
         HS_DEBUG(nd->log, "foreign member: member=%s", m->name);
     nd->mixed = true;
@@ -143,8 +145,8 @@ void node_user_message(struct node *nd, const struct user_msg *u,
         struct buf b = BUF_INIT;
         buf_putc(&b, WIRE_USER);
         buf_append(&b, p, n);
-        if (!b.err && bqueue_push(&nd->user_queue, NULL, b.data, b.len,
-                                  false) == 0)
+        if (!b.err &&
+            bqueue_push(&nd->user_queue, NULL, b.data, b.len, false) == 0)
             nd->stats.broadcasts_queued++;
         buf_free(&b);
         if (nd->hooks.on_message)
@@ -213,10 +215,8 @@ int node_send(struct node *nd, const char *name, const void *p, size_t n,
         buf_append(&b, p, n);
         struct stream *s = b.err ? NULL
                                  : stream_dial(nd, STREAM_USER, &m->addr,
-                                               nd->cfg.tcp_timeout, NULL,
-                                               NULL);
-        rc = b.err ? b.err : s ? stream_set_request(s, b.data, b.len)
-                               : HS_EIO;
+                                               nd->cfg.tcp_timeout, NULL, NULL);
+        rc = b.err ? b.err : s ? stream_set_request(s, b.data, b.len) : HS_EIO;
     } else {
         if (n + 1 + env.len + node_packet_overhead(nd) >
             (size_t)nd->cfg.udp_buffer_size) {

@@ -86,8 +86,8 @@ static int boot(struct snode *sn)
     return rc;
 }
 
-int sim_add(struct sim *s, const struct config *cfg,
-            const struct hooks *hooks, size_t *idx)
+int sim_add(struct sim *s, const struct config *cfg, const struct hooks *hooks,
+            size_t *idx)
 {
     if (s->nnodes >= (1u << 24) - 2 || sim_find(s, cfg->name) >= 0)
         return HS_EINVAL;
@@ -107,8 +107,7 @@ int sim_add(struct sim *s, const struct config *cfg,
     sn->sim = s;
     sn->idx = (uint32_t)s->nnodes;
     size_t id = s->nnodes + 1;
-    uint8_t ip[4] = {10, (uint8_t)(id >> 16), (uint8_t)(id >> 8),
-                     (uint8_t)id};
+    uint8_t ip[4] = {10, (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id};
     addr_from_raw(ip, 4, 7946, &sn->addr);
     if (hooks)
         sn->hooks = *hooks;

@@ -17,18 +17,22 @@ struct sim;
  * (reordered); stream data is never lost and stays in order, as TCP's,
  * but each loss drawn for it delays it by a retransmission timeout
  * (200 ms, doubling). Both share the latency and the bandwidth. */
-enum { SIM_LATENCY_FIXED, SIM_LATENCY_UNIFORM, SIM_LATENCY_NORMAL };
+enum {
+    SIM_LATENCY_FIXED,
+    SIM_LATENCY_UNIFORM,
+    SIM_LATENCY_NORMAL
+};
 struct sim_link {
-    int latency_dist;     /* SIM_LATENCY_* */
-    double latency_ms;    /* fixed: the delay; uniform: the least; normal:
+    int latency_dist;   /* SIM_LATENCY_* */
+    double latency_ms;  /* fixed: the delay; uniform: the least; normal:
                              the mean */
-    double latency2_ms;   /* uniform: the most; normal: the standard
+    double latency2_ms; /* uniform: the most; normal: the standard
                              deviation (the delay never goes below 0) */
-    double loss;          /* probability a packet is lost */
-    double duplicate;     /* probability a packet arrives twice */
-    double reorder;       /* probability a packet is held back ... */
-    double reorder_ms;    /* ... by this much more, so later ones pass it */
-    uint64_t bandwidth;   /* bytes per second, 0 = unlimited: a link sends
+    double loss;        /* probability a packet is lost */
+    double duplicate;   /* probability a packet arrives twice */
+    double reorder;     /* probability a packet is held back ... */
+    double reorder_ms;  /* ... by this much more, so later ones pass it */
+    uint64_t bandwidth; /* bytes per second, 0 = unlimited: a link sends
                              one thing at a time, the rest queue */
 };
 /* 1 ms fixed, nothing else. */
@@ -54,8 +58,8 @@ void sim_set_log(struct sim *s, int level,
 
 /* Add and start a node (cfg->name must be unique; bind/advertise are set
  * by the simulation). Returns its index. */
-int sim_add(struct sim *s, const struct config *cfg,
-            const struct hooks *hooks, size_t *idx);
+int sim_add(struct sim *s, const struct config *cfg, const struct hooks *hooks,
+            size_t *idx);
 size_t sim_count(const struct sim *s);
 struct node *sim_node(struct sim *s, size_t idx); /* NULL when killed */
 const char *sim_name(const struct sim *s, size_t idx);
@@ -91,7 +95,11 @@ void sim_set_slow(struct sim *s, size_t idx, uint64_t ms);
 void sim_set_clock_offset(struct sim *s, size_t idx, int64_t ms);
 /* Block the link from node a to node b (one way): packets only, or
  * packets and streams. sim_heal also clears every block. */
-enum { SIM_BLOCK_NONE, SIM_BLOCK_UDP, SIM_BLOCK_ALL };
+enum {
+    SIM_BLOCK_NONE,
+    SIM_BLOCK_UDP,
+    SIM_BLOCK_ALL
+};
 int sim_block(struct sim *s, size_t a, size_t b, int what);
 void sim_heal(struct sim *s);
 /* Open a stream from a fake peer to node idx, write `p` and keep it

@@ -19,20 +19,26 @@
 
 /* ===== Events ===== */
 
-enum ev_type { EV_WAKE, EV_PACKET, EV_CONNECT, EV_CONNECTED, EV_DATA,
-               EV_END };
+enum ev_type {
+    EV_WAKE,
+    EV_PACKET,
+    EV_CONNECT,
+    EV_CONNECTED,
+    EV_DATA,
+    EV_END
+};
 
 struct half;
 
 struct event {
     uint64_t at, seq;
     int type;
-    uint32_t node;     /* receiving node */
-    uint32_t epoch;    /* the node's epoch when the event was made */
-    uint64_t gen;      /* EV_WAKE: the request it belongs to */
+    uint32_t node;  /* receiving node */
+    uint32_t epoch; /* the node's epoch when the event was made */
+    uint64_t gen;   /* EV_WAKE: the request it belongs to */
     struct hs_addr from;
-    struct half *h;    /* stream half the event is for */
-    int status;        /* EV_CONNECTED: the result; EV_CONNECT: how many
+    struct half *h; /* stream half the event is for */
+    int status;     /* EV_CONNECTED: the result; EV_CONNECT: how many
                         * times its SYN was sent again */
     size_t len;
     uint8_t data[];
@@ -44,17 +50,17 @@ struct half {
     struct sim *sim;
     uint32_t node, epoch;
     void *owner;
-    bool closed;       /* the core called stream_close */
-    bool ended;        /* the core was told the stream ended */
-    uint64_t last;     /* time of the last data sent to the peer */
-    int refs;          /* events and the core pointing here */
+    bool closed;   /* the core called stream_close */
+    bool ended;    /* the core was told the stream ended */
+    uint64_t last; /* time of the last data sent to the peer */
+    int refs;      /* events and the core pointing here */
 };
 
 struct snode {
     struct sim *sim;
     uint32_t idx;
     uint32_t epoch;
-    struct node *nd;    /* NULL while killed */
+    struct node *nd; /* NULL while killed */
     struct config cfg;
     struct hooks hooks;
     struct hs_addr addr;
@@ -81,10 +87,10 @@ struct block {
 /* What a directed pair of nodes has of its own: a link model other than
  * the default, and when its bandwidth is free again. */
 struct pair {
-    uint64_t key;          /* (a + 1) << 32 | (b + 1); 0: empty slot */
-    bool own;              /* link below overrides the default */
+    uint64_t key; /* (a + 1) << 32 | (b + 1); 0: empty slot */
+    bool own;     /* link below overrides the default */
     struct sim_link link;
-    uint64_t busy_until;   /* microseconds */
+    uint64_t busy_until; /* microseconds */
 };
 
 /* Most connections waiting to be taken by one node unless set otherwise:
@@ -101,9 +107,9 @@ struct sim {
     struct snode **nodes;
     size_t nnodes, capnodes;
     struct sim_link link;
-    struct pair *pairs;    /* open addressing, linear probing */
+    struct pair *pairs; /* open addressing, linear probing */
     size_t npairs, cappairs;
-    size_t nown;           /* pairs with a link of their own */
+    size_t nown; /* pairs with a link of their own */
     struct sim_stats stats;
     int log_level;
     void (*sink)(void *ud, const char *node, uint64_t now, int level,
@@ -113,7 +119,7 @@ struct sim {
     void *event_ud;
     sim_life_fn life_fn;
     void *life_ud;
-    size_t backlog;        /* connections waiting per node, at most */
+    size_t backlog; /* connections waiting per node, at most */
 };
 
 static inline uint64_t rnd(struct sim *s)
@@ -136,13 +142,11 @@ struct event *ev_pop(struct sim *s);
 void ev_drop(struct event *e);
 
 /* sim_net.c */
-const struct sim_link *net_link_of(const struct sim *s, uint32_t a,
-                                   uint32_t b);
+const struct sim_link *net_link_of(const struct sim *s, uint32_t a, uint32_t b);
 uint64_t net_latency(struct sim *s, const struct sim_link *l);
 uint64_t net_arrival(struct sim *s, uint32_t a, uint32_t b,
                      const struct sim_link *l, size_t n);
-uint64_t net_stream_arrival(struct sim *s, uint32_t a, uint32_t b,
-                            size_t n);
+uint64_t net_stream_arrival(struct sim *s, uint32_t a, uint32_t b, size_t n);
 bool net_reachable(const struct sim *s, const struct snode *a,
                    const struct snode *b, bool stream);
 struct snode *net_by_addr(struct sim *s, const struct hs_addr *a);

@@ -93,8 +93,7 @@ void backlog_reset(struct sim *s, struct snode *sn)
     for (size_t i = 0; i < sn->nbacklog; i++) {
         struct event *e = sn->backlog[sn->head + i];
         if (!e->h->closed)
-            half_event(s, e->h, EV_CONNECTED, s->now + 1, HS_EREFUSED, NULL,
-                       0);
+            half_event(s, e->h, EV_CONNECTED, s->now + 1, HS_EREFUSED, NULL, 0);
         ev_drop(e);
     }
     sn->head = sn->nbacklog = 0;
@@ -125,8 +124,7 @@ static void io_wakeup(void *ctx, uint64_t at)
     if (at == UINT64_MAX)
         return;
     struct sim *s = sn->sim;
-    struct event *e = ev_new(EV_WAKE, at < s->now ? s->now : at, sn,
-                             NULL, 0);
+    struct event *e = ev_new(EV_WAKE, at < s->now ? s->now : at, sn, NULL, 0);
     if (e) {
         e->gen = sn->wake_gen;
         ev_push(s, e);
@@ -156,8 +154,7 @@ static void send_copy(struct sim *s, struct snode *sn, struct snode *dst,
     }
 }
 
-static int io_send(void *ctx, const struct hs_addr *to, const void *p,
-                   size_t n)
+static int io_send(void *ctx, const struct hs_addr *to, const void *p, size_t n)
 {
     struct snode *sn = ctx;
     struct sim *s = sn->sim;
@@ -247,8 +244,9 @@ static void io_stream_close(void *ctx, struct io_stream *st)
 
 struct io io_of(struct snode *sn)
 {
-    return (struct io){sn, io_now, io_wall, io_wakeup, io_random, io_send,
-                       io_stream_open, io_stream_write, io_stream_close};
+    return (struct io){
+        sn,      io_now,         io_wall,         io_wakeup,      io_random,
+        io_send, io_stream_open, io_stream_write, io_stream_close};
 }
 /* Returns true when the event was kept (put in a backlog). */
 bool io_deliver(struct sim *s, struct event *e)
@@ -303,8 +301,8 @@ bool io_deliver(struct sim *s, struct event *e)
         a->peer = b;
         b->peer = a;
         b->refs++; /* hold it: a refusing core closes it in the call */
-        b->owner = node_io_stream_accepted(nd, (struct io_stream *)b,
-                                           &from->addr, 0);
+        b->owner =
+            node_io_stream_accepted(nd, (struct io_stream *)b, &from->addr, 0);
         if (b->owner != NULL)
             half_event(s, a, EV_CONNECTED,
                        net_stream_arrival(s, sn->idx, a->node, 0), 0, NULL, 0);
@@ -353,8 +351,8 @@ int sim_inject_stream(struct sim *s, size_t idx, const void *p, size_t n,
     b->peer = a;
     struct hs_addr from;
     addr_parse("10.255.255.254:40000", 0, &from);
-    b->owner = node_io_stream_accepted(dst->nd, (struct io_stream *)b,
-                                       &from, 0);
+    b->owner =
+        node_io_stream_accepted(dst->nd, (struct io_stream *)b, &from, 0);
     uint64_t at = s->now + net_latency(s, &s->link);
     if (b->owner && n)
         half_event(s, b, EV_DATA, at, 0, p, n);

@@ -70,8 +70,7 @@ static struct pair *pair_get(struct sim *s, uint32_t a, uint32_t b)
     return &s->pairs[i];
 }
 
-const struct sim_link *net_link_of(const struct sim *s, uint32_t a,
-                                   uint32_t b)
+const struct sim_link *net_link_of(const struct sim *s, uint32_t a, uint32_t b)
 {
     if (s->nown) {
         const struct pair *p = pair_find(s, a, b);
@@ -109,8 +108,7 @@ uint64_t net_arrival(struct sim *s, uint32_t a, uint32_t b,
     if (l->bandwidth) {
         struct pair *p = pair_get(s, a, b);
         uint64_t now_us = s->now * 1000;
-        uint64_t start = p && p->busy_until > now_us ? p->busy_until
-                                                      : now_us;
+        uint64_t start = p && p->busy_until > now_us ? p->busy_until : now_us;
         uint64_t done = start + (uint64_t)n * 1000000u / l->bandwidth;
         if (p)
             p->busy_until = done;
@@ -137,8 +135,7 @@ static uint64_t tcp_retransmits(struct sim *s, const struct sim_link *l)
 
 /* When stream bytes (n of them) sent now from node a reach node b; a
  * fake peer (an index past the nodes) uses the default link. */
-uint64_t net_stream_arrival(struct sim *s, uint32_t a, uint32_t b,
-                            size_t n)
+uint64_t net_stream_arrival(struct sim *s, uint32_t a, uint32_t b, size_t n)
 {
     if (a >= s->nnodes || b >= s->nnodes)
         return s->now + net_latency(s, &s->link);
@@ -226,8 +223,7 @@ int sim_block(struct sim *s, size_t a, size_t b, int what)
             return 0;
         }
     }
-    struct block *nb = hs_realloc(s->blocks,
-                                  (s->nblocks + 1) * sizeof *nb);
+    struct block *nb = hs_realloc(s->blocks, (s->nblocks + 1) * sizeof *nb);
     if (nb == NULL)
         return HS_ENOMEM;
     s->blocks = nb;

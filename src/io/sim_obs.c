@@ -96,8 +96,7 @@ bool sim_converged(struct sim *s)
             if (m->state != MEMBER_ALIVE)
                 continue;
             const struct snode *o = net_by_addr(s, &m->addr);
-            if (o == NULL || o->nd == NULL ||
-                strcmp(o->cfg.name, m->name) != 0)
+            if (o == NULL || o->nd == NULL || strcmp(o->cfg.name, m->name) != 0)
                 return false;
         }
     }

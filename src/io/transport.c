@@ -92,8 +92,10 @@ static void on_sweep(uv_timer_t *h)
         case CONN_NEW:
             if (now - c->since >= t->tcp_timeout) {
                 t->stats.tcp_timeouts++;
-                HS_DEBUG(t->log, "tcp connection dropped: peer=%s "
-                         "reason=silent", addr_format(&c->peer, ab, sizeof ab));
+                HS_DEBUG(t->log,
+                         "tcp connection dropped: peer=%s "
+                         "reason=silent",
+                         addr_format(&c->peer, ab, sizeof ab));
                 conn_close(c);
             }
             break;
@@ -117,7 +119,8 @@ static void on_sweep(uv_timer_t *h)
             if (c->fr.count == 0 && now - c->since >= t->tcp_timeout) {
                 /* The magic byte, then no whole frame in time. */
                 t->stats.tcp_timeouts++;
-                HS_DEBUG(t->log, "packet connection dropped: peer=%s "
+                HS_DEBUG(t->log,
+                         "packet connection dropped: peer=%s "
                          "reason=no frame within tcp_timeout",
                          addr_format(&c->peer, ab, sizeof ab));
                 c->failed = true;
@@ -174,8 +177,8 @@ static void io_random(void *ctx, void *p, size_t n)
     }
 }
 
-static int io_send_packet(void *ctx, const struct hs_addr *to,
-                          const void *p, size_t n)
+static int io_send_packet(void *ctx, const struct hs_addr *to, const void *p,
+                          size_t n)
 {
     struct transport *t = ctx;
     if (t->closing)
@@ -253,8 +256,7 @@ static int bind_pair(const struct hs_addr *a, int *ufd, int *tfd,
         if (bind(*ufd, (struct sockaddr *)&ss, salen(&ss)) != 0) {
             e = errno;
             close_fd(ufd);
-            return tr_fail(err, errlen,
-                           e == EADDRNOTAVAIL ? HS_EADDR : HS_EIO,
+            return tr_fail(err, errlen, e == EADDRNOTAVAIL ? HS_EADDR : HS_EIO,
                            "cannot bind UDP %s: %s", ab, uv_strerror(-e));
         }
         struct sockaddr_storage got;
@@ -297,7 +299,8 @@ static int bind_pair(const struct hs_addr *a, int *ufd, int *tfd,
     }
     return tr_fail(err, errlen, HS_EIO,
                    "cannot find a port free for both UDP and TCP on %s after "
-                   "%d tries", ab, BIND_TRIES);
+                   "%d tries",
+                   ab, BIND_TRIES);
 }
 
 /* ===== Lifecycle ===== */
@@ -325,10 +328,8 @@ static void close_all(struct transport *t)
 {
     t->closing = true;
     t->nd = NULL;
-    uv_handle_t *own[] = {(uv_handle_t *)&t->udp,
-                          (uv_handle_t *)&t->listener,
-                          (uv_handle_t *)&t->wake,
-                          (uv_handle_t *)&t->sweep};
+    uv_handle_t *own[] = {(uv_handle_t *)&t->udp, (uv_handle_t *)&t->listener,
+                          (uv_handle_t *)&t->wake, (uv_handle_t *)&t->sweep};
     for (size_t i = 0; i < HS_ARRAY_LEN(own); i++)
         if (!uv_is_closing(own[i]))
             uv_close(own[i], handle_closed);
@@ -408,7 +409,7 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
         close_fd(&tfd);
         close_all(t);
         return tr_fail(err, errlen, tr_err(r), "cannot listen on %s: %s", ab,
-                    uv_strerror(r));
+                       uv_strerror(r));
     }
     /* Maintenance alone must not keep the loop alive. */
     uv_unref((uv_handle_t *)&t->sweep);

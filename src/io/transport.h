@@ -8,9 +8,9 @@
 #ifndef HS_TRANSPORT_H
 #define HS_TRANSPORT_H
 
+#include "base/log.h"
 #include "core/config.h"
 #include "io/io.h"
-#include "base/log.h"
 
 struct node;
 struct transport;
@@ -50,8 +50,7 @@ void transport_close(struct transport *t, void (*cb)(void *ud), void *ud);
 typedef void (*transport_resolve_cb)(void *ud, int err,
                                      const struct hs_addr *addrs, size_t n);
 int transport_resolve(struct uv_loop_s *loop, const char *hostport,
-                      uint16_t default_port, transport_resolve_cb cb,
-                      void *ud);
+                      uint16_t default_port, transport_resolve_cb cb, void *ud);
 
 /* Packets and bytes dropped by the transport itself (oversized, framing
  * errors on tcp-mode connections), for stats. tcp_refused counts every
@@ -61,8 +60,7 @@ int transport_resolve(struct uv_loop_s *loop, const char *hostport,
  * frame, within tcp_timeout. */
 struct transport_stats {
     uint64_t udp_recv_errors, udp_send_errors, tcp_accepts, tcp_refused,
-        frames_in, frames_out, frame_errors, tcp_refused_per_ip,
-        tcp_timeouts;
+        frames_in, frames_out, frame_errors, tcp_refused_per_ip, tcp_timeouts;
 };
 const struct transport_stats *transport_stats(const struct transport *t);
 

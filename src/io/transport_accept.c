@@ -103,8 +103,10 @@ void tr_classify(struct io_stream *c, const uint8_t *p, size_t n)
         tr_ip_release(c);
         if (t->npkt_in > PKT_IN_MAX) {
             t->stats.tcp_refused++;
-            HS_DEBUG(t->log, "tcp connection refused: peer=%s reason=too "
-                     "many packet connections", ab);
+            HS_DEBUG(t->log,
+                     "tcp connection refused: peer=%s reason=too "
+                     "many packet connections",
+                     ab);
             c->failed = true;
             conn_close(c);
             return;
@@ -171,11 +173,12 @@ static void refuse_per_ip(struct transport *t, struct io_stream *c, int rc)
         t->stats.tcp_refused_per_ip++;
         if (t->warned_per_ip == 0 || now - t->warned_per_ip >= 10000) {
             t->warned_per_ip = now;
-            HS_WARN(t->log, "tcp connection refused: peer=%s reason=%u "
+            HS_WARN(t->log,
+                    "tcp connection refused: peer=%s reason=%u "
                     "connections from this address already "
                     "(max_inbound_streams_per_ip); more are counted in "
-                    "stats (tcp_refused_per_ip), not logged for 10 s", ab,
-                    t->max_per_ip);
+                    "stats (tcp_refused_per_ip), not logged for 10 s",
+                    ab, t->max_per_ip);
         } else {
             HS_DEBUG(t->log, "tcp connection refused: peer=%s reason=%s", ab,
                      "max_inbound_streams_per_ip");

@@ -87,8 +87,7 @@ static int host_address(const struct transport *t, struct hs_addr *out)
                 continue;
             struct hs_addr a;
             if (tr_from_sockaddr(sa, &a) || addr_is_loopback(&a) ||
-                addr_is_unspecified(&a) ||
-                (a.len == 16 && link_local6(a.ip)))
+                addr_is_unspecified(&a) || (a.len == 16 && link_local6(a.ip)))
                 continue;
             *out = a;
             rc = 0;
@@ -109,7 +108,8 @@ int transport_advertise(struct transport *t, const struct config *cfg,
             if (addr_is_unspecified(&a))
                 return tr_fail(err, errlen, HS_EADDR,
                                "advertise: \"%s\" is not an address others "
-                               "can reach", cfg->advertise);
+                               "can reach",
+                               cfg->advertise);
             *out = addr_unmap(&a);
             return 0;
         }
@@ -163,8 +163,7 @@ struct resolve {
     uint16_t port;
 };
 
-static void on_resolved(uv_getaddrinfo_t *req, int status,
-                        struct addrinfo *res)
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct resolve *r = req->data;
     struct hs_addr *addrs = NULL;
@@ -206,8 +205,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
 }
 
 int transport_resolve(uv_loop_t *loop, const char *hostport,
-                      uint16_t default_port, transport_resolve_cb cb,
-                      void *ud)
+                      uint16_t default_port, transport_resolve_cb cb, void *ud)
 {
     char host[CONFIG_STR_MAX];
     uint16_t port;

@@ -123,12 +123,10 @@ static void on_write(uv_write_t *req, int status)
     if (status < 0) {
         if (c->kind == CONN_PKT_OUT)
             t->stats.udp_send_errors += w->frames; /* dropped */
-        if (status != UV_ECANCELED &&
-            !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        if (status != UV_ECANCELED && !uv_is_closing((uv_handle_t *)&c->tcp)) {
             char ab[HS_ADDRSTRLEN];
             HS_DEBUG(t->log, "tcp write failed: peer=%s error=%s",
-                     addr_format(&c->peer, ab, sizeof ab),
-                     uv_strerror(status));
+                     addr_format(&c->peer, ab, sizeof ab), uv_strerror(status));
             c->failed = true;
             struct node *nd = live_node(t);
             if (c->kind == CONN_STREAM && c->core && !c->ended) {
@@ -204,8 +202,8 @@ int conn_pend_append(struct io_stream *c, const void *p, size_t n)
 }
 
 /* Write a (and b): queued until the connection is up. */
-int conn_write(struct io_stream *c, const void *a, size_t an,
-               const void *b, size_t bn, unsigned frames)
+int conn_write(struct io_stream *c, const void *a, size_t an, const void *b,
+               size_t bn, unsigned frames)
 {
     if (c->state == ST_CONNECTING) {
         size_t was = c->npend;
@@ -284,9 +282,8 @@ static void on_connect(uv_connect_t *req, int status)
         node_io_stream_connected(nd, c->owner, rc);
 }
 
-struct io_stream *conn_dial(struct transport *t,
-                            const struct hs_addr *to, int kind,
-                            int *rc)
+struct io_stream *conn_dial(struct transport *t, const struct hs_addr *to,
+                            int kind, int *rc)
 {
     struct sockaddr_storage ss;
     struct hs_addr u = addr_unmap(to);
@@ -300,8 +297,8 @@ struct io_stream *conn_dial(struct transport *t,
     }
     c->peer = u;
     c->state = ST_CONNECTING;
-    int r = uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&ss,
-                           on_connect);
+    int r =
+        uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&ss, on_connect);
     if (r != 0) {
         char ab[HS_ADDRSTRLEN];
         HS_DEBUG(t->log, "tcp connect failed: peer=%s error=%s",

@@ -49,19 +49,28 @@
 #include "core/node.h"
 
 #define UDP_BUF 65536
-#define PKT_QUEUE_MAX (1u << 20)    /* bytes queued per packet connection */
-#define UDP_QUEUE_MAX (4u << 20)    /* bytes queued behind a full socket */
-#define PKT_OUT_IDLE 60000          /* ms: close an unused cached conn */
-#define PKT_IN_IDLE 120000          /* ms: longer, so the sender closes */
-#define NEW_MAX 256                 /* accepted, first byte not read yet */
-#define PKT_IN_MAX 1024             /* inbound packet connections */
-#define SOCK_BUF (2 << 20)          /* memberlist asks for 2 MiB */
+#define PKT_QUEUE_MAX (1u << 20) /* bytes queued per packet connection */
+#define UDP_QUEUE_MAX (4u << 20) /* bytes queued behind a full socket */
+#define PKT_OUT_IDLE 60000       /* ms: close an unused cached conn */
+#define PKT_IN_IDLE 120000       /* ms: longer, so the sender closes */
+#define NEW_MAX 256              /* accepted, first byte not read yet */
+#define PKT_IN_MAX 1024          /* inbound packet connections */
+#define SOCK_BUF (2 << 20)       /* memberlist asks for 2 MiB */
 #define BIND_TRIES 10
 #define SWEEP_MS 1000
 #define BACKLOG 511
 
-enum { CONN_STREAM, CONN_NEW, CONN_PKT_IN, CONN_PKT_OUT };
-enum { ST_CONNECTING, ST_OPEN, ST_DRAINING };
+enum {
+    CONN_STREAM,
+    CONN_NEW,
+    CONN_PKT_IN,
+    CONN_PKT_OUT
+};
+enum {
+    ST_CONNECTING,
+    ST_OPEN,
+    ST_DRAINING
+};
 
 struct io_stream {
     struct io_stream *next, *prev;
@@ -70,11 +79,11 @@ struct io_stream {
     uv_connect_t creq;
     uv_shutdown_t sreq;
     int kind, state;
-    bool core;          /* the core names it (until stream_close) */
-    bool ended;         /* node_io_stream_end or a failed connect sent */
-    bool failed;        /* a read or write error: no graceful close */
+    bool core;   /* the core names it (until stream_close) */
+    bool ended;  /* node_io_stream_end or a failed connect sent */
+    bool failed; /* a read or write error: no graceful close */
     bool reading, rdone, wdone;
-    bool per_ip;        /* counted in the transport's per-address table */
+    bool per_ip; /* counted in the transport's per-address table */
     void *owner;
     struct hs_addr peer;
     /* ms: opened, last packet sent or received, last write done, end
@@ -84,8 +93,8 @@ struct io_stream {
     uint8_t *pend;
     size_t npend, cappend;
     unsigned pend_frames;
-    size_t queued;      /* bytes handed to uv_write, not yet written */
-    struct frames fr;   /* the frame being read (CONN_PKT_IN) */
+    size_t queued;    /* bytes handed to uv_write, not yet written */
+    struct frames fr; /* the frame being read (CONN_PKT_IN) */
 };
 
 /* A write in flight, with a copy of its bytes after it. */
@@ -107,7 +116,7 @@ struct sreq {
 struct ipcount {
     uint8_t ip[16];
     uint8_t len;
-    uint32_t n;         /* 0: an empty slot */
+    uint32_t n; /* 0: an empty slot */
 };
 
 struct transport {
@@ -125,8 +134,8 @@ struct transport {
     uv_timer_t wake;
     uv_timer_t sweep;
     struct io_stream *conns;
-    int handles;        /* open uv handles, the transport's included */
-    int nnew, npkt_in;  /* connections of those kinds */
+    int handles;       /* open uv handles, the transport's included */
+    int nnew, npkt_in; /* connections of those kinds */
     struct ipcount *ips;
     size_t nips, capips;
     uint32_t max_per_ip;
@@ -136,8 +145,8 @@ struct transport {
     void (*close_cb)(void *ud);
     void *close_ud;
     struct transport_stats stats;
-    uint64_t warned;    /* when the last send failure was a WARN */
-    uint8_t rbuf[FRAMES_MAX];  /* TCP reads: each is consumed at once */
+    uint64_t warned;          /* when the last send failure was a WARN */
+    uint8_t rbuf[FRAMES_MAX]; /* TCP reads: each is consumed at once */
     uint8_t ubuf[UDP_BUF];
 };
 
@@ -174,8 +183,8 @@ void conn_close(struct io_stream *c);
 void conn_release(struct io_stream *c);
 void conn_read_start(struct io_stream *c);
 int conn_pend_append(struct io_stream *c, const void *p, size_t n);
-int conn_write(struct io_stream *c, const void *a, size_t an,
-               const void *b, size_t bn, unsigned frames);
+int conn_write(struct io_stream *c, const void *a, size_t an, const void *b,
+               size_t bn, unsigned frames);
 struct io_stream *conn_dial(struct transport *t, const struct hs_addr *to,
                             int kind, int *rc);
 

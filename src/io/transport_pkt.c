@@ -51,19 +51,17 @@ void pkt_feed(struct io_stream *c, const uint8_t *p, size_t n)
     }
 }
 
-static struct io_stream *pkt_conn(struct transport *t,
-                                  const struct hs_addr *to)
+static struct io_stream *pkt_conn(struct transport *t, const struct hs_addr *to)
 {
     for (struct io_stream *c = t->conns; c; c = c->next)
-        if (c->kind == CONN_PKT_OUT && c->state != ST_DRAINING &&
-            !c->failed && !uv_is_closing((uv_handle_t *)&c->tcp) &&
-            addr_eq(&c->peer, to))
+        if (c->kind == CONN_PKT_OUT && c->state != ST_DRAINING && !c->failed &&
+            !uv_is_closing((uv_handle_t *)&c->tcp) && addr_eq(&c->peer, to))
             return c;
     return NULL;
 }
 
-int pkt_send(struct transport *t, const struct hs_addr *to,
-             const void *p, size_t n)
+int pkt_send(struct transport *t, const struct hs_addr *to, const void *p,
+             size_t n)
 {
     struct hs_addr u = addr_unmap(to);
     int rc = 0;

@@ -28,16 +28,17 @@ void tr_on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     char ab[HS_ADDRSTRLEN];
     if (flags & UV_UDP_PARTIAL) {
         t->stats.udp_recv_errors++;
-        HS_DEBUG(t->log, "dropped packet: from=%s reason=larger than %d "
-                 "bytes", addr_format(&from, ab, sizeof ab), UDP_BUF);
+        HS_DEBUG(t->log,
+                 "dropped packet: from=%s reason=larger than %d "
+                 "bytes",
+                 addr_format(&from, ab, sizeof ab), UDP_BUF);
         return;
     }
     if (nread == 0)
         return;
     struct node *nd = live_node(t);
     if (nd)
-        node_io_packet(nd, &from, (const uint8_t *)buf->base,
-                       (size_t)nread);
+        node_io_packet(nd, &from, (const uint8_t *)buf->base, (size_t)nread);
 }
 
 /* Count a failed send. Unreachable destinations are traffic (DEBUG);
@@ -53,11 +54,9 @@ static int send_failed(struct transport *t, const struct hs_addr *to, int r)
     uint64_t now = tnow(t);
     if (!remote && (t->warned == 0 || now - t->warned >= 10000)) {
         t->warned = now;
-        HS_WARN(t->log, "udp send failed: to=%s error=%s", ab,
-                uv_strerror(r));
+        HS_WARN(t->log, "udp send failed: to=%s error=%s", ab, uv_strerror(r));
     } else {
-        HS_DEBUG(t->log, "udp send failed: to=%s error=%s", ab,
-                 uv_strerror(r));
+        HS_DEBUG(t->log, "udp send failed: to=%s error=%s", ab, uv_strerror(r));
     }
     return tr_err(r);
 }
@@ -70,8 +69,8 @@ static void on_udp_sent(uv_udp_send_t *req, int status)
     hs_free(s);
 }
 
-int udp_send(struct transport *t, const struct hs_addr *to,
-             const void *p, size_t n)
+int udp_send(struct transport *t, const struct hs_addr *to, const void *p,
+             size_t n)
 {
     struct sockaddr_storage ss;
     if (n > 65507 || tr_to_sockaddr(to, t->family, &ss) != 0) {

@@ -49,8 +49,9 @@ static struct lnode *target(lua_State *L, int *arg)
         ln = lnode_acting(&nregistered);
         if (ln == NULL)
             luaL_error(L, nregistered ? "several nodes run here: call the "
-                       "method on one (node:members())" : "no node is "
-                       "running");
+                                        "method on one (node:members())"
+                                      : "no node is "
+                                        "running");
     }
     if (ln->nd == NULL)
         luaL_error(L, "the node is not running");
@@ -91,7 +92,8 @@ static int api_members(lua_State *L)
                 lua_pushvalue(L, a);
             int st = member_state_parse(luaL_checkstring(L, -1));
             if (st < 0)
-                return luaL_argerror(L, a, "states are alive, suspect, "
+                return luaL_argerror(L, a,
+                                     "states are alive, suspect, "
                                      "dead (or failed), left");
             want[st] = true;
             lua_pop(L, 1);
@@ -145,7 +147,7 @@ struct ljoin {
 };
 
 void lnode_joined_body(lua_State *L, struct ljoin *j, int n, int err,
-                        const char *why)
+                       const char *why)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, j->fn_ref);
     lua_pushinteger(L, n);
@@ -161,8 +163,11 @@ static void joined(void *ud, int n, int err, const char *why)
     struct ljoin *j = ud;
     struct lnode *ln = j->ln;
     if (j->fn_ref != LUA_NOREF && ln->nd) {
-        struct hook_call c = {.kind = K_JOINED, .obj = j, .n = (size_t)n,
-                              .rc = err, .why = (char *)(uintptr_t)why};
+        struct hook_call c = {.kind = K_JOINED,
+                              .obj = j,
+                              .n = (size_t)n,
+                              .rc = err,
+                              .why = (char *)(uintptr_t)why};
         lnode_guard(ln, &c);
     }
     if (j->fn_ref != LUA_NOREF)
@@ -224,8 +229,8 @@ static int api_leave(lua_State *L)
 {
     int a;
     struct lnode *ln = target(L, &a);
-    lua_Integer ms = luaL_optinteger(L, a,
-        (lua_Integer)node_config(ln->nd)->leave_timeout);
+    lua_Integer ms =
+        luaL_optinteger(L, a, (lua_Integer)node_config(ln->nd)->leave_timeout);
     luaL_argcheck(L, ms >= 0, a, "must not be negative");
     int rc = ln->ops && ln->ops->leave
                  ? ln->ops->leave(ln, (uint64_t)ms)
@@ -260,9 +265,12 @@ static int api_broadcast(lua_State *L)
     const char *p = luaL_checklstring(L, a, &n);
     int rc = node_broadcast(ln->nd, p, n);
     if (rc)
-        return fail(L, rc, rc == HS_ETOOBIG ? "message too large for a "
-                    "packet (udp_buffer_size); use send with reliable = "
-                    "true" : NULL);
+        return fail(L, rc,
+                    rc == HS_ETOOBIG
+                        ? "message too large for a "
+                          "packet (udp_buffer_size); use send with reliable = "
+                          "true"
+                        : NULL);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -295,9 +303,11 @@ static int api_update_private_data(lua_State *L)
     struct lnode *ln = target(L, &a);
     int rc = node_update_meta(ln->nd);
     if (rc)
-        return fail(L, rc, rc == HS_ENOTFOUND ? "no script defines "
-                    "private_data" : "private_data failed or returned too "
-                    "much: the previous value stays");
+        return fail(L, rc,
+                    rc == HS_ENOTFOUND ? "no script defines "
+                                         "private_data"
+                                       : "private_data failed or returned too "
+                                         "much: the previous value stays");
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -345,9 +355,8 @@ static int start_timer(lua_State *L, bool repeat)
     t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, -1);
     t->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    int rc = node_timer_start(ln->nd, (uint64_t)ms,
-                              repeat ? (uint64_t)ms : 0, timer_fired, t,
-                              &t->ut);
+    int rc = node_timer_start(ln->nd, (uint64_t)ms, repeat ? (uint64_t)ms : 0,
+                              timer_fired, t, &t->ut);
     if (rc) {
         t->ln = ln;
         lnode_timer_done(t);
@@ -581,7 +590,7 @@ static void push_keys_result(lua_State *L, const struct node_keys_result *r)
 }
 
 void lnode_keys_body(lua_State *L, struct lkeys *k,
-                      const struct node_keys_result *r)
+                     const struct node_keys_result *r)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, k->fn_ref);
     push_keys_result(L, r);
@@ -626,7 +635,8 @@ static int keys_op(lua_State *L, struct lnode *ln, int op, int a)
     int fn = op == NODE_KEYS_LIST ? a : a + 1;
     if (op != NODE_KEYS_LIST &&
         keyring_parse(luaL_checkstring(L, a), key, &len))
-        return luaL_argerror(L, a, "expected a base64-encoded key of 16, "
+        return luaL_argerror(L, a,
+                             "expected a base64-encoded key of 16, "
                              "24 or 32 bytes");
     if (!lua_isnoneornil(L, fn))
         luaL_checktype(L, fn, LUA_TFUNCTION);
@@ -643,8 +653,8 @@ static int keys_op(lua_State *L, struct lnode *ln, int op, int a)
         keys_waiting = k;
     }
     /* Without a callback nobody waits for the answer. */
-    int rc = node_keys(ln->nd, op, key, len, cb ? keys_done : NULL,
-                       cb ? k : NULL);
+    int rc =
+        node_keys(ln->nd, op, key, len, cb ? keys_done : NULL, cb ? k : NULL);
     keyring_wipe(key, sizeof key);
     if (!cb)
         hs_free(k);
@@ -717,38 +727,35 @@ static int node_tostring(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg api[] = {
-    {"self", api_self},
-    {"members", api_members},
-    {"member", api_member},
-    {"join", api_join},
-    {"leave", api_leave},
-    {"stop", api_stop},
-    {"start", api_start},
-    {"broadcast", api_broadcast},
-    {"send", api_send},
-    {"update_private_data", api_update_private_data},
-    {"every", api_every},
-    {"after", api_after},
-    {"log", api_log},
-    {"health", api_health},
-    {"stats", api_stats},
-    {"now", api_now},
-    {"time", api_time},
-    {"publish", api_publish},
-    {"read", api_read},
-    {"delete", api_delete},
-    {"keys", api_keys},
-    {"keyring_list", api_keyring_list},
-    {"keyring_install", api_keyring_install},
-    {"keyring_use", api_keyring_use},
-    {"keyring_remove", api_keyring_remove},
-    {NULL, NULL}};
+static const luaL_Reg api[] = {{"self", api_self},
+                               {"members", api_members},
+                               {"member", api_member},
+                               {"join", api_join},
+                               {"leave", api_leave},
+                               {"stop", api_stop},
+                               {"start", api_start},
+                               {"broadcast", api_broadcast},
+                               {"send", api_send},
+                               {"update_private_data", api_update_private_data},
+                               {"every", api_every},
+                               {"after", api_after},
+                               {"log", api_log},
+                               {"health", api_health},
+                               {"stats", api_stats},
+                               {"now", api_now},
+                               {"time", api_time},
+                               {"publish", api_publish},
+                               {"read", api_read},
+                               {"delete", api_delete},
+                               {"keys", api_keys},
+                               {"keyring_list", api_keyring_list},
+                               {"keyring_install", api_keyring_install},
+                               {"keyring_use", api_keyring_use},
+                               {"keyring_remove", api_keyring_remove},
+                               {NULL, NULL}};
 
 static const luaL_Reg timer_methods[] = {
-    {"cancel", timer_cancel},
-    {"active", timer_active},
-    {NULL, NULL}};
+    {"cancel", timer_cancel}, {"active", timer_active}, {NULL, NULL}};
 
 void lnode_push(lua_State *L, struct lnode *ln)
 {

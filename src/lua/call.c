@@ -99,18 +99,18 @@ struct lnode *lnode_acting(size_t *nreg)
  * runs inside that script's call): an inner call pays out of its own
  * budget and out of each outer one, and ends by the earliest deadline. */
 struct frame {
-    lua_State *co;        /* the call's own coroutine */
-    int64_t left;         /* instructions not paid for yet, or NO_BUDGET */
-    uint64_t cpu;         /* CPU time (ns) the call may take; 0: no limit */
-    uint64_t cpu_start;   /* the thread's CPU clock when it began; 0: not
+    lua_State *co;      /* the call's own coroutine */
+    int64_t left;       /* instructions not paid for yet, or NO_BUDGET */
+    uint64_t cpu;       /* CPU time (ns) the call may take; 0: no limit */
+    uint64_t cpu_start; /* the thread's CPU clock when it began; 0: not
                            * read yet */
-    uint64_t start;       /* monotonic ns when it began */
-    uint64_t deadline;    /* monotonic ns before which `cpu` cannot be
+    uint64_t start;     /* monotonic ns when it began */
+    uint64_t deadline;  /* monotonic ns before which `cpu` cannot be
                            * spent: the CPU clock is read only after it */
-    uint64_t last;        /* monotonic ns of the hook's last look */
-    bool timed;           /* this call or an outer one has a time limit */
-    bool stopped;         /* out of budget */
-    bool timed_out;       /* ... of its time */
+    uint64_t last;      /* monotonic ns of the hook's last look */
+    bool timed;         /* this call or an outer one has a time limit */
+    bool stopped;       /* out of budget */
+    bool timed_out;     /* ... of its time */
     struct frame *outer;
 };
 
@@ -263,17 +263,19 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     if (!lua_pushthread(L))
         *(const void **)lua_getextraspace(L) = &budget_mark;
     lua_pop(L, 1);
-    luaL_error(L, "%s", f->timed_out ? "time budget exceeded "
-               "(script_budget)" : BUDGET_MSG);
+    luaL_error(L, "%s",
+               f->timed_out ? "time budget exceeded "
+                              "(script_budget)"
+                            : BUDGET_MSG);
 }
 
 /* Run the function below the nargs arguments on top of L in a new
  * coroutine, with a budget of `budget` instructions (0: none). On success
  * leaves exactly nresults values on L; on failure the message, with a
  * traceback. *stopped tells a budget stop. */
-static int run_protected(lua_State *L, int nargs, int nresults,
-                         uint64_t budget, bool timed, uint64_t mem_cap,
-                         bool *stopped, struct lnode *ln)
+static int run_protected(lua_State *L, int nargs, int nresults, uint64_t budget,
+                         bool timed, uint64_t mem_cap, bool *stopped,
+                         struct lnode *ln)
 {
     /* A coroutine that ended well can run the next call: keeping one
      * saves its creation on every hook call. */
@@ -294,10 +296,13 @@ static int run_protected(lua_State *L, int nargs, int nresults,
     } else {
         ln = NULL; /* a nested call: this coroutine is not kept */
     }
-    lua_insert(L, -(nargs + 2));      /* thread below the function */
-    lua_xmove(L, co, nargs + 1);      /* function and arguments */
-    struct frame fr = {.co = co, .left = NO_BUDGET, .deadline = UINT64_MAX,
-                       .timed = frame && frame->timed, .outer = frame};
+    lua_insert(L, -(nargs + 2)); /* thread below the function */
+    lua_xmove(L, co, nargs + 1); /* function and arguments */
+    struct frame fr = {.co = co,
+                       .left = NO_BUDGET,
+                       .deadline = UINT64_MAX,
+                       .timed = frame && frame->timed,
+                       .outer = frame};
     if (budget)
         fr.left = (int64_t)HS_MIN(budget, (uint64_t)NO_BUDGET - 1);
     if (budget && timed) {
@@ -344,9 +349,10 @@ static int run_protected(lua_State *L, int nargs, int nresults,
         if (!*stopped)
             lua_pushliteral(L, "a hook must not yield");
         else if (fr.timed_out && fr.cpu_start)
-            lua_pushfstring(L, "time budget exceeded (script_budget): %d "
-                            "ms of CPU", (int)((cpu_ns() - fr.cpu_start) /
-                                               1000000));
+            lua_pushfstring(L,
+                            "time budget exceeded (script_budget): %d "
+                            "ms of CPU",
+                            (int)((cpu_ns() - fr.cpu_start) / 1000000));
         else if (fr.timed_out)
             lua_pushliteral(L, "time budget exceeded (script_budget)");
         else
@@ -467,7 +473,7 @@ static int co_wrapped(lua_State *L)
         return r;
     int stat = lua_status(co);
     if (stat != LUA_OK && stat != LUA_YIELD && !killed_by_budget(co)) {
-        stat = close_thread(co, L);             /* its tbc variables */
+        stat = close_thread(co, L); /* its tbc variables */
         lua_xmove(co, L, 1);
     }
     if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
@@ -526,24 +532,26 @@ void lnode_charge(lua_State *L, lua_Unsigned work)
     if (f == NULL)
         return; /* a test's own code, outside any call */
     check_budget(L);
-    int64_t want = work > (lua_Unsigned)NO_BUDGET - 1 ? NO_BUDGET - 1
-                                                       : (int64_t)work;
+    int64_t want =
+        work > (lua_Unsigned)NO_BUDGET - 1 ? NO_BUDGET - 1 : (int64_t)work;
     struct frame *late = f->timed ? late_call(f, now_ns()) : NULL;
     if (late == NULL && pay(want) == want)
         return;
     stop(late);
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "%s", late ? "time budget exceeded (script_budget)"
-                             : BUDGET_MSG);
+    luaL_error(L, "%s",
+               late ? "time budget exceeded (script_budget)" : BUDGET_MSG);
 }
 
 const struct llib_charge lnode_library_charge = {lnode_charge};
 
 void lnode_guard_coroutines(lua_State *L, int idx)
 {
-    static const luaL_Reg fns[] = {
-        {"create", co_create}, {"resume", co_resume}, {"wrap", co_wrap},
-        {"close", co_close},   {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"create", co_create},
+                                   {"resume", co_resume},
+                                   {"wrap", co_wrap},
+                                   {"close", co_close},
+                                   {NULL, NULL}};
     idx = lua_absindex(L, idx);
     for (int i = 0; fns[i].name; i++) {
         lua_pushcfunction(L, fns[i].func);
@@ -601,8 +609,8 @@ int lnode_setmetatable(lua_State *L)
         lua_pushliteral(L, "__gc");
         if (lua_rawget(L, 2) != LUA_TNIL)
             return luaL_error(L, "setmetatable: a metatable with __gc is "
-                              "not allowed (finalizers would run outside "
-                              "the instruction budget)");
+                                 "not allowed (finalizers would run outside "
+                                 "the instruction budget)");
         lua_pop(L, 1);
     }
     if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
@@ -661,8 +669,7 @@ static void observe_begin(lua_State *L, int idx, const char *what)
     lua_Debug ar;
     lua_pushvalue(L, idx);
     if (lua_getinfo(L, ">S", &ar))
-        snprintf(where, sizeof where, "%s:%d", ar.short_src,
-                 ar.linedefined);
+        snprintf(where, sizeof where, "%s:%d", ar.short_src, ar.linedefined);
     observer->begin(observer->ud, what, where);
 }
 
@@ -680,8 +687,8 @@ int lnode_pcall(struct lnode *ln, int nargs, int nresults, const char *what)
     ln->prev_current = current;
     current = ln;
     observe_begin(L, -(nargs + 1), what);
-    int status = run_protected(L, nargs, nresults, ln->budget,
-                               ln->real_time, ln->mem_cap, &stopped, ln);
+    int status = run_protected(L, nargs, nresults, ln->budget, ln->real_time,
+                               ln->mem_cap, &stopped, ln);
     observe_end();
     current = ln->prev_current;
     ln->stats.calls++;
@@ -718,8 +725,8 @@ int lnode_run_top(struct lnode *ln, lua_State *L, uint64_t budget,
     struct lnode *outer = current;
     current = ln;
     observe_begin(L, -1, "load");
-    int status = run_protected(L, 0, 1, budget, ln->real_time,
-                               ln->mem_cap, stopped, NULL);
+    int status = run_protected(L, 0, 1, budget, ln->real_time, ln->mem_cap,
+                               stopped, NULL);
     observe_end();
     current = outer;
     return status;

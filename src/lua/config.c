@@ -32,28 +32,28 @@
  * size of the state are charged for their loops against the instruction
  * budget and meet the deadline as they go (lua/lib.c: string.rep, the
  * pattern functions, the table functions). */
-#define MEM_LIMIT (64u << 20)        /* bytes held by the Lua state */
-#define STEP_LIMIT 20000000L         /* VM instructions */
-#define TIME_LIMIT_MS 1000           /* wall-clock time of the whole run */
-#define HOOK_EVERY 1000              /* instructions per count hook */
-#define JSON_MAX (4u << 20)          /* bytes of a JSON file */
+#define MEM_LIMIT (64u << 20) /* bytes held by the Lua state */
+#define STEP_LIMIT 20000000L  /* VM instructions */
+#define TIME_LIMIT_MS 1000    /* wall-clock time of the whole run */
+#define HOOK_EVERY 1000       /* instructions per count hook */
+#define JSON_MAX (4u << 20)   /* bytes of a JSON file */
 
 /* The harmless base functions a config file may call besides the string,
  * table and math libraries. */
 static const char *const base_names[] = {
-    "assert", "error", "ipairs", "next", "pairs", "select",
-    "tonumber", "tostring", "type", NULL};
+    "assert", "error",    "ipairs",   "next", "pairs",
+    "select", "tonumber", "tostring", "type", NULL};
 
 /* ===== Bounded allocator, instruction budget and deadline ===== */
 
 struct budget {
-    size_t used;        /* bytes currently held by the state */
-    size_t limit;       /* and the most it may hold */
-    long steps_left;    /* instructions (and charged work) still allowed */
-    long steps;         /* the whole budget, for messages */
-    int every;          /* instructions per count hook */
-    uint64_t deadline;  /* monotonic ms */
-    uint64_t time_ms;   /* the whole time allowed, for messages */
+    size_t used;       /* bytes currently held by the state */
+    size_t limit;      /* and the most it may hold */
+    long steps_left;   /* instructions (and charged work) still allowed */
+    long steps;        /* the whole budget, for messages */
+    int every;         /* instructions per count hook */
+    uint64_t deadline; /* monotonic ms */
+    uint64_t time_ms;  /* the whole time allowed, for messages */
 };
 
 static void *lalloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -105,12 +105,15 @@ static int too_long(lua_State *L, const struct budget *b, bool steps)
         }
     }
     if (steps)
-        lua_pushfstring(L, "%sconfiguration file runs too long (more than "
-                        "%d instructions)", lua_tostring(L, -1),
-                        (int)b->steps);
+        lua_pushfstring(L,
+                        "%sconfiguration file runs too long (more than "
+                        "%d instructions)",
+                        lua_tostring(L, -1), (int)b->steps);
     else
-        lua_pushfstring(L, "%sconfiguration file runs too long (more than "
-                        "%d ms)", lua_tostring(L, -1), (int)b->time_ms);
+        lua_pushfstring(L,
+                        "%sconfiguration file runs too long (more than "
+                        "%d ms)",
+                        lua_tostring(L, -1), (int)b->time_ms);
     return lua_error(L);
 }
 
@@ -231,8 +234,8 @@ static void set_key(lua_State *L, const struct job *j, const char *key,
     /* A script named in a config file is found next to that file. */
     if (info && !strcmp(info->name, "scripts") && value[0] != '/' &&
         value[0] != '\0' && slash) {
-        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - j->path),
-                 j->path, value);
+        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - j->path), j->path,
+                 value);
         value = path;
     }
     if (config_set(j->cfg, key, value, err, sizeof err))
@@ -250,8 +253,7 @@ static void apply_key(lua_State *L, const struct job *j, const char *key)
     }
     if (lua_type(L, -1) == LUA_TTABLE) {
         if (info->kind != CONFIG_LIST) {
-            lua_pushfstring(L, "%s: expected a single value, not a list",
-                            key);
+            lua_pushfstring(L, "%s: expected a single value, not a list", key);
             fail(L, j, lua_tostring(L, -1));
         }
         lua_Integer n = (lua_Integer)lua_rawlen(L, -1), count = 0;
@@ -281,10 +283,12 @@ static void apply_key(lua_State *L, const struct job *j, const char *key)
     }
     const char *v = scalar_text(L, j, -1, key, num, sizeof num);
     if (v == NULL) {
-        lua_pushfstring(L, "%s: expected a string, number, boolean or list, "
-                        "got %s", key, lua_islightuserdata(L, -1)
-                                           ? "null" /* cjson.null */
-                                           : luaL_typename(L, -1));
+        lua_pushfstring(L,
+                        "%s: expected a string, number, boolean or list, "
+                        "got %s",
+                        key,
+                        lua_islightuserdata(L, -1) ? "null" /* cjson.null */
+                                                   : luaL_typename(L, -1));
         fail(L, j, lua_tostring(L, -1));
     }
     if (!strcmp(info->name, "profile") && j->keep_profile) {
@@ -312,13 +316,13 @@ static void apply_table(lua_State *L, const struct job *j, int t)
     while (lua_next(L, t)) {
         lua_pop(L, 1);
         size_t len;
-        const char *key = lua_type(L, -1) == LUA_TSTRING
-                              ? lua_tolstring(L, -1, &len)
-                              : NULL;
+        const char *key =
+            lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
         if (key == NULL || strlen(key) != len)
-            fail(L, j, j->json ? "expected a JSON object of configuration "
-                                 "keys"
-                               : "configuration keys must be names");
+            fail(L, j,
+                 j->json ? "expected a JSON object of configuration "
+                           "keys"
+                         : "configuration keys must be names");
         /* Known keys are few; unknown ones may be a million, and are
          * refused before anything is sorted. The table keeps the key
          * alive while `unknown` points into it. */
@@ -404,8 +408,10 @@ static void decode_json(lua_State *L, const struct job *j)
     lua_getglobal(L, "require");
     lua_pushstring(L, "cjson");
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        lua_pushfstring(L, "a JSON configuration needs the lua-cjson "
-                        "module: %s", lua_tostring(L, -1));
+        lua_pushfstring(L,
+                        "a JSON configuration needs the lua-cjson "
+                        "module: %s",
+                        lua_tostring(L, -1));
         fail(L, j, lua_tostring(L, -1));
     }
     lua_getfield(L, -1, "decode");
@@ -446,8 +452,7 @@ static int read_file(struct job *j, char *err, size_t errlen)
 {
     FILE *f = fopen(j->path, "rb");
     if (f == NULL) {
-        snprintf(err, errlen, "cannot open %s: %s", j->path,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot open %s: %s", j->path, strerror(errno));
         return HS_EINVAL;
     }
     j->text = hs_malloc(JSON_MAX + 1);
@@ -460,8 +465,11 @@ static int read_file(struct job *j, char *err, size_t errlen)
     int bad = ferror(f);
     fclose(f);
     if (bad || j->len > JSON_MAX) {
-        snprintf(err, errlen, bad ? "cannot read %s" : "%s: larger than "
-                 "4 MiB", j->path);
+        snprintf(err, errlen,
+                 bad ? "cannot read %s"
+                     : "%s: larger than "
+                       "4 MiB",
+                 j->path);
         hs_free(j->text);
         j->text = NULL;
         return HS_EINVAL;
@@ -474,20 +482,22 @@ int lua_config_load_limited(const char *path, struct config *cfg,
                             const struct lua_config_limits *lim, char *err,
                             size_t errlen)
 {
-    struct job j = {path, cfg, keep_profile, ends_with(path, ".json"),
-                    NULL, 0};
+    struct job j = {path, cfg, keep_profile, ends_with(path, ".json"), NULL, 0};
     /* A reload reads the file on the agent's loop: opening a FIFO would
      * wait for a writer, for good. (/dev/null, an empty file, is fine.) */
     struct stat st;
     if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode)) {
-        snprintf(err, errlen, "%s: a FIFO, which could block the agent; "
-                 "give a regular file", path);
+        snprintf(err, errlen,
+                 "%s: a FIFO, which could block the agent; "
+                 "give a regular file",
+                 path);
         return HS_EINVAL;
     }
     if (j.json && read_file(&j, err, errlen))
         return HS_EINVAL;
-    struct budget b = {0, lim->memory, lim->steps, lim->steps,
-                       HOOK_EVERY, now_ms() + lim->time_ms, lim->time_ms};
+    struct budget b = {0,           lim->memory, lim->steps,
+                       lim->steps,  HOOK_EVERY,  now_ms() + lim->time_ms,
+                       lim->time_ms};
     lua_State *L = lua_newstate(lalloc, &b);
     if (L == NULL) {
         hs_free(j.text);
@@ -500,12 +510,15 @@ int lua_config_load_limited(const char *path, struct config *cfg,
     if (rc != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (rc == LUA_ERRMEM)
-            snprintf(err, errlen, "%s: out of memory (the limit is %zu "
-                     "MiB)", path, lim->memory >> 20);
+            snprintf(err, errlen,
+                     "%s: out of memory (the limit is %zu "
+                     "MiB)",
+                     path, lim->memory >> 20);
         else
-            snprintf(err, errlen, "%s%s%s", msg ? "" : path,
-                     msg ? "" : ": ", msg ? msg : "error object is not a "
-                     "string");
+            snprintf(err, errlen, "%s%s%s", msg ? "" : path, msg ? "" : ": ",
+                     msg ? msg
+                         : "error object is not a "
+                           "string");
     }
     lua_close(L);
     hs_free(j.text);
@@ -517,6 +530,5 @@ int lua_config_load(const char *path, struct config *cfg, bool keep_profile,
 {
     static const struct lua_config_limits lim = {MEM_LIMIT, STEP_LIMIT,
                                                  TIME_LIMIT_MS};
-    return lua_config_load_limited(path, cfg, keep_profile, &lim, err,
-                                   errlen);
+    return lua_config_load_limited(path, cfg, keep_profile, &lim, err, errlen);
 }

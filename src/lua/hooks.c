@@ -23,10 +23,10 @@
 #define LOAD_BUDGET_TIMES 10
 
 const char *const lnode_hook_names[] = {
-    "on_member",         "private_data", "validate_metadata",
-    "on_metadata",       "allow_member", "allow_merge",
-    "on_conflict",       "on_message",   "ack_payload",
-    "on_ping",           "local_state",  "merge_remote_state",
+    "on_member",   "private_data", "validate_metadata",
+    "on_metadata", "allow_member", "allow_merge",
+    "on_conflict", "on_message",   "ack_payload",
+    "on_ping",     "local_state",  "merge_remote_state",
     NULL};
 
 /* ===== Calling the scripts' hooks ===== */
@@ -37,7 +37,7 @@ struct each {
     struct lnode *ln;
     lua_State *L;
     const char *name;
-    int scripts;  /* stack index of the scripts array */
+    int scripts; /* stack index of the scripts array */
     int n;
 };
 
@@ -272,8 +272,7 @@ void lnode_guard(struct lnode *ln, struct hook_call *c)
 {
     lua_State *L = lnode_state(ln);
     c->ln = ln;
-    bool hook = c->kind != K_TIMER && c->kind != K_JOINED &&
-                c->kind != K_KEYS;
+    bool hook = c->kind != K_TIMER && c->kind != K_JOINED && c->kind != K_KEYS;
     if (hook && (ln->scripts_ref == LUA_NOREF || ln->nd == NULL)) {
         /* no scripts: as if no script defined the hook */
         if (c->kind == K_ALLOW || c->kind == K_MERGE || c->kind == K_VALIDATE)
@@ -308,9 +307,10 @@ static int h_node_meta(void *ud, size_t limit, struct buf *out)
     struct hook_call c = {.kind = K_META, .out = out, .rc = HS_ENOMEM};
     lnode_guard(ln, &c);
     if (c.rc == 0 && out->len > limit) {
-        HS_ERROR(ln->log, "script private_data returned %zu bytes, more "
-                 "than %zu: the previous private data stays", out->len,
-                 limit);
+        HS_ERROR(ln->log,
+                 "script private_data returned %zu bytes, more "
+                 "than %zu: the previous private data stays",
+                 out->len, limit);
         ln->stats.errors++;
         c.rc = HS_ETOOBIG;
     }
@@ -320,16 +320,19 @@ static int h_node_meta(void *ud, size_t limit, struct buf *out)
 static void h_on_message(void *ud, const char *from, size_t fromlen,
                          const uint8_t *p, size_t n)
 {
-    struct hook_call c = {.kind = K_MESSAGE, .from = from,
-                          .fromlen = fromlen, .p = p, .n = n};
+    struct hook_call c = {
+        .kind = K_MESSAGE, .from = from, .fromlen = fromlen, .p = p, .n = n};
     lnode_guard(ud, &c);
 }
 
 static int h_allow_member(void *ud, const struct member *m, char *why,
                           size_t whylen)
 {
-    struct hook_call c = {.kind = K_ALLOW, .m = m, .why = why,
-                          .whylen = whylen, .rc = HS_EREFUSED};
+    struct hook_call c = {.kind = K_ALLOW,
+                          .m = m,
+                          .why = why,
+                          .whylen = whylen,
+                          .rc = HS_EREFUSED};
     snprintf(why, whylen, "allow_member could not be called");
     lnode_guard(ud, &c);
     return c.rc;
@@ -338,8 +341,12 @@ static int h_allow_member(void *ud, const struct member *m, char *why,
 static int h_allow_merge(void *ud, const struct member *const *ms, size_t n,
                          char *why, size_t whylen)
 {
-    struct hook_call c = {.kind = K_MERGE, .ms = ms, .n = n, .why = why,
-                          .whylen = whylen, .rc = HS_EREFUSED};
+    struct hook_call c = {.kind = K_MERGE,
+                          .ms = ms,
+                          .n = n,
+                          .why = why,
+                          .whylen = whylen,
+                          .rc = HS_EREFUSED};
     snprintf(why, whylen, "allow_merge could not be called");
     lnode_guard(ud, &c);
     return c.rc;
@@ -362,15 +369,15 @@ static int h_ack_payload(void *ud, struct buf *out)
 static void h_on_ping(void *ud, const struct member *m, uint64_t rtt_ms,
                       const uint8_t *payload, size_t n)
 {
-    struct hook_call c = {.kind = K_PING, .m = m, .rtt = rtt_ms,
-                          .p = payload, .n = n};
+    struct hook_call c = {
+        .kind = K_PING, .m = m, .rtt = rtt_ms, .p = payload, .n = n};
     lnode_guard(ud, &c);
 }
 
 static int h_local_state(void *ud, bool join, struct buf *out)
 {
-    struct hook_call c = {.kind = K_LOCAL, .join = join, .out = out,
-                          .rc = HS_ENOMEM};
+    struct hook_call c = {
+        .kind = K_LOCAL, .join = join, .out = out, .rc = HS_ENOMEM};
     lnode_guard(ud, &c);
     return c.rc;
 }
@@ -385,8 +392,11 @@ static void h_merge_remote_state(void *ud, const uint8_t *p, size_t n,
 static int h_validate_metadata(void *ud, const struct meta_change *mc,
                                char *why, size_t whylen)
 {
-    struct hook_call c = {.kind = K_VALIDATE, .mc = mc, .why = why,
-                          .whylen = whylen, .rc = HS_EREFUSED};
+    struct hook_call c = {.kind = K_VALIDATE,
+                          .mc = mc,
+                          .why = why,
+                          .whylen = whylen,
+                          .rc = HS_EREFUSED};
     snprintf(why, whylen, "validate_metadata could not be called");
     lnode_guard(ud, &c);
     return c.rc;
@@ -538,13 +548,14 @@ int lnode_check_hooks(lua_State *L, int idx, const char *where, char *err,
     idx = lua_absindex(L, idx);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
-                                                         : NULL;
+        const char *k =
+            lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
         bool known = false;
         for (int i = 0; k && lnode_hook_names[i]; i++)
             known |= strcmp(k, lnode_hook_names[i]) == 0;
         if (!known) {
-            snprintf(err, errlen, "%s: unknown hook '%s' (hooks are "
+            snprintf(err, errlen,
+                     "%s: unknown hook '%s' (hooks are "
                      "on_member, private_data, validate_metadata, "
                      "on_metadata, allow_member, allow_merge, on_conflict, "
                      "on_message, ack_payload, on_ping, local_state, "
@@ -610,8 +621,10 @@ int lnode_load_script(struct lnode *ln, lua_State *L, const char *path,
         return HS_EINVAL;
     }
     if (!lua_istable(L, -1)) {
-        snprintf(err, errlen, "%s: the script must return a table of "
-                 "hooks, not a %s", path, luaL_typename(L, -1));
+        snprintf(err, errlen,
+                 "%s: the script must return a table of "
+                 "hooks, not a %s",
+                 path, luaL_typename(L, -1));
         lua_pop(L, 1);
         return HS_EINVAL;
     }

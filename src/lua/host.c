@@ -4,8 +4,8 @@
 #include "lua/host.h"
 
 #include <lauxlib.h>
-#include <lualib.h>
 #include <limits.h>
+#include <lualib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,9 +14,9 @@
 
 struct lua_host {
     lua_State *L;
-    size_t used, limit;   /* bytes held by the state, and the cap */
+    size_t used, limit; /* bytes held by the state, and the cap */
     struct lnode ln;
-    size_t count;         /* scripts loaded */
+    size_t count; /* scripts loaded */
 };
 
 /* ===== Memory ===== */
@@ -73,8 +73,8 @@ static void set_path(lua_State *L, const struct config *cfg)
         if (slash) {
             *slash = '\0';
             o += (size_t)snprintf(path + o, sizeof path - o,
-                                  "%s/../lua/?.lua;%s/../lua/?/init.lua;",
-                                  exe, exe);
+                                  "%s/../lua/?.lua;%s/../lua/?/init.lua;", exe,
+                                  exe);
         }
     }
     lua_getglobal(L, "package");
@@ -117,8 +117,7 @@ int lua_host_new(const struct config *cfg, const struct hs_logger *log,
     lua_createtable(L, (int)cfg->scripts.n, 0);
     int scripts = lua_gettop(L);
     for (size_t i = 0; i < cfg->scripts.n; i++) {
-        if (lnode_load_script(&h->ln, L, cfg->scripts.v[i], env, err,
-                              errlen)) {
+        if (lnode_load_script(&h->ln, L, cfg->scripts.v[i], env, err, errlen)) {
             lua_host_free(h);
             return HS_EINVAL;
         }

@@ -63,9 +63,8 @@ static int rep(lua_State *L)
     }
     lua_Unsigned un = (lua_Unsigned)n;
     lua_Unsigned piece = (lua_Unsigned)l + lsep;
-    lua_Unsigned bytes = piece != 0 && un > LUA_MAXINTEGER / piece
-                             ? LUA_MAXINTEGER
-                             : un * piece;
+    lua_Unsigned bytes =
+        piece != 0 && un > LUA_MAXINTEGER / piece ? LUA_MAXINTEGER : un * piece;
     /* The result Lua refuses as too large (or the allocator as more than
      * the state may hold) costs nothing: it fails before the loop. */
     if (bytes < (lua_Unsigned)LUA_MAXINTEGER)
@@ -87,8 +86,10 @@ static void check_table(lua_State *L, int arg, int need)
         return;
     int n = 1;
     if (lua_getmetatable(L, arg) &&
-        (!(need & NEED_R) || (n++, lua_getfield(L, -n, "__index") != LUA_TNIL)) &&
-        (!(need & NEED_W) || (n++, lua_getfield(L, -n, "__newindex") != LUA_TNIL)) &&
+        (!(need & NEED_R) ||
+         (n++, lua_getfield(L, -n, "__index") != LUA_TNIL)) &&
+        (!(need & NEED_W) ||
+         (n++, lua_getfield(L, -n, "__newindex") != LUA_TNIL)) &&
         (!(need & NEED_L) || (n++, lua_getfield(L, -n, "__len") != LUA_TNIL))) {
         lua_pop(L, n);
         return;
@@ -163,8 +164,7 @@ static int move(lua_State *L)
 
 /* Lua's own function with the bounds i and j, read here, as its
  * arguments at `at` and at + 1: it then reads no length of its own. */
-static int call_with_bounds(lua_State *L, int at, lua_Integer i,
-                            lua_Integer j)
+static int call_with_bounds(lua_State *L, int at, lua_Integer i, lua_Integer j)
 {
     lua_settop(L, at + 1);
     lua_pushinteger(L, i);
@@ -190,11 +190,11 @@ static int concat(lua_State *L)
     luaL_optlstring(L, 2, "", &lsep);
     lua_Integer i = luaL_optinteger(L, 3, 1);
     check_table(L, 1, NEED_R);
-    lua_Integer j = lua_isnoneornil(L, 4) ? length(L, 1, NEED_R)
-                                          : luaL_checkinteger(L, 4);
+    lua_Integer j =
+        lua_isnoneornil(L, 4) ? length(L, 1, NEED_R) : luaL_checkinteger(L, 4);
     lua_Unsigned n = span(i, j);
-    lua_Unsigned seps = lsep && n > LUA_MAXINTEGER / lsep ? LUA_MAXINTEGER
-                                                          : n * lsep;
+    lua_Unsigned seps =
+        lsep && n > LUA_MAXINTEGER / lsep ? LUA_MAXINTEGER : n * lsep;
     pay(L, n + seps / BYTES_PER_WORK);
     return call_with_bounds(L, 3, i, j);
 }
@@ -203,8 +203,8 @@ static int concat(lua_State *L)
 static int unpack(lua_State *L)
 {
     lua_Integer i = luaL_optinteger(L, 2, 1);
-    lua_Integer j = lua_isnoneornil(L, 3) ? luaL_len(L, 1)
-                                          : luaL_checkinteger(L, 3);
+    lua_Integer j =
+        lua_isnoneornil(L, 3) ? luaL_len(L, 1) : luaL_checkinteger(L, 3);
     lua_Unsigned n = span(i, j);
     /* Lua refuses more than the stack can take before looping. */
     if (n <= INT_MAX)
@@ -251,9 +251,8 @@ static int sort(lua_State *L)
 }
 
 static const luaL_Reg table_fns[] = {
-    {"insert", insert}, {"remove", remove_}, {"move", move},
-    {"concat", concat}, {"unpack", unpack},  {"sort", sort},
-    {NULL, NULL}};
+    {"insert", insert}, {"remove", remove_}, {"move", move}, {"concat", concat},
+    {"unpack", unpack}, {"sort", sort},      {NULL, NULL}};
 
 /* Replace t[name] by fn, a closure over c and t's old function. */
 static void wrap(lua_State *L, int t, const char *name, lua_CFunction fn,
@@ -275,8 +274,8 @@ void llib_install(lua_State *L, int string_idx, int table_idx,
     if (string_idx) {
         int s = lua_absindex(L, string_idx);
         wrap(L, s, "rep", rep, c);
-        static const char *const pats[] = {"find", "match", "gmatch",
-                                           "gsub", NULL};
+        static const char *const pats[] = {"find", "match", "gmatch", "gsub",
+                                           NULL};
         for (int i = 0; pats[i]; i++) {
             lpat_push(L, pats[i], c);
             lua_setfield(L, s, pats[i]);

@@ -18,8 +18,8 @@
 
 #include <lua.h>
 
-#include "lua/lib.h"
 #include "core/node.h"
+#include "lua/lib.h"
 
 /* Hook names, in the order the docs list them. */
 extern const char *const lnode_hook_names[];
@@ -43,14 +43,14 @@ struct lnode_ops {
 struct ltimer;
 
 struct lnode {
-    lua_State *L;            /* the state whose registry holds our refs */
-    struct node *nd;         /* NULL until bound, and once closed */
-    int scripts_ref;         /* array of hook tables, or LUA_NOREF */
-    int udata_ref;           /* the hearsay.node userdata, or LUA_NOREF */
-    uint64_t budget;         /* VM instructions per call; 0 = none */
-    bool real_time;          /* the budget bounds wall-clock time too
+    lua_State *L;     /* the state whose registry holds our refs */
+    struct node *nd;  /* NULL until bound, and once closed */
+    int scripts_ref;  /* array of hook tables, or LUA_NOREF */
+    int udata_ref;    /* the hearsay.node userdata, or LUA_NOREF */
+    uint64_t budget;  /* VM instructions per call; 0 = none */
+    bool real_time;   /* the budget bounds wall-clock time too
                               * (not in a simulation: it has its own) */
-    uint64_t mem_cap;        /* bytes one call may allocate (net) in a
+    uint64_t mem_cap; /* bytes one call may allocate (net) in a
                               * state shared with a test; 0: none (the
                               * agent's state caps itself) */
     const struct hs_logger *log;
@@ -59,13 +59,13 @@ struct lnode {
     struct ltimer *timers;
     struct lnode_stats stats;
     struct lnode *prev_current; /* the node current before us */
-    struct {                 /* error log rate limit, per hook */
+    struct {                    /* error log rate limit, per hook */
         const char *what;
         uint64_t last;
         uint64_t suppressed;
     } quiet[16];
-    int co_ref;              /* an idle coroutine kept for the next call */
-    bool co_busy;            /* it is running (a nested call makes one) */
+    int co_ref;   /* an idle coroutine kept for the next call */
+    bool co_busy; /* it is running (a nested call makes one) */
 };
 
 /* Prepare ln for a state; no scripts yet. */

@@ -45,9 +45,23 @@ void lnode_protect_metatable(lua_State *L);
  * arguments allocates too, and a state at its memory cap must fail that
  * hook, not abort the process (lua_atpanic). */
 
-enum hook_kind { K_MEMBER, K_META, K_MESSAGE, K_ALLOW, K_MERGE, K_CONFLICT,
-                 K_ACK, K_PING, K_LOCAL, K_REMOTE, K_TIMER, K_JOINED,
-                 K_VALIDATE, K_APPLIED, K_KEYS };
+enum hook_kind {
+    K_MEMBER,
+    K_META,
+    K_MESSAGE,
+    K_ALLOW,
+    K_MERGE,
+    K_CONFLICT,
+    K_ACK,
+    K_PING,
+    K_LOCAL,
+    K_REMOTE,
+    K_TIMER,
+    K_JOINED,
+    K_VALIDATE,
+    K_APPLIED,
+    K_KEYS
+};
 
 struct hook_call {
     struct lnode *ln;

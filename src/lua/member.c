@@ -34,8 +34,8 @@ struct lmember {
 };
 
 static const char *const member_keys[] = {
-    "name", "addr", "port", "state", "incarnation", "private_data",
-    "protocol", "delegate", NULL};
+    "name",         "addr",     "port",     "state", "incarnation",
+    "private_data", "protocol", "delegate", NULL};
 
 static void set_int(lua_State *L, const char *k, lua_Integer v)
 {
@@ -52,8 +52,7 @@ static void push_versions(lua_State *L, const uint8_t *v)
 }
 
 /* Push field `key` of m; false if there is no such field. */
-static bool member_field(lua_State *L, const struct lmember *m,
-                         const char *key)
+static bool member_field(lua_State *L, const struct lmember *m, const char *key)
 {
     char ip[HS_ADDRSTRLEN];
     struct hs_addr a;
@@ -125,7 +124,8 @@ static int member_index(lua_State *L)
 
 static int member_newindex(lua_State *L)
 {
-    return luaL_error(L, "members are read-only (field '%s'); "
+    return luaL_error(L,
+                      "members are read-only (field '%s'); "
                       "m:totable() gives a copy you can change",
                       luaL_optstring(L, 2, "?"));
 }
@@ -167,8 +167,8 @@ static int member_tostring(lua_State *L)
 
 void lnode_push_member(lua_State *L, const struct member *src)
 {
-    struct lmember *m = lua_newuserdatauv(
-        L, sizeof *m + src->name_len + src->meta_len, 0);
+    struct lmember *m =
+        lua_newuserdatauv(L, sizeof *m + src->name_len + src->meta_len, 0);
     m->incarnation = src->incarnation;
     m->port = src->addr.port;
     m->name_len = (uint16_t)src->name_len;
@@ -181,10 +181,11 @@ void lnode_push_member(lua_State *L, const struct member *src)
     if (src->meta_len)
         memcpy(m->data + src->name_len, src->meta, src->meta_len);
     if (luaL_newmetatable(L, MEMBER_MT)) {
-        static const luaL_Reg mm[] = {
-            {"__index", member_index},   {"__newindex", member_newindex},
-            {"__pairs", member_pairs},   {"__tostring", member_tostring},
-            {NULL, NULL}};
+        static const luaL_Reg mm[] = {{"__index", member_index},
+                                      {"__newindex", member_newindex},
+                                      {"__pairs", member_pairs},
+                                      {"__tostring", member_tostring},
+                                      {NULL, NULL}};
         luaL_setfuncs(L, mm, 0);
         lnode_protect_metatable(L);
     }
@@ -197,13 +198,31 @@ void lnode_push_stats(lua_State *L, struct lnode *ln)
     const struct node_stats *s = node_stats(nd);
     lua_newtable(L);
 #define S(f) set_int(L, #f, (lua_Integer)s->f)
-    S(packets_in); S(packets_out); S(bytes_in); S(bytes_out);
-    S(send_errors); S(probes); S(probes_failed); S(indirect_probes);
-    S(tcp_pings); S(tcp_ping_rescues); S(nacks_received); S(suspicions);
-    S(refutations); S(deaths); S(conflicts); S(push_pulls_out);
-    S(push_pulls_in); S(push_pull_errors); S(streams_in); S(streams_out);
-    S(broadcasts_queued); S(user_messages_in); S(user_messages_out);
-    S(members_refused); S(rumors_duplicate);
+    S(packets_in);
+    S(packets_out);
+    S(bytes_in);
+    S(bytes_out);
+    S(send_errors);
+    S(probes);
+    S(probes_failed);
+    S(indirect_probes);
+    S(tcp_pings);
+    S(tcp_ping_rescues);
+    S(nacks_received);
+    S(suspicions);
+    S(refutations);
+    S(deaths);
+    S(conflicts);
+    S(push_pulls_out);
+    S(push_pulls_in);
+    S(push_pull_errors);
+    S(streams_in);
+    S(streams_out);
+    S(broadcasts_queued);
+    S(user_messages_in);
+    S(user_messages_out);
+    S(members_refused);
+    S(rumors_duplicate);
 #undef S
     lua_newtable(L);
     for (int i = 0; i < NODE_DROP_COUNT; i++)
@@ -234,16 +253,26 @@ void lnode_push_stats(lua_State *L, struct lnode *ln)
     const struct meta_stats *ms = metadata_stats(md);
     lua_createtable(L, 0, 19);
 #define M(f) set_int(L, #f, (lua_Integer)ms->f)
-    M(writes_local); M(writes_remote); M(refused_local); M(refused_remote);
-    M(refused_future); M(fetches); M(fetch_errors); M(sync_streams);
-    M(sync_bytes_out); M(sync_bytes_in); M(digest_bytes_out);
-    M(digest_bytes_in); M(tombstones_collected); M(refused_horizon);
+    M(writes_local);
+    M(writes_remote);
+    M(refused_local);
+    M(refused_remote);
+    M(refused_future);
+    M(fetches);
+    M(fetch_errors);
+    M(sync_streams);
+    M(sync_bytes_out);
+    M(sync_bytes_in);
+    M(digest_bytes_out);
+    M(digest_bytes_in);
+    M(tombstones_collected);
+    M(refused_horizon);
     M(dropped_horizon);
 #undef M
     set_int(L, "horizon", (lua_Integer)metadata_horizon(md));
     set_int(L, "keys", (lua_Integer)metadata_count(md, false));
-    set_int(L, "tombstones",
-            (lua_Integer)(metadata_count(md, true) -
-                          metadata_count(md, false)));
+    set_int(
+        L, "tombstones",
+        (lua_Integer)(metadata_count(md, true) - metadata_count(md, false)));
     lua_setfield(L, -2, "metadata");
 }

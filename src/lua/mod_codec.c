@@ -74,8 +74,7 @@ static bool get_bool(lua_State *L, int t, const char *k)
 /* The fields of the body m as the schema lists them, into the table on
  * top of the stack, under their wire keys (a carried message is shown by
  * the caller instead). */
-static void set_fields(lua_State *L, const struct wire_schema *s,
-                       const void *m)
+static void set_fields(lua_State *L, const struct wire_schema *s, const void *m)
 {
     for (unsigned i = 0; i < s->n; i++) {
         const struct wire_field *f = &s->fields[i];
@@ -122,12 +121,11 @@ static int read_fields(lua_State *L, int schema, struct mp_reader *r,
     return rc;
 }
 
-static void push_body(lua_State *L, uint8_t type, const uint8_t *p,
-                      size_t n, bool stream);
+static void push_body(lua_State *L, uint8_t type, const uint8_t *p, size_t n,
+                      bool stream);
 
 /* Decode one message (type byte first) into a new table on the stack. */
-static void push_message(lua_State *L, const uint8_t *p, size_t n,
-                         bool stream)
+static void push_message(lua_State *L, const uint8_t *p, size_t n, bool stream)
 {
     if (n == 0) {
         lua_newtable(L);
@@ -144,8 +142,8 @@ static void push_error(lua_State *L, int rc, const char *why)
     lua_setfield(L, -2, "error");
 }
 
-static void push_body(lua_State *L, uint8_t type, const uint8_t *p,
-                      size_t n, bool stream)
+static void push_body(lua_State *L, uint8_t type, const uint8_t *p, size_t n,
+                      bool stream)
 {
     struct mp_reader r;
     WIRE_SCRATCH(sc);
@@ -232,14 +230,12 @@ static void push_body(lua_State *L, uint8_t type, const uint8_t *p,
         lua_setfield(L, -2, "states");
         if (rc)
             break;
-        if (h.user_state_len < 0 ||
-            (uint64_t)h.user_state_len > mp_left(&r)) {
+        if (h.user_state_len < 0 || (uint64_t)h.user_state_len > mp_left(&r)) {
             rc = HS_ETRUNC;
             why = "user state cut short";
             break;
         }
-        lua_pushlstring(L, (const char *)p + r.off,
-                        (size_t)h.user_state_len);
+        lua_pushlstring(L, (const char *)p + r.off, (size_t)h.user_state_len);
         lua_setfield(L, -2, "user_state");
         r.off += (size_t)h.user_state_len;
         break;
@@ -432,13 +428,12 @@ static int l_crc32(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg codec_funcs[] = {
-    {"decode", l_decode},
-    {"encode", l_encode},
-    {"lzw_compress", l_lzw_compress},
-    {"lzw_decompress", l_lzw_decompress},
-    {"crc32", l_crc32},
-    {NULL, NULL}};
+static const luaL_Reg codec_funcs[] = {{"decode", l_decode},
+                                       {"encode", l_encode},
+                                       {"lzw_compress", l_lzw_compress},
+                                       {"lzw_decompress", l_lzw_decompress},
+                                       {"crc32", l_crc32},
+                                       {NULL, NULL}};
 
 void lmod_open_codec(lua_State *L)
 {

@@ -28,8 +28,8 @@ void lmod_add_hook_tables(lua_State *L, int opts, int arr)
             lua_pushvalue(L, h);
         if (!lua_istable(L, -1) ||
             lnode_check_hooks(L, -1, "hooks", err, sizeof err))
-            luaL_error(L, "%s", lua_istable(L, -1) ? err
-                                                 : "hooks: not a table");
+            luaL_error(L, "%s",
+                       lua_istable(L, -1) ? err : "hooks: not a table");
         lua_rawseti(L, arr, (lua_Integer)lua_rawlen(L, arr) + 1);
     }
     lua_pop(L, 1);

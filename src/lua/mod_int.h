@@ -9,9 +9,9 @@
 #include "lua/lnode.h"
 
 /* Each puts its functions into the module table on top of the stack. */
-void lmod_open_codec(lua_State *L);   /* mod_codec.c: decode, encode ... */
-void lmod_open_proto(lua_State *L);   /* mod_proto.c: math, config */
-void lmod_open_sim(lua_State *L);     /* mod_sim.c: sim, mem_live */
+void lmod_open_codec(lua_State *L); /* mod_codec.c: decode, encode ... */
+void lmod_open_proto(lua_State *L); /* mod_proto.c: math, config */
+void lmod_open_sim(lua_State *L);   /* mod_sim.c: sim, mem_live */
 
 /* Build a config from a profile and a table of key = value overrides at
  * idx. Raises with the config's own sentence on a bad key or value. */

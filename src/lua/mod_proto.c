@@ -18,19 +18,18 @@ static int l_suspicion_timeout(lua_State *L)
     lua_Integer mult = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2);
     lua_Integer interval = luaL_checkinteger(L, 3);
     luaL_argcheck(L, n >= 0, 2, "must not be negative");
-    lua_pushinteger(L, (lua_Integer)suspicion_timeout(
-                           (int)mult, (size_t)n, (uint64_t)interval));
+    lua_pushinteger(L, (lua_Integer)suspicion_timeout((int)mult, (size_t)n,
+                                                      (uint64_t)interval));
     return 1;
 }
 
 static int l_suspicion_remaining(lua_State *L)
 {
-    lua_pushinteger(L, suspicion_remaining(
-                           (int)luaL_checkinteger(L, 1),
-                           (int)luaL_checkinteger(L, 2),
-                           (uint64_t)luaL_checkinteger(L, 3),
-                           (uint64_t)luaL_checkinteger(L, 4),
-                           (uint64_t)luaL_checkinteger(L, 5)));
+    lua_pushinteger(L, suspicion_remaining((int)luaL_checkinteger(L, 1),
+                                           (int)luaL_checkinteger(L, 2),
+                                           (uint64_t)luaL_checkinteger(L, 3),
+                                           (uint64_t)luaL_checkinteger(L, 4),
+                                           (uint64_t)luaL_checkinteger(L, 5)));
     return 1;
 }
 
@@ -43,9 +42,9 @@ static int l_retransmit_limit(lua_State *L)
 
 static int l_pushpull_scale(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)pushpull_scale(
-                           (uint64_t)luaL_checkinteger(L, 1),
-                           (size_t)luaL_checkinteger(L, 2)));
+    lua_pushinteger(
+        L, (lua_Integer)pushpull_scale((uint64_t)luaL_checkinteger(L, 1),
+                                       (size_t)luaL_checkinteger(L, 2)));
     return 1;
 }
 
@@ -63,8 +62,7 @@ void lmod_check_config(lua_State *L, int idx, struct config *c)
         lua_pop(L, 1);
     }
     if (config_defaults(c, profile))
-        luaL_error(L, "profile: \"%s\" is not one of lan, wan, local",
-                   profile);
+        luaL_error(L, "profile: \"%s\" is not one of lan, wan, local", profile);
     if (!lua_istable(L, idx))
         return;
     char err[256];
@@ -75,8 +73,7 @@ void lmod_check_config(lua_State *L, int idx, struct config *c)
             continue;
         }
         const char *k = lua_tostring(L, -2);
-        if (!strcmp(k, "profile") || !strcmp(k, "hooks") ||
-            !strcmp(k, "env") ||
+        if (!strcmp(k, "profile") || !strcmp(k, "hooks") || !strcmp(k, "env") ||
             !strcmp(k, "seed")) {
             lua_pop(L, 1);
             continue;
@@ -92,8 +89,7 @@ void lmod_check_config(lua_State *L, int idx, struct config *c)
                 lua_pop(L, 2);
             }
         } else {
-            rc = config_set(c, k, luaL_tolstring(L, -1, NULL), err,
-                            sizeof err);
+            rc = config_set(c, k, luaL_tolstring(L, -1, NULL), err, sizeof err);
             lua_pop(L, 1);
         }
         if (rc) {
@@ -124,9 +120,8 @@ static int l_config(lua_State *L)
 /* core.config_keys() -> array of {name, alias, memberlist, kind, doc} */
 static int l_config_keys(lua_State *L)
 {
-    static const char *kinds[] = {"string", "address", "integer",
-                                  "duration", "size", "boolean", "list",
-                                  "enum"};
+    static const char *kinds[] = {"string", "address", "integer", "duration",
+                                  "size",   "boolean", "list",    "enum"};
     lua_createtable(L, (int)config_key_count(), 0);
     for (size_t i = 0; i < config_key_count(); i++) {
         const struct config_key_info *k = config_key(i);

@@ -80,8 +80,8 @@ static void sim_sink(void *ud, const char *node, uint64_t now, int level,
 {
     struct lsim *ls = ud;
     char line[1200];
-    snprintf(line, sizeof line, "%10.3f %s [%s] %s", (double)now / 1000.0,
-             node, hs_log_level_name(level), msg);
+    snprintf(line, sizeof line, "%10.3f %s [%s] %s", (double)now / 1000.0, node,
+             hs_log_level_name(level), msg);
     if (ls->print)
         fprintf(stderr, "%s\n", line);
     if (ls->trace_ref != LUA_NOREF) {
@@ -443,8 +443,7 @@ static int l_sim_pause(lua_State *L)
 static int l_sim_group(lua_State *L)
 {
     struct lsim *ls = check_sim(L, 1);
-    sim_set_group(ls->sim, check_index(L, ls, 2),
-                  (int)luaL_checkinteger(L, 3));
+    sim_set_group(ls->sim, check_index(L, ls, 2), (int)luaL_checkinteger(L, 3));
     return 0;
 }
 
@@ -775,27 +774,40 @@ static int l_sim_paused(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg sim_methods[] = {
-    {"add", l_sim_add},         {"run", l_sim_run},
-    {"now", l_sim_now},
-    {"count", l_sim_count},     {"name", l_sim_name},
-    {"addr", l_sim_addr},       {"alive", l_sim_alive},
-    {"kill", l_sim_kill},       {"restart", l_sim_restart},
-    {"pause", l_sim_pause},     {"group", l_sim_group},
-    {"heal", l_sim_heal},       {"link", l_sim_link},
-    {"link_between", l_sim_link_between},
-    {"node", l_sim_node},       {"paused", l_sim_paused},
-    {"slow", l_sim_slow},       {"log_level", l_sim_log_level},
-    {"converged", l_sim_converged},  {"queued", l_sim_queued},
-    {"count_seeing", l_sim_count_seeing},
-    {"join", l_sim_join},       {"leave", l_sim_leave},
-    {"member", l_sim_member},
-    {"stats", l_sim_stats},     {"inject", l_sim_inject},
-    {"trace", l_sim_trace},     {"close", l_sim_gc},
-    {"block", l_sim_block},     {"inject_stream", l_sim_inject_stream},
-    {"events", l_sim_events},
-    {"keys", l_sim_keys},       {"clock", l_sim_clock},
-    {NULL, NULL}};
+static const luaL_Reg sim_methods[] = {{"add", l_sim_add},
+                                       {"run", l_sim_run},
+                                       {"now", l_sim_now},
+                                       {"count", l_sim_count},
+                                       {"name", l_sim_name},
+                                       {"addr", l_sim_addr},
+                                       {"alive", l_sim_alive},
+                                       {"kill", l_sim_kill},
+                                       {"restart", l_sim_restart},
+                                       {"pause", l_sim_pause},
+                                       {"group", l_sim_group},
+                                       {"heal", l_sim_heal},
+                                       {"link", l_sim_link},
+                                       {"link_between", l_sim_link_between},
+                                       {"node", l_sim_node},
+                                       {"paused", l_sim_paused},
+                                       {"slow", l_sim_slow},
+                                       {"log_level", l_sim_log_level},
+                                       {"converged", l_sim_converged},
+                                       {"queued", l_sim_queued},
+                                       {"count_seeing", l_sim_count_seeing},
+                                       {"join", l_sim_join},
+                                       {"leave", l_sim_leave},
+                                       {"member", l_sim_member},
+                                       {"stats", l_sim_stats},
+                                       {"inject", l_sim_inject},
+                                       {"trace", l_sim_trace},
+                                       {"close", l_sim_gc},
+                                       {"block", l_sim_block},
+                                       {"inject_stream", l_sim_inject_stream},
+                                       {"events", l_sim_events},
+                                       {"keys", l_sim_keys},
+                                       {"clock", l_sim_clock},
+                                       {NULL, NULL}};
 
 void lmod_open_sim(lua_State *L)
 {

@@ -164,8 +164,7 @@ static int l_node_new(lua_State *L)
     self--; /* the array below it is gone */
     struct hooks hooks = lnode_hooks(&in->ln);
     node_set_hooks(in->set.node, &hooks);
-    if ((rc = agent_setup_start(&in->set, &cfg, NULL, NULL, err,
-                                sizeof err))) {
+    if ((rc = agent_setup_start(&in->set, &cfg, NULL, NULL, err, sizeof err))) {
         inproc_close(in);
         config_free(&cfg);
         return fail(L, rc, err);
@@ -283,11 +282,10 @@ static int module_gc(lua_State *L)
     }
     return 0;
 }
-static const luaL_Reg node_funcs[] = {
-    {"node", l_node_new},
-    {"run", l_run},
-    {"run_until", l_run_until},
-    {NULL, NULL}};
+static const luaL_Reg node_funcs[] = {{"node", l_node_new},
+                                      {"run", l_run},
+                                      {"run_until", l_run_until},
+                                      {NULL, NULL}};
 
 static void open_node(lua_State *L)
 {

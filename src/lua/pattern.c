@@ -37,13 +37,13 @@
 
 #include "base/hs.h"
 
-#define MAXCAPTURES 32   /* captures in one pattern */
-#define MAXDEPTH 200     /* nested alternatives before "too complex" */
-#define STEP_CHUNK 1024  /* steps counted between two charges */
-#define SCAN_BLOCK 4096  /* bytes a repetition counts before it pays */
+#define MAXCAPTURES 32     /* captures in one pattern */
+#define MAXDEPTH 200       /* nested alternatives before "too complex" */
+#define STEP_CHUNK 1024    /* steps counted between two charges */
+#define SCAN_BLOCK 4096    /* bytes a repetition counts before it pays */
 #define PLAIN_WINDOW 65536 /* bytes a plain find searches per payment */
-#define PLAIN_BYTES 16   /* bytes of a plain search per step */
-#define COPY_BYTES 32    /* bytes copied into a gsub result per step */
+#define PLAIN_BYTES 16     /* bytes of a plain search per step */
+#define COPY_BYTES 32      /* bytes copied into a gsub result per step */
 
 #define CAP_OPEN (-1)     /* a capture whose ')' is still to come */
 #define CAP_POSITION (-2) /* a "()" capture: a position, no text */
@@ -53,14 +53,14 @@
 struct mstate {
     lua_State *L;
     const struct llib_charge *payer;
-    const char *s0, *s_end;      /* the subject */
-    const char *p_end;           /* the end of the pattern */
-    size_t steps;                /* counted and not yet paid */
-    int depth;                   /* nesting levels still allowed */
-    int ncap;                    /* captures opened */
+    const char *s0, *s_end; /* the subject */
+    const char *p_end;      /* the end of the pattern */
+    size_t steps;           /* counted and not yet paid */
+    int depth;              /* nesting levels still allowed */
+    int ncap;               /* captures opened */
     struct {
         const char *at;
-        ptrdiff_t len;           /* or CAP_OPEN, CAP_POSITION */
+        ptrdiff_t len; /* or CAP_OPEN, CAP_POSITION */
     } cap[MAXCAPTURES];
 };
 
@@ -84,8 +84,8 @@ static inline void step(struct mstate *m, size_t n)
 static void settle(struct mstate *m)
 {
     if (m->steps > 0) {
-        lua_Unsigned work = (m->steps + LPAT_STEPS_PER_WORK - 1) /
-                            LPAT_STEPS_PER_WORK;
+        lua_Unsigned work =
+            (m->steps + LPAT_STEPS_PER_WORK - 1) / LPAT_STEPS_PER_WORK;
         m->steps = 0;
         m->payer->charge(m->L, work);
     }
@@ -119,18 +119,41 @@ static bool in_class(int c, int cl)
 {
     bool yes;
     switch (tolower(cl)) {
-    case 'a': yes = isalpha(c); break;
-    case 'c': yes = iscntrl(c); break;
-    case 'd': yes = isdigit(c); break;
-    case 'g': yes = isgraph(c); break;
-    case 'l': yes = islower(c); break;
-    case 'p': yes = ispunct(c); break;
-    case 's': yes = isspace(c); break;
-    case 'u': yes = isupper(c); break;
-    case 'w': yes = isalnum(c); break;
-    case 'x': yes = isxdigit(c); break;
-    case 'z': yes = c == 0; break; /* 5.1's %z, still understood */
-    default: return cl == c;
+    case 'a':
+        yes = isalpha(c);
+        break;
+    case 'c':
+        yes = iscntrl(c);
+        break;
+    case 'd':
+        yes = isdigit(c);
+        break;
+    case 'g':
+        yes = isgraph(c);
+        break;
+    case 'l':
+        yes = islower(c);
+        break;
+    case 'p':
+        yes = ispunct(c);
+        break;
+    case 's':
+        yes = isspace(c);
+        break;
+    case 'u':
+        yes = isupper(c);
+        break;
+    case 'w':
+        yes = isalnum(c);
+        break;
+    case 'x':
+        yes = isxdigit(c);
+        break;
+    case 'z':
+        yes = c == 0;
+        break; /* 5.1's %z, still understood */
+    default:
+        return cl == c;
     }
     return isupper(cl) ? !yes : yes;
 }
@@ -203,10 +226,14 @@ static bool class_at(const struct mstate *m, const char *s, const char *p,
         return false;
     int c = (unsigned char)*s;
     switch (*p) {
-    case '.': return true;
-    case '%': return in_class(c, (unsigned char)p[1]);
-    case '[': return in_set(c, p, e - 1);
-    default: return (unsigned char)*p == c;
+    case '.':
+        return true;
+    case '%':
+        return in_class(c, (unsigned char)p[1]);
+    case '[':
+        return in_set(c, p, e - 1);
+    default:
+        return (unsigned char)*p == c;
     }
 }
 
@@ -239,8 +266,8 @@ static const char *longest(struct mstate *m, const char *s, const char *cp,
 
 /* Rest of the pattern at p after the shortest run of class [cp, ce)
  * from s that lets it match. */
-static const char *shortest(struct mstate *m, const char *s,
-                            const char *cp, const char *ce, const char *p)
+static const char *shortest(struct mstate *m, const char *s, const char *cp,
+                            const char *ce, const char *p)
 {
     size_t cost = class_cost(cp, ce);
     for (;;) {
@@ -282,8 +309,8 @@ static const char *balanced(struct mstate *m, const char *s, char open,
 
 /* Open capture number m->ncap at s (len CAP_OPEN or CAP_POSITION) and
  * match the rest at p; undone if that fails. */
-static const char *open_capture(struct mstate *m, const char *s,
-                                const char *p, ptrdiff_t len)
+static const char *open_capture(struct mstate *m, const char *s, const char *p,
+                                ptrdiff_t len)
 {
     if (m->ncap >= MAXCAPTURES)
         luaL_error(m->L, "too many captures");
@@ -297,8 +324,7 @@ static const char *open_capture(struct mstate *m, const char *s,
 }
 
 /* Close the innermost open capture at s and match the rest at p. */
-static const char *close_capture(struct mstate *m, const char *s,
-                                 const char *p)
+static const char *close_capture(struct mstate *m, const char *s, const char *p)
 {
     int i = m->ncap - 1;
     while (i >= 0 && m->cap[i].len != CAP_OPEN)
@@ -447,8 +473,7 @@ static const char *match(struct mstate *m, const char *s, const char *p)
 
 /* Push capture i of a match [s, e); with no captures, %1 (i = 0) is the
  * whole match. */
-static void push_capture(struct mstate *m, int i, const char *s,
-                         const char *e)
+static void push_capture(struct mstate *m, int i, const char *s, const char *e)
 {
     if (i >= m->ncap) {
         if (i != 0)
@@ -675,8 +700,8 @@ static void add_string(struct mstate *m, luaL_Buffer *b, const char *s,
 /* Append the replacement for the match [s, e) as argument 3 (of Lua
  * type `tr`) says; false when it keeps the match (a function or table
  * gave false or nil). */
-static bool add_replacement(struct mstate *m, luaL_Buffer *b,
-                            const char *s, const char *e, int tr)
+static bool add_replacement(struct mstate *m, luaL_Buffer *b, const char *s,
+                            const char *e, int tr)
 {
     lua_State *L = m->L;
     if (tr == LUA_TFUNCTION) {
@@ -696,8 +721,7 @@ static bool add_replacement(struct mstate *m, luaL_Buffer *b,
         return false;
     }
     if (!lua_isstring(L, -1))
-        luaL_error(L, "invalid replacement value (a %s)",
-                   luaL_typename(L, -1));
+        luaL_error(L, "invalid replacement value (a %s)", luaL_typename(L, -1));
     luaL_addvalue(b);
     return true;
 }
@@ -709,9 +733,10 @@ int lpat_gsub(lua_State *L)
     const char *p = luaL_checklstring(L, 2, &lp);
     int tr = lua_type(L, 3);
     lua_Integer max = luaL_optinteger(L, 4, (lua_Integer)ls + 1);
-    luaL_argexpected(L, tr == LUA_TNUMBER || tr == LUA_TSTRING ||
-                     tr == LUA_TFUNCTION || tr == LUA_TTABLE, 3,
-                     "string/function/table");
+    luaL_argexpected(L,
+                     tr == LUA_TNUMBER || tr == LUA_TSTRING ||
+                         tr == LUA_TFUNCTION || tr == LUA_TTABLE,
+                     3, "string/function/table");
     bool anchor = *p == '^';
     if (anchor) {
         p++;

@@ -4,10 +4,10 @@
  * state. */
 #include "lua/sandbox.h"
 
-#include <lauxlib.h>
-#include <lualib.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <lauxlib.h>
+#include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,16 +18,15 @@
 #include "lua/lnode_int.h"
 
 static const char *const base_ok[] = {
-    "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
-    "rawget", "rawlen", "rawset", "select", "tonumber", "tostring", "type",
-    "collectgarbage", "_VERSION", NULL};
-static const char *const libs_ok[] = {"string", "table", "math", "utf8",
-                                      NULL};
-static const char *const os_ok[] = {"time", "clock", "date", "difftime",
-                                    "getenv", "remove", "rename", "tmpname",
-                                    NULL};
-static const char *const io_ok[] = {"open", "lines", "type", "write", "read",
-                                    "stderr", "stdout", NULL};
+    "assert",   "error",  "ipairs",         "next",     "pairs",  "pcall",
+    "rawequal", "rawget", "rawlen",         "rawset",   "select", "tonumber",
+    "tostring", "type",   "collectgarbage", "_VERSION", NULL};
+static const char *const libs_ok[] = {"string", "table", "math", "utf8", NULL};
+static const char *const os_ok[] = {"time",     "clock",   "date",
+                                    "difftime", "getenv",  "remove",
+                                    "rename",   "tmpname", NULL};
+static const char *const io_ok[] = {"open", "lines",  "type",   "write",
+                                    "read", "stderr", "stdout", NULL};
 
 static void copy_fields(lua_State *L, int from, int to,
                         const char *const *names)
@@ -167,9 +166,12 @@ static int open_flags(const char *mode)
 {
     int rw = mode[1] == '+' ? O_RDWR : O_WRONLY;
     switch (mode[0]) {
-    case 'r': return mode[1] == '+' ? O_RDWR : O_RDONLY;
-    case 'w': return rw | O_CREAT | O_TRUNC;
-    default: return rw | O_CREAT | O_APPEND;
+    case 'r':
+        return mode[1] == '+' ? O_RDWR : O_RDONLY;
+    case 'w':
+        return rw | O_CREAT | O_TRUNC;
+    default:
+        return rw | O_CREAT | O_APPEND;
     }
 }
 
@@ -212,8 +214,8 @@ static int open_regular(lua_State *L, const char *path, const char *mode)
     /* Look first: opening a device can do things of its own. */
     if (stat(path, &st) == 0 && (e = refuse_kind(L, path, &st)))
         return e;
-    int fd = open(path, open_flags(mode) | O_NONBLOCK | O_NOCTTY |
-                  O_CLOEXEC, 0666);
+    int fd =
+        open(path, open_flags(mode) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0666);
     if (fd < 0)
         return sys_error(L, path, errno);
     /* Again on what was opened: the path may have changed meanwhile. */
@@ -298,13 +300,13 @@ static int safe_lines(lua_State *L)
     lua_remove(L, -2);
     lua_insert(L, 1);
     lua_pushvalue(L, 2);
-    lua_insert(L, 1);              /* file, lines, file, formats... */
+    lua_insert(L, 1); /* file, lines, file, formats... */
     lua_call(L, lua_gettop(L) - 2, 1);
     lua_pushvalue(L, 1);
     lua_pushcclosure(L, lines_next, 2);
     lua_pushnil(L);
     lua_pushnil(L);
-    lua_pushvalue(L, 1);           /* to be closed by a generic for */
+    lua_pushvalue(L, 1); /* to be closed by a generic for */
     return 4;
 }
 
@@ -359,8 +361,8 @@ static void push_io(lua_State *L)
 /* ===== require ===== */
 
 /* The standard libraries by their require names: the sandbox's own. */
-static const char *const std_names[] = {"string", "table", "math", "utf8",
-                                        "coroutine", "os", "io", NULL};
+static const char *const std_names[] = {"string",    "table", "math", "utf8",
+                                        "coroutine", "os",    "io",   NULL};
 
 static bool state_module(const char *name)
 {
@@ -404,8 +406,7 @@ static int sb_require(lua_State *L)
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     lua_getfield(L, -1, "package");
     if (!lua_istable(L, -1))
-        return luaL_error(L, "module '%s' not found: no package table",
-                          name);
+        return luaL_error(L, "module '%s' not found: no package table", name);
     int pkg = lua_gettop(L);
     lua_getfield(L, pkg, "searchpath");
     lua_pushvalue(L, 1);
@@ -422,8 +423,10 @@ static int sb_require(lua_State *L)
     const char *file = lua_tostring(L, -1);
     int fidx = lua_gettop(L);
     if (lnode_loadfile(L, file, true) != LUA_OK)
-        return luaL_error(L, "error loading module '%s' from file '%s':"
-                          "\n\t%s", name, file, lua_tostring(L, -1));
+        return luaL_error(L,
+                          "error loading module '%s' from file '%s':"
+                          "\n\t%s",
+                          name, file, lua_tostring(L, -1));
     lua_newtable(L); /* its globals */
     lua_createtable(L, 0, 1);
     lua_pushvalue(L, lua_upvalueindex(1));
@@ -516,8 +519,10 @@ static int search_lua(lua_State *L)
         return 1; /* the "no file" lines */
     const char *file = lua_tostring(L, -2);
     if (lnode_loadfile(L, file, true) != LUA_OK)
-        return luaL_error(L, "error loading module '%s' from file '%s':"
-                          "\n\t%s", name, file, lua_tostring(L, -1));
+        return luaL_error(L,
+                          "error loading module '%s' from file '%s':"
+                          "\n\t%s",
+                          name, file, lua_tostring(L, -1));
     lua_pushstring(L, file);
     return 2;
 }
@@ -566,8 +571,8 @@ void lsandbox_harden(lua_State *L)
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
-    static const char *const gone[] = {"debug", "load", "loadfile",
-                                       "dofile", NULL};
+    static const char *const gone[] = {"debug", "load", "loadfile", "dofile",
+                                       NULL};
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaded");
     for (int i = 0; gone[i]; i++) {
@@ -603,10 +608,10 @@ void lsandbox_harden(lua_State *L)
  * back when the state closes. */
 
 struct memcap {
-    lua_Alloc f;      /* the state's own allocator */
+    lua_Alloc f; /* the state's own allocator */
     void *ud;
-    int64_t used;     /* bytes held, net, since the wrapper went in */
-    int64_t limit;    /* no growth past this; INT64_MAX: none */
+    int64_t used;  /* bytes held, net, since the wrapper went in */
+    int64_t limit; /* no growth past this; INT64_MAX: none */
 };
 
 static const char MEMCAP_KEY[] = "hearsay.memcap";
@@ -667,8 +672,8 @@ int64_t lsandbox_mem_begin(lua_State *L, uint64_t cap)
     if (m == NULL)
         return INT64_MIN;
     int64_t saved = m->limit;
-    int64_t lim = cap > (uint64_t)INT64_MAX / 2 ? INT64_MAX
-                                                : m->used + (int64_t)cap;
+    int64_t lim =
+        cap > (uint64_t)INT64_MAX / 2 ? INT64_MAX : m->used + (int64_t)cap;
     if (lim < m->limit)
         m->limit = lim;
     return saved;
