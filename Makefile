@@ -142,7 +142,7 @@ deps:
 test: deps
 	$(Q)$(MAKE) --no-print-directory check
 
-check: layers all ctest busted lint fuzz-smoke valgrind
+check: layers check-format all ctest busted lint fuzz-smoke valgrind
 	$(Q)./scripts/check-leftovers.sh
 
 busted: all
