@@ -12,6 +12,10 @@ jobs=${JOBS:-4}
 # The agents' logs, pid files and data dirs, removed at the end.
 HEARSAY_SPEC_TMP="$out/tmp"
 export HEARSAY_SPEC_TMP
+# Every process the specs start inherits it: check-leftovers.sh looks for
+# this checkout's processes only, not another checkout's on the machine.
+HEARSAY_SPEC_ROOT=$(pwd)
+export HEARSAY_SPEC_ROOT
 
 busted "$@" --exclude-tags=net,slow > "$out/0-local" 2>&1 &
 local_pid=$!
