@@ -9,6 +9,7 @@
 #   make docs       regenerate the configuration reference in docs/
 #   make install    install under PREFIX (/usr/local), DESTDIR for staging
 #   make uninstall  remove what make install installed
+#   make deb        build a Debian package of the same files in build/
 
 CC      ?= cc
 # The pure layers (base, codec, core, the simulated io) see only these
@@ -65,7 +66,7 @@ MODULE_RT_OBJ := $(IO_OBJ) $(LUA_OBJ) $(BUILD)/agent/join.o \
 CTESTS  := $(patsubst spec/c/%.c,%,$(wildcard spec/c/test_*.c))
 
 .PHONY: all clean ctest test run asan deps check busted lint docs layers \
-        format check-format install install-files uninstall
+        format check-format install install-files uninstall deb
 
 all: $(BIN)/hearsay $(LIBDIR)/hearsay/core.so
 
@@ -329,6 +330,42 @@ uninstall:
 	elif [ -e $(CONF) ]; then echo "uninstall: kept $(CONF) (changed)"; fi
 	$(Q)for d in $(addprefix $(DESTDIR),$(INSTALL_DIRS)); do \
 	    if [ -d "$$d" ]; then rmdir "$$d" 2>/dev/null || true; fi; done
+
+# `make deb`: build/hearsay_VERSION_ARCH.deb, from the files make install
+# stages for PREFIX /usr, with dpkg's own tools: dpkg-shlibdeps names the
+# libraries' packages, dpkg-deb builds it (dpkg-dev comes with
+# build-essential). The config is a conffile; the unit is not enabled.
+DEB_VERSION := $(shell sed -n 's/^\#define HS_VERSION "\(.*\)"/\1/p' src/base/hs.h)
+DEB_MAINTAINER ?= hearsay maintainers <hearsay@localhost>
+DEB_DIR  := $(BUILD)/deb
+DEB_ROOT := $(DEB_DIR)/debian/hearsay
+
+deb: all
+	$(Q)rm -rf $(DEB_DIR)
+	$(Q)$(MAKE) --no-print-directory install-files PREFIX=/usr SYSCONFDIR=/etc \
+	    DESTDIR=$(abspath $(DEB_ROOT)) >/dev/null
+	$(Q)strip --strip-unneeded $(DEB_ROOT)/usr/bin/hearsay \
+	    $(DEB_ROOT)/usr/lib/lua/5.4/hearsay/core.so
+	$(Q)mkdir -p $(DEB_ROOT)/DEBIAN && printf \
+	    'Source: hearsay\n\nPackage: hearsay\nArchitecture: any\n' \
+	    > $(DEB_DIR)/debian/control
+	$(Q)cd $(DEB_DIR) && dpkg-shlibdeps -O -edebian/hearsay/usr/bin/hearsay \
+	    -edebian/hearsay/usr/lib/lua/5.4/hearsay/core.so \
+	    | sed -n 's/^shlibs:Depends=//p' > shlibs
+	$(Q)test -s $(DEB_DIR)/shlibs
+	$(Q)size=$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1); \
+	sed -e 's|@VERSION@|$(DEB_VERSION)|' \
+	    -e "s|@ARCH@|$$(dpkg --print-architecture)|" \
+	    -e 's|@MAINTAINER@|$(DEB_MAINTAINER)|' -e "s|@SIZE@|$$size|" \
+	    -e "s|@DEPENDS@|lua5.4, $$(cat $(DEB_DIR)/shlibs)|" \
+	    dist/deb/control.in > $(DEB_ROOT)/DEBIAN/control
+	$(Q)echo /etc/hearsay/hearsay.lua > $(DEB_ROOT)/DEBIAN/conffiles
+	$(Q)$(INSTALL) -m 755 dist/deb/postinst dist/deb/prerm dist/deb/postrm \
+	    $(DEB_ROOT)/DEBIAN
+	$(Q)cd $(DEB_ROOT) && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' \
+	    | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums
+	$(Q)dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) \
+	    $(BUILD)/hearsay_$(DEB_VERSION)_$$(dpkg --print-architecture).deb
 
 clean:
 	rm -rf build bin lib
