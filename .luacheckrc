@@ -8,6 +8,7 @@ files["spec/"] = { std = "+busted" }
 files["examples/"] = { read_globals = { "hearsay" } }
 -- A config file sets its keys as globals, for the agent to read.
 files["examples/agent.lua"] = { ignore = { "111" } }
+files["dist/hearsay.lua"] = { ignore = { "111" } }
 
 -- Scripts broken on purpose, for the failure specs.
 -- Fuzz seeds are inputs, written as the attacks they are.

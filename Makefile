@@ -7,6 +7,9 @@
 #   make fuzz       run each libFuzzer target for FUZZ_TIME seconds
 #   make format     clang-format the C sources (make check-format verifies)
 #   make docs       regenerate the configuration reference in docs/
+#   make install    install under PREFIX (/usr/local), DESTDIR for staging
+#   make uninstall  remove what make install installed
+#   make deb        build a Debian package of the same files in build/
 
 CC      ?= cc
 # The pure layers (base, codec, core, the simulated io) see only these
@@ -63,7 +66,7 @@ MODULE_RT_OBJ := $(IO_OBJ) $(LUA_OBJ) $(BUILD)/agent/join.o \
 CTESTS  := $(patsubst spec/c/%.c,%,$(wildcard spec/c/test_*.c))
 
 .PHONY: all clean ctest test run asan deps check busted lint docs layers \
-        format check-format
+        format check-format install install-files uninstall deb
 
 all: $(BIN)/hearsay $(LIBDIR)/hearsay/core.so
 
@@ -149,7 +152,8 @@ busted: all
 	$(Q)./scripts/run-specs.sh
 
 lint:
-	$(Q)luacheck -q --no-color lua spec examples
+	$(Q)luacheck -q --no-color lua spec examples dist/hearsay.lua \
+	    dist/hearsay-test
 
 # The generated part of docs/ (the configuration reference, from the key
 # table of src/core/config_keys.c); `make test` fails when it is out of date.
@@ -264,6 +268,104 @@ fuzz-corpus: all $(FUZZ_DIR)/seeds
 # Two agents under valgrind: start, join, a kv put, graceful leave.
 valgrind: all
 	$(Q)./scripts/valgrind-check.sh
+
+# ===== Installing =====
+# `make install` puts the agent and hearsay-test in BINDIR, the Lua modules
+# where lua5.4 looks by default for PREFIX /usr/local and /usr (the agent
+# also looks in its own PREFIX/share/lua/5.4: src/lua/host.c), the docs
+# and examples in DOCDIR, the systemd unit and a sysusers.d entry for its
+# user, and a sample SYSCONFDIR/hearsay/hearsay.lua unless one is there.
+# It builds what is missing first; `make install-files` only copies the
+# build there is (BIN, LIBDIR). `make uninstall` removes the same files,
+# and the config only while it is the sample unchanged.
+PREFIX      ?= /usr/local
+SYSCONFDIR  ?= /etc
+BINDIR      ?= $(PREFIX)/bin
+LUADIR      ?= $(PREFIX)/share/lua/5.4
+LUACDIR     ?= $(PREFIX)/lib/lua/5.4
+DOCDIR      ?= $(PREFIX)/share/doc/hearsay
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+INSTALL     ?= install
+
+LUA_MODS  := $(wildcard lua/hearsay/*.lua)
+DOC_FILES := README.md CHANGELOG.md BENCHMARKS.md
+DOC_PAGES := $(wildcard docs/*)
+EXAMPLES  := $(wildcard examples/*)
+CONF      := $(DESTDIR)$(SYSCONFDIR)/hearsay/hearsay.lua
+INSTALLED := $(BINDIR)/hearsay $(BINDIR)/hearsay-test \
+             $(LUA_MODS:lua/%=$(LUADIR)/%) $(LUACDIR)/hearsay/core.so \
+             $(DOC_FILES:%=$(DOCDIR)/%) $(DOC_PAGES:%=$(DOCDIR)/%) \
+             $(EXAMPLES:%=$(DOCDIR)/%) $(UNITDIR)/hearsay.service \
+             $(SYSUSERSDIR)/hearsay.conf
+INSTALL_DIRS := $(LUADIR)/hearsay $(LUACDIR)/hearsay $(DOCDIR)/docs \
+                $(DOCDIR)/examples $(DOCDIR) $(SYSCONFDIR)/hearsay
+
+install: all
+	$(Q)$(MAKE) --no-print-directory install-files
+
+install-files:
+	$(Q)$(INSTALL) -d $(addprefix $(DESTDIR),$(BINDIR) $(UNITDIR) \
+	    $(SYSUSERSDIR) $(INSTALL_DIRS))
+	$(Q)$(INSTALL) -m 755 $(BIN)/hearsay dist/hearsay-test $(DESTDIR)$(BINDIR)
+	$(Q)$(INSTALL) -m 644 $(LUA_MODS) $(DESTDIR)$(LUADIR)/hearsay
+	$(Q)$(INSTALL) -m 644 $(LIBDIR)/hearsay/core.so $(DESTDIR)$(LUACDIR)/hearsay
+	$(Q)$(INSTALL) -m 644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)
+	$(Q)$(INSTALL) -m 644 $(DOC_PAGES) $(DESTDIR)$(DOCDIR)/docs
+	$(Q)$(INSTALL) -m 644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples
+	$(Q)sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    -e 's|@DOCDIR@|$(DOCDIR)|g' dist/hearsay.service.in \
+	    > $(DESTDIR)$(UNITDIR)/hearsay.service
+	$(Q)chmod 644 $(DESTDIR)$(UNITDIR)/hearsay.service
+	$(Q)$(INSTALL) -m 644 dist/sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/hearsay.conf
+	$(Q)if [ -e $(CONF) ]; then \
+	    echo "install: kept $(CONF), the sample is $(DOCDIR)/hearsay.lua"; \
+	else $(INSTALL) -m 644 dist/hearsay.lua $(CONF); fi
+	$(Q)$(INSTALL) -m 644 dist/hearsay.lua $(DESTDIR)$(DOCDIR)/hearsay.lua
+	@echo "install: hearsay in $(DESTDIR)$(PREFIX), its config in $(DESTDIR)$(SYSCONFDIR)/hearsay"
+
+uninstall:
+	$(Q)rm -f $(addprefix $(DESTDIR),$(INSTALLED) $(DOCDIR)/hearsay.lua)
+	$(Q)if cmp -s dist/hearsay.lua $(CONF); then rm -f $(CONF); \
+	elif [ -e $(CONF) ]; then echo "uninstall: kept $(CONF) (changed)"; fi
+	$(Q)for d in $(addprefix $(DESTDIR),$(INSTALL_DIRS)); do \
+	    if [ -d "$$d" ]; then rmdir "$$d" 2>/dev/null || true; fi; done
+
+# `make deb`: build/hearsay_VERSION_ARCH.deb, from the files make install
+# stages for PREFIX /usr, with dpkg's own tools: dpkg-shlibdeps names the
+# libraries' packages, dpkg-deb builds it (dpkg-dev comes with
+# build-essential). The config is a conffile; the unit is not enabled.
+DEB_VERSION := $(shell sed -n 's/^\#define HS_VERSION "\(.*\)"/\1/p' src/base/hs.h)
+DEB_MAINTAINER ?= hearsay maintainers <hearsay@localhost>
+DEB_DIR  := $(BUILD)/deb
+DEB_ROOT := $(DEB_DIR)/debian/hearsay
+
+deb: all
+	$(Q)rm -rf $(DEB_DIR)
+	$(Q)$(MAKE) --no-print-directory install-files PREFIX=/usr SYSCONFDIR=/etc \
+	    DESTDIR=$(abspath $(DEB_ROOT)) >/dev/null
+	$(Q)strip --strip-unneeded $(DEB_ROOT)/usr/bin/hearsay \
+	    $(DEB_ROOT)/usr/lib/lua/5.4/hearsay/core.so
+	$(Q)mkdir -p $(DEB_ROOT)/DEBIAN && printf \
+	    'Source: hearsay\n\nPackage: hearsay\nArchitecture: any\n' \
+	    > $(DEB_DIR)/debian/control
+	$(Q)cd $(DEB_DIR) && dpkg-shlibdeps -O -edebian/hearsay/usr/bin/hearsay \
+	    -edebian/hearsay/usr/lib/lua/5.4/hearsay/core.so \
+	    | sed -n 's/^shlibs:Depends=//p' > shlibs
+	$(Q)test -s $(DEB_DIR)/shlibs
+	$(Q)size=$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1); \
+	sed -e 's|@VERSION@|$(DEB_VERSION)|' \
+	    -e "s|@ARCH@|$$(dpkg --print-architecture)|" \
+	    -e 's|@MAINTAINER@|$(DEB_MAINTAINER)|' -e "s|@SIZE@|$$size|" \
+	    -e "s|@DEPENDS@|lua5.4, $$(cat $(DEB_DIR)/shlibs)|" \
+	    dist/deb/control.in > $(DEB_ROOT)/DEBIAN/control
+	$(Q)echo /etc/hearsay/hearsay.lua > $(DEB_ROOT)/DEBIAN/conffiles
+	$(Q)$(INSTALL) -m 755 dist/deb/postinst dist/deb/prerm dist/deb/postrm \
+	    $(DEB_ROOT)/DEBIAN
+	$(Q)cd $(DEB_ROOT) && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' \
+	    | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums
+	$(Q)dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) \
+	    $(BUILD)/hearsay_$(DEB_VERSION)_$$(dpkg --print-architecture).deb
 
 clean:
 	rm -rf build bin lib

@@ -51,7 +51,9 @@ static int open_agent_api(lua_State *L)
 }
 
 /* package.path: each script's directory, then the hearsay Lua modules
- * next to the binary (bin/../lua), then the system's. */
+ * next to the binary: bin/../lua in the source tree, PREFIX/share/lua/5.4
+ * once installed (make install puts the binary in PREFIX/bin), then the
+ * system's. */
 static void set_path(lua_State *L, const struct config *cfg)
 {
     char path[8192];
@@ -73,8 +75,10 @@ static void set_path(lua_State *L, const struct config *cfg)
         if (slash) {
             *slash = '\0';
             o += (size_t)snprintf(path + o, sizeof path - o,
-                                  "%s/../lua/?.lua;%s/../lua/?/init.lua;", exe,
-                                  exe);
+                                  "%s/../lua/?.lua;%s/../lua/?/init.lua;"
+                                  "%s/../share/lua/5.4/?.lua;"
+                                  "%s/../share/lua/5.4/?/init.lua;",
+                                  exe, exe, exe, exe);
         }
     }
     lua_getglobal(L, "package");
