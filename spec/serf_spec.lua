@@ -159,7 +159,7 @@ describe("cluster metadata beside serf #net #serf", function()
     f:write(big)
     f:close()
     local out, status = agent.run(string.format(
-      "%s kv put app/big - --control %s < %s", agent.bin, h8.control, file))
+      "%s kv put --control %s app/big - < %s", agent.bin, h8.control, file))
     os.remove(file)
     assert.are.equal(0, status, out)
     assert.is_true(agent.wait(function()
