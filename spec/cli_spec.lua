@@ -304,8 +304,6 @@ describe("hearsay's command line against agents #net", function()
     assert.is_nil(h1:log():find("[DEBUG]", 1, true))
     text:stop()
     json:stop()
-    -- once no monitor asks for them, debug lines cost nothing again
-    agent.sleep(0.5)
     local _, err, status = cli("monitor --log-level loud " .. c1)
     assert.are.equal(1, status)
     assert.matches("%-%-log%-level must be", err)

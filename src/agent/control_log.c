@@ -42,6 +42,8 @@ struct tap_line {
 static struct {
     uv_mutex_t mu;
     struct hs_logger orig; /* the sink and level the tap replaced */
+    struct hs_logger *lg;  /* the agent's logger, wrapped */
+    int applied;           /* the level the tap last gave it */
     struct control *ctl;   /* the endpoint to wake, or NULL */
     bool wake;             /* it has monitors: wake it for each line */
     uint64_t next;         /* the number of the next line */
@@ -77,19 +79,26 @@ static void tap_sink(void *ud, int level, const char *msg)
     if (tap.ctl && tap.wake)
         uv_async_send(&tap.ctl->log_async);
     struct hs_logger orig = tap.orig;
+    /* A level set since by someone else (a reload) is the agent's. */
+    if (tap.lg && tap.lg->level != tap.applied)
+        orig.level = tap.lg->level;
     uv_mutex_unlock(&tap.mu);
     if (orig.sink && level >= orig.level)
         orig.sink(orig.ud, level, msg);
 }
 
-/* The logger's level: the lowest that the agent or a monitor wants. */
+/* The logger's level: the lowest that the agent or a monitor wants. A
+ * level someone else set since the tap last did is the agent's own. */
 static void set_level(struct control *ctl)
 {
+    struct hs_logger *lg = &ctl->a->log;
+    uv_mutex_lock(&tap.mu);
+    if (lg->level != tap.applied)
+        tap.orig.level = lg->level;
     int level = tap.orig.level;
     for (struct conn *k = ctl->monitors; k; k = k->mnext)
         level = HS_MIN(level, k->mon_level);
-    ctl->a->log.level = level;
-    uv_mutex_lock(&tap.mu);
+    lg->level = tap.applied = level;
     tap.wake = ctl->monitors != NULL;
     uv_mutex_unlock(&tap.mu);
 }
@@ -116,6 +125,8 @@ void ctl_log_attach(struct control *ctl)
         lg->sink = tap_sink;
         lg->ud = NULL;
     }
+    tap.lg = lg;
+    tap.applied = lg->level;
     tap.ctl = ctl;
     uv_mutex_unlock(&tap.mu);
 }
@@ -127,9 +138,10 @@ void ctl_log_detach(struct control *ctl)
         tap.ctl = NULL;
         tap.wake = false;
     }
-    uv_mutex_unlock(&tap.mu);
     /* The tap stays in place: only the level goes back. */
-    ctl->a->log.level = tap.orig.level;
+    if (ctl->a->log.level == tap.applied)
+        ctl->a->log.level = tap.applied = tap.orig.level;
+    uv_mutex_unlock(&tap.mu);
 }
 
 /* ===== hearsay monitor ===== */
