@@ -198,7 +198,7 @@ describe("docs/cli.md", function()
   it("documents every command and each of its flags", function()
     local out = agent.run(agent.bin .. " --help")
     local n = 0
-    for cmd in out:gmatch("\n    (%l+)%s") do
+    for cmd in out:gmatch("\n    ([%l%-]+)%s") do
       n = n + 1
       assert.truthy(has(text, "## `hearsay " .. cmd), "docs/cli.md lacks command " .. cmd)
       local help = agent.run(agent.bin .. " " .. cmd .. " --help")

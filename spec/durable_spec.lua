@@ -37,9 +37,9 @@ end
 local function burst(a, prefix, n)
   local acked = os.tmpname()
   local cmd = string.format(
-    "seq 1 %d | xargs -P 16 -I{} sh -c '%s kv put %s/{} value-{} "
-    .. "--control %s >/dev/null 2>&1 && echo %s/{}' > %s",
-    n, agent.bin, prefix, a.control, prefix, q(acked))
+    "seq 1 %d | xargs -P 16 -I{} sh -c '%s kv put --control %s %s/{} "
+    .. "value-{} >/dev/null 2>&1 && echo %s/{}' > %s",
+    n, agent.bin, a.control, prefix, prefix, q(acked))
   agent.run(cmd)
   local keys = {}
   for line in (read(acked) or ""):gmatch("[^\n]+") do keys[#keys + 1] = line end
@@ -138,10 +138,10 @@ describe("the data dir #net", function()
     for i = 1, 3 do
       files[i] = os.tmpname()
       os.execute(string.format(
-        "(seq 1 150 | xargs -P 8 -I{} sh -c '%s kv put c%d/{} v{} "
-        .. "--control %s >/dev/null 2>&1 && echo c%d/{}' > %s; "
+        "(seq 1 150 | xargs -P 8 -I{} sh -c '%s kv put --control %s c%d/{} "
+        .. "v{} >/dev/null 2>&1 && echo c%d/{}' > %s; "
         .. "echo done >> %s) &",
-        agent.bin, i, g[i].control, i, q(files[i]), q(files[i])))
+        agent.bin, g[i].control, i, i, q(files[i]), q(files[i])))
     end
     assert.is_true(agent.wait(function()
       for i = 1, 3 do
@@ -249,7 +249,7 @@ describe("the data dir #net", function()
     assert.are.equal("alpha", have["legacy/a"])
     assert.are.equal("beta", have["legacy/b"])
     assert.is_nil(have["legacy/gone"])
-    local out = a:cli("kv", "get", "legacy/bin", "--format", "json")
+    local out = a:cli("kv", "get", "--format", "json", "legacy/bin")
     assert.are.equal("AAH/", cjson.decode(out).value_base64)
     -- the first snapshot in pieces takes its place
     assert.is_true(agent.wait(function()

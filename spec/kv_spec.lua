@@ -14,7 +14,7 @@ local write = agent.write_file
 
 -- The entry at key on agent a as JSON (nil if it has none).
 local function entry(a, key)
-  local out, status = a:cli("kv", "get", key, "--format", "json")
+  local out, status = a:cli("kv", "get", "--format", "json", key)
   if status ~= 0 then return nil end
   return cjson.decode(out)
 end
@@ -100,8 +100,8 @@ describe("cluster metadata in five agents #net", function()
     for round = 1, 3 do
       local cmds = {}
       for i, a in ipairs(g) do
-        cmds[i] = string.format("%s kv put race %s --control %s >/dev/null &",
-          agent.bin, q("r" .. round .. "-from-n" .. i), a.control)
+        cmds[i] = string.format("%s kv put --control %s race %s >/dev/null &",
+          agent.bin, a.control, q("r" .. round .. "-from-n" .. i))
       end
       local _, status = agent.run("(" .. table.concat(cmds, " ")
                                   .. " wait)")
@@ -199,11 +199,11 @@ describe("cluster metadata in five agents #net", function()
     local file = os.tmpname()
     write(file, blob)
     local out, status = agent.run(string.format(
-      "%s kv put big - --control %s < %s", agent.bin, g[2].control, file))
+      "%s kv put --control %s big - < %s", agent.bin, g[2].control, file))
     assert.are.equal(0, status, out)
     local got = os.tmpname()
     assert.is_true(everywhere(g, function(a)
-      local _, st = agent.run(string.format("%s kv get big --control %s > %s",
+      local _, st = agent.run(string.format("%s kv get --control %s big > %s",
         agent.bin, a.control, got))
       return st == 0 and read(got) == blob
     end, 30), g[1]:log():sub(-3000))
@@ -220,8 +220,8 @@ describe("cluster metadata in five agents #net", function()
   end)
 
   it("streams changes to kv watch as they arrive", function()
-    local text = agent.spawn("watch", { agent.bin, "kv", "watch", "cfg/",
-                                        "--control", g[4].control })
+    local text = agent.spawn("watch", { agent.bin, "kv", "watch",
+                                        "--control", g[4].control, "cfg/" })
     local json = agent.spawn("watch-json", { agent.bin, "kv", "watch",
       "--format", "json", "--control", g[4].control })
     agent.sleep(0.3)

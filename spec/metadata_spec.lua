@@ -483,7 +483,7 @@ describe("a node back from a snapshot older than the tombstone TTL #net",
   after_each(function() agent.cleanup() end)
 
   local function value(a, key)
-    local out, status = a:cli("kv", "get", key, "--format", "json")
+    local out, status = a:cli("kv", "get", "--format", "json", key)
     if status ~= 0 then return nil end
     return cjson.decode(out).value
   end

@@ -43,7 +43,8 @@ describe("interop with serf #net #serf", function()
     -- serf's tags (private data 0xff + a msgpack map) reach us intact
     local m = h1:members().s1
     assert.are.equal("ff80", m.private_data_hex)
-    assert.are.equal(5, m.delegate.cur)
+    assert.are.same({}, m.tags)
+    assert.are.equal(5, m.delegate.version)
     -- compression is serf's default: we read and wrote compressed
     -- traffic; serf's gossip packets to us carry a CRC (once it has had
     -- something to gossip)
@@ -159,7 +160,7 @@ describe("cluster metadata beside serf #net #serf", function()
     f:write(big)
     f:close()
     local out, status = agent.run(string.format(
-      "%s kv put app/big - --control %s < %s", agent.bin, h8.control, file))
+      "%s kv put --control %s app/big - < %s", agent.bin, h8.control, file))
     os.remove(file)
     assert.are.equal(0, status, out)
     assert.is_true(agent.wait(function()

@@ -88,9 +88,12 @@ function Cluster:spawn(i)
   a.pid = tonumber(sh(cmd))
 end
 
+-- `hearsay CMD ARGS`: --control goes right after the command, as flags
+-- come before the arguments.
 function Cluster:cli(i, args)
-  return sh(string.format("%s %s --control %s 2>&1", BIN, args,
-                          self.agents[i].control))
+  local cmd, rest = args:match("^(%S+)(.*)$")
+  return sh(string.format("%s %s --control %s%s 2>&1", BIN, cmd,
+                          self.agents[i].control, rest))
 end
 
 function Cluster:stop_all()

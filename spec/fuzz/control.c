@@ -90,7 +90,8 @@ static void on_closed(void *ud)
     *(bool *)ud = true;
 }
 
-/* Every answer line is a JSON object with "ok", or an event. */
+/* Every answer line is a JSON object with "ok", or an event, or a log
+ * line of a monitor. */
 static void check_answers(const struct buf *out)
 {
     if (out->len == 0)
@@ -105,7 +106,9 @@ static void check_answers(const struct buf *out)
         cJSON *doc = cJSON_ParseWithLength(p, (size_t)(nl - p));
         if (!cJSON_IsObject(doc) ||
             !(cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(doc, "ok")) ||
-              cJSON_IsString(cJSON_GetObjectItemCaseSensitive(doc, "event")))) {
+              cJSON_IsString(cJSON_GetObjectItemCaseSensitive(doc, "event")) ||
+              cJSON_IsString(
+                  cJSON_GetObjectItemCaseSensitive(doc, "message")))) {
             fprintf(stderr, "control: not an answer: %.*s\n",
                     (int)(nl - p > 300 ? 300 : nl - p), p);
             abort();

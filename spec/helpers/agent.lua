@@ -177,12 +177,12 @@ end
 
 M.sh_quote = sh_quote
 
--- Run the hearsay CLI against this agent: stdout, status.
-function Proc:cli(...)
-  local words = { M.bin }
+-- Run the hearsay CLI against this agent: stdout, status. --control goes
+-- right after the command (flags come before the arguments; kv takes
+-- them before its subcommand too).
+function Proc:cli(cmd, ...)
+  local words = { M.bin, sh_quote(cmd), "--control", sh_quote(self.control) }
   for _, a in ipairs{ ... } do words[#words + 1] = sh_quote(a) end
-  words[#words + 1] = "--control"
-  words[#words + 1] = sh_quote(self.control)
   return M.run(table.concat(words, " "))
 end
 

@@ -328,6 +328,8 @@ void ctl_pump(struct conn *c)
     c->in_pump = true;
     if (c->listing)
         ctl_list_more(c);
+    if (c->monitoring)
+        ctl_monitor_more(c);
     while (!c->closing && !c->busy && !c->ctl->stopping &&
            ctl_backlog(c) <= WRITE_BACKLOG_MAX) {
         /* Lines of a kv_put can be megabytes: look at new bytes only. */
@@ -352,7 +354,7 @@ void ctl_pump(struct conn *c)
         c->len -= used;
         c->scan = 0;
     }
-    if (c->watching) {
+    if (c->watching || c->monitoring) {
         c->len = c->scan = 0; /* what a watcher sends means nothing */
         /* A watcher that half-closed still watches: it is gone when a
          * write to it fails. */
@@ -389,6 +391,8 @@ static void maybe_closed(struct control *ctl)
         uv_close((uv_handle_t *)&ctl->grace, on_handle_closed);
     if (!uv_is_closing((uv_handle_t *)&ctl->sweep))
         uv_close((uv_handle_t *)&ctl->sweep, on_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&ctl->log_async))
+        uv_close((uv_handle_t *)&ctl->log_async, on_handle_closed);
     if (ctl->handles)
         return;
     void (*cb)(void *) = ctl->close_cb;
@@ -412,6 +416,7 @@ static void on_conn_closed(uv_handle_t *h)
         c->next->prev = c->prev;
     release(c);
     ctl_unwatch(c);
+    ctl_unmonitor(c);
     buf_free(&c->list);
     hs_free(c->prefix);
     hs_free(c->buf);
@@ -426,6 +431,7 @@ static void close_now(struct conn *c)
     ctl_forget_keys(c);
     wal_wait_cancel(&c->saving);
     ctl_unwatch(c);
+    ctl_unmonitor(c);
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
@@ -446,6 +452,7 @@ void ctl_finish(struct conn *c)
     ctl_forget_keys(c);
     wal_wait_cancel(&c->saving);
     ctl_unwatch(c);
+    ctl_unmonitor(c);
     control_join_cancel(c->join);
     c->join = NULL;
     read_stop(c);
@@ -585,7 +592,8 @@ struct control *control_new(struct agent *a)
     uv_timer_init(&a->loop, &ctl->grace);
     uv_timer_init(&a->loop, &ctl->sweep);
     ctl->server.data = ctl->grace.data = ctl->sweep.data = ctl;
-    ctl->handles = 3;
+    ctl_log_attach(ctl);
+    ctl->handles = 4;
     a->ctl = ctl;
     if (nd)
         metadata_set_observer(node_metadata(nd), ctl_on_meta_change, ctl);
@@ -663,6 +671,7 @@ void control_close(struct control *c, void (*cb)(void *ud), void *ud)
     c->stopping = true;
     c->close_cb = cb;
     c->close_ud = ud;
+    ctl_log_detach(c);
     if (c->a->setup.node)
         metadata_set_observer(node_metadata(c->a->setup.node), NULL, NULL);
     uv_close((uv_handle_t *)&c->server, on_handle_closed);

@@ -17,6 +17,9 @@
  *   {"cmd":"kv_watch","prefix":"p"}    then one line per change applied
  *   {"cmd":"keys","op":"list|install|use|remove","key":"base64"}
  *                        answered once every member answered or failed
+ *   {"cmd":"force_leave","name":"n"}   a failed member marked left
+ *   {"cmd":"tags","set":{"k":"v"},"delete":["k"]}  this node's Serf tags
+ *   {"cmd":"monitor","log_level":"debug"}  then one line per log line
  *
  * With control_token set, every request carries "token":"..."; without
  * the right one the answer is an error.

@@ -64,6 +64,13 @@ struct conn {
     struct conn *wprev, *wnext;
     char *prefix;
     size_t prefixlen;
+    /* monitor: the connection only receives log lines from now on, those
+     * at mon_level or above, from line number mon_next on (control_log.c);
+     * mon_dropped lines were lost before it read them. */
+    bool monitoring;
+    int mon_level;
+    uint64_t mon_next, mon_dropped;
+    struct conn *mprev, *mnext;
 };
 
 struct control {
@@ -77,9 +84,12 @@ struct control {
                            open */
     uint64_t idle_ms;      /* control_idle_timeout */
     struct conn *watchers; /* the connections in kv_watch */
+    struct conn *monitors; /* the connections in monitor */
+    uv_async_t log_async;  /* the log has new lines for the monitors */
     size_t line_max;       /* longest request line (a kv_put) */
     uint64_t max_value;    /* metadata_max_value, for messages */
-    int handles;           /* open handles of our own (server, grace) */
+    int handles;           /* open handles of our own (server, grace,
+                              sweep, log_async) */
     bool stopping;         /* the agent left or is closing: serve no more */
     bool closing;
     void (*close_cb)(void *ud);
@@ -115,17 +125,32 @@ bool ctl_admit(struct conn *c);
 
 /* Answer one request line (without its '\n'). */
 void ctl_handle_line(struct conn *c, const char *line, size_t n);
+/* Bytes of the network made valid UTF-8 text (hs_free it), or NULL. */
+char *ctl_utf8(const uint8_t *p, size_t n);
 /* A JSON string from bytes of the network, made valid UTF-8. */
 cJSON *ctl_add_bytes(cJSON *obj, const char *key, const uint8_t *p, size_t n);
-/* {"min":min,"max":max,"cur":cur} as obj's key. */
+/* {"min":min,"max":max,"version":cur} as obj's key. */
 void ctl_add_vsn(cJSON *obj, const char *key, int min, int max, int cur);
 
-/* ===== Commands (control_node.c, control_kv.c) =====
+/* ===== The log (control_log.c) ===== */
+
+/* Put the tap on the agent's logger (once a process) and wake ctl for
+ * its new lines; control_new does. */
+void ctl_log_attach(struct control *ctl);
+/* Stop waking ctl (the tap stays, passing lines on to the agent's sink)
+ * and give the logger back its level; then close ctl->log_async. */
+void ctl_log_detach(struct control *ctl);
+/* Send a monitor the lines it has not had, while it keeps up. */
+void ctl_monitor_more(struct conn *c);
+/* The connection stops monitoring (if it did). */
+void ctl_unmonitor(struct conn *c);
+
+/* ===== Commands (control_node.c, control_kv.c, control_log.c) =====
  * Each answers c's request req, at once or later (then it sets c->busy). */
 typedef void ctl_cmd_fn(struct conn *c, const cJSON *req);
 ctl_cmd_fn ctl_cmd_members, ctl_cmd_join, ctl_cmd_leave, ctl_cmd_pause,
     ctl_cmd_resume, ctl_cmd_reload, ctl_cmd_version, ctl_cmd_stats,
-    ctl_cmd_keys;
+    ctl_cmd_keys, ctl_cmd_force_leave, ctl_cmd_tags, ctl_cmd_monitor;
 ctl_cmd_fn ctl_cmd_kv_put, ctl_cmd_kv_get, ctl_cmd_kv_delete, ctl_cmd_kv_list,
     ctl_cmd_kv_watch;
 

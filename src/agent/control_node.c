@@ -13,6 +13,7 @@
 #include "agent/metrics.h"
 #include "agent/stats.h"
 #include "base/text.h"
+#include "codec/tags.h"
 #include "core/node.h"
 
 #define JOIN_ADDRS_MAX 64
@@ -29,6 +30,28 @@ static int by_name(const void *x, const void *y)
     return (a->name_len > b->name_len) - (a->name_len < b->name_len);
 }
 
+/* Serf's tags in private data, as an object sorted by key (as Go writes
+ * a map); {} when the private data is not Serf tags. */
+static void add_tags(cJSON *o, const uint8_t *meta, size_t len)
+{
+    struct tag t[TAGS_MAX];
+    size_t n;
+    cJSON *obj = cJSON_AddObjectToObject(o, "tags");
+    if (obj == NULL || tags_decode(meta, len, t, &n))
+        return;
+    tags_sort(t, n);
+    for (size_t i = 0; i < n; i++) {
+        /* keys too are made valid UTF-8, as every string of an answer */
+        char *key = ctl_utf8(t[i].key, t[i].keylen);
+        if (key)
+            ctl_add_bytes(obj, key, t[i].value, t[i].valuelen);
+        hs_free(key);
+    }
+}
+
+/* A member as serf's members -format=json writes it (name, addr, port,
+ * tags, status, protocol), then the delegate versions and hearsay's
+ * own fields. */
 static void add_member(cJSON *arr, const struct member *m)
 {
     static const char hex[] = "0123456789abcdef";
@@ -42,7 +65,10 @@ static void add_member(cJSON *arr, const struct member *m)
     /* "ip:port" as serf's members -format=json writes it */
     cJSON_AddStringToObject(o, "addr", addr_format(&m->addr, ab, sizeof ab));
     cJSON_AddNumberToObject(o, "port", m->addr.port);
+    add_tags(o, m->meta, m->meta_len);
     cJSON_AddStringToObject(o, "status", member_state_name(m->state));
+    ctl_add_vsn(o, "protocol", m->vsn[0], m->vsn[1], m->vsn[2]);
+    ctl_add_vsn(o, "delegate", m->vsn[3], m->vsn[4], m->vsn[5]);
     cJSON_AddNumberToObject(o, "incarnation", m->incarnation);
     if (text_utf8_valid(m->meta, m->meta_len))
         ctl_add_bytes(o, "private_data", m->meta, m->meta_len);
@@ -58,8 +84,6 @@ static void add_member(cJSON *arr, const struct member *m)
         h[2 * n] = '\0';
         cJSON_AddStringToObject(o, "private_data_hex", h);
     }
-    ctl_add_vsn(o, "protocol", m->vsn[0], m->vsn[1], m->vsn[2]);
-    ctl_add_vsn(o, "delegate", m->vsn[3], m->vsn[4], m->vsn[5]);
 }
 
 void ctl_cmd_members(struct conn *c, const cJSON *req)
@@ -195,6 +219,178 @@ void ctl_cmd_resume(struct conn *c, const cJSON *req)
 {
     (void)req;
     pause_or_resume(c, false);
+}
+
+/* ===== force-leave and tags (serf force-leave, serf tags) ===== */
+
+void ctl_cmd_force_leave(struct conn *c, const cJSON *req)
+{
+    struct agent *a = c->ctl->a;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(req, "name");
+    if (!cJSON_IsString(name) || name->valuestring[0] == '\0') {
+        ctl_reply_error(c, "name: expected the name of a member");
+        return;
+    }
+    if (a->leaving) {
+        ctl_reply_error(c, "the agent is leaving");
+        return;
+    }
+    const char *n = name->valuestring;
+    size_t len = strlen(n);
+    const struct member *m =
+        len <= MEMBER_NAME_MAX
+            ? members_find(node_members(a->setup.node), n, len)
+            : NULL;
+    const char *was = m ? member_state_name(m->state) : NULL;
+    int rc = node_force_leave(a->setup.node, n, len);
+    if (rc == HS_ENOTFOUND)
+        ctl_reply_error(c, "no member named \"%.256s\"", n);
+    else if (rc == HS_EINVAL)
+        ctl_reply_error(c,
+                        "\"%.256s\" is this agent: use hearsay leave "
+                        "to leave",
+                        n);
+    else if (rc == HS_EREFUSED)
+        ctl_reply_error(c,
+                        "member \"%.256s\" is alive: force-leave is for "
+                        "members that failed",
+                        n);
+    else if (rc)
+        ctl_reply_error(c, "cannot force \"%.256s\" to leave: %s", n,
+                        hs_strerror(rc));
+    else {
+        cJSON *obj = ctl_ok_answer();
+        if (obj) {
+            ctl_add_bytes(obj, "name", (const uint8_t *)n, len);
+            cJSON_AddStringToObject(obj, "was", was);
+            cJSON_AddStringToObject(obj, "status", "left");
+        }
+        ctl_reply(c, obj);
+    }
+}
+
+/* A tag of a request: UTF-8 text (what a JSON answer can give back). */
+static bool tag_text(struct conn *c, const char *what, const char *s)
+{
+    if (text_utf8_valid(s, strlen(s)))
+        return true;
+    ctl_reply_error(c, "%s: expected UTF-8 text", what);
+    return false;
+}
+
+/* The tags of this node's private data with `set` set and `del` deleted
+ * (in that order, as serf does), in t[0..*n); false when answered with
+ * an error. The strings point into the private data or the request. */
+static bool new_tags(struct conn *c, const struct member *self,
+                     const cJSON *set, const cJSON *del, struct tag *t,
+                     size_t *n)
+{
+    const cJSON *it;
+    int rc = tags_decode(self->meta, self->meta_len, t, n);
+    if (rc == HS_ENOTFOUND && self->meta_len == 0)
+        rc = 0; /* no private data: no tags yet */
+    if (rc) {
+        ctl_reply_error(c,
+                        "this node's private data (%u bytes) is not Serf "
+                        "tags: it comes from a script's private_data hook, "
+                        "which owns it",
+                        (unsigned)self->meta_len);
+        return false;
+    }
+    cJSON_ArrayForEach (it, set) {
+        if (!cJSON_IsString(it)) {
+            ctl_reply_error(c, "set: expected an object of strings");
+            return false;
+        }
+        if (!tag_text(c, "set", it->string) ||
+            !tag_text(c, "set", it->valuestring))
+            return false;
+        size_t kl = strlen(it->string), i = 0;
+        while (i < *n && !(t[i].keylen == kl &&
+                           (kl == 0 || !memcmp(t[i].key, it->string, kl))))
+            i++;
+        if (i == TAGS_MAX) {
+            ctl_reply_error(c, "at most %d tags", TAGS_MAX);
+            return false;
+        }
+        t[i] = (struct tag){(const uint8_t *)it->string,
+                            (const uint8_t *)it->valuestring, (uint32_t)kl,
+                            (uint32_t)strlen(it->valuestring)};
+        if (i == *n)
+            (*n)++;
+    }
+    cJSON_ArrayForEach (it, del) {
+        if (!cJSON_IsString(it)) {
+            ctl_reply_error(c, "delete: expected an array of strings");
+            return false;
+        }
+        size_t kl = strlen(it->valuestring);
+        for (size_t i = 0; i < *n; i++)
+            if (t[i].keylen == kl &&
+                (kl == 0 || !memcmp(t[i].key, it->valuestring, kl))) {
+                t[i] = t[--*n];
+                break;
+            }
+    }
+    return true;
+}
+
+void ctl_cmd_tags(struct conn *c, const cJSON *req)
+{
+    struct agent *a = c->ctl->a;
+    struct node *nd = a->setup.node;
+    const cJSON *set = cJSON_GetObjectItemCaseSensitive(req, "set");
+    const cJSON *del = cJSON_GetObjectItemCaseSensitive(req, "delete");
+    if (set && !cJSON_IsNull(set) && !cJSON_IsObject(set)) {
+        ctl_reply_error(c, "set: expected an object of strings");
+        return;
+    }
+    if (del && !cJSON_IsNull(del) && !cJSON_IsArray(del)) {
+        ctl_reply_error(c, "delete: expected an array of strings");
+        return;
+    }
+    if (a->leaving) {
+        ctl_reply_error(c, "the agent is leaving");
+        return;
+    }
+    const struct member *self = node_self(nd);
+    struct tag t[TAGS_MAX];
+    size_t n;
+    if (self == NULL) {
+        ctl_reply_error(c, "the node is not running");
+        return;
+    }
+    if (!new_tags(c, self, cJSON_IsObject(set) ? set : NULL,
+                  cJSON_IsArray(del) ? del : NULL, t, &n))
+        return;
+    tags_sort(t, n);
+    struct buf b = BUF_INIT;
+    tags_encode(t, n, &b);
+    bool same = b.err == 0 && b.len == self->meta_len &&
+                memcmp(b.data, self->meta, b.len) == 0;
+    bool empty = n == 0 && self->meta_len == 0; /* none before or after */
+    int rc = b.err                   ? b.err
+             : b.len > WIRE_META_MAX ? HS_ETOOBIG
+             : same || empty         ? 0
+                                     : node_set_meta(nd, b.data, b.len);
+    if (rc == HS_ETOOBIG) {
+        ctl_reply_error(c,
+                        "the tags take %zu bytes, more than the %d bytes "
+                        "of private data",
+                        b.len, WIRE_META_MAX);
+    } else if (rc) {
+        ctl_reply_error(c, "cannot set the tags: %s", hs_strerror(rc));
+    } else {
+        cJSON *obj = ctl_ok_answer();
+        if (obj) {
+            const struct member *me = node_self(nd);
+            add_tags(obj, me->meta, me->meta_len);
+            cJSON_AddBoolToObject(obj, "changed", !same && !empty);
+            cJSON_AddNumberToObject(obj, "incarnation", me->incarnation);
+        }
+        ctl_reply(c, obj);
+    }
+    buf_free(&b);
 }
 
 /* The encryption and label settings in force (never a key). */

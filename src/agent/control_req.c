@@ -15,10 +15,10 @@
 
 /* ===== JSON helpers ===== */
 
-/* A JSON string from bytes of the network: cJSON copies bytes as they
+/* Bytes of the network as text for JSON: cJSON copies bytes as they
  * are, so anything not valid UTF-8 (or a NUL) becomes U+FFFD first to
  * keep every answer valid JSON. */
-cJSON *ctl_add_bytes(cJSON *obj, const char *key, const uint8_t *p, size_t n)
+char *ctl_utf8(const uint8_t *p, size_t n)
 {
     char *s = hs_malloc(n * 3 + 1);
     if (s == NULL)
@@ -36,6 +36,14 @@ cJSON *ctl_add_bytes(cJSON *obj, const char *key, const uint8_t *p, size_t n)
         }
     }
     s[o] = '\0';
+    return s;
+}
+
+cJSON *ctl_add_bytes(cJSON *obj, const char *key, const uint8_t *p, size_t n)
+{
+    char *s = ctl_utf8(p, n);
+    if (s == NULL)
+        return NULL;
     cJSON *item = cJSON_AddStringToObject(obj, key, s);
     hs_free(s);
     return item;
@@ -48,7 +56,7 @@ void ctl_add_vsn(cJSON *obj, const char *key, int min, int max, int cur)
         return;
     cJSON_AddNumberToObject(v, "min", min);
     cJSON_AddNumberToObject(v, "max", max);
-    cJSON_AddNumberToObject(v, "cur", cur);
+    cJSON_AddNumberToObject(v, "version", cur);
 }
 
 /* A control token, when configured, must come with every request. Both
@@ -104,6 +112,9 @@ static const struct command {
     {"version", ctl_cmd_version, false},
     {"stats", ctl_cmd_stats, false},
     {"keys", ctl_cmd_keys, false},
+    {"force_leave", ctl_cmd_force_leave, false},
+    {"tags", ctl_cmd_tags, false},
+    {"monitor", ctl_cmd_monitor, false},
     {"kv_put", ctl_cmd_kv_put, true},
     {"kv_get", ctl_cmd_kv_get, false},
     {"kv_delete", ctl_cmd_kv_delete, false},
@@ -170,8 +181,8 @@ void ctl_handle_line(struct conn *c, const char *line, size_t n)
             ctl_reply_error(c,
                             "unknown cmd \"%.64s\": use members, join, "
                             "leave, pause, resume, reload, version, stats, "
-                            "keys, kv_put, kv_get, kv_delete, kv_list or "
-                            "kv_watch",
+                            "keys, force_leave, tags, monitor, kv_put, "
+                            "kv_get, kv_delete, kv_list or kv_watch",
                             name);
     }
     cJSON_Delete(req);

@@ -238,8 +238,7 @@ int agent_configure(struct config *cfg, int argc, char **argv, char *err,
     cfg_errlen = errlen;
     err[0] = '\0';
     config_defaults(cfg, "lan"); /* so that config_free is always safe */
-    /* getopt moves the arguments that are not flags to the end: keep
-     * their order, to say where an unexpected one was. */
+    /* The arguments as given, to say where an unexpected one was. */
     char **orig = hs_calloc((size_t)argc + 1, sizeof *orig);
     if (sets == NULL || orig == NULL) {
         hs_free(sets);
@@ -250,8 +249,10 @@ int agent_configure(struct config *cfg, int argc, char **argv, char *err,
     bool secret = has_secret(argc, argv);
     optind = 0;
     opterr = 0;
+    /* '+': flags stop at the first other argument, as for every command
+     * (src/cli/cli.c); the agent takes none, so that one is an error. */
     while (rc < 0 &&
-           (ch = getopt_long_only(argc, argv, ":", agent_opts, NULL)) != -1) {
+           (ch = getopt_long_only(argc, argv, "+:", agent_opts, NULL)) != -1) {
         switch (ch) {
         case 'h':
             agent_help(stdout);

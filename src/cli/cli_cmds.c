@@ -14,10 +14,9 @@
 
 /* ===== Commands ===== */
 
-static int fail_with(const struct ask *q)
+static int fail_with(const struct opts *o)
 {
-    fprintf(stderr, "%s\n", q->err);
-    return 1;
+    return cli_fail(o, o->q.err);
 }
 
 int run_members(struct opts *o, int argc, char **argv)
@@ -28,7 +27,7 @@ int run_members(struct opts *o, int argc, char **argv)
     if (req && o->status)
         cJSON_AddStringToObject(req, "status", o->status);
     if (ask(&o->q, req, &ans))
-        return fail_with(&o->q);
+        return fail_with(o);
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(ans, "members");
     if (!strcmp(o->format, "json")) {
         /* {"members": [...]}, the document serf prints */
@@ -54,7 +53,7 @@ int run_join(struct opts *o, int argc, char **argv)
     o->q.timeout_ms = SLOW_TIMEOUT_MS;
     int rc = ask(&o->q, req, &ans);
     if (rc == ASK_CONNECT)
-        return fail_with(&o->q);
+        return fail_with(o);
     if (rc) { /* "Error: why" becomes serf's wording */
         fprintf(stderr, "Error joining the cluster: %s\n", o->q.err + 7);
         return 1;
@@ -69,7 +68,7 @@ static int run_simple(struct opts *o, const char *cmd, const char *done)
 {
     cJSON *ans;
     if (ask(&o->q, cli_request(cmd), &ans))
-        return fail_with(&o->q);
+        return fail_with(o);
     cJSON_Delete(ans);
     printf("%s\n", done);
     return 0;
@@ -89,7 +88,7 @@ int run_reload(struct opts *o, int argc, char **argv)
     (void)argv;
     cJSON *ans;
     if (ask(&o->q, cli_request("reload"), &ans))
-        return fail_with(&o->q);
+        return fail_with(o);
     int n = (int)cli_num_field(ans, "scripts");
     printf("Scripts reloaded: %d script%s\n", n, n == 1 ? "" : "s");
     const cJSON *sec = cJSON_GetObjectItemCaseSensitive(ans, "security");
@@ -135,7 +134,7 @@ int run_stats(struct opts *o, int argc, char **argv)
     (void)argv;
     cJSON *ans;
     if (ask(&o->q, cli_request("stats"), &ans))
-        return fail_with(&o->q);
+        return fail_with(o);
     cJSON_DeleteItemFromObjectCaseSensitive(ans, "ok");
     if (!strcmp(o->format, "json"))
         print_json(ans);
@@ -172,15 +171,12 @@ int run_version(struct opts *o, int argc, char **argv)
 /* hearsay keygen: 32 random bytes in base64, as serf keygen. */
 int run_keygen(struct opts *o, int argc, char **argv)
 {
-    (void)o;
     (void)argc;
     (void)argv;
     uint8_t key[32];
     char text[45];
-    if (RAND_bytes(key, sizeof key) != 1) {
-        fprintf(stderr, "Error reading random data\n");
-        return 1;
-    }
+    if (RAND_bytes(key, sizeof key) != 1)
+        return cli_fail(o, "Error reading random data");
     keyring_format(key, sizeof key, text);
     printf("%s\n", text);
     keyring_wipe(key, sizeof key);
@@ -261,13 +257,11 @@ int run_keys(struct opts *o, int argc, char **argv)
     bool json = !strcmp(o->format, "json");
     uint8_t raw[KEYRING_KEY_MAX];
     size_t rawlen;
-    if (o->key && keyring_parse(o->key, raw, &rawlen)) {
-        fprintf(stderr,
-                "%s: the key must be base64 of 16, 24 or 32 bytes "
-                "(hearsay keygen makes one)\n",
-                say[op].fail);
-        return 1;
-    }
+    if (o->key && keyring_parse(o->key, raw, &rawlen))
+        return cli_failf(o,
+                         "%s: the key must be base64 of 16, 24 or 32 bytes "
+                         "(hearsay keygen makes one)",
+                         say[op].fail);
     keyring_wipe(raw, sizeof raw);
     cJSON *req = cli_request("keys");
     if (req) {
@@ -296,7 +290,7 @@ int run_keys(struct opts *o, int argc, char **argv)
     link_close(&l);
     if (rc) {
         cJSON_Delete(ans);
-        return fail_with(&o->q);
+        return fail_with(o);
     }
     bool ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ans, "ok"));
     if (json) {

@@ -1,6 +1,7 @@
 /* cli_int.h: what the files of the CLI share: the exchange with the
  * agent (cli_ask.c), the output helpers (cli_print.c), the commands
- * (cli_cmds.c, cli_kv.c) and their options (cli.c). Private to src/cli. */
+ * (cli_cmds.c, cli_kv.c, cli_ops.c) and their options (cli.c). Private to
+ * src/cli. */
 #ifndef HS_CLI_INT_H
 #define HS_CLI_INT_H
 
@@ -88,28 +89,61 @@ double cli_num_field(const cJSON *o, const char *key);
 void print_members_text(const cJSON *arr, bool detailed);
 /* `hearsay stats` as text. */
 void print_stats_text(const cJSON *ans);
-/* v as indented JSON, and a newline. */
-void print_json(const cJSON *v);
 
-/* ===== Commands (cli_cmds.c, cli_kv.c) ===== */
+/* JSON documents are laid out as Go's json.MarshalIndent(v, "", "  ")
+ * lays them out (serf's -format=json): two spaces a level, "key": value,
+ * empty objects and arrays as {} and []. The layout works on the text,
+ * so numbers and strings stay exactly as the agent wrote them (versions
+ * are 64-bit integers), and it can take a document in pieces. */
+struct jfmt {
+    int depth;
+    bool in_str, esc; /* inside a string; after its backslash */
+    bool opened;      /* after { or [: a newline unless it closes */
+};
+#define JFMT_INIT              \
+    {                          \
+        0, false, false, false \
+    }
+void jfmt_feed(struct jfmt *j, FILE *f, const char *p, size_t n);
+/* A whole document of JSON text on stdout, laid out, and a newline. */
+void print_json_text(const char *p, size_t n);
+/* v as a JSON document on stdout, and a newline. */
+void print_json(const cJSON *v);
+/* An error: its sentence on stderr, or with --format json the document
+ * {"error": "sentence"} there (without a leading "Error: " or
+ * "Error! "). Returns 1, the exit status. */
+struct opts;
+int cli_fail(const struct opts *o, const char *msg);
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+int cli_failf(const struct opts *o, const char *fmt, ...);
+
+/* ===== Commands (cli_cmds.c, cli_kv.c, cli_ops.c) ===== */
 struct opts {
     struct ask q;
     const char *format; /* "text" or "json" */
+    bool json;          /* format is "json" */
     const char *status; /* members --status, or NULL */
     bool detailed;
-    int key_op;      /* keys: NODE_KEYS_*, or -1 */
-    int key_ops;     /* keys: how many operations were given */
-    const char *key; /* keys: the key of install, use, remove */
+    int key_op;            /* keys: NODE_KEYS_*, or -1 */
+    int key_ops;           /* keys: how many operations were given */
+    const char *key;       /* keys: the key of install, use, remove */
+    const char *log_level; /* monitor --log-level, or NULL */
+    /* tags: the --set KEY=VALUE and --delete KEY flags, in order */
+    char **tag_set, **tag_del;
+    int ntag_set, ntag_del;
 };
 
 /* Each runs its command with the positional arguments argv[0..argc) and
  * returns the exit status. */
 typedef int cli_run_fn(struct opts *o, int argc, char **argv);
 cli_run_fn run_members, run_join, run_leave, run_reload, run_pause, run_resume,
-    run_stats, run_version, run_keygen, run_keys, run_kv;
+    run_stats, run_version, run_keygen, run_keys, run_kv, run_monitor,
+    run_force_leave, run_tags;
 
 /* hearsay kv's usage error (cli.c): "hearsay kv SUB: why", the usage,
- * exit status 1. */
-int kv_usage_error(const char *sub, const char *why);
+ * exit status 1 (with --format json, the sentence as a JSON error). */
+int kv_usage_error(const struct opts *o, const char *sub, const char *why);
 
 #endif

@@ -16,25 +16,23 @@
 
 /* A kv command failed: consul's "Error! ..." for what the agent refused,
  * our usual sentence when the agent could not be asked. */
-static int kv_fail(const struct ask *q, int rc)
+static int kv_fail(const struct opts *o, int rc)
 {
     if (rc == ASK_REFUSED)
-        fprintf(stderr, "Error! %s\n", q->err + 7);
-    else
-        fprintf(stderr, "%s\n", q->err);
-    return 1;
+        return cli_failf(o, "Error! %s", o->q.err + 7);
+    return cli_fail(o, o->q.err);
 }
 
 /* The whole of stdin (NUL-terminated, so it can also be a C string), or
  * NULL with a message printed. */
-static uint8_t *read_stdin(size_t *len)
+static uint8_t *read_stdin(const struct opts *o, size_t *len)
 {
     size_t n = 0, cap = 65536;
     uint8_t *buf = hs_malloc(cap + 1);
     while (buf) {
         if (n > STDIN_MAX) {
-            fprintf(stderr, "Error! The value on stdin is over %u MiB\n",
-                    STDIN_MAX >> 20);
+            cli_failf(o, "Error! The value on stdin is over %u MiB",
+                      STDIN_MAX >> 20);
             hs_free(buf);
             return NULL;
         }
@@ -49,8 +47,7 @@ static uint8_t *read_stdin(size_t *len)
         size_t r = fread(buf + n, 1, cap - n, stdin);
         n += r;
         if (r == 0 && ferror(stdin)) {
-            fprintf(stderr, "Error! Failed to read stdin: %s\n",
-                    cli_reason(errno));
+            cli_failf(o, "Error! Failed to read stdin: %s", cli_reason(errno));
             hs_free(buf);
             return NULL;
         }
@@ -61,7 +58,7 @@ static uint8_t *read_stdin(size_t *len)
         }
     }
     hs_free(buf);
-    fprintf(stderr, "Error! Failed to read stdin: out of memory\n");
+    cli_fail(o, "Error! Failed to read stdin: out of memory");
     return NULL;
 }
 
@@ -95,8 +92,8 @@ static bool add_put_value(cJSON *req, const uint8_t *v, size_t n)
     return ok;
 }
 
-/* Ask one kv request; in JSON format print the answer exactly as it came
- * (versions are 64-bit integers a double would round). */
+/* Ask one kv request; in JSON format print the answer as it came, laid
+ * out (versions are 64-bit integers a double would round). */
 static int kv_ask(struct opts *o, cJSON *req, cJSON **answer, bool print)
 {
     struct link l = LINK_INIT;
@@ -105,8 +102,8 @@ static int kv_ask(struct opts *o, cJSON *req, cJSON **answer, bool print)
     int rc = ask_open(&o->q, req, deadline, &l);
     if (rc == ASK_OK)
         rc = ask_answer(&o->q, &l, deadline, answer, &raw);
-    if (rc == ASK_OK && print && !strcmp(o->format, "json"))
-        printf("%s\n", raw);
+    if (rc == ASK_OK && print && o->json)
+        print_json_text(raw, strlen(raw));
     link_close(&l);
     return rc;
 }
@@ -128,7 +125,7 @@ static int kv_put(struct opts *o, char **args)
     uint8_t *in = NULL;
     const uint8_t *value = (const uint8_t *)args[1];
     if (!strcmp(args[1], "-")) {
-        if ((in = read_stdin(&len)) == NULL)
+        if ((in = read_stdin(o, &len)) == NULL)
             return 1;
         value = in;
         o->q.timeout_ms = SLOW_TIMEOUT_MS; /* up to 64 MiB to send */
@@ -143,8 +140,8 @@ static int kv_put(struct opts *o, char **args)
     hs_free(in);
     int rc = kv_ask(o, req, &ans, true);
     if (rc)
-        return kv_fail(&o->q, rc);
-    if (strcmp(o->format, "json")) {
+        return kv_fail(o, rc);
+    if (!o->json) {
         printf("Success! Data written to: ");
         cli_put_safe(stdout, key);
         putchar('\n');
@@ -158,14 +155,16 @@ static int kv_get(struct opts *o, char **args)
     cJSON *ans;
     int rc = kv_ask(o, kv_request("kv_get", "key", args[0]), &ans, true);
     if (rc == ASK_REFUSED && !strncmp(o->q.err + 7, "no such key: ", 13)) {
+        if (o->json)
+            return cli_failf(o, "No key exists at: %s", args[0]);
         fprintf(stderr, "Error! No key exists at: ");
         cli_put_safe(stderr, args[0]);
         fputc('\n', stderr);
         return 1;
     }
     if (rc)
-        return kv_fail(&o->q, rc);
-    if (!strcmp(o->format, "json")) {
+        return kv_fail(o, rc);
+    if (o->json) {
         cJSON_Delete(ans);
         return 0;
     }
@@ -186,8 +185,7 @@ static int kv_get(struct opts *o, char **args)
             text_base64_decode(b->valuestring, bn, bytes, &n)) {
             hs_free(bytes);
             cJSON_Delete(ans);
-            fprintf(stderr, "Error! The agent's value is not base64\n");
-            return 1;
+            return cli_fail(o, "Error! The agent's value is not base64");
         }
         p = bytes;
     }
@@ -205,8 +203,8 @@ static int kv_delete(struct opts *o, char **args)
     cJSON *ans;
     int rc = kv_ask(o, kv_request("kv_delete", "key", args[0]), &ans, true);
     if (rc)
-        return kv_fail(&o->q, rc);
-    if (strcmp(o->format, "json")) {
+        return kv_fail(o, rc);
+    if (!o->json) {
         printf("Success! Deleted key: ");
         cli_put_safe(stdout, args[0]);
         putchar('\n');
@@ -216,8 +214,8 @@ static int kv_delete(struct opts *o, char **args)
 }
 
 /* kv list in JSON: the agent's answer is {"ok":true,"entries":[...]},
- * possibly gigabytes of values: it goes to stdout as it arrives, as
- * {"entries":[...]}, never whole in memory. */
+ * possibly gigabytes of values: it goes to stdout as it arrives, laid
+ * out, as {"entries":[...]}, never whole in memory. */
 static int kv_list_json(struct opts *o, cJSON *req)
 {
     static const char head[] = "{\"ok\":true,";
@@ -236,13 +234,16 @@ static int kv_list_json(struct opts *o, cJSON *req)
             rc = ask_fail(&o->q, "the agent's answer is not a list");
     } else if (rc == ASK_OK) {
         size_t skip = hn;
-        putchar('{');
+        struct jfmt j = JFMT_INIT;
+        jfmt_feed(&j, stdout, "{", 1);
         for (;;) {
             char *nl = memchr(l.buf + skip, '\n', l.len - skip);
-            size_t upto = nl ? (size_t)(nl - l.buf) + 1 : l.len;
-            fwrite(l.buf + skip, 1, upto - skip, stdout);
-            if (nl)
+            size_t upto = nl ? (size_t)(nl - l.buf) : l.len;
+            jfmt_feed(&j, stdout, l.buf + skip, upto - skip);
+            if (nl) {
+                putchar('\n');
                 break;
+            }
             if (l.eof) {
                 putchar('\n');
                 rc = ask_fail(&o->q, "the agent closed the connection in "
@@ -257,20 +258,20 @@ static int kv_list_json(struct opts *o, cJSON *req)
         }
     }
     link_close(&l);
-    return rc ? kv_fail(&o->q, rc) : 0;
+    return rc ? kv_fail(o, rc) : 0;
 }
 
 static int kv_list(struct opts *o, char **args)
 {
     cJSON *req = kv_request("kv_list", "prefix", args[0] ? args[0] : "");
-    if (!strcmp(o->format, "json"))
+    if (o->json)
         return kv_list_json(o, req);
     if (req) /* keys only: no need to carry the values here */
         cJSON_AddFalseToObject(req, "values");
     cJSON *ans;
     int rc = kv_ask(o, req, &ans, false);
     if (rc)
-        return kv_fail(&o->q, rc);
+        return kv_fail(o, rc);
     const cJSON *e;
     cJSON_ArrayForEach (e, cJSON_GetObjectItemCaseSensitive(ans, "entries")) {
         cli_put_safe(stdout, cli_str_field(e, "key"));
@@ -348,7 +349,7 @@ static int kv_watch(struct opts *o, char **args)
         if (cJSON_IsFalse(ok)) { /* dropped, for not reading fast enough */
             ask_fail(&o->q, cli_str_field(ev, "error"));
             rc = ASK_REFUSED;
-        } else if (ev && !strcmp(o->format, "json")) {
+        } else if (ev && o->json) { /* a stream: one line each */
             fwrite(line, 1, n, stdout);
             putchar('\n');
         } else if (ev) {
@@ -358,7 +359,7 @@ static int kv_watch(struct opts *o, char **args)
         fflush(stdout);
     }
     link_close(&l);
-    return kv_fail(&o->q, rc);
+    return kv_fail(o, rc);
 }
 
 static const struct {
@@ -377,18 +378,20 @@ static const struct {
 int run_kv(struct opts *o, int argc, char **argv)
 {
     if (argc == 0)
-        return kv_usage_error(NULL, "give a subcommand");
+        return kv_usage_error(o, NULL, "give a subcommand");
     for (size_t i = 0; i < HS_ARRAY_LEN(kv_subs); i++) {
         if (strcmp(kv_subs[i].name, argv[0]))
             continue;
         int n = argc - 1;
         if (n < kv_subs[i].min || n > kv_subs[i].max)
-            return kv_usage_error(argv[0], kv_subs[i].need);
+            return kv_usage_error(o, argv[0], kv_subs[i].need);
         char *args[3] = {NULL, NULL, NULL};
         for (int k = 0; k < n; k++)
             args[k] = argv[1 + k];
         return kv_subs[i].run(o, args);
     }
+    if (o->json)
+        return cli_failf(o, "hearsay kv: unknown subcommand \"%s\"", argv[0]);
     fprintf(stderr, "hearsay kv: unknown subcommand \"%s\"\n\n", argv[0]);
-    return kv_usage_error(NULL, NULL);
+    return kv_usage_error(o, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* cli_print.c: the CLI's output: terminal-safe text, the members
- * table, `hearsay stats` as text, and JSON documents. */
+ * table, `hearsay stats` as text, JSON documents in serf's layout, and
+ * errors. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,7 @@ static void vsn_text(const cJSON *m, const char *key, char *out, size_t n)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
     snprintf(out, n, "%.0f/%.0f/%.0f", cli_num_field(v, "min"),
-             cli_num_field(v, "max"), cli_num_field(v, "cur"));
+             cli_num_field(v, "max"), cli_num_field(v, "version"));
 }
 
 #define COLS_MAX 7
@@ -348,13 +349,120 @@ void print_stats_text(const cJSON *ans)
     print_section("other", items, n);
 }
 
+/* ===== JSON documents ===== */
+
+static void newline(FILE *f, int depth)
+{
+    fputc('\n', f);
+    for (int i = 0; i < depth; i++)
+        fputs("  ", f);
+}
+
+void jfmt_feed(struct jfmt *j, FILE *f, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (j->in_str) {
+            fputc(ch, f);
+            if (j->esc)
+                j->esc = false;
+            else if (ch == '\\')
+                j->esc = true;
+            else if (ch == '"')
+                j->in_str = false;
+            continue;
+        }
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')
+            continue;
+        if (j->opened) {
+            j->opened = false;
+            if (ch == '}' || ch == ']') { /* {} and [] */
+                j->depth--;
+                fputc(ch, f);
+                continue;
+            }
+            newline(f, j->depth);
+        }
+        switch (ch) {
+        case '{':
+        case '[':
+            fputc(ch, f);
+            j->depth++;
+            j->opened = true;
+            break;
+        case '}':
+        case ']':
+            j->depth--;
+            newline(f, j->depth);
+            fputc(ch, f);
+            break;
+        case ',':
+            fputc(ch, f);
+            newline(f, j->depth);
+            break;
+        case ':':
+            fputs(": ", f);
+            break;
+        case '"':
+            j->in_str = true;
+            fputc(ch, f);
+            break;
+        default:
+            fputc(ch, f);
+        }
+    }
+}
+
+static void json_text_to(FILE *f, const char *p, size_t n)
+{
+    struct jfmt j = JFMT_INIT;
+    jfmt_feed(&j, f, p, n);
+    fputc('\n', f);
+}
+
+void print_json_text(const char *p, size_t n)
+{
+    json_text_to(stdout, p, n);
+}
+
 void print_json(const cJSON *v)
 {
-    char *s = cJSON_Print(v);
+    char *s = cJSON_PrintUnformatted(v);
     if (s == NULL) {
         fprintf(stderr, "Error: out of memory\n");
         return;
     }
-    printf("%s\n", s);
+    print_json_text(s, strlen(s));
     cJSON_free(s);
+}
+
+int cli_fail(const struct opts *o, const char *msg)
+{
+    if (!o->json) {
+        fprintf(stderr, "%s\n", msg);
+        return 1;
+    }
+    if (!strncmp(msg, "Error: ", 7) || !strncmp(msg, "Error! ", 7))
+        msg += 7;
+    cJSON *doc = cJSON_CreateObject();
+    char *s = doc && cJSON_AddStringToObject(doc, "error", msg)
+                  ? cJSON_PrintUnformatted(doc)
+                  : NULL;
+    if (s)
+        json_text_to(stderr, s, strlen(s));
+    else
+        fprintf(stderr, "%s\n", msg);
+    cJSON_free(s);
+    cJSON_Delete(doc);
+    return 1;
+}
+
+int cli_failf(const struct opts *o, const char *fmt, ...)
+{
+    char msg[1100];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return cli_fail(o, msg);
 }

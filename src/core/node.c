@@ -476,6 +476,25 @@ int node_update_meta(struct node *nd)
     return 0;
 }
 
+int node_set_meta(struct node *nd, const uint8_t *p, size_t n)
+{
+    if (nd->phase != PHASE_RUNNING)
+        return HS_ESTATE;
+    if (n > WIRE_META_MAX)
+        return HS_ETOOBIG;
+    struct buf b = BUF_INIT;
+    if (n && buf_append(&b, p, n)) {
+        buf_free(&b);
+        return HS_ENOMEM;
+    }
+    buf_free(&nd->meta);
+    nd->meta = b;
+    members_announce_self(nd);
+    HS_INFO(nd->log, "private data set: bytes=%zu inc=%u", nd->meta.len,
+            nd->incarnation);
+    return 0;
+}
+
 /* ===== Queries ===== */
 
 struct metadata *node_metadata(const struct node *nd)

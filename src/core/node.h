@@ -108,6 +108,20 @@ typedef void (*node_observer_fn)(void *ud, int event, const struct member *m);
 void node_set_observer(struct node *nd, node_observer_fn fn, void *ud);
 /* Ask the node_meta hook again and announce the new private data. */
 int node_update_meta(struct node *nd);
+/* Take these bytes as our private data (at most WIRE_META_MAX) and
+ * announce them with the next incarnation, without asking the node_meta
+ * hook (hearsay tags); the hook's answer replaces them at the next
+ * node_update_meta. 0, HS_ETOOBIG, HS_ENOMEM, or HS_ESTATE before
+ * node_start or once leaving. */
+int node_set_meta(struct node *nd, const uint8_t *p, size_t n);
+/* serf's force-leave: mark a member that failed (dead, or suspect) as
+ * left here, stop trying to reconnect to it, and gossip its leave (a
+ * dead message from the member itself, at its last incarnation), which
+ * makes the members that still see it alive or suspect mark it left too.
+ * 0 (also when it had left already), HS_ENOTFOUND (no such member),
+ * HS_EINVAL (ourselves), HS_EREFUSED (it is alive), HS_ESTATE (not
+ * running). */
+int node_force_leave(struct node *nd, const char *name, size_t len);
 /* Gossip a user message to every node (a rumor): each node that hears it
  * delivers it once to on_message and passes it on, with the same
  * retransmit limit as membership news. It travels in the hearsay

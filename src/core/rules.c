@@ -343,6 +343,38 @@ void members_on_dead(struct node *nd, const struct wire_suspect *d)
     node_event(nd, left ? HOOK_LEFT : HOOK_DEAD, m);
 }
 
+int node_force_leave(struct node *nd, const char *name, size_t len)
+{
+    if (nd->phase != PHASE_RUNNING)
+        return HS_ESTATE;
+    struct member *m = members_find(&nd->members, name, len);
+    if (m == NULL)
+        return HS_ENOTFOUND;
+    if (m == nd->self)
+        return HS_EINVAL;
+    if (m->state == MEMBER_LEFT)
+        return 0;
+    if (m->state == MEMBER_ALIVE)
+        return HS_EREFUSED;
+    /* A dead message from the member itself is its leave (memberlist's
+     * deadNode): those that see it alive or suspect take it, those that
+     * see it dead already keep it dead until they reap it. */
+    struct wire_suspect d = {m->incarnation, wire_raw(m->name, m->name_len),
+                             wire_raw(m->name, m->name_len)};
+    const char *was = member_state_name(m->state);
+    struct buf b = BUF_INIT;
+    suspicion_cancel(nd, m);
+    wire_put_dead(&b, &d);
+    node_queue_broadcast(nd, m, &b, false);
+    buf_free(&b);
+    members_set_state(&nd->members, m, MEMBER_LEFT, node_now(nd));
+    node_member_back(nd, m); /* no more reconnection attempts */
+    HS_INFO(nd->log, "member forced to leave: member=%s inc=%u was=%s", m->name,
+            m->incarnation, was);
+    node_event(nd, HOOK_LEFT, m);
+    return 0;
+}
+
 void members_merge(struct node *nd, const struct wire_node_state *states,
                    size_t n, const struct hs_addr *from)
 {
