@@ -257,6 +257,17 @@ static void probe_expire(struct timer *t)
     if (p->expected_nacks > 0)
         delta = p->nacks < p->expected_nacks ? p->expected_nacks - p->nacks : 0;
     nd->stats.probes_failed++;
+    if (member_dead_or_left(m)) {
+        /* Declared dead (or gone) while we waited: nothing to suspect.
+         * The missed ack still says what it says about our health. */
+        HS_DEBUG(nd->log,
+                 "probe failed, member %s meanwhile: member=%s seq=%u "
+                 "nacks=%d/%d",
+                 member_state_name(m->state), m->name, p->seq, p->nacks,
+                 p->expected_nacks);
+        probe_end(nd, delta);
+        return;
+    }
     HS_INFO(nd->log,
             "probe failed, suspecting member: member=%s seq=%u "
             "nacks=%d/%d",
