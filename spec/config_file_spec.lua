@@ -87,3 +87,38 @@ describe("a JSON config file that does not load", function()
       .. "directory", complaint(tmp .. "/missing.json"))
   end)
 end)
+
+describe("pekonode's duration aliases", function()
+  local core = require "hearsay.core"
+
+  it("refuse a bare number, which pekonode counts in seconds", function()
+    for _, alias in ipairs{ "cycle", "node_timeout" } do
+      local ok, err = pcall(core.config, { [alias] = 5 })
+      assert.is_false(ok)
+      assert.matches(alias .. ': "5" needs a unit, such as 5s or 5ms '
+        .. "%(pekonode counts it in seconds; a bare number would be "
+        .. "milliseconds here%)", err)
+    end
+    assert.are.equal("5s", core.config{ cycle = "5s" }.gossip_interval)
+    assert.are.equal("30s", core.config{ node_timeout = "30s" }
+      .gossip_to_the_dead_time)
+    -- the key's own name keeps hearsay's rule: a number of milliseconds
+    assert.are.equal("5ms", core.config{ gossip_interval = 5 }.gossip_interval)
+  end)
+
+  it("say so at the line of a config file", function()
+    assert.are.equal('hearsay: peko.lua:2: cycle: "1" needs a unit, such as '
+      .. "1s or 1ms (pekonode counts it in seconds; a bare number would be "
+      .. "milliseconds here)", complaint(file("peko.lua",
+        'fanout = 3\ncycle = 1\n')))
+  end)
+
+  it("leave out the pekonode names that would mislead", function()
+    for _, name in ipairs{ "amount", "timeout", "size", "buffer",
+                           "is_print" } do
+      local ok, err = pcall(core.config, { [name] = 1 })
+      assert.is_false(ok)
+      assert.matches('unknown configuration key "' .. name .. '"', err)
+    end
+  end)
+end)
