@@ -36,6 +36,18 @@ describe("a Lua config file that does not load", function()
       complaint(file("raise.lua", 'name = "a"\nerror("boom")\n')))
   end)
 
+  it("names the whole path, however long Lua's names for it are",
+     function()
+    local dir = tmp .. "/" .. string.rep("d", 80)
+    os.execute("mkdir -p " .. dir)
+    agent.write_file(dir .. "/long.lua", "x = = 1\n")
+    assert.are.equal("hearsay: " .. string.rep("d", 80) .. "/long.lua:1: "
+      .. "unexpected symbol near '='", complaint(dir .. "/long.lua"))
+    -- an error raised with no position still names the file
+    assert.are.equal("hearsay: plain.lua: plain",
+      complaint(file("plain.lua", 'error("plain", 0)\n')))
+  end)
+
   it("names the line that set a bad key or value", function()
     assert.are.equal('hearsay: unknown.lua:3: unknown configuration key '
       .. '"fanuot"', complaint(file("unknown.lua",

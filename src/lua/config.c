@@ -560,6 +560,33 @@ static int load(lua_State *L)
     return 0;
 }
 
+/* (message, path) -> the message with the whole path where Lua put its
+ * shortened form ("...end/of/path.lua:3: ..."), as Lua names chunks in
+ * at most LUA_IDSIZE bytes; a message that is no string gives nil. */
+static int full_path(lua_State *L)
+{
+    const char *path = lua_touserdata(L, 2);
+    if (lua_type(L, 1) != LUA_TSTRING && lua_type(L, 1) != LUA_TNUMBER) {
+        lua_pushnil(L);
+        return 1;
+    }
+    size_t n;
+    const char *msg = lua_tolstring(L, 1, &n);
+    lua_Debug ar;
+    lua_pushfstring(L, "@%s", path);
+    if (luaL_loadbuffer(L, "", 0, lua_tostring(L, -1)) != LUA_OK ||
+        !lua_getinfo(L, ">S", &ar))
+        return lua_error(L);
+    size_t k = strlen(ar.short_src), p = strlen(path);
+    if (n >= k && memcmp(msg, ar.short_src, k) == 0 && msg[k] == ':')
+        lua_pushfstring(L, "%s%s", path, msg + k);
+    else if (n > p && memcmp(msg, path, p) == 0 && msg[p] == ':')
+        lua_pushvalue(L, 1); /* ours, or Lua's with the whole path */
+    else
+        lua_pushfstring(L, "%s: %s", path, msg); /* error("x", 0) */
+    return 1;
+}
+
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
@@ -633,8 +660,19 @@ int lua_config_load_limited(const char *path, struct config *cfg,
     lua_pushcfunction(L, load);
     lua_pushlightuserdata(L, &j);
     int rc = lua_pcall(L, 1, 0, 0);
+    if (rc != LUA_OK && rc != LUA_ERRMEM) {
+        lua_sethook(L, NULL, 0, 0); /* a budget error leaves it raising */
+        lua_pushcfunction(L, full_path);
+        lua_insert(L, -2);
+        lua_pushlightuserdata(L, (void *)(uintptr_t)path);
+        if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+        }
+    }
     if (rc != LUA_OK) {
-        const char *msg = lua_tostring(L, -1);
+        const char *msg =
+            lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         if (rc == LUA_ERRMEM)
             snprintf(err, errlen,
                      "%s: out of memory (the limit is %zu "
