@@ -70,6 +70,30 @@ describe("docs/lua-api.md", function()
     assert.is_true(n >= 40)
   end)
 
+  it("lists every error code once, in one table", function()
+    local _, tables = api:gsub("\n| code | meaning |\n", "")
+    assert.are.equal(1, tables, "docs/lua-api.md has more than one error table")
+    local rows = {}
+    for row in api:gmatch("\n(| `E[^\n]*)") do rows[#rows + 1] = row end
+    local listed = {}
+    for _, row in ipairs(rows) do
+      local codes = row:match("^| ([^|]*) |")
+      for code in codes:gmatch("`(E%u+)`") do
+        assert.is_nil(listed[code], code .. " is listed twice")
+        listed[code] = true
+      end
+    end
+    local n = 0
+    for code in read("src/base/hs.h"):gmatch("X%(HS_(E%u+),") do
+      assert.truthy(listed[code], "docs/lua-api.md's table lacks " .. code)
+      listed[code] = nil
+      n = n + 1
+    end
+    assert.is_true(n >= 18)
+    listed.EFAIL = nil -- hs_errname's name for any other code
+    assert.are.same({}, listed)
+  end)
+
   it("documents every method of nodes and timers", function()
     local reg = debug.getregistry()
     for _, name in ipairs(functions(reg["hearsay.node"].__index)) do

@@ -374,6 +374,46 @@ wait]], host, port, dir, dir), 40)
   end)
 end)
 
+describe("metric_labels and handoff_queue_depth #net", function()
+  local p
+
+  setup(function()
+    p = start(9, { "--metrics", metrics(9), "--set", "metric_labels=dc=eu-1",
+                   "--set", "metric_labels=state=x",
+                   "--set", "handoff_queue_depth=4" })
+  end)
+
+  teardown(function() agent.cleanup() end)
+
+  it("puts the labels on every sample, and a metric's own label wins",
+     function()
+    local r = get(metrics(9))
+    assert.are.equal(200, r.code, r.raw)
+    local _, v = parse_exposition(r.body)
+    local n = 0
+    for line in r.body:gmatch("([^\n]*)\n") do
+      if not line:match("^#") then
+        assert.matches('^hearsay_[%w_]+{dc="eu%-1"[,}]', line)
+        n = n + 1
+      end
+    end
+    assert.is_true(n >= 50)
+    assert.are.equal(1, v["hearsay_members{dc=eu-1,state=alive}"])
+    assert.is_nil(v["hearsay_members{dc=eu-1,state=x}"])
+    assert.is_not_nil(v["hearsay_probes_total{dc=eu-1,state=x}"])
+  end)
+
+  it("sizes the UDP receive buffer for handoff_queue_depth packets",
+     function()
+    -- 4 packets of udp_buffer_size (1400) bytes; Linux grants twice that
+    local granted = tonumber(p:log():match("transport bound: .* "
+      .. "udp_receive_buffer=(%d+)"))
+    assert.is_not_nil(granted, p:log())
+    assert.is_true(granted >= 4 * 1400 and granted <= 4 * 4 * 1400,
+                   tostring(granted))
+  end)
+end)
+
 describe("hearsay stats #net", function()
   local a, b
 

@@ -158,6 +158,32 @@ describe("SWIM failure detection", function()
     assert.is_true(sim:node("n1"):stats().tcp_ping_rescues > 0)
   end)
 
+  it("sends no TCP ping to the nodes disable_tcp_pings_for_node names",
+     function()
+    local function run(off)
+      local sim = simlib.new{ events = true, seed = 9,
+                              disable_tcp_pings_for_node = off }
+      sim:add(3)
+      sim:run(3000)
+      for _, pair in ipairs{ { "n1", "n3" }, { "n3", "n1" }, { "n2", "n3" },
+                             { "n3", "n2" } } do
+        sim:block(pair[1], pair[2], "udp")
+      end
+      sim:run(30000)
+      return sim
+    end
+    -- another node named: n3 is still rescued by TCP
+    local sim = run({ "n2" })
+    assert.is_true(sim:node("n1"):stats().tcp_ping_rescues > 0)
+    assert.are.equal(0, count(sim:events_of("n1", "n3"), "suspect"))
+    -- n3 named: its failed probes stay failed, and it is suspected
+    sim = run({ "n3" })
+    for _, name in ipairs{ "n1", "n2" } do
+      assert.are.equal(0, sim:node(name):stats().tcp_pings)
+      assert.is_not_nil(first(sim:events_of(name, "n3"), "suspect"))
+    end
+  end)
+
   it("suspects a node whose probes fail everywhere, with nacks from the "
      .. "relays", function()
     local sim = simlib.new{ events = true, seed = 4, disable_tcp_pings = true }

@@ -119,7 +119,39 @@ static void put_escaped(struct buf *b, const char *s, bool label)
 struct render {
     struct buf *b;
     const char *last; /* the metric whose samples are being written */
+    const struct config_list *labels; /* metric_labels: "name=value" */
 };
+
+/* The labels of a sample: metric_labels, then the metric's own (which
+ * wins over a metric label of the same name). */
+static void put_labels(struct render *r, const struct stats_metric *m,
+                       const struct stats_sample *s)
+{
+    bool any = false;
+    for (size_t i = 0; i < r->labels->n; i++) {
+        const char *l = r->labels->v[i], *eq = strchr(l, '=');
+        size_t n = eq ? (size_t)(eq - l) : 0;
+        if (n == 0 ||
+            (m->label && strlen(m->label) == n && memcmp(m->label, l, n) == 0))
+            continue;
+        buf_putc(r->b, any ? ',' : '{');
+        buf_append(r->b, l, n);
+        put(r->b, "=\"");
+        put_escaped(r->b, eq + 1, true);
+        buf_putc(r->b, '"');
+        any = true;
+    }
+    if (m->label) {
+        buf_putc(r->b, any ? ',' : '{');
+        put(r->b, m->label);
+        put(r->b, "=\"");
+        put_escaped(r->b, s->label ? s->label : "", true);
+        buf_putc(r->b, '"');
+        any = true;
+    }
+    if (any)
+        buf_putc(r->b, '}');
+}
 
 static void render_sample(void *ud, const struct stats_sample *s)
 {
@@ -140,13 +172,7 @@ static void render_sample(void *ud, const struct stats_sample *s)
     }
     put(r->b, "hearsay_");
     put(r->b, m->name);
-    if (m->label) {
-        buf_putc(r->b, '{');
-        put(r->b, m->label);
-        put(r->b, "=\"");
-        put_escaped(r->b, s->label ? s->label : "", true);
-        put(r->b, "\"}");
-    }
+    put_labels(r, m, s);
     if (m->type == STATS_GAUGE_US)
         snprintf(num, sizeof num, " %.6f\n", (double)s->value / 1e6);
     else
@@ -221,7 +247,7 @@ static void answer(struct conn *c, int code, bool head)
     struct buf body = BUF_INIT, b = BUF_INIT;
     char line[256];
     if (code == METRICS_200) {
-        struct render r = {&body, NULL};
+        struct render r = {&body, NULL, &m->a->cfg.metric_labels};
         stats_collect(m->a, metrics_samples, render_sample, &r);
     } else {
         put(&body, sentences[code]);

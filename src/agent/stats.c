@@ -81,7 +81,8 @@ static const struct field node_fields[] = {
      NULL},
     {"conflicts", NS(conflicts),
      COUNTER("name_conflicts_total",
-             "Members' names claimed by another address."),
+             "Claims of a member's name by another address (the first of "
+             "each name is logged)."),
      NULL},
     {"push_pulls_out", NS(push_pulls_out),
      COUNTER("push_pulls_started_total",
@@ -110,7 +111,8 @@ static const struct field node_fields[] = {
      NULL},
     {"members_refused", NS(members_refused),
      COUNTER("members_refused_total",
-             "Would-be members the allow_member hook refused."),
+             "Alive messages the allow_member hook refused (the first of "
+             "each member is logged)."),
      NULL},
     {"rumors_duplicate", NS(rumors_duplicate),
      COUNTER("rumors_duplicate_total",

@@ -80,6 +80,7 @@ int config_defaults(struct config *c, const char *profile)
     c->delegate_protocol_version = 5;
     c->enable_compression = true;
     c->udp_buffer_size = 1400;
+    c->handoff_queue_depth = 1024;
     c->dead_node_reclaim_time = 0;
     c->require_node_names = false;
     c->gossip_verify_incoming = true;
@@ -246,6 +247,30 @@ static int check_range(const struct key *k, int64_t v, char *err, size_t errlen)
     return 0;
 }
 
+/* A metric label "name=value": a Prometheus label name (not one of the
+ * reserved __ names) that the list does not hold yet. */
+static int check_label(const struct config_list *l, const char *value,
+                       char *err, size_t errlen)
+{
+    const char *eq = strchr(value, '=');
+    size_t n = eq ? (size_t)(eq - value) : 0;
+    bool ok = n > 0 && !isdigit((unsigned char)value[0]) &&
+              strncmp(value, "__", 2) != 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)value[i]) || value[i] == '_';
+    if (!ok)
+        return fail(err, errlen,
+                    "metric_labels: \"%s\" is not name=value with a "
+                    "label name such as env (letters, digits and _, not "
+                    "starting with a digit or __)",
+                    value);
+    for (size_t i = 0; i < l->n; i++)
+        if (!strncmp(l->v[i], value, n + 1))
+            return fail(err, errlen, "metric_labels: %.*s is given twice",
+                        (int)n, value);
+    return 0;
+}
+
 int config_set(struct config *c, const char *name, const char *value, char *err,
                size_t errlen)
 {
@@ -291,6 +316,15 @@ int config_set(struct config *c, const char *name, const char *value, char *err,
     }
     case CONFIG_DURATION: {
         uint64_t ms;
+        /* pekonode counts its Cycle and Timeout in seconds: through
+         * their aliases a bare number would be a thousand times off. */
+        if (k->info.alias && !strcmp(name, k->info.alias) &&
+            value[strspn(value, "0123456789")] == '\0')
+            return fail(err, errlen,
+                        "%s: \"%s\" needs a unit, such as %ss or %sms "
+                        "(pekonode counts it in seconds; a bare number "
+                        "would be milliseconds here)",
+                        name, value, value, value);
         if (config_parse_duration(value, &ms))
             return fail(err, errlen,
                         "%s: \"%s\" is not a duration such as 500ms, 2s "
@@ -365,6 +399,14 @@ int config_set(struct config *c, const char *name, const char *value, char *err,
                             "10.0.0.0/8",
                             value);
         }
+        if (k->off == OFF(metric_labels) && check_label(l, value, err, errlen))
+            return HS_EINVAL;
+        if (k->off == OFF(disable_tcp_pings_for_node) &&
+            strlen(value) > CONFIG_NAME_MAX)
+            return fail(err, errlen,
+                        "disable_tcp_pings_for_node: a node name is at "
+                        "most %d bytes",
+                        CONFIG_NAME_MAX);
         if (l->n >= CONFIG_LIST_MAX)
             return fail(err, errlen, "%s: more than %d entries", k->info.name,
                         CONFIG_LIST_MAX);
@@ -518,6 +560,8 @@ void config_free(struct config *c)
     list_clear(&c->retry_join);
     list_clear(&c->cidrs_allowed);
     list_clear(&c->scripts);
+    list_clear(&c->disable_tcp_pings_for_node);
+    list_clear(&c->metric_labels);
 }
 
 int config_list_add(struct config_list *l, const char *value)
@@ -553,11 +597,15 @@ int config_copy(struct config *dst, const struct config *src)
 {
     *dst = *src;
     dst->join.n = dst->cidrs_allowed.n = dst->scripts.n = 0;
-    dst->retry_join.n = 0;
+    dst->retry_join.n = dst->disable_tcp_pings_for_node.n = 0;
+    dst->metric_labels.n = 0;
     if (list_copy(&dst->join, &src->join) ||
         list_copy(&dst->retry_join, &src->retry_join) ||
         list_copy(&dst->cidrs_allowed, &src->cidrs_allowed) ||
-        list_copy(&dst->scripts, &src->scripts)) {
+        list_copy(&dst->scripts, &src->scripts) ||
+        list_copy(&dst->disable_tcp_pings_for_node,
+                  &src->disable_tcp_pings_for_node) ||
+        list_copy(&dst->metric_labels, &src->metric_labels)) {
         config_free(dst);
         return HS_ENOMEM;
     }

@@ -47,12 +47,14 @@ struct config {
     uint64_t probe_interval;
     uint64_t probe_timeout;
     bool disable_tcp_pings;
+    struct config_list disable_tcp_pings_for_node; /* node names */
     int awareness_max_multiplier;
     uint64_t gossip_interval;
     int gossip_nodes;
     uint64_t gossip_to_the_dead_time;
     bool enable_compression;
     int udp_buffer_size;
+    int handoff_queue_depth; /* packets the UDP receive buffer holds */
     uint64_t dead_node_reclaim_time;
     bool require_node_names;
     struct config_list cidrs_allowed;
@@ -90,6 +92,7 @@ struct config {
     char control_token[CONFIG_STR_MAX]; /* "" = none */
     uint64_t control_idle_timeout;      /* ms */
     char metrics[CONFIG_STR_MAX];       /* Prometheus endpoint; "" = off */
+    struct config_list metric_labels;   /* "name=value", on every metric */
 
     /* Bounds on what the network controls (section 10.5 and our own). */
     uint64_t max_stream_size;

@@ -193,6 +193,15 @@ static const struct key keys[] = {
      0,
      NULL,
      0},
+    {{"disable_tcp_pings_for_node", NULL, "DisableTcpPingsForNode", CONFIG_LIST,
+      "Node names whose failed probes get no TCP fallback ping, as "
+      "disable_tcp_pings does for all (memberlist's function of the node "
+      "name, as a list); empty = none (default empty)."},
+     OFF(disable_tcp_pings_for_node),
+     0,
+     0,
+     NULL,
+     0},
     {{"awareness_max_multiplier", NULL, "AwarenessMaxMultiplier", CONFIG_INT,
       "Lifeguard: the probe interval stretches up to this multiple while "
       "the node itself seems unhealthy (default 8)."},
@@ -237,6 +246,17 @@ static const struct key keys[] = {
      OFF(udp_buffer_size),
      256,
      65000,
+     NULL,
+     0},
+    {{"handoff_queue_depth", NULL, "HandoffQueueDepth", CONFIG_INT,
+      "Packets that may wait to be handled: the UDP socket's receive "
+      "buffer is asked for handoff_queue_depth * udp_buffer_size bytes "
+      "(the kernel caps it at net.core.rmem_max); past it the kernel "
+      "drops packets, as memberlist drops messages past its handoff "
+      "queue (default 1024)."},
+     OFF(handoff_queue_depth),
+     1,
+     INT64_C(1) << 20,
      NULL,
      0},
     {{"dead_node_reclaim_time", NULL, "DeadNodeReclaimTime", CONFIG_DURATION,
@@ -485,6 +505,15 @@ static const struct key keys[] = {
      0,
      NULL,
      CONFIG_STR_MAX},
+    {{"metric_labels", NULL, "MetricLabels", CONFIG_LIST,
+      "Labels added to every metric of the Prometheus endpoint, each "
+      "name=value (env=prod); a metric's own label of the same name wins "
+      "(default none)."},
+     OFF(metric_labels),
+     0,
+     0,
+     NULL,
+     0},
     {{"max_stream_size", NULL, NULL, CONFIG_SIZE,
       "Largest message accepted on a TCP stream (default 20MiB)."},
      OFF(max_stream_size),

@@ -143,6 +143,47 @@ void node_refuse(struct node *nd, int reason, const struct hs_addr *from,
             why ? why : "-");
 }
 
+static uint64_t name_hash(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+    return h;
+}
+
+bool node_note_name(struct node *nd, int kind, const char *name, size_t len)
+{
+    uint64_t h = name_hash(name, len);
+    for (size_t i = 0; i < nd->nnames_noted; i++) {
+        const struct noted_name *k = &nd->names_noted[i];
+        if (k->kind == kind && k->hash == h)
+            return false;
+    }
+    if (nd->names_noted == NULL) {
+        nd->names_noted = hs_calloc(NODE_NAMES_NOTED, sizeof *nd->names_noted);
+        if (nd->names_noted == NULL)
+            return true; /* log it, remember nothing */
+    }
+    /* Remember it, forgetting the oldest when full. */
+    struct noted_name *k = &nd->names_noted[nd->names_noted_next];
+    nd->names_noted_next = (nd->names_noted_next + 1) % NODE_NAMES_NOTED;
+    if (nd->nnames_noted < NODE_NAMES_NOTED)
+        nd->nnames_noted++;
+    k->hash = h;
+    k->kind = (uint8_t)kind;
+    return true;
+}
+
+void node_unnote_name(struct node *nd, const char *name, size_t len)
+{
+    if (nd->nnames_noted == 0)
+        return;
+    uint64_t h = name_hash(name, len);
+    for (size_t i = 0; i < nd->nnames_noted; i++)
+        if (nd->names_noted[i].hash == h)
+            nd->names_noted[i].kind = 0;
+}
+
 /* Append m to out[0..*got) unless it is self, fails ok, or is there. */
 static void pick_one(struct node *nd, struct member **out, size_t *got,
                      struct member *m,
@@ -351,6 +392,7 @@ void node_close(struct node *nd)
     keyring_clear(&nd->keyring);
     hs_free(nd->seen);
     hs_free(nd->seen_ring);
+    hs_free(nd->names_noted);
     hs_free(nd->failed);
     hs_free(nd->cidrs);
     config_free(&nd->cfg);

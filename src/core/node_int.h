@@ -21,7 +21,14 @@ enum node_phase {
     PHASE_LEFT
 };
 
-#define NODE_NOTED_MAX 256 /* sources of refused traffic remembered */
+#define NODE_NOTED_MAX 256   /* sources of refused traffic remembered */
+#define NODE_NAMES_NOTED 256 /* member names already logged */
+
+/* What a member name was logged for (node_note_name). */
+enum {
+    NOTE_REFUSED = 1, /* allow_member refused it */
+    NOTE_CONFLICT     /* another address claimed it */
+};
 
 /* Our own probe in flight (at most one; SWIM section 3.1). */
 struct probe {
@@ -197,6 +204,13 @@ struct node {
         uint8_t len, reason;
     } noted[NODE_NOTED_MAX];
     size_t nnoted, noted_next;
+    /* Member names already logged, by hash and NOTE_* kind (kind 0: a
+     * free slot): made on first use, oldest forgotten first. */
+    struct noted_name {
+        uint64_t hash;
+        uint8_t kind;
+    } * names_noted;
+    size_t nnames_noted, names_noted_next;
 };
 
 /* ===== node.c, send.c, recv.c, user.c, reconnect.c, security.c:
@@ -274,6 +288,12 @@ void node_count_drop(struct node *nd, int reason, const struct hs_addr *from,
  * first time for this source IP and reason. */
 void node_refuse(struct node *nd, int reason, const struct hs_addr *from,
                  const char *what, const char *why);
+/* Is this the first time `name` is noted for `kind` (NOTE_*)? Remembers
+ * it if so: a problem about a member is logged once, then only counted.
+ * The last NODE_NAMES_NOTED names are remembered. */
+bool node_note_name(struct node *nd, int kind, const char *name, size_t len);
+/* Forget the notes about a name (it joined: a new problem is news). */
+void node_unnote_name(struct node *nd, const char *name, size_t len);
 /* Count one message of `type`, `bytes` long as encoded (hearsay stats);
  * a type byte out of range counts nothing. */
 static inline void node_count_in(struct node *nd, int type, size_t bytes)

@@ -185,6 +185,20 @@ static bool relay_candidate(const struct node *nd, const struct member *m)
     return m->state == MEMBER_ALIVE && m != nd->probe.target;
 }
 
+/* The TCP fallback ping (protocol 3+), unless turned off for all or for
+ * this member (disable_tcp_pings_for_node). */
+static bool tcp_ping_wanted(const struct node *nd, const struct member *m)
+{
+    if (nd->cfg.disable_tcp_pings || m->vsn[1] < 3)
+        return false;
+    const struct config_list *off = &nd->cfg.disable_tcp_pings_for_node;
+    for (size_t i = 0; i < off->n; i++)
+        if (strlen(off->v[i]) == m->name_len &&
+            memcmp(off->v[i], m->name, m->name_len) == 0)
+            return false;
+    return true;
+}
+
 static void probe_indirect(struct timer *t)
 {
     struct probe *p = HS_CONTAINER_OF(t, struct probe, indirect);
@@ -216,7 +230,7 @@ static void probe_indirect(struct timer *t)
     }
     buf_free(&b);
     /* The TCP fallback (protocol 3+), with the probe's deadline. */
-    if (!nd->cfg.disable_tcp_pings && m->vsn[1] >= 3 && p->tcp == NULL) {
+    if (p->tcp == NULL && tcp_ping_wanted(nd, m)) {
         struct wire_ping ping = {.seq = p->seq,
                                  .node = wire_raw(m->name, m->name_len)};
         self_source(nd, &ping.source_addr, &ping.source_port,
@@ -257,6 +271,17 @@ static void probe_expire(struct timer *t)
     if (p->expected_nacks > 0)
         delta = p->nacks < p->expected_nacks ? p->expected_nacks - p->nacks : 0;
     nd->stats.probes_failed++;
+    if (member_dead_or_left(m)) {
+        /* Declared dead (or gone) while we waited: nothing to suspect.
+         * The missed ack still says what it says about our health. */
+        HS_DEBUG(nd->log,
+                 "probe failed, member %s meanwhile: member=%s seq=%u "
+                 "nacks=%d/%d",
+                 member_state_name(m->state), m->name, p->seq, p->nacks,
+                 p->expected_nacks);
+        probe_end(nd, delta);
+        return;
+    }
     HS_INFO(nd->log,
             "probe failed, suspecting member: member=%s seq=%u "
             "nacks=%d/%d",

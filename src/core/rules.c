@@ -105,10 +105,22 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
         cand.state = MEMBER_ALIVE;
         memcpy(cand.vsn, a->vsn.p, 6);
         if (nd->hooks.allow_member(nd->hooks.ud, &cand, why, sizeof why)) {
+            /* Its alive comes back with every gossip round: the first
+             * refusal is news, the others are counted. */
             nd->stats.members_refused++;
-            HS_INFO(nd->log, "member refused: member=%s addr=%s reason=%s",
-                    namebuf, addr_format(&addr, ab, sizeof ab),
-                    why[0] ? why : "refused by allow_member");
+            if (node_note_name(nd, NOTE_REFUSED, name, nlen))
+                HS_WARN(nd->log,
+                        "member refused: member=%s addr=%s reason=%s "
+                        "(logged once per member; further refusals are "
+                        "counted in members_refused)",
+                        namebuf, addr_format(&addr, ab, sizeof ab),
+                        why[0] ? why : "refused by allow_member");
+            else
+                HS_DEBUG(nd->log,
+                         "member refused: member=%s addr=%s "
+                         "reason=%s",
+                         namebuf, addr_format(&addr, ab, sizeof ab),
+                         why[0] ? why : "refused by allow_member");
             return;
         }
     }
@@ -161,14 +173,29 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
                     addr_format(&addr, ab, sizeof ab));
             updates_addr = true;
         } else {
+            /* memberlist logs every claim; one ERROR per name is
+             * enough, the rest are counted. */
             char ob[HS_ADDRSTRLEN];
             nd->stats.conflicts++;
-            HS_ERROR(nd->log,
-                     "name conflict: member=%s known=%s claimed=%s "
-                     "state=%s",
-                     m->name, addr_format(&m->addr, ob, sizeof ob),
-                     addr_format(&addr, ab, sizeof ab),
-                     member_state_name(m->state));
+            addr_format(&m->addr, ob, sizeof ob);
+            addr_format(&addr, ab, sizeof ab);
+            if (!node_note_name(nd, NOTE_CONFLICT, name, nlen))
+                HS_DEBUG(nd->log,
+                         "name conflict: member=%s known=%s claimed=%s "
+                         "state=%s",
+                         m->name, ob, ab, member_state_name(m->state));
+            else if (is_self)
+                HS_ERROR(nd->log,
+                         "name conflict: another node claims our name: "
+                         "member=%s ours=%s claimed=%s (logged once; "
+                         "further claims are counted in conflicts)",
+                         m->name, ob, ab);
+            else
+                HS_ERROR(nd->log,
+                         "name conflict: member=%s known=%s claimed=%s "
+                         "state=%s (logged once per name; further claims "
+                         "are counted in conflicts)",
+                         m->name, ob, ab, member_state_name(m->state));
             if (nd->hooks.on_conflict) {
                 struct member other = *m;
                 other.addr = addr;
@@ -220,6 +247,7 @@ void members_on_alive(struct node *nd, const struct wire_alive *a,
     broadcast_alive(nd, m);
 
     if (old_state == MEMBER_DEAD || old_state == MEMBER_LEFT) {
+        node_unnote_name(nd, m->name, m->name_len);
         if (!is_self)
             node_member_back(nd, m);
         if (!is_self)
@@ -306,12 +334,24 @@ void members_on_dead(struct node *nd, const struct wire_suspect *d)
     struct buf b = BUF_INIT;
     if (m == nd->self) {
         if (nd->phase < PHASE_LEAVING) {
+            /* A notice we sent ourselves (from = our name) is our own
+             * graceful leave of an earlier run: peers remember it and
+             * tell us when we are back, and refuting it is the way
+             * back. Anyone else declared us dead. */
+            bool ours = d->from.n == d->node.n &&
+                        memcmp(d->from.p, d->node.p, d->node.n) == 0;
             members_refute(nd, d->incarnation);
-            HS_WARN(nd->log,
-                    "refuting a death notice about us: from=%s "
-                    "inc=%u",
-                    hs_log_quote(d->from.p, d->from.n, qb, sizeof qb),
-                    nd->incarnation);
+            if (ours)
+                HS_INFO(nd->log,
+                        "refuting the record of our earlier leave: "
+                        "inc=%u (back after a graceful leave)",
+                        nd->incarnation);
+            else
+                HS_WARN(nd->log,
+                        "refuting a death notice about us: from=%s "
+                        "inc=%u",
+                        hs_log_quote(d->from.p, d->from.n, qb, sizeof qb),
+                        nd->incarnation);
             return;
         }
         /* Our own leave: gossip it and tell the waiter when done. */

@@ -6,6 +6,7 @@
 #include "io/transport_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -351,9 +352,14 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
     int rc = bind_pair(&want, &ufd, &tfd, &port, err, errlen);
     if (rc)
         return rc;
-    /* Best-effort: Linux caps it at net.core.[rw]mem_max silently. */
+    /* Best-effort: Linux caps it at net.core.[rw]mem_max silently. The
+     * receive buffer is where packets wait for the loop: memberlist's
+     * handoff queue, handoff_queue_depth packets of the largest size. */
     int size = SOCK_BUF;
-    setsockopt(ufd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    uint64_t depth = (uint64_t)cfg->handoff_queue_depth *
+                     (uint64_t)HS_MAX(cfg->udp_buffer_size, 1);
+    int rcv = (int)HS_MIN(depth ? depth : SOCK_BUF, (uint64_t)INT_MAX / 2);
+    setsockopt(ufd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
     setsockopt(ufd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 
     struct transport *t = hs_calloc(1, sizeof *t);
@@ -413,8 +419,13 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
     }
     /* Maintenance alone must not keep the loop alive. */
     uv_unref((uv_handle_t *)&t->sweep);
-    HS_INFO(log, "transport bound: addr=%s mode=%s", ab,
-            t->mode == TRANSPORT_TCP ? "tcp" : "udp");
+    /* What the kernel granted for handoff_queue_depth (Linux doubles the
+     * value asked for, and caps it at net.core.rmem_max first). */
+    int granted = 0;
+    if (uv_recv_buffer_size((uv_handle_t *)&t->udp, &granted) != 0)
+        granted = 0;
+    HS_INFO(log, "transport bound: addr=%s mode=%s udp_receive_buffer=%d", ab,
+            t->mode == TRANSPORT_TCP ? "tcp" : "udp", granted);
     *out = t;
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -175,12 +176,31 @@ struct job {
     bool json;
     char *text; /* the JSON file's bytes, read before the state exists */
     size_t len;
+    int lines; /* stack index of the table key -> line, 0 before it */
 };
 
 /* Raise "PATH: message". */
 static int fail(lua_State *L, const struct job *j, const char *msg)
 {
     lua_pushfstring(L, "%s: %s", j->path, msg);
+    return lua_error(L);
+}
+
+/* Raise "PATH:LINE: message" for an error about `key`, with the line
+ * where the file sets it, or "PATH: message" when that is not known. */
+static int fail_at(lua_State *L, const struct job *j, const char *key,
+                   const char *msg)
+{
+    lua_Integer line = 0;
+    if (j->lines && key) {
+        lua_getfield(L, j->lines, key);
+        line = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    if (line > 0)
+        lua_pushfstring(L, "%s:%d: %s", j->path, (int)line, msg);
+    else
+        lua_pushfstring(L, "%s: %s", j->path, msg);
     return lua_error(L);
 }
 
@@ -205,7 +225,7 @@ static const char *scalar_text(lua_State *L, const struct job *j, int idx,
         const char *s = lua_tolstring(L, idx, &n);
         if (strlen(s) != n) {
             lua_pushfstring(L, "%s: value contains a NUL byte", key);
-            fail(L, j, lua_tostring(L, -1));
+            fail_at(L, j, key, lua_tostring(L, -1));
         }
         return s;
     }
@@ -239,7 +259,7 @@ static void set_key(lua_State *L, const struct job *j, const char *key,
         value = path;
     }
     if (config_set(j->cfg, key, value, err, sizeof err))
-        fail(L, j, err);
+        fail_at(L, j, key, err);
 }
 
 /* Apply env[key] (the value is on top of the stack). */
@@ -249,12 +269,12 @@ static void apply_key(lua_State *L, const struct job *j, const char *key)
     const struct config_key_info *info = find_info(key);
     if (info == NULL) {
         lua_pushfstring(L, "unknown configuration key \"%s\"", key);
-        fail(L, j, lua_tostring(L, -1));
+        fail_at(L, j, key, lua_tostring(L, -1));
     }
     if (lua_type(L, -1) == LUA_TTABLE) {
         if (info->kind != CONFIG_LIST) {
             lua_pushfstring(L, "%s: expected a single value, not a list", key);
-            fail(L, j, lua_tostring(L, -1));
+            fail_at(L, j, key, lua_tostring(L, -1));
         }
         lua_Integer n = (lua_Integer)lua_rawlen(L, -1), count = 0;
         lua_pushnil(L);
@@ -265,7 +285,7 @@ static void apply_key(lua_State *L, const struct job *j, const char *key)
         if (count != n) {
             lua_pushfstring(L, "%s: expected a list such as {\"a\", \"b\"}",
                             key);
-            fail(L, j, lua_tostring(L, -1));
+            fail_at(L, j, key, lua_tostring(L, -1));
         }
         if (n == 0)
             set_key(L, j, key, ""); /* an empty list clears */
@@ -274,7 +294,7 @@ static void apply_key(lua_State *L, const struct job *j, const char *key)
             const char *v = scalar_text(L, j, -1, key, num, sizeof num);
             if (v == NULL) {
                 lua_pushfstring(L, "%s: list entries must be strings", key);
-                fail(L, j, lua_tostring(L, -1));
+                fail_at(L, j, key, lua_tostring(L, -1));
             }
             set_key(L, j, key, v);
             lua_pop(L, 1);
@@ -289,7 +309,7 @@ static void apply_key(lua_State *L, const struct job *j, const char *key)
                         key,
                         lua_islightuserdata(L, -1) ? "null" /* cjson.null */
                                                    : luaL_typename(L, -1));
-        fail(L, j, lua_tostring(L, -1));
+        fail_at(L, j, key, lua_tostring(L, -1));
     }
     if (!strcmp(info->name, "profile") && j->keep_profile) {
         /* A --profile flag wins; still reject a misspelt profile. */
@@ -297,7 +317,7 @@ static void apply_key(lua_State *L, const struct job *j, const char *key)
         memset(&scratch, 0, sizeof scratch);
         char err[256];
         if (config_set(&scratch, key, v, err, sizeof err))
-            fail(L, j, err);
+            fail_at(L, j, key, err);
         return;
     }
     set_key(L, j, key, v);
@@ -334,7 +354,7 @@ static void apply_table(lua_State *L, const struct job *j, int t)
     }
     if (unknown) {
         lua_pushfstring(L, "unknown configuration key \"%s\"", unknown);
-        fail(L, j, lua_tostring(L, -1));
+        fail_at(L, j, unknown, lua_tostring(L, -1));
     }
     lua_getglobal(L, "table");
     lua_getfield(L, -1, "sort");
@@ -361,7 +381,24 @@ static void apply_table(lua_State *L, const struct job *j, int t)
 
 /* ===== The two formats ===== */
 
-/* Push the table of globals a Lua config chunk assigned. */
+/* __newindex of the chunk's _ENV (upvalues: the globals assigned, the
+ * lines): keep the value, and the line that assigned it last. */
+static int assign(lua_State *L)
+{
+    lua_Debug ar;
+    if (lua_type(L, 2) == LUA_TSTRING && lua_getstack(L, 1, &ar) &&
+        lua_getinfo(L, "l", &ar) && ar.currentline > 0) {
+        lua_pushvalue(L, 2);
+        lua_pushinteger(L, ar.currentline);
+        lua_rawset(L, lua_upvalueindex(2));
+    }
+    lua_settop(L, 3);
+    lua_rawset(L, lua_upvalueindex(1));
+    return 0;
+}
+
+/* Push the lines where the chunk assigned each global (key -> line),
+ * then the table of those globals. */
 static void run_chunk(lua_State *L, const struct job *j)
 {
     /* Text only: a crafted binary chunk can crash the VM. */
@@ -371,8 +408,23 @@ static void run_chunk(lua_State *L, const struct job *j)
             fail(L, j, "binary chunks are not allowed (text only)");
         lua_error(L);
     }
-    lua_newtable(L); /* the chunk's _ENV: it receives the assignments */
+    lua_newtable(L); /* the lines */
+    lua_insert(L, -2);
+    lua_newtable(L); /* the globals assigned */
+    lua_insert(L, -2);
+    /* The chunk's _ENV stays empty: every assignment goes through
+     * __newindex, which notes its line; reads find the globals
+     * assigned, then the libraries. */
+    lua_newtable(L); /* the chunk's _ENV */
     lua_newtable(L); /* its metatable */
+    lua_pushvalue(L, -4);
+    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, -4);
+    lua_pushvalue(L, -6);
+    lua_pushcclosure(L, assign, 2);
+    lua_setfield(L, -2, "__newindex");
+    lua_setmetatable(L, -2);
+    lua_newtable(L); /* the metatable of the globals assigned */
     lua_newtable(L); /* what reading an unassigned global finds */
     static const char *const libs[] = {"string", "table", "math", NULL};
     for (int i = 0; libs[i]; i++) {
@@ -390,17 +442,72 @@ static void run_chunk(lua_State *L, const struct job *j)
         lua_setfield(L, -2, base_names[i]);
     }
     lua_setfield(L, -2, "__index");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_setupvalue(L, -3, 1); /* the main chunk's only upvalue is _ENV */
-    lua_insert(L, -2);        /* env, chunk */
+    lua_setmetatable(L, -4); /* on the globals assigned */
+    /* lines, globals, chunk, env */
+    if (lua_setupvalue(L, -2, 1) == NULL) /* the main chunk's _ENV */
+        lua_pop(L, 1);
     lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKCALL,
                 budget_of(L)->every);
     lua_call(L, 0, 0);
     lua_sethook(L, NULL, 0, 0);
 }
 
-/* Push the table lua-cjson decodes from the file's bytes. */
+/* Push the line of each key of the file's top-level object (key ->
+ * line; a key written with escapes is left out), read from its bytes:
+ * lua-cjson does not tell where a key was. */
+static void json_lines(lua_State *L, const struct job *j)
+{
+    const char *p = j->text;
+    size_t n = j->len;
+    int line = 1, depth = 0;
+    bool object = false, want_key = false;
+    lua_newtable(L);
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '\n') {
+            line++;
+        } else if (c == '"') {
+            size_t start = ++i;
+            bool escaped = false;
+            for (; i < n && p[i] != '"'; i++) {
+                if (p[i] == '\\') {
+                    escaped = true;
+                    i++;
+                } else if (p[i] == '\n') {
+                    line++;
+                }
+            }
+            if (object && depth == 1 && want_key && !escaped && i <= n) {
+                lua_pushlstring(L, p + start, (i < n ? i : n) - start);
+                lua_pushinteger(L, line);
+                lua_rawset(L, -3);
+            }
+            want_key = false;
+        } else if (c == '{' || c == '[') {
+            if (++depth == 1) {
+                object = c == '{';
+                want_key = object;
+            }
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ',' && depth == 1) {
+            want_key = object;
+        }
+    }
+}
+
+/* The line of byte `at` (1-based, as lua-cjson counts) of the JSON text. */
+static int json_line_of(const struct job *j, size_t at)
+{
+    int line = 1;
+    for (size_t i = 0; i + 1 < at && i < j->len; i++)
+        if (j->text[i] == '\n')
+            line++;
+    return line;
+}
+
+/* Push the lines of the keys, then the table lua-cjson decodes from the
+ * file's bytes. */
 static void decode_json(lua_State *L, const struct job *j)
 {
     luaL_requiref(L, LUA_LOADLIBNAME, luaopen_package, 1);
@@ -417,18 +524,28 @@ static void decode_json(lua_State *L, const struct job *j)
     lua_getfield(L, -1, "decode");
     lua_pushlstring(L, j->text, j->len);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        lua_pushfstring(L, "invalid JSON: %s", lua_tostring(L, -1));
-        fail(L, j, lua_tostring(L, -1));
+        const char *msg = lua_tostring(L, -1);
+        const char *at = msg ? strstr(msg, " at character ") : NULL;
+        long byte = at ? strtol(at + 14, NULL, 10) : 0;
+        if (byte > 0)
+            lua_pushfstring(L, "%s:%d: invalid JSON: %s", j->path,
+                            json_line_of(j, (size_t)byte), msg);
+        else
+            lua_pushfstring(L, "%s: invalid JSON: %s", j->path,
+                            msg ? msg : "?");
+        lua_error(L);
     }
     if (lua_type(L, -1) != LUA_TTABLE)
         fail(L, j, "expected a JSON object of configuration keys");
     lua_remove(L, -2); /* the module */
+    json_lines(L, j);
+    lua_insert(L, -2);
 }
 
 /* The protected body: everything that may raise runs here. */
 static int load(lua_State *L)
 {
-    const struct job *j = lua_touserdata(L, 1);
+    struct job *j = lua_touserdata(L, 1);
     luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
     luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
     luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
@@ -438,8 +555,36 @@ static int load(lua_State *L)
         decode_json(L, j);
     else
         run_chunk(L, j);
+    j->lines = lua_gettop(L) - 1;
     apply_table(L, j, lua_gettop(L));
     return 0;
+}
+
+/* (message, path) -> the message with the whole path where Lua put its
+ * shortened form ("...end/of/path.lua:3: ..."), as Lua names chunks in
+ * at most LUA_IDSIZE bytes; a message that is no string gives nil. */
+static int full_path(lua_State *L)
+{
+    const char *path = lua_touserdata(L, 2);
+    if (lua_type(L, 1) != LUA_TSTRING && lua_type(L, 1) != LUA_TNUMBER) {
+        lua_pushnil(L);
+        return 1;
+    }
+    size_t n;
+    const char *msg = lua_tolstring(L, 1, &n);
+    lua_Debug ar;
+    lua_pushfstring(L, "@%s", path);
+    if (luaL_loadbuffer(L, "", 0, lua_tostring(L, -1)) != LUA_OK ||
+        !lua_getinfo(L, ">S", &ar))
+        return lua_error(L);
+    size_t k = strlen(ar.short_src), p = strlen(path);
+    if (n >= k && memcmp(msg, ar.short_src, k) == 0 && msg[k] == ':')
+        lua_pushfstring(L, "%s%s", path, msg + k);
+    else if (n > p && memcmp(msg, path, p) == 0 && msg[p] == ':')
+        lua_pushvalue(L, 1); /* ours, or Lua's with the whole path */
+    else
+        lua_pushfstring(L, "%s: %s", path, msg); /* error("x", 0) */
+    return 1;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -452,7 +597,7 @@ static int read_file(struct job *j, char *err, size_t errlen)
 {
     FILE *f = fopen(j->path, "rb");
     if (f == NULL) {
-        snprintf(err, errlen, "cannot open %s: %s", j->path, strerror(errno));
+        snprintf(err, errlen, "%s: cannot open: %s", j->path, strerror(errno));
         return HS_EINVAL;
     }
     j->text = hs_malloc(JSON_MAX + 1);
@@ -465,10 +610,7 @@ static int read_file(struct job *j, char *err, size_t errlen)
     int bad = ferror(f);
     fclose(f);
     if (bad || j->len > JSON_MAX) {
-        snprintf(err, errlen,
-                 bad ? "cannot read %s"
-                     : "%s: larger than "
-                       "4 MiB",
+        snprintf(err, errlen, bad ? "%s: cannot read" : "%s: larger than 4 MiB",
                  j->path);
         hs_free(j->text);
         j->text = NULL;
@@ -482,15 +624,26 @@ int lua_config_load_limited(const char *path, struct config *cfg,
                             const struct lua_config_limits *lim, char *err,
                             size_t errlen)
 {
-    struct job j = {path, cfg, keep_profile, ends_with(path, ".json"), NULL, 0};
+    struct job j = {.path = path,
+                    .cfg = cfg,
+                    .keep_profile = keep_profile,
+                    .json = ends_with(path, ".json")};
     /* A reload reads the file on the agent's loop: opening a FIFO would
      * wait for a writer, for good. (/dev/null, an empty file, is fine.) */
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode)) {
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return HS_EINVAL;
+    }
+    if (S_ISFIFO(st.st_mode)) {
         snprintf(err, errlen,
                  "%s: a FIFO, which could block the agent; "
                  "give a regular file",
                  path);
+        return HS_EINVAL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: a directory, not a file", path);
         return HS_EINVAL;
     }
     if (j.json && read_file(&j, err, errlen))
@@ -507,8 +660,19 @@ int lua_config_load_limited(const char *path, struct config *cfg,
     lua_pushcfunction(L, load);
     lua_pushlightuserdata(L, &j);
     int rc = lua_pcall(L, 1, 0, 0);
+    if (rc != LUA_OK && rc != LUA_ERRMEM) {
+        lua_sethook(L, NULL, 0, 0); /* a budget error leaves it raising */
+        lua_pushcfunction(L, full_path);
+        lua_insert(L, -2);
+        lua_pushlightuserdata(L, (void *)(uintptr_t)path);
+        if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+        }
+    }
     if (rc != LUA_OK) {
-        const char *msg = lua_tostring(L, -1);
+        const char *msg =
+            lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         if (rc == LUA_ERRMEM)
             snprintf(err, errlen,
                      "%s: out of memory (the limit is %zu "

@@ -34,11 +34,13 @@
  * checked when `keep_profile` is set (a --profile flag wins over the
  * file). The other keys follow in name order.
  *
- * Returns 0, or HS_EINVAL with a sentence in err: "file:line: message" for
- * a syntax or run-time error of the chunk, "FILE: unknown configuration
- * key \"x\"" for a key config_set() does not know, "FILE: <config_set's
- * sentence>" for a bad value. Keys applied before the error stay applied.
- * The lua_State it creates is always closed before it returns. */
+ * Returns 0, or HS_EINVAL with a sentence in err: "FILE:LINE: message"
+ * where the file has a line for the error (a syntax or run-time error of
+ * the chunk; an unknown key or a bad value, at the line that set it: the
+ * statement's in a Lua file, the key's in a JSON file; a JSON syntax
+ * error), else "FILE: message" (the file cannot be opened, is not an
+ * object of keys, ...). Keys applied before the error stay applied. The
+ * lua_State it creates is always closed before it returns. */
 int lua_config_load(const char *path, struct config *cfg, bool keep_profile,
                     char *err, size_t errlen);
 
