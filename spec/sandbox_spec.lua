@@ -657,9 +657,9 @@ return {}
     assert.are.equal("for=1.0s script=" .. s .. ":2 hook=after", warn)
     -- (3.0s, or a tenth more on a busy machine: the watchdog looks every
     -- 50 ms, when its thread gets to run)
-    local held = log:gsub("held the event loop for 3%.[01]s", "held the "
+    local seen = log:gsub("held the event loop for 3%.[01]s", "held the "
                           .. "event loop for 3.Xs")
-    assert.truthy(held:find("[ERROR] a script call has held the event loop "
+    assert.truthy(seen:find("[ERROR] a script call has held the event loop "
       .. "for 3.Xs: script=" .. s .. ":2 hook=after; exiting "
       .. "(script_watchdog=3000ms)", 1, true), log)
   end)
