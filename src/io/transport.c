@@ -183,6 +183,8 @@ static int io_send_packet(void *ctx, const struct hs_addr *to, const void *p,
     struct transport *t = ctx;
     if (t->closing)
         return HS_ECLOSED;
+    if (!t->listening)
+        return HS_ESTATE;
     if (n == 0)
         return HS_EINVAL;
     if (t->mode == TRANSPORT_TCP)
@@ -197,6 +199,8 @@ static int io_stream_open(void *ctx, const struct hs_addr *to, void *owner,
     int rc;
     if (t->closing)
         return HS_ECLOSED;
+    if (!t->listening)
+        return HS_ESTATE;
     struct io_stream *c = conn_dial(t, to, CONN_STREAM, &rc);
     if (c == NULL)
         return rc;
@@ -328,9 +332,10 @@ static void close_all(struct transport *t)
 {
     t->closing = true;
     t->nd = NULL;
-    uv_handle_t *own[] = {(uv_handle_t *)&t->udp, (uv_handle_t *)&t->listener,
-                          (uv_handle_t *)&t->wake, (uv_handle_t *)&t->sweep};
-    for (size_t i = 0; i < HS_ARRAY_LEN(own); i++)
+    uv_handle_t *own[] = {(uv_handle_t *)&t->wake, (uv_handle_t *)&t->sweep,
+                          (uv_handle_t *)&t->udp, (uv_handle_t *)&t->listener};
+    size_t n = t->sockets ? HS_ARRAY_LEN(own) : 2;
+    for (size_t i = 0; i < n; i++)
         if (!uv_is_closing(own[i]))
             uv_close(own[i], handle_closed);
     for (struct io_stream *c = t->conns; c; c = c->next)
@@ -345,23 +350,10 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
     if (addr_parse(cfg->bind, 7946, &want) != 0)
         return tr_fail(err, errlen, HS_EADDR,
                        "bind: \"%s\" is not an ip:port address", cfg->bind);
-    want = addr_unmap(&want);
-    int ufd = -1, tfd = -1;
-    uint16_t port = 0;
-    int rc = bind_pair(&want, &ufd, &tfd, &port, err, errlen);
-    if (rc)
-        return rc;
-    /* Best-effort: Linux caps it at net.core.[rw]mem_max silently. */
-    int size = SOCK_BUF;
-    setsockopt(ufd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-    setsockopt(ufd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-
     struct transport *t = hs_calloc(1, sizeof *t);
-    if (t == NULL) {
-        close_fd(&ufd);
-        close_fd(&tfd);
+    if (t == NULL)
         return tr_fail(err, errlen, HS_ENOMEM, "out of memory");
-    }
+    want = addr_unmap(&want);
     t->loop = loop;
     t->log = log;
     t->mode = cfg->transport;
@@ -372,7 +364,6 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
                         : 32;
     t->linger = HS_MAX(t->tcp_timeout, 1000);
     t->bound = want;
-    t->bound.port = port;
     t->io = (struct io){t,
                         io_now,
                         io_wall,
@@ -383,13 +374,36 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
                         io_stream_write,
                         io_stream_close};
     /* Initialising these cannot fail on Unix; from here on the handles
-     * close asynchronously, and so does a failure. */
-    uv_udp_init(loop, &t->udp);
-    uv_tcp_init(loop, &t->listener);
+     * close asynchronously (transport_close). */
     uv_timer_init(loop, &t->wake);
     uv_timer_init(loop, &t->sweep);
-    t->udp.data = t->listener.data = t->wake.data = t->sweep.data = t;
-    t->handles = 4;
+    t->wake.data = t->sweep.data = t;
+    t->handles = 2;
+    *out = t;
+    return 0;
+}
+
+int transport_listen(struct transport *t, char *err, size_t errlen)
+{
+    if (t->closing || t->sockets)
+        return tr_fail(err, errlen, HS_ESTATE, "the transport is %s",
+                       t->closing ? "closing" : "bound already");
+    struct hs_addr want = t->bound;
+    int ufd = -1, tfd = -1;
+    uint16_t port = 0;
+    int rc = bind_pair(&want, &ufd, &tfd, &port, err, errlen);
+    if (rc)
+        return rc;
+    /* Best-effort: Linux caps it at net.core.[rw]mem_max silently. */
+    int size = SOCK_BUF;
+    setsockopt(ufd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    setsockopt(ufd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    t->bound.port = port;
+    uv_udp_init(t->loop, &t->udp);
+    uv_tcp_init(t->loop, &t->listener);
+    t->udp.data = t->listener.data = t;
+    t->handles += 2;
+    t->sockets = true;
 
     char ab[HS_ADDRSTRLEN];
     addr_format(&t->bound, ab, sizeof ab);
@@ -407,15 +421,14 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
     if (r != 0) {
         close_fd(&ufd);
         close_fd(&tfd);
-        close_all(t);
         return tr_fail(err, errlen, tr_err(r), "cannot listen on %s: %s", ab,
                        uv_strerror(r));
     }
     /* Maintenance alone must not keep the loop alive. */
     uv_unref((uv_handle_t *)&t->sweep);
-    HS_INFO(log, "transport bound: addr=%s mode=%s", ab,
+    t->listening = true;
+    HS_INFO(t->log, "transport bound: addr=%s mode=%s", ab,
             t->mode == TRANSPORT_TCP ? "tcp" : "udp");
-    *out = t;
     return 0;
 }
 

@@ -141,6 +141,8 @@ struct transport {
     uint32_t max_per_ip;
     uint64_t warned_per_ip; /* when the last per-address refusal was a
                              * WARN */
+    bool sockets;   /* udp and listener are initialised (transport_listen) */
+    bool listening; /* bound and listening: the io may send */
     bool closing;
     void (*close_cb)(void *ud);
     void *close_ud;
