@@ -162,7 +162,7 @@ docs: all
 
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)./scripts/local-cluster.sh 3
+	$(Q)exec ./scripts/local-cluster.sh 3
 
 # The same checks with AddressSanitizer and UndefinedBehaviorSanitizer.
 ASAN_DIR := build/asan

@@ -419,12 +419,31 @@ static int open_keyring(struct agent *a, struct keyring *kr, bool *loaded)
     return 0;
 }
 
+/* Once the gossip port is bound, before the node starts: the control
+ * endpoint and metrics take their ports, then the data dir is loaded.
+ * A port taken anywhere stops the agent before it touches the data dir
+ * (another agent may be running on it). */
+static int before_node_start(void *ud, char *err, size_t errlen)
+{
+    struct runner *r = ud;
+    int rc = control_start(&r->a, err, errlen);
+    if (rc == 0)
+        rc = metrics_start(&r->a, err, errlen);
+    if (rc == 0)
+        rc = open_data_dir(r, err, errlen);
+    return rc;
+}
+
 /* Bring the agent up in setup.h's order, with the agent's own steps
- * between: the keyring file, the scripts, the data dir (before the node
- * starts), then the control endpoint, metrics and the watchdog before
- * the joins. On failure print why and return 1 (2 for a script or a
- * keyring file; the caller still runs the loop to close what was
- * opened). */
+ * between. Everything that can be checked is checked before a port is
+ * taken: the keyring file is read, then (the node made, its transport
+ * not yet bound) the scripts are loaded, once, the data dir must be
+ * writable, and the keyring file is created when missing. Then the
+ * gossip port, the control endpoint and metrics, the data dir's
+ * contents, the node, the watchdog, the joins. On failure print one
+ * line ("hearsay: why") and return 1 (2 for a script, or a keyring file
+ * that cannot be read); the caller still runs the loop to close what was
+ * opened, silently. */
 static int start(struct runner *r)
 {
     struct agent *a = &r->a;
@@ -447,6 +466,23 @@ static int start(struct runner *r)
     }
     struct node *nd = a->setup.node;
     node_set_keyring_observer(nd, save_keyring, a);
+    if (a->cfg.scripts.n) {
+        /* The node exists and nothing is bound: a script's top level may
+         * set timers, which run once the node has started. */
+        if (lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, nd, &a->lua, err,
+                         sizeof err)) {
+            a->lua = NULL;
+            fprintf(stderr, "hearsay: %s\n", err);
+            return EXIT_USAGE;
+        }
+        struct hooks hooks = lua_host_hooks(a->lua);
+        node_set_hooks(nd, &hooks);
+    }
+    if (a->cfg.data_dir[0] &&
+        snapshot_check_dir(a->cfg.data_dir, err, sizeof err)) {
+        fprintf(stderr, "hearsay: %s\n", err);
+        return 1;
+    }
     if (!from_file && a->cfg.keyring_file[0] &&
         !keyring_empty(node_keyring(nd))) {
         /* Create the file from the configured key. */
@@ -456,26 +492,8 @@ static int start(struct runner *r)
         }
         HS_INFO(&a->log, "keyring file created: %s", a->cfg.keyring_file);
     }
-    if (a->cfg.scripts.n) {
-        if (lua_host_new(&a->cfg, &a->log, &agent_lua_ops, a, nd, &a->lua, err,
-                         sizeof err)) {
-            a->lua = NULL;
-            fprintf(stderr, "hearsay: %s\n", err);
-            return 2;
-        }
-        struct hooks hooks = lua_host_hooks(a->lua);
-        node_set_hooks(nd, &hooks);
-    }
-    if (agent_setup_start(&a->setup, &a->cfg, open_data_dir, r, err,
+    if (agent_setup_start(&a->setup, &a->cfg, before_node_start, r, err,
                           sizeof err)) {
-        fprintf(stderr, "hearsay: %s\n", err);
-        return 1;
-    }
-    if (control_start(a, err, sizeof err)) {
-        fprintf(stderr, "hearsay: %s\n", err);
-        return 1;
-    }
-    if (metrics_start(a, err, sizeof err)) {
         fprintf(stderr, "hearsay: %s\n", err);
         return 1;
     }
@@ -528,7 +546,10 @@ static int agent_main(int argc, char **argv)
     r.sigint.data = r.sigterm.data = r.sighup.data = &r;
     r.backstop.data = r.later.data = &r;
     if ((rc = start(&r)) != 0) {
-        r.exit_code = rc; /* 2: a script failed to load */
+        r.exit_code = rc; /* 2: a script, or the keyring file */
+        /* The fatal line was the last word: closing what never ran has
+         * nothing to say. */
+        a->log.level = HS_LOG_OFF;
         shutdown_agent(&r);
     }
     uv_run(&a->loop, UV_RUN_DEFAULT);

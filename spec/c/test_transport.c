@@ -87,6 +87,8 @@ static int peer_start_on(struct world *w, const char *name, int mode,
         cfg.tcp_timeout = tcp_timeout;
     cfg.transport = mode;
     int rc = transport_new(&w->loop, &cfg, &pe->log, &pe->t, err, sizeof err);
+    if (rc == 0 && (rc = transport_listen(pe->t, err, sizeof err)))
+        transport_close(pe->t, NULL, NULL);
     CHECK_EQ(rc, 0);
     if (rc) {
         fprintf(stderr, "    transport_new: %s\n", err);
@@ -539,6 +541,8 @@ static struct transport *open_bare(uv_loop_t *loop, const char *bind, int mode,
     snprintf(cfg.bind, sizeof cfg.bind, "%s", bind);
     cfg.transport = mode;
     *rc = transport_new(loop, &cfg, NULL, &t, err, errlen);
+    if (*rc == 0 && (*rc = transport_listen(t, err, errlen)))
+        transport_close(t, NULL, NULL); /* closes once the loop runs */
     config_free(&cfg);
     return *rc ? NULL : t;
 }

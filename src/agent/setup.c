@@ -30,7 +30,9 @@ int agent_setup_start(struct agent_setup *s, const struct config *cfg,
                       agent_setup_step before_start, void *ud, char *err,
                       size_t errlen)
 {
-    int rc = transport_advertise(s->tp, cfg, &s->adv, err, errlen);
+    int rc = transport_listen(s->tp, err, errlen);
+    if (rc == 0)
+        rc = transport_advertise(s->tp, cfg, &s->adv, err, errlen);
     if (rc)
         return rc;
     if (before_start && (rc = before_start(ud, err, errlen)))

@@ -4,10 +4,13 @@
  *
  * The order is the agent's:
  *
- *   agent_setup_open    bind the transport, make the node, attach them
+ *   agent_setup_open    make the transport (not bound yet) and the
+ *                       node, attach them
  *   (the caller)        hooks: the agent's lua_host, or the scripts an
- *                       in-process node loads in the calling Lua state
- *   agent_setup_start   find the address to advertise, start the node
+ *                       in-process node loads in the calling Lua state;
+ *                       whatever else it checks before taking a port
+ *   agent_setup_start   bind the transport, find the address to
+ *                       advertise, start the node
  *   (the caller)        what it serves beside the node
  *   agent_setup_join    the joins of the configuration
  *   agent_setup_close   close the node, then the transport
@@ -39,10 +42,11 @@ struct agent_setup {
     struct hs_addr adv;          /* the advertised address, once started */
 };
 
-/* Bind cfg's address on loop, make the node (with no hooks yet) and
- * attach it to the transport. `refuse`, when not NULL, refuses new joins
- * while it is true (an agent that is leaving). loop and log must outlive
- * the set-up. Returns 0, or an HS_E* code with the sentence in err: the
+/* Make a transport for cfg's address on loop, not bound yet (no port is
+ * taken: transport_new), make the node (with no hooks yet) and attach it
+ * to the transport. `refuse`, when not NULL, refuses new joins while it
+ * is true (an agent that is leaving). loop and log must outlive the
+ * set-up. Returns 0, or an HS_E* code with the sentence in err: the
  * transport's own (s->tp is NULL), or "cannot create the node: ...". */
 int agent_setup_open(struct agent_setup *s, const struct config *cfg,
                      uv_loop_t *loop, const struct hs_logger *log,
@@ -53,9 +57,10 @@ int agent_setup_open(struct agent_setup *s, const struct config *cfg,
  * sentence in err. */
 typedef int (*agent_setup_step)(void *ud, char *err, size_t errlen);
 
-/* Find the address to advertise (s->adv), run before_start when not
- * NULL, then start the node. Returns 0, or an HS_E* code with the
- * sentence in err. */
+/* Bind the transport (transport_listen), find the address to advertise
+ * (s->adv), run before_start when not NULL, then start the node. Returns
+ * 0, or an HS_E* code with the sentence in err ("cannot bind UDP ...:
+ * address already in use"). */
 int agent_setup_start(struct agent_setup *s, const struct config *cfg,
                       agent_setup_step before_start, void *ud, char *err,
                       size_t errlen);

@@ -657,12 +657,10 @@ static bool parse_name(const char *s, struct name *n, bool *tmp)
     return *tmp;
 }
 
-int snapshot_open(const char *dir, struct node *nd, struct config_list *rejoin,
-                  const struct hs_logger *log, struct snapshot_files *out,
-                  char *err, size_t errlen)
+/* DIR exists (made when missing) and is a directory we may write in. */
+static int usable_dir(const char *dir, char *err, size_t errlen)
 {
     struct stat st;
-    memset(out, 0, sizeof *out);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "data_dir %s: %s", dir, strerror(errno));
         return HS_EIO;
@@ -671,6 +669,40 @@ int snapshot_open(const char *dir, struct node *nd, struct config_list *rejoin,
         snprintf(err, errlen, "data_dir %s is not a writable directory", dir);
         return HS_EIO;
     }
+    return 0;
+}
+
+int snapshot_check_dir(const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX_];
+    int rc = usable_dir(dir, err, errlen);
+    if (rc)
+        return rc;
+    /* access() says yes to root, whatever the mode: write a file. */
+    if ((size_t)snprintf(path, sizeof path, "%s/hearsay.check-XXXXXX", dir) >=
+        sizeof path) {
+        snprintf(err, errlen, "data_dir %s: the path is too long", dir);
+        return HS_EINVAL;
+    }
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        snprintf(err, errlen, "data_dir %s is not a writable directory: %s",
+                 dir, strerror(errno));
+        return HS_EIO;
+    }
+    close(fd);
+    unlink(path);
+    return 0;
+}
+
+int snapshot_open(const char *dir, struct node *nd, struct config_list *rejoin,
+                  const struct hs_logger *log, struct snapshot_files *out,
+                  char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    int urc = usable_dir(dir, err, errlen);
+    if (urc)
+        return urc;
     struct loader ld = {dir, nd,  node_metadata(nd), rejoin,
                         log, out, time(NULL)};
     /* The files of ours, in generation order; leftovers of a save that

@@ -104,6 +104,12 @@ struct snapshot_files {
     uint64_t entries, records; /* applied from segments, from logs */
 };
 
+/* Check, before anything is loaded, that DIR can be the data dir: it is
+ * created (0700) when missing, and must be a directory in which a file
+ * can be written (one is made and removed again). Returns 0, or an error
+ * with a sentence in err ("data_dir DIR is not a writable directory"). */
+int snapshot_check_dir(const char *dir, char *err, size_t errlen);
+
 /* Load DIR into the node's (empty) store: the legacy snapshot, then the
  * segments, then the logs; the members it lists (as name/ip:port) are
  * added to `rejoin`. DIR is created (0700) when missing. Returns 0 (bad

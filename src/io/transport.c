@@ -184,6 +184,8 @@ static int io_send_packet(void *ctx, const struct hs_addr *to, const void *p,
     struct transport *t = ctx;
     if (t->closing)
         return HS_ECLOSED;
+    if (!t->listening)
+        return HS_ESTATE;
     if (n == 0)
         return HS_EINVAL;
     if (t->mode == TRANSPORT_TCP)
@@ -198,6 +200,8 @@ static int io_stream_open(void *ctx, const struct hs_addr *to, void *owner,
     int rc;
     if (t->closing)
         return HS_ECLOSED;
+    if (!t->listening)
+        return HS_ESTATE;
     struct io_stream *c = conn_dial(t, to, CONN_STREAM, &rc);
     if (c == NULL)
         return rc;
@@ -329,9 +333,10 @@ static void close_all(struct transport *t)
 {
     t->closing = true;
     t->nd = NULL;
-    uv_handle_t *own[] = {(uv_handle_t *)&t->udp, (uv_handle_t *)&t->listener,
-                          (uv_handle_t *)&t->wake, (uv_handle_t *)&t->sweep};
-    for (size_t i = 0; i < HS_ARRAY_LEN(own); i++)
+    uv_handle_t *own[] = {(uv_handle_t *)&t->wake, (uv_handle_t *)&t->sweep,
+                          (uv_handle_t *)&t->udp, (uv_handle_t *)&t->listener};
+    size_t n = t->sockets ? HS_ARRAY_LEN(own) : 2;
+    for (size_t i = 0; i < n; i++)
         if (!uv_is_closing(own[i]))
             uv_close(own[i], handle_closed);
     for (struct io_stream *c = t->conns; c; c = c->next)
@@ -346,28 +351,10 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
     if (addr_parse(cfg->bind, 7946, &want) != 0)
         return tr_fail(err, errlen, HS_EADDR,
                        "bind: \"%s\" is not an ip:port address", cfg->bind);
-    want = addr_unmap(&want);
-    int ufd = -1, tfd = -1;
-    uint16_t port = 0;
-    int rc = bind_pair(&want, &ufd, &tfd, &port, err, errlen);
-    if (rc)
-        return rc;
-    /* Best-effort: Linux caps it at net.core.[rw]mem_max silently. The
-     * receive buffer is where packets wait for the loop: memberlist's
-     * handoff queue, handoff_queue_depth packets of the largest size. */
-    int size = SOCK_BUF;
-    uint64_t depth = (uint64_t)cfg->handoff_queue_depth *
-                     (uint64_t)HS_MAX(cfg->udp_buffer_size, 1);
-    int rcv = (int)HS_MIN(depth ? depth : SOCK_BUF, (uint64_t)INT_MAX / 2);
-    setsockopt(ufd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
-    setsockopt(ufd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-
     struct transport *t = hs_calloc(1, sizeof *t);
-    if (t == NULL) {
-        close_fd(&ufd);
-        close_fd(&tfd);
+    if (t == NULL)
         return tr_fail(err, errlen, HS_ENOMEM, "out of memory");
-    }
+    want = addr_unmap(&want);
     t->loop = loop;
     t->log = log;
     t->mode = cfg->transport;
@@ -377,8 +364,12 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
                         ? (uint32_t)cfg->max_inbound_streams_per_ip
                         : 32;
     t->linger = HS_MAX(t->tcp_timeout, 1000);
+    /* The receive buffer is where packets wait for the loop: memberlist's
+     * handoff queue, handoff_queue_depth packets of the largest size. */
+    uint64_t depth = (uint64_t)cfg->handoff_queue_depth *
+                     (uint64_t)HS_MAX(cfg->udp_buffer_size, 1);
+    t->rcvbuf = (int)HS_MIN(depth ? depth : SOCK_BUF, (uint64_t)INT_MAX / 2);
     t->bound = want;
-    t->bound.port = port;
     t->io = (struct io){t,
                         io_now,
                         io_wall,
@@ -389,13 +380,36 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
                         io_stream_write,
                         io_stream_close};
     /* Initialising these cannot fail on Unix; from here on the handles
-     * close asynchronously, and so does a failure. */
-    uv_udp_init(loop, &t->udp);
-    uv_tcp_init(loop, &t->listener);
+     * close asynchronously (transport_close). */
     uv_timer_init(loop, &t->wake);
     uv_timer_init(loop, &t->sweep);
-    t->udp.data = t->listener.data = t->wake.data = t->sweep.data = t;
-    t->handles = 4;
+    t->wake.data = t->sweep.data = t;
+    t->handles = 2;
+    *out = t;
+    return 0;
+}
+
+int transport_listen(struct transport *t, char *err, size_t errlen)
+{
+    if (t->closing || t->sockets)
+        return tr_fail(err, errlen, HS_ESTATE, "the transport is %s",
+                       t->closing ? "closing" : "bound already");
+    struct hs_addr want = t->bound;
+    int ufd = -1, tfd = -1;
+    uint16_t port = 0;
+    int rc = bind_pair(&want, &ufd, &tfd, &port, err, errlen);
+    if (rc)
+        return rc;
+    /* Best-effort: Linux caps it at net.core.[rw]mem_max silently. */
+    int size = SOCK_BUF;
+    setsockopt(ufd, SOL_SOCKET, SO_RCVBUF, &t->rcvbuf, sizeof t->rcvbuf);
+    setsockopt(ufd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    t->bound.port = port;
+    uv_udp_init(t->loop, &t->udp);
+    uv_tcp_init(t->loop, &t->listener);
+    t->udp.data = t->listener.data = t;
+    t->handles += 2;
+    t->sockets = true;
 
     char ab[HS_ADDRSTRLEN];
     addr_format(&t->bound, ab, sizeof ab);
@@ -413,20 +427,19 @@ int transport_new(uv_loop_t *loop, const struct config *cfg,
     if (r != 0) {
         close_fd(&ufd);
         close_fd(&tfd);
-        close_all(t);
         return tr_fail(err, errlen, tr_err(r), "cannot listen on %s: %s", ab,
                        uv_strerror(r));
     }
     /* Maintenance alone must not keep the loop alive. */
     uv_unref((uv_handle_t *)&t->sweep);
+    t->listening = true;
     /* What the kernel granted for handoff_queue_depth (Linux doubles the
      * value asked for, and caps it at net.core.rmem_max first). */
     int granted = 0;
     if (uv_recv_buffer_size((uv_handle_t *)&t->udp, &granted) != 0)
         granted = 0;
-    HS_INFO(log, "transport bound: addr=%s mode=%s udp_receive_buffer=%d", ab,
-            t->mode == TRANSPORT_TCP ? "tcp" : "udp", granted);
-    *out = t;
+    HS_INFO(t->log, "transport bound: addr=%s mode=%s udp_receive_buffer=%d",
+            ab, t->mode == TRANSPORT_TCP ? "tcp" : "udp", granted);
     return 0;
 }
 

@@ -18,12 +18,20 @@ struct transport;
  * not bring in <uv.h>, and a user that calls libuv includes it itself. */
 struct uv_loop_s;
 
-/* Bind the UDP socket and TCP listener to cfg->bind (port 0 picks a free
- * port, the same for both). Returns 0 or an HS_E* code with a sentence in
- * err. The loop and log are borrowed. */
+/* Make a transport for cfg->bind (an ip:port; port 0 picks a free port),
+ * not bound yet: its io keeps time and timers, but sends and dials fail
+ * (HS_ESTATE) until transport_listen, so a node, and the scripts that
+ * use it, can be made before any port is taken. Returns 0 or an HS_E*
+ * code with a sentence in err. The loop and log are borrowed; once made,
+ * the transport goes with transport_close, bound or not. */
 int transport_new(struct uv_loop_s *loop, const struct config *cfg,
                   const struct hs_logger *log, struct transport **out,
                   char *err, size_t errlen);
+/* Bind the UDP socket and TCP listener to the address (the same port for
+ * both) and start listening. Returns 0 or an HS_E* code with a sentence
+ * in err ("cannot bind UDP 127.0.0.1:7946: address already in use"); on
+ * failure the transport stays unbound, for transport_close. */
+int transport_listen(struct transport *t, char *err, size_t errlen);
 /* The io for node_new; valid until transport_close. An accepted TCP
  * connection reaches node_io_stream_accepted at its first byte: a first
  * byte of 0xE7 marks a packet connection of transport "tcp" (accepted in
@@ -33,7 +41,7 @@ int transport_new(struct uv_loop_s *loop, const struct config *cfg,
 const struct io *transport_io(struct transport *t);
 /* The node to call back (set once, after node_new). */
 void transport_attach(struct transport *t, struct node *nd);
-/* The bound address (with the real port). */
+/* The bound address (with the real port, once listening). */
 struct hs_addr transport_bound(const struct transport *t);
 /* The address to advertise: cfg->advertise if set (host names resolved
  * synchronously at start-up), else the bound address, else when bound to

@@ -139,8 +139,11 @@ struct transport {
     struct ipcount *ips;
     size_t nips, capips;
     uint32_t max_per_ip;
+    int rcvbuf;             /* SO_RCVBUF asked for (handoff_queue_depth) */
     uint64_t warned_per_ip; /* when the last per-address refusal was a
                              * WARN */
+    bool sockets;   /* udp and listener are initialised (transport_listen) */
+    bool listening; /* bound and listening: the io may send */
     bool closing;
     void (*close_cb)(void *ud);
     void *close_ud;

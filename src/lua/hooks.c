@@ -612,10 +612,17 @@ int lnode_load_script(struct lnode *ln, lua_State *L, const char *path,
     uint64_t budget = HS_MIN(ln->budget, UINT64_MAX / LOAD_BUDGET_TIMES);
     int status = lnode_run_top(ln, L, budget * LOAD_BUDGET_TIMES, &stopped);
     if (status != LUA_OK) {
-        /* the first line: "file:line: message" */
+        /* the first line: "file:line: message"; a message without the
+         * file's name (the budget's, error("x", 0)) gets it in front.
+         * Lua shortens a long name to "...tail". */
         const char *msg = lua_tostring(L, -1);
-        size_t n = msg ? strcspn(msg, "\n") : 0;
-        snprintf(err, errlen, "%.*s%s", (int)n, msg ? msg : "",
+        if (msg == NULL)
+            msg = "";
+        size_t n = strcspn(msg, "\n"), plen = strlen(path);
+        bool named = (!strncmp(msg, path, plen) && msg[plen] == ':') ||
+                     !strncmp(msg, "...", 3);
+        snprintf(err, errlen, "%s%s%.*s%s", named ? "" : path,
+                 named ? "" : ": ", (int)n, msg,
                  stopped ? " (the script's top level never ended)" : "");
         lua_pop(L, 1);
         return HS_EINVAL;
