@@ -87,10 +87,17 @@ describe("a config file", function()
     local out, status = load(huge .. "table.sort(u)")
     assert.are.equal(2, status, out)
     assert.matches("array too big", out)
-    out, status = load("local t = {}\nfor i = 1, 1000000 do t[i] = -i end\n"
-      .. "table.sort(t)")
+    -- (on a machine too busy to fill them within the 1 s deadline, the
+    -- fill itself is stopped by the deadline: try again, three times)
+    for _ = 1, 3 do
+      out, status = load("local t = {}\nfor i = 1, 1000000 do t[i] = -i end\n"
+        .. "table.sort(t)")
+      if not out:find("c.lua:2: configuration file runs too long (more "
+                      .. "than 1000 ms)", 1, true) then break end
+    end
     assert.are.equal(2, status, out)
-    assert.matches("c%.lua:3: configuration file runs too long", out)
+    assert.matches("c%.lua:3: configuration file runs too long %(more "
+      .. "than %d+ instructions%)", out)
   end)
 
   it("stops within a second when each instruction is slow", function()
