@@ -311,14 +311,14 @@ describe("hearsay's command line against agents #net", function()
 
   it("drops the lines of a monitor that does not read, and says how many",
      function()
-    -- an agent whose script logs 2000 debug lines at once, five times a
-    -- second: more at once than the 512 lines kept, and more than a
-    -- socket holds, however fast the machine
+    -- an agent whose script logs 1000 debug lines at once, twice a
+    -- second: more at once than the 512 lines kept, however fast the
+    -- machine and whatever the sockets hold
     local script = os.tmpname()
     agent.write_file(script, [[
       local hearsay = require "hearsay"
-      hearsay.every(200, function()
-        for i = 1, 2000 do hearsay.log("debug", "noise", i, ("x"):rep(800)) end
+      hearsay.every(500, function()
+        for i = 1, 1000 do hearsay.log("debug", "noise", i, ("x"):rep(200)) end
       end)
       return {}
     ]])
