@@ -336,15 +336,25 @@ static int null_input(lua_State *L)
 }
 
 /* The sandbox's io: regular files only, input from /dev/null. */
+static const char DEVNULL_KEY[] = "hearsay.sandbox.devnull";
+
 static void push_io(lua_State *L)
 {
     push_lib_part(L, "io", io_ok);
-    if (open_regular(L, "/dev/null", "r")) {
-        lua_pop(L, 1); /* none: a closed file, which read refuses */
-        luaL_Stream *p = lua_newuserdatauv(L, sizeof *p, 0);
-        p->f = NULL;
-        p->closef = NULL;
-        luaL_setmetatable(L, LUA_FILEHANDLE);
+    /* One /dev/null per state, whatever the number of sandboxes (a
+     * simulation of thousands of nodes would hold a descriptor each):
+     * scripts reach it only through read and lines, never to close it. */
+    if (lua_getfield(L, LUA_REGISTRYINDEX, DEVNULL_KEY) != LUA_TUSERDATA) {
+        lua_pop(L, 1);
+        if (open_regular(L, "/dev/null", "r")) {
+            lua_pop(L, 1); /* none: a closed file, which read refuses */
+            luaL_Stream *p = lua_newuserdatauv(L, sizeof *p, 0);
+            p->f = NULL;
+            p->closef = NULL;
+            luaL_setmetatable(L, LUA_FILEHANDLE);
+        }
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, DEVNULL_KEY);
     }
     int in = lua_gettop(L);
     lua_pushvalue(L, in);
