@@ -291,3 +291,43 @@ cJSON *cli_request(const char *cmd)
         cJSON_AddStringToObject(r, "cmd", cmd);
     return r;
 }
+
+int ask_stream(struct ask *q, cJSON *req, bool json,
+               void (*print)(const cJSON *ev))
+{
+    struct link l = LINK_INIT;
+    cJSON *ans = NULL;
+    uint64_t deadline = cli_now_ms() + (uint64_t)q->timeout_ms;
+    int rc = ask_open(q, req, deadline, &l);
+    if (rc == ASK_OK)
+        rc = ask_answer(q, &l, deadline, &ans, NULL);
+    cJSON_Delete(ans);
+    while (rc == ASK_OK) {
+        char *line;
+        size_t n;
+        /* lines come when they come: no deadline */
+        rc = link_line(q, &l, UINT64_MAX, &line, &n);
+        if (rc)
+            break;
+        if (line == NULL) {
+            link_close(&l);
+            fprintf(stderr, "Agent closed the connection\n");
+            return ASK_OK;
+        }
+        cJSON *ev = cJSON_ParseWithLength(line, n);
+        const cJSON *ok = cJSON_GetObjectItemCaseSensitive(ev, "ok");
+        if (cJSON_IsFalse(ok)) { /* the agent ended the stream */
+            ask_fail(q, cli_str_field(ev, "error"));
+            rc = ASK_REFUSED;
+        } else if (ev && json) { /* a stream: one line each */
+            fwrite(line, 1, n, stdout);
+            putchar('\n');
+        } else if (ev) {
+            print(ev);
+        }
+        cJSON_Delete(ev);
+        fflush(stdout);
+    }
+    link_close(&l);
+    return rc;
+}

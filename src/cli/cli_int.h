@@ -73,6 +73,12 @@ int ask_answer(struct ask *q, struct link *l, uint64_t deadline, cJSON **answer,
 /* Send `req` (a JSON object) and return the answer when it says ok. An
  * {"ok":false} answer becomes "Error: <its sentence>". */
 int ask(struct ask *q, cJSON *req, cJSON **answer);
+/* Send `req` (freed here) and follow the stream of lines it starts:
+ * each as it came in (json) or through print. An {"ok":false} line ends
+ * it as ASK_REFUSED with "Error: <its sentence>". Returns ASK_OK once
+ * the agent closed the connection (said on stderr), else the error. */
+int ask_stream(struct ask *q, cJSON *req, bool json,
+               void (*print)(const cJSON *ev));
 /* {"cmd":cmd} */
 cJSON *cli_request(const char *cmd);
 

@@ -323,43 +323,10 @@ static void print_event(const cJSON *ev)
 
 static int kv_watch(struct opts *o, char **args)
 {
-    struct link l = LINK_INIT;
-    cJSON *ans = NULL;
-    uint64_t deadline = cli_now_ms() + (uint64_t)o->q.timeout_ms;
-    int rc = ask_open(&o->q,
-                      kv_request("kv_watch", "prefix", args[0] ? args[0] : ""),
-                      deadline, &l);
-    if (rc == ASK_OK)
-        rc = ask_answer(&o->q, &l, deadline, &ans, NULL);
-    cJSON_Delete(ans);
-    while (rc == ASK_OK) {
-        char *line;
-        size_t n;
-        /* events come when they come: no deadline */
-        rc = link_line(&o->q, &l, UINT64_MAX, &line, &n);
-        if (rc)
-            break;
-        if (line == NULL) {
-            link_close(&l);
-            fprintf(stderr, "Agent closed the connection\n");
-            return 0;
-        }
-        cJSON *ev = cJSON_ParseWithLength(line, n);
-        const cJSON *ok = cJSON_GetObjectItemCaseSensitive(ev, "ok");
-        if (cJSON_IsFalse(ok)) { /* dropped, for not reading fast enough */
-            ask_fail(&o->q, cli_str_field(ev, "error"));
-            rc = ASK_REFUSED;
-        } else if (ev && o->json) { /* a stream: one line each */
-            fwrite(line, 1, n, stdout);
-            putchar('\n');
-        } else if (ev) {
-            print_event(ev);
-        }
-        cJSON_Delete(ev);
-        fflush(stdout);
-    }
-    link_close(&l);
-    return kv_fail(o, rc);
+    int rc = ask_stream(
+        &o->q, kv_request("kv_watch", "prefix", args[0] ? args[0] : ""),
+        o->json, print_event);
+    return rc == ASK_OK ? 0 : kv_fail(o, rc);
 }
 
 static const struct {

@@ -23,42 +23,11 @@ int run_monitor(struct opts *o, int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    struct link l = LINK_INIT;
-    cJSON *req = cli_request("monitor"), *ans = NULL;
+    cJSON *req = cli_request("monitor");
     if (req && o->log_level)
         cJSON_AddStringToObject(req, "log_level", o->log_level);
-    uint64_t deadline = cli_now_ms() + (uint64_t)o->q.timeout_ms;
-    int rc = ask_open(&o->q, req, deadline, &l);
-    if (rc == ASK_OK)
-        rc = ask_answer(&o->q, &l, deadline, &ans, NULL);
-    cJSON_Delete(ans);
-    while (rc == ASK_OK) {
-        char *line;
-        size_t n;
-        /* lines come when they are logged: no deadline */
-        rc = link_line(&o->q, &l, UINT64_MAX, &line, &n);
-        if (rc)
-            break;
-        if (line == NULL) {
-            link_close(&l);
-            fprintf(stderr, "Agent closed the connection\n");
-            return 0;
-        }
-        cJSON *ev = cJSON_ParseWithLength(line, n);
-        const cJSON *ok = cJSON_GetObjectItemCaseSensitive(ev, "ok");
-        if (cJSON_IsFalse(ok)) { /* the agent stopped the monitor */
-            ask_fail(&o->q, cli_str_field(ev, "error"));
-            rc = ASK_REFUSED;
-        } else if (ev && o->json) { /* a stream: one line each */
-            fwrite(line, 1, n, stdout);
-            putchar('\n');
-        } else if (ev) {
-            print_log_line(ev);
-        }
-        cJSON_Delete(ev);
-        fflush(stdout);
-    }
-    link_close(&l);
+    if (ask_stream(&o->q, req, o->json, print_log_line) == ASK_OK)
+        return 0;
     return cli_fail(o, o->q.err);
 }
 
