@@ -374,14 +374,17 @@ static void push_io(lua_State *L)
 static const char *const std_names[] = {"string",    "table", "math", "utf8",
                                         "coroutine", "os",    "io",   NULL};
 
+/* What a script takes from the state as it is: the node API and cjson.
+ * hearsay's other modules (the simulation, the test helper, the C
+ * module) are the test's tools, not a script's: in a state shared with a
+ * test they would hand a script the test's own tables. */
 static bool state_module(const char *name)
 {
-    return !strcmp(name, "hearsay") || !strncmp(name, "hearsay.", 8) ||
-           !strcmp(name, "cjson");
+    return !strcmp(name, "hearsay") || !strcmp(name, "cjson");
 }
 
-/* require(name): the sandbox's libraries; hearsay's modules and cjson
- * from the state; else a Lua source file found on the scripts'
+/* require(name): the sandbox's libraries; hearsay and cjson from the
+ * state; else a Lua source file found on the scripts'
  * directories, then package.path, loaded once per sandbox, with globals
  * of its own reading through to the sandbox (as a script's). Upvalues:
  * the sandbox, the modules it loaded, the directories' search path. */
