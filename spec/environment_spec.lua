@@ -33,7 +33,7 @@ local function check(report)
     "\nrequire.package=module 'package' not found\n",
     "\nrequire.lpeg_like_c_module=module 'lfs' not found\n",
     "\nrequire.cjson=function\n",
-    "\nrequire.hearsay_sim=module 'hearsay.core' not found\n",
+    "\nrequire.hearsay_sim=not found\n",
     "\nrequire.again=true\n",
     "\nmodule=execute:nil debug:nil load:nil package:nil "
       .. "require:function\n",
